@@ -1,0 +1,293 @@
+//! The kernel command line, parsed into typed options.
+//!
+//! The line is `key=value` words separated by spaces. Anything the kernel
+//! does not understand is an error that names the offending key: a guest
+//! that silently ignores a typo would run a different experiment than the
+//! one its user asked for.
+
+use core::fmt;
+
+/// What the kernel does after boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode<'a> {
+    /// Print the boot summary and power off.
+    Summary,
+    /// Run the in-kernel tests: all non-isolated ones, or the one named.
+    Test(TestSelection<'a>),
+    /// Run a benchmark and print `BENCH` lines.
+    Bench(Bench),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestSelection<'a> {
+    All,
+    Named(&'a str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bench {
+    /// Boot-time figures: entry → `kernel_main`, memory in use at idle.
+    Boot,
+}
+
+/// What the guest's clock counts, for the `clock` field of BENCH lines:
+/// the harness sets `bench.clock=virtual` when QEMU runs with `-icount`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchClock {
+    Wall,
+    Virtual,
+}
+
+impl BenchClock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenchClock::Wall => "wall",
+            BenchClock::Virtual => "virtual",
+        }
+    }
+}
+
+/// Log verbosity, mirrored onto the `log` crate's filter by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Every option the kernel understands, with its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options<'a> {
+    pub mode: Mode<'a>,
+    pub log_level: LogLevel,
+    /// Periodic timer frequency.
+    pub timer_hz: u32,
+    pub bench_clock: BenchClock,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { mode: Mode::Summary, log_level: LogLevel::Info, timer_hz: 100, bench_clock: BenchClock::Wall }
+    }
+}
+
+/// The keys `parse` accepts, in the order the error message lists them.
+pub const KNOWN_KEYS: &[&str] = &["test", "bench", "bench.clock", "log", "timer.hz"];
+
+pub const TIMER_HZ_MAX: u32 = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error<'a> {
+    UnknownKey { key: &'a str },
+    MissingValue { key: &'a str },
+    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    Duplicate { key: &'a str },
+    /// `test=` and `bench=` both choose what the kernel runs.
+    ConflictingModes,
+}
+
+impl Error<'_> {
+    /// The key the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match *self {
+            Error::UnknownKey { key }
+            | Error::MissingValue { key }
+            | Error::BadValue { key, .. }
+            | Error::Duplicate { key } => Some(key),
+            Error::ConflictingModes => None,
+        }
+    }
+}
+
+impl fmt::Display for Error<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownKey { key } => {
+                write!(f, "unknown option `{key}` (known options:")?;
+                for known in KNOWN_KEYS {
+                    write!(f, " {known}")?;
+                }
+                write!(f, ")")
+            }
+            Error::MissingValue { key } => write!(f, "option `{key}` needs a value: write `{key}=VALUE`"),
+            Error::BadValue { key, value, expected } => {
+                write!(f, "option `{key}`: bad value `{value}` (expected {expected})")
+            }
+            Error::Duplicate { key } => write!(f, "option `{key}` is given twice"),
+            Error::ConflictingModes => write!(f, "options `test` and `bench` cannot be combined"),
+        }
+    }
+}
+
+/// Parses a whole command line. Empty input gives the defaults.
+pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
+    let mut options = Options::default();
+    let mut seen = [false; KNOWN_KEYS.len()];
+    for word in line.split_ascii_whitespace() {
+        let (key, value) = match word.split_once('=') {
+            Some(kv) => kv,
+            None if KNOWN_KEYS.contains(&word) => return Err(Error::MissingValue { key: word }),
+            None => return Err(Error::UnknownKey { key: word }),
+        };
+        let index = KNOWN_KEYS.iter().position(|k| *k == key).ok_or(Error::UnknownKey { key })?;
+        if core::mem::replace(&mut seen[index], true) {
+            return Err(Error::Duplicate { key });
+        }
+        if value.is_empty() {
+            return Err(Error::MissingValue { key });
+        }
+        match key {
+            "test" => {
+                set_mode(&mut options, Mode::Test(parse_test(key, value)?))?;
+            }
+            "bench" => {
+                let bench = match value {
+                    "boot" => Bench::Boot,
+                    _ => return Err(Error::BadValue { key, value, expected: "`boot`" }),
+                };
+                set_mode(&mut options, Mode::Bench(bench))?;
+            }
+            "bench.clock" => {
+                options.bench_clock = match value {
+                    "wall" => BenchClock::Wall,
+                    "virtual" => BenchClock::Virtual,
+                    _ => return Err(Error::BadValue { key, value, expected: "`wall` or `virtual`" }),
+                }
+            }
+            "log" => options.log_level = parse_log_level(key, value)?,
+            "timer.hz" => options.timer_hz = parse_timer_hz(key, value)?,
+            _ => unreachable_key(key)?,
+        }
+    }
+    Ok(options)
+}
+
+fn set_mode<'a>(options: &mut Options<'a>, mode: Mode<'a>) -> Result<(), Error<'a>> {
+    if options.mode != Mode::Summary {
+        return Err(Error::ConflictingModes);
+    }
+    options.mode = mode;
+    Ok(())
+}
+
+// KNOWN_KEYS and the match in `parse` must list the same keys; a key in one
+// but not the other is reported rather than panicking.
+fn unreachable_key(key: &str) -> Result<(), Error<'_>> {
+    Err(Error::UnknownKey { key })
+}
+
+fn parse_test<'a>(key: &'a str, value: &'a str) -> Result<TestSelection<'a>, Error<'a>> {
+    if value == "all" {
+        return Ok(TestSelection::All);
+    }
+    let valid = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(Error::BadValue { key, value, expected: "`all` or a test name of [a-z0-9_]" });
+    }
+    Ok(TestSelection::Named(value))
+}
+
+fn parse_log_level<'a>(key: &'a str, value: &'a str) -> Result<LogLevel, Error<'a>> {
+    Ok(match value {
+        "error" => LogLevel::Error,
+        "warn" => LogLevel::Warn,
+        "info" => LogLevel::Info,
+        "debug" => LogLevel::Debug,
+        "trace" => LogLevel::Trace,
+        _ => return Err(Error::BadValue { key, value, expected: "one of error, warn, info, debug, trace" }),
+    })
+}
+
+fn parse_timer_hz<'a>(key: &'a str, value: &'a str) -> Result<u32, Error<'a>> {
+    const EXPECTED: &str = "an integer from 1 to 10000";
+    match value.parse::<u32>() {
+        Ok(hz) if (1..=TIMER_HZ_MAX).contains(&hz) => Ok(hz),
+        _ => Err(Error::BadValue { key, value, expected: EXPECTED }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn empty_line_gives_defaults() {
+        assert_eq!(parse(""), Ok(Options::default()));
+        assert_eq!(parse("   \t "), Ok(Options::default()));
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let o = parse("test=all log=debug timer.hz=250 bench.clock=virtual").unwrap();
+        assert_eq!(o.bench_clock, BenchClock::Virtual);
+        assert_eq!(o.mode, Mode::Test(TestSelection::All));
+        assert_eq!(o.log_level, LogLevel::Debug);
+        assert_eq!(o.timer_hz, 250);
+        assert_eq!(parse("test=heap_alloc").unwrap().mode, Mode::Test(TestSelection::Named("heap_alloc")));
+        assert_eq!(parse("bench=boot").unwrap().mode, Mode::Bench(Bench::Boot));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("log=info bad.key=1").unwrap_err();
+        assert_eq!(err, Error::UnknownKey { key: "bad.key" });
+        let text = err.to_string();
+        assert!(text.contains("`bad.key`"), "{text}");
+        assert!(text.contains("timer.hz"), "message lists the known keys: {text}");
+    }
+
+    #[test]
+    fn bare_word_is_unknown_or_missing_value() {
+        assert_eq!(parse("quiet"), Err(Error::UnknownKey { key: "quiet" }));
+        assert_eq!(parse("log"), Err(Error::MissingValue { key: "log" }));
+        assert_eq!(parse("log="), Err(Error::MissingValue { key: "log" }));
+    }
+
+    #[test]
+    fn malformed_values_name_key_and_value() {
+        for (line, key, value) in [
+            ("timer.hz=abc", "timer.hz", "abc"),
+            ("timer.hz=0", "timer.hz", "0"),
+            ("timer.hz=10001", "timer.hz", "10001"),
+            ("timer.hz=-5", "timer.hz", "-5"),
+            ("timer.hz=99999999999999999999", "timer.hz", "99999999999999999999"),
+            ("log=loud", "log", "loud"),
+            ("bench=everything", "bench", "everything"),
+            ("test=Heap", "test", "Heap"),
+            ("test=a/b", "test", "a/b"),
+        ] {
+            match parse(line) {
+                Err(Error::BadValue { key: k, value: v, .. }) => {
+                    assert_eq!((k, v), (key, value), "{line}");
+                }
+                other => panic!("{line}: expected BadValue, got {other:?}"),
+            }
+        }
+        assert_eq!(parse("timer.hz=10000").unwrap().timer_hz, 10_000);
+        assert_eq!(parse("timer.hz=1").unwrap().timer_hz, 1);
+    }
+
+    #[test]
+    fn duplicates_and_conflicts_are_rejected() {
+        assert_eq!(parse("log=info log=warn"), Err(Error::Duplicate { key: "log" }));
+        assert_eq!(parse("test=all bench=boot"), Err(Error::ConflictingModes));
+        assert_eq!(Error::ConflictingModes.key(), None);
+        assert_eq!(Error::Duplicate { key: "log" }.key(), Some("log"));
+    }
+
+    #[test]
+    fn every_known_key_is_handled() {
+        // A key listed in KNOWN_KEYS but missing from `parse` would come back
+        // as UnknownKey; a bad value proves the key reached its own parser.
+        for key in KNOWN_KEYS {
+            let line = std::format!("{key}=%");
+            match parse(&line) {
+                Err(Error::BadValue { key: k, .. }) => assert_eq!(k, *key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
+}

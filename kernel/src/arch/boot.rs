@@ -1,0 +1,161 @@
+//! PVH entry: the ELF note that points loaders at `pvh_start32`, and the
+//! 32-bit stub that builds identity-mapped page tables, enters long mode
+//! with SSE enabled, and calls `kernel_main` on the boot stack.
+//!
+//! Entry state (Xen `docs/misc/pvh.pandoc`): 32-bit protected mode, flat
+//! segments, paging off, interrupts off, `%ebx` = physical address of
+//! `hvm_start_info`.
+
+core::arch::global_asm!(
+    r#"
+    .section .note.Xen, "a"
+    .p2align 2
+    .long 4                     /* namesz: "Xen\0" */
+    .long 8                     /* descsz: 8-byte address in an ELF64 */
+    .long 18                    /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .p2align 2
+    .quad pvh_start32
+    .p2align 2
+
+    .section .text.boot, "ax"
+    .code32
+    .global pvh_start32
+pvh_start32:
+    cli
+    cld
+    /* First thing: the TSC at entry, the zero of the boot timeline. */
+    rdtsc
+    movl %eax, boot_entry_tsc
+    movl %edx, boot_entry_tsc + 4
+
+    /* Zero .bss (loaders do, but the stub does not rely on it). %ebx is kept. */
+    movl $__bss_start, %edi
+    movl $__bss_end, %ecx
+    subl %edi, %ecx
+    xorl %eax, %eax
+    rep stosb
+
+    /* PML4[0] -> PDPT; PDPT[0..4] -> 4 page directories of 2 MiB pages:
+       the first 4 GiB identity mapped, including the local APIC. */
+    movl $boot_pdpt, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pml4
+    xorl %ecx, %ecx
+.Lfill_pdpt:
+    movl %ecx, %eax
+    shll $12, %eax
+    addl $boot_pd, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pdpt(,%ecx,8)
+    incl %ecx
+    cmpl $4, %ecx
+    jb .Lfill_pdpt
+
+    xorl %ecx, %ecx
+.Lfill_pd:
+    movl %ecx, %eax
+    shll $21, %eax
+    orl $0x83, %eax             /* present, writable, 2 MiB */
+    movl %eax, boot_pd(,%ecx,8)
+    movl %ecx, %eax
+    shrl $11, %eax              /* bits 32.. of the frame address */
+    movl %eax, boot_pd + 4(,%ecx,8)
+    incl %ecx
+    cmpl $2048, %ecx
+    jb .Lfill_pd
+
+    /* CR4: PAE | OSFXSR | OSXMMEXCPT (SSE usable, since core uses it). */
+    movl %cr4, %eax
+    orl $((1 << 5) | (1 << 9) | (1 << 10)), %eax
+    movl %eax, %cr4
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    /* EFER.LME */
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $(1 << 8), %eax
+    wrmsr
+    /* CR0: PG | MP | PE, clear EM and TS so SSE does not trap. */
+    movl %cr0, %eax
+    andl $~((1 << 2) | (1 << 3)), %eax
+    orl $((1 << 31) | (1 << 1) | 1), %eax
+    movl %eax, %cr0
+
+    lgdt boot_gdt_ptr
+    ljmp $0x08, $.Llong_mode
+
+    .code64
+.Llong_mode:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorl %eax, %eax
+    movw %ax, %fs
+    movw %ax, %gs
+    movq $boot_stack_top, %rsp
+    xorl %ebp, %ebp
+    movl %ebx, %edi             /* zero-extends: the high half is undefined */
+    call kernel_main
+    ud2
+
+    .section .rodata.boot, "a"
+    .p2align 3
+boot_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff    /* 0x08: 64-bit code */
+    .quad 0x00cf92000000ffff    /* 0x10: data */
+boot_gdt_end:
+boot_gdt_ptr:
+    .word boot_gdt_end - boot_gdt - 1
+    .quad boot_gdt
+
+    .section .data.boot, "aw"
+    .p2align 3
+    .global boot_entry_tsc
+boot_entry_tsc:
+    .quad 0
+
+    .section .bss.boot, "aw", @nobits
+    .p2align 12
+    .global boot_pml4
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pd:
+    .skip 4096 * 4
+    /* Unmapped once paging::protect_guards runs: an overflow faults here. */
+    .global boot_stack_guard
+boot_stack_guard:
+    .skip 4096
+    .global boot_stack_bottom
+boot_stack_bottom:
+    .skip 128 * 1024
+    .global boot_stack_top
+boot_stack_top:
+"#,
+    options(att_syntax)
+);
+
+extern "C" {
+    static boot_entry_tsc: u64;
+    static boot_stack_guard: u8;
+    static boot_stack_top: u8;
+}
+
+/// TSC value at the first instruction of `pvh_start32`.
+pub fn entry_tsc() -> u64 {
+    // SAFETY: written once by the boot stub before any Rust code runs.
+    unsafe { core::ptr::read_volatile(&raw const boot_entry_tsc) }
+}
+
+/// Address of the boot stack's guard page.
+pub fn boot_stack_guard_addr() -> u64 {
+    (&raw const boot_stack_guard) as u64
+}
+
+pub fn boot_stack_top_addr() -> u64 {
+    (&raw const boot_stack_top) as u64
+}

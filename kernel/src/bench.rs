@@ -1,0 +1,60 @@
+//! In-guest benchmarks. Each figure is one `BENCH {json}` line on the
+//! console; the host harness adds what only it can see (wall time from
+//! QEMU start, image size) and collects them.
+
+use crate::{clock, memory};
+use cohort_boot::cmdline::{Bench, BenchClock};
+use core::fmt;
+
+/// The timeline of this boot, in TSC ticks since PVH entry.
+#[derive(Clone, Copy)]
+pub struct BootTimes {
+    pub kernel_main_ticks: u64,
+    pub ready_ticks: u64,
+}
+
+pub struct Figure<'a> {
+    pub name: &'a str,
+    pub path: &'a str,
+    pub value: f64,
+    pub unit: &'a str,
+    pub clock: BenchClock,
+}
+
+impl fmt::Display for Figure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names, paths and units are our own identifiers: no JSON escaping needed.
+        write!(
+            f,
+            "BENCH {{\"name\":\"{}\",\"path\":\"{}\",\"value\":{:.3},\"unit\":\"{}\",\"clock\":\"{}\"}}",
+            self.name,
+            self.path,
+            self.value,
+            self.unit,
+            self.clock.as_str()
+        )
+    }
+}
+
+pub fn run(bench: Bench, times: BootTimes, clock_kind: BenchClock) {
+    match bench {
+        Bench::Boot => boot(times, clock_kind),
+    }
+}
+
+fn boot(times: BootTimes, clock_kind: BenchClock) {
+    let us = |ticks| clock::ticks_to_ns(ticks) as f64 / 1000.0;
+    let usage = memory::usage();
+    let (start, end) = memory::image_range();
+    let figures = [
+        ("boot.pvh_entry_to_kernel_main", us(times.kernel_main_ticks), "us"),
+        ("boot.pvh_entry_to_ready", us(times.ready_ticks), "us"),
+        ("mem.heap_used_idle", usage.heap_used as f64, "bytes"),
+        ("mem.frames_allocated_idle", usage.frames_allocated as f64, "frames"),
+        ("mem.heap_size", usage.heap_size as f64, "bytes"),
+        ("image.loaded_size", (end - start) as f64, "bytes"),
+    ];
+    for (name, value, unit) in figures {
+        crate::println!("{}", Figure { name, path: "boot", value, unit, clock: clock_kind });
+    }
+}

@@ -1,0 +1,90 @@
+//! Copies what the loader left in `hvm_start_info` (and the command line and
+//! memory map it points at) into kernel memory, before low memory is reused.
+
+use crate::arch::paging::IDENTITY_MAP_END;
+use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
+use core::fmt;
+use xen::abi::start_info::{self, MemmapEntry, StartInfo, MEMMAP_ENTRY_SIZE};
+
+pub const CMDLINE_MAX: usize = 2048;
+
+pub struct BootInfo {
+    pub start_info: StartInfo,
+    pub memmap: MemoryMap,
+    cmdline: [u8; CMDLINE_MAX],
+    cmdline_len: usize,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    StartInfo(start_info::Error),
+    /// A pointer in start_info leads outside the identity map (or is null).
+    BadAddress(u64),
+    CmdlineTooLong,
+    CmdlineNotUtf8,
+    NoMemoryMap,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::StartInfo(e) => write!(f, "hvm_start_info is invalid: {e:?}"),
+            Error::BadAddress(a) => write!(f, "hvm_start_info points at unusable address {a:#x}"),
+            Error::CmdlineTooLong => write!(f, "command line longer than {} bytes", CMDLINE_MAX - 1),
+            Error::CmdlineNotUtf8 => write!(f, "command line is not UTF-8"),
+            Error::NoMemoryMap => write!(f, "no memory map in hvm_start_info"),
+        }
+    }
+}
+
+/// Copies `len` bytes of physical memory at `paddr` into `buf`.
+fn read_phys(paddr: u64, buf: &mut [u8]) -> Result<(), Error> {
+    let end = paddr.checked_add(buf.len() as u64).ok_or(Error::BadAddress(paddr))?;
+    if paddr == 0 || end > IDENTITY_MAP_END {
+        return Err(Error::BadAddress(paddr));
+    }
+    // SAFETY: [paddr, end) is below 4 GiB, hence identity mapped, non-null,
+    // and is loader-provided RAM that nothing writes while we copy.
+    unsafe { core::ptr::copy_nonoverlapping(paddr as *const u8, buf.as_mut_ptr(), buf.len()) };
+    Ok(())
+}
+
+impl BootInfo {
+    pub fn copy_from(start_info_paddr: u64) -> Result<BootInfo, Error> {
+        let mut raw = [0u8; StartInfo::READ_SIZE];
+        read_phys(start_info_paddr, &mut raw)?;
+        let start_info = StartInfo::parse(&raw).map_err(Error::StartInfo)?;
+
+        let mut info = BootInfo { start_info, memmap: MemoryMap::default(), cmdline: [0; CMDLINE_MAX], cmdline_len: 0 };
+        if start_info.cmdline_paddr != 0 {
+            info.copy_cmdline(start_info.cmdline_paddr)?;
+        }
+        let location = start_info.memmap.ok_or(Error::NoMemoryMap)?;
+        // More entries than we keep are counted as dropped by MemoryMap.
+        for i in 0..u64::from(location.entries).min(MAX_REGIONS as u64 + 1) {
+            let mut entry = [0u8; MEMMAP_ENTRY_SIZE];
+            read_phys(location.paddr + i * MEMMAP_ENTRY_SIZE as u64, &mut entry)?;
+            let e = MemmapEntry::parse(&entry).map_err(Error::StartInfo)?;
+            info.memmap.push(Region { base: e.addr, len: e.size, kind: RegionKind::from_raw(e.kind) });
+        }
+        Ok(info)
+    }
+
+    fn copy_cmdline(&mut self, paddr: u64) -> Result<(), Error> {
+        for i in 0..CMDLINE_MAX {
+            let mut byte = [0u8];
+            read_phys(paddr + i as u64, &mut byte)?;
+            if byte[0] == 0 {
+                self.cmdline_len = i;
+                return core::str::from_utf8(&self.cmdline[..i]).map(drop).map_err(|_| Error::CmdlineNotUtf8);
+            }
+            self.cmdline[i] = byte[0];
+        }
+        Err(Error::CmdlineTooLong)
+    }
+
+    pub fn cmdline(&self) -> &str {
+        // Checked in copy_cmdline; an empty line if that was skipped.
+        core::str::from_utf8(&self.cmdline[..self.cmdline_len]).unwrap_or("")
+    }
+}

@@ -1,0 +1,45 @@
+//! Monotonic clock: the TSC, calibrated once at boot, counted from the PVH
+//! entry (so the boot stub's first instruction is time zero).
+
+use crate::arch::{boot, cpu, pit};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC tick, 32.32 fixed point; 0 before calibration.
+static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);
+
+/// Calibration window: long enough for 0.02% PIT resolution, short enough
+/// for the boot-time budget.
+const CALIBRATION_MS: u64 = 5;
+
+/// Calibrates the TSC against the PIT; returns its frequency in Hz.
+pub fn init() -> Result<u64, &'static str> {
+    let hz = pit::calibrate_tsc(CALIBRATION_MS).ok_or("the PIT does not count: cannot calibrate the TSC")?;
+    if hz < 1_000_000 {
+        return Err("TSC slower than 1 MHz: calibration failed");
+    }
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    NS_PER_TICK.store(((1_000_000_000u128 << 32) / u128::from(hz)) as u64, Ordering::Relaxed);
+    Ok(hz)
+}
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    ((u128::from(ticks) * u128::from(NS_PER_TICK.load(Ordering::Relaxed))) >> 32) as u64
+}
+
+/// Nanoseconds since PVH entry; 0 before calibration.
+pub fn now_ns() -> u64 {
+    ticks_to_ns(cpu::rdtsc().saturating_sub(boot::entry_tsc()))
+}
+
+/// Spins for `ns` nanoseconds (used for calibration before the timer runs).
+pub fn busy_wait_ns(ns: u64) {
+    let end = now_ns().saturating_add(ns);
+    while now_ns() < end {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,109 @@
+//! The console: COM1's 16550 when there is one, else QEMU/Xen's debug port
+//! 0xe9. Everything logs through the `log` facade into it.
+
+use core::fmt::{self, Write};
+use drivers::uart::{Uart, COM1};
+use x86_64::instructions::interrupts::without_interrupts;
+use x86_64::instructions::port::Port;
+
+enum Sink {
+    Uart(Uart),
+    /// Port 0xe9: QEMU's debugcon and Xen's `(dN)` guest log.
+    DebugPort,
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) {
+        match self {
+            Sink::Uart(uart) => uart.write(bytes),
+            Sink::DebugPort => {
+                let mut port: Port<u8> = Port::new(0xe9);
+                for &b in bytes {
+                    // SAFETY: 0xe9 is the debug console port; writes have no
+                    // other effect.
+                    unsafe { port.write(b) };
+                }
+            }
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write(s.as_bytes());
+        Ok(())
+    }
+}
+
+static CONSOLE: spin::Mutex<Option<Sink>> = spin::Mutex::new(None);
+
+/// Probes the UART and installs the logger.
+pub fn init() {
+    // SAFETY: COM1's ports belong to the console alone.
+    let sink = unsafe { Uart::probe(COM1) }.map_or(Sink::DebugPort, Sink::Uart);
+    *CONSOLE.lock() = Some(sink);
+    // Fails only if a logger is already set, which init order rules out.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+/// Writes formatted text as one unit (no interleaving with other writers).
+pub fn print(args: fmt::Arguments<'_>) {
+    without_interrupts(|| {
+        if let Some(sink) = CONSOLE.lock().as_mut() {
+            let _ = sink.write_fmt(args);
+        }
+    });
+}
+
+/// For the fault and panic paths: the interrupted code may hold the lock
+/// and will never run again, so the lock is broken rather than waited for.
+pub fn print_emergency(args: fmt::Arguments<'_>) {
+    if CONSOLE.is_locked() {
+        // SAFETY: called only on paths that end the kernel; the holder never
+        // resumes, so nobody observes the broken critical section.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    print(args);
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::console::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+#[macro_export]
+macro_rules! eprintln_emergency {
+    ($($arg:tt)*) => {
+        $crate::console::print_emergency(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let ns = crate::clock::now_ns();
+        let target = record.target().strip_prefix("cohort::").unwrap_or(record.target());
+        print(format_args!(
+            "[{:>4}.{:06}] {:<5} {}: {}\n",
+            ns / 1_000_000_000,
+            ns % 1_000_000_000 / 1000,
+            record.level(),
+            target,
+            record.args()
+        ));
+    }
+
+    fn flush(&self) {}
+}

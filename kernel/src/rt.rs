@@ -1,0 +1,101 @@
+//! What a freestanding binary must supply itself on the stock linux-gnu
+//! target: the C memory functions (compiler_builtins does not provide them
+//! there), the unwinding symbols the precompiled core refers to, and the
+//! panic handler.
+
+use crate::platform::{exit, ExitStatus};
+
+// The copy and fill loops are `rep movsb`/`rep stosb`: fast on every CPU
+// with ERMSB, and no compiler loop idiom can turn them back into calls to
+// themselves.
+
+/// # Safety
+/// C `memcpy`: `dst` and `src` valid for `n` bytes and not overlapping.
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller's contract; rep movsb copies exactly n bytes forward.
+    unsafe {
+        core::arch::asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
+            options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// C `memmove`: `dst` and `src` valid for `n` bytes; they may overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize).wrapping_sub(src as usize) >= n {
+        // dst is below src or past its end: a forward copy never reads a
+        // byte it already overwrote.
+        // SAFETY: as for memcpy, forward order is safe here.
+        return unsafe { memcpy(dst, src, n) };
+    }
+    // SAFETY: the caller's contract; with DF set rep movsb copies from the
+    // last byte down, which is correct when dst overlaps above src. DF is
+    // cleared again as the ABI requires.
+    unsafe {
+        core::arch::asm!("std", "rep movsb", "cld",
+            inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _, inout("rcx") n => _,
+            options(nostack));
+    }
+    dst
+}
+
+/// # Safety
+/// C `memset`: `dst` valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller's contract; rep stosb writes exactly n bytes.
+    unsafe {
+        core::arch::asm!("rep stosb", inout("rdi") dst => _, inout("rcx") n => _, in("al") value as u8,
+            options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// C `memcmp`: `a` and `b` valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n and both are valid for n bytes.
+        let (x, y) = unsafe { (a.add(i).read(), b.add(i).read()) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+        i += 1;
+    }
+    0
+}
+
+/// # Safety
+/// C `bcmp`: as `memcmp`, only equality matters.
+#[no_mangle]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+/// Referenced by the precompiled (unwind-enabled) core; never called with
+/// panic=abort.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::eprintln_emergency!("cohort: _Unwind_Resume called with panic=abort");
+    exit(ExitStatus::Failure)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    match info.location() {
+        Some(at) => crate::eprintln_emergency!("PANIC at {}:{}: {}", at.file(), at.line(), info.message()),
+        None => crate::eprintln_emergency!("PANIC: {}", info.message()),
+    }
+    crate::testing::on_panic();
+    exit(ExitStatus::Failure)
+}

@@ -1,0 +1,71 @@
+//! smoltcp inside the guest: a TCP echo over its loopback device, with the
+//! kernel's clock driving smoltcp's timers.
+use crate::ensure;
+use crate::testing::Outcome;
+use alloc::vec;
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{Loopback, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+
+const TOTAL: usize = 256 * 1024;
+const PORT: u16 = 7;
+
+fn now() -> Instant {
+    Instant::from_micros((crate::clock::now_ns() / 1000) as i64)
+}
+
+fn pattern(i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 11)) as u8
+}
+
+pub fn smoltcp_loopback_tcp() -> Outcome {
+    let mut device = Loopback::new(Medium::Ethernet);
+    let config = Config::new(EthernetAddress([0x02, 0, 0, 0, 0, 1]).into());
+    let mut iface = Interface::new(config, &mut device, now());
+    let localhost = IpAddress::v4(127, 0, 0, 1);
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(localhost, 8));
+    });
+    let socket = || tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 32 * 1024]), tcp::SocketBuffer::new(vec![0; 32 * 1024]));
+    let mut sockets = SocketSet::new(vec![]);
+    let server = sockets.add(socket());
+    let client = sockets.add(socket());
+    sockets.get_mut::<tcp::Socket>(server).listen(PORT).map_err(|e| alloc::format!("listen: {e}"))?;
+    sockets
+        .get_mut::<tcp::Socket>(client)
+        .connect(iface.context(), (localhost, PORT), 49152)
+        .map_err(|e| alloc::format!("connect: {e}"))?;
+
+    let data: alloc::vec::Vec<u8> = (0..TOTAL).map(pattern).collect();
+    let (mut sent, mut echoed) = (0, 0);
+    let mut relay = vec![0u8; 8 * 1024];
+    let mut back = vec![0u8; 8 * 1024];
+    let deadline = crate::clock::now_ns() + 60_000_000_000;
+    while echoed < TOTAL {
+        ensure!(crate::clock::now_ns() < deadline, "stalled: sent {sent}, echoed {echoed} of {TOTAL}");
+        iface.poll(now(), &mut device, &mut sockets);
+
+        let c = sockets.get_mut::<tcp::Socket>(client);
+        if c.can_send() && sent < TOTAL {
+            sent += c.send_slice(&data[sent..]).map_err(|e| alloc::format!("send: {e}"))?;
+        }
+        if c.can_recv() {
+            let n = c.recv_slice(&mut back).map_err(|e| alloc::format!("recv: {e}"))?;
+            ensure!(back[..n] == data[echoed..echoed + n], "echo differs in bytes {echoed}..{}", echoed + n);
+            echoed += n;
+        }
+
+        let s = sockets.get_mut::<tcp::Socket>(server);
+        if s.can_recv() {
+            let room = (s.send_capacity() - s.send_queue()).min(relay.len());
+            let n = s.recv_slice(&mut relay[..room]).map_err(|e| alloc::format!("server recv: {e}"))?;
+            let queued = s.send_slice(&relay[..n]).map_err(|e| alloc::format!("server send: {e}"))?;
+            ensure!(queued == n, "server queued {queued} of {n}");
+        }
+    }
+    ensure!(sent == TOTAL, "sent {sent} of {TOTAL}");
+    sockets.get_mut::<tcp::Socket>(client).close();
+    Ok(())
+}

@@ -1,0 +1,43 @@
+use crate::ensure;
+use crate::testing::Outcome;
+use crate::{clock, timer};
+
+const SECOND: u64 = 1_000_000_000;
+
+pub fn timer_ticks() -> Outcome {
+    ensure!(x86_64::instructions::interrupts::are_enabled(), "interrupts are disabled");
+    let start_ticks = timer::ticks();
+    let start = clock::now_ns();
+    while timer::ticks() < start_ticks + 10 {
+        ensure!(clock::now_ns() - start < 5 * SECOND, "only {} ticks in 5 s", timer::ticks() - start_ticks);
+        x86_64::instructions::hlt();
+    }
+    let elapsed = clock::now_ns() - start;
+    let ticks = timer::ticks() - start_ticks;
+    // Both the APIC timer and the TSC run on the emulator's clock, so the
+    // period is checked against the clock, loosely (factor 4 either way).
+    let period = elapsed / ticks;
+    let expected = SECOND / u64::from(timer::hz());
+    ensure!(period > expected / 4 && period < expected * 4, "tick period {period} ns, configured {expected} ns");
+    Ok(())
+}
+
+pub fn clock_monotonic() -> Outcome {
+    let mut last = clock::now_ns();
+    ensure!(last > 0, "clock reads 0 after calibration");
+    for i in 0..200_000 {
+        let now = clock::now_ns();
+        ensure!(now >= last, "clock went back at read {i}: {last} -> {now}");
+        last = now;
+    }
+    // The clock advances with the timer: 3 ticks take at least 2 periods.
+    let t0 = clock::now_ns();
+    let ticks = timer::ticks();
+    while timer::ticks() < ticks + 3 {
+        x86_64::instructions::hlt();
+    }
+    let elapsed = clock::now_ns() - t0;
+    let period = SECOND / u64::from(timer::hz());
+    ensure!(elapsed >= 2 * period, "3 ticks took only {elapsed} ns (period {period} ns)");
+    Ok(())
+}

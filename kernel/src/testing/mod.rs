@@ -1,0 +1,146 @@
+//! The in-kernel test runner. `test=all` runs every regular test in one
+//! boot and lists the isolated ones (tests that end the kernel, such as a
+//! stack overflow); `test=NAME` runs one. Output follows libtest, so the
+//! host harness and people read it the same way.
+
+mod cases;
+
+use crate::fault::Fault;
+use crate::platform::{exit, ExitStatus};
+use alloc::string::String;
+use cohort_boot::cmdline::TestSelection;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+pub type Outcome = Result<(), String>;
+
+pub enum Kind {
+    /// Runs in `test=all`.
+    Regular,
+    /// Ends the kernel: runs only when named, in its own boot.
+    Isolated(Expect),
+    /// Must fail: proves the host harness notices failures. Only when named.
+    Deliberate,
+}
+
+pub enum Expect {
+    Pass,
+    /// The test passes when it raises a CPU fault matching this predicate.
+    Fault(fn(&Fault) -> bool),
+}
+
+pub struct Test {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub run: fn() -> Outcome,
+}
+
+/// Returns `Err(message)` from the test unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            return Err(alloc::format!($($msg)*));
+        }
+    };
+}
+
+const NONE: usize = usize::MAX;
+static CURRENT: AtomicUsize = AtomicUsize::new(NONE);
+static PASSED: AtomicUsize = AtomicUsize::new(0);
+static FAILED: AtomicUsize = AtomicUsize::new(0);
+static IGNORED: AtomicUsize = AtomicUsize::new(0);
+static STARTED_NS: spin::Once<u64> = spin::Once::new();
+
+pub fn run(selection: TestSelection<'_>) -> ! {
+    STARTED_NS.call_once(crate::clock::now_ns);
+    let tests = cases::ALL;
+    match selection {
+        TestSelection::All => {
+            let regular = tests.iter().filter(|t| matches!(t.kind, Kind::Regular)).count();
+            crate::println!("\nrunning {regular} tests");
+            for (index, test) in tests.iter().enumerate() {
+                match test.kind {
+                    Kind::Regular => run_one(index, test),
+                    Kind::Isolated(_) => {
+                        IGNORED.fetch_add(1, Ordering::Relaxed);
+                        crate::println!("test {} ... ignored, isolated: boot with test={}", test.name, test.name);
+                    }
+                    Kind::Deliberate => {}
+                }
+            }
+        }
+        TestSelection::Named(name) => match tests.iter().position(|t| t.name == name) {
+            Some(index) => {
+                crate::println!("\nrunning 1 test");
+                run_one(index, &tests[index]);
+            }
+            None => {
+                crate::println!("error: no kernel test named `{name}`; the tests are:");
+                for t in tests {
+                    crate::println!("  {}", t.name);
+                }
+                exit(ExitStatus::Failure);
+            }
+        },
+    }
+    finish()
+}
+
+fn run_one(index: usize, test: &Test) {
+    CURRENT.store(index, Ordering::SeqCst);
+    let outcome = (test.run)();
+    CURRENT.store(NONE, Ordering::SeqCst);
+    match (outcome, &test.kind) {
+        (Ok(()), Kind::Isolated(Expect::Fault(_))) => fail(test.name, "returned, but a CPU fault was expected"),
+        (Ok(()), _) => pass(test.name),
+        (Err(message), _) => fail(test.name, &message),
+    }
+}
+
+fn pass(name: &str) {
+    PASSED.fetch_add(1, Ordering::Relaxed);
+    crate::console::print_emergency(format_args!("test {name} ... ok\n"));
+}
+
+fn fail(name: &str, why: &str) {
+    FAILED.fetch_add(1, Ordering::Relaxed);
+    crate::console::print_emergency(format_args!("test {name} ... FAILED\n    {why}\n"));
+}
+
+fn finish() -> ! {
+    let passed = PASSED.load(Ordering::Relaxed);
+    let failed = FAILED.load(Ordering::Relaxed);
+    let ignored = IGNORED.load(Ordering::Relaxed);
+    let ns = crate::clock::now_ns().saturating_sub(STARTED_NS.get().copied().unwrap_or(0));
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    crate::console::print_emergency(format_args!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; 0 filtered out; \
+         finished in {}.{:03}s\n{passed} passed, {failed} failed\n",
+        ns / 1_000_000_000,
+        ns % 1_000_000_000 / 1_000_000
+    ));
+    exit(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+}
+
+fn current() -> Option<&'static Test> {
+    cases::ALL.get(CURRENT.load(Ordering::SeqCst))
+}
+
+/// Called by the fault path. A test that expects this fault passes; any
+/// other running test fails. Returns only when no test is running.
+pub fn on_fault(fault: &Fault) {
+    let Some(test) = current() else { return };
+    match &test.kind {
+        Kind::Isolated(Expect::Fault(expected)) if expected(fault) => pass(test.name),
+        _ => fail(test.name, "unexpected CPU exception (reported above)"),
+    }
+    finish()
+}
+
+/// Called by the panic handler: the running test fails.
+pub fn on_panic() {
+    if let Some(test) = current() {
+        fail(test.name, "panicked (message above)");
+        finish()
+    }
+}
