@@ -4,7 +4,6 @@
 use crate::arch::{boot, cpu, pit};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick, 32.32 fixed point; 0 before calibration.
 static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);
 
@@ -18,13 +17,8 @@ pub fn init() -> Result<u64, &'static str> {
     if hz < 1_000_000 {
         return Err("TSC slower than 1 MHz: calibration failed");
     }
-    TSC_HZ.store(hz, Ordering::Relaxed);
     NS_PER_TICK.store(((1_000_000_000u128 << 32) / u128::from(hz)) as u64, Ordering::Relaxed);
     Ok(hz)
-}
-
-pub fn tsc_hz() -> u64 {
-    TSC_HZ.load(Ordering::Relaxed)
 }
 
 pub fn ticks_to_ns(ticks: u64) -> u64 {

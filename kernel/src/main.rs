@@ -67,7 +67,7 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
         ready_ticks: arch::cpu::rdtsc().saturating_sub(arch::boot::entry_tsc()),
     };
 
-    info!("command line: `{}`", boot.cmdline());
+    info!("hvm_start_info version {}; command line: `{}`", boot.start_info.version, boot.cmdline());
     let map = &boot.memmap;
     info!("memory map: {} entries, {} KiB RAM, RAM ends at {:#x}", map.regions().len(), map.total_ram() / 1024, map.ram_end());
     for region in map.regions() {

@@ -1,1 +1,62 @@
-fn main() {}
+//! `cohort-harness`: boots Cohort kernels in QEMU for run.sh.
+//!
+//!   cohort-harness run KERNEL [CMDLINE...]   boot once, stream the console, exit with the guest's status
+//!   cohort-harness test KERNEL               the in-emulator test suite
+//!   cohort-harness bench KERNEL              the boot benchmark (BENCH lines)
+
+use cohort_tests::{bench, qemu, suite};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(command), Some(kernel)) = (args.first(), args.get(1)) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(64);
+    };
+    let kernel = PathBuf::from(kernel);
+    let rest = &args[2..];
+    let verbose = std::env::var_os("COHORT_QUIET").is_none();
+    match command.as_str() {
+        "run" => {
+            let mut config = qemu::Config::new(&kernel, &rest.join(" "));
+            if let Some(secs) = std::env::var("COHORT_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
+                config.timeout = Duration::from_secs(secs);
+            }
+            config.icount = std::env::var_os("COHORT_ICOUNT").is_some();
+            match qemu::boot(&config, |line| println!("{line}")) {
+                Ok(boot) => {
+                    if boot.outcome != qemu::Outcome::Success {
+                        eprintln!("cohort: {}", boot.outcome.describe());
+                    }
+                    ExitCode::from(boot.outcome.exit_code() as u8)
+                }
+                Err(e) => {
+                    eprintln!("cohort: {e}");
+                    ExitCode::from(4)
+                }
+            }
+        }
+        "test" => {
+            if suite::run(&kernel, verbose) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        "bench" => match bench::run(&kernel) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        other => {
+            eprintln!("unknown command `{other}`\n{USAGE}");
+            ExitCode::from(64)
+        }
+    }
+}

@@ -29,12 +29,14 @@ pvh_start32:
     movl %eax, boot_entry_tsc
     movl %edx, boot_entry_tsc + 4
 
-    /* Zero .bss (loaders do, but the stub does not rely on it). %ebx is kept. */
+    /* Zero .bss (loaders do, but the stub does not rely on it), 4 bytes
+       at a time: the linker script aligns both ends. %ebx is kept. */
     movl $__bss_start, %edi
     movl $__bss_end, %ecx
     subl %edi, %ecx
+    shrl $2, %ecx
     xorl %eax, %eax
-    rep stosb
+    rep stosl
 
     /* PML4[0] -> PDPT; PDPT[0..4] -> 4 page directories of 2 MiB pages:
        the first 4 GiB identity mapped, including the local APIC. */
@@ -142,7 +144,6 @@ boot_stack_top:
 extern "C" {
     static boot_entry_tsc: u64;
     static boot_stack_guard: u8;
-    static boot_stack_top: u8;
 }
 
 /// TSC value at the first instruction of `pvh_start32`.
@@ -154,8 +155,4 @@ pub fn entry_tsc() -> u64 {
 /// Address of the boot stack's guard page.
 pub fn boot_stack_guard_addr() -> u64 {
     (&raw const boot_stack_guard) as u64
-}
-
-pub fn boot_stack_top_addr() -> u64 {
-    (&raw const boot_stack_top) as u64
 }

@@ -19,9 +19,3 @@ pub fn halt_forever() -> ! {
         x86_64::instructions::hlt();
     }
 }
-
-/// Executes `cpuid` for `leaf`/`subleaf`: (eax, ebx, ecx, edx).
-pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
-    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    (r.eax, r.ebx, r.ecx, r.edx)
-}

@@ -16,16 +16,11 @@ pub type Outcome = Result<(), String>;
 pub enum Kind {
     /// Runs in `test=all`.
     Regular,
-    /// Ends the kernel: runs only when named, in its own boot.
-    Isolated(Expect),
+    /// Ends the kernel with a CPU fault, which passes the test when the
+    /// predicate accepts it. Runs only when named, in its own boot.
+    Isolated { expect_fault: fn(&Fault) -> bool },
     /// Must fail: proves the host harness notices failures. Only when named.
     Deliberate,
-}
-
-pub enum Expect {
-    Pass,
-    /// The test passes when it raises a CPU fault matching this predicate.
-    Fault(fn(&Fault) -> bool),
 }
 
 pub struct Test {
@@ -61,7 +56,7 @@ pub fn run(selection: TestSelection<'_>) -> ! {
             for (index, test) in tests.iter().enumerate() {
                 match test.kind {
                     Kind::Regular => run_one(index, test),
-                    Kind::Isolated(_) => {
+                    Kind::Isolated { .. } => {
                         IGNORED.fetch_add(1, Ordering::Relaxed);
                         crate::println!("test {} ... ignored, isolated: boot with test={}", test.name, test.name);
                     }
@@ -91,7 +86,7 @@ fn run_one(index: usize, test: &Test) {
     let outcome = (test.run)();
     CURRENT.store(NONE, Ordering::SeqCst);
     match (outcome, &test.kind) {
-        (Ok(()), Kind::Isolated(Expect::Fault(_))) => fail(test.name, "returned, but a CPU fault was expected"),
+        (Ok(()), Kind::Isolated { .. }) => fail(test.name, "returned, but a CPU fault was expected"),
         (Ok(()), _) => pass(test.name),
         (Err(message), _) => fail(test.name, &message),
     }
@@ -131,7 +126,7 @@ fn current() -> Option<&'static Test> {
 pub fn on_fault(fault: &Fault) {
     let Some(test) = current() else { return };
     match &test.kind {
-        Kind::Isolated(Expect::Fault(expected)) if expected(fault) => pass(test.name),
+        Kind::Isolated { expect_fault } if expect_fault(fault) => pass(test.name),
         _ => fail(test.name, "unexpected CPU exception (reported above)"),
     }
     finish()

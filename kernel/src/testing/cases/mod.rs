@@ -7,7 +7,7 @@ mod net;
 mod runner;
 mod time;
 
-use super::{Expect, Kind, Test};
+use super::{Kind, Test};
 
 pub static ALL: &[Test] = &[
     Test { name: "heap_alloc", kind: Kind::Regular, run: memory::heap_alloc },
@@ -19,9 +19,9 @@ pub static ALL: &[Test] = &[
     Test { name: "sse_survives_interrupts", kind: Kind::Regular, run: cpu::sse_survives_interrupts },
     Test { name: "cmdline_errors", kind: Kind::Regular, run: cmdline::cmdline_errors },
     Test { name: "smoltcp_loopback_tcp", kind: Kind::Regular, run: net::smoltcp_loopback_tcp },
-    Test { name: "stack_overflow", kind: Kind::Isolated(Expect::Fault(cpu::is_boot_stack_overflow)), run: cpu::stack_overflow },
-    Test { name: "invalid_opcode", kind: Kind::Isolated(Expect::Fault(cpu::is_invalid_opcode)), run: cpu::invalid_opcode },
-    Test { name: "null_pointer_write", kind: Kind::Isolated(Expect::Fault(cpu::is_null_write)), run: cpu::null_pointer_write },
+    Test { name: "stack_overflow", kind: Kind::Isolated { expect_fault: cpu::is_boot_stack_overflow }, run: cpu::stack_overflow },
+    Test { name: "invalid_opcode", kind: Kind::Isolated { expect_fault: cpu::is_invalid_opcode }, run: cpu::invalid_opcode },
+    Test { name: "null_pointer_write", kind: Kind::Isolated { expect_fault: cpu::is_null_write }, run: cpu::null_pointer_write },
     Test { name: "deliberate_failure", kind: Kind::Deliberate, run: runner::deliberate_failure },
     Test { name: "deliberate_panic", kind: Kind::Deliberate, run: runner::deliberate_panic },
     Test { name: "triple_fault", kind: Kind::Deliberate, run: runner::triple_fault },

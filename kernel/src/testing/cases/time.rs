@@ -14,6 +14,8 @@ pub fn timer_ticks() -> Outcome {
     }
     let elapsed = clock::now_ns() - start;
     let ticks = timer::ticks() - start_ticks;
+    let stray = crate::arch::interrupts::unexpected();
+    ensure!(stray == 0, "{stray} interrupts arrived on unused vectors");
     // Both the APIC timer and the TSC run on the emulator's clock, so the
     // period is checked against the clock, loosely (factor 4 either way).
     let period = elapsed / ticks;

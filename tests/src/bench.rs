@@ -1,0 +1,93 @@
+//! The boot benchmark: figures only the host can see (wall time from QEMU
+//! start, image size) plus the guest's own `BENCH` lines, with and without
+//! QEMU's deterministic -icount clock.
+
+use crate::qemu::{self, Config, Outcome};
+use std::path::Path;
+
+pub const RUNS: usize = 5;
+
+pub fn bench_line(name: &str, value: f64, unit: &str, clock: &str) -> String {
+    format!("BENCH {{\"name\":\"{name}\",\"path\":\"boot\",\"value\":{value:.3},\"unit\":\"{unit}\",\"clock\":\"{clock}\"}}")
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Extracts (name, value) from a guest `BENCH` line.
+pub fn parse_bench(line: &str) -> Option<(String, f64)> {
+    let json = line.strip_prefix("BENCH ")?;
+    let name = json.split("\"name\":\"").nth(1)?.split('"').next()?;
+    let value = json.split("\"value\":").nth(1)?.split([',', '}']).next()?.trim().parse().ok()?;
+    Some((name.to_string(), value))
+}
+
+pub fn run(kernel: &Path) -> Result<(), String> {
+    let image = std::fs::metadata(kernel).map_err(|e| format!("{}: {e}", kernel.display()))?.len();
+    println!("{}", bench_line("image.file_size", image as f64, "bytes", "wall"));
+
+    // Wall clock: QEMU start -> banner, median of RUNS boots; the guest's
+    // figures are passed through from each boot (their clock is the TSC,
+    // which follows host time under plain TCG).
+    let mut to_banner = Vec::new();
+    for run in 1..=RUNS {
+        eprintln!("bench: boot {run}/{RUNS} (wall clock)");
+        let boot = qemu::boot(&Config::new(kernel, "bench=boot"), |_| {})?;
+        if boot.outcome != Outcome::Success {
+            return Err(format!("bench boot failed: {}", boot.outcome.describe()));
+        }
+        let t = boot.to_banner.ok_or("the guest never printed its banner")?;
+        to_banner.push(t.as_secs_f64() * 1000.0);
+        if run == RUNS {
+            boot.lines.iter().filter(|l| l.starts_with("BENCH ")).for_each(|l| println!("{l}"));
+        }
+    }
+    let wall = median(&mut to_banner);
+    println!("{}", bench_line("boot.qemu_start_to_kernel_main", wall, "ms", "wall"));
+
+    // Virtual clock: one instruction = 1 ns, the same on every run.
+    eprintln!("bench: boot under -icount (virtual clock)");
+    let mut config = Config::new(kernel, "bench=boot bench.clock=virtual");
+    config.icount = true;
+    let boot = qemu::boot(&config, |_| {})?;
+    if boot.outcome != Outcome::Success {
+        return Err(format!("icount bench boot failed: {}", boot.outcome.describe()));
+    }
+    let mut guest = Vec::new();
+    for line in boot.lines.iter().filter(|l| l.starts_with("BENCH ")) {
+        println!("{line}");
+        guest.extend(parse_bench(line));
+    }
+
+    let entry_us = guest.iter().find(|(n, _)| n == "boot.pvh_entry_to_kernel_main").map(|(_, v)| *v);
+    println!("\ntargets (from issue 3):");
+    println!("  image size {:.0} KiB (target <= 1024 KiB)", image as f64 / 1024.0);
+    println!("  runs with -m 32M: {}", if boot.outcome == Outcome::Success { "yes" } else { "no" });
+    if let Some(us) = entry_us {
+        println!("  PVH entry -> kernel_main {:.3} ms virtual (target <= 5 ms)", us / 1000.0);
+    }
+    println!("  QEMU start -> kernel_main {wall:.1} ms wall, median of {RUNS}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_lines_round_trip() {
+        let line = bench_line("boot.x", 12.5, "ms", "wall");
+        assert_eq!(line, r#"BENCH {"name":"boot.x","path":"boot","value":12.500,"unit":"ms","clock":"wall"}"#);
+        assert_eq!(parse_bench(&line), Some(("boot.x".to_string(), 12.5)));
+        assert_eq!(parse_bench("BENCH {\"name\":\"a\"}"), None);
+        assert_eq!(parse_bench("no"), None);
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
+    }
+}
