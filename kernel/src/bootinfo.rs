@@ -59,7 +59,8 @@ impl BootInfo {
         if start_info.cmdline_paddr != 0 {
             info.copy_cmdline(start_info.cmdline_paddr)?;
         }
-        let location = start_info.memmap.ok_or(Error::NoMemoryMap)?;
+        // Xen gives PVH guests version 0 without a map: the caller asks Xen.
+        let Some(location) = start_info.memmap else { return Ok(info) };
         // More entries than we keep are counted as dropped by MemoryMap.
         for i in 0..u64::from(location.entries).min(MAX_REGIONS as u64 + 1) {
             let mut entry = [0u8; MEMMAP_ENTRY_SIZE];

@@ -2,17 +2,31 @@
 //! entry (so the boot stub's first instruction is time zero).
 
 use crate::arch::{boot, cpu, pit};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use xen::abi::shared_info::TimeInfo;
 
 /// Nanoseconds per TSC tick, 32.32 fixed point; 0 before calibration.
 static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);
+/// Xen system time at PVH entry, when the clock is Xen's pvclock.
+static PVCLOCK_ENTRY_NS: AtomicU64 = AtomicU64::new(0);
+static PVCLOCK: AtomicBool = AtomicBool::new(false);
 
 /// Calibration window: long enough for 0.02% PIT resolution, short enough
 /// for the boot-time budget.
 const CALIBRATION_MS: u64 = 5;
 
+/// Makes Xen's pvclock the clock (Xen has no PIT); returns the TSC
+/// frequency Xen's scale factors imply.
+pub fn use_pvclock(info: TimeInfo) -> u64 {
+    let hz = info.tsc_hz().max(1);
+    NS_PER_TICK.store(((1_000_000_000u128 << 32) / u128::from(hz)) as u64, Ordering::Relaxed);
+    PVCLOCK_ENTRY_NS.store(info.system_time_at(boot::entry_tsc()), Ordering::Relaxed);
+    PVCLOCK.store(true, Ordering::Release);
+    hz
+}
+
 /// Calibrates the TSC against the PIT; returns its frequency in Hz.
-pub fn init() -> Result<u64, &'static str> {
+pub fn init_pit() -> Result<u64, &'static str> {
     let hz = pit::calibrate_tsc(CALIBRATION_MS).ok_or("the PIT does not count: cannot calibrate the TSC")?;
     if hz < 1_000_000 {
         return Err("TSC slower than 1 MHz: calibration failed");
@@ -27,6 +41,9 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
 
 /// Nanoseconds since PVH entry; 0 before calibration.
 pub fn now_ns() -> u64 {
+    if PVCLOCK.load(Ordering::Acquire) {
+        return crate::platform::xen::time::system_time_ns().saturating_sub(PVCLOCK_ENTRY_NS.load(Ordering::Relaxed));
+    }
     ticks_to_ns(cpu::rdtsc().saturating_sub(boot::entry_tsc()))
 }
 

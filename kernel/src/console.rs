@@ -8,14 +8,17 @@ use x86_64::instructions::port::Port;
 
 enum Sink {
     Uart(Uart),
-    /// Port 0xe9: QEMU's debugcon and Xen's `(dN)` guest log.
+    /// Port 0xe9: QEMU's debugcon and Xen's `(dN)` guest log; the early
+    /// console on Xen, until the PV console ring is up.
     DebugPort,
+    XenPv(crate::platform::xen::console::ConsoleRing),
 }
 
 impl Sink {
     fn write(&mut self, bytes: &[u8]) {
         match self {
             Sink::Uart(uart) => uart.write(bytes),
+            Sink::XenPv(ring) => ring.write(bytes),
             Sink::DebugPort => {
                 let mut port: Port<u8> = Port::new(0xe9);
                 for &b in bytes {
@@ -45,6 +48,24 @@ pub fn init() {
     // Fails only if a logger is already set, which init order rules out.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
+}
+
+/// Switches to Xen's PV console (from port 0xe9).
+pub fn use_xen_console(ring: crate::platform::xen::console::ConsoleRing) {
+    without_interrupts(|| *CONSOLE.lock() = Some(Sink::XenPv(ring)));
+}
+
+/// Waits until the console's consumer has everything (the PV console is
+/// read asynchronously by dom0).
+pub fn flush() {
+    if CONSOLE.is_locked() {
+        return;
+    }
+    without_interrupts(|| {
+        if let Some(Sink::XenPv(ring)) = CONSOLE.lock().as_ref() {
+            ring.flush();
+        }
+    });
 }
 
 /// Writes formatted text as one unit (no interleaving with other writers).

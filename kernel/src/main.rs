@@ -42,10 +42,15 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     arch::gdt::init();
     arch::idt::init();
 
-    let boot = match BootInfo::copy_from(start_info_paddr) {
-        Ok(info) => BOOT_INFO.call_once(|| info),
-        Err(e) => boot_failure("boot information", e),
-    };
+    let on_xen = platform::detect();
+    let mut boot = BootInfo::copy_from(start_info_paddr).unwrap_or_else(|e| boot_failure("boot information", e));
+    if boot.memmap.regions().is_empty() {
+        if !on_xen {
+            boot_failure("boot information", "no memory map in hvm_start_info");
+        }
+        boot.memmap = platform::xen::memory_map().unwrap_or_else(|e| boot_failure("XENMEM_memory_map", e));
+    }
+    let boot = BOOT_INFO.call_once(|| boot);
     let options = match cmdline::parse(boot.cmdline()) {
         Ok(options) => options,
         Err(e) => boot_failure("kernel command line", e),
@@ -59,9 +64,20 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     });
 
     let heap = memory::init(&boot.memmap).unwrap_or_else(|e| boot_failure("memory", e));
-    let tsc_hz = clock::init().unwrap_or_else(|e| boot_failure("clock", e));
-    let apic_rate = timer::init(options.timer_hz);
+    let (tsc_hz, timer_source) = if on_xen {
+        platform::xen::init_events_and_clock().unwrap_or_else(|e| boot_failure("Xen", e));
+        let hz = clock::use_pvclock(platform::xen::time::read_time_info());
+        timer::init_xen(options.timer_hz).unwrap_or_else(|e| boot_failure("Xen timer", e));
+        (hz, "Xen one-shot timer (VIRQ_TIMER)")
+    } else {
+        let hz = clock::init_pit().unwrap_or_else(|e| boot_failure("clock", e));
+        timer::init(options.timer_hz);
+        (hz, "local APIC timer")
+    };
     x86_64::instructions::interrupts::enable();
+    if on_xen {
+        platform::xen::init_services(&boot.memmap).unwrap_or_else(|e| boot_failure("Xen", e));
+    }
     let times = bench::BootTimes {
         kernel_main_ticks: kernel_main_tsc.saturating_sub(arch::boot::entry_tsc()),
         ready_ticks: arch::cpu::rdtsc().saturating_sub(arch::boot::entry_tsc()),
@@ -76,7 +92,8 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if map.dropped() > 0 {
         log::warn!("memory map: {} entries beyond the first {} ignored", map.dropped(), map.regions().len());
     }
-    info!("TSC: {}.{:03} MHz (calibrated against the PIT)", tsc_hz / 1_000_000, tsc_hz / 1000 % 1000);
+    let tsc_source = if on_xen { "from Xen's pvclock scale" } else { "calibrated against the PIT" };
+    info!("TSC: {}.{:03} MHz ({tsc_source})", tsc_hz / 1_000_000, tsc_hz / 1000 % 1000);
     info!(
         "PVH entry -> kernel_main: {} us; -> ready: {} us",
         clock::ticks_to_ns(times.kernel_main_ticks) / 1000,
@@ -90,7 +107,7 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
         usage.frames_allocated,
         usage.frames_free
     );
-    info!("timer: {} Hz on the local APIC ({} counts/s)", options.timer_hz, apic_rate);
+    info!("timer: {} Hz, {timer_source}", options.timer_hz);
 
     match options.mode {
         Mode::Summary => {

@@ -48,7 +48,7 @@ pub fn init(memmap: &MemoryMap) -> Result<HeapRegion, &'static str> {
     let frames = FRAMES.call_once(|| {
         static mut WORDS: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
         // SAFETY: call_once runs this once, so this is the only reference.
-        let words = unsafe { &mut *(&raw mut WORDS) };
+        let words = unsafe { core::slice::from_raw_parts_mut((&raw mut WORDS).cast::<u64>(), BITMAP_WORDS) };
         let mut frames = FrameBitmap::new(words);
         for region in memmap.ram() {
             frames.add_free(region.base, region.end());

@@ -17,6 +17,13 @@ pub fn init(hz: u32) -> u64 {
     rate
 }
 
+/// Starts the Xen one-shot timer, re-armed every 1/`hz` s.
+pub fn init_xen(hz: u32) -> Result<u32, xen::hypercall::Errno> {
+    apic::init();
+    HZ.store(hz, Ordering::Relaxed);
+    crate::platform::xen::time::start_timer(hz)
+}
+
 /// Called from the interrupt handler: count only, never block or log.
 pub fn on_tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);

@@ -100,7 +100,7 @@ impl<'a> FrameBitmap<'a> {
     /// Returns an allocated frame. Double frees and foreign addresses are
     /// errors: they mean a bookkeeping bug elsewhere.
     pub fn free(&mut self, addr: u64) -> Result<(), FreeError> {
-        if addr % FRAME_SIZE != 0 {
+        if !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FreeError::Unaligned(addr));
         }
         let frame = addr / FRAME_SIZE;

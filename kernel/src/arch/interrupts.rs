@@ -115,6 +115,10 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             crate::timer::on_tick();
             super::apic::end_of_interrupt();
         }
+        v if v == u64::from(crate::platform::xen::events::UPCALL_VECTOR) => {
+            crate::platform::xen::events::on_upcall();
+            super::apic::end_of_interrupt();
+        }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         _ => {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,8 @@
 //! Layouts from Xen's public headers.
 
 pub mod elfnote;
+pub mod ops;
+pub mod shared_info;
 pub mod start_info;
 
 /// Reads a little-endian u32 at `at`; the caller has checked the length.

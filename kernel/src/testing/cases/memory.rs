@@ -24,7 +24,7 @@ pub fn heap_alloc() -> Outcome {
         let layout = core::alloc::Layout::from_size_align(1 << 20, 4096).map_err(|e| alloc::format!("{e}"))?;
         // SAFETY: layout is non-zero-sized; the block is freed below.
         let p = unsafe { alloc::alloc::alloc(layout) };
-        ensure!(!p.is_null() && p as usize % 4096 == 0, "1 MiB aligned alloc gave {p:?}");
+        ensure!(!p.is_null() && (p as usize).is_multiple_of(4096), "1 MiB aligned alloc gave {p:?}");
         // SAFETY: p is valid for 1 MiB and freed with the same layout.
         unsafe {
             core::ptr::write_bytes(p, 0xa5, 1 << 20);
@@ -81,7 +81,9 @@ pub fn mem_functions() -> Outcome {
     dst.fill(0x5a);
     ensure!(dst.iter().all(|&b| b == 0x5a), "memset missed bytes");
     let (a, b) = (alloc::vec![1u8, 2, 3, 4], alloc::vec![1u8, 2, 9, 0]);
-    ensure!(a < b && b > a && a != b && a == a.clone(), "memcmp ordering wrong");
+    use core::cmp::Ordering::{Equal, Greater, Less};
+    let orders = (a.as_slice().cmp(b.as_slice()), b.as_slice().cmp(a.as_slice()), a.as_slice().cmp(&a.clone()));
+    ensure!(orders == (Less, Greater, Equal), "memcmp ordering wrong: {orders:?}");
     ensure!(a.as_slice().cmp(&[][..]) == core::cmp::Ordering::Greater, "compare with empty wrong");
     Ok(())
 }

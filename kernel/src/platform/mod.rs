@@ -1,0 +1,63 @@
+//! Which machine Cohort runs on, and the services that differ: plain QEMU
+//! (isa-debug-exit, PIT, APIC timer) or a Xen PVH domain (hypercalls,
+//! pvclock, event channels, PV console).
+
+pub mod xen;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+use x86_64::instructions::port::Port;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    Failure,
+}
+
+static ON_XEN: AtomicBool = AtomicBool::new(false);
+
+pub fn on_xen() -> bool {
+    ON_XEN.load(Ordering::Relaxed)
+}
+
+/// Looks for Xen and installs the hypercall page if it is there.
+pub fn detect() -> bool {
+    let found = xen::detect();
+    ON_XEN.store(found, Ordering::Relaxed);
+    found
+}
+
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Values written to isa-debug-exit: QEMU exits with 33 and 35. The host
+/// side (`tests/`, run.sh) maps 33 to 0 and everything else to failure, so
+/// a guest that dies without saying so never looks successful.
+pub const EXIT_SUCCESS_VALUE: u32 = 0x10;
+pub const EXIT_FAILURE_VALUE: u32 = 0x11;
+
+/// Ends the kernel: Xen `SCHEDOP_shutdown` (poweroff or crash), or QEMU's
+/// isa-debug-exit.
+pub fn exit(status: ExitStatus) -> ! {
+    x86_64::instructions::interrupts::disable();
+    if on_xen() {
+        xen::shutdown(status);
+    }
+    let value = match status {
+        ExitStatus::Success => EXIT_SUCCESS_VALUE,
+        ExitStatus::Failure => EXIT_FAILURE_VALUE,
+    };
+    // SAFETY: writing the debug-exit port only ends the VM; on a machine
+    // without the device the write is ignored and we halt below.
+    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(value) };
+    crate::console::print_emergency(format_args!("cohort: no exit device; halting ({status:?})\n"));
+    crate::arch::cpu::halt_forever()
+}
+
+/// Waits for the next interrupt (timer or event): `SCHEDOP_block` on Xen,
+/// `hlt` elsewhere. Interrupts must be enabled.
+pub fn idle() {
+    if on_xen() {
+        xen::block();
+    } else {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}

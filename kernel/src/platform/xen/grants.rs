@@ -1,0 +1,184 @@
+//! Grant tables v1: our grant entries (in frames Xen maps into the window
+//! above RAM), the refs handed out, and mappings of other domains' grants.
+
+use super::page::PhysPage;
+use super::physmap::Window;
+use ::xen::abi::ops::{gnttabop, xenmem};
+use ::xen::hypercall::{self, Errno};
+use core::sync::atomic::{fence, AtomicU16, Ordering};
+use xen_proto::grant_refs::RefAllocator;
+use xen_proto::iface::{DomId, GrantRef, GrantTable, SharedPage, XenError};
+
+/// Entries per 4 KiB frame of v1 grant entries.
+const ENTRIES_PER_FRAME: u32 = 4096 / gnttabop::ENTRY_V1_SIZE as u32;
+/// We map at most this many grant-table frames (2048 refs).
+const MAX_FRAMES: usize = 4;
+
+struct State {
+    frames: [u64; MAX_FRAMES],
+    refs: RefAllocator,
+    window: Window,
+    mapped: u32,
+    pages: u32,
+}
+
+static STATE: spin::Once<spin::Mutex<State>> = spin::Once::new();
+
+fn errno(e: Errno) -> XenError {
+    XenError::Errno(e.0 as i32)
+}
+
+/// Maps the grant table and sets up the window for peers' pages.
+pub fn init(mut window: Window) -> Result<u32, &'static str> {
+    let (_, max) = hypercall::grant_query_size().map_err(|_| "GNTTABOP_query_size failed")?;
+    let nr = (max as usize).clamp(1, MAX_FRAMES);
+    let mut frames = [0; MAX_FRAMES];
+    for (i, frame) in frames.iter_mut().enumerate().take(nr) {
+        let addr = window.alloc().map_err(|_| "no room for grant-table frames")?;
+        // SAFETY: `addr` is in the window above RAM: nothing of ours lives
+        // there, so Xen may put grant-table frame i at it.
+        unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_GRANT_TABLE, i as u64, addr / 4096) }
+            .map_err(|_| "XENMEM_add_to_physmap(grant_table) failed")?;
+        *frame = addr;
+    }
+    let entries = nr as u32 * ENTRIES_PER_FRAME;
+    let first = gnttabop::NR_RESERVED_ENTRIES;
+    let refs = RefAllocator::new(first, entries - first).map_err(|_| "bad grant ref range")?;
+    STATE.call_once(|| spin::Mutex::new(State { frames, refs, window, mapped: 0, pages: 0 }));
+    Ok(entries - first)
+}
+
+fn entry_addr(state: &State, gref: GrantRef) -> Option<u64> {
+    let frame = *state.frames.get((gref / ENTRIES_PER_FRAME) as usize).filter(|&&f| f != 0)?;
+    Some(frame + u64::from(gref % ENTRIES_PER_FRAME) * gnttabop::ENTRY_V1_SIZE as u64)
+}
+
+fn flags(addr: u64) -> &'static AtomicU16 {
+    // SAFETY: `addr` is a grant entry inside a mapped grant-table frame
+    // (entry_addr), 8-aligned; Xen updates the flags atomically too.
+    unsafe { &*(addr as *const AtomicU16) }
+}
+
+/// Refs granted and pages mapped now, for leak reports.
+pub fn in_use() -> (usize, u32, u32) {
+    STATE.get().map_or((0, 0, 0), |s| {
+        let s = s.lock();
+        (s.refs.outstanding().len(), s.mapped, s.pages)
+    })
+}
+
+/// A handle on the one grant table; cheap to create.
+pub struct XenGrants;
+
+pub struct MappedPage {
+    page: PhysPage,
+    handle: u32,
+}
+
+impl SharedPage for MappedPage {
+    fn read_u32(&self, offset: usize) -> u32 {
+        self.page.read_u32(offset)
+    }
+    fn write_u32(&self, offset: usize, value: u32) {
+        self.page.write_u32(offset, value)
+    }
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        self.page.read_bytes(offset, buf)
+    }
+    fn write_bytes(&self, offset: usize, data: &[u8]) {
+        self.page.write_bytes(offset, data)
+    }
+}
+
+fn state() -> Result<spin::MutexGuard<'static, State>, XenError> {
+    Ok(STATE.get().ok_or(XenError::Errno(-38))?.lock())
+}
+
+impl GrantTable for XenGrants {
+    type Page = PhysPage;
+    type Mapped = MappedPage;
+
+    fn alloc_page(&mut self) -> Result<PhysPage, XenError> {
+        let addr = crate::memory::alloc_frame().ok_or(XenError::Exhausted)?;
+        // SAFETY: a frame just allocated to us, identity mapped; zeroed so
+        // no old data reaches a peer.
+        unsafe { core::ptr::write_bytes(addr as *mut u8, 0, 4096) };
+        state()?.pages += 1;
+        // SAFETY: ours until free_page returns it.
+        Ok(unsafe { PhysPage::new(addr) })
+    }
+
+    fn free_page(&mut self, page: PhysPage) {
+        if crate::memory::free_frame(page.addr()).is_ok() {
+            if let Ok(mut s) = state() {
+                s.pages -= 1;
+            }
+        }
+    }
+
+    fn grant(&mut self, page: &PhysPage, to: DomId, readonly: bool) -> Result<GrantRef, XenError> {
+        let mut s = state()?;
+        let gref = s.refs.alloc().map_err(|_| XenError::Exhausted)?;
+        let Some(addr) = entry_addr(&s, gref) else {
+            let _ = s.refs.free(gref);
+            return Err(XenError::Exhausted);
+        };
+        let frame = u32::try_from(page.frame()).map_err(|_| XenError::Errno(-22))?;
+        // SAFETY: a grant entry of ours (entry_addr), not in use (the ref was
+        // free): domid at +2, frame at +4.
+        unsafe {
+            core::ptr::write_volatile((addr + 2) as *mut u16, to);
+            core::ptr::write_volatile((addr + 4) as *mut u32, frame);
+        }
+        // Release: domid and frame are visible before the flags permit access.
+        fence(Ordering::Release);
+        let ro = if readonly { gnttabop::GTF_READONLY } else { 0 };
+        flags(addr).store(gnttabop::GTF_PERMIT_ACCESS | ro, Ordering::SeqCst);
+        Ok(gref)
+    }
+
+    fn revoke(&mut self, gref: GrantRef) -> Result<(), XenError> {
+        let mut s = state()?;
+        let addr = entry_addr(&s, gref).ok_or(XenError::Errno(-22))?;
+        let f = flags(addr);
+        let mut current = f.load(Ordering::SeqCst);
+        loop {
+            if current & (gnttabop::GTF_READING | gnttabop::GTF_WRITING) != 0 {
+                return Err(XenError::Errno(Errno::EBUSY.0 as i32));
+            }
+            // Only clear the flags if the peer did not start mapping meanwhile.
+            match f.compare_exchange(current, 0, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        s.refs.free(gref).map_err(|_| XenError::Errno(-22))
+    }
+
+    fn map(&mut self, from: DomId, gref: GrantRef, readonly: bool) -> Result<MappedPage, XenError> {
+        let mut s = state()?;
+        let addr = s.window.alloc().map_err(|_| XenError::Exhausted)?;
+        // SAFETY: `addr` is a free frame of the window above RAM.
+        match unsafe { hypercall::map_grant_ref(from, gref, addr, readonly) } {
+            Ok(handle) => {
+                s.mapped += 1;
+                // SAFETY: the peer's page is now mapped at addr until unmap.
+                Ok(MappedPage { page: unsafe { PhysPage::new(addr) }, handle })
+            }
+            Err(e) => {
+                let _ = s.window.free(addr);
+                Err(errno(e))
+            }
+        }
+    }
+
+    fn unmap(&mut self, mapped: MappedPage) -> Result<(), XenError> {
+        let mut s = state()?;
+        let addr = mapped.page.addr();
+        // SAFETY: addr/handle come from a successful map; `mapped` is
+        // consumed, so no access to the page follows.
+        unsafe { hypercall::unmap_grant_ref(addr, mapped.handle) }.map_err(errno)?;
+        s.mapped -= 1;
+        s.window.free(addr).map_err(|_| XenError::Errno(-22))
+    }
+}

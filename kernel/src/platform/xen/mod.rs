@@ -1,0 +1,141 @@
+//! Cohort as a Xen PVH domain: the hypercall page, shared_info, event
+//! channels, pvclock and the Xen timer, the PV console, grant tables and
+//! xenstore. Hypercalls themselves live in the `xen` crate.
+
+pub mod console;
+pub mod events;
+pub mod grants;
+pub mod page;
+pub mod physmap;
+pub mod store;
+pub mod time;
+
+use super::ExitStatus;
+use ::xen::abi::ops::{hvmop, schedop, xenmem, E820_ENTRY_SIZE};
+use ::xen::hypercall;
+use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
+
+#[repr(C, align(4096))]
+struct PageFrame([u8; 4096]);
+
+// Given to Xen at boot and never touched by Rust code again.
+static mut HYPERCALL_PAGE: PageFrame = PageFrame([0; 4096]);
+static mut SHARED_INFO_PAGE: PageFrame = PageFrame([0; 4096]);
+
+pub(super) fn events_shared_info() -> u64 {
+    (&raw const SHARED_INFO_PAGE) as u64
+}
+
+/// Finds Xen by CPUID and installs the hypercall page.
+pub fn detect() -> bool {
+    let base = ::xen::cpuid::find_base(|leaf| {
+        let r = core::arch::x86_64::__cpuid(leaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    });
+    let Some(base) = base else { return false };
+    // SAFETY: the page is 4 KiB aligned, identity mapped, executable (the
+    // boot map has no NX) and used for nothing else.
+    unsafe { hypercall::install(base, (&raw const HYPERCALL_PAGE) as u64) };
+    true
+}
+
+/// The E820 map from `XENMEM_memory_map` (Xen gives PVH guests
+/// `hvm_start_info` version 0, which has none).
+pub fn memory_map() -> Result<MemoryMap, hypercall::Errno> {
+    let mut buf = [0u8; MAX_REGIONS * E820_ENTRY_SIZE];
+    let count = hypercall::memory_map(&mut buf)?;
+    let mut map = MemoryMap::default();
+    for entry in buf.chunks_exact(E820_ENTRY_SIZE).take(count) {
+        let u64_at = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().unwrap_or([0; 8]));
+        let kind = u32::from_le_bytes(entry[16..20].try_into().unwrap_or([0; 4]));
+        map.push(Region { base: u64_at(0), len: u64_at(8), kind: RegionKind::from_raw(kind) });
+    }
+    Ok(map)
+}
+
+pub struct Version {
+    pub major: u16,
+    pub minor: u16,
+    pub extra: [u8; 16],
+}
+
+impl core::fmt::Display for Version {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let len = self.extra.iter().position(|&b| b == 0).unwrap_or(self.extra.len());
+        let extra = core::str::from_utf8(&self.extra[..len]).unwrap_or("?");
+        write!(f, "{}.{}{}", self.major, self.minor, extra)
+    }
+}
+
+pub fn version() -> Result<Version, hypercall::Errno> {
+    let (major, minor) = hypercall::xen_version()?;
+    Ok(Version { major, minor, extra: hypercall::xen_extraversion()? })
+}
+
+/// Maps shared_info, routes event-channel upcalls to our vector, and makes
+/// pvclock the clock. Interrupts stay disabled.
+pub fn init_events_and_clock() -> Result<(), &'static str> {
+    let shared_info = events_shared_info();
+    // SAFETY: the page is ours (kernel .bss), page-aligned and never used
+    // as memory again: Xen replaces it with shared_info.
+    unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_SHARED_INFO, 0, shared_info / 4096) }
+        .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")?;
+    events::init(shared_info);
+    hypercall::hvm_set_param(
+        hvmop::PARAM_CALLBACK_IRQ,
+        hvmop::CALLBACK_TYPE_VECTOR | u64::from(events::UPCALL_VECTOR),
+    )
+    .map_err(|_| "HVMOP_set_param(CALLBACK_IRQ) failed")?;
+    crate::clock::use_pvclock(time::read_time_info());
+    Ok(())
+}
+
+/// Blocks in Xen until an event is pending (interrupts enabled).
+pub fn block() {
+    x86_64::instructions::interrupts::enable();
+    let _ = hypercall::sched_block();
+}
+
+pub fn shutdown(status: ExitStatus) -> ! {
+    crate::console::flush();
+    let reason = match status {
+        ExitStatus::Success => schedop::SHUTDOWN_POWEROFF,
+        ExitStatus::Failure => schedop::SHUTDOWN_CRASH,
+    };
+    let err = hypercall::sched_shutdown(reason);
+    crate::console::print_emergency(format_args!("cohort: SCHEDOP_shutdown refused: {err}\n"));
+    crate::arch::cpu::halt_forever()
+}
+
+pub type Xenstore = xen_proto::xenstore::Client<store::StoreRing>;
+
+static XENSTORE: spin::Once<spin::Mutex<Xenstore>> = spin::Once::new();
+
+/// Runs `f` with the xenstore client (thread context only: it blocks).
+pub fn with_xenstore<T>(f: impl FnOnce(&mut Xenstore) -> T) -> Option<T> {
+    XENSTORE.get().map(|client| f(&mut client.lock()))
+}
+
+/// After interrupts are on: the PV console, grant tables and xenstore.
+pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
+    let console = console::ConsoleRing::open();
+    let has_console = console.is_some();
+    if let Some(ring) = console {
+        crate::console::use_xen_console(ring);
+    }
+    let window = physmap::Window::new(map).map_err(|_| "no room above RAM for the grant window")?;
+    let refs = grants::init(window)?;
+    let ring = store::StoreRing::open()?;
+    let client = XENSTORE.call_once(|| spin::Mutex::new(Xenstore::new(ring)));
+    let version = version().map_err(|_| "XENVER_version failed")?;
+    let mut client = client.lock();
+    let domid = client.read_string("domid").map_err(|_| "cannot read `domid` from xenstore")?;
+    let name = client.read_string("name").unwrap_or_else(|_| "?".into());
+    log::info!("Xen {version}; domid {domid}, name `{name}` (from xenstore)");
+    log::info!(
+        "Xen services: {refs} grant refs, event upcall vector {:#x}, console: {}",
+        events::UPCALL_VECTOR,
+        if has_console { "PV console ring" } else { "port 0xe9 only" }
+    );
+    Ok(())
+}

@@ -1,0 +1,59 @@
+# Helpers for harness scenarios (busybox ash).  Installed in dom0 as
+# /usr/share/cohort/scenario-lib.sh; scenarios source it:
+#     . /usr/share/cohort/scenario-lib.sh
+#
+# Result protocol understood by the runner in /init and by boot.sh:
+#     SCENARIO <name> ... ok
+#     SCENARIO <name> ... FAILED: <reason>
+
+ok()   { echo "SCENARIO $1 ... ok"; }
+fail() { n=$1; shift; echo "SCENARIO $n ... FAILED: $*"; }
+
+# Milliseconds since dom0 kernel start (monotonic enough for measurements).
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+
+# wait_until TIMEOUT_S CMD...   poll CMD every 50 ms until it succeeds.
+wait_until() {
+    _deadline=$(( $(now_ms) + $1 * 1000 )); shift
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(now_ms)" -ge "$_deadline" ] && return 1
+        sleep 0.05
+    done
+}
+
+# Does Xen's console ring (`xl dmesg`) have a "(dDOMID) ...TEXT..." line?
+# Guest output on I/O port 0xe9 lands there with guest_loglvl=all (with
+# console_timestamps a "[ time]" sits between the prefix and the text).
+dmesg_has() { xl dmesg | grep -F "(d$1) " | grep -qF "$2"; }
+# wait_dmesg DOMID TEXT TIMEOUT_S
+wait_dmesg() { wait_until "$3" dmesg_has "$1" "$2"; }
+
+# Does the domain's PV console log (xenconsoled --log=guest) contain TEXT?
+console_has() { grep -qF "$2" "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+# wait_console DOMNAME TEXT TIMEOUT_S
+wait_console() { wait_until "$3" console_has "$1" "$2"; }
+
+# Is the domain gone?  wait_gone NAME TIMEOUT_S
+dom_gone() { ! xl domid "$1" >/dev/null 2>&1; }
+wait_gone() { wait_until "$2" dom_gone "$1"; }
+
+# State letters of a domain from `xl list` (r b p s c d).
+dom_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
+dom_shutdown() { case $(dom_state "$1") in *s*) return 0 ;; esac; return 1; }
+
+# Start a domain paused and print its domid; unpause with `xl unpause`.
+# Creating paused lets the scenario learn the domid before the guest can
+# run (and possibly exit) and time the guest from the unpause.
+create_paused() {
+    xl create -p "$@" >/tmp/xl-create.log 2>&1 || { cat /tmp/xl-create.log >&2; return 1; }
+    _name=$(sed -n 's/^name *= *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$1" | head -n1)
+    xl domid "$_name"
+}
+
+# Dump diagnostics for a failing domain to the console.
+dump_dom() {
+    echo "---- xl list"; xl list
+    echo "---- xl dmesg (tail)"; xl dmesg | tail -n 30
+    [ -n "${1:-}" ] && { echo "---- console log $1"; cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+    echo "----"
+}
