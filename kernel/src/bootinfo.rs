@@ -22,7 +22,6 @@ pub enum Error {
     BadAddress(u64),
     CmdlineTooLong,
     CmdlineNotUtf8,
-    NoMemoryMap,
 }
 
 impl fmt::Display for Error {
@@ -32,7 +31,6 @@ impl fmt::Display for Error {
             Error::BadAddress(a) => write!(f, "hvm_start_info points at unusable address {a:#x}"),
             Error::CmdlineTooLong => write!(f, "command line longer than {} bytes", CMDLINE_MAX - 1),
             Error::CmdlineNotUtf8 => write!(f, "command line is not UTF-8"),
-            Error::NoMemoryMap => write!(f, "no memory map in hvm_start_info"),
         }
     }
 }

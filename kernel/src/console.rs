@@ -55,6 +55,10 @@ pub fn use_xen_console(ring: crate::platform::xen::console::ConsoleRing) {
     without_interrupts(|| *CONSOLE.lock() = Some(Sink::XenPv(ring)));
 }
 
+pub fn is_xen_console() -> bool {
+    without_interrupts(|| matches!(CONSOLE.lock().as_ref(), Some(Sink::XenPv(_))))
+}
+
 /// Waits until the console's consumer has everything (the PV console is
 /// read asynchronously by dom0).
 pub fn flush() {

@@ -37,12 +37,19 @@ fn boot_failure(what: &str, why: impl core::fmt::Display) -> ! {
 extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     let kernel_main_tsc = arch::cpu::rdtsc();
     console::init();
+    // On Xen, the PV console replaces port 0xe9 as soon as hypercalls work,
+    // so even a command-line error shows in `xl console` and its logs.
+    let on_xen = platform::detect();
+    if on_xen {
+        if let Some(ring) = platform::xen::console::ConsoleRing::open() {
+            console::use_xen_console(ring);
+        }
+    }
     // The host harness times boot to this line.
     println!("Cohort {VERSION}: residency-aware inter-VM networking unikernel");
     arch::gdt::init();
     arch::idt::init();
 
-    let on_xen = platform::detect();
     let mut boot = BootInfo::copy_from(start_info_paddr).unwrap_or_else(|e| boot_failure("boot information", e));
     if boot.memmap.regions().is_empty() {
         if !on_xen {
@@ -115,9 +122,9 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             exit(ExitStatus::Success)
         }
         Mode::Test(selection) => testing::run(selection),
-        Mode::Bench(which) => {
-            bench::run(which, times, options.bench_clock);
-            exit(ExitStatus::Success)
-        }
+        Mode::Bench(which) => match bench::run(which, times, options.bench_clock) {
+            Ok(()) => exit(ExitStatus::Success),
+            Err(e) => boot_failure("benchmark", e),
+        },
     }
 }

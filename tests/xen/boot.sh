@@ -69,6 +69,7 @@ if [ "$shell" = 0 ] && [ ${#scenarios[@]} -eq 0 ]; then
     echo "boot.sh: give at least one --scenario (or --shell)" >&2; exit 2
 fi
 case $dom0_args in *,*) die "--dom0-args must not contain commas (QEMU splits -initrd on them)" ;; esac
+case ${COHORT_CACHE:-}${COHORT_XEN_CACHE:-}$HOME in *,*) die "cache path must not contain commas (QEMU splits -initrd on them)" ;; esac
 
 ensure_host_tools qemu-system-x86_64:qemu-system-x86 cpio:cpio gzip:gzip
 
@@ -124,21 +125,24 @@ mode=run; [ "$shell" = 1 ] && mode=shell
 kernel="$root/vmlinuz"; [ -f "$root/vmlinux" ] && kernel="$root/vmlinux"
 xen_cmdline="console=com1 com1=115200,8n1 smap=0 bootscrub=0 dom0_mem=${dom0_mem}M,max:${dom0_mem}M dom0_max_vcpus=$smp guest_loglvl=all loglvl=all x2apic=false noreboot $xen_args"
 dom0_cmdline="console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 cohort.mode=$mode cohort.timeout=$scen_timeout $dom0_args"
+# shellcheck disable=SC2054  # commas are QEMU syntax, not array separators
 qemu=(qemu-system-x86_64 -accel tcg -cpu max,-x2apic -m "$mem" -smp "$smp"
       -no-reboot -nic none
       -kernel "$root/xen-hypervisor" -append "$xen_cmdline"
       -initrd "$kernel $dom0_cmdline,$run/initrd.cpio.gz")
+# shellcheck disable=SC2054
 [ "$icount" = 1 ] && qemu+=(-icount shift=0,sleep=off)
 
 if [ "$shell" = 1 ]; then
-    # Ctrl-] is QEMU's escape key here (Ctrl-] x quits, Ctrl-] c monitor) so
-    # that Ctrl-a stays free for Xen's "Ctrl-a x3: switch input to Xen".
+    # Ctrl-t is QEMU's escape key here (Ctrl-t x quits, Ctrl-t c monitor) so
+    # that Ctrl-a stays free for Xen's "Ctrl-a x3: switch input to Xen" and
+    # Ctrl-] for detaching from `xl console`.
     # signal=off: Ctrl-C goes to the dom0 shell instead of killing QEMU.
     # The console is also logged to $log.
-    log "starting QEMU (interactive): Ctrl-] x quits QEMU, Ctrl-] h help; 'poweroff -f' in dom0 shuts down"
+    log "starting QEMU (interactive): Ctrl-t x quits QEMU, Ctrl-t h help; 'poweroff -f' in dom0 shuts down"
     log "serial log: $log"
     trap - INT
-    "${qemu[@]}" -display none -vga none -echr 0x1d \
+    "${qemu[@]}" -display none -vga none -echr 0x14 \
         -chardev "stdio,id=con0,mux=on,signal=off,logfile=$log" \
         -serial chardev:con0 -mon chardev=con0 || true
     exit 0

@@ -32,6 +32,7 @@ kver=$(cat "$root/KVER")
 
 # Kernel modules the dom0 loads (names as in the .ko file names).  Their
 # dependencies are added automatically.  Extra ones: COHORT_XEN_EXTRA_MODULES.
+# shellcheck disable=SC2206  # COHORT_XEN_EXTRA_MODULES is a space-separated list
 MODULES=(xen-evtchn xen-privcmd xen-gntdev xen-gntalloc xenfs
          bridge stp llc xen-netback xen-blkback loop
          ${COHORT_XEN_EXTRA_MODULES:-})

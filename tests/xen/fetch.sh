@@ -42,6 +42,7 @@ fi
 # libgcc_s.so.1 for pthread_cancel/backtraces in xl.  Generic non-Xen libs
 # (libuuid, zlib, lzma, zstd) are fetched too so the dom0 is self-contained;
 # only glibc itself (libc, libm, ld-linux) is copied from the host.
+# shellcheck disable=SC2206
 PKGS=(
     xen-hypervisor-${XEN_VER}-amd64 xen-utils-${XEN_VER} xen-utils-common xenstore-utils
     libxenmisc${XEN_VER} libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1

@@ -13,7 +13,7 @@
 # just work.  Without FILEs the tiny harness test guest is built and injected
 # as /cohort/guest.elf.
 #
-# Keys: Ctrl-] x quits QEMU (Ctrl-] h for more); Ctrl-a three times switches
+# Keys: Ctrl-t x quits QEMU (Ctrl-t h for more); Ctrl-a three times switches
 # the console input between dom0 and Xen's debug keys; `poweroff -f` in dom0
 # shuts the machine down.  Boot options such as --icount, --mem, --dom0-mem,
 # --xen-args go before `--`.

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # Shared helpers for the real-Xen harness scripts (sourced, not executed).
+# shellcheck disable=SC2034  # variables are used by the sourcing scripts
 
 XEN_HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 XEN_CACHE=${COHORT_XEN_CACHE:-${COHORT_CACHE:-$HOME/.cache/cohort}/xen}

@@ -28,6 +28,12 @@ pub enum TestSelection<'a> {
 pub enum Bench {
     /// Boot-time figures: entry → `kernel_main`, memory in use at idle.
     Boot,
+    /// Xen primitives: hypercall round trip, grant map/unmap.
+    Xen,
+    /// Event-channel ping-pong with the peer in `data/peer`: this side
+    /// measures, the `EvtchnPong` side answers.
+    EvtchnPing,
+    EvtchnPong,
 }
 
 /// What the guest's clock counts, for the `clock` field of BENCH lines:
@@ -145,7 +151,12 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
             "bench" => {
                 let bench = match value {
                     "boot" => Bench::Boot,
-                    _ => return Err(Error::BadValue { key, value, expected: "`boot`" }),
+                    "xen" => Bench::Xen,
+                    "evtchn_ping" => Bench::EvtchnPing,
+                    "evtchn_pong" => Bench::EvtchnPong,
+                    _ => {
+                        return Err(Error::BadValue { key, value, expected: "`boot`, `xen`, `evtchn_ping` or `evtchn_pong`" })
+                    }
                 };
                 set_mode(&mut options, Mode::Bench(bench))?;
             }
@@ -228,6 +239,7 @@ mod tests {
         assert_eq!(o.timer_hz, 250);
         assert_eq!(parse("test=heap_alloc").unwrap().mode, Mode::Test(TestSelection::Named("heap_alloc")));
         assert_eq!(parse("bench=boot").unwrap().mode, Mode::Bench(Bench::Boot));
+        assert_eq!(parse("bench=evtchn_pong").unwrap().mode, Mode::Bench(Bench::EvtchnPong));
     }
 
     #[test]

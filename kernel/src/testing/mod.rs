@@ -21,12 +21,29 @@ pub enum Kind {
     Isolated { expect_fault: fn(&Fault) -> bool },
     /// Must fail: proves the host harness notices failures. Only when named.
     Deliberate,
+    /// One side of a multi-guest scenario the harness sets up (peers found
+    /// through xenstore). Only when named.
+    Scenario,
+}
+
+/// Where a test can run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Any,
+    Xen,
 }
 
 pub struct Test {
     pub name: &'static str,
     pub kind: Kind,
+    pub needs: Needs,
     pub run: fn() -> Outcome,
+}
+
+impl Test {
+    fn runs_here(&self) -> bool {
+        self.needs == Needs::Any || crate::platform::on_xen()
+    }
 }
 
 /// Returns `Err(message)` from the test unless `cond` holds.
@@ -51,20 +68,28 @@ pub fn run(selection: TestSelection<'_>) -> ! {
     let tests = cases::ALL;
     match selection {
         TestSelection::All => {
-            let regular = tests.iter().filter(|t| matches!(t.kind, Kind::Regular)).count();
+            let regular = tests.iter().filter(|t| matches!(t.kind, Kind::Regular) && t.runs_here()).count();
             crate::println!("\nrunning {regular} tests");
             for (index, test) in tests.iter().enumerate() {
                 match test.kind {
-                    Kind::Regular => run_one(index, test),
+                    Kind::Regular if test.runs_here() => run_one(index, test),
+                    Kind::Regular => {
+                        IGNORED.fetch_add(1, Ordering::Relaxed);
+                        crate::println!("test {} ... ignored, needs Xen", test.name);
+                    }
                     Kind::Isolated { .. } => {
                         IGNORED.fetch_add(1, Ordering::Relaxed);
                         crate::println!("test {} ... ignored, isolated: boot with test={}", test.name, test.name);
                     }
-                    Kind::Deliberate => {}
+                    Kind::Deliberate | Kind::Scenario => {}
                 }
             }
         }
         TestSelection::Named(name) => match tests.iter().position(|t| t.name == name) {
+            Some(index) if !tests[index].runs_here() => {
+                crate::println!("error: kernel test `{name}` needs Xen");
+                exit(ExitStatus::Failure);
+            }
             Some(index) => {
                 crate::println!("\nrunning 1 test");
                 run_one(index, &tests[index]);

@@ -159,7 +159,10 @@ mod tests {
     fn reserved_and_overflowing_ranges_rejected() {
         assert_eq!(RefAllocator::new(0, 4).unwrap_err(), RefError::BadRange);
         assert_eq!(RefAllocator::new(7, 4).unwrap_err(), RefError::BadRange);
-        assert_eq!(RefAllocator::new(u32::MAX, 2).unwrap_err(), RefError::BadRange);
+        assert_eq!(
+            RefAllocator::new(u32::MAX, 2).unwrap_err(),
+            RefError::BadRange
+        );
         let mut empty = RefAllocator::new(8, 0).unwrap();
         assert_eq!(empty.alloc(), Err(RefError::Exhausted));
         assert_eq!(empty.capacity(), 0);

@@ -236,7 +236,16 @@ mod tests {
         assert_eq!(XenbusState::parse(b"0"), Ok(Unknown));
         assert_eq!(XenbusState::parse(b"8\0"), Ok(Reconfigured));
         assert_eq!(XenbusState::parse(b"004"), Ok(Connected));
-        for bad in [&b""[..], b"9", b"garbage", b"-1", b" 4", b"4 ", b"1000000", b"0x4"] {
+        for bad in [
+            &b""[..],
+            b"9",
+            b"garbage",
+            b"-1",
+            b" 4",
+            b"4 ",
+            b"1000000",
+            b"0x4",
+        ] {
             assert_eq!(XenbusState::parse(bad), Err(Error::InvalidState), "{bad:?}");
         }
         for s in ALL {
@@ -247,7 +256,15 @@ mod tests {
     #[test]
     fn legal_walk_and_reconnect() {
         let mut m = FrontendStateMachine::new();
-        for s in [InitWait, Initialised, Connected, Closing, Closed, Initialising, InitWait] {
+        for s in [
+            InitWait,
+            Initialised,
+            Connected,
+            Closing,
+            Closed,
+            Initialising,
+            InitWait,
+        ] {
             m.transition(s).unwrap();
             assert_eq!(m.state(), s);
         }
@@ -257,7 +274,13 @@ mod tests {
     fn illegal_transitions_rejected() {
         let mut m = FrontendStateMachine::new();
         let err = m.transition(Connected).unwrap_err();
-        assert_eq!(err, Error::IllegalTransition { from: Initialising, to: Connected });
+        assert_eq!(
+            err,
+            Error::IllegalTransition {
+                from: Initialising,
+                to: Connected
+            }
+        );
         assert_eq!(m.state(), Initialising);
         assert!(m.transition(Initialising).is_err());
         assert!(m.transition(Unknown).is_err());

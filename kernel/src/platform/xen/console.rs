@@ -15,14 +15,13 @@ mod layout {
     pub const OUT_PROD: usize = 3084;
 }
 
-/// How often a full ring is retried (yielding to dom0) before bytes are
-/// dropped: console output must never wedge the kernel.
+/// How often a full ring is retried (yielding to dom0) before a byte is
+/// dropped: console output must never wedge the kernel (xenconsoled gone).
 const FULL_RETRIES: u32 = 100_000;
 
 pub struct ConsoleRing {
     page: PhysPage,
     port: u32,
-    dropped: u64,
 }
 
 impl ConsoleRing {
@@ -34,7 +33,7 @@ impl ConsoleRing {
         // SAFETY: the console page is a special page Xen keeps mapped in our
         // physmap for the domain's life, below 4 GiB (checked).
         let page = unsafe { PhysPage::new(addr) };
-        Some(ConsoleRing { page, port, dropped: 0 })
+        Some(ConsoleRing { page, port })
     }
 
     pub fn write(&mut self, bytes: &[u8]) {
@@ -47,7 +46,6 @@ impl ConsoleRing {
                 self.publish(prod);
                 retries += 1;
                 if retries > FULL_RETRIES {
-                    self.dropped += 1;
                     break;
                 }
                 let _ = hypercall::sched_yield();
@@ -77,9 +75,5 @@ impl ConsoleRing {
             }
             let _ = hypercall::sched_yield();
         }
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped
     }
 }

@@ -14,7 +14,6 @@ static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 /// Events delivered and not yet taken, one bit per port.
 static DELIVERED: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 static TIMER_PORT: AtomicU32 = AtomicU32::new(NO_PORT);
-static UPCALLS: AtomicU64 = AtomicU64::new(0);
 
 pub fn init(shared_info: u64) {
     SHARED_INFO.store(shared_info, Ordering::Release);
@@ -43,7 +42,6 @@ pub fn set_timer_port(port: u32) {
 
 /// The upcall: runs with interrupts disabled.
 pub fn on_upcall() {
-    UPCALLS.fetch_add(1, Ordering::Relaxed);
     let (Some(pending_flag), Some(selector)) = (byte(vcpu_info::UPCALL_PENDING), word(vcpu_info::PENDING_SEL)) else {
         return;
     };
@@ -103,10 +101,6 @@ pub fn wait_port(port: u32, timeout_ns: u64) -> bool {
         }
         super::block();
     }
-}
-
-pub fn upcalls() -> u64 {
-    UPCALLS.load(Ordering::Relaxed)
 }
 
 /// Event channels of this domain, for `xen_proto`.

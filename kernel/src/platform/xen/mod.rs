@@ -6,6 +6,7 @@ pub mod console;
 pub mod events;
 pub mod grants;
 pub mod page;
+pub mod peer;
 pub mod physmap;
 pub mod store;
 pub mod time;
@@ -118,11 +119,7 @@ pub fn with_xenstore<T>(f: impl FnOnce(&mut Xenstore) -> T) -> Option<T> {
 
 /// After interrupts are on: the PV console, grant tables and xenstore.
 pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
-    let console = console::ConsoleRing::open();
-    let has_console = console.is_some();
-    if let Some(ring) = console {
-        crate::console::use_xen_console(ring);
-    }
+    let has_console = crate::console::is_xen_console();
     let window = physmap::Window::new(map).map_err(|_| "no room above RAM for the grant window")?;
     let refs = grants::init(window)?;
     let ring = store::StoreRing::open()?;

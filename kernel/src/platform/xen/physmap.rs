@@ -53,8 +53,4 @@ impl Window {
         *word &= !bit;
         Ok(())
     }
-
-    pub fn in_use(&self) -> u32 {
-        self.used.iter().map(|w| w.count_ones()).sum()
-    }
 }

@@ -43,9 +43,7 @@ impl<R: XenstoreRing> Client<R> {
     pub(super) fn call(&mut self, req: Request, tx: u32) -> Result<Message, Error> {
         self.check_fatal()?;
         let req = req.with_tx(tx);
-        let in_flight = InFlight {
-            abandoned: false,
-        };
+        let in_flight = InFlight { abandoned: false };
         let id = self.pending.insert(in_flight).map_err(Error::Wire)?;
         let mut bytes = Vec::with_capacity(req.encoded_len());
         req.encode_into(id, &mut bytes);
@@ -105,8 +103,13 @@ impl<R: XenstoreRing> Client<R> {
             progress = true;
         }
         let mut buf = [0u8; 512];
-        loop {
-            let n = self.transport.read_some(&mut buf).map_err(|e| self.note(e))?;
+        // At most one ring's worth per pass, so a peer that keeps
+        // producing cannot keep us here forever.
+        for _ in 0..xenstore_wire::ring::XENSTORE_RING_SIZE / 512 {
+            let n = self
+                .transport
+                .read_some(&mut buf)
+                .map_err(|e| self.note(e))?;
             if n == 0 {
                 break;
             }

@@ -84,7 +84,10 @@ impl<R: XenstoreRing> Client<R> {
 
     /// Scoped operations inside an explicitly started transaction.
     pub fn in_transaction(&mut self, tx: TxId) -> Tx<'_, R> {
-        Tx { client: self, id: tx }
+        Tx {
+            client: self,
+            id: tx,
+        }
     }
 
     /// Runs `body` in a transaction and commits, redoing everything on

@@ -36,10 +36,27 @@ impl fmt::Display for Figure<'_> {
     }
 }
 
-pub fn run(bench: Bench, times: BootTimes, clock_kind: BenchClock) {
+mod xen;
+
+/// Runs one benchmark; an error means the figures could not be measured.
+pub fn run(bench: Bench, times: BootTimes, clock_kind: BenchClock) -> Result<(), alloc::string::String> {
+    let needs_xen = !matches!(bench, Bench::Boot);
+    if needs_xen && !crate::platform::on_xen() {
+        return Err(alloc::format!("bench={bench:?} needs Xen"));
+    }
     match bench {
         Bench::Boot => boot(times, clock_kind),
+        Bench::Xen => xen::primitives(clock_kind)?,
+        Bench::EvtchnPing => xen::ping(clock_kind)?,
+        Bench::EvtchnPong => xen::pong()?,
     }
+    Ok(())
+}
+
+/// Median of `samples` (sorted in place); 0 for none.
+pub fn median(samples: &mut [u64]) -> u64 {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or(0)
 }
 
 fn boot(times: BootTimes, clock_kind: BenchClock) {
