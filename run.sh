@@ -4,7 +4,10 @@
 #                            arguments are the kernel command line; the exit
 #                            status is the guest's (0 = success)
 #   ./run.sh test            install what is missing, then run every test
-#   ./run.sh bench           boot benchmark: BENCH lines on stdout
+#   ./run.sh bench           benchmarks: BENCH lines on stdout
+#   ./run.sh xen [KEY=VALUE...]  on a Xen host (dom0): `xl create -c` a Cohort guest
+#   ./run.sh xen-lab         Xen 4.17 + a Debian dom0 under QEMU: an interactive
+#                            dom0 shell with Cohort's image and config in /cohort
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,6 +35,36 @@ build() {
     cargo build --release --quiet -p cohort-tests
 }
 
+# Real Xen inside QEMU: tests/xen/ fetches Debian's Xen and a dom0 kernel
+# (cached in ~/.cache/cohort/xen) and runs scenario scripts in dom0.
+xen_harness() {
+    tests/xen/boot.sh --file "$KERNEL:cohort" "$@"
+}
+
+# Runs one suite, keeping its output; its last "N passed, M failed" line
+# is added to the totals.
+passed=0 failed=0
+suite() {
+    local out status
+    out=$(mktemp)
+    set +e
+    "$@" 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    local counts
+    counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+    rm -f "$out"
+    if [ -z "$counts" ]; then
+        failed=$((failed + 1))
+        say "error: '$*' printed no result line (exit status $status)"
+        return
+    fi
+    passed=$((passed + ${counts%% passed*}))
+    local f=${counts#*, }
+    failed=$((failed + ${f%% failed*}))
+    [ "$status" = 0 ] || [ "${f%% failed*}" != 0 ] || { failed=$((failed + 1)); say "error: '$*' exited with $status"; }
+}
+
 case "${1:-}" in
 test)
     shift
@@ -39,14 +72,43 @@ test)
     say "host tests: cargo test"
     cargo test --quiet
     build
-    say "in-emulator tests"
-    "$HARNESS" test "$KERNEL"
+    say "in-emulator tests (QEMU TCG)"
+    suite "$HARNESS" test "$KERNEL"
+    say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG"
+    suite xen_harness --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" --timeout 600
+    echo
+    echo "total: $passed passed, $failed failed"
+    [ "$failed" = 0 ]
     ;;
 bench)
     shift
     ensure_qemu
     build
     "$HARNESS" bench "$KERNEL"
+    say "Xen benchmarks, wall clock"
+    xen_harness --scenario "tests/xen/scenarios/cohort-bench.sh wall /cohort/cohort" --timeout 900 | grep -E '^BENCH|SCENARIO|passed'
+    say "Xen benchmarks, virtual clock (-icount: 1 instruction = 1 ns)"
+    xen_harness --icount --scenario "tests/xen/scenarios/cohort-bench.sh virtual /cohort/cohort" --timeout 1800 |
+        grep -E '^BENCH|SCENARIO|passed'
+    ;;
+xen)
+    shift
+    if ! command -v xl >/dev/null || ! xl info >/dev/null 2>&1; then
+        say "error: this is not a Xen dom0 (\`xl info\` does not work here)."
+        say "Run it on a Xen host with the toolstack installed, or try Xen inside QEMU: ./run.sh xen-lab"
+        exit 1
+    fi
+    build
+    cfg=target/cohort-pvh.cfg
+    sed -e "s|@KERNEL@|$PWD/$KERNEL|" -e "s|@CMDLINE@|$*|" xen/configs/cohort-pvh.cfg > "$cfg"
+    say "xl create -c $cfg"
+    exec xl create -c "$cfg"
+    ;;
+xen-lab)
+    shift
+    ensure_qemu
+    build
+    exec tests/xen/lab.sh "$KERNEL"
     ;;
 *)
     ensure_qemu

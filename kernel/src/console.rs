@@ -14,6 +14,11 @@ enum Sink {
     XenPv(crate::platform::xen::console::ConsoleRing),
 }
 
+/// Writes to port 0xe9 whatever the console is.
+pub fn print_debug_port(args: fmt::Arguments<'_>) {
+    let _ = Sink::DebugPort.write_fmt(args);
+}
+
 impl Sink {
     fn write(&mut self, bytes: &[u8]) {
         match self {

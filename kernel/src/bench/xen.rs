@@ -60,7 +60,7 @@ pub fn ping(clock: BenchClock) -> Result<(), String> {
     for round in 0..PING_ROUNDS {
         let t = crate::clock::now_ns();
         ev.notify(port).map_err(|e| format!("notify: {e:?}"))?;
-        if !events::wait_port(port, 5 * SECOND) {
+        if !events::wait_port(port, 30 * SECOND) {
             return Err(format!("no answer to ping {round}"));
         }
         events::take_pending(port);
@@ -82,7 +82,7 @@ pub fn pong() -> Result<(), String> {
     let local = ev.bind_interdomain(peer, port).map_err(|e| format!("bind_interdomain: {e:?}"))?;
     ev.notify(local).map_err(|e| format!("notify: {e:?}"))?;
     for round in 0..rounds {
-        if !events::wait_port(local, 10 * SECOND) {
+        if !events::wait_port(local, 60 * SECOND) {
             return Err(format!("no ping {round} from domain {peer}"));
         }
         events::take_pending(local);

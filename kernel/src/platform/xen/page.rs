@@ -15,7 +15,7 @@ impl PhysPage {
     /// mapped (RAM we own, a Xen special page, or a mapped grant) for as
     /// long as the `PhysPage` lives.
     pub unsafe fn new(addr: u64) -> PhysPage {
-        debug_assert!(addr % PAGE_SIZE as u64 == 0 && addr != 0);
+        debug_assert!(addr.is_multiple_of(PAGE_SIZE as u64) && addr != 0);
         PhysPage { addr }
     }
 
@@ -35,14 +35,14 @@ impl PhysPage {
 
 impl SharedPage for PhysPage {
     fn read_u32(&self, offset: usize) -> u32 {
-        assert!(offset % 4 == 0, "unaligned u32 at {offset}");
+        assert!(offset.is_multiple_of(4), "unaligned u32 at {offset}");
         // SAFETY: within the page (checked by `at`), aligned, and the page
         // is mapped for our lifetime (constructor contract).
         unsafe { core::ptr::read_volatile(self.at(offset, 4) as *const u32) }
     }
 
     fn write_u32(&self, offset: usize, value: u32) {
-        assert!(offset % 4 == 0, "unaligned u32 at {offset}");
+        assert!(offset.is_multiple_of(4), "unaligned u32 at {offset}");
         // SAFETY: as in read_u32.
         unsafe { core::ptr::write_volatile(self.at(offset, 4) as *mut u32, value) }
     }

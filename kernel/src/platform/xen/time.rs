@@ -38,7 +38,7 @@ pub fn read_time_info() -> TimeInfo {
         // Acquire: the fields are read before the version is read again.
         fence(Ordering::Acquire);
         let v2: u32 = field(time::VERSION);
-        if v1 == v2 && v1 % 2 == 0 {
+        if v1 == v2 && v1.is_multiple_of(2) {
             return info;
         }
         core::hint::spin_loop();
