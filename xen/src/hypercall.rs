@@ -59,6 +59,23 @@ impl fmt::Display for Errno {
 
 pub type Result<T> = core::result::Result<T, Errno>;
 
+/// A grant-table operation fails either as a hypercall (errno) or in its
+/// per-operation status (`GNTST_*`, e.g. -9 bad page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantError {
+    Hypercall(Errno),
+    Status(i16),
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrantError::Hypercall(e) => write!(f, "{e}"),
+            GrantError::Status(s) => write!(f, "GNTST {s}"),
+        }
+    }
+}
+
 fn check(ret: i64) -> Result<i64> {
     if ret < 0 {
         Err(Errno(ret))
@@ -201,12 +218,13 @@ pub fn evtchn_status(port: u32) -> Result<u32> {
     Ok(op.status)
 }
 
-pub fn grant_query_size() -> Result<(u32, u32)> {
+pub fn grant_query_size() -> core::result::Result<(u32, u32), GrantError> {
     let mut op = GnttabQuerySize { dom: DOMID_SELF, ..Default::default() };
     // SAFETY: GNTTABOP_query_size reads and writes one structure (count 1).
-    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::QUERY_SIZE), ptr(&mut op), 1) })?;
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::QUERY_SIZE), ptr(&mut op), 1) })
+        .map_err(GrantError::Hypercall)?;
     if op.status != 0 {
-        return Err(Errno(i64::from(op.status)));
+        return Err(GrantError::Status(op.status));
     }
     Ok((op.nr_frames, op.max_nr_frames))
 }
@@ -232,6 +250,26 @@ pub fn sched_block() -> Result<()> {
 pub fn sched_yield() -> Result<()> {
     // SAFETY: takes no argument structure.
     check(unsafe { call(nr::SCHED_OP, u64::from(schedop::YIELD), 0, 0) }).map(drop)
+}
+
+/// Blocks until one of `ports` is pending or Xen system time reaches
+/// `timeout_abs_ns` (0: no timeout).
+pub fn sched_poll(ports: &mut [u32], timeout_abs_ns: u64) -> Result<()> {
+    let mut op = SchedPoll { ports: ports.as_mut_ptr() as u64, nr_ports: ports.len() as u32, timeout: timeout_abs_ns };
+    // SAFETY: SCHEDOP_poll reads `op` and the `ports` array it points at.
+    check(unsafe { call(nr::SCHED_OP, u64::from(schedop::POLL), ptr(&mut op), 0) }).map(drop)
+}
+
+/// Copies between granted pages and our own frames without mapping them.
+/// Each element's `status` is set; the call fails only as a whole.
+///
+/// # Safety
+/// Where a side names one of our own frames (`gmfn`), Xen writes there:
+/// the frame must be ours and hold nothing Rust code relies on.
+pub unsafe fn grant_copy(ops: &mut [GnttabCopy]) -> Result<()> {
+    // SAFETY: the caller vouches for our frames; Xen reads/writes the array.
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::COPY), ops.as_mut_ptr() as u64, ops.len() as u64) })
+        .map(drop)
 }
 
 /// Returns only if Xen refuses the shutdown.
@@ -261,13 +299,19 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<()> {
 /// # Safety
 /// `host_addr` is page-aligned, has no RAM behind it that the kernel uses
 /// (unmapping leaves it empty), and is not already mapped.
-pub unsafe fn map_grant_ref(dom: DomId, gref: u32, host_addr: u64, readonly: bool) -> Result<u32> {
+pub unsafe fn map_grant_ref(
+    dom: DomId,
+    gref: u32,
+    host_addr: u64,
+    readonly: bool,
+) -> core::result::Result<u32, GrantError> {
     let flags = gnttabop::GNTMAP_HOST_MAP | if readonly { gnttabop::GNTMAP_READONLY } else { 0 };
     let mut op = GnttabMapGrantRef { host_addr, flags, gref, dom, ..Default::default() };
     // SAFETY: the caller vouches for host_addr; Xen reads/writes one `op`.
-    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::MAP_GRANT_REF), ptr(&mut op), 1) })?;
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::MAP_GRANT_REF), ptr(&mut op), 1) })
+        .map_err(GrantError::Hypercall)?;
     if op.status != 0 {
-        return Err(Errno(i64::from(op.status)));
+        return Err(GrantError::Status(op.status));
     }
     Ok(op.handle)
 }
@@ -275,12 +319,13 @@ pub unsafe fn map_grant_ref(dom: DomId, gref: u32, host_addr: u64, readonly: boo
 /// # Safety
 /// `host_addr`/`handle` come from one successful `map_grant_ref`, and no
 /// reference into the page outlives this call.
-pub unsafe fn unmap_grant_ref(host_addr: u64, handle: u32) -> Result<()> {
+pub unsafe fn unmap_grant_ref(host_addr: u64, handle: u32) -> core::result::Result<(), GrantError> {
     let mut op = GnttabUnmapGrantRef { host_addr, dev_bus_addr: 0, handle, status: 0 };
     // SAFETY: as documented for the caller; Xen reads/writes one `op`.
-    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::UNMAP_GRANT_REF), ptr(&mut op), 1) })?;
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::UNMAP_GRANT_REF), ptr(&mut op), 1) })
+        .map_err(GrantError::Hypercall)?;
     if op.status != 0 {
-        return Err(Errno(i64::from(op.status)));
+        return Err(GrantError::Status(op.status));
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub fn run(bench: Bench, times: BootTimes, clock_kind: BenchClock) -> Result<(),
         Bench::Boot => boot(times, clock_kind),
         Bench::Xen => xen::primitives(clock_kind)?,
         Bench::EvtchnPing => xen::ping(clock_kind)?,
-        Bench::EvtchnPong => xen::pong()?,
+        Bench::EvtchnPong => xen::pong(clock_kind)?,
     }
     Ok(())
 }

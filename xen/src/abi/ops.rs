@@ -185,6 +185,36 @@ pub struct GnttabQuerySize {
     pub status: i16,
 }
 
+/// One side of a `gnttab_copy`: a grant ref (with `GNTCOPY_*_GREF`) or
+/// our own frame, plus the domain and the offset in the page.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GnttabCopyPtr {
+    /// `u.ref` or `u.gmfn` (a union of grant_ref_t and xen_pfn_t).
+    pub gref_or_gmfn: u64,
+    pub domid: DomId,
+    pub offset: u16,
+}
+
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct GnttabCopy {
+    pub source: GnttabCopyPtr,
+    pub dest: GnttabCopyPtr,
+    pub len: u16,
+    pub flags: u16,
+    pub status: i16,
+}
+
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SchedPoll {
+    /// Guest handle: address of an array of ports.
+    pub ports: u64,
+    pub nr_ports: u32,
+    pub timeout: u64,
+}
+
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct VcpuSetSingleshotTimer {
@@ -224,5 +254,10 @@ mod tests {
         assert_eq!(offset_of!(GnttabUnmapGrantRef, status), 20);
         assert_eq!(size_of::<GnttabQuerySize>(), 16);
         assert_eq!(size_of::<VcpuSetSingleshotTimer>(), 16);
+        assert_eq!(size_of::<GnttabCopyPtr>(), 16);
+        assert_eq!(size_of::<GnttabCopy>(), 40);
+        assert_eq!(offset_of!(GnttabCopy, len), 32);
+        assert_eq!(offset_of!(GnttabCopy, status), 36);
+        assert_eq!(size_of::<SchedPoll>(), 24);
     }
 }

@@ -1,19 +1,23 @@
 //! 2-level event channels: Xen raises `UPCALL_VECTOR`; the handler scans
-//! the pending words in shared_info and records what arrived. Only the
-//! timer acts inside the interrupt; everything else is picked up later by
-//! the code waiting for it (`take_pending`), so a handler never runs inside
-//! the code that sent the notification.
+//! the pending words in shared_info and, per port, either calls the
+//! interrupt handler registered for it (the timer: count and re-arm, never
+//! block) or records the event for the code waiting on it (`take_pending`).
+//! Drivers use the second way, so their work never runs inside the code
+//! that sent the notification.
 
 use ::xen::abi::shared_info::{vcpu_info, EVTCHN_2L_PORTS, EVTCHN_MASK, EVTCHN_PENDING};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use x86_64::instructions::interrupts::without_interrupts;
 
 pub const UPCALL_VECTOR: u8 = 0xf3;
-const NO_PORT: u32 = u32::MAX;
+/// Interrupt-context handlers are few (the timer); a fixed table suffices.
+const HANDLERS: usize = 4;
 
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 /// Events delivered and not yet taken, one bit per port.
 static DELIVERED: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
-static TIMER_PORT: AtomicU32 = AtomicU32::new(NO_PORT);
+/// Taken only with interrupts disabled, so the upcall never waits on it.
+static HANDLER_TABLE: spin::Mutex<[Option<(u32, fn(u32))>; HANDLERS]> = spin::Mutex::new([None; HANDLERS]);
 
 pub fn init(shared_info: u64) {
     SHARED_INFO.store(shared_info, Ordering::Release);
@@ -36,8 +40,32 @@ fn byte(offset: usize) -> Option<&'static AtomicU8> {
     (base != 0).then(|| unsafe { &*((base + offset as u64) as *const AtomicU8) })
 }
 
-pub fn set_timer_port(port: u32) {
-    TIMER_PORT.store(port, Ordering::Relaxed);
+/// Runs `handler` in interrupt context for every event on `port`. It must
+/// only do bounded work that takes no lock a thread may hold.
+pub fn set_handler(port: u32, handler: fn(u32)) -> Result<(), &'static str> {
+    without_interrupts(|| {
+        let mut table = HANDLER_TABLE.lock();
+        let slot = table.iter_mut().find(|s| s.is_none()).ok_or("no free event handler slot")?;
+        *slot = Some((port, handler));
+        Ok(())
+    })
+}
+
+/// Sets (true) or clears the mask bit of `port` in shared_info. Unmasking
+/// this way does not raise an event that arrived while masked: use
+/// `hypercall::evtchn_unmask` for that.
+pub fn set_masked(port: u32, masked: bool) {
+    if port >= EVTCHN_2L_PORTS {
+        return;
+    }
+    if let Some(w) = word(EVTCHN_MASK + (port as usize / 64) * 8) {
+        let bit = 1u64 << (port % 64);
+        if masked {
+            w.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            w.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
 }
 
 /// The upcall: runs with interrupts disabled.
@@ -67,9 +95,13 @@ pub fn on_upcall() {
 }
 
 fn dispatch(port: u32) {
-    if port == TIMER_PORT.load(Ordering::Relaxed) {
-        super::time::on_timer();
-    } else if let Some(slot) = DELIVERED.get(port as usize / 64) {
+    // Interrupts are off here (upcall), so the table is never held.
+    let handler = HANDLER_TABLE.lock().iter().flatten().find(|(p, _)| *p == port).map(|(_, f)| *f);
+    if let Some(handler) = handler {
+        handler(port);
+        return;
+    }
+    if let Some(slot) = DELIVERED.get(port as usize / 64) {
         slot.fetch_or(1 << (port % 64), Ordering::SeqCst);
     }
 }
@@ -86,6 +118,14 @@ pub fn take_pending(port: u32) -> bool {
 /// Whether an event arrived on `port`, without consuming it.
 pub fn is_pending(port: u32) -> bool {
     port < EVTCHN_2L_PORTS && DELIVERED[port as usize / 64].load(Ordering::SeqCst) & (1 << (port % 64)) != 0
+}
+
+/// Xen raises one event on a port when it is bound (it cannot know whether
+/// the peer notified the unbound port before). Callers that count events,
+/// rather than treat them as hints to look at shared state, drop it here.
+pub fn drain_bind_event(port: u32) {
+    crate::platform::xen::peer::sleep(crate::platform::xen::peer::SECOND / 50);
+    take_pending(port);
 }
 
 /// Waits (blocking in Xen) until an event arrives on `port` or `timeout_ns`

@@ -4,7 +4,7 @@
 use super::page::PhysPage;
 use super::physmap::Window;
 use ::xen::abi::ops::{gnttabop, xenmem};
-use ::xen::hypercall::{self, Errno};
+use ::xen::hypercall::{self, Errno, GrantError};
 use core::sync::atomic::{fence, AtomicU16, Ordering};
 use xen_proto::grant_refs::RefAllocator;
 use xen_proto::iface::{DomId, GrantRef, GrantTable, SharedPage, XenError};
@@ -24,8 +24,11 @@ struct State {
 
 static STATE: spin::Once<spin::Mutex<State>> = spin::Once::new();
 
-fn errno(e: Errno) -> XenError {
-    XenError::Errno(e.0 as i32)
+fn grant_error(e: GrantError) -> XenError {
+    match e {
+        GrantError::Hypercall(errno) => XenError::Errno(errno.0 as i32),
+        GrantError::Status(status) => XenError::Status(status),
+    }
 }
 
 /// Maps the grant table and sets up the window for peers' pages.
@@ -167,7 +170,7 @@ impl GrantTable for XenGrants {
             }
             Err(e) => {
                 let _ = s.window.free(addr);
-                Err(errno(e))
+                Err(grant_error(e))
             }
         }
     }
@@ -177,7 +180,7 @@ impl GrantTable for XenGrants {
         let addr = mapped.page.addr();
         // SAFETY: addr/handle come from a successful map; `mapped` is
         // consumed, so no access to the page follows.
-        unsafe { hypercall::unmap_grant_ref(addr, mapped.handle) }.map_err(errno)?;
+        unsafe { hypercall::unmap_grant_ref(addr, mapped.handle) }.map_err(grant_error)?;
         s.mapped -= 1;
         s.window.free(addr).map_err(|_| XenError::Errno(-22))
     }

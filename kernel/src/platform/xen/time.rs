@@ -57,7 +57,7 @@ pub fn start_timer(hz: u32) -> Result<u32, hypercall::Errno> {
     // Xen may start a default periodic timer; ours replaces it.
     let _ = hypercall::stop_periodic_timer(0);
     let port = hypercall::bind_virq(VIRQ_TIMER, 0)?;
-    super::events::set_timer_port(port);
+    super::events::set_handler(port, |_| on_timer()).map_err(|_| hypercall::Errno::ENOSPC)?;
     hypercall::evtchn_unmask(port)?;
     arm(system_time_ns() + period);
     Ok(port)

@@ -24,7 +24,7 @@ pub static ALL: &[Test] = &[
     Test { name: "xen_xenstore_roundtrip", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_roundtrip },
     Test { name: "xen_xenstore_watch", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_watch },
     Test { name: "xen_event_loopback", kind: Kind::Regular, needs: Needs::Xen, run: xen::event_loopback },
-    Test { name: "xen_grant_self_map", kind: Kind::Regular, needs: Needs::Xen, run: xen::grant_self_map },
+    Test { name: "xen_grant_refs", kind: Kind::Regular, needs: Needs::Xen, run: xen::grant_refs },
     Test { name: "stack_overflow", kind: Kind::Isolated { expect_fault: cpu::is_boot_stack_overflow }, needs: Needs::Any, run: cpu::stack_overflow },
     Test { name: "invalid_opcode", kind: Kind::Isolated { expect_fault: cpu::is_invalid_opcode }, needs: Needs::Any, run: cpu::invalid_opcode },
     Test { name: "null_pointer_write", kind: Kind::Isolated { expect_fault: cpu::is_null_write }, needs: Needs::Any, run: cpu::null_pointer_write },
