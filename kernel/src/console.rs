@@ -79,9 +79,13 @@ pub fn flush() {
 
 /// Writes formatted text as one unit (no interleaving with other writers).
 pub fn print(args: fmt::Arguments<'_>) {
-    without_interrupts(|| {
-        if let Some(sink) = CONSOLE.lock().as_mut() {
+    without_interrupts(|| match CONSOLE.lock().as_mut() {
+        Some(sink) => {
             let _ = sink.write_fmt(args);
+        }
+        // Before init (an early fault): the debug port needs no setup.
+        None => {
+            let _ = Sink::DebugPort.write_fmt(args);
         }
     });
 }

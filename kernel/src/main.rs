@@ -36,6 +36,10 @@ fn boot_failure(what: &str, why: impl core::fmt::Display) -> ! {
 #[no_mangle]
 extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     let kernel_main_tsc = arch::cpu::rdtsc();
+    // Exceptions are reported from the first instruction on (without an
+    // IDT, any fault would be a silent triple fault).
+    arch::gdt::init();
+    arch::idt::init();
     console::init();
     // On Xen, the PV console replaces port 0xe9 as soon as hypercalls work,
     // so even a command-line error shows in `xl console` and its logs.
@@ -51,8 +55,6 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if on_xen {
         console::print_debug_port(format_args!("Cohort {VERSION}: kernel_main\n"));
     }
-    arch::gdt::init();
-    arch::idt::init();
 
     let mut boot = BootInfo::copy_from(start_info_paddr).unwrap_or_else(|e| boot_failure("boot information", e));
     if boot.memmap.regions().is_empty() {

@@ -16,8 +16,10 @@ const HANDLERS: usize = 4;
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 /// Events delivered and not yet taken, one bit per port.
 static DELIVERED: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// (port, handler) pairs.
+type HandlerTable = [Option<(u32, fn(u32))>; HANDLERS];
 /// Taken only with interrupts disabled, so the upcall never waits on it.
-static HANDLER_TABLE: spin::Mutex<[Option<(u32, fn(u32))>; HANDLERS]> = spin::Mutex::new([None; HANDLERS]);
+static HANDLER_TABLE: spin::Mutex<HandlerTable> = spin::Mutex::new([None; HANDLERS]);
 
 pub fn init(shared_info: u64) {
     SHARED_INFO.store(shared_info, Ordering::Release);
