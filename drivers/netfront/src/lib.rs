@@ -1,0 +1,3 @@
+//! Xen netfront (work in progress).
+#![no_std]
+#![forbid(unsafe_code)]

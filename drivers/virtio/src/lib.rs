@@ -1,0 +1,3 @@
+//! virtio (work in progress).
+#![no_std]
+#![forbid(unsafe_code)]
