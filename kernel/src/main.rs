@@ -12,6 +12,7 @@ mod clock;
 mod console;
 mod fault;
 mod memory;
+mod net;
 mod platform;
 mod rt;
 mod testing;
@@ -128,6 +129,10 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             exit(ExitStatus::Success)
         }
         Mode::Test(selection) => testing::run(selection),
+        Mode::App(app) => match platform::run_app(app, &options) {
+            Ok(()) => exit(ExitStatus::Success),
+            Err(e) => boot_failure("app", e),
+        },
         Mode::Bench(which) => match bench::run(which, times, options.bench_clock) {
             Ok(()) => exit(ExitStatus::Success),
             Err(e) => boot_failure("benchmark", e),

@@ -16,7 +16,43 @@ pub enum Mode<'a> {
     Test(TestSelection<'a>),
     /// Run a benchmark and print `BENCH` lines.
     Bench(Bench),
+    /// Run a network application until it ends (or forever).
+    App(App),
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// TCP and UDP echo on `net.port`, forever.
+    Echo,
+    /// Send `net.bytes` to the echo service at `net.peer`:`net.port`,
+    /// check what comes back (SHA-256), print the throughput, power off.
+    Transfer,
+}
+
+/// Network settings. Without `net.ip` the address comes from DHCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetOptions {
+    pub ip: Option<Ipv4Cidr>,
+    pub gateway: Option<[u8; 4]>,
+    pub port: u16,
+    pub peer: Option<[u8; 4]>,
+    pub bytes: u64,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions { ip: None, gateway: None, port: 7, peer: None, bytes: 16 << 20 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    pub addr: [u8; 4],
+    pub prefix: u8,
+}
+
+/// `net.bytes` at most: a transfer is a measurement, not a soak test.
+pub const NET_BYTES_MAX: u64 = 1 << 30;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TestSelection<'a> {
@@ -71,16 +107,18 @@ pub struct Options<'a> {
     /// Periodic timer frequency.
     pub timer_hz: u32,
     pub bench_clock: BenchClock,
+    pub net: NetOptions,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { mode: Mode::Summary, log_level: LogLevel::Info, timer_hz: 100, bench_clock: BenchClock::Wall }
+        Options { mode: Mode::Summary, log_level: LogLevel::Info, timer_hz: 100, bench_clock: BenchClock::Wall, net: NetOptions::default() }
     }
 }
 
 /// The keys `parse` accepts, in the order the error message lists them.
-pub const KNOWN_KEYS: &[&str] = &["test", "bench", "bench.clock", "log", "timer.hz"];
+pub const KNOWN_KEYS: &[&str] =
+    &["test", "bench", "bench.clock", "app", "log", "timer.hz", "net.ip", "net.gw", "net.port", "net.peer", "net.bytes"];
 
 pub const TIMER_HZ_MAX: u32 = 10_000;
 
@@ -122,7 +160,7 @@ impl fmt::Display for Error<'_> {
                 write!(f, "option `{key}`: bad value `{value}` (expected {expected})")
             }
             Error::Duplicate { key } => write!(f, "option `{key}` is given twice"),
-            Error::ConflictingModes => write!(f, "options `test` and `bench` cannot be combined"),
+            Error::ConflictingModes => write!(f, "options `test`, `bench` and `app` cannot be combined"),
         }
     }
 }
@@ -167,6 +205,29 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(Error::BadValue { key, value, expected: "`wall` or `virtual`" }),
                 }
             }
+            "app" => {
+                let app = match value {
+                    "echo" => App::Echo,
+                    "transfer" => App::Transfer,
+                    _ => return Err(Error::BadValue { key, value, expected: "`echo` or `transfer`" }),
+                };
+                set_mode(&mut options, Mode::App(app))?;
+            }
+            "net.ip" => options.net.ip = Some(parse_cidr(key, value)?),
+            "net.gw" => options.net.gateway = Some(parse_ipv4(key, value)?),
+            "net.peer" => options.net.peer = Some(parse_ipv4(key, value)?),
+            "net.port" => {
+                options.net.port = match value.parse::<u16>() {
+                    Ok(port) if port != 0 => port,
+                    _ => return Err(Error::BadValue { key, value, expected: "a port from 1 to 65535" }),
+                }
+            }
+            "net.bytes" => {
+                options.net.bytes = match value.parse::<u64>() {
+                    Ok(n) if (1..=NET_BYTES_MAX).contains(&n) => n,
+                    _ => return Err(Error::BadValue { key, value, expected: "a byte count from 1 to 2^30" }),
+                }
+            }
             "log" => options.log_level = parse_log_level(key, value)?,
             "timer.hz" => options.timer_hz = parse_timer_hz(key, value)?,
             _ => unreachable_key(key)?,
@@ -183,6 +244,36 @@ fn set_mode<'a>(options: &mut Options<'a>, mode: Mode<'a>) -> Result<(), Error<'
     Ok(())
 }
 
+fn parse_ipv4<'a>(key: &'a str, value: &'a str) -> Result<[u8; 4], Error<'a>> {
+    let bad = Error::BadValue { key, value, expected: "an IPv4 address a.b.c.d" };
+    let mut octets = [0u8; 4];
+    let mut parts = value.split('.');
+    for octet in &mut octets {
+        let part = parts.next().ok_or(bad)?;
+        // u8::from_str accepts "+1"; an address does not.
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad);
+        }
+        *octet = part.parse().map_err(|_| bad)?;
+    }
+    if parts.next().is_some() {
+        return Err(bad);
+    }
+    Ok(octets)
+}
+
+fn parse_cidr<'a>(key: &'a str, value: &'a str) -> Result<Ipv4Cidr, Error<'a>> {
+    let bad = Error::BadValue { key, value, expected: "an IPv4 address with prefix length, a.b.c.d/n" };
+    let (addr, prefix) = value.split_once('/').ok_or(bad)?;
+    let addr = parse_ipv4(key, addr).map_err(|_| bad)?;
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    match prefix.parse::<u8>() {
+        Ok(prefix) if prefix <= 32 => Ok(Ipv4Cidr { addr, prefix }),
+        _ => Err(bad),
+    }
+}
 // KNOWN_KEYS and the match in `parse` must list the same keys; a key in one
 // but not the other is reported rather than panicking.
 fn unreachable_key(key: &str) -> Result<(), Error<'_>> {
@@ -280,6 +371,46 @@ mod tests {
         }
         assert_eq!(parse("timer.hz=10000").unwrap().timer_hz, 10_000);
         assert_eq!(parse("timer.hz=1").unwrap().timer_hz, 1);
+    }
+
+    #[test]
+    fn parses_network_options() {
+        let o = parse("app=echo net.ip=198.18.0.10/15 net.gw=198.18.0.1 net.port=7007").unwrap();
+        assert_eq!(o.mode, Mode::App(App::Echo));
+        assert_eq!(o.net.ip, Some(Ipv4Cidr { addr: [198, 18, 0, 10], prefix: 15 }));
+        assert_eq!(o.net.gateway, Some([198, 18, 0, 1]));
+        assert_eq!(o.net.port, 7007);
+        let o = parse("app=transfer net.peer=198.18.0.11 net.bytes=1024").unwrap();
+        assert_eq!((o.net.peer, o.net.bytes), (Some([198, 18, 0, 11]), 1024));
+        assert_eq!(parse("").unwrap().net, NetOptions::default());
+    }
+
+    #[test]
+    fn malformed_addresses_are_rejected() {
+        for line in [
+            "net.ip=198.18.0.10",
+            "net.ip=198.18.0.10/33",
+            "net.ip=198.18.0/15",
+            "net.ip=198.18.0.256/15",
+            "net.ip=198.18.0.1.2/15",
+            "net.ip=+198.18.0.1/15",
+            "net.ip=198.18.0.1/+8",
+            "net.ip=198.18.0.1/",
+            "net.gw=a.b.c.d",
+            "net.peer=1..2.3",
+            "net.port=0",
+            "net.port=65536",
+            "net.bytes=0",
+            "net.bytes=2000000000",
+            "app=ftp",
+        ] {
+            let key = line.split('=').next().unwrap();
+            match parse(line) {
+                Err(Error::BadValue { key: k, .. }) => assert_eq!(k, key, "{line}"),
+                other => panic!("{line}: expected BadValue, got {other:?}"),
+            }
+        }
+        assert_eq!(parse("app=echo test=all"), Err(Error::ConflictingModes));
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub fn exit(status: ExitStatus) -> ! {
     crate::arch::cpu::halt_forever()
 }
 
+/// Finds the network device of this platform and runs `app` on it.
+pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::Options<'_>) -> Result<(), alloc::string::String> {
+    let _ = (app, options);
+    Err("no network device driver on this platform yet".into())
+}
+
 /// Waits for the next interrupt (timer or event): `SCHEDOP_block` on Xen,
 /// `hlt` elsewhere. Interrupts must be enabled.
 pub fn idle() {

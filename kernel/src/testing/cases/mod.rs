@@ -19,6 +19,7 @@ pub static ALL: &[Test] = &[
     Test { name: "clock_monotonic", kind: Kind::Regular, needs: Needs::Any, run: time::clock_monotonic },
     Test { name: "sse_survives_interrupts", kind: Kind::Regular, needs: Needs::Any, run: cpu::sse_survives_interrupts },
     Test { name: "cmdline_errors", kind: Kind::Regular, needs: Needs::Any, run: cmdline::cmdline_errors },
+    Test { name: "net_echo_transfer_loopback", kind: Kind::Regular, needs: Needs::Any, run: net::echo_transfer_loopback },
     Test { name: "smoltcp_loopback_tcp", kind: Kind::Regular, needs: Needs::Any, run: net::smoltcp_loopback_tcp },
     Test { name: "xen_identity", kind: Kind::Regular, needs: Needs::Xen, run: xen::identity },
     Test { name: "xen_xenstore_roundtrip", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_roundtrip },

@@ -69,3 +69,26 @@ pub fn smoltcp_loopback_tcp() -> Outcome {
     sockets.get_mut::<tcp::Socket>(client).close();
     Ok(())
 }
+
+/// The echo service and the transfer client of `app=`, on one loopback
+/// interface: 2 MiB out and back, compared by SHA-256.
+pub fn echo_transfer_loopback() -> Outcome {
+    use crate::net::{echo::Echo, transfer::Transfer, Stack};
+    use cohort_boot::cmdline::{Ipv4Cidr, NetOptions};
+    let net = NetOptions { ip: Some(Ipv4Cidr { addr: [127, 0, 0, 1], prefix: 8 }), ..NetOptions::default() };
+    let mut stack = Stack::new(Loopback::new(Medium::Ethernet), [2, 0, 0, 0, 0, 1], &net);
+    let mut echo = Echo::new(&mut stack.sockets, 7).map_err(alloc::string::String::from)?;
+    let total = 2 << 20;
+    let mut transfer = Transfer::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 7, total, 49152)?;
+    let deadline = crate::clock::now_ns() + 120_000_000_000;
+    while !transfer.done() {
+        ensure!(crate::clock::now_ns() < deadline, "stalled at {:?}", transfer.progress());
+        stack.poll();
+        echo.service(&mut stack.sockets);
+        transfer.service(&mut stack.sockets)?;
+    }
+    ensure!(echo.tcp_bytes == total, "echo relayed {} of {total} bytes", echo.tcp_bytes);
+    let report = transfer.report();
+    ensure!(report.bytes == total && report.matches(), "sha256 {} vs {}", report.sent_sha256, report.received_sha256);
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The network stack: smoltcp over whichever device the platform has
+//! (netfront on Xen, virtio-net on QEMU), static IPv4 or DHCP, and the
+//! in-kernel services (`echo`, `transfer`) that run on it.
+
+pub mod app;
+pub mod echo;
+pub mod transfer;
+
+use alloc::vec;
+use cohort_boot::cmdline::NetOptions;
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::phy::Device;
+use smoltcp::socket::dhcpv4;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+
+pub fn now() -> Instant {
+    Instant::from_micros((crate::clock::now_ns() / 1000) as i64)
+}
+
+/// What a network device offers the stack beyond `smoltcp::phy::Device`.
+pub trait NetDevice: Device {
+    fn mac(&self) -> [u8; 6];
+    /// Short name for logs and BENCH paths ("netfront", "virtio", ...).
+    fn kind(&self) -> &'static str;
+    /// Driver housekeeping between polls (events, ring refills).
+    fn service(&mut self) {}
+    /// One line of driver counters.
+    fn counters(&self) -> alloc::string::String;
+}
+
+pub struct Stack<D> {
+    pub device: D,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    dhcp: Option<SocketHandle>,
+}
+
+impl<D: Device> Stack<D> {
+    /// An interface with `mac`, configured from `net` (DHCP when no
+    /// `net.ip` is given).
+    pub fn new(mut device: D, mac: [u8; 6], net: &NetOptions) -> Stack<D> {
+        let config = Config::new(EthernetAddress(mac).into());
+        let mut iface = Interface::new(config, &mut device, now());
+        let mut sockets = SocketSet::new(vec![]);
+        let dhcp = match net.ip {
+            Some(cidr) => {
+                let addr = Ipv4Address::from_octets(cidr.addr);
+                iface.update_ip_addrs(|addrs| {
+                    let _ = addrs.push(IpCidr::Ipv4(Ipv4Cidr::new(addr, cidr.prefix)));
+                });
+                if let Some(gw) = net.gateway {
+                    let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::from_octets(gw));
+                }
+                None
+            }
+            None => Some(sockets.add(dhcpv4::Socket::new())),
+        };
+        Stack { device, iface, sockets, dhcp }
+    }
+
+    /// One round of the interface and the DHCP client; true when something
+    /// may have changed for the sockets.
+    pub fn poll(&mut self) -> bool {
+        let changed = self.iface.poll(now(), &mut self.device, &mut self.sockets) != PollResult::None;
+        self.poll_dhcp();
+        changed
+    }
+
+    fn poll_dhcp(&mut self) {
+        let Some(handle) = self.dhcp else { return };
+        match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
+            Some(dhcpv4::Event::Configured(config)) => {
+                log::info!("net: DHCP lease {} (router {:?})", config.address, config.router);
+                self.iface.update_ip_addrs(|addrs| {
+                    addrs.clear();
+                    let _ = addrs.push(IpCidr::Ipv4(config.address));
+                });
+                match config.router {
+                    Some(router) => {
+                        let _ = self.iface.routes_mut().add_default_ipv4_route(router);
+                    }
+                    None => self.iface.routes_mut().remove_default_ipv4_route().map_or((), drop),
+                }
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                log::warn!("net: DHCP lease lost");
+                self.iface.update_ip_addrs(|addrs| addrs.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+            }
+            None => {}
+        }
+    }
+
+    pub fn ipv4(&self) -> Option<Ipv4Cidr> {
+        self.iface.ip_addrs().iter().find_map(|a| match a {
+            IpCidr::Ipv4(cidr) => Some(*cidr),
+        })
+    }
+
+    /// Sleeps until the next interrupt unless smoltcp wants to run now.
+    pub fn wait(&mut self) {
+        match self.iface.poll_delay(now(), &self.sockets) {
+            Some(d) if d.total_micros() == 0 => {}
+            _ => crate::platform::idle(),
+        }
+    }
+}

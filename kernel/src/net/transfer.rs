@@ -1,0 +1,166 @@
+//! The `transfer` client: sends a pseudo-random stream to an echo service,
+//! reads it back, and compares the SHA-256 of both directions.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use sha2::{Digest, Sha256};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, Ipv4Address};
+
+const BUFFER: usize = 128 * 1024;
+const CHUNK: usize = 16 * 1024;
+
+pub struct Transfer {
+    handle: SocketHandle,
+    total: u64,
+    sent: u64,
+    received: u64,
+    /// The next bytes to send, generated but not yet accepted by TCP.
+    pending: Vec<u8>,
+    pending_at: usize,
+    rng: u64,
+    tx_hash: Sha256,
+    rx_hash: Sha256,
+    buf: Vec<u8>,
+    pub connected_ns: Option<u64>,
+    pub done_ns: Option<u64>,
+}
+
+pub struct Report {
+    pub bytes: u64,
+    pub seconds: f64,
+    pub sent_sha256: String,
+    pub received_sha256: String,
+}
+
+impl Report {
+    pub fn matches(&self) -> bool {
+        self.sent_sha256 == self.received_sha256
+    }
+
+    /// Payload throughput of one direction (the same bytes go each way).
+    pub fn mbit_per_s(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.seconds.max(1e-9) / 1e6
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Transfer {
+    pub fn start(
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'static>,
+        peer: [u8; 4],
+        port: u16,
+        total: u64,
+        local_port: u16,
+    ) -> Result<Transfer, String> {
+        let socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER]));
+        let handle = sockets.add(socket);
+        let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
+        sockets
+            .get_mut::<tcp::Socket>(handle)
+            .connect(iface.context(), remote, local_port)
+            .map_err(|e| format!("connect: {e}"))?;
+        Ok(Transfer {
+            handle,
+            total,
+            sent: 0,
+            received: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            tx_hash: Sha256::new(),
+            rx_hash: Sha256::new(),
+            buf: vec![0; CHUNK],
+            connected_ns: None,
+            done_ns: None,
+        })
+    }
+
+    fn refill(&mut self) {
+        let n = (CHUNK as u64).min(self.total - self.sent) as usize;
+        self.pending.clear();
+        for _ in 0..n.div_ceil(8) {
+            // xorshift64: cheap bytes that are not a trivially compressible pattern.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            self.pending.extend_from_slice(&self.rng.to_le_bytes());
+        }
+        self.pending.truncate(n);
+        self.tx_hash.update(&self.pending);
+        self.pending_at = 0;
+    }
+
+    /// Advances the transfer; Ok(true) when something moved.
+    pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handle);
+        if self.connected_ns.is_none() {
+            if socket.may_send() {
+                self.connected_ns = Some(crate::clock::now_ns());
+            } else if !socket.is_open() {
+                return Err("connection refused or reset".into());
+            } else {
+                return Ok(false);
+            }
+        }
+        let mut moved = false;
+        while socket.can_send() && (self.pending_at < self.pending.len() || self.sent < self.total) {
+            if self.pending_at == self.pending.len() {
+                self.refill();
+            }
+            let n = socket.send_slice(&self.pending[self.pending_at..]).map_err(|e| format!("send: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            self.pending_at += n;
+            self.sent += n as u64;
+            moved = true;
+        }
+        while socket.can_recv() {
+            let n = socket.recv_slice(&mut self.buf).map_err(|e| format!("recv: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            self.rx_hash.update(&self.buf[..n]);
+            self.received += n as u64;
+            moved = true;
+        }
+        if self.received > self.sent {
+            return Err(format!("received {} bytes, more than the {} sent", self.received, self.sent));
+        }
+        if self.received == self.total && self.done_ns.is_none() {
+            self.done_ns = Some(crate::clock::now_ns());
+            socket.close();
+        }
+        if !socket.is_open() && self.done_ns.is_none() {
+            return Err(format!("connection closed after {} of {} bytes echoed", self.received, self.total));
+        }
+        Ok(moved)
+    }
+
+    pub fn done(&self) -> bool {
+        self.done_ns.is_some()
+    }
+
+    pub fn progress(&self) -> (u64, u64, u64) {
+        (self.sent, self.received, self.total)
+    }
+
+    pub fn report(self) -> Report {
+        let start = self.connected_ns.unwrap_or(0);
+        let end = self.done_ns.unwrap_or(start);
+        Report {
+            bytes: self.received,
+            seconds: (end - start) as f64 / 1e9,
+            sent_sha256: hex(&self.tx_hash.finalize()),
+            received_sha256: hex(&self.rx_hash.finalize()),
+        }
+    }
+}
