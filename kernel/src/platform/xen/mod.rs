@@ -3,6 +3,7 @@
 //! xenstore. Hypercalls themselves live in the `xen` crate.
 
 pub mod console;
+pub mod control;
 pub mod events;
 pub mod grants;
 pub mod page;

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Cohort's networking under real Xen: netfront against Linux netback, through
+# dom0's bridge xenbr0 (198.18.0.1/15; nothing leaves the machine).
+#   cohort-net.sh [KERNEL]   (default /cohort/cohort)
+. /usr/share/cohort/scenario-lib.sh
+
+kernel=${1:-/cohort/cohort}
+size=16777216
+# guest NAME MAC-SUFFIX CMDLINE
+guest() {
+    cat > "/tmp/$1.cfg" <<CFG
+name = "$1"
+type = "pvh"
+kernel = "$kernel"
+memory = 32
+vcpus = 1
+on_poweroff = "preserve"
+on_crash = "preserve"
+tsc_mode = "native"
+vif = [ "bridge=xenbr0,mac=00:16:3e:c0:00:$2" ]
+cmdline = "$3"
+CFG
+}
+log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+has() { log "$1" | grep -qF "$2"; }
+crashed() { case $(dom_state "$1") in *c*) return 0 ;; esac; return 1; }
+explain() { echo "--- console of $1 ($(dom_state "$1")):"; log "$1" | tail -25; }
+finish() { xl destroy "$1" 2>/dev/null; wait_gone "$1" 10; }
+
+# 1. An echo guest gets its address and answers dom0's ping.
+guest echo 10 "app=echo net.ip=198.18.0.10/15 net.port=7"
+xl create -q -e /tmp/echo.cfg >/dev/null
+if wait_until 60 has echo "net: address 198.18.0.10"; then
+    if ping -c 3 -W 5 198.18.0.10 >/tmp/ping.out 2>&1; then
+        tail -2 /tmp/ping.out; ok xen-net-dom0-pings-guest
+    else
+        cat /tmp/ping.out; explain echo; fail xen-net-dom0-pings-guest "no ping reply"
+    fi
+else
+    explain echo; fail xen-net-dom0-pings-guest "guest never reported its address"
+fi
+
+# 2. dom0 sends 16 MiB through the guest's TCP echo and checks the SHA-256.
+head -c $size /dev/urandom > /tmp/echo-in
+t0=$(now_ms)
+timeout 600 nc 198.18.0.10 7 < /tmp/echo-in > /tmp/echo-out
+t1=$(now_ms)
+sent=$(sha256sum < /tmp/echo-in | cut -d' ' -f1)
+back=$(sha256sum < /tmp/echo-out | cut -d' ' -f1)
+if [ "$sent" = "$back" ]; then
+    echo "dom0 -> guest echo: $size bytes back in $((t1 - t0)) ms, sha256 $sent"
+    ok xen-net-dom0-echo-16MiB
+else
+    echo "sent $sent, got $(wc -c < /tmp/echo-out) bytes with sha256 $back"; explain echo
+    fail xen-net-dom0-echo-16MiB "echoed data differs"
+fi
+rm -f /tmp/echo-in /tmp/echo-out
+
+# 3. A second guest sends 16 MiB to the first through the bridge.
+guest sender 11 "app=transfer net.ip=198.18.0.11/15 net.peer=198.18.0.10 net.port=7 net.bytes=$size"
+xl create -q -e /tmp/sender.cfg >/dev/null
+if wait_until 600 dom_shutdown sender && ! crashed sender && wait_until 20 has sender "(match)"; then
+    log sender | grep "^transfer:"
+    ok xen-net-two-guests-16MiB
+else
+    explain sender; fail xen-net-two-guests-16MiB "transfer did not complete with matching SHA-256"
+fi
+finish sender
+
+# 4. `xl shutdown`: the guest closes netfront (backend Closed, every grant
+#    back) and powers off.
+d=$(xl domid echo)
+xl shutdown echo >/dev/null 2>&1
+if wait_until 60 dom_shutdown echo && ! crashed echo && has echo "netfront: closed" \
+    && [ "$(xenstore-read "/local/domain/0/backend/vif/$d/0/state" 2>/dev/null)" = 6 ]; then
+    log echo | grep -E "netfront: closed|echo:" | tail -3
+    ok xen-net-clean-shutdown
+else
+    echo "backend state: $(xenstore-read "/local/domain/0/backend/vif/$d/0/state" 2>&1)"
+    explain echo; fail xen-net-clean-shutdown "no clean netfront close on xl shutdown"
+fi
+finish echo
