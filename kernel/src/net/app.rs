@@ -13,7 +13,15 @@ const SECOND: u64 = 1_000_000_000;
 const SETUP_TIMEOUT: u64 = 60 * SECOND;
 const PROGRESS_EVERY: u64 = 5 * SECOND;
 
-pub fn run<D: NetDevice>(app: App, device: D, net: &NetOptions, clock: BenchClock) -> Result<(), String> {
+/// Runs `app` on `device`; `stop` says when the platform asks the guest to
+/// shut down. The device is closed cleanly before returning.
+pub fn run<D: NetDevice>(
+    app: App,
+    device: D,
+    net: &NetOptions,
+    clock: BenchClock,
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<(), String> {
     let mac = device.mac();
     log::info!(
         "net: {} device, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -28,10 +36,16 @@ pub fn run<D: NetDevice>(app: App, device: D, net: &NetOptions, clock: BenchCloc
     let mut stack = Stack::new(device, mac, net);
     let address = wait_for_address(&mut stack)?;
     log::info!("net: address {address} ({})", if net.ip.is_some() { "static" } else { "DHCP" });
-    match app {
-        App::Echo => serve_echo(&mut stack, net.port),
+    let result = match app {
+        App::Echo => serve_echo(&mut stack, net.port, stop),
         App::Transfer => transfer(&mut stack, net, clock),
+    };
+    let closed = stack.device.shutdown();
+    match &closed {
+        Ok(how) => log::info!("net: {how}"),
+        Err(e) => log::error!("net: closing the device failed: {e}"),
     }
+    result.and(closed.map(drop))
 }
 
 fn wait_for_address<D: NetDevice>(stack: &mut Stack<D>) -> Result<smoltcp::wire::Ipv4Cidr, String> {
@@ -49,7 +63,7 @@ fn wait_for_address<D: NetDevice>(stack: &mut Stack<D>) -> Result<smoltcp::wire:
     }
 }
 
-fn serve_echo<D: NetDevice>(stack: &mut Stack<D>, port: u16) -> Result<(), String> {
+fn serve_echo<D: NetDevice>(stack: &mut Stack<D>, port: u16, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
     let mut echo = Echo::new(&mut stack.sockets, port)?;
     log::info!("net: TCP and UDP echo on port {port}");
     let mut next_report = crate::clock::now_ns() + PROGRESS_EVERY;
@@ -69,6 +83,10 @@ fn serve_echo<D: NetDevice>(stack: &mut Stack<D>, port: u16) -> Result<(), Strin
                     stack.device.counters()
                 );
             }
+        }
+        if stop() {
+            log::info!("echo: shutdown requested after {} TCP bytes, {} UDP packets", echo.tcp_bytes, echo.udp_packets);
+            return Ok(());
         }
         if !polled && !moved {
             stack.wait();

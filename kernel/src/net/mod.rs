@@ -27,6 +27,11 @@ pub trait NetDevice: Device {
     fn service(&mut self) {}
     /// One line of driver counters.
     fn counters(&self) -> alloc::string::String;
+    /// Disconnects cleanly (netfront: Closing → Closed, grants returned);
+    /// a line saying how it went.
+    fn shutdown(&mut self) -> Result<alloc::string::String, alloc::string::String> {
+        Ok(alloc::string::String::from("nothing to close"))
+    }
 }
 
 pub struct Stack<D> {
