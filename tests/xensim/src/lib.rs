@@ -17,6 +17,7 @@
 mod evtchn;
 mod gnttab;
 mod leaks;
+mod netback;
 mod page;
 mod xen;
 mod xenstored;
@@ -26,6 +27,7 @@ pub use evtchn::SimEvtchn;
 pub use gnttab::{
     SimGnttab, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED,
 };
+pub use netback::{Netback, NetbackFault, NetbackStats};
 pub use page::{SimMapping, SimPage};
 pub use xen::{Domain, DomainConfig, Xen};
 pub use xenstored::XsFault;

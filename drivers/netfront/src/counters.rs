@@ -1,0 +1,97 @@
+//! Statistics of one netfront device. Everything the backend does wrong
+//! ends up counted here rather than trusted.
+
+/// Transmit-side frames not delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxDrops {
+    /// Refused before queuing: longer than 1514 bytes or shorter than an
+    /// Ethernet header.
+    pub bad_length: u64,
+    /// A smoltcp transmit token found no free buffer when consumed.
+    pub no_buffer: u64,
+    /// The backend answered `NETIF_RSP_ERROR`.
+    pub backend_error: u64,
+    /// The backend answered `NETIF_RSP_DROPPED`.
+    pub backend_dropped: u64,
+}
+
+/// Receive-side frames not handed up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxDrops {
+    /// Negative status (`NETIF_RSP_ERROR`/`DROPPED`/other).
+    pub error_status: u64,
+    /// `offset + size` beyond the 4 KiB page.
+    pub outside_page: u64,
+    /// Larger than 1514 bytes.
+    pub oversize: u64,
+    /// Smaller than an Ethernet header (including empty).
+    pub runt: u64,
+    /// Flags of features we did not negotiate (`more_data`,
+    /// `extra_info`, `csum_blank`, `gso_prefix`).
+    pub unsupported_flags: u64,
+    /// Further slots of a multi-slot packet already dropped, and
+    /// extra-info slots.
+    pub continuation: u64,
+    /// The backend still had the buffer mapped after answering: the
+    /// contents cannot be trusted, the page is quarantined.
+    pub busy_grant: u64,
+}
+
+/// Responses that break the protocol; each is ignored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BadResponses {
+    /// Tx response id beyond our buffers.
+    pub tx_id_out_of_range: u64,
+    /// Tx response for an id with no request in flight (duplicate or
+    /// invented).
+    pub tx_not_outstanding: u64,
+    /// Tx status that netif.h does not allow for our requests.
+    pub tx_bad_status: u64,
+    /// Rx response id beyond the ring (frame dropped, buffer reclaimed).
+    pub rx_id_out_of_range: u64,
+    /// Rx response whose id is not the one posted in its ring slot
+    /// (duplicate, reordered or invented); the slot's buffer is
+    /// reclaimed, the frame dropped.
+    pub rx_id_mismatch: u64,
+    /// `rsp_prod` claimed more responses than requests: the ring is
+    /// unusable from then on (the device goes down until reconnected).
+    pub ring_overflow: u64,
+}
+
+impl BadResponses {
+    /// Sum of all kinds.
+    pub fn total(&self) -> u64 {
+        self.tx_id_out_of_range
+            + self.tx_not_outstanding
+            + self.tx_bad_status
+            + self.rx_id_out_of_range
+            + self.rx_id_mismatch
+            + self.ring_overflow
+    }
+}
+
+/// Everything counted by a device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames queued to the backend.
+    pub tx_frames: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Frames received and accepted.
+    pub rx_frames: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Event-channel notifications we sent.
+    pub notifications_sent: u64,
+    /// Notifications seen pending on our port by `handle_event`.
+    pub notifications_received: u64,
+    /// Transmit drops, by reason.
+    pub tx_drops: TxDrops,
+    /// Receive drops, by reason.
+    pub rx_drops: RxDrops,
+    /// Protocol violations by the backend.
+    pub bad_responses: BadResponses,
+    /// Revocations refused because the backend still mapped the grant
+    /// (each retried later; the buffer is not reused meanwhile).
+    pub revoke_busy: u64,
+}

@@ -1,0 +1,837 @@
+//! netfront against the fake netback on the simulated Xen.
+
+use netfront::{Config, Counters, Error, Netfront, TxError};
+use xen_proto::iface::EventChannels;
+use xen_proto::xenstore::Client;
+use xensim::{Domain, DomainConfig, Netback, NetbackFault, Sim, SimEvtchn, SimGnttab, SimXsRing};
+
+const MS: u64 = 1_000_000;
+const MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0x12, 0x34, 0x56];
+const VIF: &str = "device/vif/0";
+const FE: &str = "/local/domain/1/device/vif/0";
+const BE: &str = "/local/domain/0/backend/vif/1/0";
+
+type Nf = Netfront<SimGnttab, SimEvtchn>;
+
+/// A guest big enough for full rings (2 ring pages + 512 buffers).
+fn guest(sim: &Sim) -> Domain {
+    sim.create_domain_with(
+        1,
+        DomainConfig {
+            grant_refs: 1024,
+            max_ports: 64,
+            max_pages: 1024,
+        },
+    )
+}
+
+struct World {
+    sim: Sim,
+    nb: Netback,
+    dom: Domain,
+    xs: Client<SimXsRing>,
+}
+
+fn world() -> World {
+    let sim = Sim::new();
+    let dom = guest(&sim);
+    let nb = Netback::new(&sim, 1, 0, MAC);
+    nb.install_hook();
+    let xs = dom.xenstore_client();
+    World { sim, nb, dom, xs }
+}
+
+impl World {
+    fn connect(&mut self) -> Nf {
+        self.connect_with(Config::default())
+    }
+
+    fn connect_with(&mut self, config: Config) -> Nf {
+        Netfront::connect_with(
+            &mut self.xs,
+            self.dom.gnttab(),
+            self.dom.evtchn(),
+            VIF,
+            config,
+            100 * MS,
+        )
+        .expect("connect")
+    }
+
+    /// One round of simulated time: the backend runs (via the hook),
+    /// then the driver handles its event.
+    fn pump(&self, nf: &mut Nf) {
+        self.dom.evtchn().wait(MS);
+        nf.handle_event();
+    }
+
+    fn shutdown(&mut self, mut nf: Nf) {
+        nf.shutdown(&mut self.xs, 100 * MS).expect("shutdown");
+        assert!(nf.into_handles().is_ok(), "everything released");
+    }
+
+    fn finish(self) {
+        self.sim.clear_step_hook();
+        self.sim.assert_no_leaks();
+    }
+}
+
+/// xorshift64*, deterministic.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn frame(&mut self, seq: u32) -> Vec<u8> {
+        let len = 60 + (self.next() % (1514 - 60 + 1)) as usize;
+        let mut f: Vec<u8> = (0..len).map(|_| self.next() as u8).collect();
+        f[..4].copy_from_slice(&seq.to_le_bytes());
+        f
+    }
+}
+
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+    f[..4].copy_from_slice(&seq.to_le_bytes());
+    f
+}
+
+fn read(sim: &Sim, path: &str) -> Option<String> {
+    sim.xs_read(path).map(|v| String::from_utf8(v).unwrap())
+}
+
+#[test]
+fn handshake_keys_teardown_and_reconnect() {
+    let mut w = world();
+    let nf = w.connect();
+    assert!(nf.is_up());
+    assert_eq!(nf.mac(), MAC);
+    assert_eq!(nf.backend_id(), 0);
+    assert!(w.dom.evtchn().is_open(nf.port()));
+    assert!(w.nb.is_connected());
+    assert_eq!(w.nb.state(), xen_proto::xenbus::XenbusState::Connected);
+    assert_eq!(read(&w.sim, &format!("{FE}/state")).as_deref(), Some("4"));
+    assert_eq!(read(&w.sim, &format!("{BE}/state")).as_deref(), Some("4"));
+    for (k, v) in [
+        ("request-rx-copy", "1"),
+        ("feature-rx-notify", "1"),
+        ("feature-no-csum-offload", "1"),
+    ] {
+        assert_eq!(
+            read(&w.sim, &format!("{FE}/{k}")).as_deref(),
+            Some(v),
+            "{k}"
+        );
+    }
+    assert_eq!(
+        read(&w.sim, &format!("{FE}/event-channel")),
+        Some(nf.port().to_string())
+    );
+    for k in ["tx-ring-ref", "rx-ring-ref"] {
+        let r: u32 = read(&w.sim, &format!("{FE}/{k}")).unwrap().parse().unwrap();
+        assert!(r >= 8, "{k} is a real grant ref");
+    }
+    // Nothing claimed that is not implemented.
+    for k in [
+        "feature-sg",
+        "feature-gso-tcpv4",
+        "feature-gso-tcpv6",
+        "feature-ipv6-csum-offload",
+        "multi-queue-num-queues",
+        "event-channel-tx",
+    ] {
+        assert_eq!(read(&w.sim, &format!("{FE}/{k}")), None, "{k}");
+    }
+    assert_eq!(w.nb.frontend_no_csum_offload(), Some(true));
+    assert_eq!(w.nb.frontend_rx_notify(), Some(true));
+    assert!(w.nb.stats().errors.is_empty(), "{:?}", w.nb.stats().errors);
+
+    // Full rx ring posted: 256 grants plus 2 rings.
+    assert_eq!(w.dom.gnttab().granted().len(), 258);
+
+    w.shutdown(nf);
+    assert_eq!(read(&w.sim, &format!("{FE}/state")).as_deref(), Some("1"));
+    assert_eq!(read(&w.sim, &format!("{FE}/tx-ring-ref")), None);
+    assert_eq!(read(&w.sim, &format!("{FE}/event-channel")), None);
+    assert!(!w.nb.is_connected());
+    w.sim.assert_domain_no_leaks(1);
+    w.sim.assert_domain_no_leaks(0);
+
+    // Reconnect on the same vif and move a frame each way.
+    let mut nf = w.connect();
+    assert_eq!(w.nb.stats().connects, 2);
+    nf.transmit(&frame(1, 100)).unwrap();
+    w.nb.inject_rx(frame(2, 200));
+    for _ in 0..3 {
+        w.pump(&mut nf);
+    }
+    assert_eq!(w.nb.take_tx(), vec![frame(1, 100)]);
+    assert_eq!(nf.poll_rx(), Some(frame(2, 200)));
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn random_frames_both_directions_across_many_wraps() {
+    let mut w = world();
+    let mut nf = w.connect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    const N: u32 = 3000; // > 11 wraps of each 256-slot ring
+    let mut sent = Vec::new();
+    let mut injected = Vec::new();
+    let mut got_tx = Vec::new();
+    let mut got_rx = Vec::new();
+    let (mut next_tx, mut next_rx) = (0u32, 0u32);
+    let mut rounds = 0;
+    while got_tx.len() < N as usize || got_rx.len() < N as usize {
+        rounds += 1;
+        assert!(rounds < 10_000, "no progress");
+        // A random burst each way.
+        let burst = 1 + rng.next() % 40;
+        for _ in 0..burst {
+            if next_tx < N {
+                let f = rng.frame(next_tx);
+                match nf.transmit(&f) {
+                    Ok(()) => {
+                        sent.push(f);
+                        next_tx += 1;
+                    }
+                    Err(TxError::Full) => break,
+                    Err(e) => panic!("transmit: {e}"),
+                }
+            }
+        }
+        let burst = 1 + rng.next() % 40;
+        for _ in 0..burst {
+            if next_rx < N && w.nb.rx_backlog() < 300 {
+                let f = rng.frame(next_rx);
+                injected.push(f.clone());
+                w.nb.inject_rx(f);
+                next_rx += 1;
+            }
+        }
+        w.pump(&mut nf);
+        got_tx.extend(w.nb.take_tx());
+        // Consume only some received frames per round, to let the ring
+        // fill up and the backend wait for buffers.
+        let take = rng.next() % 64;
+        for _ in 0..take {
+            match nf.poll_rx() {
+                Some(f) => got_rx.push(f),
+                None => break,
+            }
+        }
+    }
+    assert_eq!(got_tx.len(), sent.len());
+    for (i, (a, b)) in got_tx.iter().zip(&sent).enumerate() {
+        assert!(
+            a == b,
+            "tx frame {i} differs (len {} vs {})",
+            a.len(),
+            b.len()
+        );
+    }
+    assert_eq!(got_rx.len(), injected.len());
+    for (i, (a, b)) in got_rx.iter().zip(&injected).enumerate() {
+        assert!(
+            a == b,
+            "rx frame {i} differs (len {} vs {})",
+            a.len(),
+            b.len()
+        );
+    }
+    let c = nf.counters();
+    assert_eq!(c.tx_frames, u64::from(N));
+    assert_eq!(c.rx_frames, u64::from(N));
+    assert_eq!(c.tx_bytes, sent.iter().map(|f| f.len() as u64).sum::<u64>());
+    assert_eq!(
+        c.rx_bytes,
+        injected.iter().map(|f| f.len() as u64).sum::<u64>()
+    );
+    assert_eq!(c.bad_responses.total(), 0);
+    assert_eq!(c.rx_drops, Default::default());
+    assert_eq!(c.tx_drops, Default::default());
+    assert_eq!(nf.tx_in_flight(), 0);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn transmit_rejects_bad_lengths() {
+    let mut w = world();
+    let mut nf = w.connect();
+    assert_eq!(nf.transmit(&[0u8; 1515]), Err(TxError::BadLength(1515)));
+    assert_eq!(nf.transmit(&[0u8; 13]), Err(TxError::BadLength(13)));
+    nf.transmit(&frame(0, 1514)).unwrap();
+    nf.transmit(&frame(1, 14)).unwrap();
+    w.pump(&mut nf);
+    assert_eq!(w.nb.take_tx(), vec![frame(0, 1514), frame(1, 14)]);
+    assert_eq!(nf.counters().tx_drops.bad_length, 2);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn tx_ring_full_then_drains() {
+    let mut w = world();
+    let mut nf = w.connect_with(Config {
+        rx_buffers: 16,
+        tx_buffers: 8,
+    });
+    for i in 0..8 {
+        nf.transmit(&frame(i, 64)).unwrap();
+    }
+    assert!(!nf.can_transmit());
+    assert_eq!(nf.transmit(&frame(9, 64)), Err(TxError::Full));
+    w.pump(&mut nf);
+    assert_eq!(w.nb.take_tx().len(), 8);
+    nf.transmit(&frame(9, 64)).unwrap();
+    w.shutdown(nf);
+    w.finish();
+}
+
+/// Sends `n` good frames and receives `n` good ones, checking both.
+fn still_works(w: &World, nf: &mut Nf, seq: u32) {
+    w.nb.take_tx();
+    while nf.poll_rx().is_some() {}
+    for i in 0..5 {
+        nf.transmit(&frame(seq + i, 100 + i as usize)).unwrap();
+        w.nb.inject_rx(frame(seq + 100 + i, 200 + i as usize));
+    }
+    for _ in 0..4 {
+        w.pump(nf);
+    }
+    let tx: Vec<_> = (0..5).map(|i| frame(seq + i, 100 + i as usize)).collect();
+    assert_eq!(w.nb.take_tx(), tx);
+    for i in 0..5 {
+        assert_eq!(nf.poll_rx(), Some(frame(seq + 100 + i, 200 + i as usize)));
+    }
+}
+
+fn delta(a: Counters, b: Counters) -> (u64, u64) {
+    (
+        b.bad_responses.total() - a.bad_responses.total(),
+        b.tx_frames - a.tx_frames,
+    )
+}
+
+#[test]
+fn tx_misbehaviour_is_counted_and_survived() {
+    let mut w = world();
+    let mut nf = w.connect();
+    still_works(&w, &mut nf, 0);
+
+    // Out-of-range id: counted; the real request stays in flight.
+    w.nb.push_fault(NetbackFault::TxId(0xfff0));
+    nf.transmit(&frame(10, 80)).unwrap();
+    w.pump(&mut nf);
+    assert_eq!(nf.counters().bad_responses.tx_id_out_of_range, 1);
+    assert_eq!(nf.tx_in_flight(), 1);
+    still_works(&w, &mut nf, 20);
+
+    // Duplicate: the second response repeats the first one's id.
+    let before = nf.counters();
+    nf.transmit(&frame(30, 80)).unwrap();
+    w.pump(&mut nf);
+    w.nb.push_fault(NetbackFault::TxDuplicate);
+    nf.transmit(&frame(31, 80)).unwrap();
+    w.pump(&mut nf);
+    let after = nf.counters();
+    assert_eq!(after.bad_responses.tx_not_outstanding, 1);
+    assert_eq!(delta(before, after), (1, 2));
+    assert_eq!(nf.tx_in_flight(), 2, "two requests never answered");
+    still_works(&w, &mut nf, 40);
+
+    // Error statuses: counted, buffers recycled.
+    for s in [-1i16, -2, 1, 99] {
+        w.nb.push_fault(NetbackFault::TxStatus(s));
+        nf.transmit(&frame(50, 80)).unwrap();
+        w.pump(&mut nf);
+    }
+    let c = nf.counters();
+    assert_eq!(c.tx_drops.backend_error, 1);
+    assert_eq!(c.tx_drops.backend_dropped, 1);
+    assert_eq!(c.bad_responses.tx_bad_status, 2);
+    assert_eq!(nf.tx_in_flight(), 2);
+    still_works(&w, &mut nf, 60);
+    assert!(nf.is_up());
+    // Teardown revokes the never-answered grants too.
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn rx_misbehaviour_is_counted_and_survived() {
+    use netfront::wire::{NETRXF_CSUM_BLANK, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA};
+    let mut w = world();
+    let mut nf = w.connect();
+    still_works(&w, &mut nf, 0);
+    type Case = (NetbackFault, fn(&Counters) -> u64);
+    let cases: &[Case] = &[
+        (NetbackFault::RxId(0x4000), |c| {
+            c.bad_responses.rx_id_out_of_range
+        }),
+        (NetbackFault::RxStatus(3000), |c| c.rx_drops.oversize),
+        (NetbackFault::RxStatus(5000), |c| c.rx_drops.outside_page),
+        (NetbackFault::RxOffset(4000), |c| c.rx_drops.outside_page),
+        (NetbackFault::RxStatus(i16::MAX), |c| {
+            c.rx_drops.outside_page
+        }),
+        (NetbackFault::RxStatus(-1), |c| c.rx_drops.error_status),
+        (NetbackFault::RxStatus(0), |c| c.rx_drops.runt),
+        (NetbackFault::RxFlags(NETRXF_CSUM_BLANK), |c| {
+            c.rx_drops.unsupported_flags
+        }),
+    ];
+    for (i, (fault, count)) in cases.iter().enumerate() {
+        let before = count(&nf.counters());
+        w.nb.push_fault(*fault);
+        w.nb.inject_rx(frame(1000 + i as u32, 120));
+        w.pump(&mut nf);
+        assert_eq!(nf.poll_rx(), None, "case {i}: bad frame dropped");
+        assert_eq!(count(&nf.counters()), before + 1, "case {i} counted");
+        still_works(&w, &mut nf, 100 * i as u32 + 2000);
+    }
+
+    // Duplicate id: the second response names the first one's id.
+    w.nb.inject_rx(frame(1, 100));
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), Some(frame(1, 100)));
+    w.nb.push_fault(NetbackFault::RxDuplicate);
+    w.nb.inject_rx(frame(2, 100));
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), None);
+    assert_eq!(nf.counters().bad_responses.rx_id_mismatch, 1);
+    still_works(&w, &mut nf, 5000);
+
+    // more_data without feature-sg: this slot and its continuation go.
+    let before = nf.counters().rx_drops;
+    w.nb.push_fault(NetbackFault::RxFlags(NETRXF_MORE_DATA));
+    w.nb.inject_rx(frame(3, 100));
+    w.nb.inject_rx(frame(4, 100));
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), None);
+    let after = nf.counters().rx_drops;
+    assert_eq!(after.unsupported_flags, before.unsupported_flags + 1);
+    assert_eq!(after.continuation, before.continuation + 1);
+    still_works(&w, &mut nf, 6000);
+
+    // extra_info without GSO: the next slot is an extra, consumed.
+    let before = nf.counters().rx_drops;
+    w.nb.push_fault(NetbackFault::RxFlags(NETRXF_EXTRA_INFO));
+    w.nb.inject_rx(frame(5, 100));
+    w.nb.inject_rx(frame(6, 100)); // its slot is read as the extra
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), None);
+    let after = nf.counters().rx_drops;
+    assert_eq!(after.unsupported_flags, before.unsupported_flags + 1);
+    assert_eq!(after.continuation, before.continuation + 1);
+    still_works(&w, &mut nf, 7000);
+    assert!(nf.is_up());
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn spurious_tx_response_takes_the_device_down_until_reconnect() {
+    let mut w = world();
+    let mut nf = w.connect();
+    w.nb.push_fault(NetbackFault::TxSpurious);
+    nf.transmit(&frame(1, 64)).unwrap();
+    for _ in 0..3 {
+        w.pump(&mut nf);
+    }
+    // More responses than requests: the ring cannot be trusted any more.
+    assert_eq!(nf.counters().bad_responses.ring_overflow, 1);
+    assert!(!nf.is_up());
+    assert_eq!(nf.transmit(&frame(3, 64)), Err(TxError::Down));
+    w.nb.inject_rx(frame(2, 64));
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), None);
+    // Teardown still releases everything, and a new connection works.
+    w.shutdown(nf);
+    let mut nf = w.connect();
+    still_works(&w, &mut nf, 10);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn spurious_rx_response_is_caught_by_the_slot_id_check() {
+    // With the rx ring full of posted buffers an extra response cannot
+    // overflow it; it lands in the next slot with the wrong id.
+    let mut w = world();
+    let mut nf = w.connect();
+    w.nb.push_fault(NetbackFault::RxSpurious);
+    w.nb.inject_rx(frame(2, 64));
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), Some(frame(2, 64)));
+    assert_eq!(nf.poll_rx(), None);
+    assert_eq!(nf.counters().bad_responses.rx_id_mismatch, 1);
+    // From here on the backend answers one slot late: every id is wrong,
+    // so every frame is dropped (and counted), never misdelivered.
+    w.nb.inject_rx(frame(3, 64));
+    w.pump(&mut nf);
+    assert_eq!(nf.poll_rx(), None);
+    assert_eq!(nf.counters().bad_responses.rx_id_mismatch, 2);
+    // Transmit is unaffected; a reconnect resynchronises.
+    nf.transmit(&frame(4, 64)).unwrap();
+    w.pump(&mut nf);
+    assert_eq!(w.nb.take_tx(), vec![frame(4, 64)]);
+    w.shutdown(nf);
+    let mut nf = w.connect();
+    still_works(&w, &mut nf, 10);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn small_rx_ring_backpressure_uses_refill_notifications() {
+    // 8 rx buffers, 200 frames: the backend keeps running out of
+    // requests, arms req_event and waits for our refill kick.
+    let mut w = world();
+    let mut nf = w.connect_with(Config {
+        rx_buffers: 8,
+        tx_buffers: 8,
+    });
+    let base = nf.counters();
+    for i in 0..200 {
+        w.nb.inject_rx(frame(i, 60 + i as usize));
+    }
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        w.pump(&mut nf);
+        // Consume a few at a time.
+        for _ in 0..3 {
+            if let Some(f) = nf.poll_rx() {
+                got.push(f);
+            }
+        }
+        if got.len() == 200 {
+            break;
+        }
+    }
+    let want: Vec<_> = (0..200).map(|i| frame(i, 60 + i as usize)).collect();
+    assert!(got == want, "all 200 frames, in order");
+    let kicks = nf.counters().notifications_sent - base.notifications_sent;
+    assert!(kicks >= 10, "refills kicked the stalled backend ({kicks})");
+    assert!(kicks < 200);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn grant_still_mapped_is_quarantined_not_reused() {
+    let mut w = world();
+    let mut nf = w.connect_with(Config {
+        rx_buffers: 8,
+        tx_buffers: 4,
+    });
+    w.nb.hold_tx_mappings(1);
+    nf.transmit(&frame(1, 64)).unwrap();
+    w.pump(&mut nf);
+    assert_eq!(nf.quarantined(), 1);
+    assert!(nf.counters().revoke_busy >= 1);
+    // Only 3 buffers usable now.
+    for i in 0..3 {
+        nf.transmit(&frame(10 + i, 64)).unwrap();
+    }
+    assert_eq!(nf.transmit(&frame(20, 64)), Err(TxError::Full));
+    w.pump(&mut nf);
+    assert_eq!(nf.quarantined(), 1, "retried, still busy");
+    w.nb.release_held();
+    w.pump(&mut nf);
+    assert_eq!(nf.quarantined(), 0);
+    for i in 0..4 {
+        nf.transmit(&frame(30 + i, 64)).unwrap();
+    }
+    w.pump(&mut nf);
+    assert_eq!(w.nb.take_tx().len(), 8);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn backend_that_never_connects_times_out_cleanly() {
+    let mut w = world();
+    w.nb.set_never_connect(true);
+    let r = Netfront::connect(&mut w.xs, w.dom.gnttab(), w.dom.evtchn(), VIF, 50 * MS);
+    assert_eq!(r.err(), Some(Error::Xenstore(xen_proto::Error::Timeout)));
+    assert_eq!(read(&w.sim, &format!("{FE}/state")).as_deref(), Some("1"));
+    assert_eq!(read(&w.sim, &format!("{FE}/tx-ring-ref")), None);
+    w.sim.assert_domain_no_leaks(1);
+    // Once the backend behaves, the vif connects.
+    w.nb.set_never_connect(false);
+    let nf = w.connect();
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn bad_nodes_are_refused_before_allocating() {
+    let mut w = world();
+    w.sim.xs_write(&format!("{FE}/mac"), b"00:16:3e:zz:00:01");
+    let r = Netfront::connect(&mut w.xs, w.dom.gnttab(), w.dom.evtchn(), VIF, 50 * MS);
+    assert_eq!(r.err(), Some(Error::BadNode("mac")));
+    w.sim.xs_write(&format!("{FE}/mac"), b"00:16:3e:00:00:01");
+    w.sim.xs_write(&format!("{FE}/backend-id"), b"70000");
+    let r = Netfront::connect(&mut w.xs, w.dom.gnttab(), w.dom.evtchn(), VIF, 50 * MS);
+    assert_eq!(r.err(), Some(Error::BadNode("backend-id")));
+    w.sim.xs_write(&format!("{FE}/backend-id"), b"0");
+    w.sim.xs_write(&format!("{BE}/feature-rx-copy"), b"0");
+    let r = Netfront::connect(&mut w.xs, w.dom.gnttab(), w.dom.evtchn(), VIF, 50 * MS);
+    assert_eq!(r.err(), Some(Error::NoRxCopy));
+    let r = Netfront::connect_with(
+        &mut w.xs,
+        w.dom.gnttab(),
+        w.dom.evtchn(),
+        VIF,
+        Config {
+            rx_buffers: 0,
+            tx_buffers: 4,
+        },
+        50 * MS,
+    );
+    assert_eq!(r.err(), Some(Error::BadConfig));
+    w.sim.assert_domain_no_leaks(1);
+    w.finish();
+}
+
+#[test]
+fn default_grant_budget_too_small_fails_cleanly() {
+    // The default xensim domain has 256 grant refs: a full rx ring plus
+    // two rings does not fit. Connecting fails and gives everything back.
+    let sim = Sim::new();
+    let dom = sim.create_domain(1);
+    let nb = Netback::new(&sim, 1, 0, MAC);
+    nb.install_hook();
+    let mut xs = dom.xenstore_client();
+    let r = Netfront::connect(&mut xs, dom.gnttab(), dom.evtchn(), VIF, 50 * MS);
+    let e = r.err();
+    assert!(matches!(e, Some(Error::Xen(_))), "{e:?}");
+    sim.assert_domain_no_leaks(1);
+    // A smaller configuration fits.
+    let mut nf = Netfront::connect_with(
+        &mut xs,
+        dom.gnttab(),
+        dom.evtchn(),
+        VIF,
+        Config {
+            rx_buffers: 64,
+            tx_buffers: 64,
+        },
+        50 * MS,
+    )
+    .unwrap();
+    nf.transmit(&frame(1, 64)).unwrap();
+    nf.shutdown(&mut xs, 50 * MS).unwrap();
+    sim.clear_step_hook();
+}
+
+#[test]
+fn notifications_are_suppressed_while_streaming() {
+    let mut w = world();
+    let mut nf = w.connect();
+    let base = nf.counters();
+    let nb_base = w.nb.stats();
+    const N: u64 = 4096;
+    let mut sent = 0;
+    while sent < N {
+        // The stack queues up to 32 frames between backend runs.
+        for _ in 0..32 {
+            nf.transmit(&frame(sent as u32, 1000)).unwrap();
+            sent += 1;
+        }
+        w.pump(&mut nf);
+    }
+    w.pump(&mut nf);
+    assert_eq!(w.nb.take_tx().len() as u64, N);
+    let c = nf.counters();
+    let tx_kicks = c.notifications_sent - base.notifications_sent;
+    assert!(tx_kicks < N / 16, "{tx_kicks} notifications for {N} frames");
+    assert!(tx_kicks >= N / 32 - 1);
+    let nb = w.nb.stats();
+    let back_kicks = nb.notifications_sent - nb_base.notifications_sent;
+    assert!(back_kicks < N / 16, "backend sent {back_kicks}");
+
+    // Receive direction: the backend streams, the frontend consumes in
+    // batches and reposts.
+    let base = nf.counters();
+    let nb_base = w.nb.stats();
+    let mut got = 0;
+    for i in 0..N {
+        w.nb.inject_rx(frame(i as u32, 700));
+        if i % 64 == 63 {
+            w.pump(&mut nf);
+            while nf.poll_rx().is_some() {
+                got += 1;
+            }
+        }
+    }
+    while got < N {
+        w.pump(&mut nf);
+        while nf.poll_rx().is_some() {
+            got += 1;
+        }
+    }
+    let c = nf.counters();
+    let rx_events = c.notifications_received - base.notifications_received;
+    let refill_kicks = c.notifications_sent - base.notifications_sent;
+    let nb = w.nb.stats();
+    assert!(rx_events < N / 16, "{rx_events} events for {N} frames");
+    assert!(
+        refill_kicks < N / 16,
+        "{refill_kicks} rx refill notifications for {N} frames"
+    );
+    assert!(nb.notifications_sent - nb_base.notifications_sent < N / 16);
+    w.shutdown(nf);
+    w.finish();
+}
+
+mod tcp {
+    use super::*;
+    use smoltcp::iface::{Config as IfConfig, Interface, SocketSet};
+    use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+    /// The backend side as a smoltcp device: what the frontend sent is
+    /// received here; what is sent here is injected towards the frontend.
+    struct BackendPhy {
+        nb: Netback,
+        queue: std::collections::VecDeque<Vec<u8>>,
+    }
+
+    struct BRx(Vec<u8>);
+    struct BTx<'a>(&'a Netback);
+
+    impl RxToken for BRx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl TxToken for BTx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut b = vec![0u8; len];
+            let r = f(&mut b);
+            self.0.inject_rx(b);
+            r
+        }
+    }
+
+    impl Device for BackendPhy {
+        type RxToken<'a> = BRx;
+        type TxToken<'a> = BTx<'a>;
+        fn receive(&mut self, _: Instant) -> Option<(BRx, BTx<'_>)> {
+            self.queue.extend(self.nb.take_tx());
+            let f = self.queue.pop_front()?;
+            Some((BRx(f), BTx(&self.nb)))
+        }
+        fn transmit(&mut self, _: Instant) -> Option<BTx<'_>> {
+            Some(BTx(&self.nb))
+        }
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut c = DeviceCapabilities::default();
+            c.medium = Medium::Ethernet;
+            c.max_transmission_unit = 1514;
+            c
+        }
+    }
+
+    #[test]
+    fn tcp_transfer_through_netfront() {
+        let mut w = world();
+        let mut nf = w.connect();
+        let caps = nf.capabilities();
+        assert_eq!(caps.max_transmission_unit, 1514);
+        assert_eq!(caps.max_burst_size, Some(256));
+        assert!(caps.checksum.tcp.tx() && caps.checksum.tcp.rx());
+
+        let mut now = Instant::from_millis(0);
+        let mut fe_if = Interface::new(
+            IfConfig::new(HardwareAddress::Ethernet(nf.ethernet_address())),
+            &mut nf,
+            now,
+        );
+        fe_if.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)).unwrap();
+        });
+        let mut be_phy = BackendPhy {
+            nb: w.nb.clone(),
+            queue: Default::default(),
+        };
+        let be_mac = EthernetAddress([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let mut be_if = Interface::new(IfConfig::new(be_mac.into()), &mut be_phy, now);
+        be_if.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
+        });
+
+        let sock = || {
+            tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 65535]),
+                tcp::SocketBuffer::new(vec![0; 65535]),
+            )
+        };
+        let mut fe_socks = SocketSet::new(vec![]);
+        let mut be_socks = SocketSet::new(vec![]);
+        let client = fe_socks.add(sock());
+        let server = be_socks.add(sock());
+        be_socks.get_mut::<tcp::Socket>(server).listen(7).unwrap();
+        fe_socks
+            .get_mut::<tcp::Socket>(client)
+            .connect(fe_if.context(), (IpAddress::v4(10, 0, 0, 1), 7), 49152)
+            .unwrap();
+
+        const LEN: usize = 300_000;
+        let data: Vec<u8> = (0..LEN).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut sent = 0;
+        let mut echoed = Vec::new();
+        let mut received = Vec::new();
+        let mut back = Vec::new();
+        for _ in 0..20_000 {
+            now += smoltcp::time::Duration::from_millis(1);
+            fe_if.poll(now, &mut nf, &mut fe_socks);
+            w.pump(&mut nf);
+            be_if.poll(now, &mut be_phy, &mut be_socks);
+            w.pump(&mut nf);
+            // Server echoes everything back.
+            let s = be_socks.get_mut::<tcp::Socket>(server);
+            if s.can_recv() {
+                let mut buf = vec![0u8; 8192];
+                let n = s.recv_slice(&mut buf).unwrap();
+                received.extend_from_slice(&buf[..n]);
+                echoed.extend_from_slice(&buf[..n]);
+            }
+            if !echoed.is_empty() && s.can_send() {
+                let n = s.send_slice(&echoed).unwrap();
+                echoed.drain(..n);
+            }
+            let c = fe_socks.get_mut::<tcp::Socket>(client);
+            if c.can_send() && sent < LEN {
+                sent += c.send_slice(&data[sent..]).unwrap();
+            }
+            if c.can_recv() {
+                let mut buf = vec![0u8; 8192];
+                let n = c.recv_slice(&mut buf).unwrap();
+                back.extend_from_slice(&buf[..n]);
+            }
+            if back.len() == LEN {
+                break;
+            }
+        }
+        assert_eq!(received.len(), LEN, "server got everything");
+        assert!(received == data);
+        assert!(back == data, "echo matches");
+        let c = nf.counters();
+        assert_eq!(c.bad_responses.total(), 0);
+        assert!(c.tx_frames > 200 && c.rx_frames > 200);
+        drop(fe_if);
+        w.shutdown(nf);
+        w.finish();
+    }
+}
