@@ -13,6 +13,7 @@ mod console;
 mod fault;
 mod memory;
 mod net;
+mod pci;
 mod platform;
 mod rt;
 mod testing;

@@ -434,6 +434,22 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         client: &mut Client<R>,
         timeout_ns: u64,
     ) -> Result<(), Error> {
+        self.teardown(client, timeout_ns, true)
+    }
+
+    /// Like [`Netfront::shutdown`], for a guest that is going away: the
+    /// frontend stays Closed (no walk back to Initialising), so the backend
+    /// stays Closed too and the toolstack sees a finished device.
+    pub fn close<R: XenstoreRing>(&mut self, client: &mut Client<R>, timeout_ns: u64) -> Result<(), Error> {
+        self.teardown(client, timeout_ns, false)
+    }
+
+    fn teardown<R: XenstoreRing>(
+        &mut self,
+        client: &mut Client<R>,
+        timeout_ns: u64,
+        reopen: bool,
+    ) -> Result<(), Error> {
         self.link.up = false;
         let mut first: Option<Error> = None;
         let mut note = |r: Result<(), Error>| {
@@ -460,7 +476,9 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
             );
             let busy = self.release();
             note(xb::unpublish(client, &fe));
-            note(switch_state(client, &fe_state, Initialising).map_err(Error::from));
+            if reopen {
+                note(switch_state(client, &fe_state, Initialising).map_err(Error::from));
+            }
             self.phase = Phase::Closed;
             if busy > 0 {
                 return Err(Error::GrantsBusy(busy));

@@ -98,9 +98,8 @@ impl<D: Device> Stack<D> {
     }
 
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
-        self.iface.ip_addrs().iter().find_map(|a| match a {
-            IpCidr::Ipv4(cidr) => Some(*cidr),
-        })
+        // IPv4 is the only protocol built in.
+        self.iface.ip_addrs().iter().map(|IpCidr::Ipv4(cidr)| *cidr).next()
     }
 
     /// Sleeps until the next interrupt unless smoltcp wants to run now.

@@ -2,6 +2,7 @@
 //! (isa-debug-exit, PIT, APIC timer) or a Xen PVH domain (hypercalls,
 //! pvclock, event channels, PV console).
 
+pub mod qemu;
 pub mod xen;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -54,8 +55,14 @@ pub fn exit(status: ExitStatus) -> ! {
 
 /// Finds the network device of this platform and runs `app` on it.
 pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::Options<'_>) -> Result<(), alloc::string::String> {
-    let _ = (app, options);
-    Err("no network device driver on this platform yet".into())
+    if on_xen() {
+        xen::control::watch()?;
+        let device = xen::net::open()?;
+        let mut stop = || xen::control::requested().is_some();
+        return crate::net::app::run(app, device, &options.net, options.bench_clock, &mut stop);
+    }
+    let device = qemu::virtio_net::probe().ok_or("no usable virtio-net device (QEMU: -device virtio-net-pci,netdev=...)")?;
+    crate::net::app::run(app, device, &options.net, options.bench_clock, &mut || false)
 }
 
 /// Waits for the next interrupt (timer or event): `SCHEDOP_block` on Xen,

@@ -57,3 +57,22 @@ dump_dom() {
     [ -n "${1:-}" ] && { echo "---- console log $1"; cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
     echo "----"
 }
+
+# xl_create CFG [xl create options...]: `xl create -e` (no background
+# monitor; shut-down domains stay for inspection) that survives the lab's
+# occasional xl crash. An xl that dies mid-create can leave a half-built
+# domain behind, which then misbehaves (triple faults were seen), so that
+# domain is destroyed and the create retried.
+xl_create() {
+    _cfg=$1; shift
+    _name=$(sed -n 's/^name *= *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$_cfg" | head -n1)
+    for _try in 1 2 3; do
+        xl create -q -e "$@" "$_cfg" >/tmp/xl-create.log 2>&1
+        _rc=$?
+        [ "$_rc" = 0 ] && return 0
+        echo "xl create $_cfg failed (try $_try, exit $_rc): $(grep -v 'tsc mode' /tmp/xl-create.log | tail -n 1)"
+        xl destroy "$_name" >/dev/null 2>&1
+        wait_gone "$_name" 10
+    done
+    return 1
+}

@@ -31,7 +31,7 @@ times=""
 for i in 1 2 3 4 5; do
     rm -f /var/log/xen/console/guest-boot.log
     t0=$(now_ms)
-    xl create -q -e /tmp/boot.cfg >/dev/null
+    xl_create /tmp/boot.cfg
     n=0 d=$(xl domid boot)
     until xl dmesg | grep -q "(d$d) Cohort .*kernel_main"; do
         n=$((n + 1)); [ $n -gt 6000 ] && { fail xen-bench-boot "no banner"; exit 0; }
@@ -49,7 +49,7 @@ bench xl_create_to_kernel_main "$median" ms
 ok xen-bench-boot
 
 guest prims "bench=xen"
-xl create -q -e /tmp/prims.cfg >/dev/null
+xl_create /tmp/prims.cfg
 if wait_until 60 dom_shutdown prims && figures prims hypercall_round_trip | grep -q hypercall_round_trip; then
     figures prims hypercall_round_trip; ok xen-bench-primitives
 else
@@ -59,7 +59,7 @@ finish prims
 
 guest ping "bench=evtchn_ping"
 guest pong "bench=evtchn_pong"
-xl create -q -e -p /tmp/ping.cfg >/dev/null && xl create -q -e -p /tmp/pong.cfg >/dev/null
+xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p
 a=$(xl domid ping) b=$(xl domid pong)
 xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
 xl unpause ping; xl unpause pong

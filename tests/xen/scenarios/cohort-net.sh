@@ -29,7 +29,7 @@ finish() { xl destroy "$1" 2>/dev/null; wait_gone "$1" 10; }
 
 # 1. An echo guest gets its address and answers dom0's ping.
 guest echo 10 "app=echo net.ip=198.18.0.10/15 net.port=7"
-xl create -q -e /tmp/echo.cfg >/dev/null
+xl_create /tmp/echo.cfg
 if wait_until 60 has echo "net: address 198.18.0.10"; then
     if ping -c 3 -W 5 198.18.0.10 >/tmp/ping.out 2>&1; then
         tail -2 /tmp/ping.out; ok xen-net-dom0-pings-guest
@@ -58,7 +58,7 @@ rm -f /tmp/echo-in /tmp/echo-out
 
 # 3. A second guest sends 16 MiB to the first through the bridge.
 guest sender 11 "app=transfer net.ip=198.18.0.11/15 net.peer=198.18.0.10 net.port=7 net.bytes=$size"
-xl create -q -e /tmp/sender.cfg >/dev/null
+xl_create /tmp/sender.cfg
 if wait_until 600 dom_shutdown sender && ! crashed sender && wait_until 20 has sender "(match)"; then
     log sender | grep "^transfer:"
     ok xen-net-two-guests-16MiB

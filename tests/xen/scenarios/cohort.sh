@@ -33,7 +33,7 @@ explain() { echo "--- console of $1 ($(dom_state "$1")):"; log "$1" | tail -25; 
 
 # 1. One guest runs every kernel test on Xen, then powers off.
 guest tests "test=all"
-xl create -q -e /tmp/tests.cfg >/dev/null
+xl_create /tmp/tests.cfg
 if ended tests && ! crashed tests && has tests "test result: ok." && has tests "test xen_xenstore_watch ... ok"; then
     log tests | grep -E "domid|^test |passed"
     ok xen-guest-tests-poweroff
@@ -45,7 +45,7 @@ finish tests
 # 2. Two guests share a page and an event channel, introduced through xenstore.
 guest offer "test=xen_grant_offer"
 guest accept "test=xen_grant_accept"
-xl create -q -e -p /tmp/offer.cfg >/dev/null && xl create -q -e -p /tmp/accept.cfg >/dev/null
+xl_create /tmp/offer.cfg -p && xl_create /tmp/accept.cfg -p
 a=$(xl domid offer) b=$(xl domid accept)
 xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
 xl unpause offer; xl unpause accept
@@ -60,7 +60,7 @@ finish offer; finish accept
 
 # 3. A bad command-line key: a crash, with the key named on the console.
 guest badkey "bad.key=1"
-xl create -q -e /tmp/badkey.cfg >/dev/null
+xl_create /tmp/badkey.cfg
 if ended badkey && crashed badkey && has badkey "unknown option \`bad.key\`"; then
     log badkey | grep error
     ok xen-bad-cmdline-crashes
@@ -71,7 +71,7 @@ finish badkey
 
 # 4. A stack overflow inside a Xen guest is caught by the guard page.
 guest overflow "test=stack_overflow"
-xl create -q -e /tmp/overflow.cfg >/dev/null
+xl_create /tmp/overflow.cfg
 if ended overflow && ! crashed overflow && has overflow "test stack_overflow ... ok"; then
     ok xen-stack-overflow-caught
 else

@@ -835,3 +835,18 @@ mod tcp {
         w.finish();
     }
 }
+
+#[test]
+fn close_for_power_off_leaves_both_ends_closed() {
+    let mut w = world();
+    let mut nf = w.connect();
+    nf.close(&mut w.xs, 100 * MS).expect("close");
+    assert_eq!(read(&w.sim, &format!("{FE}/state")).as_deref(), Some("6"));
+    assert_eq!(read(&w.sim, &format!("{BE}/state")).as_deref(), Some("6"));
+    assert!(!w.nb.is_connected());
+    assert!(!nf.is_up());
+    w.sim.assert_domain_no_leaks(1);
+    w.sim.assert_domain_no_leaks(0);
+    drop(nf);
+    w.finish();
+}

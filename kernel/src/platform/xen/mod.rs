@@ -6,6 +6,7 @@ pub mod console;
 pub mod control;
 pub mod events;
 pub mod grants;
+pub mod net;
 pub mod page;
 pub mod peer;
 pub mod physmap;

@@ -1,0 +1,3 @@
+//! Plain QEMU (no Xen): devices found on PCI.
+
+pub mod virtio_net;
