@@ -6,6 +6,7 @@
 #   ./run.sh test            install what is missing, then run every test
 #   ./run.sh bench           benchmarks: BENCH lines on stdout
 #   ./run.sh xen [KEY=VALUE...]  on a Xen host (dom0): `xl create -c` a Cohort guest
+#   ./run.sh xen-net         the Xen network scenarios (netfront <-> netback)
 #   ./run.sh xen-lab         Xen 4.17 + a Debian dom0 under QEMU: an interactive
 #                            dom0 shell with Cohort's image and config in /cohort
 set -euo pipefail
@@ -16,15 +17,20 @@ HARNESS=target/release/cohort-harness
 
 say() { printf '\033[1mrun.sh:\033[0m %s\n' "$*" >&2; }
 
-# Debian's qemu-system-x86 gives qemu-system-x86_64 (TCG; KVM is not used).
-ensure_qemu() {
-    command -v qemu-system-x86_64 >/dev/null && return
-    say "qemu-system-x86_64 not found: installing Debian's qemu-system-x86"
+# ensure CMD PACKAGE: installs Debian's PACKAGE when CMD is missing.
+ensure() {
+    command -v "$1" >/dev/null && return
+    say "$1 not found: installing Debian's $2"
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
-    command -v qemu-system-x86_64 >/dev/null || { say "error: installing qemu-system-x86 did not provide qemu-system-x86_64"; exit 1; }
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+    command -v "$1" >/dev/null || { say "error: installing $2 did not provide $1"; exit 1; }
+}
+
+# Debian's qemu-system-x86 gives qemu-system-x86_64 (TCG; KVM is not used).
+ensure_qemu() {
+    ensure qemu-system-x86_64 qemu-system-x86
 }
 
 # The kernel is built from kernel/, so kernel/.cargo/config.toml (the
@@ -74,6 +80,9 @@ test)
     build
     say "in-emulator tests (QEMU TCG)"
     suite "$HARNESS" test "$KERNEL"
+    say "network on plain QEMU: virtio-net on a tap in a network namespace"
+    ensure ip iproute2
+    suite tests/net/qemu-tap.sh "$KERNEL"
     say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG"
     suite xen_harness --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" --timeout 600
     echo
@@ -96,6 +105,12 @@ bench)
         --scenario-timeout 1500 --timeout 1800 | grep -E '^BENCH|SCENARIO|passed' || status=1
     [ "$status" = 0 ] || say "error: some benchmarks failed (see above)"
     exit "$status"
+    ;;
+xen-net)
+    shift
+    ensure_qemu
+    build
+    xen_harness --scenario "tests/xen/scenarios/cohort-net.sh /cohort/cohort" --scenario-timeout 900 --timeout 1000
     ;;
 xen)
     shift

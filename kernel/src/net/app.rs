@@ -154,6 +154,9 @@ fn transfer<D: NetDevice>(stack: &mut Stack<D>, net: &NetOptions, clock: BenchCl
     crate::println!("transfer: {}", stack.device.counters());
     let path = stack.device.kind();
     crate::println!("{}", Figure { name: "net.tcp_echo_throughput", path, value: report.mbit_per_s(), unit: "Mbit/s", clock });
+    for (name, value, unit) in stack.device.figures() {
+        crate::println!("{}", Figure { name, path, value, unit, clock });
+    }
     if !report.matches() {
         return Err(format!("echoed data differs: sha256 {} != {}", report.received_sha256, report.sent_sha256));
     }

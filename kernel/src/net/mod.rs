@@ -27,6 +27,10 @@ pub trait NetDevice: Device {
     fn service(&mut self) {}
     /// One line of driver counters.
     fn counters(&self) -> alloc::string::String;
+    /// Driver figures for BENCH lines: (name, value, unit).
+    fn figures(&self) -> alloc::vec::Vec<(&'static str, f64, &'static str)> {
+        alloc::vec::Vec::new()
+    }
     /// Disconnects cleanly (netfront: Closing → Closed, grants returned);
     /// a line saying how it went.
     fn shutdown(&mut self) -> Result<alloc::string::String, alloc::string::String> {

@@ -76,3 +76,30 @@ xl_create() {
     done
     return 1
 }
+
+# cohort_cfg NAME KERNEL CMDLINE [EXTRA-LINE]: writes /tmp/NAME.cfg for a
+# Cohort PVH guest (32 MiB, 1 vCPU). Shut-down domains are preserved so a
+# scenario can read how each one ended (state s: poweroff, c: crash).
+cohort_cfg() {
+    cat > "/tmp/$1.cfg" <<CFG
+name = "$1"
+type = "pvh"
+kernel = "$2"
+memory = 32
+vcpus = 1
+on_poweroff = "preserve"
+on_crash = "preserve"
+# The lab's nested TSC is stable; emulating rdtsc would slow the guest 100x.
+tsc_mode = "native"
+cmdline = "$3"
+${4:-}
+CFG
+}
+
+# A guest's PV console, as xenconsoled logged it.
+guest_log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+guest_has() { guest_log "$1" | grep -qF "$2"; }
+dom_crashed() { case $(dom_state "$1") in *c*) return 0 ;; esac; return 1; }
+# The last lines of a failing guest's console.
+guest_explain() { echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25; }
+guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }

@@ -5,24 +5,12 @@
 
 clock=${1:-wall}
 kernel=${2:-/cohort/cohort}
-guest() {
-    cat > "/tmp/$1.cfg" <<CFG
-name = "$1"
-type = "pvh"
-kernel = "$kernel"
-memory = 32
-vcpus = 1
-on_poweroff = "preserve"
-on_crash = "preserve"
-tsc_mode = "native"
-cmdline = "$2 bench.clock=$clock"
-CFG
-}
-log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+guest() { cohort_cfg "$1" "$kernel" "$2 bench.clock=$clock"; }
+log() { guest_log "$1"; }
 # figures NAME LAST: the guest's BENCH lines, once xenconsoled has logged LAST.
 figures() { wait_until 20 console_has "$1" "$2"; log "$1" | grep '^BENCH'; }
 bench() { printf 'BENCH {"name":"%s","path":"xen","value":%s,"unit":"%s","clock":"%s"}\n' "$1" "$2" "$3" "$clock"; }
-finish() { xl destroy "$1" 2>/dev/null; wait_gone "$1" 10; }
+finish() { guest_finish "$1"; }
 
 # xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
 # (dom0's clock; the poll adds up to 5 ms). Median of 5 guests.
@@ -69,3 +57,4 @@ else
     log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"
 fi
 finish ping; finish pong
+

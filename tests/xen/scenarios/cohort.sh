@@ -6,30 +6,14 @@
 kernel=${1:-/cohort/cohort}
 [ -f "$kernel" ] || { fail cohort-image "no kernel image at $kernel"; exit 0; }
 
-# guest NAME CMDLINE: writes /tmp/NAME.cfg for a Cohort PVH guest. Shut-down
-# domains are preserved so the scenario can read how each one ended.
-guest() {
-    cat > "/tmp/$1.cfg" <<CFG
-name = "$1"
-type = "pvh"
-kernel = "$kernel"
-memory = 32
-vcpus = 1
-on_poweroff = "preserve"
-on_crash = "preserve"
-# The lab's nested TSC is stable; emulating rdtsc would slow the guest 100x.
-tsc_mode = "native"
-cmdline = "$2"
-CFG
-}
-
-log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
-has() { log "$1" | grep -qF "$2"; }
+guest() { cohort_cfg "$1" "$kernel" "$2"; }
+log() { guest_log "$1"; }
+has() { guest_has "$1" "$2"; }
 # ended NAME: the domain has shut down (s) or crashed (c), within 60 s.
 ended() { wait_until 60 dom_shutdown "$1"; }
-crashed() { case $(dom_state "$1") in *c*) return 0 ;; esac; return 1; }
-finish() { xl destroy "$1" 2>/dev/null; wait_gone "$1" 10; }
-explain() { echo "--- console of $1 ($(dom_state "$1")):"; log "$1" | tail -25; }
+crashed() { dom_crashed "$1"; }
+finish() { guest_finish "$1"; }
+explain() { guest_explain "$1"; }
 
 # 1. One guest runs every kernel test on Xen, then powers off.
 guest tests "test=all"

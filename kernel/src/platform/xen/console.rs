@@ -15,13 +15,35 @@ mod layout {
     pub const OUT_PROD: usize = 3084;
 }
 
-/// How often a full ring is retried (yielding to dom0) before a byte is
-/// dropped: console output must never wedge the kernel (xenconsoled gone).
-const FULL_RETRIES: u32 = 100_000;
+/// How long one write may wait for xenconsoled (yielding to dom0) before
+/// the rest of it is dropped: console output must never wedge the kernel,
+/// and xenconsoled can die.
+const FULL_YIELDS: u32 = 2_000;
 
 pub struct ConsoleRing {
     page: PhysPage,
     port: u32,
+    /// Bytes dropped because xenconsoled did not drain the ring.
+    dropped: u64,
+    /// `dropped` when it was last reported on the console.
+    reported: u64,
+}
+
+/// "\n[console: N bytes dropped]\n" into `buf`; returns its length.
+fn format_dropped(buf: &mut [u8; 64], n: u64) -> usize {
+    use core::fmt::Write;
+    struct Cursor<'a>(&'a mut [u8], usize);
+    impl Write for Cursor<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = (self.1 + s.len()).min(self.0.len());
+            self.0[self.1..end].copy_from_slice(&s.as_bytes()[..end - self.1]);
+            self.1 = end;
+            Ok(())
+        }
+    }
+    let mut cursor = Cursor(buf, 0);
+    let _ = write!(cursor, "\n[console: {n} bytes dropped]\n");
+    cursor.1
 }
 
 impl ConsoleRing {
@@ -33,24 +55,32 @@ impl ConsoleRing {
         // SAFETY: the console page is a special page Xen keeps mapped in our
         // physmap for the domain's life, below 4 GiB (checked).
         let page = unsafe { PhysPage::new(addr) };
-        Some(ConsoleRing { page, port })
+        Some(ConsoleRing { page, port, dropped: 0, reported: 0 })
     }
 
     pub fn write(&mut self, bytes: &[u8]) {
+        if self.dropped > self.reported && self.free() > 80 {
+            // Say so once the consumer is back, so the gap is visible.
+            self.reported = self.dropped;
+            let mut note = [0u8; 64];
+            let len = format_dropped(&mut note, self.dropped);
+            self.write(&note[..len]);
+        }
         let mut prod = self.page.read_u32(layout::OUT_PROD);
+        let mut yields = 0;
         for &b in bytes {
-            let mut retries = 0;
             // Free space from xenconsoled's consumer index (read fresh: it
             // moves as dom0 drains the ring).
             while prod.wrapping_sub(self.page.read_u32(layout::OUT_CONS)) >= layout::OUT_SIZE {
-                self.publish(prod);
-                retries += 1;
-                if retries > FULL_RETRIES {
+                if yields == FULL_YIELDS {
                     break;
                 }
+                self.publish(prod);
+                yields += 1;
                 let _ = hypercall::sched_yield();
             }
-            if retries > FULL_RETRIES {
+            if yields == FULL_YIELDS {
+                self.dropped += 1;
                 continue;
             }
             self.page.write_bytes(layout::OUT + (prod % layout::OUT_SIZE) as usize, &[b]);
@@ -66,10 +96,15 @@ impl ConsoleRing {
         let _ = hypercall::evtchn_send(self.port);
     }
 
+    fn free(&self) -> u32 {
+        let used = self.page.read_u32(layout::OUT_PROD).wrapping_sub(self.page.read_u32(layout::OUT_CONS));
+        layout::OUT_SIZE.saturating_sub(used)
+    }
+
     /// Waits (bounded) until xenconsoled has read everything, so output
     /// written just before shutdown is not lost.
     pub fn flush(&self) {
-        for _ in 0..FULL_RETRIES {
+        for _ in 0..FULL_YIELDS {
             if self.page.read_u32(layout::OUT_CONS) == self.page.read_u32(layout::OUT_PROD) {
                 return;
             }

@@ -52,6 +52,15 @@ impl crate::net::NetDevice for XenNet {
         )
     }
 
+    fn figures(&self) -> alloc::vec::Vec<(&'static str, f64, &'static str)> {
+        let c = Netfront::counters(self);
+        let per = |n: u64, frames: u64| n as f64 / frames.max(1) as f64;
+        alloc::vec![
+            ("netfront.notifications_sent_per_tx_frame", per(c.notifications_sent, c.tx_frames), "ratio"),
+            ("netfront.notifications_received_per_rx_frame", per(c.notifications_received, c.rx_frames), "ratio"),
+        ]
+    }
+
     fn shutdown(&mut self) -> Result<String, String> {
         let closed = super::with_xenstore(|c| Netfront::close(self, c, 30 * SECOND));
         match closed {
