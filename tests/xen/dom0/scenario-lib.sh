@@ -100,6 +100,11 @@ CFG
 guest_log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
 guest_has() { guest_log "$1" | grep -qF "$2"; }
 dom_crashed() { case $(dom_state "$1") in *c*) return 0 ;; esac; return 1; }
-# The last lines of a failing guest's console.
-guest_explain() { echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25; }
+# The last lines of a failing guest's console, and where its vCPU is (Xen's
+# `d` debug key dumps the registers; resolve RIP with `nm` on the image).
+guest_explain() {
+    echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
+    echo "--- vCPU registers (xl debug-keys d):"
+    xl debug-keys d >/dev/null 2>&1 && xl dmesg | grep -A 12 "d$(xl domid "$1" 2>/dev/null)v0" | tail -14
+}
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
