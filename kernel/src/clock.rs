@@ -47,6 +47,17 @@ pub fn now_ns() -> u64 {
     ticks_to_ns(cpu::rdtsc().saturating_sub(boot::entry_tsc()))
 }
 
+pub const SECOND: u64 = 1_000_000_000;
+
+/// Sleeps for `ns`, waking on each interrupt (timer tick or event).
+/// Interrupts must be enabled.
+pub fn sleep(ns: u64) {
+    let end = now_ns().saturating_add(ns);
+    while now_ns() < end {
+        crate::platform::idle();
+    }
+}
+
 /// Spins for `ns` nanoseconds (used for calibration before the timer runs).
 pub fn busy_wait_ns(ns: u64) {
     let end = now_ns().saturating_add(ns);

@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use cohort_boot::cmdline::{App, BenchClock, NetOptions};
 
-const SECOND: u64 = 1_000_000_000;
+use crate::clock::{sleep, SECOND};
 /// How long to wait for DHCP or for the peer to come up.
 const SETUP_TIMEOUT: u64 = 60 * SECOND;
 const PROGRESS_EVERY: u64 = 5 * SECOND;
@@ -118,7 +118,7 @@ fn transfer<D: NetDevice>(stack: &mut Stack<D>, net: &NetOptions, clock: BenchCl
             break t;
         }
         attempt += 1;
-        crate::platform::xen::peer::sleep(SECOND / 2);
+        sleep(SECOND / 2);
     };
     let mut next_report = crate::clock::now_ns() + PROGRESS_EVERY;
     while !transfer.done() {

@@ -126,7 +126,7 @@ pub fn is_pending(port: u32) -> bool {
 /// the peer notified the unbound port before). Callers that count events,
 /// rather than treat them as hints to look at shared state, drop it here.
 pub fn drain_bind_event(port: u32) {
-    crate::platform::xen::peer::sleep(crate::platform::xen::peer::SECOND / 50);
+    crate::clock::sleep(crate::clock::SECOND / 50);
     take_pending(port);
 }
 

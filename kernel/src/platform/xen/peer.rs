@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use xen_proto::iface::DomId;
 
-pub const SECOND: u64 = 1_000_000_000;
+pub use crate::clock::{sleep, SECOND};
 
 pub fn store<T>(f: impl FnOnce(&mut Xenstore) -> Result<T, xen_proto::Error>) -> Result<T, String> {
     with_xenstore(f).ok_or("no xenstore client")?.map_err(|e| e.to_string())
@@ -16,14 +16,6 @@ pub fn store<T>(f: impl FnOnce(&mut Xenstore) -> Result<T, xen_proto::Error>) ->
 pub fn own_domid() -> Result<DomId, String> {
     let text = store(|c| c.read_string("domid"))?;
     text.parse().map_err(|_| format!("domid `{text}` is not a number"))
-}
-
-/// Sleeps on the timer for `ns`.
-pub fn sleep(ns: u64) {
-    let end = crate::clock::now_ns() + ns;
-    while crate::clock::now_ns() < end {
-        crate::platform::idle();
-    }
 }
 
 /// Reads `path` until it exists (another guest writes it), up to `timeout`.

@@ -2,7 +2,7 @@ use crate::ensure;
 use crate::testing::Outcome;
 use crate::{clock, timer};
 
-const SECOND: u64 = 1_000_000_000;
+use crate::clock::SECOND;
 
 pub fn timer_ticks() -> Outcome {
     ensure!(x86_64::instructions::interrupts::are_enabled(), "interrupts are disabled");
