@@ -36,7 +36,7 @@ kver=$(cat "$root/KVER")
 MODULES=(xen-evtchn xen-privcmd xen-gntdev xen-gntalloc xenfs
          bridge stp llc xen-netback xen-blkback loop
          ${COHORT_XEN_EXTRA_MODULES:-})
-XEN_BINS=(xl xenstored xenconsoled xen-init-dom0 xenconsole libxl-save-helper readnotes)
+XEN_BINS=(xl xenstored xenconsoled xen-init-dom0 xenconsole libxl-save-helper readnotes xenctx xen-hvmctx)
 XENSTORE_CMDS=(xenstore-read xenstore-write xenstore-ls xenstore-list xenstore-rm
                xenstore-exists xenstore-watch xenstore-chmod)
 

@@ -115,9 +115,6 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             crate::timer::on_tick();
             super::apic::end_of_interrupt();
         }
-        // Xen injects the callback vector directly, not through the local
-        // APIC (HVMIRQ_callback_vector): there is nothing to EOI.
-        v if v == u64::from(crate::platform::xen::events::UPCALL_VECTOR) => crate::platform::xen::events::on_upcall(),
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         _ => {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);

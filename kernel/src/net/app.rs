@@ -117,6 +117,8 @@ fn transfer<D: NetDevice>(stack: &mut Stack<D>, net: &NetOptions, clock: BenchCl
         if connected {
             break t;
         }
+        // Refused: give the socket and its buffers back before retrying.
+        t.discard(&mut stack.sockets);
         attempt += 1;
         sleep(SECOND / 2);
     };
@@ -134,11 +136,13 @@ fn transfer<D: NetDevice>(stack: &mut Stack<D>, net: &NetOptions, clock: BenchCl
             stack.wait();
         }
     }
-    // Let the FIN go out.
-    for _ in 0..100 {
+    // Finish the close handshake (bounded), so the echo side is not left
+    // waiting for our last ACK.
+    let deadline = crate::clock::now_ns() + 2 * SECOND;
+    while !transfer.closed(&mut stack.sockets) && crate::clock::now_ns() < deadline {
         stack.device.service();
         if !stack.poll() {
-            break;
+            stack.wait();
         }
     }
     let report = transfer.report();

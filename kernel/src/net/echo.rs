@@ -8,6 +8,11 @@ use smoltcp::socket::{tcp, udp};
 
 /// Concurrent TCP connections served; each listening socket takes one.
 const TCP_SOCKETS: usize = 4;
+/// A connection whose peer stops answering (e.g. a destroyed guest, whose
+/// last ACK never comes) is aborted after this, freeing its socket; idle
+/// connections are probed with keep-alives so a dead peer is noticed too.
+const PEER_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(20);
+const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(5);
 const TCP_BUFFER: usize = 64 * 1024;
 const UDP_PACKETS: usize = 32;
 
@@ -46,7 +51,10 @@ impl Echo {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
             if !socket.is_open() {
                 // Closed or TIME-WAIT: serve the next connection.
-                let _ = socket.listen(self.port);
+                if socket.listen(self.port).is_ok() {
+                    socket.set_timeout(Some(PEER_TIMEOUT));
+                    socket.set_keep_alive(Some(KEEP_ALIVE));
+                }
                 continue;
             }
             while socket.can_recv() {

@@ -145,6 +145,17 @@ impl Transfer {
         Ok(moved)
     }
 
+    /// Removes the socket from `sockets` (after a refused connection).
+    pub fn discard(self, sockets: &mut SocketSet<'static>) {
+        sockets.remove(self.handle);
+    }
+
+    /// Whether our side of the close handshake is over (closed, or
+    /// waiting out TIME-WAIT).
+    pub fn closed(&self, sockets: &mut SocketSet<'static>) -> bool {
+        matches!(sockets.get::<tcp::Socket>(self.handle).state(), tcp::State::Closed | tcp::State::TimeWait)
+    }
+
     pub fn done(&self) -> bool {
         self.done_ns.is_some()
     }

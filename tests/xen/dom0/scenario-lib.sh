@@ -37,7 +37,9 @@ wait_console() { wait_until "$3" console_has "$1" "$2"; }
 dom_gone() { ! xl domid "$1" >/dev/null 2>&1; }
 wait_gone() { wait_until "$2" dom_gone "$1"; }
 
-# State letters of a domain from `xl list` (r b p s c d).
+# State letters of a domain from `xl list`: r b p s, then the shutdown
+# reason (- poweroff, r reboot, c crash, ...), then d. A triple fault shows
+# as "sr" (Xen's HVM shutdown action for it is a reboot).
 dom_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 dom_shutdown() { case $(dom_state "$1") in *s*) return 0 ;; esac; return 1; }
 
@@ -89,6 +91,7 @@ memory = 32
 vcpus = 1
 on_poweroff = "preserve"
 on_crash = "preserve"
+on_reboot = "preserve"
 # The lab's nested TSC is stable; emulating rdtsc would slow the guest 100x.
 tsc_mode = "native"
 cmdline = "$3"
@@ -99,12 +102,12 @@ CFG
 # A guest's PV console, as xenconsoled logged it.
 guest_log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
 guest_has() { guest_log "$1" | grep -qF "$2"; }
-dom_crashed() { case $(dom_state "$1") in *c*) return 0 ;; esac; return 1; }
+dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; }
 # The last lines of a failing guest's console, and where its vCPU is (Xen's
 # `d` debug key dumps the registers; resolve RIP with `nm` on the image).
 guest_explain() {
     echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
-    echo "--- vCPU registers (xl debug-keys d):"
-    xl debug-keys d >/dev/null 2>&1 && xl dmesg | grep -A 12 "d$(xl domid "$1" 2>/dev/null)v0" | tail -14
+    echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
+    xen-hvmctx "$(xl domid "$1" 2>/dev/null)" 2>&1 | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }

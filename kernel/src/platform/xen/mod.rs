@@ -14,7 +14,7 @@ pub mod store;
 pub mod time;
 
 use super::ExitStatus;
-use ::xen::abi::ops::{hvmop, schedop, xenmem, E820_ENTRY_SIZE};
+use ::xen::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};
 use ::xen::hypercall;
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
 
@@ -75,8 +75,8 @@ pub fn version() -> Result<Version, hypercall::Errno> {
     Ok(Version { major, minor, extra: hypercall::xen_extraversion()? })
 }
 
-/// Maps shared_info, routes event-channel upcalls to our vector, and makes
-/// pvclock the clock. Interrupts stay disabled.
+/// Maps shared_info for the event channels (polled: no upcall is
+/// registered, see `events`) and makes pvclock the clock.
 pub fn init_events_and_clock() -> Result<(), &'static str> {
     let shared_info = events_shared_info();
     // SAFETY: the page is ours (kernel .bss), page-aligned and never used
@@ -84,19 +84,14 @@ pub fn init_events_and_clock() -> Result<(), &'static str> {
     unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_SHARED_INFO, 0, shared_info / 4096) }
         .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")?;
     events::init(shared_info);
-    hypercall::hvm_set_param(
-        hvmop::PARAM_CALLBACK_IRQ,
-        hvmop::CALLBACK_TYPE_VECTOR | u64::from(events::UPCALL_VECTOR),
-    )
-    .map_err(|_| "HVMOP_set_param(CALLBACK_IRQ) failed")?;
     crate::clock::use_pvclock(time::read_time_info());
     Ok(())
 }
 
-/// Blocks in Xen until an event is pending (interrupts enabled).
+/// Blocks in Xen until an event arrives on an open port (or the next
+/// timer tick).
 pub fn block() {
-    x86_64::instructions::interrupts::enable();
-    let _ = hypercall::sched_block();
+    events::block_until(u64::MAX);
 }
 
 pub fn shutdown(status: ExitStatus) -> ! {
@@ -132,8 +127,7 @@ pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
     let name = client.read_string("name").unwrap_or_else(|_| "?".into());
     log::info!("Xen {version}; domid {domid}, name `{name}` (from xenstore)");
     log::info!(
-        "Xen services: {refs} grant refs, event upcall vector {:#x}, console: {}",
-        events::UPCALL_VECTOR,
+        "Xen services: {refs} grant refs, events polled (no upcall), console: {}",
         if has_console { "PV console ring" } else { "port 0xe9 only" }
     );
     Ok(())

@@ -19,6 +19,7 @@ impl StoreRing {
         let addr = addr.ok_or("xenstore page outside the identity map")?;
         let port = u32::try_from(port).map_err(|_| "bad xenstore event channel")?;
         hypercall::evtchn_unmask(port).map_err(|_| "cannot unmask the xenstore event channel")?;
+        events::open_port(port)?;
         // SAFETY: the xenstore page is a special page Xen keeps mapped in
         // our physmap for the domain's life, below 4 GiB (checked).
         Ok(StoreRing { page: unsafe { PhysPage::new(addr) }, port })

@@ -63,13 +63,32 @@ pub fn start_timer(hz: u32) -> Result<u32, hypercall::Errno> {
     Ok(port)
 }
 
+/// Xen system time of the next tick (0 before the timer starts).
+pub fn next_deadline_ns() -> u64 {
+    NEXT_DEADLINE.load(Ordering::Relaxed)
+}
+
+pub fn period_ns() -> u64 {
+    PERIOD_NS.load(Ordering::Relaxed)
+}
+
+/// The Xen system time at which `crate::clock::now_ns()` reaches
+/// `clock_deadline_ns` (`u64::MAX` stays "never").
+pub fn system_deadline(clock_deadline_ns: u64) -> u64 {
+    if clock_deadline_ns == u64::MAX {
+        return u64::MAX;
+    }
+    let now_clock = crate::clock::now_ns();
+    system_time_ns().saturating_add(clock_deadline_ns.saturating_sub(now_clock))
+}
+
 fn arm(deadline: u64) {
     NEXT_DEADLINE.store(deadline, Ordering::Relaxed);
     // A deadline already past fires at once (no VCPU_SSHOTTMR_future).
     let _ = hypercall::set_singleshot_timer(0, deadline);
 }
 
-/// VIRQ_TIMER fired (interrupt context).
+/// VIRQ_TIMER fired (called from `events::poll`).
 pub fn on_timer() {
     let now = system_time_ns();
     let period = PERIOD_NS.load(Ordering::Relaxed);
