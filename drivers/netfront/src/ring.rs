@@ -57,12 +57,7 @@ pub fn entry_offset(idx: u32, size: u32, entry_size: usize) -> usize {
     HEADER_SIZE + (idx & (size - 1)) as usize * entry_size
 }
 
-/// The notification test of `RING_PUSH_{REQUESTS,RESPONSES}_AND_CHECK_NOTIFY`:
-/// after moving a producer index from `old` to `new`, the peer wants an
-/// event iff its `event` index lies in `(old, new]`, computed modulo 2^32.
-pub fn need_notify(old: u32, new: u32, event: u32) -> bool {
-    new.wrapping_sub(event) < new.wrapping_sub(old)
-}
+pub use xen_proto::ring_index::notify_due as need_notify;
 
 /// Whether `prod` claims more entries than could legitimately exist:
 /// `prod - cons` beyond `limit` (what was requested, or the ring size).

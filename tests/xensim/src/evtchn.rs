@@ -8,6 +8,7 @@ const EINVAL: i32 = -22;
 const ESRCH: i32 = -3;
 
 /// One domain's event channels.
+#[derive(Clone)]
 pub struct SimEvtchn {
     pub(crate) xen: Xen,
     pub(crate) domid: DomId,

@@ -1,8 +1,8 @@
 //! Grant tables: granting our pages, mapping other domains' grants.
 
-use xen_proto::iface::{DomId, GrantRef, GrantTable, XenError};
+use xen_proto::iface::{DomId, GrantRef, GrantTable, RegionGrants, XenError};
 
-use crate::page::{new_mem, SimMapping, SimPage};
+use crate::page::{new_mem, SimMappedRegion, SimMapping, SimPage, SimRegion};
 use crate::xen::{Grant, Xen};
 
 const EINVAL: i32 = -22;
@@ -17,6 +17,7 @@ pub const GNTST_BAD_HANDLE: i16 = -4;
 pub const GNTST_PERMISSION_DENIED: i16 = -8;
 
 /// One domain's grant table.
+#[derive(Clone)]
 pub struct SimGnttab {
     pub(crate) xen: Xen,
     pub(crate) domid: DomId,
@@ -162,5 +163,70 @@ impl GrantTable for SimGnttab {
             g.maps = g.maps.saturating_sub(1);
         }
         Ok(())
+    }
+}
+
+impl RegionGrants for SimGnttab {
+    type Region = SimRegion;
+    type MappedRegion = SimMappedRegion;
+
+    fn alloc_region(&mut self, pages: usize) -> Result<SimRegion, XenError> {
+        let mut region = SimRegion { pages: Vec::with_capacity(pages) };
+        for _ in 0..pages {
+            match self.alloc_page() {
+                Ok(p) => region.pages.push(p),
+                Err(e) => {
+                    self.free_region(region);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(region)
+    }
+
+    fn free_region(&mut self, region: SimRegion) {
+        for p in region.pages {
+            self.free_page(p);
+        }
+    }
+
+    fn grant_region_page(
+        &mut self,
+        region: &SimRegion,
+        index: usize,
+        to: DomId,
+        readonly: bool,
+    ) -> Result<GrantRef, XenError> {
+        let page = region.pages.get(index).ok_or(XenError::Errno(EINVAL))?;
+        self.grant(page, to, readonly)
+    }
+
+    fn map_region(
+        &mut self,
+        from: DomId,
+        grefs: &[GrantRef],
+        readonly: bool,
+    ) -> Result<SimMappedRegion, XenError> {
+        let mut maps = Vec::with_capacity(grefs.len());
+        for &g in grefs {
+            match self.map(from, g, readonly) {
+                Ok(m) => maps.push(m),
+                Err(e) => {
+                    let _ = self.unmap_region(SimMappedRegion { maps });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(SimMappedRegion { maps })
+    }
+
+    fn unmap_region(&mut self, region: SimMappedRegion) -> Result<(), XenError> {
+        let mut first = Ok(());
+        for m in region.maps {
+            if let Err(e) = self.unmap(m) {
+                first = first.and(Err(e));
+            }
+        }
+        first
     }
 }

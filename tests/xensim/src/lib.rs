@@ -28,7 +28,7 @@ pub use gnttab::{
     SimGnttab, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED,
 };
 pub use netback::{Netback, NetbackFault, NetbackStats};
-pub use page::{SimMapping, SimPage};
+pub use page::{SimMappedRegion, SimMapping, SimPage, SimRegion};
 pub use xen::{Domain, DomainConfig, Xen};
 pub use xenstored::XsFault;
 pub use xsring::SimXsRing;

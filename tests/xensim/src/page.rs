@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use xen_proto::iface::{DomId, GrantRef, SharedPage, PAGE_SIZE};
+use xen_proto::iface::{DomId, GrantRef, SharedPage, SharedRegion, PAGE_SIZE};
 
 /// The bytes of one page, shared by every view of it.
 pub(crate) type Mem = Rc<RefCell<Box<[u8; PAGE_SIZE]>>>;
@@ -107,5 +107,92 @@ impl SharedPage for SimMapping {
     }
     fn write_bytes(&self, offset: usize, data: &[u8]) {
         self.page.write_bytes(offset, data)
+    }
+}
+
+/// Page-spanning copies over a list of page views (the sim's pages are not
+/// contiguous, so regions copy where the kernel would lend memory).
+fn region_read<P: SharedPage>(pages: &[P], mut offset: usize, buf: &mut [u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        let (page, at) = (offset / PAGE_SIZE, offset % PAGE_SIZE);
+        let n = (PAGE_SIZE - at).min(buf.len() - done);
+        pages[page].read_bytes(at, &mut buf[done..done + n]);
+        done += n;
+        offset += n;
+    }
+}
+
+fn region_write<P: SharedPage>(pages: &[P], mut offset: usize, data: &[u8]) {
+    let mut done = 0;
+    while done < data.len() {
+        let (page, at) = (offset / PAGE_SIZE, offset % PAGE_SIZE);
+        let n = (PAGE_SIZE - at).min(data.len() - done);
+        pages[page].write_bytes(at, &data[done..done + n]);
+        done += n;
+        offset += n;
+    }
+}
+
+fn check_range(len: usize, offset: usize, n: usize) {
+    assert!(
+        offset.checked_add(n).is_some_and(|end| end <= len),
+        "xensim: region access {offset}+{n} past its {len} bytes"
+    );
+}
+
+/// Pages of one domain used as one region (`RegionGrants::alloc_region`).
+pub struct SimRegion {
+    pub(crate) pages: Vec<SimPage>,
+}
+
+impl SimRegion {
+    /// The page views, in order.
+    pub fn pages(&self) -> &[SimPage] {
+        &self.pages
+    }
+}
+
+impl SharedRegion for SimRegion {
+    fn len(&self) -> usize {
+        self.pages.len() * PAGE_SIZE
+    }
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        check_range(self.len(), offset, buf.len());
+        region_read(&self.pages, offset, buf);
+    }
+    fn write_bytes(&self, offset: usize, data: &[u8]) {
+        check_range(self.len(), offset, data.len());
+        region_write(&self.pages, offset, data);
+    }
+}
+
+impl xen_proto::iface::OwnedRegion for SimRegion {
+    fn fill<T>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+        check_range(self.len(), offset, len);
+        let mut buf = vec![0u8; len];
+        region_read(&self.pages, offset, &mut buf);
+        let out = f(&mut buf);
+        region_write(&self.pages, offset, &buf);
+        out
+    }
+}
+
+/// Another domain's pages mapped as one region.
+pub struct SimMappedRegion {
+    pub(crate) maps: Vec<SimMapping>,
+}
+
+impl SharedRegion for SimMappedRegion {
+    fn len(&self) -> usize {
+        self.maps.len() * PAGE_SIZE
+    }
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        check_range(self.len(), offset, buf.len());
+        region_read(&self.maps, offset, buf);
+    }
+    fn write_bytes(&self, offset: usize, data: &[u8]) {
+        check_range(self.len(), offset, data.len());
+        region_write(&self.maps, offset, data);
     }
 }

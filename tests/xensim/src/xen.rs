@@ -292,6 +292,19 @@ impl Xen {
         self.step();
     }
 
+    /// Test backdoor: a writable view of the page `domid` granted as
+    /// `gref`, whatever the grant allows, so a test can play a hostile
+    /// domain scribbling on its own shared pages.
+    pub fn granted_page(&self, domid: DomId, gref: GrantRef) -> Option<SimPage> {
+        let st = self.state.borrow();
+        let g = st.domains.get(&domid)?.grants.get(&gref)?;
+        Some(SimPage {
+            mem: g.mem.clone(),
+            id: g.page_id,
+            readonly: false,
+        })
+    }
+
     /// Test inspection backdoor: a node's value, ignoring permissions.
     pub fn xs_read(&self, path: &str) -> Option<Vec<u8>> {
         self.state.borrow().xenstored.backdoor_read(path)

@@ -80,3 +80,59 @@ pub trait XenstoreRing {
     /// timeout.
     fn wait(&mut self, timeout_ns: u64) -> bool;
 }
+
+/// Several pages of shared memory seen as one contiguous byte range: the
+/// data area of a ring. Offsets and lengths come from our own checked code;
+/// an access past [`len`](Self::len) is our bug, and implementations panic.
+/// What another domain can write may change between two reads.
+pub trait SharedRegion {
+    /// Length in bytes (a whole number of pages).
+    fn len(&self) -> usize;
+    /// Whether the region has no pages.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies bytes out of the region.
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]);
+    /// Copies bytes into the region.
+    fn write_bytes(&self, offset: usize, data: &[u8]);
+}
+
+/// A region of our own pages, which other domains at most read.
+pub trait OwnedRegion: SharedRegion {
+    /// Lends `[offset, offset + len)` to `f`, which writes it in place (a
+    /// frame built directly in ring memory). Sound because no other domain
+    /// can write our pages: what `f` writes and reads back is what it gets.
+    fn fill<T>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T;
+}
+
+/// Grants of multi-page regions, on top of [`GrantTable`].
+pub trait RegionGrants: GrantTable {
+    /// Pages of ours, contiguous in our address space.
+    type Region: OwnedRegion;
+    /// Another domain's pages mapped contiguously into ours.
+    type MappedRegion: SharedRegion;
+
+    /// `pages` zeroed pages of our own memory.
+    fn alloc_region(&mut self, pages: usize) -> Result<Self::Region, XenError>;
+    /// Gives the pages back. They must not be granted any more.
+    fn free_region(&mut self, region: Self::Region);
+    /// Lets `to` map page `index` of `region`.
+    fn grant_region_page(
+        &mut self,
+        region: &Self::Region,
+        index: usize,
+        to: DomId,
+        readonly: bool,
+    ) -> Result<GrantRef, XenError>;
+    /// Maps `grefs` of domain `from`, in order, as one contiguous region.
+    /// On failure nothing stays mapped.
+    fn map_region(
+        &mut self,
+        from: DomId,
+        grefs: &[GrantRef],
+        readonly: bool,
+    ) -> Result<Self::MappedRegion, XenError>;
+    /// Unmaps every page of `region`.
+    fn unmap_region(&mut self, region: Self::MappedRegion) -> Result<(), XenError>;
+}

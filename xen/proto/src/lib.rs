@@ -11,6 +11,8 @@ extern crate std;
 pub mod error;
 pub mod grant_refs;
 pub mod iface;
+pub mod ring_index;
+pub mod values;
 pub mod xenbus;
 pub mod xenstore;
 pub mod xenstore_ring;

@@ -186,13 +186,20 @@ impl Xenstored {
     fn fire(&mut self, change: &Change, removed: bool) {
         let (path, perms) = change;
         for w in &self.watches {
-            if w.abs.starts_with('@') || !can_read(perms, w.domid) {
+            if w.abs.starts_with('@') {
                 continue;
             }
             if is_at_or_below(path, &w.abs) {
-                Self::queue_event(&mut self.conns, w, &Self::reported(w, path));
+                if can_read(perms, w.domid) {
+                    Self::queue_event(&mut self.conns, w, &Self::reported(w, path));
+                }
             } else if removed && is_at_or_below(&w.abs, path) {
-                Self::queue_event(&mut self.conns, w, &w.path);
+                // A watch below the removed node fires if its own node was
+                // there and readable by the watcher.
+                let node = self.tree.removed.iter().find(|(p, _)| *p == w.abs);
+                if node.is_some_and(|(_, perms)| can_read(perms, w.domid)) {
+                    Self::queue_event(&mut self.conns, w, &w.path);
+                }
             }
         }
     }

@@ -60,6 +60,9 @@ pub(crate) fn is_at_or_below(p: &str, base: &str) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct Tree {
     nodes: BTreeMap<String, Node>,
+    /// Every node the last `rm` removed, with its perms: as in xenstored,
+    /// a watch on a removed descendant fires if that node was readable.
+    pub removed: Vec<Change>,
 }
 
 /// A change to report to watchers: the path and the perms that decide
@@ -76,7 +79,7 @@ impl Tree {
                 perms: vec![Permission::new(0, Access::None)],
             },
         );
-        Tree { nodes }
+        Tree { nodes, removed: Vec::new() }
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
@@ -186,6 +189,12 @@ impl Tree {
             return Err(XsError::Eacces);
         }
         let perms = n.perms.clone();
+        self.removed = self
+            .nodes
+            .iter()
+            .filter(|(k, _)| is_at_or_below(k, path))
+            .map(|(k, n)| (k.clone(), n.perms.clone()))
+            .collect();
         self.nodes.retain(|k, _| !is_at_or_below(k, path));
         Ok(Some((path.to_string(), perms)))
     }

@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use xenstore_wire::{reply, Request, XsError};
+use xenstore_wire::{reply, Permission, Request, XsError};
 
 use super::Client;
 use crate::error::Error;
@@ -61,6 +61,12 @@ impl<R: XenstoreRing> Tx<'_, R> {
     /// Lists children.
     pub fn directory(&mut self, path: &str) -> Result<Vec<String>, Error> {
         self.client.directory_in(self.id.0, path)
+    }
+
+    /// Sets a node's permissions (with the node's write, at commit).
+    pub fn set_perms(&mut self, path: &str, perms: &[Permission]) -> Result<(), Error> {
+        let req = Request::set_perms(path, perms).map_err(Error::Wire)?;
+        self.client.call_ack(req, self.id.0)
     }
 }
 

@@ -1,0 +1,431 @@
+//! One channel per co-resident peer that dom0 lists: offered when the peer
+//! appears, attached when its offer arrives, closed when it leaves, breaks
+//! the protocol or closes its side. Never waits for the peer: every step is
+//! a xenstore request of ours or a look at shared memory, driven by
+//! [`Manager::service`].
+//!
+//! Only peers in dom0's list (same group, co-resident) are offered a
+//! channel or attached, and frames reach a channel only through the MAC
+//! dom0 published for that peer.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use discovery::{Peer, PeerList};
+use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
+use xen_proto::xenstore::Client;
+use xenstore_wire::{Access, Permission, XsError};
+
+use crate::channel::{Channel, ChannelError, Config};
+use crate::counters::ChannelCounters;
+use crate::layout::State;
+use crate::offer::{offer_path, Offer};
+
+/// Token of the watches on peers' offers.
+pub const WATCH_TOKEN: &str = "cohort-chan";
+/// After a channel to a still-listed peer closes, wait this long before
+/// offering again: the peer needs the time to notice and clean up.
+pub const REOFFER_AFTER_NS: u64 = 500_000_000;
+/// Peers' offers are re-read this often even without a watch event.
+const RECHECK_EVERY_NS: u64 = 1_000_000_000;
+
+/// Something the kernel logs (and times).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// dom0 lists `peer`: our side of a channel is offered.
+    Offered { peer: DomId },
+    /// Both sides mapped each other: frames to `mac` take the channel.
+    Up { peer: DomId, mac: [u8; 6] },
+    /// The channel closed (`was_up`: frames to `mac` now fall back).
+    Down { peer: DomId, mac: [u8; 6], why: String, was_up: bool },
+    /// The peer speaks another layout version: no channel.
+    Refused { peer: DomId, why: String },
+    /// A closed channel's last grant was revoked and its pages freed.
+    Released { peer: DomId },
+    /// A xenstore or hypervisor request failed.
+    Failed { peer: DomId, why: String },
+}
+
+struct Slot<G: RegionGrants, E: EventChannels> {
+    mac: [u8; 6],
+    chan: Option<Channel<G, E>>,
+    /// Whether `Note::Up` was given for the current channel.
+    reported_up: bool,
+    /// When the last channel closed, to hold off offering again.
+    closed_at: Option<u64>,
+    next_check: u64,
+}
+
+pub struct Manager<G: RegionGrants + Clone, E: EventChannels + Clone> {
+    gnt: G,
+    evt: E,
+    me: DomId,
+    config: Config,
+    slots: BTreeMap<DomId, Slot<G, E>>,
+    /// Closed channels whose grants the peer still maps.
+    draining: Vec<Channel<G, E>>,
+    /// Our offers to remove from xenstore (closed from the data path).
+    stale_offers: BTreeSet<DomId>,
+    /// Peers that broke the protocol or speak another version: no channel
+    /// until dom0 stops listing them.
+    shunned: BTreeSet<DomId>,
+    /// Peers held on the fallback path on request (benchmarks).
+    held: BTreeSet<DomId>,
+    /// Counters of channels already closed.
+    closed_counters: ChannelCounters,
+    next_nonce: u32,
+    notes: Vec<Note>,
+}
+
+impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
+    pub fn new(gnt: G, evt: E, me: DomId, config: Config) -> Self {
+        Manager {
+            gnt,
+            evt,
+            me,
+            config,
+            slots: BTreeMap::new(),
+            draining: Vec::new(),
+            stale_offers: BTreeSet::new(),
+            shunned: BTreeSet::new(),
+            held: BTreeSet::new(),
+            closed_counters: ChannelCounters::default(),
+            next_nonce: 1,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn me(&self) -> DomId {
+        self.me
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// What happened since the last call.
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        core::mem::take(&mut self.notes)
+    }
+
+    /// Peers dom0 lists now, with the MAC it gave.
+    pub fn peers(&self) -> impl Iterator<Item = (DomId, [u8; 6])> + '_ {
+        self.slots.iter().map(|(&d, s)| (d, s.mac))
+    }
+
+    /// The peer whose MAC is `mac`, if its channel is up.
+    pub fn up_peer_for_mac(&self, mac: &[u8; 6]) -> Option<DomId> {
+        self.slots
+            .iter()
+            .find(|(_, s)| &s.mac == mac && s.chan.as_ref().is_some_and(Channel::is_up))
+            .map(|(&d, _)| d)
+    }
+
+    /// The channel to `peer`, whatever its stage.
+    pub fn channel(&mut self, peer: DomId) -> Option<&mut Channel<G, E>> {
+        self.slots.get_mut(&peer).and_then(|s| s.chan.as_mut())
+    }
+
+    /// The MAC dom0 published for `peer`.
+    pub fn mac_of(&self, peer: DomId) -> Option<[u8; 6]> {
+        self.slots.get(&peer).map(|s| s.mac)
+    }
+
+    /// Peers whose channel we read from (attached or up).
+    pub fn attached_peers(&self) -> Vec<DomId> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.chan.as_ref().is_some_and(Channel::is_attached))
+            .map(|(&d, _)| d)
+            .collect()
+    }
+
+    /// Whether any channel is up.
+    pub fn any_up(&self) -> bool {
+        self.slots.values().any(|s| s.chan.as_ref().is_some_and(Channel::is_up))
+    }
+
+    /// No channel exists or drains (no grant, mapping or port held).
+    pub fn is_idle(&self) -> bool {
+        self.slots.values().all(|s| s.chan.is_none()) && self.draining.is_empty()
+    }
+
+    /// Every channel's counters added up, closed ones included.
+    pub fn counters(&self) -> ChannelCounters {
+        let mut total = self.closed_counters;
+        for c in self.slots.values().filter_map(|s| s.chan.as_ref()).chain(self.draining.iter()) {
+            total += c.counters();
+        }
+        total
+    }
+
+    /// dom0's list changed: channels to peers no longer listed close;
+    /// newly listed peers are offered one.
+    pub fn set_peers<R: XenstoreRing>(&mut self, c: &mut Client<R>, list: &PeerList, now_ns: u64) {
+        let listed: BTreeMap<DomId, Peer> =
+            list.peers().iter().filter(|p| p.domid != self.me).map(|p| (p.domid, *p)).collect();
+        let gone: Vec<DomId> = self.slots.keys().filter(|d| !listed.contains_key(d)).copied().collect();
+        for peer in gone {
+            self.close(peer, "dom0 no longer lists the peer", now_ns);
+            let _ = c.unwatch(&offer_path(peer, self.me), WATCH_TOKEN);
+            self.slots.remove(&peer);
+            // Listed again later (e.g. it rejoined the group): a new start.
+            self.shunned.remove(&peer);
+        }
+        for (domid, p) in listed {
+            match self.slots.get_mut(&domid) {
+                Some(slot) if slot.mac != p.mac => {
+                    slot.mac = p.mac;
+                    self.close(domid, "dom0 lists the peer with another MAC", now_ns);
+                }
+                Some(_) => {}
+                None => {
+                    let slot = Slot { mac: p.mac, chan: None, reported_up: false, closed_at: None, next_check: now_ns };
+                    self.slots.insert(domid, slot);
+                    if let Err(e) = c.watch(&offer_path(domid, self.me), WATCH_TOKEN) {
+                        self.notes.push(Note::Failed { peer: domid, why: format!("watch: {e}") });
+                    }
+                }
+            }
+        }
+        self.remove_stale_offers(c);
+        self.offer_where_needed(c, now_ns);
+    }
+
+    /// Keeps `peer` on the fallback path (closing its channel) or lets it
+    /// have a channel again.
+    pub fn hold(&mut self, peer: DomId, held: bool, now_ns: u64) {
+        if held {
+            self.held.insert(peer);
+            self.close(peer, "held on the fallback path", now_ns);
+            if let Some(slot) = self.slots.get_mut(&peer) {
+                // Offer again as soon as released.
+                slot.closed_at = None;
+            }
+        } else {
+            self.held.remove(&peer);
+        }
+    }
+
+    fn offer_where_needed<R: XenstoreRing>(&mut self, c: &mut Client<R>, now_ns: u64) {
+        let wanting: Vec<DomId> = self
+            .slots
+            .iter()
+            .filter(|(d, s)| {
+                s.chan.is_none()
+                    && !self.shunned.contains(d)
+                    && !self.held.contains(d)
+                    && !self.stale_offers.contains(d)
+                    && s.closed_at.is_none_or(|t| now_ns.saturating_sub(t) >= REOFFER_AFTER_NS)
+            })
+            .map(|(&d, _)| d)
+            .collect();
+        for peer in wanting {
+            self.offer(c, peer, now_ns);
+        }
+    }
+
+    fn offer<R: XenstoreRing>(&mut self, c: &mut Client<R>, peer: DomId, now_ns: u64) {
+        let nonce = self.next_nonce;
+        self.next_nonce = self.next_nonce.wrapping_add(1).max(1);
+        let offered = Channel::offer(self.gnt.clone(), self.evt.clone(), self.me, peer, self.config, nonce);
+        let (chan, offer) = match offered {
+            Ok(x) => x,
+            Err(e) => {
+                self.notes.push(Note::Failed { peer, why: format!("offer: {e}") });
+                if let Some(slot) = self.slots.get_mut(&peer) {
+                    slot.closed_at = Some(now_ns);
+                }
+                return;
+            }
+        };
+        let path = offer_path(self.me, peer);
+        let perms = [Permission::new(self.me, Access::None), Permission::new(peer, Access::Read)];
+        let value = offer.to_value();
+        // One transaction: the peer never sees the node with the default
+        // (unreadable) permissions, nor the permissions without the value.
+        let written = c.transaction(|tx| {
+            tx.write(&path, value.as_bytes())?;
+            tx.set_perms(&path, &perms)
+        });
+        let Some(slot) = self.slots.get_mut(&peer) else { return };
+        slot.chan = Some(chan);
+        slot.reported_up = false;
+        slot.next_check = now_ns;
+        match written {
+            Ok(()) => self.notes.push(Note::Offered { peer }),
+            Err(e) => {
+                self.notes.push(Note::Failed { peer, why: format!("publishing the offer: {e}") });
+                self.close(peer, "could not publish the offer", now_ns);
+                self.remove_stale_offers(c);
+            }
+        }
+    }
+
+    /// Closes the channel to `peer`, if any, without xenstore: it stops
+    /// carrying frames at once, drains until its grants are revoked, and
+    /// our offer is removed at the next [`Manager::service`].
+    fn close(&mut self, peer: DomId, why: &str, now_ns: u64) {
+        let Some(slot) = self.slots.get_mut(&peer) else { return };
+        let Some(mut chan) = slot.chan.take() else { return };
+        slot.closed_at = Some(now_ns);
+        self.notes.push(Note::Down { peer, mac: slot.mac, why: String::from(why), was_up: chan.is_up() });
+        self.stale_offers.insert(peer);
+        if chan.close() {
+            self.closed_counters += chan.counters();
+            self.notes.push(Note::Released { peer });
+        } else {
+            self.draining.push(chan);
+        }
+    }
+
+    fn remove_stale_offers<R: XenstoreRing>(&mut self, c: &mut Client<R>) {
+        let stale: Vec<DomId> = self.stale_offers.iter().copied().collect();
+        for peer in stale {
+            match c.rm(&offer_path(self.me, peer)) {
+                Ok(()) | Err(xen_proto::Error::Xs(XsError::Enoent)) => {
+                    self.stale_offers.remove(&peer);
+                }
+                Err(e) => self.notes.push(Note::Failed { peer, why: format!("removing our offer: {e}") }),
+            }
+        }
+    }
+
+    fn shun(&mut self, peer: DomId, why: &str, now_ns: u64) {
+        self.shunned.insert(peer);
+        self.close(peer, why, now_ns);
+    }
+
+    /// The data path found the peer misbehaving (a broken ring, a ring it
+    /// stopped consuming): close the channel now and shun the peer.
+    pub fn fail(&mut self, peer: DomId, why: &str, now_ns: u64) {
+        self.shun(peer, why, now_ns);
+    }
+
+    /// Progress: attach to peers' offers (those whose watch fired, given in
+    /// `fired` as paths, and all of them every second), move channels up,
+    /// close the ones the peer closed or withdrew, retry revocations.
+    pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
+        let peers: Vec<DomId> = self.slots.keys().copied().collect();
+        for peer in peers {
+            let path = offer_path(peer, self.me);
+            let Some(slot) = self.slots.get_mut(&peer) else { continue };
+            let due = fired.contains(&path) || now_ns >= slot.next_check;
+            if let Some(chan) = slot.chan.as_mut() {
+                // The peer's own word, from its control page.
+                match chan.poll_peer() {
+                    Some(State::Closed) => {
+                        self.close(peer, "the peer closed the channel", now_ns);
+                        continue;
+                    }
+                    None if chan.is_attached() => {
+                        self.shun(peer, "the peer wrote an unknown state", now_ns);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            if due {
+                if let Some(slot) = self.slots.get_mut(&peer) {
+                    slot.next_check = now_ns + RECHECK_EVERY_NS;
+                }
+                self.check_offer(c, peer, now_ns);
+            }
+            self.report_up(peer);
+        }
+        self.remove_stale_offers(c);
+        self.offer_where_needed(c, now_ns);
+        self.drain();
+    }
+
+    fn report_up(&mut self, peer: DomId) {
+        let Some(slot) = self.slots.get_mut(&peer) else { return };
+        if slot.chan.as_ref().is_some_and(Channel::is_up) && !slot.reported_up {
+            slot.reported_up = true;
+            self.notes.push(Note::Up { peer, mac: slot.mac });
+        }
+    }
+
+    /// Reads the peer's offer and acts on it.
+    fn check_offer<R: XenstoreRing>(&mut self, c: &mut Client<R>, peer: DomId, now_ns: u64) {
+        let Some(chan) = self.slots.get(&peer).and_then(|s| s.chan.as_ref()) else { return };
+        let attached = chan.is_attached();
+        let nonce_seen = chan.peer_nonce();
+        let value = match c.read(&offer_path(peer, self.me)) {
+            Ok(v) => v,
+            // Absent, or not (yet) readable by us: nothing to attach to; an
+            // offer we were attached to is withdrawn (the peer closed or died).
+            Err(xen_proto::Error::Xs(XsError::Enoent | XsError::Eacces)) => {
+                if attached {
+                    self.close(peer, "the peer withdrew its offer", now_ns);
+                }
+                return;
+            }
+            Err(e) => {
+                self.notes.push(Note::Failed { peer, why: format!("reading the peer's offer: {e}") });
+                return;
+            }
+        };
+        let offer = match Offer::parse(&value) {
+            Ok(o) => o,
+            Err(e) => {
+                self.shun(peer, &format!("bad offer: {e}"), now_ns);
+                return;
+            }
+        };
+        if attached {
+            if nonce_seen != Some(offer.nonce) {
+                self.close(peer, "the peer made a new offer", now_ns);
+            }
+            return;
+        }
+        let Some(chan) = self.slots.get_mut(&peer).and_then(|s| s.chan.as_mut()) else { return };
+        match chan.attach(&offer) {
+            Ok(()) => {}
+            Err(ChannelError::Version(v)) => {
+                let why = format!("{}", ChannelError::Version(v));
+                self.notes.push(Note::Refused { peer, why: why.clone() });
+                self.shun(peer, &why, now_ns);
+            }
+            Err(e @ (ChannelError::BadPeer(_) | ChannelError::NoPort | ChannelError::BadConfig)) => {
+                self.shun(peer, &format!("{e}"), now_ns);
+            }
+            Err(e @ ChannelError::Xen(_)) => {
+                // E.g. the peer died between publishing and our mapping:
+                // close, and offer again later if it is still listed.
+                self.notes.push(Note::Failed { peer, why: format!("attach: {e}") });
+                self.close(peer, "attach failed", now_ns);
+            }
+        }
+    }
+
+    /// Retries revoking the grants of closed channels.
+    fn drain(&mut self) {
+        let mut i = 0;
+        while i < self.draining.len() {
+            if self.draining[i].close() {
+                let chan = self.draining.swap_remove(i);
+                self.closed_counters += chan.counters();
+                self.notes.push(Note::Released { peer: chan.peer() });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Closes every channel (guest shutdown). Call again (or
+    /// [`Manager::service`]) until [`Manager::is_idle`] to finish the
+    /// revocations the peers still hold up.
+    pub fn close_all<R: XenstoreRing>(&mut self, c: &mut Client<R>, now_ns: u64) {
+        let peers: Vec<DomId> = self.slots.keys().copied().collect();
+        for peer in peers {
+            self.close(peer, "shutting down", now_ns);
+            let _ = c.unwatch(&offer_path(peer, self.me), WATCH_TOKEN);
+        }
+        self.slots.clear();
+        self.remove_stale_offers(c);
+        self.drain();
+    }
+}

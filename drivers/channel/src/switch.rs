@@ -1,0 +1,378 @@
+//! The device the stack sees: one MAC, one interface. Each outgoing frame
+//! goes over the channel to its destination when that peer's channel is
+//! up, else over the fallback device (netfront); incoming frames from every
+//! path feed the same stack.
+//!
+//! A frame's destination is only known once the stack has built it, so the
+//! transmit token guesses: it lends the stack room in the ring of the
+//! channel the previous frame took. A frame for that peer is published
+//! where it was built; any other is copied to its path and the ring room is
+//! left unpublished.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
+use smoltcp::time::Instant;
+use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
+use xen_proto::xenstore::Client;
+
+use crate::channel::SendError;
+use crate::counters::SwitchCounters;
+use crate::manager::Manager;
+use crate::ring::MAX_FRAME;
+
+/// A channel with no room for this long is taken for a peer that stopped
+/// reading: it is closed and its traffic falls back.
+pub const STUCK_AFTER_NS: u64 = 2_000_000_000;
+
+/// What the switch needs of its fallback beyond [`Device`].
+pub trait FallbackDevice: Device {
+    /// Whether `receive` would return a frame now.
+    fn has_rx(&mut self) -> bool;
+}
+
+fn dst_mac(frame: &[u8]) -> Option<[u8; 6]> {
+    frame.get(..6).and_then(|d| d.try_into().ok())
+}
+
+fn is_unicast(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 == 0
+}
+
+pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> {
+    fallback: D,
+    manager: Manager<G, E>,
+    mac: [u8; 6],
+    /// The channel the last frame went to: where the next one is built.
+    last_peer: Option<DomId>,
+    /// A frame built outside any ring.
+    scratch: Vec<u8>,
+    spare: Vec<u8>,
+    /// The frame received from a channel, handed to the stack.
+    rx_frame: Vec<u8>,
+    /// Look at the channels first (else the fallback), alternately.
+    channels_first: bool,
+    /// Since when each channel has had no room.
+    full_since: BTreeMap<DomId, u64>,
+    /// Channels found full by transmit tokens, noted at the next call.
+    found_full: Vec<DomId>,
+    /// Problems the data path found, acted on in `service`.
+    failures: Vec<(DomId, &'static str)>,
+    now_ns: u64,
+    counters: SwitchCounters,
+}
+
+impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
+    pub fn new(fallback: D, manager: Manager<G, E>, mac: [u8; 6]) -> Self {
+        Switch {
+            fallback,
+            manager,
+            mac,
+            last_peer: None,
+            scratch: vec![0; MAX_FRAME],
+            spare: vec![0; MAX_FRAME],
+            rx_frame: Vec::with_capacity(MAX_FRAME),
+            channels_first: false,
+            full_since: BTreeMap::new(),
+            found_full: Vec::new(),
+            failures: Vec::new(),
+            now_ns: 0,
+            counters: SwitchCounters::default(),
+        }
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    pub fn fallback(&mut self) -> &mut D {
+        &mut self.fallback
+    }
+
+    pub fn fallback_ref(&self) -> &D {
+        &self.fallback
+    }
+
+    pub fn manager(&mut self) -> &mut Manager<G, E> {
+        &mut self.manager
+    }
+
+    pub fn manager_ref(&self) -> &Manager<G, E> {
+        &self.manager
+    }
+
+    pub fn counters(&self) -> SwitchCounters {
+        self.counters
+    }
+
+    /// Housekeeping between polls: channel events, failures the data path
+    /// found, the manager's xenstore work (`fired`: paths of its watch
+    /// events). `now_ns` drives the manager's and the switch's timeouts.
+    pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
+        self.now_ns = now_ns;
+        for peer in self.manager.attached_peers() {
+            if let Some(ch) = self.manager.channel(peer) {
+                ch.take_event();
+            }
+        }
+        self.note_full();
+        for (peer, why) in core::mem::take(&mut self.failures) {
+            self.manager.fail(peer, why, now_ns);
+            self.full_since.remove(&peer);
+        }
+        self.manager.service(c, fired, now_ns);
+        if self.last_peer.is_some_and(|p| self.manager.up_peer_for_mac(&self.manager.mac_of(p).unwrap_or([0xff; 6])) != Some(p)) {
+            self.last_peer = None;
+        }
+    }
+
+    /// Before idling: asks every channel's peer for an event on its next
+    /// frame. True if a frame arrived meanwhile (do not idle).
+    pub fn arm(&mut self) -> bool {
+        let mut ready = false;
+        for peer in self.manager.attached_peers() {
+            if let Some(ch) = self.manager.channel(peer) {
+                ready |= ch.arm_rx();
+            }
+        }
+        ready
+    }
+
+    /// Whether the stack should spin rather than idle: channels are up and
+    /// configured to be polled.
+    pub fn wants_polling(&self) -> bool {
+        self.manager.config().polling && self.manager.any_up()
+    }
+
+    fn note_full(&mut self) {
+        for peer in core::mem::take(&mut self.found_full) {
+            let since = *self.full_since.entry(peer).or_insert(self.now_ns);
+            if self.now_ns.saturating_sub(since) >= STUCK_AFTER_NS {
+                self.full_since.remove(&peer);
+                self.failures.push((peer, "the peer stopped consuming our ring"));
+            }
+        }
+    }
+}
+
+/// The next frame from a channel into `rx_frame`: true if there is one.
+/// Frames not from the peer's MAC to ours are dropped (and counted).
+fn receive_from_channels<G: RegionGrants + Clone, E: EventChannels + Clone>(
+    manager: &mut Manager<G, E>,
+    mac: [u8; 6],
+    rx_frame: &mut Vec<u8>,
+    counters: &mut SwitchCounters,
+    failures: &mut Vec<(DomId, &'static str)>,
+) -> bool {
+    for peer in manager.attached_peers() {
+        let Some(peer_mac) = manager.mac_of(peer) else { continue };
+        let Some(ch) = manager.channel(peer) else { continue };
+        loop {
+            match ch.recv_into(rx_frame) {
+                Ok(false) => break,
+                Ok(true) => {
+                    if rx_frame.get(6..12) == Some(&peer_mac[..]) && rx_frame.get(..6) == Some(&mac[..]) {
+                        counters.rx_channel_frames += 1;
+                        counters.rx_channel_bytes += rx_frame.len() as u64;
+                        return true;
+                    }
+                    counters.rx_misaddressed += 1;
+                }
+                Err(_) => {
+                    counters.channel_violations += 1;
+                    failures.push((peer, "the peer broke the ring protocol"));
+                    break;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// A received frame: from a channel (already copied out of the peer's
+/// ring) or from the fallback device.
+pub enum SwitchRxToken<'a, R: RxToken> {
+    Channel(&'a [u8]),
+    Fallback(R),
+}
+
+impl<R: RxToken> RxToken for SwitchRxToken<'_, R> {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        match self {
+            SwitchRxToken::Channel(frame) => f(frame),
+            SwitchRxToken::Fallback(token) => token.consume(f),
+        }
+    }
+}
+
+/// Room for one outgoing frame, on whichever path it turns out to need.
+pub struct SwitchTxToken<'a, T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> {
+    fallback: Option<T>,
+    manager: &'a mut Manager<G, E>,
+    last_peer: &'a mut Option<DomId>,
+    scratch: &'a mut Vec<u8>,
+    spare: &'a mut Vec<u8>,
+    counters: &'a mut SwitchCounters,
+    found_full: &'a mut Vec<DomId>,
+    failures: &'a mut Vec<(DomId, &'static str)>,
+}
+
+impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> SwitchTxToken<'_, T, G, E> {
+    fn channel_error(&mut self, peer: DomId, e: SendError) {
+        match e {
+            SendError::Full => self.found_full.push(peer),
+            SendError::Violation => self.failures.push((peer, "the peer published an impossible consumer index")),
+            SendError::Down | SendError::BadLength => {}
+        }
+    }
+
+    /// Sends the frame in `scratch[..len]` to where it belongs.
+    fn route(mut self, len: usize) {
+        let frame = &self.scratch[..len];
+        let peer = dst_mac(frame).filter(is_unicast).and_then(|mac| self.manager.up_peer_for_mac(&mac));
+        if let Some(peer) = peer {
+            let sent = self.manager.channel(peer).map(|ch| ch.send(frame));
+            match sent {
+                Some(Ok(())) => {
+                    self.counters.tx_channel_frames += 1;
+                    self.counters.tx_channel_bytes += len as u64;
+                    *self.last_peer = Some(peer);
+                }
+                Some(Err(e)) => {
+                    self.counters.tx_drops += 1;
+                    self.channel_error(peer, e);
+                }
+                None => self.counters.tx_drops += 1,
+            }
+            return;
+        }
+        *self.last_peer = None;
+        match self.fallback.take() {
+            Some(token) => {
+                token.consume(len, |buf| buf.copy_from_slice(frame));
+                self.counters.tx_fallback_frames += 1;
+                self.counters.tx_fallback_bytes += len as u64;
+            }
+            None => self.counters.tx_drops += 1,
+        }
+    }
+}
+
+impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for SwitchTxToken<'_, T, G, E> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
+        if len > MAX_FRAME {
+            // Larger than either path carries: let the stack build it, drop it.
+            self.counters.tx_drops += 1;
+            return f(&mut vec![0u8; len]);
+        }
+        let guess = self.last_peer.and_then(|p| Some((p, self.manager.mac_of(p)?)));
+        let Some((peer, peer_mac)) = guess else {
+            let out = f(&mut self.scratch[..len]);
+            self.route(len);
+            return out;
+        };
+        let scratch = &mut *self.scratch;
+        // Build in the guessed ring; keep a copy aside if it is not for
+        // that peer after all.
+        let build = move |buf: &mut [u8]| {
+            let out = f(buf);
+            let ours = dst_mac(buf) == Some(peer_mac);
+            if !ours {
+                scratch[..len].copy_from_slice(buf);
+            }
+            (out, ours)
+        };
+        let attempt = match self.manager.channel(peer) {
+            Some(ch) => ch.send_with(len, build),
+            None => Err((SendError::Down, build)),
+        };
+        match attempt {
+            Ok((out, true)) => {
+                self.counters.tx_channel_frames += 1;
+                self.counters.tx_channel_bytes += len as u64;
+                self.counters.tx_in_place += 1;
+                out
+            }
+            Ok((out, false)) => {
+                self.route(len);
+                out
+            }
+            Err((e, build)) => {
+                let (out, ours) = build(&mut self.spare[..len]);
+                self.channel_error(peer, e);
+                if ours {
+                    self.scratch[..len].copy_from_slice(&self.spare[..len]);
+                }
+                self.route(len);
+                out
+            }
+        }
+    }
+}
+
+impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Device for Switch<D, G, E> {
+    type RxToken<'a>
+        = SwitchRxToken<'a, D::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = SwitchTxToken<'a, D::TxToken<'a>, G, E>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.channels_first = !self.channels_first;
+        let channels_first = self.channels_first;
+        let Switch { fallback, manager, mac, last_peer, scratch, spare, rx_frame, counters, found_full, failures, .. } =
+            self;
+        let fallback_ready = fallback.has_rx();
+        if (channels_first || !fallback_ready) && receive_from_channels(manager, *mac, rx_frame, counters, failures) {
+            let token = SwitchTxToken {
+                fallback: fallback.transmit(now),
+                manager,
+                last_peer,
+                scratch,
+                spare,
+                counters,
+                found_full,
+                failures,
+            };
+            return Some((SwitchRxToken::Channel(rx_frame), token));
+        }
+        if !fallback_ready {
+            return None;
+        }
+        let (rx, tx) = fallback.receive(now)?;
+        counters.rx_fallback_frames += 1;
+        let token = SwitchTxToken { fallback: Some(tx), manager, last_peer, scratch, spare, counters, found_full, failures };
+        Some((SwitchRxToken::Fallback(rx), token))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        let Switch { fallback, manager, last_peer, scratch, spare, counters, found_full, failures, full_since, .. } = self;
+        // Backpressure: the channel the last frame took (a stream's) has no
+        // room for another; the stack retries on its next poll.
+        if let Some(peer) = *last_peer {
+            if let Some(ch) = manager.channel(peer).filter(|c| c.is_up()) {
+                if !ch.can_send(MAX_FRAME) {
+                    found_full.push(peer);
+                    counters.tx_backpressure += 1;
+                    return None;
+                }
+                full_since.remove(&peer);
+            }
+        }
+        let tx = fallback.transmit(now);
+        if tx.is_none() && !manager.any_up() {
+            return None;
+        }
+        Some(SwitchTxToken { fallback: tx, manager, last_peer, scratch, spare, counters, found_full, failures })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.fallback.capabilities()
+    }
+}
