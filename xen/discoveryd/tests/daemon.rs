@@ -1,0 +1,257 @@
+//! The daemon against the simulated xenstored: who gets listed, who may
+//! read and write the lists, guests leaving, bad adverts, lost connections.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use discovery::{peers_path, Advert, Group, PeerList, ADVERT_KEY};
+use discoveryd::run::{run, Connector, Event, Options};
+use discoveryd::scan::Publisher;
+use discoveryd::store::{list_perms, Result, Store, StoreError};
+use xen_proto::iface::DomId;
+use xen_proto::xenstore::Client;
+use xenstore_wire::{WatchEvent, XsError};
+use xensim::{Sim, SimXsRing, Xen};
+
+/// dom0's xenstore client as the daemon's store.
+struct SimStore {
+    c: Client<SimXsRing>,
+    /// Once set, every request fails (a xenstored that went away).
+    dead: Rc<Cell<bool>>,
+}
+
+impl SimStore {
+    fn new(xen: &Xen) -> SimStore {
+        SimStore { c: xen.domain(0).xenstore_client(), dead: Rc::new(Cell::new(false)) }
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        if self.dead.get() {
+            return Err(StoreError::Disconnected("test: xenstored went away".into()));
+        }
+        Ok(())
+    }
+}
+
+fn xs(e: xen_proto::Error) -> StoreError {
+    match e {
+        xen_proto::Error::Xs(x) => StoreError::Xs(x),
+        other => StoreError::Protocol(format!("{other:?}")),
+    }
+}
+
+impl Store for SimStore {
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.tick()?;
+        match self.c.read(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(xen_proto::Error::Xs(XsError::Enoent)) => Ok(None),
+            Err(e) => Err(xs(e)),
+        }
+    }
+    fn directory(&mut self, path: &str) -> Result<Vec<String>> {
+        self.tick()?;
+        match self.c.directory(path) {
+            Ok(v) => Ok(v),
+            Err(xen_proto::Error::Xs(XsError::Enoent)) => Ok(Vec::new()),
+            Err(e) => Err(xs(e)),
+        }
+    }
+    fn publish(&mut self, path: &str, value: &[u8], reader: DomId) -> Result<()> {
+        self.tick()?;
+        self.c
+            .transaction(|tx| {
+                tx.write(path, value)?;
+                tx.set_perms(path, &list_perms(reader))
+            })
+            .map_err(xs)
+    }
+    fn remove(&mut self, path: &str) -> Result<()> {
+        self.tick()?;
+        match self.c.rm(path) {
+            Ok(()) | Err(xen_proto::Error::Xs(XsError::Enoent)) => Ok(()),
+            Err(e) => Err(xs(e)),
+        }
+    }
+    fn watch(&mut self, path: &str, token: &str) -> Result<()> {
+        self.tick()?;
+        self.c.watch(path, token).map_err(xs)
+    }
+    fn next_event(&mut self, _timeout: Duration) -> Result<Option<WatchEvent>> {
+        self.tick()?;
+        self.c.next_watch_event().map_err(xs)
+    }
+}
+
+fn mac(domid: DomId) -> [u8; 6] {
+    [0x00, 0x16, 0x3e, 0xc0, 0x00, domid as u8]
+}
+
+/// A guest as the toolstack makes it (a vif whose MAC dom0's backend
+/// holds), advertising itself in `group` (None: not at all).
+fn guest(sim: &Sim, domid: DomId, group: Option<&str>) -> Client<SimXsRing> {
+    let dom = sim.create_domain(domid);
+    sim.xs_write(&format!("/local/domain/0/backend/vif/{domid}/0/mac"), format!("{}", xen_proto::values::Mac(mac(domid))).as_bytes());
+    let mut c = dom.xenstore_client();
+    if let Some(g) = group {
+        let advert = Advert { version: 1, group: Group::new(g).unwrap(), mac: mac(domid), ipv4: Some([198, 18, 0, domid as u8]) };
+        c.write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();
+    }
+    c
+}
+
+fn list_of(sim: &Sim, domid: DomId) -> Option<Vec<DomId>> {
+    let v = sim.xs_read(&peers_path(domid))?;
+    Some(PeerList::parse(&v).expect("a well-formed list").peers().iter().map(|p| p.domid).collect())
+}
+
+#[test]
+fn groups_are_published_privately() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let mut g1 = guest(&sim, 1, Some("lab"));
+    let _g2 = guest(&sim, 2, Some("lab"));
+    let _g3 = guest(&sim, 3, Some("other"));
+    let _g4 = guest(&sim, 4, None);
+    let mut store = SimStore::new(&sim);
+    let mut p = Publisher::default();
+    let report = p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![2]));
+    assert_eq!(list_of(&sim, 2), Some(vec![1]));
+    assert_eq!(list_of(&sim, 3), Some(vec![]), "alone in its group");
+    assert_eq!(list_of(&sim, 4), None, "not advertising: no list");
+    assert_eq!(report.published.len(), 3);
+    // The list carries the MAC dom0's backend holds.
+    let l = PeerList::parse(&sim.xs_read(&peers_path(1)).unwrap()).unwrap();
+    assert_eq!(l.get(2).map(|p| p.mac), Some(mac(2)));
+    // dom1 reads its own list, not dom2's, and writes neither.
+    assert!(g1.read(&peers_path(1)).is_ok());
+    assert_eq!(g1.read(&peers_path(2)), Err(xen_proto::Error::Xs(XsError::Eacces)));
+    assert_eq!(g1.write(&peers_path(1), b"v1 3=00:16:3e:c0:00:03"), Err(xen_proto::Error::Xs(XsError::Eacces)));
+    // Nothing changed: nothing rewritten.
+    assert!(!p.scan(&mut store).unwrap().changed());
+}
+
+#[test]
+fn adverts_dom0_cannot_vouch_for_are_rejected_once() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let _g1 = guest(&sim, 1, Some("lab"));
+    let mut g2 = guest(&sim, 2, None);
+    // dom2 claims dom1's MAC; dom5 writes garbage.
+    let forged = Advert { version: 1, group: Group::new("lab").unwrap(), mac: mac(1), ipv4: None };
+    g2.write(ADVERT_KEY, forged.to_value().as_bytes()).unwrap();
+    let mut g5 = guest(&sim, 5, None);
+    g5.write(ADVERT_KEY, b"version=1 group=lab mac=garbage").unwrap();
+    let mut store = SimStore::new(&sim);
+    let mut p = Publisher::default();
+    let report = p.scan(&mut store).unwrap();
+    let rejected: Vec<DomId> = report.rejected.iter().map(|(d, _)| *d).collect();
+    assert_eq!(rejected, [2, 5], "{report:?}");
+    assert!(report.rejected[0].1.contains("not one of its vifs"));
+    assert_eq!(list_of(&sim, 1), Some(vec![]), "dom1 must not be told about a forger");
+    assert_eq!(list_of(&sim, 2), None);
+    // Reported once, not on every scan.
+    assert!(p.scan(&mut store).unwrap().rejected.is_empty());
+}
+
+#[test]
+fn leaving_guests_disappear_from_every_list() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let _g1 = guest(&sim, 1, Some("lab"));
+    let mut g2 = guest(&sim, 2, Some("lab"));
+    let _g3 = guest(&sim, 3, Some("lab"));
+    let mut store = SimStore::new(&sim);
+    let mut p = Publisher::default();
+    p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![2, 3]));
+    // dom2 withdraws its advert; dom3 is destroyed.
+    g2.rm(ADVERT_KEY).unwrap();
+    drop(g2);
+    sim.destroy_domain(3);
+    let report = p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![]));
+    assert_eq!(list_of(&sim, 2), None);
+    assert_eq!(list_of(&sim, 3), None);
+    let mut removed = report.removed.clone();
+    removed.sort();
+    assert_eq!(removed, [2, 3]);
+}
+
+#[test]
+fn the_loop_follows_watch_events_and_survives_a_lost_connection() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let _g1 = guest(&sim, 1, Some("lab"));
+    struct Flaky {
+        xen: Xen,
+        connects: usize,
+        first_dies: Rc<Cell<bool>>,
+    }
+    impl Connector for Flaky {
+        type Store = SimStore;
+        fn connect(&mut self) -> Result<SimStore> {
+            self.connects += 1;
+            match self.connects {
+                1 => Err(StoreError::Disconnected("test: not up yet".into())),
+                2 => Ok(SimStore { dead: self.first_dies.clone(), ..SimStore::new(&self.xen) }),
+                _ => Ok(SimStore::new(&self.xen)),
+            }
+        }
+    }
+    let first_dies = Rc::new(Cell::new(false));
+    let mut flaky = Flaky { xen: (*sim).clone(), connects: 0, first_dies: first_dies.clone() };
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let mut on_event = move |e: Event<'_>| {
+        l.borrow_mut().push(match e {
+            Event::Connected => "connected",
+            Event::ConnectFailed(..) => "connect failed",
+            Event::Lost(_) => "lost",
+            Event::Scanned { .. } => "scan",
+        });
+    };
+    // The first good connection dies; then a second guest appears, and the
+    // new connection's watch must bring it into dom1's list.
+    let xen = (*sim).clone();
+    let l = log.clone();
+    let mut polls = 0;
+    let mut guests = Vec::new();
+    let mut stop = move || {
+        polls += 1;
+        if polls == 3 {
+            first_dies.set(true);
+        }
+        let reconnected = l.borrow().iter().filter(|e| **e == "connected").count() >= 2;
+        if reconnected && guests.is_empty() {
+            guests.push(guest_on(&xen, 2));
+        }
+        polls > 1000 || xen.xs_read(&peers_path(1)).is_some_and(|v| v.ends_with(b"2=00:16:3e:c0:00:02"))
+    };
+    run(&mut flaky, Options { rescan: Duration::from_secs(3600), once: false }, &mut on_event, &mut stop);
+    let log = log.borrow();
+    assert_eq!(log[..3], ["connect failed", "connected", "scan"], "{log:?}");
+    assert!(log.contains(&"lost"), "{log:?}");
+    assert_eq!(list_of(&sim, 1), Some(vec![2]), "{log:?}");
+    // After the reconnection: a scan at once, and one for dom2's advert.
+    let after = log.iter().rposition(|e| *e == "connected").unwrap();
+    assert!(log[after..].iter().filter(|e| **e == "scan").count() >= 2, "{log:?}");
+    // The daemon's socket closing takes its watches along; here they live
+    // on dom0's ring, so take them down by hand for the leak check.
+    let mut c = sim.domain(0).xenstore_client();
+    for path in ["/local/domain", "@introduceDomain", "@releaseDomain"] {
+        c.unwatch(path, discoveryd::run::WATCH_TOKEN).unwrap();
+    }
+}
+
+/// `guest` for a `Xen` handle (inside a closure).
+fn guest_on(xen: &Xen, domid: DomId) -> Client<SimXsRing> {
+    let dom = xen.create_domain(domid);
+    xen.xs_write(&format!("/local/domain/0/backend/vif/{domid}/0/mac"), format!("{}", xen_proto::values::Mac(mac(domid))).as_bytes());
+    let mut c = dom.xenstore_client();
+    let advert = Advert { version: 1, group: Group::new("lab").unwrap(), mac: mac(domid), ipv4: None };
+    c.write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();
+    c
+}

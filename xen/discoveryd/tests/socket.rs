@@ -1,0 +1,73 @@
+//! The socket client against a scripted xenstored: replies in pieces, a
+//! watch event between request and reply, errors, and the daemon going
+//! away.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use discoveryd::store::{SocketStore, Store, StoreError};
+use xenstore_wire::{Header, MsgType, HEADER_LEN};
+
+fn message(ty: MsgType, req_id: u32, payload: &[u8]) -> Vec<u8> {
+    let h = Header { msg_type: ty, req_id, tx_id: 0, len: payload.len() as u32 };
+    let mut out = h.to_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn read_request(s: &mut impl Read) -> (Header, Vec<u8>) {
+    let mut h = [0u8; HEADER_LEN];
+    s.read_exact(&mut h).unwrap();
+    let h = Header::parse(&h).unwrap();
+    let mut p = vec![0u8; h.payload_len()];
+    s.read_exact(&mut p).unwrap();
+    (h, p)
+}
+
+#[test]
+fn replies_in_pieces_events_in_between_and_a_lost_daemon() {
+    let dir = std::env::temp_dir().join(format!("cohort-xs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("socket");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // read: a watch event first, then the reply in three pieces.
+        let (h, p) = read_request(&mut s);
+        assert_eq!((h.msg_type, &p[..]), (MsgType::Read, &b"/a\0"[..]));
+        s.write_all(&message(MsgType::WatchEvent, 0, b"/local/domain/7\0tok\0")).unwrap();
+        let reply = message(MsgType::Read, h.req_id, b"value");
+        for piece in reply.chunks(7) {
+            s.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A read of a missing node.
+        let (h, _) = read_request(&mut s);
+        s.write_all(&message(MsgType::Error, h.req_id, b"ENOENT\0")).unwrap();
+        // A publish: transaction start, write, set_perms, end.
+        let (h, _) = read_request(&mut s);
+        assert_eq!(h.msg_type, MsgType::TransactionStart);
+        s.write_all(&message(MsgType::TransactionStart, h.req_id, b"9\0")).unwrap();
+        for expect in [MsgType::Write, MsgType::SetPerms, MsgType::TransactionEnd] {
+            let (h, p) = read_request(&mut s);
+            assert_eq!(h.msg_type, expect);
+            if expect == MsgType::SetPerms {
+                assert_eq!(p, b"/local/domain/0/cohort/peers/7\0n0\0r7\0");
+            }
+            assert_eq!(h.tx_id, 9, "{expect:?} in the transaction");
+            s.write_all(&message(expect, h.req_id, b"OK\0")).unwrap();
+        }
+        // Then xenstored dies.
+    });
+    let mut store = SocketStore::connect(&path).unwrap();
+    assert_eq!(store.read("/a").unwrap().as_deref(), Some(&b"value"[..]));
+    let ev = store.next_event(Duration::ZERO).unwrap().expect("the event that came first");
+    assert_eq!((ev.path.as_str(), ev.token.as_str()), ("/local/domain/7", "tok"));
+    assert_eq!(store.read("/missing").unwrap(), None);
+    store.publish("/local/domain/0/cohort/peers/7", b"v1", 7).unwrap();
+    server.join().unwrap();
+    assert!(matches!(store.read("/a"), Err(StoreError::Disconnected(_))));
+    let _ = std::fs::remove_dir_all(&dir);
+}
