@@ -79,6 +79,11 @@ pub fn alloc_frame() -> Option<u64> {
     without_interrupts(|| FRAMES.get()?.lock().alloc())
 }
 
+/// `count` physically contiguous frames, identity mapped, not zeroed.
+pub fn alloc_contiguous(count: u64) -> Option<u64> {
+    without_interrupts(|| FRAMES.get()?.lock().alloc_contiguous(count, 1))
+}
+
 pub fn free_frame(addr: u64) -> Result<(), cohort_boot::frames::FreeError> {
     without_interrupts(|| match FRAMES.get() {
         Some(frames) => frames.lock().free(addr),

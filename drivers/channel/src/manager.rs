@@ -71,8 +71,8 @@ pub struct Manager<G: RegionGrants + Clone, E: EventChannels + Clone> {
     /// Peers that broke the protocol or speak another version: no channel
     /// until dom0 stops listing them.
     shunned: BTreeSet<DomId>,
-    /// Peers held on the fallback path on request (benchmarks).
-    held: BTreeSet<DomId>,
+    /// Every peer held on the fallback path on request (benchmarks).
+    held: bool,
     /// Counters of channels already closed.
     closed_counters: ChannelCounters,
     next_nonce: u32,
@@ -90,7 +90,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             draining: Vec::new(),
             stale_offers: BTreeSet::new(),
             shunned: BTreeSet::new(),
-            held: BTreeSet::new(),
+            held: false,
             closed_counters: ChannelCounters::default(),
             next_nonce: 1,
             notes: Vec::new(),
@@ -194,19 +194,25 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         self.offer_where_needed(c, now_ns);
     }
 
-    /// Keeps `peer` on the fallback path (closing its channel) or lets it
-    /// have a channel again.
-    pub fn hold(&mut self, peer: DomId, held: bool, now_ns: u64) {
+    /// Keeps every peer on the fallback path (closing their channels), or
+    /// lets them have channels again (offered at the next service).
+    pub fn hold(&mut self, held: bool, now_ns: u64) {
+        self.held = held;
         if held {
-            self.held.insert(peer);
-            self.close(peer, "held on the fallback path", now_ns);
-            if let Some(slot) = self.slots.get_mut(&peer) {
-                // Offer again as soon as released.
-                slot.closed_at = None;
+            let peers: Vec<DomId> = self.slots.keys().copied().collect();
+            for peer in peers {
+                self.close(peer, "held on the fallback path", now_ns);
             }
-        } else {
-            self.held.remove(&peer);
         }
+        for slot in self.slots.values_mut() {
+            // Offer again as soon as released.
+            slot.closed_at = None;
+        }
+    }
+
+    /// Peers whose channel is up.
+    pub fn up_count(&self) -> usize {
+        self.slots.values().filter(|s| s.chan.as_ref().is_some_and(Channel::is_up)).count()
     }
 
     fn offer_where_needed<R: XenstoreRing>(&mut self, c: &mut Client<R>, now_ns: u64) {
@@ -216,7 +222,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             .filter(|(d, s)| {
                 s.chan.is_none()
                     && !self.shunned.contains(d)
-                    && !self.held.contains(d)
+                    && !self.held
                     && !self.stale_offers.contains(d)
                     && s.closed_at.is_none_or(|t| now_ns.saturating_sub(t) >= REOFFER_AFTER_NS)
             })

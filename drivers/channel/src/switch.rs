@@ -34,6 +34,16 @@ pub trait FallbackDevice: Device {
     fn has_rx(&mut self) -> bool;
 }
 
+/// netfront, the fallback on Xen.
+impl<G: xen_proto::iface::GrantTable, E: EventChannels> FallbackDevice for netfront::Netfront<G, E> {
+    fn has_rx(&mut self) -> bool {
+        if self.rx_queued() == 0 {
+            self.poll();
+        }
+        self.rx_queued() > 0
+    }
+}
+
 fn dst_mac(frame: &[u8]) -> Option<[u8; 6]> {
     frame.get(..6).and_then(|d| d.try_into().ok())
 }

@@ -22,11 +22,22 @@ pub enum Mode<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum App {
-    /// TCP and UDP echo on `net.port`, forever.
+    /// The services, until `xl shutdown`: TCP and UDP echo on `net.port`,
+    /// and the stream sink on `net.sink`.
     Echo,
     /// Send `net.bytes` to the echo service at `net.peer`:`net.port`,
     /// check what comes back (SHA-256), print the throughput, power off.
     Transfer,
+    /// TCP_STREAM: send `net.bytes` to the sink at `net.peer`:`net.sink`,
+    /// which answers with the byte count and SHA-256; print the throughput.
+    Stream,
+    /// TCP_RR: `net.count` request/response transactions of `net.msg`
+    /// bytes with the echo at `net.peer`:`net.port`; print the rate and
+    /// latency percentiles.
+    Rr,
+    /// Stream and RR to `net.peer` over the shared-memory channel, then
+    /// over netfront, with the channel's setup and switch times.
+    Netbench,
 }
 
 /// Network settings. Without `net.ip` the address comes from DHCP.
@@ -35,15 +46,45 @@ pub struct NetOptions {
     pub ip: Option<Ipv4Cidr>,
     pub gateway: Option<[u8; 4]>,
     pub port: u16,
+    /// The stream sink's port.
+    pub sink: u16,
     pub peer: Option<[u8; 4]>,
     pub bytes: u64,
+    /// TCP_RR transactions.
+    pub count: u32,
+    /// TCP_RR request and response size.
+    pub msg: u32,
 }
 
 impl Default for NetOptions {
     fn default() -> Self {
-        NetOptions { ip: None, gateway: None, port: 7, peer: None, bytes: 16 << 20 }
+        NetOptions { ip: None, gateway: None, port: 7, sink: 9, peer: None, bytes: 16 << 20, count: 2000, msg: 1 }
     }
 }
+
+/// The shared-memory channel to co-resident peers (Xen only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelOptions<'a> {
+    /// Advertise in this group; without it, no channel is ever made.
+    pub group: Option<&'a str>,
+    /// Pages of each transmit ring (a power of two, 1 to 64).
+    pub pages: u32,
+    /// Receivers poll their rings instead of asking for events.
+    pub poll: bool,
+}
+
+impl Default for ChannelOptions<'_> {
+    fn default() -> Self {
+        ChannelOptions { group: None, pages: 16, poll: false }
+    }
+}
+
+/// `net.count` at most.
+pub const NET_COUNT_MAX: u32 = 10_000_000;
+/// `net.msg` at most.
+pub const NET_MSG_MAX: u32 = 65_536;
+/// Longest group name (as `discovery::Group` accepts).
+pub const GROUP_MAX: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Cidr {
@@ -108,17 +149,42 @@ pub struct Options<'a> {
     pub timer_hz: u32,
     pub bench_clock: BenchClock,
     pub net: NetOptions,
+    pub chan: ChannelOptions<'a>,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { mode: Mode::Summary, log_level: LogLevel::Info, timer_hz: 100, bench_clock: BenchClock::Wall, net: NetOptions::default() }
+        Options {
+            mode: Mode::Summary,
+            log_level: LogLevel::Info,
+            timer_hz: 100,
+            bench_clock: BenchClock::Wall,
+            net: NetOptions::default(),
+            chan: ChannelOptions::default(),
+        }
     }
 }
 
 /// The keys `parse` accepts, in the order the error message lists them.
-pub const KNOWN_KEYS: &[&str] =
-    &["test", "bench", "bench.clock", "app", "log", "timer.hz", "net.ip", "net.gw", "net.port", "net.peer", "net.bytes"];
+pub const KNOWN_KEYS: &[&str] = &[
+    "test",
+    "bench",
+    "bench.clock",
+    "app",
+    "log",
+    "timer.hz",
+    "net.ip",
+    "net.gw",
+    "net.port",
+    "net.sink",
+    "net.peer",
+    "net.bytes",
+    "net.count",
+    "net.msg",
+    "net.group",
+    "chan.pages",
+    "chan.poll",
+];
 
 pub const TIMER_HZ_MAX: u32 = 10_000;
 
@@ -209,17 +275,45 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                 let app = match value {
                     "echo" => App::Echo,
                     "transfer" => App::Transfer,
-                    _ => return Err(Error::BadValue { key, value, expected: "`echo` or `transfer`" }),
+                    "stream" => App::Stream,
+                    "rr" => App::Rr,
+                    "netbench" => App::Netbench,
+                    _ => {
+                        return Err(Error::BadValue {
+                            key,
+                            value,
+                            expected: "`echo`, `transfer`, `stream`, `rr` or `netbench`",
+                        })
+                    }
                 };
                 set_mode(&mut options, Mode::App(app))?;
             }
             "net.ip" => options.net.ip = Some(parse_cidr(key, value)?),
             "net.gw" => options.net.gateway = Some(parse_ipv4(key, value)?),
             "net.peer" => options.net.peer = Some(parse_ipv4(key, value)?),
-            "net.port" => {
-                options.net.port = match value.parse::<u16>() {
-                    Ok(port) if port != 0 => port,
-                    _ => return Err(Error::BadValue { key, value, expected: "a port from 1 to 65535" }),
+            "net.port" => options.net.port = parse_port(key, value)?,
+            "net.sink" => options.net.sink = parse_port(key, value)?,
+            "net.count" => options.net.count = parse_range(key, value, 1, NET_COUNT_MAX, "a count from 1 to 10000000")?,
+            "net.msg" => options.net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
+            "net.group" => {
+                let valid = (1..=GROUP_MAX).contains(&value.len())
+                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if !valid {
+                    return Err(Error::BadValue { key, value, expected: "a group name of 1-32 of A-Z a-z 0-9 . _ -" });
+                }
+                options.chan.group = Some(value);
+            }
+            "chan.pages" => {
+                options.chan.pages = match value.parse::<u32>() {
+                    Ok(n) if n.is_power_of_two() && n <= 64 => n,
+                    _ => return Err(Error::BadValue { key, value, expected: "1, 2, 4, 8, 16, 32 or 64" }),
+                }
+            }
+            "chan.poll" => {
+                options.chan.poll = match value {
+                    "on" | "1" => true,
+                    "off" | "0" => false,
+                    _ => return Err(Error::BadValue { key, value, expected: "`on` or `off`" }),
                 }
             }
             "net.bytes" => {
@@ -242,6 +336,20 @@ fn set_mode<'a>(options: &mut Options<'a>, mode: Mode<'a>) -> Result<(), Error<'
     }
     options.mode = mode;
     Ok(())
+}
+
+fn parse_port<'a>(key: &'a str, value: &'a str) -> Result<u16, Error<'a>> {
+    match value.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(Error::BadValue { key, value, expected: "a port from 1 to 65535" }),
+    }
+}
+
+fn parse_range<'a>(key: &'a str, value: &'a str, min: u32, max: u32, expected: &'static str) -> Result<u32, Error<'a>> {
+    match value.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Error::BadValue { key, value, expected }),
+    }
 }
 
 fn parse_ipv4<'a>(key: &'a str, value: &'a str) -> Result<[u8; 4], Error<'a>> {
@@ -383,6 +491,13 @@ mod tests {
         let o = parse("app=transfer net.peer=198.18.0.11 net.bytes=1024").unwrap();
         assert_eq!((o.net.peer, o.net.bytes), (Some([198, 18, 0, 11]), 1024));
         assert_eq!(parse("").unwrap().net, NetOptions::default());
+        let o = parse("app=netbench net.group=lab-1 chan.pages=4 chan.poll=on net.count=10 net.msg=64 net.sink=19").unwrap();
+        assert_eq!(o.mode, Mode::App(App::Netbench));
+        assert_eq!(o.chan, ChannelOptions { group: Some("lab-1"), pages: 4, poll: true });
+        assert_eq!((o.net.count, o.net.msg, o.net.sink), (10, 64, 19));
+        assert_eq!(parse("app=stream").unwrap().mode, Mode::App(App::Stream));
+        assert_eq!(parse("app=rr").unwrap().mode, Mode::App(App::Rr));
+        assert_eq!(parse("").unwrap().chan, ChannelOptions::default());
     }
 
     #[test]
@@ -403,6 +518,15 @@ mod tests {
             "net.bytes=0",
             "net.bytes=2000000000",
             "app=ftp",
+            "net.group=a/b",
+            "net.group=123456789012345678901234567890123",
+            "chan.pages=3",
+            "chan.pages=128",
+            "chan.pages=0",
+            "chan.poll=yes",
+            "net.count=0",
+            "net.msg=65537",
+            "net.sink=0",
         ] {
             let key = line.split('=').next().unwrap();
             match parse(line) {

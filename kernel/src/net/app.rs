@@ -1,16 +1,25 @@
-//! Running the network applications of `app=` on a device.
+//! Running the network applications of `app=` on a device: the services
+//! (echo and the stream sink), the measuring clients (transfer, stream,
+//! rr), and netbench, which measures the shared-memory channel against
+//! netfront in one run.
 
+use super::client::{closed, Client};
 use super::echo::Echo;
+use super::rr::{Rr, RrReport};
+use super::sink::Sink;
+use super::stream::{Stream, StreamReport};
 use super::transfer::Transfer;
-use super::{NetDevice, Stack};
+use super::{NetDevice, PathFrames, Stack};
 use crate::bench::Figure;
+use crate::clock::{now_ns, sleep, SECOND};
 use alloc::format;
 use alloc::string::String;
 use cohort_boot::cmdline::{App, BenchClock, NetOptions};
 
-use crate::clock::{sleep, SECOND};
-/// How long to wait for DHCP or for the peer to come up.
+/// How long to wait for DHCP, for the peer to come up, for a channel.
 const SETUP_TIMEOUT: u64 = 60 * SECOND;
+/// A measurement that makes no progress for this long has failed.
+const STALL_TIMEOUT: u64 = 120 * SECOND;
 const PROGRESS_EVERY: u64 = 5 * SECOND;
 
 /// Runs `app` on `device`; `stop` says when the platform asks the guest to
@@ -36,11 +45,15 @@ pub fn run<D: NetDevice>(
     let mut stack = Stack::new(device, mac, net);
     let address = wait_for_address(&mut stack)?;
     log::info!("net: address {address} ({})", if net.ip.is_some() { "static" } else { "DHCP" });
+    let mut run = Run { stack, net: *net, clock, next_port: 49152 };
     let result = match app {
-        App::Echo => serve_echo(&mut stack, net.port, stop),
-        App::Transfer => transfer(&mut stack, net, clock),
+        App::Echo => run.serve(stop),
+        App::Transfer => run.transfer(),
+        App::Stream => run.stream(run.stack.device.kind()).map(drop),
+        App::Rr => run.rr(run.stack.device.kind()).map(drop),
+        App::Netbench => run.netbench(),
     };
-    let closed = stack.device.shutdown();
+    let closed = run.stack.device.shutdown();
     match &closed {
         Ok(how) => log::info!("net: {how}"),
         Err(e) => log::error!("net: closing the device failed: {e}"),
@@ -49,120 +62,341 @@ pub fn run<D: NetDevice>(
 }
 
 fn wait_for_address<D: NetDevice>(stack: &mut Stack<D>) -> Result<smoltcp::wire::Ipv4Cidr, String> {
-    let deadline = crate::clock::now_ns() + SETUP_TIMEOUT;
+    let deadline = now_ns() + SETUP_TIMEOUT;
     loop {
-        stack.device.service();
-        stack.poll();
+        stack.step();
         if let Some(address) = stack.ipv4() {
             return Ok(address);
         }
-        if crate::clock::now_ns() > deadline {
+        if now_ns() > deadline {
             return Err("no IPv4 address: give net.ip=A.B.C.D/N or run a DHCP server".into());
         }
         stack.wait();
     }
 }
 
-fn serve_echo<D: NetDevice>(stack: &mut Stack<D>, port: u16, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
-    let mut echo = Echo::new(&mut stack.sockets, port)?;
-    log::info!("net: TCP and UDP echo on port {port}");
-    let mut next_report = crate::clock::now_ns() + PROGRESS_EVERY;
-    let mut reported = (0, 0);
-    loop {
-        stack.device.service();
-        let polled = stack.poll();
-        let moved = echo.service(&mut stack.sockets);
-        if crate::clock::now_ns() > next_report {
-            next_report += PROGRESS_EVERY;
-            if (echo.tcp_bytes, echo.udp_packets) != reported {
-                reported = (echo.tcp_bytes, echo.udp_packets);
+struct Run<D: NetDevice> {
+    stack: Stack<D>,
+    net: NetOptions,
+    clock: BenchClock,
+    next_port: u16,
+}
+
+impl<D: NetDevice> Run<D> {
+    fn peer(&self) -> Result<[u8; 4], String> {
+        self.net.peer.ok_or_else(|| String::from("this app needs net.peer=A.B.C.D"))
+    }
+
+    fn local_port(&mut self) -> u16 {
+        let port = self.next_port;
+        self.next_port = self.next_port.checked_add(1).unwrap_or(49152);
+        port
+    }
+
+    fn figure(&self, name: &str, path: &str, value: f64, unit: &str) {
+        crate::println!("{}", Figure { name, path, value, unit, clock: self.clock });
+    }
+
+    /// Echo (TCP and UDP) on `net.port` and the stream sink on `net.sink`,
+    /// until the platform asks us to stop.
+    fn serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
+        let (port, sink_port) = (self.net.port, self.net.sink);
+        let mut echo = Echo::new(&mut self.stack.sockets, port)?;
+        let mut sink = Sink::new(&mut self.stack.sockets, sink_port);
+        log::info!("net: TCP and UDP echo on port {port}, stream sink on port {sink_port}");
+        let mut next_report = now_ns() + PROGRESS_EVERY;
+        let mut reported = (0, 0, 0);
+        loop {
+            let polled = self.stack.step();
+            let moved = echo.service(&mut self.stack.sockets) | sink.service(&mut self.stack.sockets);
+            if now_ns() > next_report {
+                next_report += PROGRESS_EVERY;
+                let now = (echo.tcp_bytes, echo.udp_packets, sink.bytes);
+                if now != reported {
+                    reported = now;
+                    log::info!(
+                        "echo: {} TCP bytes, {} UDP packets; sink: {} bytes in {} streams; {}",
+                        echo.tcp_bytes,
+                        echo.udp_packets,
+                        sink.bytes,
+                        sink.streams,
+                        self.stack.device.counters()
+                    );
+                }
+            }
+            if stop() {
                 log::info!(
-                    "echo: {} TCP bytes, {} UDP packets; {}",
+                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes",
                     echo.tcp_bytes,
                     echo.udp_packets,
-                    stack.device.counters()
+                    sink.bytes
                 );
+                return Ok(());
+            }
+            if !polled && !moved {
+                self.stack.wait();
             }
         }
-        if stop() {
-            log::info!("echo: shutdown requested after {} TCP bytes, {} UDP packets", echo.tcp_bytes, echo.udp_packets);
-            return Ok(());
+    }
+
+    /// Connects `start(stack, local_port)` (retrying while the peer refuses,
+    /// up to the setup timeout), drives it to the end with progress lines,
+    /// and lets the close handshake finish. `during` runs every round.
+    fn drive<C: Client>(
+        &mut self,
+        what: &str,
+        mut start: impl FnMut(&mut Stack<D>, u16) -> Result<C, String>,
+        mut during: impl FnMut(&mut Stack<D>, &mut C),
+    ) -> Result<C, String> {
+        let setup_deadline = now_ns() + SETUP_TIMEOUT;
+        let mut client = loop {
+            let port = self.local_port();
+            let mut c = start(&mut self.stack, port)?;
+            let connected = loop {
+                self.stack.step();
+                match c.service(&mut self.stack.sockets) {
+                    Ok(_) if c.connected() => break true,
+                    Ok(_) if now_ns() > setup_deadline => return Err(format!("{what}: the peer never accepted")),
+                    Ok(_) => self.stack.wait(),
+                    Err(_) => break false,
+                }
+            };
+            if connected {
+                break c;
+            }
+            // Refused (the peer may still be booting): free the socket, retry.
+            self.stack.sockets.remove(c.handle());
+            sleep(SECOND / 2);
+        };
+        let mut next_report = now_ns() + PROGRESS_EVERY;
+        let mut last_progress = now_ns();
+        while !client.done() {
+            let polled = self.stack.step();
+            let moved = client.service(&mut self.stack.sockets)?;
+            during(&mut self.stack, &mut client);
+            let now = now_ns();
+            if moved {
+                last_progress = now;
+            } else if now - last_progress > STALL_TIMEOUT {
+                return Err(format!("{what}: no progress for {} s ({})", STALL_TIMEOUT / SECOND, client.progress(&mut self.stack.sockets)));
+            }
+            if now > next_report {
+                next_report += PROGRESS_EVERY;
+                log::info!("{}", client.progress(&mut self.stack.sockets));
+            }
+            if !polled && !moved {
+                self.stack.wait();
+            }
         }
-        if !polled && !moved {
-            stack.wait();
+        // Finish the close handshake (bounded), so the server's socket is
+        // not left waiting for our last ACK.
+        let deadline = now_ns() + 2 * SECOND;
+        while !closed(&mut self.stack.sockets, client.handle()) && now_ns() < deadline {
+            client.service(&mut self.stack.sockets).ok();
+            if !self.stack.step() {
+                self.stack.wait();
+            }
         }
+        Ok(client)
+    }
+
+    fn transfer(&mut self) -> Result<(), String> {
+        let (peer, port, bytes) = (self.peer()?, self.net.port, self.net.bytes);
+        log::info!("transfer: {bytes} bytes to {}:{port} and back", ip(peer));
+        let t = self.drive("transfer", |s, local| Transfer::start(&mut s.iface, &mut s.sockets, peer, port, bytes, local), |_, _| {})?;
+        let report = t.report(&mut self.stack.sockets);
+        crate::println!(
+            "transfer: {} bytes echoed in {:.3} s, {:.2} Mbit/s; sha256 sent {} received {} ({})",
+            report.bytes,
+            report.seconds,
+            report.mbit_per_s(),
+            report.sent_sha256,
+            report.received_sha256,
+            if report.matches() { "match" } else { "MISMATCH" }
+        );
+        crate::println!("transfer: {}", self.stack.device.counters());
+        let path = self.stack.device.kind();
+        self.figure("net.tcp_echo_throughput", path, report.mbit_per_s(), "Mbit/s");
+        for (name, value, unit) in self.stack.device.figures() {
+            self.figure(name, path, value, unit);
+        }
+        if !report.matches() {
+            return Err(format!("echoed data differs: sha256 {} != {}", report.received_sha256, report.sent_sha256));
+        }
+        Ok(())
+    }
+
+    /// TCP_STREAM of `net.bytes` to the sink; `path` names it in the output.
+    fn stream(&mut self, path: &str) -> Result<StreamReport, String> {
+        let (peer, port, bytes) = (self.peer()?, self.net.sink, self.net.bytes);
+        log::info!("stream: {bytes} bytes to the sink at {}:{port} ({path})", ip(peer));
+        let s = self.drive("stream", |s, local| Stream::start(&mut s.iface, &mut s.sockets, peer, port, bytes, local), |_, _| {})?;
+        let report = s.finish(&mut self.stack.sockets);
+        self.stream_report(report, path)
+    }
+
+    fn stream_report(&mut self, report: StreamReport, path: &str) -> Result<StreamReport, String> {
+        crate::println!(
+            "stream: {} bytes in {:.3} s, {:.2} Mbit/s over {path}; sink received {} bytes, sha256 {} ({})",
+            report.bytes,
+            report.seconds,
+            report.mbit_per_s(),
+            report.sink_bytes,
+            report.sink_sha256,
+            if report.matches() { "match" } else { "MISMATCH" }
+        );
+        self.figure("net.tcp_stream", path, report.mbit_per_s(), "Mbit/s");
+        if !report.matches() {
+            return Err(format!(
+                "the sink got {} bytes with sha256 {}; sent {} with {}",
+                report.sink_bytes, report.sink_sha256, report.bytes, report.sent_sha256
+            ));
+        }
+        Ok(report)
+    }
+
+    /// TCP_RR of `net.count` transactions of `net.msg` bytes.
+    fn rr(&mut self, path: &str) -> Result<RrReport, String> {
+        let (peer, port, count, msg) = (self.peer()?, self.net.port, self.net.count, self.net.msg as usize);
+        log::info!("rr: {count} transactions of {msg} bytes with {}:{port} ({path})", ip(peer));
+        let r = self.drive("rr", |s, local| Rr::start(&mut s.iface, &mut s.sockets, peer, port, count, msg, local), |_, _| {})?;
+        let report = r.finish(&mut self.stack.sockets);
+        crate::println!(
+            "rr: {} transactions in {:.3} s, {:.0}/s over {path}; latency mean {:.1} us, p50 {:.1} us, p99 {:.1} us",
+            report.transactions,
+            report.seconds,
+            report.per_second(),
+            report.mean_us,
+            report.p50_us,
+            report.p99_us
+        );
+        self.figure("net.tcp_rr", path, report.per_second(), "transactions/s");
+        self.figure("net.tcp_rr_latency_p50", path, report.p50_us, "us");
+        self.figure("net.tcp_rr_latency_p99", path, report.p99_us, "us");
+        Ok(report)
+    }
+
+    fn channels_up(&mut self) -> usize {
+        self.stack.device.paths().map_or(0, |p| p.channels_up())
+    }
+
+    fn frames(&mut self) -> PathFrames {
+        self.stack.device.paths().map_or(PathFrames::default(), |p| p.frames())
+    }
+
+    fn hold(&mut self, held: bool) {
+        if let Some(p) = self.stack.device.paths() {
+            p.hold(held);
+        }
+    }
+
+    /// Runs the stack until `cond` holds; the time it took, in ns.
+    fn wait_for(&mut self, what: &str, timeout: u64, mut cond: impl FnMut(&mut Self) -> bool) -> Result<u64, String> {
+        let start = now_ns();
+        while !cond(self) {
+            if now_ns() - start > timeout {
+                return Err(format!("netbench: {what}: not within {} s", timeout / SECOND));
+            }
+            if !self.stack.step() {
+                self.stack.wait();
+            }
+        }
+        Ok(now_ns() - start)
+    }
+
+    /// Prints the share of frames the channel carried since `before`.
+    fn frame_share(&mut self, before: &PathFrames, what: &str) -> f64 {
+        let (channel, fallback) = self.frames().since(before);
+        let share = 100.0 * channel as f64 / (channel + fallback).max(1) as f64;
+        crate::println!("netbench: {what}: {channel} frames over the channel, {fallback} over netfront ({share:.2}% channel)");
+        share
+    }
+
+    /// Stream and RR over the channel, the switch to netfront under load,
+    /// stream and RR over netfront, and the channel coming back.
+    fn netbench(&mut self) -> Result<(), String> {
+        self.peer()?;
+        if self.stack.device.paths().is_none() {
+            return Err("app=netbench needs the shared-memory channel: Xen and net.group".into());
+        }
+        // 1. The channel to the peer (the guest booted last measures from
+        //    its own boot: detection time).
+        self.wait_for("waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+        let up_ms = now_ns() as f64 / 1e6;
+        crate::println!("netbench: channel up {up_ms:.1} ms after this guest's PVH entry");
+        self.figure("channel.up_after_boot", "channel", up_ms, "ms");
+
+        // 2. Over the channel.
+        let before = self.frames();
+        let stream_channel = self.stream("channel")?;
+        let rr_channel = self.rr("channel")?;
+        let share = self.frame_share(&before, "channel phase");
+        self.figure("channel.frame_share", "channel", share, "%");
+
+        // 3. A stream that starts on the channel and is moved to netfront
+        //    a third of the way: how long until data flows again.
+        let (peer, port, bytes) = (self.peer()?, self.net.sink, self.net.bytes);
+        let mut held_at: Option<u64> = None;
+        let mut resumed: Option<(u64, u64)> = None;
+        let s = self.drive(
+            "switching stream",
+            |s, local| Stream::start(&mut s.iface, &mut s.sockets, peer, port, bytes, local),
+            |stack, s| {
+                let acked = s.acked(&mut stack.sockets);
+                match (held_at, resumed) {
+                    (None, _) if acked >= bytes / 3 => {
+                        held_at = Some(now_ns());
+                        if let Some(p) = stack.device.paths() {
+                            p.hold(true);
+                        }
+                        resumed = Some((acked, 0));
+                    }
+                    (Some(t0), Some((base, 0))) if acked >= base + 256 * 1024 => resumed = Some((base, now_ns() - t0)),
+                    _ => {}
+                }
+            },
+        )?;
+        let report = s.finish(&mut self.stack.sockets);
+        self.stream_report(report, "channel-to-netfront")?;
+        let switch_ms = resumed.map_or(f64::NAN, |(_, ns)| ns as f64 / 1e6);
+        crate::println!("netbench: switch to netfront under load: 256 KiB more acknowledged {switch_ms:.1} ms after the channel closed");
+        self.figure("channel.switch_to_netfront", "netfront", switch_ms, "ms");
+
+        // 4. Over netfront (the peer follows our close; wait until it has).
+        self.wait_for("the channel to close", SETUP_TIMEOUT, |r| r.channels_up() == 0)?;
+        let before = self.frames();
+        let stream_netfront = self.stream("netfront")?;
+        let rr_netfront = self.rr("netfront")?;
+        self.frame_share(&before, "netfront phase");
+
+        // 5. The channel back.
+        self.hold(false);
+        let back_ns = self.wait_for("the channel to come back", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+        self.figure("channel.setup_after_release", "channel", back_ns as f64 / 1e6, "ms");
+        crate::println!("netbench: channel back {:.1} ms after the hold was released", back_ns as f64 / 1e6);
+
+        let ratio = |a: f64, b: f64| a / b.max(1e-9);
+        crate::println!(
+            "netbench: TCP_STREAM channel {:.1} Mbit/s, netfront {:.1} Mbit/s ({:.1}x); TCP_RR channel {:.0}/s, netfront {:.0}/s ({:.1}x) [{} clock]",
+            stream_channel.mbit_per_s(),
+            stream_netfront.mbit_per_s(),
+            ratio(stream_channel.mbit_per_s(), stream_netfront.mbit_per_s()),
+            rr_channel.per_second(),
+            rr_netfront.per_second(),
+            ratio(rr_channel.per_second(), rr_netfront.per_second()),
+            self.clock.as_str()
+        );
+        self.figure("channel.stream_speedup", "channel", ratio(stream_channel.mbit_per_s(), stream_netfront.mbit_per_s()), "x");
+        self.figure("channel.rr_speedup", "channel", ratio(rr_channel.per_second(), rr_netfront.per_second()), "x");
+        crate::println!("netbench: {}", self.stack.device.counters());
+        let path = self.stack.device.kind();
+        for (name, value, unit) in self.stack.device.figures() {
+            self.figure(name, path, value, unit);
+        }
+        Ok(())
     }
 }
 
-fn transfer<D: NetDevice>(stack: &mut Stack<D>, net: &NetOptions, clock: BenchClock) -> Result<(), String> {
-    let peer = net.peer.ok_or("app=transfer needs net.peer=A.B.C.D")?;
-    let [a, b, c, d] = peer;
-    log::info!("transfer: {} bytes to {a}.{b}.{c}.{d}:{} and back", net.bytes, net.port);
-    // The peer may still be booting: retry refused connections until the
-    // setup timeout.
-    let deadline = crate::clock::now_ns() + SETUP_TIMEOUT;
-    let mut attempt: u16 = 0;
-    let mut transfer = loop {
-        let mut t = Transfer::start(&mut stack.iface, &mut stack.sockets, peer, net.port, net.bytes, 49152 + attempt)?;
-        let connected = loop {
-            stack.device.service();
-            stack.poll();
-            match t.service(&mut stack.sockets) {
-                Ok(_) if t.connected_ns.is_some() => break true,
-                Ok(_) if crate::clock::now_ns() > deadline => return Err("peer never accepted".into()),
-                Ok(_) => stack.wait(),
-                Err(_) => break false,
-            }
-        };
-        if connected {
-            break t;
-        }
-        // Refused: give the socket and its buffers back before retrying.
-        t.discard(&mut stack.sockets);
-        attempt += 1;
-        sleep(SECOND / 2);
-    };
-    let mut next_report = crate::clock::now_ns() + PROGRESS_EVERY;
-    while !transfer.done() {
-        stack.device.service();
-        let polled = stack.poll();
-        let moved = transfer.service(&mut stack.sockets)?;
-        if crate::clock::now_ns() > next_report {
-            next_report += PROGRESS_EVERY;
-            let (sent, received, total) = transfer.progress();
-            log::info!("transfer: sent {sent}, echoed {received} of {total} bytes");
-        }
-        if !polled && !moved {
-            stack.wait();
-        }
-    }
-    // Finish the close handshake (bounded), so the echo side is not left
-    // waiting for our last ACK.
-    let deadline = crate::clock::now_ns() + 2 * SECOND;
-    while !transfer.closed(&mut stack.sockets) && crate::clock::now_ns() < deadline {
-        stack.device.service();
-        if !stack.poll() {
-            stack.wait();
-        }
-    }
-    let report = transfer.report();
-    crate::println!(
-        "transfer: {} bytes echoed in {:.3} s, {:.2} Mbit/s; sha256 sent {} received {} ({})",
-        report.bytes,
-        report.seconds,
-        report.mbit_per_s(),
-        report.sent_sha256,
-        report.received_sha256,
-        if report.matches() { "match" } else { "MISMATCH" }
-    );
-    crate::println!("transfer: {}", stack.device.counters());
-    let path = stack.device.kind();
-    crate::println!("{}", Figure { name: "net.tcp_echo_throughput", path, value: report.mbit_per_s(), unit: "Mbit/s", clock });
-    for (name, value, unit) in stack.device.figures() {
-        crate::println!("{}", Figure { name, path, value, unit, clock });
-    }
-    if !report.matches() {
-        return Err(format!("echoed data differs: sha256 {} != {}", report.received_sha256, report.sent_sha256));
-    }
-    Ok(())
+fn ip([a, b, c, d]: [u8; 4]) -> String {
+    format!("{a}.{b}.{c}.{d}")
 }

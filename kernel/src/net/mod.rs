@@ -3,7 +3,12 @@
 //! in-kernel services (`echo`, `transfer`) that run on it.
 
 pub mod app;
+pub mod client;
 pub mod echo;
+pub mod pattern;
+pub mod rr;
+pub mod sink;
+pub mod stream;
 pub mod transfer;
 
 use alloc::vec;
@@ -25,6 +30,18 @@ pub trait NetDevice: Device {
     fn kind(&self) -> &'static str;
     /// Driver housekeeping between polls (events, ring refills).
     fn service(&mut self) {}
+    /// Called before idling: true if work arrived meanwhile (do not idle).
+    fn prepare_idle(&mut self) -> bool {
+        false
+    }
+    /// Whether the loop should spin instead of idling (polled channels).
+    fn wants_polling(&self) -> bool {
+        false
+    }
+    /// The residency-aware paths, on a device that has them.
+    fn paths(&mut self) -> Option<&mut dyn Paths> {
+        None
+    }
     /// One line of driver counters.
     fn counters(&self) -> alloc::string::String;
     /// Driver figures for BENCH lines: (name, value, unit).
@@ -36,6 +53,35 @@ pub trait NetDevice: Device {
     fn shutdown(&mut self) -> Result<alloc::string::String, alloc::string::String> {
         Ok(alloc::string::String::from("nothing to close"))
     }
+}
+
+/// Frames by path so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathFrames {
+    pub tx_channel: u64,
+    pub tx_fallback: u64,
+    pub rx_channel: u64,
+    pub rx_fallback: u64,
+}
+
+impl PathFrames {
+    /// Frames (both ways) since `before`, as (channel, fallback).
+    pub fn since(&self, before: &PathFrames) -> (u64, u64) {
+        (
+            (self.tx_channel + self.rx_channel) - (before.tx_channel + before.rx_channel),
+            (self.tx_fallback + self.rx_fallback) - (before.tx_fallback + before.rx_fallback),
+        )
+    }
+}
+
+/// Control of the shared-memory paths, for benchmarks and checks.
+pub trait Paths {
+    /// Peers whose channel is up.
+    fn channels_up(&self) -> usize;
+    /// Keeps every peer on netfront (closing channels), or lets them have
+    /// channels again.
+    fn hold(&mut self, held: bool);
+    fn frames(&self) -> PathFrames;
 }
 
 pub struct Stack<D> {
@@ -106,11 +152,29 @@ impl<D: Device> Stack<D> {
         self.iface.ip_addrs().iter().map(|IpCidr::Ipv4(cidr)| *cidr).next()
     }
 
-    /// Sleeps until the next interrupt unless smoltcp wants to run now.
+}
+
+impl<D: NetDevice> Stack<D> {
+    /// Sleeps until the next event or timer tick, unless smoltcp wants to
+    /// run now or the device has work (or is polled).
     pub fn wait(&mut self) {
+        if self.device.wants_polling() {
+            return;
+        }
         match self.iface.poll_delay(now(), &self.sockets) {
             Some(d) if d.total_micros() == 0 => {}
-            _ => crate::platform::idle(),
+            _ => {
+                if !self.device.prepare_idle() {
+                    crate::platform::idle();
+                }
+            }
         }
+    }
+
+    /// One round: device housekeeping, then the interface; true when
+    /// something may have changed for the sockets.
+    pub fn step(&mut self) -> bool {
+        self.device.service();
+        self.poll()
     }
 }

@@ -5,6 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use super::pattern::{hex, Pattern};
 use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -21,7 +22,7 @@ pub struct Transfer {
     /// The next bytes to send, generated but not yet accepted by TCP.
     pending: Vec<u8>,
     pending_at: usize,
-    rng: u64,
+    pattern: Pattern,
     tx_hash: Sha256,
     rx_hash: Sha256,
     buf: Vec<u8>,
@@ -47,10 +48,6 @@ impl Report {
     }
 }
 
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Transfer {
     pub fn start(
         iface: &mut Interface,
@@ -74,7 +71,7 @@ impl Transfer {
             received: 0,
             pending: Vec::new(),
             pending_at: 0,
-            rng: 0x9e37_79b9_7f4a_7c15,
+            pattern: Pattern::new(),
             tx_hash: Sha256::new(),
             rx_hash: Sha256::new(),
             buf: vec![0; CHUNK],
@@ -85,15 +82,7 @@ impl Transfer {
 
     fn refill(&mut self) {
         let n = (CHUNK as u64).min(self.total - self.sent) as usize;
-        self.pending.clear();
-        for _ in 0..n.div_ceil(8) {
-            // xorshift64: cheap bytes that are not a trivially compressible pattern.
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            self.pending.extend_from_slice(&self.rng.to_le_bytes());
-        }
-        self.pending.truncate(n);
+        self.pattern.fill(&mut self.pending, n);
         self.tx_hash.update(&self.pending);
         self.pending_at = 0;
     }
@@ -145,26 +134,21 @@ impl Transfer {
         Ok(moved)
     }
 
-    /// Removes the socket from `sockets` (after a refused connection).
-    pub fn discard(self, sockets: &mut SocketSet<'static>) {
-        sockets.remove(self.handle);
-    }
-
-    /// Whether our side of the close handshake is over (closed, or
-    /// waiting out TIME-WAIT).
-    pub fn closed(&self, sockets: &mut SocketSet<'static>) -> bool {
-        matches!(sockets.get::<tcp::Socket>(self.handle).state(), tcp::State::Closed | tcp::State::TimeWait)
-    }
-
     pub fn done(&self) -> bool {
         self.done_ns.is_some()
+    }
+
+    pub fn handle(&self) -> SocketHandle {
+        self.handle
     }
 
     pub fn progress(&self) -> (u64, u64, u64) {
         (self.sent, self.received, self.total)
     }
 
-    pub fn report(self) -> Report {
+    /// The measurement; the socket goes back to `sockets`.
+    pub fn report(self, sockets: &mut SocketSet<'static>) -> Report {
+        sockets.remove(self.handle);
         let start = self.connected_ns.unwrap_or(0);
         let end = self.done_ns.unwrap_or(start);
         Report {

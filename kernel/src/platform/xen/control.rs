@@ -27,10 +27,7 @@ pub fn requested() -> Option<String> {
         return None;
     }
     NEXT_CHECK.store(now + CHECK_EVERY_NS, Ordering::Relaxed);
-    let mut fired = false;
-    while let Ok(Some(event)) = store(|c| c.next_watch_event()) {
-        fired |= event.token == TOKEN;
-    }
+    let fired = super::with_xenstore(|c| !super::watches::take(c, TOKEN).is_empty()).unwrap_or(false);
     if !fired {
         return None;
     }

@@ -221,6 +221,7 @@ pub fn wait_port(port: u32, timeout_ns: u64) -> bool {
 }
 
 /// Event channels of this domain, for `xen_proto`.
+#[derive(Clone)]
 pub struct XenEvents;
 
 fn errno(e: ::xen::hypercall::Errno) -> xen_proto::iface::XenError {

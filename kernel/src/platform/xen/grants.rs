@@ -1,13 +1,14 @@
 //! Grant tables v1: our grant entries (in frames Xen maps into the window
 //! above RAM), the refs handed out, and mappings of other domains' grants.
 
-use super::page::PhysPage;
+use super::page::{copy_from_shared, copy_to_shared, PhysPage};
+use alloc::vec::Vec;
 use super::physmap::Window;
 use ::xen::abi::ops::{gnttabop, xenmem};
 use ::xen::hypercall::{self, Errno, GrantError};
 use core::sync::atomic::{fence, AtomicU16, Ordering};
 use xen_proto::grant_refs::RefAllocator;
-use xen_proto::iface::{DomId, GrantRef, GrantTable, SharedPage, XenError};
+use xen_proto::iface::{DomId, GrantRef, GrantTable, OwnedRegion, RegionGrants, SharedPage, SharedRegion, XenError};
 
 /// Entries per 4 KiB frame of v1 grant entries.
 const ENTRIES_PER_FRAME: u32 = 4096 / gnttabop::ENTRY_V1_SIZE as u32;
@@ -71,6 +72,7 @@ pub fn in_use() -> (usize, u32, u32) {
 }
 
 /// A handle on the one grant table; cheap to create.
+#[derive(Clone)]
 pub struct XenGrants;
 
 pub struct MappedPage {
@@ -183,5 +185,158 @@ impl GrantTable for XenGrants {
         unsafe { hypercall::unmap_grant_ref(addr, mapped.handle) }.map_err(grant_error)?;
         s.mapped -= 1;
         s.window.free(addr).map_err(|_| XenError::Errno(-22))
+    }
+}
+
+/// Contiguous pages of our own RAM (a channel's transmit ring).
+pub struct OwnedPages {
+    addr: u64,
+    pages: usize,
+}
+
+impl OwnedPages {
+    fn at(&self, offset: usize, len: usize) -> u64 {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.pages * 4096), "access past the region: {offset}+{len}");
+        self.addr + offset as u64
+    }
+}
+
+impl SharedRegion for OwnedPages {
+    fn len(&self) -> usize {
+        self.pages * 4096
+    }
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        // SAFETY: inside the region (checked), which we own until freed.
+        unsafe { copy_from_shared(self.at(offset, buf.len()), buf) }
+    }
+    fn write_bytes(&self, offset: usize, data: &[u8]) {
+        // SAFETY: as above; no reference into the region is alive.
+        unsafe { copy_to_shared(self.at(offset, data.len()), data) }
+    }
+}
+
+impl OwnedRegion for OwnedPages {
+    fn fill<T>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+        let addr = self.at(offset, len);
+        // SAFETY: inside the region (checked); the pages are ours, identity
+        // mapped, and granted to the peer read-only, so nothing but `f`
+        // writes them while the slice lives; `&self` methods that copy
+        // bytes are not called meanwhile (f has no access to `self`).
+        let slice = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len) };
+        f(slice)
+    }
+}
+
+/// Another domain's pages mapped contiguously in the window above RAM.
+pub struct MappedPages {
+    addr: u64,
+    handles: Vec<u32>,
+    readonly: bool,
+}
+
+impl MappedPages {
+    fn at(&self, offset: usize, len: usize) -> u64 {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.handles.len() * 4096),
+            "access past the mapped region: {offset}+{len}"
+        );
+        self.addr + offset as u64
+    }
+}
+
+impl SharedRegion for MappedPages {
+    fn len(&self) -> usize {
+        self.handles.len() * 4096
+    }
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        // SAFETY: inside the mapping (checked), mapped until unmap_region
+        // consumes `self`; the peer may write it, so copy_from_shared reads
+        // each byte once, volatile.
+        unsafe { copy_from_shared(self.at(offset, buf.len()), buf) }
+    }
+    fn write_bytes(&self, offset: usize, data: &[u8]) {
+        assert!(!self.readonly, "write to a read-only mapping of a peer's pages");
+        // SAFETY: inside a writable mapping (checked).
+        unsafe { copy_to_shared(self.at(offset, data.len()), data) }
+    }
+}
+
+impl RegionGrants for XenGrants {
+    type Region = OwnedPages;
+    type MappedRegion = MappedPages;
+
+    fn alloc_region(&mut self, pages: usize) -> Result<OwnedPages, XenError> {
+        let addr = crate::memory::alloc_contiguous(pages as u64).ok_or(XenError::Exhausted)?;
+        // SAFETY: frames just allocated to us, identity mapped; zeroed so no
+        // old data reaches a peer.
+        unsafe { core::ptr::write_bytes(addr as *mut u8, 0, pages * 4096) };
+        state()?.pages += pages as u32;
+        Ok(OwnedPages { addr, pages })
+    }
+
+    fn free_region(&mut self, region: OwnedPages) {
+        for i in 0..region.pages {
+            if crate::memory::free_frame(region.addr + i as u64 * 4096).is_ok() {
+                if let Ok(mut s) = state() {
+                    s.pages -= 1;
+                }
+            }
+        }
+    }
+
+    fn grant_region_page(&mut self, region: &OwnedPages, index: usize, to: DomId, readonly: bool) -> Result<GrantRef, XenError> {
+        if index >= region.pages {
+            return Err(XenError::Errno(-22));
+        }
+        // SAFETY: a page of the region, ours until free_region.
+        let page = unsafe { PhysPage::new(region.addr + index as u64 * 4096) };
+        self.grant(&page, to, readonly)
+    }
+
+    fn map_region(&mut self, from: DomId, grefs: &[GrantRef], readonly: bool) -> Result<MappedPages, XenError> {
+        let mut s = state()?;
+        let addr = s.window.alloc_contiguous(grefs.len()).map_err(|_| XenError::Exhausted)?;
+        let mut handles = Vec::with_capacity(grefs.len());
+        for (i, &gref) in grefs.iter().enumerate() {
+            let at = addr + i as u64 * 4096;
+            // SAFETY: `at` is a frame of the window allocated just above.
+            match unsafe { hypercall::map_grant_ref(from, gref, at, readonly) } {
+                Ok(handle) => {
+                    handles.push(handle);
+                    s.mapped += 1;
+                }
+                Err(e) => {
+                    for (j, &h) in handles.iter().enumerate() {
+                        // SAFETY: mapped just above, nothing refers to it.
+                        if unsafe { hypercall::unmap_grant_ref(addr + j as u64 * 4096, h) }.is_ok() {
+                            s.mapped -= 1;
+                        }
+                    }
+                    for j in 0..grefs.len() {
+                        let _ = s.window.free(addr + j as u64 * 4096);
+                    }
+                    return Err(grant_error(e));
+                }
+            }
+        }
+        Ok(MappedPages { addr, handles, readonly })
+    }
+
+    fn unmap_region(&mut self, region: MappedPages) -> Result<(), XenError> {
+        let mut s = state()?;
+        let mut first = Ok(());
+        for (i, &h) in region.handles.iter().enumerate() {
+            let at = region.addr + i as u64 * 4096;
+            // SAFETY: mapped by map_region; `region` is consumed, so no
+            // access follows.
+            match unsafe { hypercall::unmap_grant_ref(at, h) } {
+                Ok(()) => {
+                    s.mapped -= 1;
+                    let _ = s.window.free(at);
+                }
+                Err(e) => first = first.and(Err(grant_error(e))),
+            }
+        }
+        first
     }
 }

@@ -10,8 +10,10 @@ pub mod net;
 pub mod page;
 pub mod peer;
 pub mod physmap;
+pub mod residency;
 pub mod store;
 pub mod time;
+pub mod watches;
 
 use super::ExitStatus;
 use ::xen::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};

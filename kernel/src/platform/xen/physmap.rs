@@ -42,6 +42,24 @@ impl Window {
         Ok(self.base + (w as u64 * 64 + bit) * 4096)
     }
 
+    /// `n` contiguous frames of the window (first fit).
+    pub fn alloc_contiguous(&mut self, n: usize) -> Result<u64, Error> {
+        let is_used = |used: &[u64; WORDS], i: usize| used[i / 64] & (1 << (i % 64)) != 0;
+        let mut start = 0;
+        while start + n <= WINDOW_FRAMES {
+            match (start..start + n).find(|&i| is_used(&self.used, i)) {
+                Some(taken) => start = taken + 1,
+                None => {
+                    for i in start..start + n {
+                        self.used[i / 64] |= 1 << (i % 64);
+                    }
+                    return Ok(self.base + start as u64 * 4096);
+                }
+            }
+        }
+        Err(Error::Exhausted)
+    }
+
     pub fn free(&mut self, addr: u64) -> Result<(), Error> {
         let index = addr.checked_sub(self.base).map(|o| o / 4096).filter(|&i| i < WINDOW_FRAMES as u64);
         let index = index.ok_or(Error::NotInWindow(addr))?;

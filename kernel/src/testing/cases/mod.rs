@@ -21,6 +21,7 @@ pub static ALL: &[Test] = &[
     Test { name: "cmdline_errors", kind: Kind::Regular, needs: Needs::Any, run: cmdline::cmdline_errors },
     Test { name: "net_echo_transfer_loopback", kind: Kind::Regular, needs: Needs::Any, run: net::echo_transfer_loopback },
     Test { name: "smoltcp_loopback_tcp", kind: Kind::Regular, needs: Needs::Any, run: net::smoltcp_loopback_tcp },
+    Test { name: "net_stream_rr_loopback", kind: Kind::Regular, needs: Needs::Any, run: net::stream_and_rr_loopback },
     Test { name: "xen_identity", kind: Kind::Regular, needs: Needs::Xen, run: xen::identity },
     Test { name: "xen_xenstore_roundtrip", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_roundtrip },
     Test { name: "xen_xenstore_watch", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_watch },

@@ -88,7 +88,42 @@ pub fn echo_transfer_loopback() -> Outcome {
         transfer.service(&mut stack.sockets)?;
     }
     ensure!(echo.tcp_bytes == total, "echo relayed {} of {total} bytes", echo.tcp_bytes);
-    let report = transfer.report();
+    let report = transfer.report(&mut stack.sockets);
     ensure!(report.bytes == total && report.matches(), "sha256 {} vs {}", report.sent_sha256, report.received_sha256);
+    Ok(())
+}
+
+/// The stream sink with the TCP_STREAM client, and TCP_RR against the
+/// echo, on one loopback interface: the byte count and SHA-256 the sink
+/// reports match what was sent; every transaction completes.
+pub fn stream_and_rr_loopback() -> Outcome {
+    use crate::net::{echo::Echo, rr::Rr, sink::Sink, stream::Stream, Stack};
+    use cohort_boot::cmdline::{Ipv4Cidr, NetOptions};
+    let net = NetOptions { ip: Some(Ipv4Cidr { addr: [127, 0, 0, 1], prefix: 8 }), ..NetOptions::default() };
+    let mut stack = Stack::new(Loopback::new(Medium::Ethernet), [2, 0, 0, 0, 0, 1], &net);
+    let mut echo = Echo::new(&mut stack.sockets, 7).map_err(alloc::string::String::from)?;
+    let mut sink = Sink::new(&mut stack.sockets, 9);
+    let total = 1 << 20;
+    let mut stream = Stream::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 9, total, 49152)?;
+    let deadline = crate::clock::now_ns() + 120_000_000_000;
+    while !stream.done() {
+        ensure!(crate::clock::now_ns() < deadline, "stream stalled at {} bytes", stream.sent());
+        stack.poll();
+        sink.service(&mut stack.sockets);
+        stream.service(&mut stack.sockets)?;
+    }
+    let report = stream.finish(&mut stack.sockets);
+    ensure!(report.bytes == total && report.matches(), "sink says {} bytes {}, sent {}", report.sink_bytes, report.sink_sha256, report.sent_sha256);
+    ensure!(sink.streams == 1 && sink.bytes == total, "sink counted {} streams, {} bytes", sink.streams, sink.bytes);
+    let mut rr = Rr::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 7, 200, 32, 49153)?;
+    while !rr.done() {
+        ensure!(crate::clock::now_ns() < deadline, "rr stalled at {:?}", rr.progress());
+        stack.poll();
+        echo.service(&mut stack.sockets);
+        rr.service(&mut stack.sockets)?;
+    }
+    let r = rr.finish(&mut stack.sockets);
+    ensure!(r.transactions == 200 && r.p50_us > 0.0 && r.p99_us >= r.p50_us, "rr report {} transactions, p50 {} p99 {}", r.transactions, r.p50_us, r.p99_us);
+    ensure!(echo.tcp_bytes == 200 * 32, "echo relayed {} bytes", echo.tcp_bytes);
     Ok(())
 }

@@ -1,0 +1,149 @@
+//! The TCP_RR client: request/response transactions of `msg` bytes with
+//! an echo service, one at a time, timing each.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, Ipv4Address};
+
+pub struct Rr {
+    handle: SocketHandle,
+    count: u32,
+    msg: usize,
+    done: u32,
+    /// (start time, bytes of the response received) of the transaction
+    /// in flight.
+    in_flight: Option<(u64, usize)>,
+    latencies: Vec<u64>,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+    pub connected_ns: Option<u64>,
+    pub done_ns: Option<u64>,
+}
+
+pub struct RrReport {
+    pub transactions: u32,
+    pub seconds: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl RrReport {
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.transactions) / self.seconds.max(1e-9)
+    }
+}
+
+impl Rr {
+    pub fn start(
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'static>,
+        peer: [u8; 4],
+        port: u16,
+        count: u32,
+        msg: usize,
+        local_port: u16,
+    ) -> Result<Rr, String> {
+        let size = msg.max(4096);
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; size]), tcp::SocketBuffer::new(vec![0; size]));
+        // One small segment per transaction, sent and acknowledged at once.
+        socket.set_nagle_enabled(false);
+        socket.set_ack_delay(None);
+        let handle = sockets.add(socket);
+        let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
+        if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local_port) {
+            sockets.remove(handle);
+            return Err(format!("connect: {e}"));
+        }
+        Ok(Rr {
+            handle,
+            count,
+            msg,
+            done: 0,
+            in_flight: None,
+            latencies: Vec::with_capacity(count as usize),
+            request: vec![0x5a; msg],
+            buf: vec![0; size],
+            connected_ns: None,
+            done_ns: None,
+        })
+    }
+
+    pub fn progress(&self) -> (u32, u32) {
+        (self.done, self.count)
+    }
+
+    /// Advances; Ok(true) when something moved.
+    pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handle);
+        if self.connected_ns.is_none() {
+            if socket.may_send() {
+                self.connected_ns = Some(crate::clock::now_ns());
+            } else if !socket.is_open() {
+                return Err("connection refused or reset".into());
+            } else {
+                return Ok(false);
+            }
+        }
+        let mut moved = false;
+        if self.in_flight.is_none() && self.done < self.count && socket.send_capacity() - socket.send_queue() >= self.msg {
+            socket.send_slice(&self.request).map_err(|e| format!("send: {e}"))?;
+            self.in_flight = Some((crate::clock::now_ns(), 0));
+            moved = true;
+        }
+        while let Some((start, got)) = self.in_flight {
+            if !socket.can_recv() {
+                break;
+            }
+            let want = self.msg - got;
+            let n = socket.recv_slice(&mut self.buf[..want]).map_err(|e| format!("recv: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            moved = true;
+            if got + n < self.msg {
+                self.in_flight = Some((start, got + n));
+                continue;
+            }
+            self.latencies.push(crate::clock::now_ns() - start);
+            self.in_flight = None;
+            self.done += 1;
+            if self.done == self.count {
+                self.done_ns = Some(crate::clock::now_ns());
+                socket.close();
+            }
+        }
+        if self.done_ns.is_none() && !socket.is_open() {
+            return Err(format!("connection closed after {} of {} transactions", self.done, self.count));
+        }
+        Ok(moved)
+    }
+
+    pub fn done(&self) -> bool {
+        self.done_ns.is_some()
+    }
+
+    pub fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+
+
+    pub fn finish(mut self, sockets: &mut SocketSet<'static>) -> RrReport {
+        sockets.remove(self.handle);
+        self.latencies.sort_unstable();
+        let n = self.latencies.len().max(1);
+        let pick = |q: usize| self.latencies.get((self.latencies.len() * q / 100).min(n - 1)).copied().unwrap_or(0);
+        let start = self.connected_ns.unwrap_or(0);
+        RrReport {
+            transactions: self.done,
+            seconds: (self.done_ns.unwrap_or(start) - start) as f64 / 1e9,
+            mean_us: self.latencies.iter().sum::<u64>() as f64 / n as f64 / 1e3,
+            p50_us: pick(50) as f64 / 1e3,
+            p99_us: pick(99) as f64 / 1e3,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The TCP_STREAM client: sends `total` bytes to a sink, closes its side,
+//! and takes the sink's answer (byte count and SHA-256) as the end of the
+//! measurement, so the time covers every byte delivered.
+
+use super::pattern::{hex, Pattern};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use sha2::{Digest, Sha256};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, Ipv4Address};
+
+const BUFFER: usize = 128 * 1024;
+const CHUNK: usize = 16 * 1024;
+
+pub struct Stream {
+    handle: SocketHandle,
+    total: u64,
+    sent: u64,
+    pending: Vec<u8>,
+    pending_at: usize,
+    pattern: Pattern,
+    hash: Sha256,
+    answer: Vec<u8>,
+    closed: bool,
+    pub connected_ns: Option<u64>,
+    pub done_ns: Option<u64>,
+}
+
+pub struct StreamReport {
+    pub bytes: u64,
+    pub seconds: f64,
+    pub sent_sha256: String,
+    /// What the sink says it received.
+    pub sink_bytes: u64,
+    pub sink_sha256: String,
+}
+
+impl StreamReport {
+    pub fn matches(&self) -> bool {
+        self.sink_bytes == self.bytes && self.sink_sha256 == self.sent_sha256
+    }
+
+    pub fn mbit_per_s(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.seconds.max(1e-9) / 1e6
+    }
+}
+
+impl Stream {
+    pub fn start(
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'static>,
+        peer: [u8; 4],
+        port: u16,
+        total: u64,
+        local_port: u16,
+    ) -> Result<Stream, String> {
+        let socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(alloc::vec![0; 4096]),
+            tcp::SocketBuffer::new(alloc::vec![0; BUFFER]),
+        );
+        let handle = sockets.add(socket);
+        let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
+        if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local_port) {
+            sockets.remove(handle);
+            return Err(format!("connect: {e}"));
+        }
+        Ok(Stream {
+            handle,
+            total,
+            sent: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+            pattern: Pattern::new(),
+            hash: Sha256::new(),
+            answer: Vec::new(),
+            closed: false,
+            connected_ns: None,
+            done_ns: None,
+        })
+    }
+
+    pub fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+
+    /// Bytes the sink acknowledged so far.
+    pub fn acked(&self, sockets: &mut SocketSet<'static>) -> u64 {
+        self.sent - sockets.get::<tcp::Socket>(self.handle).send_queue() as u64
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Advances the stream; Ok(true) when something moved.
+    pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handle);
+        if self.connected_ns.is_none() {
+            if socket.may_send() {
+                self.connected_ns = Some(crate::clock::now_ns());
+            } else if !socket.is_open() {
+                return Err("connection refused or reset".into());
+            } else {
+                return Ok(false);
+            }
+        }
+        let mut moved = false;
+        while socket.can_send() && (self.pending_at < self.pending.len() || self.sent < self.total) {
+            if self.pending_at == self.pending.len() {
+                let n = (CHUNK as u64).min(self.total - self.sent) as usize;
+                self.pattern.fill(&mut self.pending, n);
+                self.hash.update(&self.pending);
+                self.pending_at = 0;
+            }
+            let n = socket.send_slice(&self.pending[self.pending_at..]).map_err(|e| format!("send: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            self.pending_at += n;
+            self.sent += n as u64;
+            moved = true;
+        }
+        if self.sent == self.total && self.pending_at == self.pending.len() && !self.closed {
+            // FIN after the last byte: the sink answers when it sees it.
+            socket.close();
+            self.closed = true;
+        }
+        while socket.can_recv() && self.answer.len() < 256 {
+            let mut buf = [0u8; 256];
+            let n = socket.recv_slice(&mut buf).map_err(|e| format!("recv: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            self.answer.extend_from_slice(&buf[..n]);
+            moved = true;
+        }
+        if self.done_ns.is_none() && self.answer.ends_with(b"\n") {
+            self.done_ns = Some(crate::clock::now_ns());
+        }
+        if self.done_ns.is_none() && !socket.is_open() {
+            return Err(format!("connection closed after {} of {} bytes, before the sink answered", self.sent, self.total));
+        }
+        Ok(moved)
+    }
+
+    pub fn done(&self) -> bool {
+        self.done_ns.is_some()
+    }
+
+
+    /// Removes the socket (the sink closes its side after answering).
+    pub fn finish(self, sockets: &mut SocketSet<'static>) -> StreamReport {
+        let answer = String::from_utf8_lossy(&self.answer).into_owned();
+        let mut words = answer.split_whitespace();
+        let sink_bytes = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let sink_sha256 = String::from(words.next().unwrap_or(""));
+        sockets.remove(self.handle);
+        let start = self.connected_ns.unwrap_or(0);
+        StreamReport {
+            bytes: self.sent,
+            seconds: (self.done_ns.unwrap_or(start) - start) as f64 / 1e9,
+            sent_sha256: hex(&self.hash.finalize()),
+            sink_bytes,
+            sink_sha256,
+        }
+    }
+}
