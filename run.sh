@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Cohort's one entry point.
-#   ./run.sh [KEY=VALUE...]  build (release) and boot Cohort under QEMU TCG; the
-#                            arguments are the kernel command line; the exit
-#                            status is the guest's (0 = success)
+#   ./run.sh                 the demo: Xen 4.17 + a Debian dom0 under QEMU, two
+#                            Cohort guests of one group, a TCP stream and
+#                            request/response measured over their shared-memory
+#                            channel and over netfront, side by side
 #   ./run.sh test            install what is missing, then run every test
 #   ./run.sh bench           benchmarks: BENCH lines on stdout
+#   ./run.sh qemu [KEY=VALUE...]  build (release) and boot one Cohort under plain
+#                            QEMU TCG; the arguments are the kernel command line;
+#                            the exit status is the guest's (0 = success). Any
+#                            KEY=VALUE arguments without `qemu` do the same.
 #   ./run.sh xen [KEY=VALUE...]  on a Xen host (dom0): `xl create -c` a Cohort guest
-#   ./run.sh xen-net         the Xen network scenarios (netfront <-> netback)
+#   ./run.sh xen-net         the Xen netfront scenarios
+#   ./run.sh xen-channel     the Xen shared-memory channel scenarios
 #   ./run.sh xen-lab         Xen 4.17 + a Debian dom0 under QEMU: an interactive
-#                            dom0 shell with Cohort's image and config in /cohort
+#                            dom0 shell with Cohort's image, config and discovery
+#                            daemon in /cohort
 set -euo pipefail
 cd "$(dirname "$0")"
 
 KERNEL=target/x86_64-unknown-linux-gnu/release/cohort
 HARNESS=target/release/cohort-harness
+# The dom0 discovery daemon, static so it runs on the harness dom0's libc.
+DAEMON=target/dom0/x86_64-unknown-linux-gnu/release/cohort-discoveryd
 
 say() { printf '\033[1mrun.sh:\033[0m %s\n' "$*" >&2; }
 
@@ -39,12 +48,15 @@ build() {
     say "building the kernel (release)"
     (cd kernel && cargo build --release --target x86_64-unknown-linux-gnu --quiet)
     cargo build --release --quiet -p cohort-tests
+    say "building the dom0 discovery daemon (static)"
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p cohort-discoveryd \
+        --target x86_64-unknown-linux-gnu --target-dir target/dom0
 }
 
 # Real Xen inside QEMU: tests/xen/ fetches Debian's Xen and a dom0 kernel
 # (cached in ~/.cache/cohort/xen) and runs scenario scripts in dom0.
 xen_harness() {
-    tests/xen/boot.sh --file "$KERNEL:cohort" "$@"
+    tests/xen/boot.sh --file "$KERNEL:cohort" --file "$DAEMON:cohort-discoveryd" "$@"
 }
 
 # Runs one suite, keeping its output; its last "N passed, M failed" line
@@ -83,8 +95,11 @@ test)
     say "network on plain QEMU: virtio-net on a tap in a network namespace"
     ensure ip iproute2
     suite tests/net/qemu-tap.sh "$KERNEL"
-    say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG"
-    suite xen_harness --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" --timeout 600
+    say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG (guests, netfront, channels)"
+    suite xen_harness --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" \
+        --scenario "tests/xen/scenarios/cohort-net.sh /cohort/cohort" \
+        --scenario "tests/xen/scenarios/cohort-channel.sh /cohort/cohort" \
+        --scenario-timeout 900 --timeout 2400
     echo
     echo "total: $passed passed, $failed failed"
     [ "$failed" = 0 ]
@@ -112,6 +127,12 @@ xen-net)
     build
     xen_harness --scenario "tests/xen/scenarios/cohort-net.sh /cohort/cohort" --scenario-timeout 900 --timeout 1000
     ;;
+xen-channel)
+    shift
+    ensure_qemu
+    build
+    xen_harness --scenario "tests/xen/scenarios/cohort-channel.sh /cohort/cohort" --scenario-timeout 900 --timeout 1000
+    ;;
 xen)
     shift
     if ! command -v xl >/dev/null || ! xl info >/dev/null 2>&1; then
@@ -129,9 +150,19 @@ xen-lab)
     shift
     ensure_qemu
     build
-    exec tests/xen/lab.sh "$KERNEL"
+    exec tests/xen/lab.sh "$KERNEL" "$DAEMON"
     ;;
-*)
+"")
+    ensure_qemu
+    build
+    say "demo: Xen 4.17 and a Debian dom0 under QEMU TCG (about a minute; the first run downloads ~76 MB of Debian packages)"
+    set +e
+    xen_harness --scenario "tests/xen/scenarios/cohort-demo.sh /cohort/cohort" --scenario-timeout 900 --timeout 1000 \
+        | grep -vE '^\(d[0-9]+\) Cohort|^cohort-dom0: running|^\[xen-harness .*(fetch|initramfs|serial log)'
+    exit "${PIPESTATUS[0]}"
+    ;;
+qemu | *)
+    [ "${1:-}" = qemu ] && shift
     ensure_qemu
     build
     say "booting $KERNEL under QEMU TCG, -m 32M; command line: ${*:-(empty)}"

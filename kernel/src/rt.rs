@@ -5,18 +5,29 @@
 
 use crate::platform::{exit, ExitStatus};
 
-// The copy and fill loops are `rep movsb`/`rep stosb`: fast on every CPU
-// with ERMSB, and no compiler loop idiom can turn them back into calls to
-// themselves.
+// The copy and fill loops are `rep movsq`/`rep stosq` for the 8-byte words
+// and `rep movsb`/`rep stosb` for the rest: fast on real CPUs, 8 times fewer
+// iterations where each one costs an emulated instruction (TCG, whose
+// -icount virtual time the benchmarks use), and no compiler loop idiom can
+// turn them back into calls to themselves.
 
 /// # Safety
 /// C `memcpy`: `dst` and `src` valid for `n` bytes and not overlapping.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller's contract; rep movsb copies exactly n bytes forward.
+    // SAFETY: the caller's contract; rep movsq then rep movsb copy exactly
+    // n / 8 words and n % 8 bytes forward (DF is clear, as the ABI keeps it).
     unsafe {
-        core::arch::asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
-            options(nostack, preserves_flags));
+        core::arch::asm!(
+            "mov {rest}, rcx",
+            "shr rcx, 3",
+            "rep movsq",
+            "mov rcx, {rest}",
+            "and rcx, 7",
+            "rep movsb",
+            rest = out(reg) _,
+            inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
+            options(nostack));
     }
     dst
 }
@@ -46,10 +57,20 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// C `memset`: `dst` valid for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller's contract; rep stosb writes exactly n bytes.
+    let word = u64::from(value as u8) * 0x0101_0101_0101_0101;
+    // SAFETY: the caller's contract; rep stosq then rep stosb write exactly
+    // n / 8 words and n % 8 bytes.
     unsafe {
-        core::arch::asm!("rep stosb", inout("rdi") dst => _, inout("rcx") n => _, in("al") value as u8,
-            options(nostack, preserves_flags));
+        core::arch::asm!(
+            "mov {rest}, rcx",
+            "shr rcx, 3",
+            "rep stosq",
+            "mov rcx, {rest}",
+            "and rcx, 7",
+            "rep stosb",
+            rest = out(reg) _,
+            inout("rdi") dst => _, inout("rcx") n => _, in("rax") word,
+            options(nostack));
     }
     dst
 }

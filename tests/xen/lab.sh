@@ -39,6 +39,8 @@ inject=()
 for f in "${files[@]}"; do
     [ -f "$f" ] || die "no such file: $f"
     inject+=(--file "$f")
+    # A config for each guest image (ELF), not for dom0 programs.
+    case $(basename "$f") in cohort-discoveryd) continue ;; esac
     if [ "$(head -c4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then
         name=$(basename "$f"); name=${name%.elf}
         cat > "$cfgdir/$name.cfg" <<CFG

@@ -467,6 +467,25 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         }
     }
 
+    /// Before idling with frames to send: asks the peer for an event once
+    /// it has consumed enough for a frame of `len` bytes, then looks again.
+    /// True if there is room now (do not idle).
+    pub fn arm_tx_space(&mut self, len: usize) -> bool {
+        let (Some(side), Some(control), true) = (&self.peer_side, &self.control, self.stage == Stage::Up) else {
+            return false;
+        };
+        match ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len) {
+            Err(PlaceError::Full { cons_needed }) => {
+                control.write_u32(layout::TX_SPACE_EVENT, cons_needed);
+                // SeqCst: the event index is visible before we re-read the
+                // peer's consumer index.
+                fence(Ordering::SeqCst);
+                ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len).is_ok()
+            }
+            _ => true,
+        }
+    }
+
     /// Before idling: asks the peer for an event on its next frame, then
     /// looks again. True if a frame arrived meanwhile (do not idle). In
     /// polling mode nothing is asked and the answer is always false.

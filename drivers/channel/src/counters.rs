@@ -50,4 +50,6 @@ pub struct SwitchCounters {
     pub rx_misaddressed: u64,
     /// Channels closed because the peer broke the ring protocol.
     pub channel_violations: u64,
+    /// Fallback frames dropped for a bad checksum.
+    pub rx_bad_checksums: u64,
 }

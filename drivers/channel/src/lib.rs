@@ -25,6 +25,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod channel;
+pub mod checksum;
 pub mod counters;
 pub mod layout;
 pub mod manager;

@@ -50,6 +50,8 @@ pub enum Note {
 
 struct Slot<G: RegionGrants, E: EventChannels> {
     mac: [u8; 6],
+    /// Where the peer offers us a channel (watched).
+    peer_offer: String,
     chan: Option<Channel<G, E>>,
     /// Whether `Note::Up` was given for the current channel.
     reported_up: bool,
@@ -75,6 +77,9 @@ pub struct Manager<G: RegionGrants + Clone, E: EventChannels + Clone> {
     held: bool,
     /// Counters of channels already closed.
     closed_counters: ChannelCounters,
+    /// Peers whose channel we read from (attached or up), kept current
+    /// by every call that can change it, for the data path.
+    attached: Vec<DomId>,
     next_nonce: u32,
     notes: Vec<Note>,
 }
@@ -92,6 +97,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             shunned: BTreeSet::new(),
             held: false,
             closed_counters: ChannelCounters::default(),
+            attached: Vec::new(),
             next_nonce: 1,
             notes: Vec::new(),
         }
@@ -134,12 +140,17 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     }
 
     /// Peers whose channel we read from (attached or up).
-    pub fn attached_peers(&self) -> Vec<DomId> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.chan.as_ref().is_some_and(Channel::is_attached))
-            .map(|(&d, _)| d)
-            .collect()
+    pub fn attached_peers(&self) -> &[DomId] {
+        &self.attached
+    }
+
+    fn refresh_attached(&mut self) {
+        self.attached.clear();
+        for (&d, s) in &self.slots {
+            if s.chan.as_ref().is_some_and(Channel::is_attached) {
+                self.attached.push(d);
+            }
+        }
     }
 
     /// Whether any channel is up.
@@ -182,7 +193,14 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
                 }
                 Some(_) => {}
                 None => {
-                    let slot = Slot { mac: p.mac, chan: None, reported_up: false, closed_at: None, next_check: now_ns };
+                    let slot = Slot {
+                        mac: p.mac,
+                        peer_offer: offer_path(domid, self.me),
+                        chan: None,
+                        reported_up: false,
+                        closed_at: None,
+                        next_check: now_ns,
+                    };
                     self.slots.insert(domid, slot);
                     if let Err(e) = c.watch(&offer_path(domid, self.me), WATCH_TOKEN) {
                         self.notes.push(Note::Failed { peer: domid, why: format!("watch: {e}") });
@@ -192,6 +210,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         }
         self.remove_stale_offers(c);
         self.offer_where_needed(c, now_ns);
+        self.refresh_attached();
     }
 
     /// Keeps every peer on the fallback path (closing their channels), or
@@ -208,6 +227,19 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             // Offer again as soon as released.
             slot.closed_at = None;
         }
+        self.refresh_attached();
+    }
+
+    /// Listed peers whose channel is still being set up (not up, not
+    /// refused or shunned, not held back).
+    pub fn pending_count(&self) -> usize {
+        if self.held {
+            return 0;
+        }
+        self.slots
+            .iter()
+            .filter(|(d, s)| !self.shunned.contains(d) && !s.chan.as_ref().is_some_and(Channel::is_up))
+            .count()
     }
 
     /// Peers whose channel is up.
@@ -308,6 +340,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     /// stopped consuming): close the channel now and shun the peer.
     pub fn fail(&mut self, peer: DomId, why: &str, now_ns: u64) {
         self.shun(peer, why, now_ns);
+        self.refresh_attached();
     }
 
     /// Progress: attach to peers' offers (those whose watch fired, given in
@@ -316,9 +349,8 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
         let peers: Vec<DomId> = self.slots.keys().copied().collect();
         for peer in peers {
-            let path = offer_path(peer, self.me);
             let Some(slot) = self.slots.get_mut(&peer) else { continue };
-            let due = fired.contains(&path) || now_ns >= slot.next_check;
+            let due = now_ns >= slot.next_check || fired.contains(&slot.peer_offer);
             if let Some(chan) = slot.chan.as_mut() {
                 // The peer's own word, from its control page.
                 match chan.poll_peer() {
@@ -344,6 +376,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         self.remove_stale_offers(c);
         self.offer_where_needed(c, now_ns);
         self.drain();
+        self.refresh_attached();
     }
 
     fn report_up(&mut self, peer: DomId) {
@@ -433,5 +466,6 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         self.slots.clear();
         self.remove_stale_offers(c);
         self.drain();
+        self.refresh_attached();
     }
 }

@@ -20,6 +20,7 @@ use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
 use xen_proto::xenstore::Client;
 
 use crate::channel::SendError;
+use crate::checksum;
 use crate::counters::SwitchCounters;
 use crate::manager::Manager;
 use crate::ring::MAX_FRAME;
@@ -71,6 +72,10 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
     found_full: Vec<DomId>,
     /// Problems the data path found, acted on in `service`.
     failures: Vec<(DomId, &'static str)>,
+    /// The channel whose full ring made `transmit` hold the stack back.
+    tx_blocked_on: Option<DomId>,
+    /// Fallback frames dropped for a bad checksum.
+    bad_checksums: u64,
     now_ns: u64,
     counters: SwitchCounters,
 }
@@ -89,6 +94,8 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
             full_since: BTreeMap::new(),
             found_full: Vec::new(),
             failures: Vec::new(),
+            tx_blocked_on: None,
+            bad_checksums: 0,
             now_ns: 0,
             counters: SwitchCounters::default(),
         }
@@ -115,15 +122,15 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     }
 
     pub fn counters(&self) -> SwitchCounters {
-        self.counters
+        SwitchCounters { rx_bad_checksums: self.bad_checksums, ..self.counters }
     }
 
-    /// Housekeeping between polls: channel events, failures the data path
-    /// found, the manager's xenstore work (`fired`: paths of its watch
-    /// events). `now_ns` drives the manager's and the switch's timeouts.
-    pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
+    /// The data path's housekeeping, cheap enough for every round: channel
+    /// events, full rings, failures the data path found.
+    pub fn data_service(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
-        for peer in self.manager.attached_peers() {
+        for i in 0..self.manager.attached_peers().len() {
+            let peer = self.manager.attached_peers()[i];
             if let Some(ch) = self.manager.channel(peer) {
                 ch.take_event();
             }
@@ -133,22 +140,40 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
             self.manager.fail(peer, why, now_ns);
             self.full_since.remove(&peer);
         }
-        self.manager.service(c, fired, now_ns);
-        if self.last_peer.is_some_and(|p| self.manager.up_peer_for_mac(&self.manager.mac_of(p).unwrap_or([0xff; 6])) != Some(p)) {
+        if self.last_peer.is_some_and(|p| self.manager.channel(p).is_none_or(|c| !c.is_up())) {
             self.last_peer = None;
         }
     }
 
+    /// All housekeeping: [`Switch::data_service`] and the manager's
+    /// xenstore work (`fired`: paths of its watch events). `now_ns` drives
+    /// the manager's and the switch's timeouts.
+    pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
+        self.data_service(now_ns);
+        self.manager.service(c, fired, now_ns);
+    }
+
     /// Before idling: asks every channel's peer for an event on its next
-    /// frame. True if a frame arrived meanwhile (do not idle).
+    /// frame, and the one whose full ring holds the stack back for an event
+    /// when there is room. True if either arrived meanwhile (do not idle).
     pub fn arm(&mut self) -> bool {
         let mut ready = false;
-        for peer in self.manager.attached_peers() {
+        for i in 0..self.manager.attached_peers().len() {
+            let peer = self.manager.attached_peers()[i];
             if let Some(ch) = self.manager.channel(peer) {
                 ready |= ch.arm_rx();
             }
         }
+        if let Some(ch) = self.tx_blocked_on.and_then(|p| self.manager.channel(p)) {
+            ready |= ch.arm_tx_space(MAX_FRAME);
+        }
         ready
+    }
+
+    /// Whether the stack is held back by a full channel ring: then it has
+    /// frames to send but should idle until the peer makes room.
+    pub fn tx_blocked(&self) -> bool {
+        self.tx_blocked_on.is_some()
     }
 
     /// Whether the stack should spin rather than idle: channels are up and
@@ -177,7 +202,8 @@ fn receive_from_channels<G: RegionGrants + Clone, E: EventChannels + Clone>(
     counters: &mut SwitchCounters,
     failures: &mut Vec<(DomId, &'static str)>,
 ) -> bool {
-    for peer in manager.attached_peers() {
+    for i in 0..manager.attached_peers().len() {
+        let peer = manager.attached_peers()[i];
         let Some(peer_mac) = manager.mac_of(peer) else { continue };
         let Some(ch) = manager.channel(peer) else { continue };
         loop {
@@ -203,17 +229,26 @@ fn receive_from_channels<G: RegionGrants + Clone, E: EventChannels + Clone>(
 }
 
 /// A received frame: from a channel (already copied out of the peer's
-/// ring) or from the fallback device.
+/// ring) or from the fallback device (checksums checked here, the stack
+/// checks none; the counter counts bad ones).
 pub enum SwitchRxToken<'a, R: RxToken> {
     Channel(&'a [u8]),
-    Fallback(R),
+    Fallback(R, &'a mut u64),
 }
 
 impl<R: RxToken> RxToken for SwitchRxToken<'_, R> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
         match self {
             SwitchRxToken::Channel(frame) => f(frame),
-            SwitchRxToken::Fallback(token) => token.consume(f),
+            SwitchRxToken::Fallback(token, bad) => token.consume(|frame| {
+                if checksum::verify(frame) {
+                    f(frame)
+                } else {
+                    // The stack drops an empty frame like any runt.
+                    *bad += 1;
+                    f(&[])
+                }
+            }),
         }
     }
 }
@@ -241,6 +276,12 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> SwitchTxToke
 
     /// Sends the frame in `scratch[..len]` to where it belongs.
     fn route(mut self, len: usize) {
+        let is_channel = dst_mac(&self.scratch[..len])
+            .filter(is_unicast)
+            .is_some_and(|mac| self.manager.up_peer_for_mac(&mac).is_some());
+        if !is_channel {
+            checksum::fill(&mut self.scratch[..len]);
+        }
         let frame = &self.scratch[..len];
         let peer = dst_mac(frame).filter(is_unicast).and_then(|mac| self.manager.up_peer_for_mac(&mac));
         if let Some(peer) = peer {
@@ -336,8 +377,9 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
     fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         self.channels_first = !self.channels_first;
         let channels_first = self.channels_first;
-        let Switch { fallback, manager, mac, last_peer, scratch, spare, rx_frame, counters, found_full, failures, .. } =
-            self;
+        let Switch {
+            fallback, manager, mac, last_peer, scratch, spare, rx_frame, counters, found_full, failures, bad_checksums, ..
+        } = self;
         let fallback_ready = fallback.has_rx();
         if (channels_first || !fallback_ready) && receive_from_channels(manager, *mac, rx_frame, counters, failures) {
             let token = SwitchTxToken {
@@ -358,18 +400,21 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
         let (rx, tx) = fallback.receive(now)?;
         counters.rx_fallback_frames += 1;
         let token = SwitchTxToken { fallback: Some(tx), manager, last_peer, scratch, spare, counters, found_full, failures };
-        Some((SwitchRxToken::Fallback(rx), token))
+        Some((SwitchRxToken::Fallback(rx, bad_checksums), token))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        let Switch { fallback, manager, last_peer, scratch, spare, counters, found_full, failures, full_since, .. } = self;
+        let Switch { fallback, manager, last_peer, scratch, spare, counters, found_full, failures, full_since, tx_blocked_on, .. } =
+            self;
         // Backpressure: the channel the last frame took (a stream's) has no
-        // room for another; the stack retries on its next poll.
+        // room for another; the stack retries once the peer makes room.
+        *tx_blocked_on = None;
         if let Some(peer) = *last_peer {
             if let Some(ch) = manager.channel(peer).filter(|c| c.is_up()) {
                 if !ch.can_send(MAX_FRAME) {
                     found_full.push(peer);
                     counters.tx_backpressure += 1;
+                    *tx_blocked_on = Some(peer);
                     return None;
                 }
                 full_since.remove(&peer);
@@ -383,6 +428,9 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        self.fallback.capabilities()
+        let mut caps = self.fallback.capabilities();
+        // The switch does the fallback path's checksums (see `checksum`).
+        caps.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
+        caps
     }
 }

@@ -41,7 +41,11 @@ impl Echo {
         );
         let udp = sockets.add(udp);
         sockets.get_mut::<udp::Socket>(udp).bind(port).map_err(|_| "cannot bind the UDP echo port")?;
-        Ok(Echo { port, tcp, udp, relay: vec![0; 16 * 1024], tcp_bytes: 0, udp_packets: 0 })
+        let mut echo = Echo { port, tcp, udp, relay: vec![0; 16 * 1024], tcp_bytes: 0, udp_packets: 0 };
+        // Listen now, so a connection arriving before the first round is
+        // not refused.
+        echo.service(sockets);
+        Ok(echo)
     }
 
     /// Moves whatever can be echoed now; true if anything moved.

@@ -6,6 +6,7 @@ pub mod app;
 pub mod client;
 pub mod echo;
 pub mod pattern;
+pub mod profile;
 pub mod rr;
 pub mod sink;
 pub mod stream;
@@ -18,6 +19,11 @@ use smoltcp::phy::Device;
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+
+/// Interface polls per round at most: enough to send a burst of segments
+/// without the rest of the loop in between, few enough that a busy stack
+/// still services its device and applications often.
+const POLL_BATCH: usize = 32;
 
 pub fn now() -> Instant {
     Instant::from_micros((crate::clock::now_ns() / 1000) as i64)
@@ -36,6 +42,11 @@ pub trait NetDevice: Device {
     }
     /// Whether the loop should spin instead of idling (polled channels).
     fn wants_polling(&self) -> bool {
+        false
+    }
+    /// Whether the device holds the stack back (a full ring): then the
+    /// stack's pending frames are no reason to spin.
+    fn tx_blocked(&self) -> bool {
         false
     }
     /// The residency-aware paths, on a device that has them.
@@ -78,6 +89,9 @@ impl PathFrames {
 pub trait Paths {
     /// Peers whose channel is up.
     fn channels_up(&self) -> usize;
+    /// Whether channels are still being set up: dom0 has not answered our
+    /// advert yet, or lists a peer whose channel is not up yet.
+    fn settling(&self) -> bool;
     /// Keeps every peer on netfront (closing channels), or lets them have
     /// channels again.
     fn hold(&mut self, held: bool);
@@ -114,10 +128,21 @@ impl<D: Device> Stack<D> {
         Stack { device, iface, sockets, dhcp }
     }
 
-    /// One round of the interface and the DHCP client; true when something
-    /// may have changed for the sockets.
+    /// A round of the interface (smoltcp sends one segment per socket per
+    /// poll, so it is polled again while anything changes, up to
+    /// `POLL_BATCH` times) and the DHCP client; true when something may
+    /// have changed for the sockets.
     pub fn poll(&mut self) -> bool {
-        let changed = self.iface.poll(now(), &mut self.device, &mut self.sockets) != PollResult::None;
+        let changed = profile::time(profile::Part::Poll, || {
+            let mut changed = false;
+            for _ in 0..POLL_BATCH {
+                if self.iface.poll(now(), &mut self.device, &mut self.sockets) == PollResult::None {
+                    break;
+                }
+                changed = true;
+            }
+            changed
+        });
         self.poll_dhcp();
         changed
     }
@@ -159,22 +184,27 @@ impl<D: NetDevice> Stack<D> {
     /// run now or the device has work (or is polled).
     pub fn wait(&mut self) {
         if self.device.wants_polling() {
+            // Polled channels: give the CPU to whoever else may run on it
+            // (a co-resident peer placed on the same CPU, say), never block.
+            profile::time(profile::Part::Idle, crate::platform::yield_cpu);
             return;
         }
-        match self.iface.poll_delay(now(), &self.sockets) {
-            Some(d) if d.total_micros() == 0 => {}
-            _ => {
-                if !self.device.prepare_idle() {
-                    crate::platform::idle();
-                }
-            }
+        let due_now = matches!(self.iface.poll_delay(now(), &self.sockets), Some(d) if d.total_micros() == 0);
+        // Frames waiting for room in a full ring are not work we can do:
+        // idle until the peer makes room (spinning would keep it from
+        // running on a shared CPU).
+        if due_now && !self.device.tx_blocked() {
+            return;
+        }
+        if !self.device.prepare_idle() {
+            profile::time(profile::Part::Idle, crate::platform::idle);
         }
     }
 
     /// One round: device housekeeping, then the interface; true when
     /// something may have changed for the sockets.
     pub fn step(&mut self) -> bool {
-        self.device.service();
+        profile::time(profile::Part::Service, || self.device.service());
         self.poll()
     }
 }

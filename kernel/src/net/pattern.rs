@@ -13,11 +13,12 @@ impl Pattern {
     /// Replaces `buf` with the next `n` bytes.
     pub fn fill(&mut self, buf: &mut Vec<u8>, n: usize) {
         buf.clear();
-        for _ in 0..n.div_ceil(8) {
+        buf.resize(n.div_ceil(8) * 8, 0);
+        for word in buf.chunks_exact_mut(8) {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
-            buf.extend_from_slice(&self.0.to_le_bytes());
+            word.copy_from_slice(&self.0.to_le_bytes());
         }
         buf.truncate(n);
     }
@@ -32,4 +33,146 @@ impl Default for Pattern {
 /// Lower-case hex of a digest.
 pub fn hex(digest: &[u8]) -> alloc::string::String {
     digest.iter().map(|b| alloc::format!("{b:02x}")).collect()
+}
+
+/// How a stream's bytes are checked end to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// SHA-256: what correctness checks use.
+    Sha256,
+    /// A 64-bit FNV-1a over 8-byte words: catches lost, duplicated or
+    /// reordered bytes, at a fraction of SHA-256's cost, which under
+    /// emulation would otherwise dominate a throughput measurement.
+    Fast,
+    /// The byte count alone, as netperf's TCP_STREAM: the sender repeats
+    /// one buffer and the sink only counts, so the measurement is of the
+    /// path, not of generating and hashing bytes.
+    Count,
+}
+
+impl CheckKind {
+    /// The 8 bytes a stream starts with to ask the sink for this check
+    /// (neither counted nor checked); none for SHA-256, the default.
+    pub fn magic(self) -> Option<[u8; 8]> {
+        match self {
+            CheckKind::Sha256 => None,
+            CheckKind::Fast => Some(*b"cohort-f"),
+            CheckKind::Count => Some(*b"cohort-n"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Sha256 => "sha256",
+            CheckKind::Fast => "fnv64",
+            CheckKind::Count => "count",
+        }
+    }
+}
+
+/// FNV-1a over little-endian 8-byte words, independent of how the bytes
+/// are split into chunks; a final partial word is zero-padded and its
+/// length mixed in.
+#[derive(Clone)]
+pub struct Fnv64 {
+    h: u64,
+    tail: [u8; 8],
+    tail_len: usize,
+}
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl Fnv64 {
+    pub fn new() -> Fnv64 {
+        Fnv64 { h: 0xcbf2_9ce4_8422_2325, tail: [0; 8], tail_len: 0 }
+    }
+
+    fn word(&mut self, w: [u8; 8]) {
+        self.h = (self.h ^ u64::from_le_bytes(w)).wrapping_mul(FNV_PRIME);
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        if self.tail_len > 0 {
+            let n = (8 - self.tail_len).min(data.len());
+            self.tail[self.tail_len..self.tail_len + n].copy_from_slice(&data[..n]);
+            self.tail_len += n;
+            data = &data[n..];
+            if self.tail_len < 8 {
+                return;
+            }
+            self.word(self.tail);
+            self.tail_len = 0;
+        }
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.word(b);
+        }
+        let rest = words.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
+    }
+
+    pub fn finish(mut self) -> u64 {
+        if self.tail_len > 0 {
+            let mut w = [0u8; 8];
+            w[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+            self.word(w);
+            self.h = (self.h ^ self.tail_len as u64).wrapping_mul(FNV_PRIME);
+        }
+        self.h
+    }
+}
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64::new()
+    }
+}
+
+/// A running check of any kind.
+pub enum Check {
+    Sha256(sha2::Sha256),
+    Fast(Fnv64),
+    Count,
+}
+
+impl Check {
+    pub fn new(kind: CheckKind) -> Check {
+        use sha2::Digest;
+        match kind {
+            CheckKind::Sha256 => Check::Sha256(sha2::Sha256::new()),
+            CheckKind::Fast => Check::Fast(Fnv64::new()),
+            CheckKind::Count => Check::Count,
+        }
+    }
+
+    pub fn kind(&self) -> CheckKind {
+        match self {
+            Check::Sha256(_) => CheckKind::Sha256,
+            Check::Fast(_) => CheckKind::Fast,
+            Check::Count => CheckKind::Count,
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match self {
+            Check::Sha256(h) => h.update(data),
+            Check::Fast(h) => h.update(data),
+            Check::Count => {}
+        }
+    }
+
+    /// The digest in lower-case hex (64 digits for SHA-256, 16 for fast;
+    /// `-` for the count alone).
+    pub fn finish(self) -> alloc::string::String {
+        use sha2::Digest;
+        match self {
+            Check::Sha256(h) => hex(&h.finalize()),
+            Check::Fast(h) => alloc::format!("{:016x}", h.finish()),
+            Check::Count => alloc::string::String::from("-"),
+        }
+    }
 }

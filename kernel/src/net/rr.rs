@@ -9,8 +9,15 @@ use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
 
+/// Latency samples kept; beyond this a uniform sample of them is kept
+/// (reservoir sampling), so `net.count` does not bound memory.
+const SAMPLES: usize = 16_384;
+
 pub struct Rr {
     handle: SocketHandle,
+    /// State of the sampling PRNG (xorshift64).
+    rng: u64,
+    latency_sum: u64,
     count: u32,
     msg: usize,
     done: u32,
@@ -65,12 +72,30 @@ impl Rr {
             msg,
             done: 0,
             in_flight: None,
-            latencies: Vec::with_capacity(count as usize),
+            latencies: Vec::with_capacity((count as usize).min(SAMPLES)),
+            rng: 0x2545_f491_4f6c_dd1d,
+            latency_sum: 0,
             request: vec![0x5a; msg],
             buf: vec![0; size],
             connected_ns: None,
             done_ns: None,
         })
+    }
+
+    fn record(&mut self, ns: u64) {
+        self.latency_sum += ns;
+        if self.latencies.len() < SAMPLES {
+            self.latencies.push(ns);
+            return;
+        }
+        // Keep this sample with probability SAMPLES / (done + 1).
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let slot = (self.rng % (u64::from(self.done) + 1)) as usize;
+        if let Some(s) = self.latencies.get_mut(slot) {
+            *s = ns;
+        }
     }
 
     pub fn progress(&self) -> (u32, u32) {
@@ -109,7 +134,7 @@ impl Rr {
                 self.in_flight = Some((start, got + n));
                 continue;
             }
-            self.latencies.push(crate::clock::now_ns() - start);
+            self.record(crate::clock::now_ns() - start);
             self.in_flight = None;
             self.done += 1;
             if self.done == self.count {
@@ -141,7 +166,7 @@ impl Rr {
         RrReport {
             transactions: self.done,
             seconds: (self.done_ns.unwrap_or(start) - start) as f64 / 1e9,
-            mean_us: self.latencies.iter().sum::<u64>() as f64 / n as f64 / 1e3,
+            mean_us: self.latency_sum as f64 / f64::from(self.done.max(1)) / 1e3,
             p50_us: pick(50) as f64 / 1e3,
             p99_us: pick(99) as f64 / 1e3,
         }

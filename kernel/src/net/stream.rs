@@ -1,12 +1,11 @@
 //! The TCP_STREAM client: sends `total` bytes to a sink, closes its side,
-//! and takes the sink's answer (byte count and SHA-256) as the end of the
+//! and takes the sink's answer (byte count and digest) as the end of the
 //! measurement, so the time covers every byte delivered.
 
-use super::pattern::{hex, Pattern};
+use super::pattern::{Check, CheckKind, Pattern};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
@@ -21,7 +20,10 @@ pub struct Stream {
     pending: Vec<u8>,
     pending_at: usize,
     pattern: Pattern,
-    hash: Sha256,
+    check: Check,
+    /// The check's magic, and how much of it is still to send.
+    magic: [u8; 8],
+    magic_left: usize,
     answer: Vec<u8>,
     closed: bool,
     pub connected_ns: Option<u64>,
@@ -31,15 +33,20 @@ pub struct Stream {
 pub struct StreamReport {
     pub bytes: u64,
     pub seconds: f64,
-    pub sent_sha256: String,
+    pub kind: CheckKind,
+    pub sent_digest: String,
     /// What the sink says it received.
     pub sink_bytes: u64,
-    pub sink_sha256: String,
+    pub sink_digest: String,
 }
 
 impl StreamReport {
     pub fn matches(&self) -> bool {
-        self.sink_bytes == self.bytes && self.sink_sha256 == self.sent_sha256
+        self.sink_bytes == self.bytes && self.sink_digest == self.sent_digest
+    }
+
+    pub fn check_name(&self) -> &'static str {
+        self.kind.name()
     }
 
     pub fn mbit_per_s(&self) -> f64 {
@@ -54,6 +61,7 @@ impl Stream {
         peer: [u8; 4],
         port: u16,
         total: u64,
+        kind: CheckKind,
         local_port: u16,
     ) -> Result<Stream, String> {
         let socket = tcp::Socket::new(
@@ -73,7 +81,9 @@ impl Stream {
             pending: Vec::new(),
             pending_at: 0,
             pattern: Pattern::new(),
-            hash: Sha256::new(),
+            check: Check::new(kind),
+            magic: kind.magic().unwrap_or_default(),
+            magic_left: kind.magic().map_or(0, |m| m.len()),
             answer: Vec::new(),
             closed: false,
             connected_ns: None,
@@ -87,7 +97,7 @@ impl Stream {
 
     /// Bytes the sink acknowledged so far.
     pub fn acked(&self, sockets: &mut SocketSet<'static>) -> u64 {
-        self.sent - sockets.get::<tcp::Socket>(self.handle).send_queue() as u64
+        self.sent.saturating_sub(sockets.get::<tcp::Socket>(self.handle).send_queue() as u64)
     }
 
     pub fn sent(&self) -> u64 {
@@ -107,11 +117,21 @@ impl Stream {
             }
         }
         let mut moved = false;
-        while socket.can_send() && (self.pending_at < self.pending.len() || self.sent < self.total) {
+        while self.magic_left > 0 && socket.can_send() {
+            let at = self.magic.len() - self.magic_left;
+            self.magic_left -= socket.send_slice(&self.magic[at..]).map_err(|e| format!("send: {e}"))?;
+            moved = true;
+        }
+        while self.magic_left == 0 && socket.can_send() && (self.pending_at < self.pending.len() || self.sent < self.total) {
             if self.pending_at == self.pending.len() {
                 let n = (CHUNK as u64).min(self.total - self.sent) as usize;
-                self.pattern.fill(&mut self.pending, n);
-                self.hash.update(&self.pending);
+                if self.check.kind() == CheckKind::Count && self.pending.len() >= n {
+                    // The count alone: send the same bytes again.
+                    self.pending.truncate(n);
+                } else {
+                    self.pattern.fill(&mut self.pending, n);
+                    self.check.update(&self.pending);
+                }
                 self.pending_at = 0;
             }
             let n = socket.send_slice(&self.pending[self.pending_at..]).map_err(|e| format!("send: {e}"))?;
@@ -155,15 +175,17 @@ impl Stream {
         let answer = String::from_utf8_lossy(&self.answer).into_owned();
         let mut words = answer.split_whitespace();
         let sink_bytes = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-        let sink_sha256 = String::from(words.next().unwrap_or(""));
+        let sink_digest = String::from(words.next().unwrap_or(""));
+        let kind = self.check.kind();
         sockets.remove(self.handle);
         let start = self.connected_ns.unwrap_or(0);
         StreamReport {
             bytes: self.sent,
             seconds: (self.done_ns.unwrap_or(start) - start) as f64 / 1e9,
-            sent_sha256: hex(&self.hash.finalize()),
+            kind,
+            sent_digest: self.check.finish(),
             sink_bytes,
-            sink_sha256,
+            sink_digest,
         }
     }
 }

@@ -66,6 +66,14 @@ pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::O
     crate::net::app::run(app, device, &options.net, options.bench_clock, &mut || false)
 }
 
+/// Lets the hypervisor run something else on this CPU if it wants to
+/// (`SCHEDOP_yield` on Xen); returns at once elsewhere.
+pub fn yield_cpu() {
+    if on_xen() {
+        let _ = ::xen::hypercall::sched_yield();
+    }
+}
+
 /// Waits for the next interrupt (timer or event): `SCHEDOP_block` on Xen,
 /// `hlt` elsewhere. Interrupts must be enabled.
 pub fn idle() {

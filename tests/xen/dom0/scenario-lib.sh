@@ -111,3 +111,25 @@ guest_explain() {
     xen-hvmctx "$(xl domid "$1" 2>/dev/null)" 2>&1 | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
+
+# The residency discovery daemon (started by /init when injected).
+DISCOVERYD=/cohort/cohort-discoveryd
+DISCOVERYD_LOG=/var/log/cohort-discoveryd.log
+discoveryd_pid() { cat /run/cohort-discoveryd.pid 2>/dev/null; }
+discoveryd_running() { _p=$(discoveryd_pid); [ -n "$_p" ] && kill -0 "$_p" 2>/dev/null; }
+discoveryd_stop() {
+    if discoveryd_running; then kill "$(discoveryd_pid)"; wait_until 5 sh -c "! kill -0 $(discoveryd_pid) 2>/dev/null"; fi
+    rm -f /run/cohort-discoveryd.pid
+}
+discoveryd_start() {
+    discoveryd_running && return 0
+    [ -x "$DISCOVERYD" ] || { echo "no $DISCOVERYD in this dom0"; return 1; }
+    setsid "$DISCOVERYD" >>"$DISCOVERYD_LOG" 2>&1 &
+    echo $! > /run/cohort-discoveryd.pid
+}
+
+# A guest's frame share line from a measurement ("... (99.87% channel)"):
+# the percentage, or nothing.
+channel_share() { guest_log "$1" | grep -E "^.*$2: [0-9]+ frames over the channel" | tail -n1 | sed -n 's/.*(\([0-9.]*\)% channel).*/\1/p'; }
+# Whether $1 >= $2 for decimals (awk: busybox has no bc).
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }

@@ -58,3 +58,48 @@ else
 fi
 finish ping; finish pong
 
+
+# Networking. Two guests of group "lab": netbench measures TCP_STREAM and
+# TCP_RR over the shared-memory channel, the switch to netfront under load,
+# the same over netfront (through dom0's bridge), and the channel coming
+# back. Then dom0 <-> guest over netfront: a stream into the guest's sink
+# and ping round trips.
+net_guest() {
+    cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 bench.clock=$clock $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:02:$2\" ]"
+}
+discoveryd_running || discoveryd_start
+net_guest srv 30 "app=echo net.group=lab"
+xl_create /tmp/srv.cfg
+wait_until 60 guest_has srv "net: address" || { guest_explain srv; fail xen-bench-net "server guest has no address"; exit 0; }
+net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=33554432 net.count=2000"
+xl_create /tmp/nb.cfg
+if wait_until 1200 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
+    log nb | grep -E "^(netbench|stream|rr):"
+    log nb | grep '^BENCH'
+    ok xen-bench-net-channel-vs-netfront
+else
+    guest_explain nb; fail xen-bench-net-channel-vs-netfront "netbench did not finish"
+fi
+finish nb
+
+size=16777216
+t0=$(now_ms)
+answer=$(head -c $size /dev/zero | timeout 600 nc 198.18.0.30 9)
+t1=$(now_ms)
+want="$size $(head -c $size /dev/zero | sha256sum | cut -d' ' -f1)"
+if [ "$answer" = "$want" ]; then
+    echo "dom0 -> guest stream: $size bytes in $((t1 - t0)) ms (dom0's clock), sink answered: $answer"
+    awk -v b=$size -v ms=$((t1 - t0)) -v c="$clock" 'BEGIN { printf "BENCH {\"name\":\"net.tcp_stream\",\"path\":\"dom0-to-guest-netfront\",\"value\":%.3f,\"unit\":\"Mbit/s\",\"clock\":\"%s\"}\n", b * 8 / (ms / 1000) / 1e6, c }'
+    ok xen-bench-net-dom0-stream
+else
+    echo "sink answered \`$answer\`, expected \`$want\`"; fail xen-bench-net-dom0-stream "stream into the guest failed"
+fi
+if ping -c 20 -i 0.2 198.18.0.30 > /tmp/ping.out 2>&1; then
+    tail -1 /tmp/ping.out
+    avg=$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+    printf 'BENCH {"name":"net.icmp_rtt","path":"dom0-guest-netfront","value":%s,"unit":"ms","clock":"%s"}\n' "$avg" "$clock"
+    ok xen-bench-net-dom0-ping
+else
+    cat /tmp/ping.out; fail xen-bench-net-dom0-ping "no ping replies"
+fi
+finish srv

@@ -28,6 +28,9 @@ pub type XenSwitch = Switch<XenNet, XenGrants, XenEvents>;
 
 /// Token of the watch on our peer list.
 const PEERS_TOKEN: &str = "cohort-peers";
+/// The xenstore side of the channels (watch events, handshakes, peers'
+/// states) is looked at this often; the data path runs every round.
+const HOUSEKEEPING_EVERY_NS: u64 = 2_000_000;
 
 pub struct ResidentNet {
     switch: XenSwitch,
@@ -37,6 +40,7 @@ pub struct ResidentNet {
     last_list: Option<PeerList>,
     /// When dom0's list first named each peer (to time channel setup).
     listed_at: BTreeMap<DomId, u64>,
+    next_housekeeping: u64,
 }
 
 fn store_err(e: xen_proto::Error) -> String {
@@ -55,6 +59,7 @@ impl ResidentNet {
             peers_path: None,
             last_list: None,
             listed_at: BTreeMap::new(),
+            next_housekeeping: 0,
         };
         let Some(group) = chan.group else {
             log::info!("residency: no net.group: every frame takes netfront");
@@ -100,6 +105,11 @@ impl ResidentNet {
 
     fn service_residency(&mut self) {
         let now = now_ns();
+        self.switch.data_service(now);
+        if now < self.next_housekeeping {
+            return;
+        }
+        self.next_housekeeping = now + HOUSEKEEPING_EVERY_NS;
         let notes = with_xenstore(|c| {
             if self.peers_path.is_some() && !watches::take(c, PEERS_TOKEN).is_empty() {
                 if let Some(list) = self.read_list(c) {
@@ -113,7 +123,7 @@ impl ResidentNet {
         })
         .unwrap_or_default();
         for note in notes {
-            self.log_note(note, now);
+            self.log_note(note);
         }
     }
 
@@ -130,12 +140,12 @@ impl ResidentNet {
         self.last_list = Some(list.clone());
     }
 
-    fn log_note(&mut self, note: Note, now: u64) {
+    fn log_note(&mut self, note: Note) {
         let xen_time = super::time::system_time_ns();
         match note {
             Note::Offered { peer } => log::debug!("channel to dom{peer}: offered"),
             Note::Up { peer, mac } => {
-                let since = self.listed_at.get(&peer).map_or(0, |t| now.saturating_sub(*t));
+                let since = self.listed_at.get(&peer).map_or(0, |t| now_ns().saturating_sub(*t));
                 log::info!(
                     "channel to dom{peer} ({}): up, {}.{:03} ms after dom0 listed it (Xen time {xen_time} ns)",
                     Mac(mac),
@@ -185,11 +195,15 @@ impl Paths for ResidentNet {
         self.switch.manager_ref().up_count()
     }
 
+    fn settling(&self) -> bool {
+        self.peers_path.is_some() && (self.last_list.is_none() || self.switch.manager_ref().pending_count() > 0)
+    }
+
     fn hold(&mut self, held: bool) {
         let now = now_ns();
         self.switch.manager().hold(held, now);
         for note in self.switch.manager().take_notes() {
-            self.log_note(note, now);
+            self.log_note(note);
         }
     }
 
@@ -224,6 +238,10 @@ impl NetDevice for ResidentNet {
 
     fn wants_polling(&self) -> bool {
         self.switch.wants_polling()
+    }
+
+    fn tx_blocked(&self) -> bool {
+        self.switch.tx_blocked()
     }
 
     fn counters(&self) -> String {
@@ -275,7 +293,7 @@ impl NetDevice for ResidentNet {
                 self.peers_path = None;
             }
             for note in self.switch.manager().take_notes() {
-                self.log_note(note, now);
+                self.log_note(note);
             }
             if self.switch.manager_ref().is_idle() || now > deadline {
                 break;

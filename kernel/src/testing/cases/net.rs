@@ -97,25 +97,40 @@ pub fn echo_transfer_loopback() -> Outcome {
 /// echo, on one loopback interface: the byte count and SHA-256 the sink
 /// reports match what was sent; every transaction completes.
 pub fn stream_and_rr_loopback() -> Outcome {
-    use crate::net::{echo::Echo, rr::Rr, sink::Sink, stream::Stream, Stack};
+    use crate::net::{echo::Echo, pattern::CheckKind, rr::Rr, sink::Sink, stream::Stream, Stack};
     use cohort_boot::cmdline::{Ipv4Cidr, NetOptions};
     let net = NetOptions { ip: Some(Ipv4Cidr { addr: [127, 0, 0, 1], prefix: 8 }), ..NetOptions::default() };
     let mut stack = Stack::new(Loopback::new(Medium::Ethernet), [2, 0, 0, 0, 0, 1], &net);
     let mut echo = Echo::new(&mut stack.sockets, 7).map_err(alloc::string::String::from)?;
     let mut sink = Sink::new(&mut stack.sockets, 9);
     let total = 1 << 20;
-    let mut stream = Stream::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 9, total, 49152)?;
     let deadline = crate::clock::now_ns() + 120_000_000_000;
-    while !stream.done() {
-        ensure!(crate::clock::now_ns() < deadline, "stream stalled at {} bytes", stream.sent());
-        stack.poll();
-        sink.service(&mut stack.sockets);
-        stream.service(&mut stack.sockets)?;
+    // Both checks: SHA-256, and the fast one the stream asks for with its
+    // first 8 bytes (which the sink must neither count nor check).
+    for (i, kind) in [CheckKind::Sha256, CheckKind::Fast, CheckKind::Count].into_iter().enumerate() {
+        let mut stream = Stream::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 9, total, kind, 49152 + i as u16)?;
+        while !stream.done() {
+            ensure!(crate::clock::now_ns() < deadline, "stream stalled at {} bytes", stream.sent());
+            stack.poll();
+            sink.service(&mut stack.sockets);
+            stream.service(&mut stack.sockets)?;
+        }
+        let report = stream.finish(&mut stack.sockets);
+        let digest_len = match kind {
+            CheckKind::Sha256 => 64,
+            CheckKind::Fast => 16,
+            CheckKind::Count => 1,
+        };
+        ensure!(
+            report.bytes == total && report.matches() && report.sink_digest.len() == digest_len,
+            "{kind:?}: sink says {} bytes {}, sent {}",
+            report.sink_bytes,
+            report.sink_digest,
+            report.sent_digest
+        );
     }
-    let report = stream.finish(&mut stack.sockets);
-    ensure!(report.bytes == total && report.matches(), "sink says {} bytes {}, sent {}", report.sink_bytes, report.sink_sha256, report.sent_sha256);
-    ensure!(sink.streams == 1 && sink.bytes == total, "sink counted {} streams, {} bytes", sink.streams, sink.bytes);
-    let mut rr = Rr::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 7, 200, 32, 49153)?;
+    ensure!(sink.streams == 3 && sink.bytes == 3 * total, "sink counted {} streams, {} bytes", sink.streams, sink.bytes);
+    let mut rr = Rr::start(&mut stack.iface, &mut stack.sockets, [127, 0, 0, 1], 7, 200, 32, 49160)?;
     while !rr.done() {
         ensure!(crate::clock::now_ns() < deadline, "rr stalled at {:?}", rr.progress());
         stack.poll();

@@ -1,0 +1,171 @@
+#!/bin/sh
+# The residency-aware channel under real Xen: Cohort guests in one group on
+# this host get a shared-memory channel from the discovery daemon's lists,
+# move their TCP traffic over it, fall back to netfront when a peer goes,
+# and get a new channel when it comes back.
+#   cohort-channel.sh [KERNEL]   (default /cohort/cohort)
+. /usr/share/cohort/scenario-lib.sh
+
+kernel=${1:-/cohort/cohort}
+# guest NAME IP-SUFFIX CMDLINE: a Cohort guest on xenbr0 with a MAC of its own.
+guest() {
+    cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:01:$2\" ]"
+    xl_create "/tmp/$1.cfg"
+}
+domid() { xl domid "$1" 2>/dev/null; }
+has() { guest_has "$1" "$2"; }
+# Ended: powered off, crashed or triple-faulted.
+ended() { case $(dom_state "$1") in *s*) return 0 ;; esac; return 1; }
+# The measurement line of a client, and whether it matched.
+matched() { guest_log "$1" | grep -E "^$2: .*\(match\)" | tail -n1; }
+# Seconds since the guest's boot of its first log line containing TEXT.
+logged_at() { guest_log "$1" | grep -F "$2" | head -n1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+
+discoveryd_running || discoveryd_start || { fail xen-channel-daemon "no discovery daemon"; exit 0; }
+
+# 1. Two guests of group "lab": the channel comes up, and a 64 MiB TCP
+#    stream from the second to the first goes over it, verified.
+guest srv 20 "app=echo net.group=lab"
+if ! wait_until 60 has srv "net: address"; then
+    guest_explain srv; fail xen-channel-up-64MiB "the server guest never got its address"; exit 0
+fi
+srv_id=$(domid srv)
+guest cli 21 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=67108864"
+cli_id=$(domid cli)
+if wait_until 600 ended cli && ! dom_crashed cli && matched cli stream >/dev/null; then
+    up=$(guest_log cli | grep "channel to dom$srv_id" | grep -F ": up" | head -n1)
+    share=$(channel_share cli stream)
+    at=$(logged_at cli "channel to dom$srv_id")
+    echo "client: ${up#*INFO }"
+    echo "server: $(guest_log srv | grep "channel to dom$cli_id" | grep -F ": up" | head -n1 | sed 's/^.*INFO *//')"
+    echo "channel up $at s after the client's boot (its PVH entry)"
+    matched cli stream
+    guest_log cli | grep -E "^stream: [0-9]+ frames"
+    if [ -n "$up" ] && [ -n "$share" ] && at_least "$share" 99; then
+        ok xen-channel-up-64MiB
+    else
+        fail xen-channel-up-64MiB "channel not up or only ${share:-?}% of the frames took it"
+    fi
+else
+    guest_explain cli; guest_explain srv; tail -5 "$DISCOVERYD_LOG"
+    fail xen-channel-up-64MiB "the 64 MiB stream did not complete with a matching SHA-256"
+fi
+guest_finish cli
+
+# 2. A guest of another group never gets a channel to them, and talks to
+#    the server over netfront.
+guest other 22 "app=stream net.group=other net.peer=198.18.0.20 net.bytes=8388608"
+other_id=$(domid other)
+if wait_until 300 ended other && matched other stream >/dev/null; then
+    matched other stream
+    share=$(channel_share other stream)
+    if [ "$share" = "0.00" ] && ! guest_has srv "channel to dom$other_id" && ! guest_has other "channel to dom$srv_id"; then
+        ok xen-channel-other-group-uses-netfront
+    else
+        fail xen-channel-other-group-uses-netfront "a channel across groups (share ${share:-?}%)"
+    fi
+else
+    guest_explain other; fail xen-channel-other-group-uses-netfront "its stream over netfront failed"
+fi
+guest_finish other
+
+# 3. A transfer over the channel when the peer is destroyed: the server
+#    logs the fallback and releases everything, and its connection with
+#    dom0 (an 8 MiB echo running meanwhile) is not disturbed.
+guest cli2 23 "app=rr net.group=lab net.peer=198.18.0.20 net.count=10000000"
+cli2_id=$(domid cli2)
+if wait_until 60 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log cli2 | grep -q 'rr: [0-9]* of'"; then
+    head -c 8388608 /dev/urandom > /tmp/dom0-in
+    (timeout 300 nc 198.18.0.20 7 < /tmp/dom0-in > /tmp/dom0-out) &
+    ncpid=$!
+    sleep 1
+    xl destroy cli2
+    wait_gone cli2 10
+    t0=$(now_ms)
+    if wait_until 30 guest_has srv "channel to dom$cli2_id: closed" && wait_until 30 guest_has srv "channel to dom$cli2_id: released"; then
+        t1=$(now_ms)
+        wait $ncpid
+        sent=$(sha256sum < /tmp/dom0-in | cut -d' ' -f1)
+        back=$(sha256sum < /tmp/dom0-out | cut -d' ' -f1)
+        guest_log srv | grep "channel to dom$cli2_id" | sed 's/^.*\(WARN\|INFO\) *//'
+        echo "server noticed and released within $((t1 - t0)) ms of the destroy (dom0 clock)"
+        if [ "$sent" = "$back" ]; then
+            echo "dom0 <-> server echo during the destroy: 8 MiB, sha256 match"
+            ok xen-channel-peer-destroyed-falls-back
+        else
+            fail xen-channel-peer-destroyed-falls-back "dom0's echo through the server broke ($(wc -c < /tmp/dom0-out) bytes back)"
+        fi
+    else
+        wait $ncpid
+        guest_explain srv; fail xen-channel-peer-destroyed-falls-back "the server did not close and release the channel"
+    fi
+    rm -f /tmp/dom0-in /tmp/dom0-out
+else
+    guest_explain cli2; fail xen-channel-peer-destroyed-falls-back "the rr client never ran"
+    guest_finish cli2
+fi
+
+# 4. The peer comes back (a new domain): a new channel, and a new transfer
+#    uses it.
+guest cli3 24 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
+cli3_id=$(domid cli3)
+if wait_until 300 ended cli3 && matched cli3 stream >/dev/null; then
+    share=$(channel_share cli3 stream)
+    matched cli3 stream
+    if guest_has srv "channel to dom$cli3_id" && [ -n "$share" ] && at_least "$share" 99; then
+        echo "channel share of the new transfer: $share%"
+        ok xen-channel-peer-recreated
+    else
+        fail xen-channel-peer-recreated "no new channel (share ${share:-?}%)"
+    fi
+else
+    guest_explain cli3; fail xen-channel-peer-recreated "the transfer failed"
+fi
+guest_finish cli3
+
+# 5. A channel that comes up while a stream runs over netfront takes over
+#    its frames, and the stream goes on (verified).
+discoveryd_stop
+guest late 25 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=67108864"
+late_id=$(domid late)
+if wait_until 90 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log late | grep -q 'stream: .* acknowledged'"; then
+    discoveryd_start
+    if wait_until 300 ended late && matched late stream >/dev/null; then
+        matched late stream
+        line=$(guest_log late | grep -E "^stream: [0-9]+ frames" | tail -n1)
+        echo "$line"
+        ch=$(echo "$line" | sed -n 's/^stream: \([0-9]*\) frames.*/\1/p')
+        nf=$(echo "$line" | sed -n 's/.*channel, \([0-9]*\) over netfront.*/\1/p')
+        if guest_has late "channel to dom$srv_id" && [ "${ch:-0}" -gt 0 ] && [ "${nf:-0}" -gt 0 ]; then
+            ok xen-channel-takes-over-a-running-stream
+        else
+            fail xen-channel-takes-over-a-running-stream "frames did not move to the channel (channel ${ch:-?}, netfront ${nf:-?})"
+        fi
+    else
+        guest_explain late; fail xen-channel-takes-over-a-running-stream "the stream did not survive the switch"
+    fi
+else
+    guest_explain late; fail xen-channel-takes-over-a-running-stream "the stream never started"
+    discoveryd_start
+fi
+guest_finish late
+
+# 6. The server shuts down cleanly: channels closed, every grant back.
+d=$srv_id
+xenstore-write "/local/domain/$d/control/shutdown" poweroff
+if wait_until 60 dom_shutdown srv && ! dom_crashed srv && has srv "channels closed; grant refs in use 0, mapped 0, pages 0"; then
+    guest_log srv | grep -F "channels closed" | sed 's/^.*INFO *//'
+    ok xen-channel-clean-shutdown
+else
+    guest_explain srv; fail xen-channel-clean-shutdown "no clean close on xl shutdown"
+fi
+guest_finish srv
+
+# 7. The daemon ran through all of it, and the lists are gone with the guests.
+if discoveryd_running && [ -z "$(xenstore-list /local/domain/0/cohort/peers 2>/dev/null)" ]; then
+    grep -c "peers:" "$DISCOVERYD_LOG" | sed 's/^/discovery daemon: list updates published: /'
+    ok xen-channel-daemon-survives
+else
+    tail -20 "$DISCOVERYD_LOG"
+    fail xen-channel-daemon-survives "daemon down or stale lists: $(xenstore-list /local/domain/0/cohort/peers 2>&1)"
+fi

@@ -1,0 +1,59 @@
+#!/bin/sh
+# What `./run.sh` shows: two Cohort guests of one group on this Xen host.
+# The second measures a TCP stream and request/response transactions with
+# the first, over their shared-memory channel and then over netfront (the
+# path through dom0's bridge), and the table at the end puts them side by
+# side.
+#   cohort-demo.sh [KERNEL] [BYTES] [TRANSACTIONS] [EXTRA-CMDLINE] [EXTRA-XL-CONFIG]
+. /usr/share/cohort/scenario-lib.sh
+
+kernel=${1:-/cohort/cohort}
+bytes=${2:-16777216}
+count=${3:-1000}
+extra=${4:-}
+xlextra=${5:-}
+demo_guest() {
+    cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 net.group=demo $extra $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:03:$2\" ]
+$xlextra"
+    xl_create "/tmp/$1.cfg"
+}
+discoveryd_running || discoveryd_start || { fail cohort-demo "no discovery daemon in dom0"; exit 0; }
+
+echo "demo: starting guest 'alpha' (TCP echo and stream sink)"
+demo_guest alpha 40 "app=echo"
+wait_until 60 guest_has alpha "net: address" || { guest_explain alpha; fail cohort-demo "alpha got no address"; exit 0; }
+echo "demo: starting guest 'beta' (netbench against alpha: $bytes-byte streams, $count transactions)"
+demo_guest beta 41 "app=netbench net.peer=198.18.0.40 net.bytes=$bytes net.count=$count"
+# Progress: beta's lines as they come.
+shown=0
+while ! dom_shutdown beta; do
+    n=$(guest_log beta | grep -cE "channel to|^stream:|^rr:|^netbench:")
+    if [ "$n" -gt "$shown" ]; then
+        guest_log beta | grep -E "channel to|^stream:|^rr:|^netbench:" | sed -n "$((shown + 1)),${n}p" | sed 's/^\[[^]]*\] *[A-Z]* *[a-z:_]* */  beta: /; s/^\([a-z]\)/  beta: \1/'
+        shown=$n
+    fi
+    sleep 0.5
+    [ "$(now_ms)" -gt 900000 ] && break
+done
+figure() { guest_log beta | grep '^BENCH' | grep "\"name\":\"$1\"" | grep "\"path\":\"$2\"" | tail -n1 | sed 's/.*"value":\([0-9.]*\).*/\1/'; }
+s_ch=$(figure net.tcp_stream channel) s_nf=$(figure net.tcp_stream netfront)
+r_ch=$(figure net.tcp_rr channel) r_nf=$(figure net.tcp_rr netfront)
+l_ch=$(figure net.tcp_rr_latency_p50 channel) l_nf=$(figure net.tcp_rr_latency_p50 netfront)
+up=$(figure channel.up_after_boot channel) sw=$(figure channel.switch_to_netfront netfront)
+clock=$(guest_log beta | grep -o '"clock":"[a-z]*"' | head -n1 | cut -d'"' -f4)
+if [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom_crashed beta; then
+    echo
+    echo "Same transfer, same two guests, two paths ($clock clock; Xen nested in QEMU TCG):"
+    awk -v sc="$s_ch" -v sn="$s_nf" -v rc="$r_ch" -v rn="$r_nf" -v lc="$l_ch" -v ln="$l_nf" 'BEGIN {
+        printf "  %-24s %16s %16s %8s\n", "", "shared memory", "netfront", "ratio"
+        printf "  %-24s %11.1f Mbit/s %11.1f Mbit/s %7.1fx\n", "TCP stream", sc, sn, sc / sn
+        printf "  %-24s %13.0f /s %13.0f /s %7.1fx\n", "TCP request/response", rc, rn, rc / rn
+        printf "  %-24s %13.1f us %13.1f us\n", "  median round trip", lc, ln
+    }'
+    echo "  channel up ${up} ms after beta booted; switching a running stream to netfront: ${sw} ms"
+    ok cohort-demo
+else
+    guest_explain beta; fail cohort-demo "netbench did not report both paths"
+fi
+guest_finish beta
+guest_finish alpha
