@@ -34,11 +34,23 @@ pub struct Config {
     pub ring_pages: u32,
     /// Never ask the peer for events: the receiver polls its rings.
     pub polling: bool,
+    /// The largest frame we accept (and send, if the peer accepts it):
+    /// `ring::ETH_FRAME` up to `ring::MAX_CHANNEL_FRAME`, and a ring must
+    /// hold two.
+    pub max_frame: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { ring_pages: 16, polling: false }
+        Config { ring_pages: 16, polling: false, max_frame: ring::ETH_FRAME }
+    }
+}
+
+impl Config {
+    pub fn valid(&self) -> bool {
+        layout::valid_ring_pages(self.ring_pages)
+            && (ring::ETH_FRAME..=ring::MAX_CHANNEL_FRAME).contains(&self.max_frame)
+            && 2 * ring::record_len(self.max_frame) <= self.ring_pages as usize * PAGE_SIZE
     }
 }
 
@@ -70,7 +82,9 @@ impl core::fmt::Display for ChannelError {
             }
             ChannelError::BadPeer(why) => write!(f, "peer's control page: {why}"),
             ChannelError::NoPort => f.write_str("peer's offer names no event channel"),
-            ChannelError::BadConfig => f.write_str("ring pages must be a power of two up to 64"),
+            ChannelError::BadConfig => {
+                f.write_str("ring pages must be a power of two up to 64, holding two frames of the largest size")
+            }
         }
     }
 }
@@ -125,6 +139,8 @@ pub struct Channel<G: RegionGrants, E: EventChannels> {
     peer_side: Option<PeerSide<G>>,
     /// Nonce of the peer's offer we attached to.
     peer_nonce: Option<u32>,
+    /// The largest frame we send: ours and the peer's limit, the smaller.
+    send_limit: usize,
     size: usize,
     tx_prod: u32,
     /// `tx_prod` when we last looked at the peer's data event.
@@ -141,7 +157,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
     /// Returns the channel and the offer to publish. On failure nothing
     /// stays allocated.
     pub fn offer(gnt: G, evt: E, me: DomId, peer: DomId, config: Config, nonce: u32) -> Result<(Self, Offer), ChannelError> {
-        if !layout::valid_ring_pages(config.ring_pages) {
+        if !config.valid() {
             return Err(ChannelError::BadConfig);
         }
         let mut ch = Channel {
@@ -159,6 +175,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             port: None,
             peer_side: None,
             peer_nonce: None,
+            send_limit: ring::ETH_FRAME,
             size: config.ring_pages as usize * PAGE_SIZE,
             tx_prod: 0,
             tx_checked: 0,
@@ -196,6 +213,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             control_ref: self.control_ref.unwrap_or(0),
             ring_pages: self.config.ring_pages,
             event_channel: self.port.filter(|_| self.me < self.peer),
+            max_frame: self.config.max_frame,
         })
     }
 
@@ -210,6 +228,11 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
     /// Nonce of the peer's offer we attached to.
     pub fn peer_nonce(&self) -> Option<u32> {
         self.peer_nonce
+    }
+
+    /// The largest frame this channel sends.
+    pub fn send_limit(&self) -> usize {
+        self.send_limit
     }
 
     pub fn port(&self) -> Option<Port> {
@@ -309,6 +332,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         }
         self.stage = Stage::Attached;
         self.peer_nonce = Some(offer.nonce);
+        self.send_limit = self.config.max_frame.min(offer.max_frame);
         self.set_state(State::Connected);
         self.notify();
         self.poll_peer();
@@ -345,7 +369,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             return false;
         };
         let cons = side.control.read_u32(layout::RX_CONS);
-        ring::place(self.tx_prod, cons, self.size, len).is_ok()
+        ring::place(self.tx_prod, cons, self.size, len, self.send_limit).is_ok()
     }
 
     /// Builds a frame of `len` bytes in place in our ring. `f` fills it and
@@ -359,7 +383,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         let (Some(side), Some(ring), Some(control)) = (&self.peer_side, &self.ring, &self.control) else {
             return Err((SendError::Down, f));
         };
-        let placed = match ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len) {
+        let placed = match ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len, self.send_limit) {
             Err(PlaceError::Full { cons_needed }) => {
                 // Ask for an event once the peer has consumed enough, then
                 // look again: it may have done so meanwhile.
@@ -367,7 +391,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
                 // SeqCst: our event index is visible before we re-read the
                 // peer's consumer index (the peer does the mirror image).
                 fence(Ordering::SeqCst);
-                ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len)
+                ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len, self.send_limit)
             }
             other => other,
         };
@@ -440,7 +464,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             let at = self.rx_cons as usize & (side.size - 1);
             let mut header = [0u8; ring::HEADER];
             peer_ring.read_bytes(at, &mut header);
-            let (record, next) = ring::check(self.rx_cons, avail, side.size, header)?;
+            let (record, next) = ring::check(self.rx_cons, avail, side.size, header, self.config.max_frame)?;
             if let Record::Frame { at, len } = record {
                 out.resize(len, 0);
                 peer_ring.read_bytes(at, out);
@@ -474,13 +498,14 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         let (Some(side), Some(control), true) = (&self.peer_side, &self.control, self.stage == Stage::Up) else {
             return false;
         };
-        match ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len) {
+        let len = len.min(self.send_limit);
+        match ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len, self.send_limit) {
             Err(PlaceError::Full { cons_needed }) => {
                 control.write_u32(layout::TX_SPACE_EVENT, cons_needed);
                 // SeqCst: the event index is visible before we re-read the
                 // peer's consumer index.
                 fence(Ordering::SeqCst);
-                ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len).is_ok()
+                ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len, self.send_limit).is_ok()
             }
             _ => true,
         }

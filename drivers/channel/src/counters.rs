@@ -52,4 +52,6 @@ pub struct SwitchCounters {
     pub channel_violations: u64,
     /// Fallback frames dropped for a bad checksum.
     pub rx_bad_checksums: u64,
+    /// Large frames cut into standard ones for the fallback.
+    pub tx_segmented: u64,
 }

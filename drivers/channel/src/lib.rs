@@ -27,6 +27,7 @@ extern crate std;
 pub mod channel;
 pub mod checksum;
 pub mod counters;
+pub mod gso;
 pub mod layout;
 pub mod manager;
 pub mod offer;

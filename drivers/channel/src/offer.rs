@@ -1,8 +1,9 @@
 //! The xenstore half of the handshake: each side writes one node,
 //! `/local/domain/<me>/data/cohort/chan/<peer>`, readable by that peer only:
-//! `version=1 nonce=7 control-ref=12 ring-pages=16 event-channel=5`.
+//! `version=1 nonce=7 control-ref=12 ring-pages=16 event-channel=5 frame=1514`.
 //! The lower domid allocates the event channel and names it; the higher
-//! one binds to it and writes `event-channel=-`.
+//! one binds to it and writes `event-channel=-`. `frame` is the largest
+//! frame the writer accepts (1514 when absent).
 
 use alloc::format;
 use alloc::string::String;
@@ -11,7 +12,7 @@ use core::fmt;
 use xen_proto::iface::{DomId, GrantRef, Port};
 use xen_proto::values::parse_u32;
 
-use crate::layout;
+use crate::{layout, ring};
 
 /// An offer longer than this is rejected unread.
 pub const MAX_OFFER_LEN: usize = 128;
@@ -31,6 +32,8 @@ pub struct Offer {
     pub ring_pages: u32,
     /// Set by the lower domid only.
     pub event_channel: Option<Port>,
+    /// The largest frame the writer accepts.
+    pub max_frame: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +62,8 @@ impl Offer {
             None => String::from("-"),
         };
         format!(
-            "version={} nonce={} control-ref={} ring-pages={} event-channel={port}",
-            self.version, self.nonce, self.control_ref, self.ring_pages
+            "version={} nonce={} control-ref={} ring-pages={} event-channel={port} frame={}",
+            self.version, self.nonce, self.control_ref, self.ring_pages, self.max_frame
         )
     }
 
@@ -73,8 +76,8 @@ impl Offer {
             return Err(OfferError::TooLong);
         }
         let text = core::str::from_utf8(value).map_err(|_| OfferError::Malformed)?;
-        let mut fields: [Option<&str>; 5] = [None; 5];
-        const KEYS: [&str; 5] = ["version", "nonce", "control-ref", "ring-pages", "event-channel"];
+        let mut fields: [Option<&str>; 6] = [None; 6];
+        const KEYS: [&str; 6] = ["version", "nonce", "control-ref", "ring-pages", "event-channel", "frame"];
         for word in text.split(' ').filter(|w| !w.is_empty()) {
             let (key, val) = word.split_once('=').ok_or(OfferError::Malformed)?;
             if let Some(i) = KEYS.iter().position(|k| *k == key) {
@@ -89,7 +92,7 @@ impl Offer {
         };
         let version = number(0)?;
         if version != layout::LAYOUT_VERSION {
-            return Ok(Offer { version, nonce: 0, control_ref: 0, ring_pages: 0, event_channel: None });
+            return Ok(Offer { version, nonce: 0, control_ref: 0, ring_pages: 0, event_channel: None, max_frame: 0 });
         }
         let ring_pages = number(3)?;
         if !layout::valid_ring_pages(ring_pages) {
@@ -99,7 +102,14 @@ impl Offer {
             "-" => None,
             _ => Some(number(4)?),
         };
-        Ok(Offer { version, nonce: number(1)?, control_ref: number(2)?, ring_pages, event_channel })
+        let max_frame = match fields[5] {
+            None => ring::ETH_FRAME,
+            Some(_) => number(5)? as usize,
+        };
+        if !(ring::ETH_FRAME..=ring::MAX_CHANNEL_FRAME).contains(&max_frame) {
+            return Err(OfferError::BadValue("frame"));
+        }
+        Ok(Offer { version, nonce: number(1)?, control_ref: number(2)?, ring_pages, event_channel, max_frame })
     }
 }
 
@@ -109,11 +119,14 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let o = Offer { version: 1, nonce: 7, control_ref: 12, ring_pages: 16, event_channel: Some(5) };
-        assert_eq!(o.to_value(), "version=1 nonce=7 control-ref=12 ring-pages=16 event-channel=5");
+        let o = Offer { version: 1, nonce: 7, control_ref: 12, ring_pages: 16, event_channel: Some(5), max_frame: 9014 };
+        assert_eq!(o.to_value(), "version=1 nonce=7 control-ref=12 ring-pages=16 event-channel=5 frame=9014");
         assert_eq!(Offer::parse(o.to_value().as_bytes()), Ok(o));
         let higher = Offer { event_channel: None, ..o };
         assert_eq!(Offer::parse(higher.to_value().as_bytes()), Ok(higher));
+        // Without `frame`: standard frames.
+        let plain = Offer::parse(b"version=1 nonce=1 control-ref=2 ring-pages=4 event-channel=-").unwrap();
+        assert_eq!(plain.max_frame, ring::ETH_FRAME);
     }
 
     #[test]
@@ -132,6 +145,8 @@ mod tests {
             (b"version=1 nonce=1 control-ref=2 ring-pages=4", OfferError::Missing("event-channel")),
             (b"version=1 nonce=x control-ref=2 ring-pages=4 event-channel=-", OfferError::BadValue("nonce")),
             (b"version=1 nonce=1 control-ref=2 ring-pages=4 event-channel=-1", OfferError::BadValue("event-channel")),
+            (b"version=1 nonce=1 control-ref=2 ring-pages=4 event-channel=- frame=1000", OfferError::BadValue("frame")),
+            (b"version=1 nonce=1 control-ref=2 ring-pages=4 event-channel=- frame=99999", OfferError::BadValue("frame")),
             (b"version=1 version=1", OfferError::Malformed),
             (b"version=1 junk", OfferError::Malformed),
             (b"\xff", OfferError::Malformed),

@@ -16,9 +16,12 @@ pub const KIND_FRAME: u32 = 1;
 pub const KIND_PAD: u32 = 2;
 /// An Ethernet header at least.
 pub const MIN_FRAME: usize = 14;
-/// 1500 bytes of payload plus the Ethernet header: the MTU both paths
-/// share, since the stack above sees one interface.
-pub const MAX_FRAME: usize = 1514;
+/// A standard Ethernet frame: 1500 bytes of payload and the header. What a
+/// channel carries unless both sides accept larger frames.
+pub const ETH_FRAME: usize = 1514;
+/// The largest frame a channel may be configured for (an IPv4 packet of
+/// 64 KiB with its Ethernet header).
+pub const MAX_CHANNEL_FRAME: usize = 65536 + 14;
 
 /// Bytes a record for a frame of `len` bytes takes.
 pub fn record_len(len: usize) -> usize {
@@ -42,16 +45,16 @@ pub enum PlaceError {
     /// Not enough free space now; `cons_needed` is the consumer index at
     /// which there will be (for the space event).
     Full { cons_needed: u32 },
-    /// The frame length is outside `MIN_FRAME..=MAX_FRAME`.
+    /// The frame length is outside `MIN_FRAME..=max_frame`.
     BadLength,
     /// The consumer index the peer published is impossible.
     BadConsumer,
 }
 
-/// Places a frame of `len` bytes, given our producer index, the peer's
-/// consumer index (read once) and the ring size.
-pub fn place(prod: u32, cons: u32, size: usize, len: usize) -> Result<Placement, PlaceError> {
-    if !(MIN_FRAME..=MAX_FRAME).contains(&len) {
+/// Places a frame of `len` bytes (at most `max_frame`), given our producer
+/// index, the peer's consumer index (read once) and the ring size.
+pub fn place(prod: u32, cons: u32, size: usize, len: usize, max_frame: usize) -> Result<Placement, PlaceError> {
+    if !(MIN_FRAME..=max_frame).contains(&len) {
         return Err(PlaceError::BadLength);
     }
     let used = prod.wrapping_sub(cons) as usize;
@@ -93,7 +96,7 @@ pub enum Violation {
     Index { prod: u32, cons: u32 },
     /// An unknown record kind.
     Kind(u32),
-    /// A frame length outside `MIN_FRAME..=MAX_FRAME`, or a record that
+    /// A frame length outside `MIN_FRAME..=max_frame`, or a record that
     /// runs past what was published or past the end of the ring.
     Length(u32),
 }
@@ -108,9 +111,10 @@ pub fn available(prod: u32, cons: u32, size: usize) -> Result<usize, Violation> 
 }
 
 /// Checks the record whose header (copied once) sits at `cons`, with
-/// `avail` published bytes (from [`available`], non-zero). Returns it and
-/// the consumer index after it.
-pub fn check(cons: u32, avail: usize, size: usize, header: [u8; HEADER]) -> Result<(Record, u32), Violation> {
+/// `avail` published bytes (from [`available`], non-zero) and frames of at
+/// most `max_frame` bytes accepted. Returns it and the consumer index after
+/// it.
+pub fn check(cons: u32, avail: usize, size: usize, header: [u8; HEADER], max_frame: usize) -> Result<(Record, u32), Violation> {
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let kind = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     let at = cons as usize & (size - 1);
@@ -118,7 +122,7 @@ pub fn check(cons: u32, avail: usize, size: usize, header: [u8; HEADER]) -> Resu
     match kind {
         KIND_FRAME => {
             let n = len as usize;
-            if !(MIN_FRAME..=MAX_FRAME).contains(&n) {
+            if !(MIN_FRAME..=max_frame).contains(&n) {
                 return Err(Violation::Length(len));
             }
             let record = record_len(n);
@@ -142,6 +146,7 @@ mod tests {
     use super::*;
 
     const SIZE: usize = 4096;
+    const MAX_FRAME: usize = ETH_FRAME;
 
     #[test]
     fn records() {
@@ -158,17 +163,17 @@ mod tests {
             for len in [MIN_FRAME, 15, 64, 1000, 1513, MAX_FRAME] {
                 let prod = (start as u32).wrapping_add(0xffff_f000);
                 let cons = prod;
-                let p = place(prod, cons, SIZE, len).unwrap();
+                let p = place(prod, cons, SIZE, len, MAX_FRAME).unwrap();
                 let (mut c, mut avail) = (cons, p.new_prod.wrapping_sub(cons) as usize);
                 if let Some(pad_at) = p.pad_at {
                     assert_eq!(pad_at, start);
-                    let (r, next) = check(c, avail, SIZE, header(SIZE - start - HEADER, KIND_PAD)).unwrap();
+                    let (r, next) = check(c, avail, SIZE, header(SIZE - start - HEADER, KIND_PAD), MAX_FRAME).unwrap();
                     assert_eq!(r, Record::Pad);
                     avail -= next.wrapping_sub(c) as usize;
                     c = next;
                     assert_eq!(c as usize % SIZE, 0);
                 }
-                let (r, next) = check(c, avail, SIZE, header(len, KIND_FRAME)).unwrap();
+                let (r, next) = check(c, avail, SIZE, header(len, KIND_FRAME), MAX_FRAME).unwrap();
                 assert_eq!(r, Record::Frame { at: p.record_at + HEADER, len });
                 assert_eq!(next, p.new_prod);
             }
@@ -179,11 +184,11 @@ mod tests {
     fn full_says_when_space_comes() {
         // 4000 bytes used; a 1514-byte frame needs 1528 more.
         let (prod, cons) = (4000u32, 0u32);
-        match place(prod, cons, SIZE, MAX_FRAME) {
+        match place(prod, cons, SIZE, MAX_FRAME, MAX_FRAME) {
             Err(PlaceError::Full { cons_needed }) => {
                 // With cons there, the frame fits (after a pad to the end).
-                assert!(place(prod, cons_needed, SIZE, MAX_FRAME).is_ok());
-                assert!(place(prod, cons_needed - 8, SIZE, MAX_FRAME).is_err());
+                assert!(place(prod, cons_needed, SIZE, MAX_FRAME, MAX_FRAME).is_ok());
+                assert!(place(prod, cons_needed - 8, SIZE, MAX_FRAME, MAX_FRAME).is_err());
             }
             other => panic!("{other:?}"),
         }
@@ -191,21 +196,21 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        assert_eq!(place(0, 0, SIZE, 13), Err(PlaceError::BadLength));
-        assert_eq!(place(0, 0, SIZE, 1515), Err(PlaceError::BadLength));
-        assert_eq!(place(8, 16, SIZE, 60), Err(PlaceError::BadConsumer));
-        assert_eq!(place(4, 0, SIZE, 60), Err(PlaceError::BadConsumer));
+        assert_eq!(place(0, 0, SIZE, 13, MAX_FRAME), Err(PlaceError::BadLength));
+        assert_eq!(place(0, 0, SIZE, 1515, MAX_FRAME), Err(PlaceError::BadLength));
+        assert_eq!(place(8, 16, SIZE, 60, MAX_FRAME), Err(PlaceError::BadConsumer));
+        assert_eq!(place(4, 0, SIZE, 60, MAX_FRAME), Err(PlaceError::BadConsumer));
         assert_eq!(available(SIZE as u32 + 8, 0, SIZE), Err(Violation::Index { prod: SIZE as u32 + 8, cons: 0 }));
         assert_eq!(available(5, 0, SIZE), Err(Violation::Index { prod: 5, cons: 0 }));
         assert_eq!(available(0, 8, SIZE), Err(Violation::Index { prod: 0, cons: 8 }));
         // A frame longer than what was published, or than the ring's tail.
-        assert_eq!(check(0, 24, SIZE, header(60, KIND_FRAME)), Err(Violation::Length(60)));
-        assert_eq!(check(4088, 8 + 24, SIZE, header(16, KIND_FRAME)), Err(Violation::Length(16)));
-        assert_eq!(check(0, 2000, SIZE, header(1515, KIND_FRAME)), Err(Violation::Length(1515)));
-        assert_eq!(check(0, 2000, SIZE, header(0, KIND_FRAME)), Err(Violation::Length(0)));
+        assert_eq!(check(0, 24, SIZE, header(60, KIND_FRAME), MAX_FRAME), Err(Violation::Length(60)));
+        assert_eq!(check(4088, 8 + 24, SIZE, header(16, KIND_FRAME), MAX_FRAME), Err(Violation::Length(16)));
+        assert_eq!(check(0, 2000, SIZE, header(1515, KIND_FRAME), MAX_FRAME), Err(Violation::Length(1515)));
+        assert_eq!(check(0, 2000, SIZE, header(0, KIND_FRAME), MAX_FRAME), Err(Violation::Length(0)));
         // A pad must reach exactly the end of the ring.
-        assert_eq!(check(4000, 96, SIZE, header(80, KIND_PAD)), Err(Violation::Length(80)));
-        assert_eq!(check(4000, 88, SIZE, header(88, KIND_PAD)), Err(Violation::Length(88)));
-        assert_eq!(check(0, 24, SIZE, header(16, 7)), Err(Violation::Kind(7)));
+        assert_eq!(check(4000, 96, SIZE, header(80, KIND_PAD), MAX_FRAME), Err(Violation::Length(80)));
+        assert_eq!(check(4000, 88, SIZE, header(88, KIND_PAD), MAX_FRAME), Err(Violation::Length(88)));
+        assert_eq!(check(0, 24, SIZE, header(16, 7), MAX_FRAME), Err(Violation::Kind(7)));
     }
 }

@@ -9,7 +9,7 @@
 //! where it was built; any other is copied to its path and the ring room is
 //! left unpublished.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -23,11 +23,15 @@ use crate::channel::SendError;
 use crate::checksum;
 use crate::counters::SwitchCounters;
 use crate::manager::Manager;
-use crate::ring::MAX_FRAME;
+use crate::gso;
+use crate::ring::ETH_FRAME;
 
 /// A channel with no room for this long is taken for a peer that stopped
 /// reading: it is closed and its traffic falls back.
 pub const STUCK_AFTER_NS: u64 = 2_000_000_000;
+/// Frames for the fallback waiting for its room (segmentation makes
+/// several of one); beyond this they are dropped (TCP sends them again).
+const FALLBACK_QUEUE: usize = 128;
 
 /// What the switch needs of its fallback beyond [`Device`].
 pub trait FallbackDevice: Device {
@@ -59,6 +63,13 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
     mac: [u8; 6],
     /// The channel the last frame went to: where the next one is built.
     last_peer: Option<DomId>,
+    /// The largest frame the stack may build: the channels', if larger
+    /// than the fallback's.
+    max_frame: usize,
+    /// The largest frame the fallback carries.
+    fallback_frame: usize,
+    /// Frames for the fallback that have no transmit token yet.
+    pending: VecDeque<alloc::vec::Vec<u8>>,
     /// A frame built outside any ring.
     scratch: Vec<u8>,
     spare: Vec<u8>,
@@ -82,14 +93,19 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
     pub fn new(fallback: D, manager: Manager<G, E>, mac: [u8; 6]) -> Self {
+        let fallback_frame = fallback.capabilities().max_transmission_unit.max(ETH_FRAME);
+        let max_frame = manager.config().max_frame.max(fallback_frame);
         Switch {
             fallback,
             manager,
             mac,
             last_peer: None,
-            scratch: vec![0; MAX_FRAME],
-            spare: vec![0; MAX_FRAME],
-            rx_frame: Vec::with_capacity(MAX_FRAME),
+            max_frame,
+            fallback_frame,
+            pending: VecDeque::new(),
+            scratch: vec![0; max_frame],
+            spare: vec![0; max_frame],
+            rx_frame: Vec::with_capacity(max_frame),
             channels_first: false,
             full_since: BTreeMap::new(),
             found_full: Vec::new(),
@@ -129,6 +145,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     /// events, full rings, failures the data path found.
     pub fn data_service(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
+        flush_pending(&mut self.fallback, &mut self.pending, &mut self.counters, Instant::from_micros((now_ns / 1000) as i64));
         for i in 0..self.manager.attached_peers().len() {
             let peer = self.manager.attached_peers()[i];
             if let Some(ch) = self.manager.channel(peer) {
@@ -165,7 +182,8 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
             }
         }
         if let Some(ch) = self.tx_blocked_on.and_then(|p| self.manager.channel(p)) {
-            ready |= ch.arm_tx_space(MAX_FRAME);
+            let limit = ch.send_limit();
+            ready |= ch.arm_tx_space(limit);
         }
         ready
     }
@@ -190,6 +208,17 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
                 self.failures.push((peer, "the peer stopped consuming our ring"));
             }
         }
+    }
+}
+
+/// Sends queued fallback frames while the fallback has room.
+fn flush_pending<D: Device>(fallback: &mut D, pending: &mut VecDeque<Vec<u8>>, counters: &mut SwitchCounters, now: Instant) {
+    while let Some(frame) = pending.front() {
+        let Some(token) = fallback.transmit(now) else { return };
+        token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+        counters.tx_fallback_frames += 1;
+        counters.tx_fallback_bytes += frame.len() as u64;
+        pending.pop_front();
     }
 }
 
@@ -256,6 +285,9 @@ impl<R: RxToken> RxToken for SwitchRxToken<'_, R> {
 /// Room for one outgoing frame, on whichever path it turns out to need.
 pub struct SwitchTxToken<'a, T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> {
     fallback: Option<T>,
+    fallback_frame: usize,
+    max_frame: usize,
+    pending: &'a mut VecDeque<Vec<u8>>,
     manager: &'a mut Manager<G, E>,
     last_peer: &'a mut Option<DomId>,
     scratch: &'a mut Vec<u8>,
@@ -274,18 +306,16 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> SwitchTxToke
         }
     }
 
-    /// Sends the frame in `scratch[..len]` to where it belongs.
+    /// Sends the frame in `scratch[..len]` to where it belongs: the channel
+    /// to its destination (if up and the frame not too large for it), else
+    /// the fallback, cut into standard frames if it must be.
     fn route(mut self, len: usize) {
-        let is_channel = dst_mac(&self.scratch[..len])
+        let channel = dst_mac(&self.scratch[..len])
             .filter(is_unicast)
-            .is_some_and(|mac| self.manager.up_peer_for_mac(&mac).is_some());
-        if !is_channel {
-            checksum::fill(&mut self.scratch[..len]);
-        }
-        let frame = &self.scratch[..len];
-        let peer = dst_mac(frame).filter(is_unicast).and_then(|mac| self.manager.up_peer_for_mac(&mac));
-        if let Some(peer) = peer {
-            let sent = self.manager.channel(peer).map(|ch| ch.send(frame));
+            .and_then(|mac| self.manager.up_peer_for_mac(&mac))
+            .filter(|&peer| self.manager.channel(peer).is_some_and(|c| len <= c.send_limit()));
+        if let Some(peer) = channel {
+            let sent = self.manager.channel(peer).map(|ch| ch.send(&self.scratch[..len]));
             match sent {
                 Some(Ok(())) => {
                     self.counters.tx_channel_frames += 1;
@@ -301,21 +331,52 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> SwitchTxToke
             return;
         }
         *self.last_peer = None;
-        match self.fallback.take() {
-            Some(token) => {
-                token.consume(len, |buf| buf.copy_from_slice(frame));
-                self.counters.tx_fallback_frames += 1;
-                self.counters.tx_fallback_bytes += len as u64;
+        if len > self.fallback_frame {
+            let (pending, counters) = (&mut *self.pending, &mut *self.counters);
+            let cut = gso::segment(&self.scratch[..len], self.fallback_frame, self.spare, |piece| {
+                if pending.len() < FALLBACK_QUEUE {
+                    pending.push_back(piece.to_vec());
+                } else {
+                    counters.tx_drops += 1;
+                }
+            });
+            if cut {
+                self.counters.tx_segmented += 1;
+            } else {
+                // Larger than the fallback carries and not TCP: no way out.
+                self.counters.tx_drops += 1;
             }
-            None => self.counters.tx_drops += 1,
+        } else {
+            checksum::fill(&mut self.scratch[..len]);
+            if self.pending.is_empty() {
+                if let Some(token) = self.fallback.take() {
+                    let frame = &self.scratch[..len];
+                    token.consume(len, |buf| buf.copy_from_slice(frame));
+                    self.counters.tx_fallback_frames += 1;
+                    self.counters.tx_fallback_bytes += len as u64;
+                    return;
+                }
+            }
+            if self.pending.len() < FALLBACK_QUEUE {
+                self.pending.push_back(self.scratch[..len].to_vec());
+            } else {
+                self.counters.tx_drops += 1;
+            }
+        }
+        // The token we hold sends the oldest queued frame; the rest go at
+        // the next transmit or service.
+        if let (Some(token), Some(frame)) = (self.fallback.take(), self.pending.pop_front()) {
+            token.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+            self.counters.tx_fallback_frames += 1;
+            self.counters.tx_fallback_bytes += frame.len() as u64;
         }
     }
 }
 
 impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for SwitchTxToken<'_, T, G, E> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
-        if len > MAX_FRAME {
-            // Larger than either path carries: let the stack build it, drop it.
+        if len > self.max_frame {
+            // Larger than any path carries: let the stack build it, drop it.
             self.counters.tx_drops += 1;
             return f(&mut vec![0u8; len]);
         }
@@ -378,12 +439,29 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
         self.channels_first = !self.channels_first;
         let channels_first = self.channels_first;
         let Switch {
-            fallback, manager, mac, last_peer, scratch, spare, rx_frame, counters, found_full, failures, bad_checksums, ..
+            fallback,
+            manager,
+            mac,
+            last_peer,
+            scratch,
+            spare,
+            rx_frame,
+            counters,
+            found_full,
+            failures,
+            bad_checksums,
+            pending,
+            max_frame,
+            fallback_frame,
+            ..
         } = self;
         let fallback_ready = fallback.has_rx();
         if (channels_first || !fallback_ready) && receive_from_channels(manager, *mac, rx_frame, counters, failures) {
             let token = SwitchTxToken {
                 fallback: fallback.transmit(now),
+                fallback_frame: *fallback_frame,
+                max_frame: *max_frame,
+                pending,
                 manager,
                 last_peer,
                 scratch,
@@ -399,19 +477,46 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
         }
         let (rx, tx) = fallback.receive(now)?;
         counters.rx_fallback_frames += 1;
-        let token = SwitchTxToken { fallback: Some(tx), manager, last_peer, scratch, spare, counters, found_full, failures };
+        let token = SwitchTxToken {
+            fallback: Some(tx),
+            fallback_frame: *fallback_frame,
+            max_frame: *max_frame,
+            pending,
+            manager,
+            last_peer,
+            scratch,
+            spare,
+            counters,
+            found_full,
+            failures,
+        };
         Some((SwitchRxToken::Fallback(rx, bad_checksums), token))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        let Switch { fallback, manager, last_peer, scratch, spare, counters, found_full, failures, full_since, tx_blocked_on, .. } =
-            self;
+        let Switch {
+            fallback,
+            manager,
+            last_peer,
+            scratch,
+            spare,
+            counters,
+            found_full,
+            failures,
+            full_since,
+            tx_blocked_on,
+            pending,
+            max_frame,
+            fallback_frame,
+            ..
+        } = self;
+        flush_pending(fallback, pending, counters, now);
         // Backpressure: the channel the last frame took (a stream's) has no
         // room for another; the stack retries once the peer makes room.
         *tx_blocked_on = None;
         if let Some(peer) = *last_peer {
             if let Some(ch) = manager.channel(peer).filter(|c| c.is_up()) {
-                if !ch.can_send(MAX_FRAME) {
+                if !ch.can_send(ch.send_limit()) {
                     found_full.push(peer);
                     counters.tx_backpressure += 1;
                     *tx_blocked_on = Some(peer);
@@ -424,11 +529,24 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
         if tx.is_none() && !manager.any_up() {
             return None;
         }
-        Some(SwitchTxToken { fallback: tx, manager, last_peer, scratch, spare, counters, found_full, failures })
+        Some(SwitchTxToken {
+            fallback: tx,
+            fallback_frame: *fallback_frame,
+            max_frame: *max_frame,
+            pending,
+            manager,
+            last_peer,
+            scratch,
+            spare,
+            counters,
+            found_full,
+            failures,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = self.fallback.capabilities();
+        caps.max_transmission_unit = self.max_frame;
         // The switch does the fallback path's checksums (see `checksum`).
         caps.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
         caps

@@ -71,11 +71,14 @@ pub struct ChannelOptions<'a> {
     pub pages: u32,
     /// Receivers poll their rings instead of asking for events.
     pub poll: bool,
+    /// The largest IP packet on a channel (the interface's MTU when larger
+    /// than netfront's 1500; TCP frames for netfront are then cut).
+    pub mtu: u32,
 }
 
 impl Default for ChannelOptions<'_> {
     fn default() -> Self {
-        ChannelOptions { group: None, pages: 16, poll: false }
+        ChannelOptions { group: None, pages: 32, poll: false, mtu: 9000 }
     }
 }
 
@@ -184,6 +187,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.group",
     "chan.pages",
     "chan.poll",
+    "chan.mtu",
 ];
 
 pub const TIMER_HZ_MAX: u32 = 10_000;
@@ -309,6 +313,7 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                     _ => return Err(Error::BadValue { key, value, expected: "1, 2, 4, 8, 16, 32 or 64" }),
                 }
             }
+            "chan.mtu" => options.chan.mtu = parse_range(key, value, 1500, 65536, "an MTU from 1500 to 65536")?,
             "chan.poll" => {
                 options.chan.poll = match value {
                     "on" | "1" => true,
@@ -491,9 +496,10 @@ mod tests {
         let o = parse("app=transfer net.peer=198.18.0.11 net.bytes=1024").unwrap();
         assert_eq!((o.net.peer, o.net.bytes), (Some([198, 18, 0, 11]), 1024));
         assert_eq!(parse("").unwrap().net, NetOptions::default());
-        let o = parse("app=netbench net.group=lab-1 chan.pages=4 chan.poll=on net.count=10 net.msg=64 net.sink=19").unwrap();
+        let o = parse("app=netbench net.group=lab-1 chan.pages=4 chan.poll=on chan.mtu=9000 net.count=10 net.msg=64 net.sink=19")
+            .unwrap();
         assert_eq!(o.mode, Mode::App(App::Netbench));
-        assert_eq!(o.chan, ChannelOptions { group: Some("lab-1"), pages: 4, poll: true });
+        assert_eq!(o.chan, ChannelOptions { group: Some("lab-1"), pages: 4, poll: true, mtu: 9000 });
         assert_eq!((o.net.count, o.net.msg, o.net.sink), (10, 64, 19));
         assert_eq!(parse("app=stream").unwrap().mode, Mode::App(App::Stream));
         assert_eq!(parse("app=rr").unwrap().mode, Mode::App(App::Rr));
@@ -524,6 +530,8 @@ mod tests {
             "chan.pages=128",
             "chan.pages=0",
             "chan.poll=yes",
+            "chan.mtu=1499",
+            "chan.mtu=65537",
             "net.count=0",
             "net.msg=65537",
             "net.sink=0",

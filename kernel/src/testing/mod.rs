@@ -31,6 +31,19 @@ pub enum Kind {
 pub enum Needs {
     Any,
     Xen,
+    /// Device interrupts: plain QEMU (on Xen, events are polled and no
+    /// interrupt is ever taken).
+    Interrupts,
+}
+
+impl Needs {
+    fn why(self) -> &'static str {
+        match self {
+            Needs::Any => "",
+            Needs::Xen => "needs Xen",
+            Needs::Interrupts => "needs interrupts (on Xen, events are polled)",
+        }
+    }
 }
 
 pub struct Test {
@@ -42,7 +55,11 @@ pub struct Test {
 
 impl Test {
     fn runs_here(&self) -> bool {
-        self.needs == Needs::Any || crate::platform::on_xen()
+        match self.needs {
+            Needs::Any => true,
+            Needs::Xen => crate::platform::on_xen(),
+            Needs::Interrupts => !crate::platform::on_xen(),
+        }
     }
 }
 
@@ -75,7 +92,7 @@ pub fn run(selection: TestSelection<'_>) -> ! {
                     Kind::Regular if test.runs_here() => run_one(index, test),
                     Kind::Regular => {
                         IGNORED.fetch_add(1, Ordering::Relaxed);
-                        crate::println!("test {} ... ignored, needs Xen", test.name);
+                        crate::println!("test {} ... ignored, {}", test.name, test.needs.why());
                     }
                     Kind::Isolated { .. } => {
                         IGNORED.fetch_add(1, Ordering::Relaxed);
@@ -87,7 +104,7 @@ pub fn run(selection: TestSelection<'_>) -> ! {
         }
         TestSelection::Named(name) => match tests.iter().position(|t| t.name == name) {
             Some(index) if !tests[index].runs_here() => {
-                crate::println!("error: kernel test `{name}` needs Xen");
+                crate::println!("error: kernel test `{name}` {}", tests[index].needs.why());
                 exit(ExitStatus::Failure);
             }
             Some(index) => {

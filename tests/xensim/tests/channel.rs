@@ -170,7 +170,7 @@ fn handshake_brings_both_sides_up_and_offers_are_private() {
 fn random_frames_both_ways_across_every_wrap() {
     let sim = Sim::new();
     // One page per direction: thousands of wraps, every pad length.
-    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false });
+    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
     let mut rng = Rng(0x5eed_cafe);
     let (mut sent_ab, mut sent_ba) = (Vec::new(), Vec::new());
     let (mut got_ab, mut got_ba) = (0usize, 0usize);
@@ -217,7 +217,7 @@ fn random_frames_both_ways_across_every_wrap() {
 #[test]
 fn every_frame_length_at_every_ring_offset() {
     let sim = Sim::new();
-    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false });
+    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
     // Walk the producer index over every 8-byte offset of the ring with
     // each length class around a record-size boundary, draining each time.
     let mut seq = 0;
@@ -242,7 +242,7 @@ fn every_frame_length_at_every_ring_offset() {
 #[test]
 fn a_streaming_sender_raises_few_events() {
     let sim = Sim::new();
-    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 16, polling: false });
+    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 16, polling: false, ..Config::default() });
     let before = a.mgr.channel(2).unwrap().counters().notifications_sent;
     // The receiver drains in bursts and arms its event only when idle.
     let mut frames = 0;
@@ -261,7 +261,7 @@ fn a_streaming_sender_raises_few_events() {
     // In polling mode the receiver never asks.
     close_pair(&mut a, &mut b, &mut clock);
     let sim = Sim::new();
-    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 16, polling: true });
+    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 16, polling: true, ..Config::default() });
     let before = a.mgr.channel(2).unwrap().counters().notifications_sent;
     for i in 0..500 {
         send(&mut a, 2, &frame(1, 2, i, 600)).unwrap();
@@ -275,7 +275,7 @@ fn a_streaming_sender_raises_few_events() {
 #[test]
 fn a_full_ring_asks_for_space_and_gets_it() {
     let sim = Sim::new();
-    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false });
+    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
     let mut n = 0;
     while send(&mut a, 2, &frame(1, 2, n, 1514)).is_ok() {
         n += 1;
@@ -337,7 +337,7 @@ fn a_receives(a: &mut Guest, clock: u64) -> Option<Vec<u8>> {
 fn hostile_producer_index_closes_the_channel() {
     for bogus in [4096 + 8, 5, u32::MAX - 7] {
         let sim = Sim::new();
-        let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false });
+        let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
         send(&mut b, 1, &frame(2, 1, 0, 100)).unwrap();
         control_page(&sim, 2, 1).write_u32(layout::TX_PROD, bogus);
         assert_eq!(a_receives(&mut a, clock), None);
@@ -350,7 +350,7 @@ fn hostile_record_lengths_and_kinds_close_the_channel() {
     // (len, kind) written over the first record's header.
     for (len, kind) in [(0u32, 1u32), (13, 1), (1515, 1), (u32::MAX, 1), (4000, 1), (100, 2), (16, 9)] {
         let sim = Sim::new();
-        let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false });
+        let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
         send(&mut b, 1, &frame(2, 1, 0, 200)).unwrap();
         let ring = ring_page(&sim, 2, 1, 0);
         ring.write_u32(0, len);
@@ -363,7 +363,7 @@ fn hostile_record_lengths_and_kinds_close_the_channel() {
 #[test]
 fn hostile_consumer_index_stops_the_sender() {
     let sim = Sim::new();
-    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false });
+    let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
     // dom2 claims to have consumed more of dom1's ring than dom1 produced.
     control_page(&sim, 2, 1).write_u32(layout::RX_CONS, 64);
     assert_eq!(send(&mut a, 2, &frame(1, 2, 0, 100)), Err(SendError::Violation));
@@ -511,4 +511,34 @@ fn a_destroyed_peer_is_noticed_and_everything_is_given_back() {
     pump(&mut [&mut a], &mut clock, 2);
     assert!(a.mgr.is_idle(), "grants of a dead peer's mappings are revocable");
     a.shutdown(clock);
+}
+
+#[test]
+fn frames_are_no_larger_than_the_receiver_accepts() {
+    let sim = Sim::new();
+    let mut a = Guest::new(&sim, 1, Config { ring_pages: 16, max_frame: 9014, ..Config::default() });
+    let mut b = Guest::new(&sim, 2, Config::default());
+    let mut clock = 0;
+    a.list(&[2], clock);
+    b.list(&[1], clock);
+    pump(&mut [&mut a, &mut b], &mut clock, 10);
+    assert!(a.up(2) && b.up(1));
+    // dom2 accepts standard frames only: dom1 sends no more.
+    assert_eq!(a.mgr.channel(2).unwrap().send_limit(), 1514);
+    assert_eq!(send(&mut a, 2, &frame(1, 2, 0, 4000)), Err(SendError::BadLength));
+    send(&mut a, 2, &frame(1, 2, 1, 1514)).unwrap();
+    assert_eq!(recv(&mut b, 1).map(|f| f.len()), Some(1514));
+    // A dom2 that writes a record larger than dom1 accepts breaks the ring.
+    let ch = b.mgr.channel(1).unwrap();
+    assert_eq!(ch.send_limit(), 1514);
+    close_pair(&mut a, &mut b, &mut clock);
+}
+
+#[test]
+fn a_ring_too_small_for_two_large_frames_is_refused() {
+    let sim = Sim::new();
+    let dom = sim.create_domain(1);
+    let bad = Config { ring_pages: 2, max_frame: 9014, ..Config::default() };
+    let offered = channel::Channel::offer(dom.gnttab(), dom.evtchn(), 1, 2, bad, 1);
+    assert!(matches!(offered, Err(channel::ChannelError::BadConfig)));
 }

@@ -53,7 +53,18 @@ impl ResidentNet {
     pub fn open(net: XenNet, chan: &ChannelOptions<'_>, ipv4: Option<[u8; 4]>) -> Result<ResidentNet, String> {
         let me = super::peer::own_domid()?;
         let mac = net.mac();
-        let manager = Manager::new(XenGrants, XenEvents, me, Config { ring_pages: chan.pages, polling: chan.poll });
+        // Without a group there is never a channel: keep netfront's frames.
+        let max_frame = if chan.group.is_some() { chan.mtu as usize + 14 } else { channel::ring::ETH_FRAME };
+        let config = Config { ring_pages: chan.pages, polling: chan.poll, max_frame };
+        if !config.valid() {
+            return Err(format!(
+                "chan.mtu={} needs channel rings that hold two such frames: chan.pages={} is {} KiB (raise chan.pages or lower chan.mtu)",
+                chan.mtu,
+                chan.pages,
+                chan.pages * 4
+            ));
+        }
+        let manager = Manager::new(XenGrants, XenEvents, me, config);
         let mut dev = ResidentNet {
             switch: Switch::new(net, manager, mac),
             peers_path: None,
@@ -74,28 +85,31 @@ impl ResidentNet {
         })
         .ok_or("no xenstore client")??;
         log::info!(
-            "residency: advertised `{}` in group `{}`; {} pages per channel ring, {}",
+            "residency: advertised `{}` in group `{}`; channels: {} pages per ring, MTU {}, {}",
             advert.to_value(),
             advert.group,
             chan.pages,
+            chan.mtu,
             if chan.poll { "polled" } else { "event-driven" }
         );
         dev.peers_path = Some(path);
         Ok(dev)
     }
 
-    /// dom0's list for us, as it is now (missing or unreadable: empty).
-    fn read_list(&self, c: &mut Xenstore) -> Option<PeerList> {
+    /// dom0's list for us, as it is now: `Some(None)` while dom0 has
+    /// published none (no daemon, or it has not seen our advert yet);
+    /// `None` if it cannot be read.
+    fn read_list(&self, c: &mut Xenstore) -> Option<Option<PeerList>> {
         let path = self.peers_path.as_ref()?;
         match c.read(path) {
             Ok(v) => match PeerList::parse(&v) {
-                Ok(list) => Some(list),
+                Ok(list) => Some(Some(list)),
                 Err(e) => {
                     log::warn!("residency: dom0's peer list `{}`: {e}; ignored", String::from_utf8_lossy(&v));
                     None
                 }
             },
-            Err(xen_proto::Error::Xs(XsError::Enoent | XsError::Eacces)) => Some(PeerList::default()),
+            Err(xen_proto::Error::Xs(XsError::Enoent | XsError::Eacces)) => Some(None),
             Err(e) => {
                 log::warn!("residency: reading {path}: {e}");
                 None
@@ -112,9 +126,18 @@ impl ResidentNet {
         self.next_housekeeping = now + HOUSEKEEPING_EVERY_NS;
         let notes = with_xenstore(|c| {
             if self.peers_path.is_some() && !watches::take(c, PEERS_TOKEN).is_empty() {
-                if let Some(list) = self.read_list(c) {
-                    self.list_changed(&list, now);
-                    self.switch.manager().set_peers(c, &list, now);
+                match self.read_list(c) {
+                    Some(Some(list)) => {
+                        self.list_changed(&list, now);
+                        self.switch.manager().set_peers(c, &list, now);
+                    }
+                    // None published (yet, or any more): no peers, and
+                    // channels are not settled.
+                    Some(None) => {
+                        self.last_list = None;
+                        self.switch.manager().set_peers(c, &PeerList::default(), now);
+                    }
+                    None => {}
                 }
             }
             let fired = watches::take(c, WATCH_TOKEN);

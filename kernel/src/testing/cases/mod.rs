@@ -17,7 +17,7 @@ pub static ALL: &[Test] = &[
     Test { name: "breakpoint_resumes", kind: Kind::Regular, needs: Needs::Any, run: cpu::breakpoint_resumes },
     Test { name: "timer_ticks", kind: Kind::Regular, needs: Needs::Any, run: time::timer_ticks },
     Test { name: "clock_monotonic", kind: Kind::Regular, needs: Needs::Any, run: time::clock_monotonic },
-    Test { name: "sse_survives_interrupts", kind: Kind::Regular, needs: Needs::Any, run: cpu::sse_survives_interrupts },
+    Test { name: "sse_survives_interrupts", kind: Kind::Regular, needs: Needs::Interrupts, run: cpu::sse_survives_interrupts },
     Test { name: "cmdline_errors", kind: Kind::Regular, needs: Needs::Any, run: cmdline::cmdline_errors },
     Test { name: "net_echo_transfer_loopback", kind: Kind::Regular, needs: Needs::Any, run: net::echo_transfer_loopback },
     Test { name: "smoltcp_loopback_tcp", kind: Kind::Regular, needs: Needs::Any, run: net::smoltcp_loopback_tcp },
