@@ -108,16 +108,29 @@ bench)
     shift
     ensure_qemu
     build
-    status=0
-    "$HARNESS" bench "$KERNEL" || status=1
-    # A failed run is reported and the others still run: each prints what
-    # it measured.
-    say "Xen benchmarks, wall clock"
-    xen_harness --scenario "tests/xen/scenarios/cohort-bench.sh wall /cohort/cohort" --scenario-timeout 600 \
-        --timeout 900 | grep -E '^BENCH|SCENARIO|passed' || status=1
-    say "Xen benchmarks, virtual clock (-icount: 1 instruction = 1 ns)"
-    xen_harness --icount --scenario "tests/xen/scenarios/cohort-bench.sh virtual /cohort/cohort" \
-        --scenario-timeout 1500 --timeout 1800 | grep -E '^BENCH|SCENARIO|passed' || status=1
+    mkdir -p target/bench
+    out=target/bench/bench-$(date -u +%Y%m%d-%H%M%S).txt
+    # Every run's figures go to $out (and the terminal); a failed run is
+    # reported and the others still run, each printing what it measured.
+    keep='^BENCH|^SCENARIO|passed|^netbench|^dom0 ->|round-trip'
+    set +e
+    {
+        "$HARNESS" bench "$KERNEL"; s1=$?
+        say "Xen benchmarks, wall clock"
+        xen_harness --scenario "tests/xen/scenarios/cohort-bench.sh wall /cohort/cohort" --scenario-timeout 1200 \
+            --timeout 1500 | grep -E "$keep"; s2=${PIPESTATUS[0]}
+        say "Xen benchmarks, virtual clock (-icount: 1 instruction = 1 ns)"
+        xen_harness --icount --scenario "tests/xen/scenarios/cohort-bench.sh virtual /cohort/cohort" \
+            --scenario-timeout 3000 --timeout 3300 | grep -E "$keep"; s3=${PIPESTATUS[0]}
+        echo "$s1$s2$s3" > target/bench/status
+    } | tee "$out"
+    set -e
+    status=1
+    [ "$(cat target/bench/status)" = 000 ] && status=0
+    cp "$out" target/bench/latest.txt
+    if "$HARNESS" report "$out" target/bench/net > target/bench/report.md; then
+        say "figures: $out; tables: target/bench/report.md; charts: target/bench/net-virtual.svg, target/bench/net-wall.svg"
+    fi
     [ "$status" = 0 ] || say "error: some benchmarks failed (see above)"
     exit "$status"
     ;;

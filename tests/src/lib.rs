@@ -5,4 +5,5 @@
 pub mod bench;
 pub mod libtest;
 pub mod qemu;
+pub mod report;
 pub mod suite;

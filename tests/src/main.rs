@@ -3,16 +3,56 @@
 //!   cohort-harness run KERNEL [CMDLINE...]   boot once, stream the console, exit with the guest's status
 //!   cohort-harness test KERNEL               the in-emulator test suite
 //!   cohort-harness bench KERNEL              the boot benchmark (BENCH lines)
+//!   cohort-harness report FILE [SVG-PREFIX]  BENCH lines of FILE as Markdown tables
+//!                                            (and SVG charts, one per clock)
 
-use cohort_tests::{bench, qemu, suite};
+use cohort_tests::{bench, qemu, report, suite};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...]";
+const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...] | report FILE [SVG-PREFIX]";
+
+/// `report FILE [SVG-PREFIX]`: the Markdown report on stdout; with a
+/// prefix, `PREFIX-virtual.svg` and `PREFIX-wall.svg` charts too.
+fn report(args: &[String]) -> ExitCode {
+    let Some(file) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(64);
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("report: {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let figures: Vec<report::Figure> = text.lines().filter_map(report::parse).collect();
+    if figures.is_empty() {
+        eprintln!("report: no BENCH lines in {file}");
+        return ExitCode::FAILURE;
+    }
+    print!("{}", report::markdown(&figures));
+    if let Some(prefix) = args.get(1) {
+        for clock in ["virtual", "wall"] {
+            if let Some(svg) = report::svg(&figures, clock) {
+                let path = format!("{prefix}-{clock}.svg");
+                if let Err(e) = std::fs::write(&path, svg) {
+                    eprintln!("report: {path}: {e}");
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("report: wrote {path}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("report") {
+        return report(&args[1..]);
+    }
     let (Some(command), Some(kernel)) = (args.first(), args.get(1)) else {
         eprintln!("{USAGE}");
         return ExitCode::from(64);

@@ -59,28 +59,71 @@ fi
 finish ping; finish pong
 
 
-# Networking. Two guests of group "lab": netbench measures TCP_STREAM and
-# TCP_RR over the shared-memory channel, the switch to netfront under load,
-# the same over netfront (through dom0's bridge), and the channel coming
-# back. Then dom0 <-> guest over netfront: a stream into the guest's sink
-# and ping round trips.
+# Networking. Two guests of group "lab" per configuration: netbench
+# measures TCP_STREAM and TCP_RR over the shared-memory channel, the switch
+# to netfront under load, the same over netfront (through dom0's bridge),
+# and the channel coming back. The path of each figure gets the
+# configuration's name: "channel/default", "netfront/ring8", ...
+# Then how fast a survivor notices a destroyed peer, and dom0 <-> guest
+# over netfront (a stream into the guest's sink, ping round trips).
 net_guest() {
-    cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 bench.clock=$clock $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:02:$2\" ]"
+    cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 bench.clock=$clock $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:02:$2\" ]
+$4"
 }
 discoveryd_running || discoveryd_start
-net_guest srv 30 "app=echo net.group=lab"
-xl_create /tmp/srv.cfg
-wait_until 60 guest_has srv "net: address" || { guest_explain srv; fail xen-bench-net "server guest has no address"; exit 0; }
-net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=33554432 net.count=2000"
-xl_create /tmp/nb.cfg
-if wait_until 1200 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
-    log nb | grep -E "^(netbench|stream|rr):"
-    log nb | grep '^BENCH'
-    ok xen-bench-net-channel-vs-netfront
-else
-    guest_explain nb; fail xen-bench-net-channel-vs-netfront "netbench did not finish"
+# netbench_config NAME CMDLINE-EXTRA XL-EXTRA
+netbench_config() {
+    net_guest srv 30 "app=echo net.group=lab $2" "$3"
+    xl_create /tmp/srv.cfg
+    if ! wait_until 60 guest_has srv "net: address"; then
+        guest_explain srv; fail "xen-bench-net-$1" "server guest has no address"; finish srv; return
+    fi
+    net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=16777216 net.count=2000 $2" "$3"
+    xl_create /tmp/nb.cfg
+    if wait_until 1200 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
+        echo "netbench $1 ($2 $3):"
+        log nb | grep -E "^netbench: TCP_STREAM|^netbench: switch|^netbench: channel"
+        log nb | grep '^BENCH' | sed "s|\"path\":\"\([^\"]*\)\"|\"path\":\"\1/$1\"|"
+        ok "xen-bench-net-$1"
+    else
+        guest_explain nb; fail "xen-bench-net-$1" "netbench did not finish"
+    fi
+    finish nb
+    finish srv
+}
+netbench_config default "" ""
+netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
+if [ "$clock" = virtual ]; then
+    # The factors (virtual time only: it is the same on every run).
+    netbench_config samecpu "" 'cpus = "1"'
+    netbench_config poll "chan.poll=on" ""
+    netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
+    netbench_config ring8 "chan.pages=8" ""
+    netbench_config ring64 "chan.pages=64" ""
+    netbench_config msg1k "net.msg=1024" ""
+    netbench_config msg8k "net.msg=8192" ""
 fi
-finish nb
+
+# A peer destroyed in the middle of request/response traffic: dom0's clock
+# from `xl destroy` returning to the survivor's log saying the channel is
+# closed, and released (every grant back).
+net_guest srv 30 "app=echo net.group=lab" ""
+xl_create /tmp/srv.cfg
+net_guest victim 32 "app=rr net.group=lab net.peer=198.18.0.30 net.count=10000000" ""
+xl_create /tmp/victim.cfg
+v=$(xl domid victim)
+if wait_until 120 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log victim | grep -q 'rr: [0-9]* of'"; then
+    xl destroy victim
+    t0=$(now_ms)
+    wait_until 60 guest_has srv "channel to dom$v: closed"; t1=$(now_ms)
+    wait_until 60 guest_has srv "channel to dom$v: released"; t2=$(now_ms)
+    bench channel.departure_to_closed $((t1 - t0)) ms | sed 's/"path":"xen"/"path":"channel"/'
+    bench channel.departure_to_released $((t2 - t0)) ms | sed 's/"path":"xen"/"path":"channel"/'
+    ok xen-bench-net-departure
+else
+    guest_explain victim; fail xen-bench-net-departure "the rr client never ran"
+fi
+finish victim
 
 size=16777216
 t0=$(now_ms)

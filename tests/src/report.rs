@@ -1,0 +1,220 @@
+//! `cohort-harness report`: turns `BENCH` lines into tables (Markdown) and
+//! a bar chart (SVG) comparing the shared-memory channel with netfront per
+//! configuration and clock.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One `BENCH` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub name: String,
+    pub path: String,
+    pub value: f64,
+    pub unit: String,
+    pub clock: String,
+}
+
+fn field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let rest = json.split(&format!("\"{key}\":")).nth(1)?;
+    if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.split('"').next()
+    } else {
+        rest.split([',', '}']).next().map(str::trim)
+    }
+}
+
+/// Parses `BENCH {"name":...,"path":...,"value":...,"unit":...,"clock":...}`
+/// (anywhere in the line, so console prefixes do not matter).
+pub fn parse(line: &str) -> Option<Figure> {
+    let json = &line[line.find("BENCH {")? + 6..];
+    Some(Figure {
+        name: field(json, "name")?.to_string(),
+        path: field(json, "path")?.to_string(),
+        value: field(json, "value")?.parse().ok()?,
+        unit: field(json, "unit")?.to_string(),
+        clock: field(json, "clock")?.to_string(),
+    })
+}
+
+/// A netbench configuration's figures: `(path kind, config)` from a path
+/// like `channel/ring8` (a bare `channel` is the default configuration).
+fn split_path(path: &str) -> (&str, &str) {
+    path.split_once('/').unwrap_or((path, "default"))
+}
+
+/// The channel-vs-netfront comparison of one clock, per configuration:
+/// (config, stream channel, stream netfront, rr channel, rr netfront,
+/// rr p50 channel, rr p50 netfront). The last figure of a kind wins.
+pub type Row = (String, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
+pub fn comparison(figures: &[Figure], clock: &str) -> Vec<Row> {
+    let mut by_config: BTreeMap<String, [Option<f64>; 6]> = BTreeMap::new();
+    for f in figures.iter().filter(|f| f.clock == clock) {
+        let (kind, config) = split_path(&f.path);
+        let slot = match (f.name.as_str(), kind) {
+            ("net.tcp_stream", "channel") => 0,
+            ("net.tcp_stream", "netfront") => 1,
+            ("net.tcp_rr", "channel") => 2,
+            ("net.tcp_rr", "netfront") => 3,
+            ("net.tcp_rr_latency_p50", "channel") => 4,
+            ("net.tcp_rr_latency_p50", "netfront") => 5,
+            _ => continue,
+        };
+        by_config.entry(config.to_string()).or_default()[slot] = Some(f.value);
+    }
+    // The default configuration first.
+    let mut rows: Vec<Row> =
+        by_config.into_iter().map(|(c, v)| (c, v[0], v[1], v[2], v[3], v[4], v[5])).collect();
+    rows.sort_by_key(|r| (r.0 != "default", r.0.clone()));
+    rows
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// The Markdown report: the comparison per clock, then every figure.
+pub fn markdown(figures: &[Figure]) -> String {
+    let mut out = String::new();
+    for clock in ["virtual", "wall"] {
+        let rows = comparison(figures, clock);
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "### Shared-memory channel vs netfront, guest to guest ({clock} clock)\n");
+        out.push_str("| configuration | stream channel (Mbit/s) | stream netfront (Mbit/s) | ratio | RR channel (/s) | RR netfront (/s) | ratio | RR p50 channel (us) | RR p50 netfront (us) |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (config, sc, sn, rc, rn, lc, ln) in rows {
+            let _ = writeln!(
+                out,
+                "| {config} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                num(sc, 1),
+                num(sn, 1),
+                ratio(sc, sn),
+                num(rc, 0),
+                num(rn, 0),
+                ratio(rc, rn),
+                num(lc, 1),
+                num(ln, 1)
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("### Every figure\n\n| name | path | value | unit | clock |\n|---|---|---:|---|---|\n");
+    for f in figures {
+        let _ = writeln!(out, "| {} | {} | {:.3} | {} | {} |", f.name, f.path, f.value, f.unit, f.clock);
+    }
+    out
+}
+
+/// A grouped bar chart: per configuration, channel and netfront bars for
+/// stream throughput (left panel) and RR rate (right panel), one clock.
+pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
+    let rows = comparison(figures, clock);
+    if rows.is_empty() {
+        return None;
+    }
+    let (panel_w, panel_h, top, bottom, left) = (460.0, 300.0, 50.0, 90.0, 60.0);
+    let width = 2.0 * (panel_w + left) + 40.0;
+    let height = top + panel_h + bottom;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let panels: [(&str, fn(&Row) -> (Option<f64>, Option<f64>)); 2] =
+        [("TCP stream (Mbit/s)", |r| (r.1, r.2)), ("TCP request/response (/s)", |r| (r.3, r.4))];
+    for (p, (title, pick)) in panels.iter().enumerate() {
+        let x0 = 20.0 + p as f64 * (panel_w + left + 20.0) + left;
+        let max = rows.iter().flat_map(|r| [pick(r).0, pick(r).1]).flatten().fold(0.0f64, f64::max).max(1e-9);
+        let _ = writeln!(s, r#"<text x="{}" y="24" font-size="14" font-weight="bold">{title}, {clock} clock</text>"#, x0);
+        let _ = writeln!(s, r#"<line x1="{x0}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, top + panel_h, x0 + panel_w, top + panel_h);
+        let _ = writeln!(s, r#"<line x1="{x0}" y1="{top}" x2="{x0}" y2="{}" stroke="black"/>"#, top + panel_h);
+        for t in 0..=4 {
+            let v = max * f64::from(t) / 4.0;
+            let y = top + panel_h - panel_h * f64::from(t) / 4.0;
+            let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{:.0}</text>"#, x0 - 4.0, y + 4.0, v);
+        }
+        let group = panel_w / rows.len() as f64;
+        let bar = (group * 0.35).min(40.0);
+        for (i, row) in rows.iter().enumerate() {
+            let gx = x0 + i as f64 * group + group / 2.0;
+            for (j, (value, color)) in [(pick(row).0, "#2a7ab9"), (pick(row).1, "#d9822b")].into_iter().enumerate() {
+                let Some(v) = value else { continue };
+                let h = panel_h * v / max;
+                let x = gx - bar + j as f64 * bar;
+                let _ = writeln!(s, r#"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{h:.1}" fill="{color}"/>"#, top + panel_h - h);
+            }
+            let _ = writeln!(
+                s,
+                r#"<text x="{gx:.1}" y="{}" text-anchor="end" transform="rotate(-35 {gx:.1} {})">{}</text>"#,
+                top + panel_h + 16.0,
+                top + panel_h + 16.0,
+                row.0
+            );
+        }
+    }
+    let ly = height - 14.0;
+    let _ = writeln!(s, r##"<rect x="20" y="{}" width="12" height="12" fill="#2a7ab9"/><text x="38" y="{ly}">shared-memory channel</text>"##, ly - 10.0);
+    let _ = writeln!(s, r##"<rect x="200" y="{}" width="12" height="12" fill="#d9822b"/><text x="218" y="{ly}">netfront (dom0 bridge)</text>"##, ly - 10.0);
+    s.push_str("</svg>\n");
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(name: &str, path: &str, value: f64, clock: &str) -> Figure {
+        Figure { name: name.into(), path: path.into(), value, unit: "u".into(), clock: clock.into() }
+    }
+
+    #[test]
+    fn parses_bench_lines_anywhere_in_a_line() {
+        let line = r#"(d3) BENCH {"name":"net.tcp_rr","path":"channel/ring8","value":8506.000,"unit":"transactions/s","clock":"virtual"}"#;
+        assert_eq!(
+            parse(line),
+            Some(Figure {
+                name: "net.tcp_rr".into(),
+                path: "channel/ring8".into(),
+                value: 8506.0,
+                unit: "transactions/s".into(),
+                clock: "virtual".into()
+            })
+        );
+        assert_eq!(parse("BENCH {\"name\":\"x\"}"), None);
+        assert_eq!(parse("no bench here"), None);
+    }
+
+    #[test]
+    fn comparison_rows_by_configuration() {
+        let figures = [
+            fig("net.tcp_stream", "channel", 2000.0, "virtual"),
+            fig("net.tcp_stream", "netfront", 200.0, "virtual"),
+            fig("net.tcp_rr", "channel/ring8", 9000.0, "virtual"),
+            fig("net.tcp_rr", "netfront/ring8", 3000.0, "virtual"),
+            fig("net.tcp_stream", "channel", 60.0, "wall"),
+            fig("boot.x", "boot", 1.0, "virtual"),
+        ];
+        let rows = comparison(&figures, "virtual");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, "default");
+        assert_eq!((rows[0].1, rows[0].2), (Some(2000.0), Some(200.0)));
+        assert_eq!((rows[1].0.as_str(), rows[1].3, rows[1].4), ("ring8", Some(9000.0), Some(3000.0)));
+        let md = markdown(&figures);
+        assert!(md.contains("| default | 2000.0 | 200.0 | 10.0x |"), "{md}");
+        assert!(md.contains("| ring8 | - | - | - | 9000 | 3000 | 3.0x |"), "{md}");
+        let chart = svg(&figures, "virtual").unwrap();
+        assert_eq!(chart.matches("<rect x=").count(), 4 + 2, "four bars and two legend swatches");
+        assert!(svg(&figures, "none").is_none());
+    }
+}
