@@ -13,6 +13,8 @@
 #   ./run.sh xen [KEY=VALUE...]  on a Xen host (dom0): `xl create -c` a Cohort guest
 #   ./run.sh xen-net         the Xen netfront scenarios
 #   ./run.sh xen-channel     the Xen shared-memory channel scenarios
+#   ./run.sh discoveryd-install  on a Xen host (dom0, as root): build the discovery
+#                            daemon, install it with its systemd unit, start it
 #   ./run.sh xen-lab         Xen 4.17 + a Debian dom0 under QEMU: an interactive
 #                            dom0 shell with Cohort's image, config and discovery
 #                            daemon in /cohort
@@ -158,6 +160,25 @@ xen)
     sed -e "s|@KERNEL@|$PWD/$KERNEL|" -e "s|@CMDLINE@|$*|" xen/configs/cohort-pvh.cfg > "$cfg"
     say "xl create -c $cfg"
     exec xl create -c "$cfg"
+    ;;
+discoveryd-install)
+    shift
+    if ! command -v xl >/dev/null || ! xl info >/dev/null 2>&1; then
+        say "error: this is not a Xen dom0 (\`xl info\` does not work here); the daemon belongs in dom0."
+        exit 1
+    fi
+    [ "$(id -u)" = 0 ] || { say "error: run as root (it installs to /usr/local/sbin and /etc/systemd/system)"; exit 1; }
+    build
+    install -m 755 "$DAEMON" /usr/local/sbin/cohort-discoveryd
+    say "installed /usr/local/sbin/cohort-discoveryd"
+    if command -v systemctl >/dev/null; then
+        install -m 644 xen/discoveryd/cohort-discoveryd.service /etc/systemd/system/cohort-discoveryd.service
+        systemctl daemon-reload
+        systemctl enable --now cohort-discoveryd
+        say "started: systemctl status cohort-discoveryd; journalctl -u cohort-discoveryd"
+    else
+        say "no systemd: start it with \`/usr/local/sbin/cohort-discoveryd &\` (it logs to stdout)"
+    fi
     ;;
 xen-lab)
     shift

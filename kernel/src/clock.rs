@@ -39,10 +39,18 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     ((u128::from(ticks) * u128::from(NS_PER_TICK.load(Ordering::Relaxed))) >> 32) as u64
 }
 
-/// Nanoseconds since PVH entry; 0 before calibration.
+/// The largest value `now_ns` returned on pvclock.
+static PVCLOCK_LAST_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds since PVH entry; 0 before calibration. Never goes back:
+/// pvclock can (Xen moves the vCPU to a CPU whose TSC is slightly behind,
+/// and the guest sees no stable-TSC flag), and every duration computed as
+/// `later - earlier` relies on it not doing so.
 pub fn now_ns() -> u64 {
     if PVCLOCK.load(Ordering::Acquire) {
-        return crate::platform::xen::time::system_time_ns().saturating_sub(PVCLOCK_ENTRY_NS.load(Ordering::Relaxed));
+        let now = crate::platform::xen::time::system_time_ns().saturating_sub(PVCLOCK_ENTRY_NS.load(Ordering::Relaxed));
+        let last = PVCLOCK_LAST_NS.fetch_max(now, Ordering::Relaxed);
+        return now.max(last);
     }
     ticks_to_ns(cpu::rdtsc().saturating_sub(boot::entry_tsc()))
 }

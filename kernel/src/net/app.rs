@@ -185,7 +185,7 @@ impl<D: NetDevice> Run<D> {
             let now = now_ns();
             if moved {
                 last_progress = now;
-            } else if now - last_progress > STALL_TIMEOUT {
+            } else if now.saturating_sub(last_progress) > STALL_TIMEOUT {
                 return Err(format!("{what}: no progress for {} s ({})", STALL_TIMEOUT / SECOND, client.progress(&mut self.stack.sockets)));
             }
             if now > next_report {

@@ -542,3 +542,19 @@ fn a_ring_too_small_for_two_large_frames_is_refused() {
     let offered = channel::Channel::offer(dom.gnttab(), dom.evtchn(), 1, 2, bad, 1);
     assert!(matches!(offered, Err(channel::ChannelError::BadConfig)));
 }
+
+#[test]
+fn holding_peers_on_the_fallback_closes_their_channels_until_released() {
+    let sim = Sim::new();
+    let (mut a, mut b, mut clock) = pair(&sim, Config::default());
+    a.mgr.hold(true, clock);
+    a.notes.extend(a.mgr.take_notes());
+    pump(&mut [&mut a, &mut b], &mut clock, 1000);
+    assert!(!a.up(2) && !b.up(1), "held: no channel either way");
+    assert_eq!(a.mgr.pending_count(), 0, "a held peer is not waited for");
+    assert!(a.mgr.channel(2).is_none());
+    a.mgr.hold(false, clock);
+    pump(&mut [&mut a, &mut b], &mut clock, 1000);
+    assert!(a.up(2) && b.up(1), "released: the channel is back: {:?}", a.notes);
+    close_pair(&mut a, &mut b, &mut clock);
+}

@@ -384,3 +384,48 @@ fn a_peer_that_stops_reading_loses_its_channel() {
     assert_eq!(*bridge.frames.borrow(), 1, "the frame after the close took the bridge");
     finish(&mut [&mut a, &mut b], &mut clock);
 }
+
+#[test]
+fn fallback_frames_with_bad_checksums_never_reach_the_stack() {
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let mut a = Node::new(&sim, &bridge, 1, Config::default());
+    let mut b = Node::new(&sim, &bridge, 2, Config::default());
+    let mut clock = 0;
+    // A UDP datagram from dom1 to dom2 over the bridge: checksummed by
+    // dom1's switch, checked by dom2's.
+    let udp = |n: &mut Node| {
+        let rx = smoltcp::socket::udp::PacketBuffer::new(vec![smoltcp::socket::udp::PacketMetadata::EMPTY; 4], vec![0; 4096]);
+        let tx = smoltcp::socket::udp::PacketBuffer::new(vec![smoltcp::socket::udp::PacketMetadata::EMPTY; 4], vec![0; 4096]);
+        let h = n.sockets.add(smoltcp::socket::udp::Socket::new(rx, tx));
+        n.sockets.get_mut::<smoltcp::socket::udp::Socket>(h).bind(5000).unwrap();
+        h
+    };
+    let (ha, hb) = (udp(&mut a), udp(&mut b));
+    let to_b = (IpAddress::v4(198, 18, 0, 2), 5000);
+    for round in 0..2 {
+        a.sockets.get_mut::<smoltcp::socket::udp::Socket>(ha).send_slice(b"checked", to_b).unwrap();
+        for _ in 0..20 {
+            clock += MS;
+            a.poll(clock);
+            if round == 1 {
+                // Flip a payload bit of every IPv4 frame on the wire.
+                for q in bridge.queues.borrow_mut().values_mut() {
+                    for f in q.iter_mut().filter(|f| f.len() > 42 && f[12..14] == [0x08, 0x00]) {
+                        let last = f.len() - 1;
+                        f[last] ^= 1;
+                    }
+                }
+            }
+            b.poll(clock);
+        }
+        let got = b.sockets.get_mut::<smoltcp::socket::udp::Socket>(hb).recv().map(|(d, _)| d.to_vec());
+        if round == 0 {
+            assert_eq!(got.as_deref(), Ok(&b"checked"[..]), "an intact datagram arrives");
+        } else {
+            assert!(got.is_err(), "a corrupted datagram reached the socket: {got:?}");
+            assert!(b.sw.counters().rx_bad_checksums > 0, "{:?}", b.sw.counters());
+        }
+    }
+    finish(&mut [&mut a, &mut b], &mut clock);
+}
