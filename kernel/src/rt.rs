@@ -15,8 +15,21 @@ use crate::platform::{exit, ExitStatus};
 /// C `memcpy`: `dst` and `src` valid for `n` bytes and not overlapping.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller's contract; rep movsq then rep movsb copy exactly
-    // n / 8 words and n % 8 bytes forward (DF is clear, as the ABI keeps it).
+    // SAFETY: the caller's contract is copy_forward's.
+    unsafe { copy_forward(dst, src, n) };
+    dst
+}
+
+/// `rep movsq` for the n / 8 words, then `rep movsb` for the n % 8 bytes,
+/// forward. Also the copy to and from other domains' memory: being inline
+/// assembly (and not named memcpy), the compiler cannot split, repeat or
+/// drop it.
+///
+/// # Safety
+/// `dst` and `src` valid for `n` bytes and not overlapping.
+#[inline(always)]
+pub unsafe fn copy_forward(dst: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: the caller's contract; DF is clear, as the ABI keeps it.
     unsafe {
         core::arch::asm!(
             "mov {rest}, rcx",
@@ -29,7 +42,6 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
             inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
             options(nostack));
     }
-    dst
 }
 
 /// # Safety

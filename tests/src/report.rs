@@ -117,6 +117,9 @@ pub fn markdown(figures: &[Figure]) -> String {
 
 /// A grouped bar chart: per configuration, channel and netfront bars for
 /// stream throughput (left panel) and RR rate (right panel), one clock.
+/// The channel and netfront values of one panel.
+type Pick = fn(&Row) -> (Option<f64>, Option<f64>);
+
 pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
     let rows = comparison(figures, clock);
     if rows.is_empty() {
@@ -131,7 +134,7 @@ pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let panels: [(&str, fn(&Row) -> (Option<f64>, Option<f64>)); 2] =
+    let panels: [(&str, Pick); 2] =
         [("TCP stream (Mbit/s)", |r| (r.1, r.2)), ("TCP request/response (/s)", |r| (r.3, r.4))];
     for (p, (title, pick)) in panels.iter().enumerate() {
         let x0 = 20.0 + p as f64 * (panel_w + left + 20.0) + left;

@@ -57,10 +57,10 @@ fn is_unicast(mac: &[u8; 6]) -> bool {
     mac[0] & 1 == 0
 }
 
-pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> {
-    fallback: D,
+/// What transmitting needs: the channels, where frames are built, what
+/// waits for the fallback, and the counters. Lent to transmit tokens.
+pub struct Paths<G: RegionGrants + Clone, E: EventChannels + Clone> {
     manager: Manager<G, E>,
-    mac: [u8; 6],
     /// The channel the last frame went to: where the next one is built.
     last_peer: Option<DomId>,
     /// The largest frame the stack may build: the channels', if larger
@@ -69,26 +69,32 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
     /// The largest frame the fallback carries.
     fallback_frame: usize,
     /// Frames for the fallback that have no transmit token yet.
-    pending: VecDeque<alloc::vec::Vec<u8>>,
-    /// A frame built outside any ring.
+    pending: VecDeque<Vec<u8>>,
+    /// A frame built outside any ring, and room to build one more.
     scratch: Vec<u8>,
     spare: Vec<u8>,
+    /// Channels found full by transmit tokens, noted at the next service.
+    found_full: Vec<DomId>,
+    /// Problems the data path found, acted on at the next service.
+    failures: Vec<(DomId, &'static str)>,
+    counters: SwitchCounters,
+}
+
+pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> {
+    fallback: D,
+    paths: Paths<G, E>,
+    mac: [u8; 6],
     /// The frame received from a channel, handed to the stack.
     rx_frame: Vec<u8>,
     /// Look at the channels first (else the fallback), alternately.
     channels_first: bool,
     /// Since when each channel has had no room.
     full_since: BTreeMap<DomId, u64>,
-    /// Channels found full by transmit tokens, noted at the next call.
-    found_full: Vec<DomId>,
-    /// Problems the data path found, acted on in `service`.
-    failures: Vec<(DomId, &'static str)>,
     /// The channel whose full ring made `transmit` hold the stack back.
     tx_blocked_on: Option<DomId>,
     /// Fallback frames dropped for a bad checksum.
     bad_checksums: u64,
     now_ns: u64,
-    counters: SwitchCounters,
 }
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
@@ -97,23 +103,25 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
         let max_frame = manager.config().max_frame.max(fallback_frame);
         Switch {
             fallback,
-            manager,
+            paths: Paths {
+                manager,
+                last_peer: None,
+                max_frame,
+                fallback_frame,
+                pending: VecDeque::new(),
+                scratch: vec![0; max_frame],
+                spare: vec![0; max_frame],
+                found_full: Vec::new(),
+                failures: Vec::new(),
+                counters: SwitchCounters::default(),
+            },
             mac,
-            last_peer: None,
-            max_frame,
-            fallback_frame,
-            pending: VecDeque::new(),
-            scratch: vec![0; max_frame],
-            spare: vec![0; max_frame],
             rx_frame: Vec::with_capacity(max_frame),
             channels_first: false,
             full_since: BTreeMap::new(),
-            found_full: Vec::new(),
-            failures: Vec::new(),
             tx_blocked_on: None,
             bad_checksums: 0,
             now_ns: 0,
-            counters: SwitchCounters::default(),
         }
     }
 
@@ -130,35 +138,38 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     }
 
     pub fn manager(&mut self) -> &mut Manager<G, E> {
-        &mut self.manager
+        &mut self.paths.manager
     }
 
     pub fn manager_ref(&self) -> &Manager<G, E> {
-        &self.manager
+        &self.paths.manager
     }
 
     pub fn counters(&self) -> SwitchCounters {
-        SwitchCounters { rx_bad_checksums: self.bad_checksums, ..self.counters }
+        SwitchCounters { rx_bad_checksums: self.bad_checksums, ..self.paths.counters }
     }
 
-    /// The data path's housekeeping, cheap enough for every round: channel
-    /// events, full rings, failures the data path found.
+    /// The data path's housekeeping, cheap enough for every round: queued
+    /// fallback frames, channel events, full rings, failures the data path
+    /// found.
     pub fn data_service(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
-        flush_pending(&mut self.fallback, &mut self.pending, &mut self.counters, Instant::from_micros((now_ns / 1000) as i64));
-        for i in 0..self.manager.attached_peers().len() {
-            let peer = self.manager.attached_peers()[i];
-            if let Some(ch) = self.manager.channel(peer) {
+        self.paths.flush_pending(&mut self.fallback, Instant::from_micros((now_ns / 1000) as i64));
+        let manager = &mut self.paths.manager;
+        for i in 0..manager.attached_peers().len() {
+            let peer = manager.attached_peers()[i];
+            if let Some(ch) = manager.channel(peer) {
                 ch.take_event();
             }
         }
         self.note_full();
-        for (peer, why) in core::mem::take(&mut self.failures) {
-            self.manager.fail(peer, why, now_ns);
+        for (peer, why) in core::mem::take(&mut self.paths.failures) {
+            self.paths.manager.fail(peer, why, now_ns);
             self.full_since.remove(&peer);
         }
-        if self.last_peer.is_some_and(|p| self.manager.channel(p).is_none_or(|c| !c.is_up())) {
-            self.last_peer = None;
+        let paths = &mut self.paths;
+        if paths.last_peer.is_some_and(|p| paths.manager.channel(p).is_none_or(|c| !c.is_up())) {
+            paths.last_peer = None;
         }
     }
 
@@ -167,21 +178,22 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     /// the manager's and the switch's timeouts.
     pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
         self.data_service(now_ns);
-        self.manager.service(c, fired, now_ns);
+        self.paths.manager.service(c, fired, now_ns);
     }
 
     /// Before idling: asks every channel's peer for an event on its next
     /// frame, and the one whose full ring holds the stack back for an event
     /// when there is room. True if either arrived meanwhile (do not idle).
     pub fn arm(&mut self) -> bool {
+        let manager = &mut self.paths.manager;
         let mut ready = false;
-        for i in 0..self.manager.attached_peers().len() {
-            let peer = self.manager.attached_peers()[i];
-            if let Some(ch) = self.manager.channel(peer) {
+        for i in 0..manager.attached_peers().len() {
+            let peer = manager.attached_peers()[i];
+            if let Some(ch) = manager.channel(peer) {
                 ready |= ch.arm_rx();
             }
         }
-        if let Some(ch) = self.tx_blocked_on.and_then(|p| self.manager.channel(p)) {
+        if let Some(ch) = self.tx_blocked_on.and_then(|p| manager.channel(p)) {
             let limit = ch.send_limit();
             ready |= ch.arm_tx_space(limit);
         }
@@ -197,64 +209,139 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     /// Whether the stack should spin rather than idle: channels are up and
     /// configured to be polled.
     pub fn wants_polling(&self) -> bool {
-        self.manager.config().polling && self.manager.any_up()
+        self.paths.manager.config().polling && self.paths.manager.any_up()
     }
 
     fn note_full(&mut self) {
-        for peer in core::mem::take(&mut self.found_full) {
+        for peer in core::mem::take(&mut self.paths.found_full) {
             let since = *self.full_since.entry(peer).or_insert(self.now_ns);
             if self.now_ns.saturating_sub(since) >= STUCK_AFTER_NS {
                 self.full_since.remove(&peer);
-                self.failures.push((peer, "the peer stopped consuming our ring"));
+                self.paths.failures.push((peer, "the peer stopped consuming our ring"));
             }
         }
     }
 }
 
-/// Sends queued fallback frames while the fallback has room.
-fn flush_pending<D: Device>(fallback: &mut D, pending: &mut VecDeque<Vec<u8>>, counters: &mut SwitchCounters, now: Instant) {
-    while let Some(frame) = pending.front() {
-        let Some(token) = fallback.transmit(now) else { return };
-        token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
-        counters.tx_fallback_frames += 1;
-        counters.tx_fallback_bytes += frame.len() as u64;
-        pending.pop_front();
+impl<G: RegionGrants + Clone, E: EventChannels + Clone> Paths<G, E> {
+    /// Sends queued fallback frames while the fallback has room.
+    fn flush_pending<D: Device>(&mut self, fallback: &mut D, now: Instant) {
+        while let Some(frame) = self.pending.front() {
+            let Some(token) = fallback.transmit(now) else { return };
+            token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+            self.counters.tx_fallback_frames += 1;
+            self.counters.tx_fallback_bytes += frame.len() as u64;
+            self.pending.pop_front();
+        }
     }
-}
 
-/// The next frame from a channel into `rx_frame`: true if there is one.
-/// Frames not from the peer's MAC to ours are dropped (and counted).
-fn receive_from_channels<G: RegionGrants + Clone, E: EventChannels + Clone>(
-    manager: &mut Manager<G, E>,
-    mac: [u8; 6],
-    rx_frame: &mut Vec<u8>,
-    counters: &mut SwitchCounters,
-    failures: &mut Vec<(DomId, &'static str)>,
-) -> bool {
-    for i in 0..manager.attached_peers().len() {
-        let peer = manager.attached_peers()[i];
-        let Some(peer_mac) = manager.mac_of(peer) else { continue };
-        let Some(ch) = manager.channel(peer) else { continue };
-        loop {
-            match ch.recv_into(rx_frame) {
-                Ok(false) => break,
-                Ok(true) => {
-                    if rx_frame.get(6..12) == Some(&peer_mac[..]) && rx_frame.get(..6) == Some(&mac[..]) {
-                        counters.rx_channel_frames += 1;
-                        counters.rx_channel_bytes += rx_frame.len() as u64;
-                        return true;
+    /// The next frame from a channel into `rx_frame`: true if there is one.
+    /// Frames not from the peer's MAC to ours are dropped (and counted).
+    fn receive_from_channels(&mut self, mac: [u8; 6], rx_frame: &mut Vec<u8>) -> bool {
+        for i in 0..self.manager.attached_peers().len() {
+            let peer = self.manager.attached_peers()[i];
+            let Some(peer_mac) = self.manager.mac_of(peer) else { continue };
+            let Some(ch) = self.manager.channel(peer) else { continue };
+            loop {
+                match ch.recv_into(rx_frame) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        if rx_frame.get(6..12) == Some(&peer_mac[..]) && rx_frame.get(..6) == Some(&mac[..]) {
+                            self.counters.rx_channel_frames += 1;
+                            self.counters.rx_channel_bytes += rx_frame.len() as u64;
+                            return true;
+                        }
+                        self.counters.rx_misaddressed += 1;
                     }
-                    counters.rx_misaddressed += 1;
-                }
-                Err(_) => {
-                    counters.channel_violations += 1;
-                    failures.push((peer, "the peer broke the ring protocol"));
-                    break;
+                    Err(_) => {
+                        self.counters.channel_violations += 1;
+                        self.failures.push((peer, "the peer broke the ring protocol"));
+                        break;
+                    }
                 }
             }
         }
+        false
     }
-    false
+
+    fn channel_error(&mut self, peer: DomId, e: SendError) {
+        match e {
+            SendError::Full => self.found_full.push(peer),
+            SendError::Violation => self.failures.push((peer, "the peer published an impossible consumer index")),
+            SendError::Down | SendError::BadLength => {}
+        }
+    }
+
+    fn queue_for_fallback(&mut self, frame: &[u8]) {
+        if self.pending.len() < FALLBACK_QUEUE {
+            self.pending.push_back(frame.to_vec());
+        } else {
+            self.counters.tx_drops += 1;
+        }
+    }
+
+    /// Sends the frame in `scratch[..len]` to where it belongs: the channel
+    /// to its destination (if up and the frame not too large for it), else
+    /// the fallback (through `token` or the queue), cut into standard frames
+    /// if it must be.
+    fn route<T: TxToken>(&mut self, len: usize, token: Option<T>) {
+        let channel = dst_mac(&self.scratch[..len])
+            .filter(is_unicast)
+            .and_then(|mac| self.manager.up_peer_for_mac(&mac))
+            .filter(|&peer| self.manager.channel(peer).is_some_and(|c| len <= c.send_limit()));
+        if let Some(peer) = channel {
+            let sent = self.manager.channel(peer).map(|ch| ch.send(&self.scratch[..len]));
+            match sent {
+                Some(Ok(())) => {
+                    self.counters.tx_channel_frames += 1;
+                    self.counters.tx_channel_bytes += len as u64;
+                    self.last_peer = Some(peer);
+                }
+                Some(Err(e)) => {
+                    self.counters.tx_drops += 1;
+                    self.channel_error(peer, e);
+                }
+                None => self.counters.tx_drops += 1,
+            }
+            return;
+        }
+        self.last_peer = None;
+        if len > self.fallback_frame {
+            let scratch = core::mem::take(&mut self.scratch);
+            let mut spare = core::mem::take(&mut self.spare);
+            let cut = gso::segment(&scratch[..len], self.fallback_frame, &mut spare, |piece| self.queue_for_fallback(piece));
+            (self.scratch, self.spare) = (scratch, spare);
+            if cut {
+                self.counters.tx_segmented += 1;
+            } else {
+                // Larger than the fallback carries and not TCP: no way out.
+                self.counters.tx_drops += 1;
+            }
+        } else {
+            checksum::fill(&mut self.scratch[..len]);
+            if self.pending.is_empty() {
+                if let Some(token) = token {
+                    let frame = &self.scratch[..len];
+                    token.consume(len, |buf| buf.copy_from_slice(frame));
+                    self.counters.tx_fallback_frames += 1;
+                    self.counters.tx_fallback_bytes += len as u64;
+                    return;
+                }
+                self.counters.tx_drops += 1;
+                return;
+            }
+            let scratch = core::mem::take(&mut self.scratch);
+            self.queue_for_fallback(&scratch[..len]);
+            self.scratch = scratch;
+        }
+        // The token sends the oldest queued frame; the rest go at the next
+        // transmit or service.
+        if let (Some(token), Some(frame)) = (token, self.pending.pop_front()) {
+            token.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+            self.counters.tx_fallback_frames += 1;
+            self.counters.tx_fallback_bytes += frame.len() as u64;
+        }
+    }
 }
 
 /// A received frame: from a channel (already copied out of the peer's
@@ -285,108 +372,24 @@ impl<R: RxToken> RxToken for SwitchRxToken<'_, R> {
 /// Room for one outgoing frame, on whichever path it turns out to need.
 pub struct SwitchTxToken<'a, T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> {
     fallback: Option<T>,
-    fallback_frame: usize,
-    max_frame: usize,
-    pending: &'a mut VecDeque<Vec<u8>>,
-    manager: &'a mut Manager<G, E>,
-    last_peer: &'a mut Option<DomId>,
-    scratch: &'a mut Vec<u8>,
-    spare: &'a mut Vec<u8>,
-    counters: &'a mut SwitchCounters,
-    found_full: &'a mut Vec<DomId>,
-    failures: &'a mut Vec<(DomId, &'static str)>,
-}
-
-impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> SwitchTxToken<'_, T, G, E> {
-    fn channel_error(&mut self, peer: DomId, e: SendError) {
-        match e {
-            SendError::Full => self.found_full.push(peer),
-            SendError::Violation => self.failures.push((peer, "the peer published an impossible consumer index")),
-            SendError::Down | SendError::BadLength => {}
-        }
-    }
-
-    /// Sends the frame in `scratch[..len]` to where it belongs: the channel
-    /// to its destination (if up and the frame not too large for it), else
-    /// the fallback, cut into standard frames if it must be.
-    fn route(mut self, len: usize) {
-        let channel = dst_mac(&self.scratch[..len])
-            .filter(is_unicast)
-            .and_then(|mac| self.manager.up_peer_for_mac(&mac))
-            .filter(|&peer| self.manager.channel(peer).is_some_and(|c| len <= c.send_limit()));
-        if let Some(peer) = channel {
-            let sent = self.manager.channel(peer).map(|ch| ch.send(&self.scratch[..len]));
-            match sent {
-                Some(Ok(())) => {
-                    self.counters.tx_channel_frames += 1;
-                    self.counters.tx_channel_bytes += len as u64;
-                    *self.last_peer = Some(peer);
-                }
-                Some(Err(e)) => {
-                    self.counters.tx_drops += 1;
-                    self.channel_error(peer, e);
-                }
-                None => self.counters.tx_drops += 1,
-            }
-            return;
-        }
-        *self.last_peer = None;
-        if len > self.fallback_frame {
-            let (pending, counters) = (&mut *self.pending, &mut *self.counters);
-            let cut = gso::segment(&self.scratch[..len], self.fallback_frame, self.spare, |piece| {
-                if pending.len() < FALLBACK_QUEUE {
-                    pending.push_back(piece.to_vec());
-                } else {
-                    counters.tx_drops += 1;
-                }
-            });
-            if cut {
-                self.counters.tx_segmented += 1;
-            } else {
-                // Larger than the fallback carries and not TCP: no way out.
-                self.counters.tx_drops += 1;
-            }
-        } else {
-            checksum::fill(&mut self.scratch[..len]);
-            if self.pending.is_empty() {
-                if let Some(token) = self.fallback.take() {
-                    let frame = &self.scratch[..len];
-                    token.consume(len, |buf| buf.copy_from_slice(frame));
-                    self.counters.tx_fallback_frames += 1;
-                    self.counters.tx_fallback_bytes += len as u64;
-                    return;
-                }
-            }
-            if self.pending.len() < FALLBACK_QUEUE {
-                self.pending.push_back(self.scratch[..len].to_vec());
-            } else {
-                self.counters.tx_drops += 1;
-            }
-        }
-        // The token we hold sends the oldest queued frame; the rest go at
-        // the next transmit or service.
-        if let (Some(token), Some(frame)) = (self.fallback.take(), self.pending.pop_front()) {
-            token.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
-            self.counters.tx_fallback_frames += 1;
-            self.counters.tx_fallback_bytes += frame.len() as u64;
-        }
-    }
+    paths: &'a mut Paths<G, E>,
 }
 
 impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for SwitchTxToken<'_, T, G, E> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
-        if len > self.max_frame {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let SwitchTxToken { fallback, paths } = self;
+        if len > paths.max_frame {
             // Larger than any path carries: let the stack build it, drop it.
-            self.counters.tx_drops += 1;
+            paths.counters.tx_drops += 1;
             return f(&mut vec![0u8; len]);
         }
-        let guess = self.last_peer.and_then(|p| Some((p, self.manager.mac_of(p)?)));
+        let guess = paths.last_peer.and_then(|p| Some((p, paths.manager.mac_of(p)?)));
         let Some((peer, peer_mac)) = guess else {
-            let out = f(&mut self.scratch[..len]);
-            self.route(len);
+            let out = f(&mut paths.scratch[..len]);
+            paths.route(len, fallback);
             return out;
         };
-        let scratch = &mut *self.scratch;
+        let scratch = &mut paths.scratch;
         // Build in the guessed ring; keep a copy aside if it is not for
         // that peer after all.
         let build = move |buf: &mut [u8]| {
@@ -397,28 +400,30 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for 
             }
             (out, ours)
         };
-        let attempt = match self.manager.channel(peer) {
+        let attempt = match paths.manager.channel(peer) {
             Some(ch) => ch.send_with(len, build),
             None => Err((SendError::Down, build)),
         };
         match attempt {
             Ok((out, true)) => {
-                self.counters.tx_channel_frames += 1;
-                self.counters.tx_channel_bytes += len as u64;
-                self.counters.tx_in_place += 1;
+                paths.counters.tx_channel_frames += 1;
+                paths.counters.tx_channel_bytes += len as u64;
+                paths.counters.tx_in_place += 1;
                 out
             }
             Ok((out, false)) => {
-                self.route(len);
+                paths.route(len, fallback);
                 out
             }
             Err((e, build)) => {
-                let (out, ours) = build(&mut self.spare[..len]);
-                self.channel_error(peer, e);
+                let mut spare = core::mem::take(&mut paths.spare);
+                let (out, ours) = build(&mut spare[..len]);
                 if ours {
-                    self.scratch[..len].copy_from_slice(&self.spare[..len]);
+                    paths.scratch[..len].copy_from_slice(&spare[..len]);
                 }
-                self.route(len);
+                paths.spare = spare;
+                paths.channel_error(peer, e);
+                paths.route(len, fallback);
                 out
             }
         }
@@ -437,88 +442,31 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
 
     fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         self.channels_first = !self.channels_first;
-        let channels_first = self.channels_first;
-        let Switch {
-            fallback,
-            manager,
-            mac,
-            last_peer,
-            scratch,
-            spare,
-            rx_frame,
-            counters,
-            found_full,
-            failures,
-            bad_checksums,
-            pending,
-            max_frame,
-            fallback_frame,
-            ..
-        } = self;
+        let Switch { fallback, paths, mac, rx_frame, bad_checksums, channels_first, .. } = self;
         let fallback_ready = fallback.has_rx();
-        if (channels_first || !fallback_ready) && receive_from_channels(manager, *mac, rx_frame, counters, failures) {
-            let token = SwitchTxToken {
-                fallback: fallback.transmit(now),
-                fallback_frame: *fallback_frame,
-                max_frame: *max_frame,
-                pending,
-                manager,
-                last_peer,
-                scratch,
-                spare,
-                counters,
-                found_full,
-                failures,
-            };
+        if (*channels_first || !fallback_ready) && paths.receive_from_channels(*mac, rx_frame) {
+            let token = SwitchTxToken { fallback: fallback.transmit(now), paths };
             return Some((SwitchRxToken::Channel(rx_frame), token));
         }
         if !fallback_ready {
             return None;
         }
         let (rx, tx) = fallback.receive(now)?;
-        counters.rx_fallback_frames += 1;
-        let token = SwitchTxToken {
-            fallback: Some(tx),
-            fallback_frame: *fallback_frame,
-            max_frame: *max_frame,
-            pending,
-            manager,
-            last_peer,
-            scratch,
-            spare,
-            counters,
-            found_full,
-            failures,
-        };
-        Some((SwitchRxToken::Fallback(rx, bad_checksums), token))
+        paths.counters.rx_fallback_frames += 1;
+        Some((SwitchRxToken::Fallback(rx, bad_checksums), SwitchTxToken { fallback: Some(tx), paths }))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        let Switch {
-            fallback,
-            manager,
-            last_peer,
-            scratch,
-            spare,
-            counters,
-            found_full,
-            failures,
-            full_since,
-            tx_blocked_on,
-            pending,
-            max_frame,
-            fallback_frame,
-            ..
-        } = self;
-        flush_pending(fallback, pending, counters, now);
+        let Switch { fallback, paths, full_since, tx_blocked_on, .. } = self;
+        paths.flush_pending(fallback, now);
         // Backpressure: the channel the last frame took (a stream's) has no
         // room for another; the stack retries once the peer makes room.
         *tx_blocked_on = None;
-        if let Some(peer) = *last_peer {
-            if let Some(ch) = manager.channel(peer).filter(|c| c.is_up()) {
+        if let Some(peer) = paths.last_peer {
+            if let Some(ch) = paths.manager.channel(peer).filter(|c| c.is_up()) {
                 if !ch.can_send(ch.send_limit()) {
-                    found_full.push(peer);
-                    counters.tx_backpressure += 1;
+                    paths.found_full.push(peer);
+                    paths.counters.tx_backpressure += 1;
                     *tx_blocked_on = Some(peer);
                     return None;
                 }
@@ -526,27 +474,15 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
             }
         }
         let tx = fallback.transmit(now);
-        if tx.is_none() && !manager.any_up() {
+        if tx.is_none() && !paths.manager.any_up() {
             return None;
         }
-        Some(SwitchTxToken {
-            fallback: tx,
-            fallback_frame: *fallback_frame,
-            max_frame: *max_frame,
-            pending,
-            manager,
-            last_peer,
-            scratch,
-            spare,
-            counters,
-            found_full,
-            failures,
-        })
+        Some(SwitchTxToken { fallback: tx, paths })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = self.fallback.capabilities();
-        caps.max_transmission_unit = self.max_frame;
+        caps.max_transmission_unit = self.paths.max_frame;
         // The switch does the fallback path's checksums (see `checksum`).
         caps.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
         caps

@@ -7,8 +7,9 @@ use super::stream::Stream;
 use super::transfer::Transfer;
 use alloc::format;
 use alloc::string::String;
-use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, Ipv4Address};
 
 pub trait Client {
     /// Advances; Ok(true) when something moved. An error before
@@ -19,6 +20,41 @@ pub trait Client {
     fn handle(&self) -> SocketHandle;
     /// One line of progress.
     fn progress(&self, sockets: &mut SocketSet<'static>) -> String;
+}
+
+/// Adds `socket` and connects it to `peer:port` from `local_port`; the
+/// socket is removed again when connecting fails.
+pub fn connect(
+    iface: &mut Interface,
+    sockets: &mut SocketSet<'static>,
+    socket: tcp::Socket<'static>,
+    peer: [u8; 4],
+    port: u16,
+    local_port: u16,
+) -> Result<SocketHandle, String> {
+    let handle = sockets.add(socket);
+    let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
+    if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local_port) {
+        sockets.remove(handle);
+        return Err(format!("connect: {e}"));
+    }
+    Ok(handle)
+}
+
+/// Notes when the connection is up (the client's clock starts there).
+/// Ok(true): connected, go on; Ok(false): not yet; Err: refused or reset.
+pub fn await_connected(socket: &tcp::Socket, connected_ns: &mut Option<u64>) -> Result<bool, String> {
+    if connected_ns.is_some() {
+        return Ok(true);
+    }
+    if socket.may_send() {
+        *connected_ns = Some(crate::clock::now_ns());
+        Ok(true)
+    } else if !socket.is_open() {
+        Err("connection refused or reset".into())
+    } else {
+        Ok(false)
+    }
 }
 
 /// Whether `handle`'s side of the close handshake is over.

@@ -7,7 +7,6 @@ use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{IpAddress, Ipv4Address};
 
 /// Latency samples kept; beyond this a uniform sample of them is kept
 /// (reservoir sampling), so `net.count` does not bound memory.
@@ -60,12 +59,7 @@ impl Rr {
         // One small segment per transaction, sent and acknowledged at once.
         socket.set_nagle_enabled(false);
         socket.set_ack_delay(None);
-        let handle = sockets.add(socket);
-        let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
-        if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local_port) {
-            sockets.remove(handle);
-            return Err(format!("connect: {e}"));
-        }
+        let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Rr {
             handle,
             count,
@@ -105,14 +99,8 @@ impl Rr {
     /// Advances; Ok(true) when something moved.
     pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
-        if self.connected_ns.is_none() {
-            if socket.may_send() {
-                self.connected_ns = Some(crate::clock::now_ns());
-            } else if !socket.is_open() {
-                return Err("connection refused or reset".into());
-            } else {
-                return Ok(false);
-            }
+        if !super::client::await_connected(socket, &mut self.connected_ns)? {
+            return Ok(false);
         }
         let mut moved = false;
         if self.in_flight.is_none() && self.done < self.count && socket.send_capacity() - socket.send_queue() >= self.msg {

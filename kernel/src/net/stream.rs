@@ -8,7 +8,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{IpAddress, Ipv4Address};
 
 const BUFFER: usize = 128 * 1024;
 const CHUNK: usize = 16 * 1024;
@@ -68,12 +67,7 @@ impl Stream {
             tcp::SocketBuffer::new(alloc::vec![0; 4096]),
             tcp::SocketBuffer::new(alloc::vec![0; BUFFER]),
         );
-        let handle = sockets.add(socket);
-        let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
-        if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local_port) {
-            sockets.remove(handle);
-            return Err(format!("connect: {e}"));
-        }
+        let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Stream {
             handle,
             total,
@@ -107,14 +101,8 @@ impl Stream {
     /// Advances the stream; Ok(true) when something moved.
     pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
-        if self.connected_ns.is_none() {
-            if socket.may_send() {
-                self.connected_ns = Some(crate::clock::now_ns());
-            } else if !socket.is_open() {
-                return Err("connection refused or reset".into());
-            } else {
-                return Ok(false);
-            }
+        if !super::client::await_connected(socket, &mut self.connected_ns)? {
+            return Ok(false);
         }
         let mut moved = false;
         while self.magic_left > 0 && socket.can_send() {

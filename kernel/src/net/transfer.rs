@@ -9,7 +9,6 @@ use super::pattern::{hex, Pattern};
 use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{IpAddress, Ipv4Address};
 
 const BUFFER: usize = 128 * 1024;
 const CHUNK: usize = 16 * 1024;
@@ -58,12 +57,7 @@ impl Transfer {
         local_port: u16,
     ) -> Result<Transfer, String> {
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER]));
-        let handle = sockets.add(socket);
-        let remote = (IpAddress::Ipv4(Ipv4Address::from(peer)), port);
-        sockets
-            .get_mut::<tcp::Socket>(handle)
-            .connect(iface.context(), remote, local_port)
-            .map_err(|e| format!("connect: {e}"))?;
+        let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Transfer {
             handle,
             total,
@@ -90,14 +84,8 @@ impl Transfer {
     /// Advances the transfer; Ok(true) when something moved.
     pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
-        if self.connected_ns.is_none() {
-            if socket.may_send() {
-                self.connected_ns = Some(crate::clock::now_ns());
-            } else if !socket.is_open() {
-                return Err("connection refused or reset".into());
-            } else {
-                return Ok(false);
-            }
+        if !super::client::await_connected(socket, &mut self.connected_ns)? {
+            return Ok(false);
         }
         let mut moved = false;
         while socket.can_send() && (self.pending_at < self.pending.len() || self.sent < self.total) {

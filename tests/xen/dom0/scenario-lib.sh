@@ -43,13 +43,19 @@ wait_gone() { wait_until "$2" dom_gone "$1"; }
 dom_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 dom_shutdown() { case $(dom_state "$1") in *s*) return 0 ;; esac; return 1; }
 
+# The name = "..." of an xl config file.
+cfg_name() { sed -n 's/^name *= *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$1" | head -n1; }
+# xenconsoled appends to guest-NAME.log across domains of the same name:
+# start each domain with an empty log, so no check matches an earlier one's.
+fresh_log() { rm -f "/var/log/xen/console/guest-$1.log"; }
+
 # Start a domain paused and print its domid; unpause with `xl unpause`.
 # Creating paused lets the scenario learn the domid before the guest can
 # run (and possibly exit) and time the guest from the unpause.
 create_paused() {
+    fresh_log "$(cfg_name "$1")"
     xl create -p "$@" >/tmp/xl-create.log 2>&1 || { cat /tmp/xl-create.log >&2; return 1; }
-    _name=$(sed -n 's/^name *= *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$1" | head -n1)
-    xl domid "$_name"
+    xl domid "$(cfg_name "$1")"
 }
 
 # Dump diagnostics for a failing domain to the console.
@@ -67,8 +73,9 @@ dump_dom() {
 # domain is destroyed and the create retried.
 xl_create() {
     _cfg=$1; shift
-    _name=$(sed -n 's/^name *= *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$_cfg" | head -n1)
+    _name=$(cfg_name "$_cfg")
     for _try in 1 2 3; do
+        fresh_log "$_name"
         xl create -q -e "$@" "$_cfg" >/tmp/xl-create.log 2>&1
         _rc=$?
         [ "$_rc" = 0 ] && return 0

@@ -43,7 +43,7 @@ impl PhysPage {
 pub unsafe fn copy_from_shared(src: u64, dst: &mut [u8]) {
     // SAFETY: dst is ours and valid for its length; the caller vouches
     // for the source range.
-    unsafe { movs(dst.as_mut_ptr(), src as *const u8, dst.len()) }
+    unsafe { crate::rt::copy_forward(dst.as_mut_ptr(), src as *const u8, dst.len()) }
 }
 
 /// Copies `src` into shared memory at `dst` (as `copy_from_shared`, the
@@ -55,27 +55,7 @@ pub unsafe fn copy_from_shared(src: u64, dst: &mut [u8]) {
 pub unsafe fn copy_to_shared(dst: u64, src: &[u8]) {
     // SAFETY: src is valid for its length; the caller vouches for the
     // destination range.
-    unsafe { movs(dst as *mut u8, src.as_ptr(), src.len()) }
-}
-
-/// `rep movsq` for the words, `rep movsb` for the rest.
-///
-/// # Safety
-/// Both ranges valid for `n` bytes and not overlapping.
-unsafe fn movs(dst: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract; DF is clear (the ABI keeps it so).
-    unsafe {
-        core::arch::asm!(
-            "mov {rest}, rcx",
-            "shr rcx, 3",
-            "rep movsq",
-            "mov rcx, {rest}",
-            "and rcx, 7",
-            "rep movsb",
-            rest = out(reg) _,
-            inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
-            options(nostack));
-    }
+    unsafe { crate::rt::copy_forward(dst as *mut u8, src.as_ptr(), src.len()) }
 }
 
 impl SharedPage for PhysPage {
