@@ -34,6 +34,10 @@ pub struct Config {
     pub ring_pages: u32,
     /// Never ask the peer for events: the receiver polls its rings.
     pub polling: bool,
+    /// Busy-poll window: after a frame on a channel, keep polling this long
+    /// before asking for events and blocking (0: block at once). An answer
+    /// that comes back within the window costs no event either way.
+    pub spin_ns: u64,
     /// The largest frame we accept (and send, if the peer accepts it):
     /// `ring::ETH_FRAME` up to `ring::MAX_CHANNEL_FRAME`, and a ring must
     /// hold two.
@@ -42,7 +46,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { ring_pages: 16, polling: false, max_frame: ring::ETH_FRAME }
+        Config { ring_pages: 16, polling: false, spin_ns: 0, max_frame: ring::ETH_FRAME }
     }
 }
 

@@ -95,6 +95,10 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
     /// Fallback frames dropped for a bad checksum.
     bad_checksums: u64,
     now_ns: u64,
+    /// When a frame last went over a channel, either way (as seen by the
+    /// service after it), and the counts that tell.
+    channel_active_ns: u64,
+    channel_frames_seen: u64,
 }
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
@@ -122,6 +126,8 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
             tx_blocked_on: None,
             bad_checksums: 0,
             now_ns: 0,
+            channel_active_ns: 0,
+            channel_frames_seen: 0,
         }
     }
 
@@ -154,6 +160,11 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     /// found.
     pub fn data_service(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
+        let frames = self.paths.counters.tx_channel_frames + self.paths.counters.rx_channel_frames;
+        if frames != self.channel_frames_seen {
+            self.channel_frames_seen = frames;
+            self.channel_active_ns = now_ns;
+        }
         self.paths.flush_pending(&mut self.fallback, Instant::from_micros((now_ns / 1000) as i64));
         let manager = &mut self.paths.manager;
         for i in 0..manager.attached_peers().len() {
@@ -206,10 +217,13 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
         self.tx_blocked_on.is_some()
     }
 
-    /// Whether the stack should spin rather than idle: channels are up and
-    /// configured to be polled.
+    /// Whether the stack should poll rather than block: channels are up and
+    /// either configured to be polled or within the busy-poll window after
+    /// the last frame on one (`Config::spin_ns`).
     pub fn wants_polling(&self) -> bool {
-        self.paths.manager.config().polling && self.paths.manager.any_up()
+        let config = self.paths.manager.config();
+        let spinning = self.now_ns.saturating_sub(self.channel_active_ns) < config.spin_ns;
+        (config.polling || spinning) && self.paths.manager.any_up()
     }
 
     fn note_full(&mut self) {

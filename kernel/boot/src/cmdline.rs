@@ -71,6 +71,9 @@ pub struct ChannelOptions<'a> {
     pub pages: u32,
     /// Receivers poll their rings instead of asking for events.
     pub poll: bool,
+    /// Microseconds to keep polling after a frame on a channel before
+    /// asking for events and blocking (0: block at once).
+    pub spin_us: u32,
     /// The largest IP packet on a channel (the interface's MTU when larger
     /// than netfront's 1500; TCP frames for netfront are then cut).
     pub mtu: u32,
@@ -78,9 +81,13 @@ pub struct ChannelOptions<'a> {
 
 impl Default for ChannelOptions<'_> {
     fn default() -> Self {
-        ChannelOptions { group: None, pages: 32, poll: false, mtu: 9000 }
+        ChannelOptions { group: None, pages: 32, poll: false, spin_us: SPIN_US_DEFAULT, mtu: 9000 }
     }
 }
+
+/// `chan.spin` unless given, and at most.
+pub const SPIN_US_DEFAULT: u32 = 100;
+pub const SPIN_US_MAX: u32 = 100_000;
 
 /// `net.count` at most.
 pub const NET_COUNT_MAX: u32 = 10_000_000;
@@ -187,6 +194,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.group",
     "chan.pages",
     "chan.poll",
+    "chan.spin",
     "chan.mtu",
 ];
 
@@ -314,6 +322,7 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
                 }
             }
             "chan.mtu" => options.chan.mtu = parse_range(key, value, 1500, 65536, "an MTU from 1500 to 65536")?,
+            "chan.spin" => options.chan.spin_us = parse_range(key, value, 0, SPIN_US_MAX, "0 to 100000 microseconds")?,
             "chan.poll" => {
                 options.chan.poll = match value {
                     "on" | "1" => true,
@@ -496,10 +505,10 @@ mod tests {
         let o = parse("app=transfer net.peer=198.18.0.11 net.bytes=1024").unwrap();
         assert_eq!((o.net.peer, o.net.bytes), (Some([198, 18, 0, 11]), 1024));
         assert_eq!(parse("").unwrap().net, NetOptions::default());
-        let o = parse("app=netbench net.group=lab-1 chan.pages=4 chan.poll=on chan.mtu=9000 net.count=10 net.msg=64 net.sink=19")
+        let o = parse("app=netbench net.group=lab-1 chan.pages=4 chan.poll=on chan.spin=50 chan.mtu=9000 net.count=10 net.msg=64 net.sink=19")
             .unwrap();
         assert_eq!(o.mode, Mode::App(App::Netbench));
-        assert_eq!(o.chan, ChannelOptions { group: Some("lab-1"), pages: 4, poll: true, mtu: 9000 });
+        assert_eq!(o.chan, ChannelOptions { group: Some("lab-1"), pages: 4, poll: true, spin_us: 50, mtu: 9000 });
         assert_eq!((o.net.count, o.net.msg, o.net.sink), (10, 64, 19));
         assert_eq!(parse("app=stream").unwrap().mode, Mode::App(App::Stream));
         assert_eq!(parse("app=rr").unwrap().mode, Mode::App(App::Rr));
@@ -530,6 +539,8 @@ mod tests {
             "chan.pages=128",
             "chan.pages=0",
             "chan.poll=yes",
+            "chan.spin=100001",
+            "chan.spin=-1",
             "chan.mtu=1499",
             "chan.mtu=65537",
             "net.count=0",

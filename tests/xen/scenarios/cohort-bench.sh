@@ -96,6 +96,8 @@ netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
 if [ "$clock" = virtual ]; then
     # The factors (virtual time only: it is the same on every run).
     netbench_config samecpu "" 'cpus = "1"'
+    netbench_config events "chan.spin=0" ""
+    netbench_config spin1ms "chan.spin=1000" ""
     netbench_config poll "chan.poll=on" ""
     netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
     netbench_config ring8 "chan.pages=8" ""

@@ -35,6 +35,8 @@ while ! dom_shutdown beta; do
     sleep 0.5
     [ "$(now_ms)" -gt 900000 ] && break
 done
+echo "demo: what dom0's discovery daemon published (its log):"
+grep -E "peers:|not listed" "$DISCOVERYD_LOG" | tail -n 4 | sed 's/^/  /'
 figure() { guest_log beta | grep '^BENCH' | grep "\"name\":\"$1\"" | grep "\"path\":\"$2\"" | tail -n1 | sed 's/.*"value":\([0-9.]*\).*/\1/'; }
 s_ch=$(figure net.tcp_stream channel) s_nf=$(figure net.tcp_stream netfront)
 r_ch=$(figure net.tcp_rr channel) r_nf=$(figure net.tcp_rr netfront)

@@ -429,3 +429,38 @@ fn fallback_frames_with_bad_checksums_never_reach_the_stack() {
     }
     finish(&mut [&mut a, &mut b], &mut clock);
 }
+
+#[test]
+fn receivers_keep_polling_for_the_spin_window_after_channel_frames() {
+    const US: u64 = 1000;
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let config = Config { spin_ns: 200 * US, ..Config::default() };
+    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, config);
+    assert!(!a.sw.wants_polling() && !b.sw.wants_polling(), "no channel traffic yet: block");
+    send(&mut a, &frame_to(mac(2), mac(1), 100));
+    assert!(receive(&mut b).is_some());
+    a.service(clock);
+    b.service(clock);
+    assert!(a.sw.wants_polling() && b.sw.wants_polling(), "both just moved a channel frame");
+    b.service(clock + 150 * US);
+    assert!(b.sw.wants_polling(), "inside the window");
+    b.service(clock + 250 * US);
+    assert!(!b.sw.wants_polling(), "the window is over: block");
+    // Fallback traffic opens no window.
+    clock += 300 * US;
+    send(&mut b, &frame_to([0xff; 6], mac(2), 60));
+    b.service(clock);
+    assert!(!b.sw.wants_polling());
+    finish(&mut [&mut a, &mut b], &mut clock);
+
+    // Without a window, channel traffic never makes the stack poll.
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, Config::default());
+    send(&mut a, &frame_to(mac(2), mac(1), 100));
+    assert!(receive(&mut b).is_some());
+    b.service(clock);
+    assert!(!b.sw.wants_polling());
+    finish(&mut [&mut a, &mut b], &mut clock);
+}

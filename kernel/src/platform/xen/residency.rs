@@ -47,6 +47,14 @@ fn store_err(e: xen_proto::Error) -> String {
     e.to_string()
 }
 
+fn notification(chan: &ChannelOptions<'_>) -> String {
+    match (chan.poll, chan.spin_us) {
+        (true, _) => "polled".into(),
+        (false, 0) => "event-driven".into(),
+        (false, us) => format!("event-driven after {us} us of polling"),
+    }
+}
+
 impl ResidentNet {
     /// Wraps netfront; with a group, advertises us (MAC, and `ipv4` if
     /// known) and watches the list dom0 keeps for us.
@@ -55,7 +63,7 @@ impl ResidentNet {
         let mac = net.mac();
         // Without a group there is never a channel: keep netfront's frames.
         let max_frame = if chan.group.is_some() { chan.mtu as usize + 14 } else { channel::ring::ETH_FRAME };
-        let config = Config { ring_pages: chan.pages, polling: chan.poll, max_frame };
+        let config = Config { ring_pages: chan.pages, polling: chan.poll, spin_ns: u64::from(chan.spin_us) * 1000, max_frame };
         if !config.valid() {
             return Err(format!(
                 "chan.mtu={} needs channel rings that hold two such frames: chan.pages={} is {} KiB (raise chan.pages or lower chan.mtu)",
@@ -90,7 +98,7 @@ impl ResidentNet {
             advert.group,
             chan.pages,
             chan.mtu,
-            if chan.poll { "polled" } else { "event-driven" }
+            notification(chan)
         );
         dev.peers_path = Some(path);
         Ok(dev)
