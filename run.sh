@@ -85,17 +85,31 @@ suite() {
     [ "$status" = 0 ] || [ "${f%% failed*}" != 0 ] || { failed=$((failed + 1)); say "error: '$*' exited with $status"; }
 }
 
+# cargo test, summed up as one "N passed, M failed" line for `suite`.
+host_tests() {
+    local out status
+    out=$(mktemp)
+    set +e
+    cargo test --quiet 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$out"
+    rm -f "$out"
+    return "$status"
+}
+
 case "${1:-}" in
 test)
     shift
     ensure_qemu
     say "host tests: cargo test"
-    cargo test --quiet
+    suite host_tests
     build
     say "in-emulator tests (QEMU TCG)"
     suite "$HARNESS" test "$KERNEL"
     say "network on plain QEMU: virtio-net on a tap in a network namespace"
     ensure ip iproute2
+    ensure python3 python3
     suite tests/net/qemu-tap.sh "$KERNEL"
     say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG (guests, netfront, channels)"
     suite xen_harness --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" \
@@ -120,10 +134,10 @@ bench)
         "$HARNESS" bench "$KERNEL"; s1=$?
         say "Xen benchmarks, wall clock"
         xen_harness --scenario "tests/xen/scenarios/cohort-bench.sh wall /cohort/cohort" --scenario-timeout 1200 \
-            --timeout 1500 | grep -E "$keep"; s2=${PIPESTATUS[0]}
+            --timeout 1500 | grep --line-buffered -E "$keep"; s2=${PIPESTATUS[0]}
         say "Xen benchmarks, virtual clock (-icount: 1 instruction = 1 ns)"
         xen_harness --icount --scenario "tests/xen/scenarios/cohort-bench.sh virtual /cohort/cohort" \
-            --scenario-timeout 3000 --timeout 3300 | grep -E "$keep"; s3=${PIPESTATUS[0]}
+            --scenario-timeout 3000 --timeout 3300 | grep --line-buffered -E "$keep"; s3=${PIPESTATUS[0]}
         echo "$s1$s2$s3" > target/bench/status
     } | tee "$out"
     set -e

@@ -61,6 +61,7 @@ d=$(xl domid echo)
 # crashes now and then in this dom0 (see xl_create), xenstore-write does not.
 xenstore-write "/local/domain/$d/control/shutdown" poweroff
 if wait_until 60 dom_shutdown echo && ! crashed echo && has echo "netfront: closed" \
+    && has echo "grant refs in use 0, mapped 0, pages 0" \
     && [ "$(xenstore-read "/local/domain/0/backend/vif/$d/0/state" 2>/dev/null)" = 6 ]; then
     log echo | grep -E "netfront: closed|echo:" | tail -3
     ok xen-net-clean-shutdown
