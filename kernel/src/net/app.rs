@@ -452,8 +452,9 @@ impl<D: NetDevice> Run<D> {
         self.figure("channel.stream_speedup", "channel", ratio(stream_channel.mbit_per_s(), stream_netfront.mbit_per_s()), "x");
         self.figure("channel.rr_speedup", "channel", ratio(rr_channel.per_second(), rr_netfront.per_second()), "x");
         crate::println!("netbench: {}", self.stack.device.counters());
-        let path = self.stack.device.kind();
+        // Each counter belongs to the path its name starts with.
         for (name, value, unit) in self.stack.device.figures() {
+            let path = name.split('.').next().unwrap_or(name);
             self.figure(name, path, value, unit);
         }
         Ok(())
