@@ -98,6 +98,26 @@ host_tests() {
     return "$status"
 }
 
+# The Xen scenarios; run once more if they failed on a lab fault (a guest
+# found running with Xen's own registers, see tests/xen/README.md): that
+# is QEMU's emulation of nested SVM breaking, which no guest can cause.
+xen_tests() {
+    local out status
+    out=$(mktemp)
+    set +e
+    xen_harness "$@" 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" != 0 ] && grep -q "LAB FAULT" "$out"; then
+        rm -f "$out"
+        say "the lab faulted (LAB FAULT above): running the Xen scenarios once more; only that run counts"
+        xen_harness "$@"
+        return
+    fi
+    rm -f "$out"
+    return "$status"
+}
+
 case "${1:-}" in
 test)
     shift
@@ -112,7 +132,7 @@ test)
     ensure python3 python3
     suite tests/net/qemu-tap.sh "$KERNEL"
     say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG (guests, netfront, channels)"
-    suite xen_harness --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" \
+    suite xen_tests --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" \
         --scenario "tests/xen/scenarios/cohort-net.sh /cohort/cohort" \
         --scenario "tests/xen/scenarios/cohort-channel.sh /cohort/cohort" \
         --scenario-timeout 900 --timeout 2400

@@ -110,12 +110,20 @@ CFG
 guest_log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
 guest_has() { guest_log "$1" | grep -qF "$2"; }
 dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; }
-# The last lines of a failing guest's console, and where its vCPU is (Xen's
-# `d` debug key dumps the registers; resolve RIP with `nm` on the image).
+# The last lines of a failing guest's console, and where its vCPU is
+# (resolve RIP with `nm` on the image). Cohort maps nothing in the upper
+# half: a saved RIP there is the hypervisor's own (its CR3, IDTR and GDTR
+# come with it), loaded into the guest by QEMU's emulation of nested SVM.
+# That is said on a "LAB FAULT" line, which run.sh looks for.
 guest_explain() {
     echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
     echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
-    xen-hvmctx "$(xl domid "$1" 2>/dev/null)" 2>&1 | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
+    _ctx=$(xen-hvmctx "$(xl domid "$1" 2>/dev/null)" 2>&1)
+    echo "$_ctx" | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
+    _rip=$(echo "$_ctx" | sed -n 's/.* rip 0x\([0-9a-f]*\).*/\1/p' | head -n1)
+    case $_rip in
+        ffff8*) echo "LAB FAULT: $1 ran with the hypervisor's registers (rip 0x$_rip, which Cohort never maps): QEMU's nested-SVM emulation broke, not the guest" ;;
+    esac
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
 

@@ -94,7 +94,7 @@ netbench_config() {
 netbench_config default "" ""
 netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
 if [ "$clock" = virtual ]; then
-    # The factors (virtual time only: it is the same on every run).
+    # The factors (virtual time only: it does not depend on the host's load).
     netbench_config samecpu "" 'cpus = "1"'
     netbench_config events "chan.spin=0" ""
     netbench_config spin1ms "chan.spin=1000" ""

@@ -47,7 +47,7 @@ if [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom
     echo
     config=$(guest_log beta | sed -n 's/.*channels: \(.*\)$/\1/p' | head -n1)
     echo "Same transfer, same two guests, two paths ($clock clock; Xen nested in QEMU TCG):"
-    [ "$clock" = virtual ] && echo "  (virtual time: QEMU -icount, one emulated instruction = 1 ns, the same on every run)"
+    [ "$clock" = virtual ] && echo "  (virtual time: QEMU -icount, one emulated instruction = 1 ns, whatever the host's speed or load)"
     echo "  channel: $config"
     awk -v sc="$s_ch" -v sn="$s_nf" -v rc="$r_ch" -v rn="$r_nf" -v lc="$l_ch" -v ln="$l_nf" 'BEGIN {
         printf "  %-24s %16s %16s %8s\n", "", "shared memory", "netfront", "ratio"
