@@ -148,15 +148,15 @@ bench)
     out=target/bench/bench-$(date -u +%Y%m%d-%H%M%S).txt
     # Every run's figures go to $out (and the terminal); a failed run is
     # reported and the others still run, each printing what it measured.
-    keep='^BENCH|^SCENARIO|passed|^netbench|^dom0 ->|round-trip'
+    keep='^BENCH|^SCENARIO|passed|^netbench|^netref|^dom0 ->|round-trip|^Linux guest'
     set +e
     {
         "$HARNESS" bench "$KERNEL"; s1=$?
         say "Xen benchmarks, wall clock"
-        xen_harness --scenario "tests/xen/scenarios/cohort-bench.sh wall /cohort/cohort" --scenario-timeout 1200 \
-            --timeout 1500 | grep --line-buffered -E "$keep"; s2=${PIPESTATUS[0]}
+        xen_harness --linux-guest --scenario "tests/xen/scenarios/cohort-bench.sh wall /cohort/cohort" --scenario-timeout 1800 \
+            --timeout 2100 | grep --line-buffered -E "$keep"; s2=${PIPESTATUS[0]}
         say "Xen benchmarks, virtual clock (-icount: 1 instruction = 1 ns)"
-        xen_harness --icount --scenario "tests/xen/scenarios/cohort-bench.sh virtual /cohort/cohort" \
+        xen_harness --icount --linux-guest --scenario "tests/xen/scenarios/cohort-bench.sh virtual /cohort/cohort" \
             --scenario-timeout 3000 --timeout 3300 | grep --line-buffered -E "$keep"; s3=${PIPESTATUS[0]}
         echo "$s1$s2$s3" > target/bench/status
     } | tee "$out"

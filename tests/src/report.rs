@@ -81,6 +81,31 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The netfront paths side by side with the Linux reference guests, per
+/// clock: (what, stream Mbit/s, RR /s, RR p50 us), for the paths measured.
+pub type ReferenceRow = (&'static str, Option<f64>, Option<f64>, Option<f64>);
+
+const REFERENCE_PATHS: [(&str, &str); 5] = [
+    ("netfront", "Cohort to Cohort (netbench)"),
+    ("linux-to-linux-netfront", "Linux to Linux (netref)"),
+    ("linux-to-cohort-netfront", "Linux to Cohort (netref)"),
+    ("dom0-to-guest-netfront", "dom0 to Cohort (busybox nc)"),
+    ("dom0-to-linux-netfront", "dom0 to Linux (busybox nc)"),
+];
+
+pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
+    let value = |path: &str, name: &str| {
+        figures.iter().rev().find(|f| f.clock == clock && f.path == path && f.name == name).map(|f| f.value)
+    };
+    REFERENCE_PATHS
+        .iter()
+        .map(|&(path, what)| {
+            (what, value(path, "net.tcp_stream"), value(path, "net.tcp_rr"), value(path, "net.tcp_rr_latency_p50"))
+        })
+        .filter(|row| row.1.is_some() || row.2.is_some())
+        .collect()
+}
+
 /// The Markdown report: the comparison per clock, then every figure.
 pub fn markdown(figures: &[Figure]) -> String {
     let mut out = String::new();
@@ -105,6 +130,19 @@ pub fn markdown(figures: &[Figure]) -> String {
                 num(lc, 1),
                 num(ln, 1)
             );
+        }
+        out.push('\n');
+    }
+    for clock in ["virtual", "wall"] {
+        let rows = reference(figures, clock);
+        // Only worth a table when a Linux guest was measured.
+        if rows.iter().all(|r| !r.0.contains("Linux")) {
+            continue;
+        }
+        let _ = writeln!(out, "### Netfront: Cohort and Linux guests ({clock} clock)\n");
+        out.push_str("| path | stream (Mbit/s) | RR (/s) | RR p50 (us) |\n|---|---:|---:|---:|\n");
+        for (what, stream, rr, p50) in rows {
+            let _ = writeln!(out, "| {what} | {} | {} | {} |", num(stream, 1), num(rr, 0), num(p50, 1));
         }
         out.push('\n');
     }
@@ -219,5 +257,26 @@ mod tests {
         let chart = svg(&figures, "virtual").unwrap();
         assert_eq!(chart.matches("<rect x=").count(), 4 + 2, "four bars and two legend swatches");
         assert!(svg(&figures, "none").is_none());
+        assert!(!md.contains("Linux"), "no reference table without Linux figures");
+    }
+
+    #[test]
+    fn reference_rows_put_netfront_beside_linux() {
+        let figures = [
+            fig("net.tcp_stream", "netfront", 200.0, "virtual"),
+            fig("net.tcp_rr", "netfront", 2300.0, "virtual"),
+            fig("net.tcp_stream", "netfront/ring8", 1.0, "virtual"),
+            fig("net.tcp_stream", "linux-to-linux-netfront", 900.0, "virtual"),
+            fig("net.tcp_rr", "linux-to-linux-netfront", 5000.0, "virtual"),
+            fig("net.tcp_rr_latency_p50", "linux-to-linux-netfront", 150.0, "virtual"),
+            fig("net.tcp_stream", "linux-to-linux-netfront", 80.0, "wall"),
+        ];
+        let rows = reference(&figures, "virtual");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], ("Cohort to Cohort (netbench)", Some(200.0), Some(2300.0), None));
+        assert_eq!(rows[1], ("Linux to Linux (netref)", Some(900.0), Some(5000.0), Some(150.0)));
+        let md = markdown(&figures);
+        assert!(md.contains("| Linux to Linux (netref) | 900.0 | 5000 | 150.0 |"), "{md}");
+        assert!(md.contains("| Linux to Linux (netref) | 80.0 | - | - |"), "{md}");
     }
 }

@@ -12,6 +12,10 @@
 #                          run scenario script FILE (copied to
 #                          /cohort/scenarios/) with ARGS in dom0; repeatable,
 #                          run in the given order
+#   --linux-guest          also copy dom0's kernel and this initramfs in, as
+#                          /cohort/linux/vmlinuz and /cohort/linux/initrd, so
+#                          scenarios can boot Linux reference guests
+#                          (linux_cfg in dom0/scenario-lib.sh)
 #   --shell                interactive dom0 shell on this terminal (see lab.sh)
 #   --timeout SECS         overall limit for the QEMU run (default 180)
 #   --scenario-timeout S   per-scenario limit inside dom0 (default 120)
@@ -44,13 +48,14 @@ set -euo pipefail
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 
 files=() scenarios=()
-shell=0 timeout=180 scen_timeout=120 icount=0 mem=2048 dom0_mem=512 smp=2
+shell=0 linux_guest=0 timeout=180 scen_timeout=120 icount=0 mem=2048 dom0_mem=512 smp=2
 xen_args="" dom0_args="" log="" verbose=0
 while [ $# -gt 0 ]; do
     case $1 in
         --file) files+=("$2"); shift 2 ;;
         --scenario) scenarios+=("$2"); shift 2 ;;
         --shell) shell=1; shift ;;
+        --linux-guest) linux_guest=1; shift ;;
         --timeout) timeout=$2; shift 2 ;;
         --scenario-timeout) scen_timeout=$2; shift 2 ;;
         --icount) icount=1; shift ;;
@@ -97,6 +102,11 @@ for spec in "${files[@]}"; do
     mkdir -p "$(dirname "$ov/cohort/$dest")"
     cp -a "$src" "$ov/cohort/$dest"
 done
+if [ "$linux_guest" = 1 ]; then
+    mkdir -p "$ov/cohort/linux"
+    cp -L "$root/vmlinuz" "$ov/cohort/linux/vmlinuz"
+    cp "$base" "$ov/cohort/linux/initrd"
+fi
 : > "$ov/cohort/scenarios.list"
 for spec in "${scenarios[@]}"; do
     read -r sfile sargs <<<"$spec"

@@ -15,6 +15,9 @@
 #                                 load order in /etc/cohort/modules
 #   /etc/xen/xl.conf, /etc/xen/scripts/vif-cohort
 #   /usr/share/cohort/scenario-lib.sh
+#   /linux-guest-init, /usr/bin/netref, xen-netfront (listed in
+#   /etc/cohort/guest-modules)   for Linux reference guests: the same kernel
+#                                 and this initramfs boot them (rdinit=)
 #
 # The result is cached as $XEN_CACHE/initramfs-<key>.cpio.gz where <key>
 # hashes the fetched package set, the files in tests/xen/dom0/, this script
@@ -24,7 +27,14 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ensure_host_tools cpio:cpio gzip:gzip xz:xz-utils zstd:zstd
+ensure_host_tools cpio:cpio gzip:gzip xz:xz-utils zstd:zstd gcc:gcc
+# netref (tests/xen/linux-guest) is linked statically: it needs libc.a.
+if [ ! -f /usr/lib/x86_64-linux-gnu/libc.a ]; then
+    log "installing host tools: libc6-dev"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libc6-dev >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libc6-dev >/dev/null; } \
+        || die "could not install libc6-dev"
+fi
 
 root=${1:-$("$XEN_HARNESS_DIR/fetch.sh")}
 [ -f "$root/.complete" ] || die "fetch root $root is incomplete; run tests/xen/fetch.sh"
@@ -47,7 +57,7 @@ key=$( {
     cat "$root/MANIFEST"
     echo "${MODULES[*]}"
     cat "$0"
-    find "$XEN_HARNESS_DIR/dom0" -type f | sort | xargs cat
+    find "$XEN_HARNESS_DIR/dom0" "$XEN_HARNESS_DIR/linux-guest" -type f | sort | xargs cat
     sha256sum "$(readlink -f "$ldso")" "$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)"
 } | short_hash)
 out="$XEN_CACHE/initramfs-$key.cpio.gz"
@@ -138,12 +148,19 @@ add_module() {  # depth-first: dependencies before the module itself
 }
 for m in "${MODULES[@]}"; do add_module "$m"; done
 printf '%s\n' "${order[@]}" > etc/cohort/modules
+# The Linux reference guest's netfront (no dependencies), not loaded in dom0.
+order=()
+add_module xen-netfront
+printf '%s\n' "${order[@]}" > etc/cohort/guest-modules
 
 # --- config, init, scenario helpers ---------------------------------------------
 install -m 755 "$XEN_HARNESS_DIR/dom0/init" init
 install -m 644 "$XEN_HARNESS_DIR/dom0/xl.conf" etc/xen/xl.conf
 install -m 755 "$XEN_HARNESS_DIR/dom0/vif-cohort" etc/xen/scripts/vif-cohort
 install -m 644 "$XEN_HARNESS_DIR/dom0/scenario-lib.sh" usr/share/cohort/scenario-lib.sh
+install -m 755 "$XEN_HARNESS_DIR/linux-guest/init" linux-guest-init
+gcc -O2 -Wall -static -o usr/bin/netref "$XEN_HARNESS_DIR/linux-guest/netref.c" \
+    || die "could not build netref (a static C program; needs gcc and libc6-dev)"
 echo "root:x:0:0:root:/root:/bin/sh" > etc/passwd
 echo "root:x:0:" > etc/group
 echo dom0 > etc/hostname

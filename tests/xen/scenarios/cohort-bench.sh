@@ -147,4 +147,50 @@ if ping -c 20 -i 0.2 198.18.0.30 > /tmp/ping.out 2>&1; then
 else
     cat /tmp/ping.out; fail xen-bench-net-dom0-ping "no ping replies"
 fi
+
+# Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
+# bridge, measured by netref (tests/xen/linux-guest) the way netbench
+# measures: Linux to Linux, Linux to Cohort (the server above, whose group
+# Linux is not in), and dom0 to Linux. Only with boot.sh --linux-guest.
+# ref_client NAME PEER: a Linux client's stream and request/response.
+ref_client() {
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000" \
+        'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
+    if linux_up lcli 300 "linux-guest: eth0" && wait_until 900 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
+        log lcli | grep -E "^netref: (stream|rr)"
+        log lcli | grep '^BENCH'
+        ok "xen-bench-$1"
+    else
+        log lcli | tail -15; fail "xen-bench-$1" "the Linux client did not finish"
+    fi
+    finish lcli
+}
+if [ -f /cohort/linux/vmlinuz ]; then
+    linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:50" ]'
+    if linux_up lsrv 300 "netref: sink on"; then
+        log lsrv | grep "^linux-guest: eth0"
+        ref_client linux-to-linux 198.18.0.50
+        ref_client linux-to-cohort 198.18.0.30
+        t0=$(now_ms)
+        answer=$(head -c $size /dev/zero | timeout 600 nc 198.18.0.50 9)
+        t1=$(now_ms)
+        if [ "$answer" = "$size" ]; then
+            echo "dom0 -> Linux guest stream: $size bytes in $((t1 - t0)) ms (dom0's clock)"
+            awk -v b=$size -v ms=$((t1 - t0)) -v c="$clock" 'BEGIN { printf "BENCH {\"name\":\"net.tcp_stream\",\"path\":\"dom0-to-linux-netfront\",\"value\":%.3f,\"unit\":\"Mbit/s\",\"clock\":\"%s\"}\n", b * 8 / (ms / 1000) / 1e6, c }'
+            ok xen-bench-dom0-to-linux
+        else
+            echo "Linux sink answered \`$answer\`"; fail xen-bench-dom0-to-linux "stream into the Linux guest failed"
+        fi
+        if ping -c 20 -i 0.2 198.18.0.50 > /tmp/ping.out 2>&1; then
+            tail -1 /tmp/ping.out
+            avg=$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+            printf 'BENCH {"name":"net.icmp_rtt","path":"dom0-linux-netfront","value":%s,"unit":"ms","clock":"%s"}\n' "$avg" "$clock"
+        else
+            cat /tmp/ping.out; echo "dom0 could not ping the Linux guest"
+        fi
+    else
+        log lsrv | tail -15; fail xen-bench-linux-reference "the Linux guest did not come up"
+    fi
+    finish lsrv
+fi
 finish srv
