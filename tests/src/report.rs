@@ -85,9 +85,10 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 /// clock: (what, stream Mbit/s, RR /s, RR p50 us), for the paths measured.
 pub type ReferenceRow = (&'static str, Option<f64>, Option<f64>, Option<f64>);
 
-const REFERENCE_PATHS: [(&str, &str); 5] = [
+const REFERENCE_PATHS: [(&str, &str); 6] = [
     ("netfront", "Cohort to Cohort (netbench)"),
     ("linux-to-linux-netfront", "Linux to Linux (netref)"),
+    ("linux-to-linux-nogso-netfront", "Linux to Linux, no TSO/GSO (netref)"),
     ("linux-to-cohort-netfront", "Linux to Cohort (netref)"),
     ("dom0-to-guest-netfront", "dom0 to Cohort (busybox nc)"),
     ("dom0-to-linux-netfront", "dom0 to Linux (busybox nc)"),

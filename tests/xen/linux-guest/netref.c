@@ -9,6 +9,9 @@
  *   netref rr HOST PORT COUNT MSG PATH CLOCK
  *       COUNT request/response transactions of MSG bytes with an echo;
  *       prints transactions/s and the median round trip
+ *   netref no-gso IFACE
+ *       turns TSO and GSO off on IFACE (what `ethtool -K IFACE tso off
+ *       gso off` does), so the kernel sends standard-size frames
  *
  * Measurements print one BENCH line each, like the guest's, with the
  * guest's CLOCK_MONOTONIC (virtual under -icount).
@@ -16,12 +19,16 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -212,6 +219,26 @@ static int rr(const char *host, int port, int count, int msg, const char *path, 
     return 0;
 }
 
+static int no_gso(const char *iface)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    const unsigned cmds[] = { ETHTOOL_STSO, ETHTOOL_SGSO };
+    if (fd < 0)
+        die("socket");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        struct ethtool_value ev = { .cmd = cmds[i], .data = 0 };
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", iface);
+        ifr.ifr_data = (char *)&ev;
+        if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
+            die("SIOCETHTOOL");
+    }
+    close(fd);
+    printf("netref: TSO and GSO off on %s\n", iface);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -222,6 +249,8 @@ int main(int argc, char **argv)
         if (fork() == 0)
             sink(sink_fd);
         echo(echo_fd);
+    } else if (argc == 3 && strcmp(argv[1], "no-gso") == 0) {
+        return no_gso(argv[2]);
     } else if (argc == 7 && strcmp(argv[1], "stream") == 0) {
         return stream(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10), argv[5], argv[6]);
     } else if (argc == 8 && strcmp(argv[1], "rr") == 0) {
@@ -232,6 +261,6 @@ int main(int argc, char **argv)
         }
         return rr(argv[2], atoi(argv[3]), count, msg, argv[6], argv[7]);
     }
-    fprintf(stderr, "usage: netref serve SINK-PORT ECHO-PORT | stream HOST PORT BYTES PATH CLOCK | rr HOST PORT COUNT MSG PATH CLOCK\n");
+    fprintf(stderr, "usage: netref serve SINK-PORT ECHO-PORT | stream HOST PORT BYTES PATH CLOCK | rr HOST PORT COUNT MSG PATH CLOCK | no-gso IFACE\n");
     return 2;
 }

@@ -150,11 +150,12 @@ fi
 
 # Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
 # bridge, measured by netref (tests/xen/linux-guest) the way netbench
-# measures: Linux to Linux, Linux to Cohort (the server above, whose group
-# Linux is not in), and dom0 to Linux. Only with boot.sh --linux-guest.
-# ref_client NAME PEER: a Linux client's stream and request/response.
+# measures: Linux to Linux (with TSO/GSO, then without), Linux to Cohort
+# (the server above, whose group Linux is not in), and dom0 to Linux. Only
+# with boot.sh --linux-guest.
+# ref_client NAME PEER [CMDLINE]: a Linux client's stream and request/response.
 ref_client() {
-    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000" \
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ${3:-}" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
     if linux_up lcli 300 "linux-guest: eth0" && wait_until 900 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
         log lcli | grep -E "^netref: (stream|rr)"
@@ -170,6 +171,8 @@ if [ -f /cohort/linux/vmlinuz ]; then
     if linux_up lsrv 300 "netref: sink on"; then
         log lsrv | grep "^linux-guest: eth0"
         ref_client linux-to-linux 198.18.0.50
+        # Standard-size frames only, as Cohort's netfront sends them.
+        ref_client linux-to-linux-nogso 198.18.0.50 ref.gso=off
         ref_client linux-to-cohort 198.18.0.30
         t0=$(now_ms)
         answer=$(head -c $size /dev/zero | timeout 600 nc 198.18.0.50 9)
