@@ -99,8 +99,9 @@ host_tests() {
 }
 
 # The Xen scenarios; run once more if they failed on a lab fault (a guest
-# found running with Xen's own registers, see tests/xen/README.md): that
-# is QEMU's emulation of nested SVM breaking, which no guest can cause.
+# found running with Xen's own registers, or triple-faulting, see
+# tests/xen/README.md): QEMU's emulation of nested SVM breaks now and then.
+# A Cohort bug behind it would show again in the second run.
 xen_tests() {
     local out status
     out=$(mktemp)

@@ -152,7 +152,11 @@ dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; 
 # (resolve RIP with `nm` on the image). Cohort maps nothing in the upper
 # half: a saved RIP there is the hypervisor's own (its CR3, IDTR and GDTR
 # come with it), loaded into the guest by QEMU's emulation of nested SVM.
-# That is said on a "LAB FAULT" line, which run.sh looks for.
+# That is said on a "LAB FAULT" line, which run.sh looks for. A triple
+# fault (state `sr`: Xen's reboot action, and Cohort never reboots) is a
+# suspected one: Cohort takes every exception on an IST stack and reports
+# it, so a triple fault means the CPU failed to deliver one; run.sh's second
+# run tells a lab fault from a Cohort bug, which would come back.
 guest_explain() {
     echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
     echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
@@ -161,6 +165,9 @@ guest_explain() {
     _rip=$(echo "$_ctx" | sed -n 's/.* rip 0x\([0-9a-f]*\).*/\1/p' | head -n1)
     case $_rip in
         ffff8*) echo "LAB FAULT: $1 ran with the hypervisor's registers (rip 0x$_rip, which Cohort never maps): QEMU's nested-SVM emulation broke, not the guest" ;;
+        *) case $(dom_state "$1") in
+               *sr*) echo "LAB FAULT (suspected): $1 triple-faulted at rip 0x$_rip: exception delivery itself failed, which Cohort's IST stacks should make impossible" ;;
+           esac ;;
     esac
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
