@@ -86,7 +86,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 pub type ReferenceRow = (&'static str, Option<f64>, Option<f64>, Option<f64>);
 
 const REFERENCE_PATHS: [(&str, &str); 6] = [
-    ("netfront", "Cohort to Cohort (netbench)"),
+    ("netfront/default", "Cohort to Cohort (netbench, default)"),
     ("linux-to-linux-netfront", "Linux to Linux (netref)"),
     ("linux-to-linux-nogso-netfront", "Linux to Linux, no TSO/GSO (netref)"),
     ("linux-to-cohort-netfront", "Linux to Cohort (netref)"),
@@ -264,8 +264,8 @@ mod tests {
     #[test]
     fn reference_rows_put_netfront_beside_linux() {
         let figures = [
-            fig("net.tcp_stream", "netfront", 200.0, "virtual"),
-            fig("net.tcp_rr", "netfront", 2300.0, "virtual"),
+            fig("net.tcp_stream", "netfront/default", 200.0, "virtual"),
+            fig("net.tcp_rr", "netfront/default", 2300.0, "virtual"),
             fig("net.tcp_stream", "netfront/ring8", 1.0, "virtual"),
             fig("net.tcp_stream", "linux-to-linux-netfront", 900.0, "virtual"),
             fig("net.tcp_rr", "linux-to-linux-netfront", 5000.0, "virtual"),
@@ -274,7 +274,7 @@ mod tests {
         ];
         let rows = reference(&figures, "virtual");
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0], ("Cohort to Cohort (netbench)", Some(200.0), Some(2300.0), None));
+        assert_eq!(rows[0], ("Cohort to Cohort (netbench, default)", Some(200.0), Some(2300.0), None));
         assert_eq!(rows[1], ("Linux to Linux (netref)", Some(900.0), Some(5000.0), Some(150.0)));
         let md = markdown(&figures);
         assert!(md.contains("| Linux to Linux (netref) | 900.0 | 5000 | 150.0 |"), "{md}");
