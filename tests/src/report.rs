@@ -86,7 +86,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 pub type ReferenceRow = (&'static str, Option<f64>, Option<f64>, Option<f64>);
 
 const REFERENCE_PATHS: [(&str, &str); 6] = [
-    ("netfront/default", "Cohort to Cohort (netbench, default)"),
+    ("netfront", "Cohort to Cohort (netbench, default)"),
     ("linux-to-linux-netfront", "Linux to Linux (netref)"),
     ("linux-to-linux-nogso-netfront", "Linux to Linux, no TSO/GSO (netref)"),
     ("linux-to-cohort-netfront", "Linux to Cohort (netref)"),
@@ -95,8 +95,13 @@ const REFERENCE_PATHS: [(&str, &str); 6] = [
 ];
 
 pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
+    // Paths compare as netbench's do: a bare `netfront` is `netfront/default`.
     let value = |path: &str, name: &str| {
-        figures.iter().rev().find(|f| f.clock == clock && f.path == path && f.name == name).map(|f| f.value)
+        figures
+            .iter()
+            .rev()
+            .find(|f| f.clock == clock && split_path(&f.path) == split_path(path) && f.name == name)
+            .map(|f| f.value)
     };
     REFERENCE_PATHS
         .iter()

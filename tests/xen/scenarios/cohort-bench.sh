@@ -9,7 +9,31 @@ guest() { cohort_cfg "$1" "$kernel" "$2 bench.clock=$clock"; }
 log() { guest_log "$1"; }
 # figures NAME LAST: the guest's BENCH lines, once xenconsoled has logged LAST.
 figures() { wait_until 20 console_has "$1" "$2"; log "$1" | grep '^BENCH'; }
-bench() { printf 'BENCH {"name":"%s","path":"xen","value":%s,"unit":"%s","clock":"%s"}\n' "$1" "$2" "$3" "$clock"; }
+# figure NAME PATH VALUE UNIT; bench NAME VALUE UNIT is a figure of path "xen".
+figure() { printf 'BENCH {"name":"%s","path":"%s","value":%s,"unit":"%s","clock":"%s"}\n' "$1" "$2" "$3" "$4" "$clock"; }
+bench() { figure "$1" xen "$2" "$3"; }
+# dom0_stream IP PATH [sha256]: 16 MiB of zeros from dom0's busybox nc into
+# the sink at IP, which must answer the byte count (and, with sha256, the
+# data's SHA-256, as Cohort's sink does); prints the figure.
+dom0_stream() {
+    _size=16777216
+    _want=$_size
+    [ "${3:-}" = sha256 ] && _want="$_size $(head -c $_size /dev/zero | sha256sum | cut -d' ' -f1)"
+    _t0=$(now_ms)
+    _answer=$(head -c $_size /dev/zero | timeout 600 nc "$1" 9)
+    _t1=$(now_ms)
+    if [ "$_answer" != "$_want" ]; then
+        echo "the sink at $1 answered \`$_answer\`, expected \`$_want\`"; return 1
+    fi
+    echo "dom0 -> $1 stream: $_size bytes in $((_t1 - _t0)) ms (dom0's clock), sink answered: $_answer"
+    figure net.tcp_stream "$2" "$(awk -v b=$_size -v ms=$((_t1 - _t0)) 'BEGIN { printf "%.3f", b * 8 / (ms / 1000) / 1e6 }')" Mbit/s
+}
+# dom0_ping IP PATH: 20 pings; prints the average round trip as a figure.
+dom0_ping() {
+    ping -c 20 -i 0.2 "$1" > /tmp/ping.out 2>&1 || { cat /tmp/ping.out; return 1; }
+    tail -1 /tmp/ping.out
+    figure net.icmp_rtt "$2" "$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')" ms
+}
 finish() { guest_finish "$1"; }
 
 # xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
@@ -120,8 +144,8 @@ if wait_until 120 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log victim |
     if wait_until 60 guest_has srv "channel to dom$v: closed" && t1=$(now_ms) \
         && wait_until 60 guest_has srv "channel to dom$v: released"; then
         t2=$(now_ms)
-        bench channel.departure_to_closed $((t1 - t0)) ms | sed 's/"path":"xen"/"path":"channel"/'
-        bench channel.departure_to_released $((t2 - t0)) ms | sed 's/"path":"xen"/"path":"channel"/'
+        figure channel.departure_to_closed channel $((t1 - t0)) ms
+        figure channel.departure_to_released channel $((t2 - t0)) ms
         ok xen-bench-net-departure
     else
         guest_explain srv; fail xen-bench-net-departure "the server did not close and release the channel"
@@ -139,25 +163,15 @@ if dom_crashed srv || ! dom_state srv | grep -q .; then
     wait_until 60 guest_has srv "net: address" || echo "the new server guest has no address"
 fi
 
-size=16777216
-t0=$(now_ms)
-answer=$(head -c $size /dev/zero | timeout 600 nc 198.18.0.30 9)
-t1=$(now_ms)
-want="$size $(head -c $size /dev/zero | sha256sum | cut -d' ' -f1)"
-if [ "$answer" = "$want" ]; then
-    echo "dom0 -> guest stream: $size bytes in $((t1 - t0)) ms (dom0's clock), sink answered: $answer"
-    awk -v b=$size -v ms=$((t1 - t0)) -v c="$clock" 'BEGIN { printf "BENCH {\"name\":\"net.tcp_stream\",\"path\":\"dom0-to-guest-netfront\",\"value\":%.3f,\"unit\":\"Mbit/s\",\"clock\":\"%s\"}\n", b * 8 / (ms / 1000) / 1e6, c }'
+if dom0_stream 198.18.0.30 dom0-to-guest-netfront sha256; then
     ok xen-bench-net-dom0-stream
 else
-    echo "sink answered \`$answer\`, expected \`$want\`"; fail xen-bench-net-dom0-stream "stream into the guest failed"
+    fail xen-bench-net-dom0-stream "stream into the guest failed"
 fi
-if ping -c 20 -i 0.2 198.18.0.30 > /tmp/ping.out 2>&1; then
-    tail -1 /tmp/ping.out
-    avg=$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
-    printf 'BENCH {"name":"net.icmp_rtt","path":"dom0-guest-netfront","value":%s,"unit":"ms","clock":"%s"}\n' "$avg" "$clock"
+if dom0_ping 198.18.0.30 dom0-guest-netfront; then
     ok xen-bench-net-dom0-ping
 else
-    cat /tmp/ping.out; fail xen-bench-net-dom0-ping "no ping replies"
+    fail xen-bench-net-dom0-ping "no ping replies"
 fi
 
 # Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
@@ -186,23 +200,12 @@ if [ -f /cohort/linux/vmlinuz ]; then
         # Standard-size frames only, as Cohort's netfront sends them.
         ref_client linux-to-linux-nogso 198.18.0.50 ref.gso=off
         ref_client linux-to-cohort 198.18.0.30
-        t0=$(now_ms)
-        answer=$(head -c $size /dev/zero | timeout 600 nc 198.18.0.50 9)
-        t1=$(now_ms)
-        if [ "$answer" = "$size" ]; then
-            echo "dom0 -> Linux guest stream: $size bytes in $((t1 - t0)) ms (dom0's clock)"
-            awk -v b=$size -v ms=$((t1 - t0)) -v c="$clock" 'BEGIN { printf "BENCH {\"name\":\"net.tcp_stream\",\"path\":\"dom0-to-linux-netfront\",\"value\":%.3f,\"unit\":\"Mbit/s\",\"clock\":\"%s\"}\n", b * 8 / (ms / 1000) / 1e6, c }'
+        if dom0_stream 198.18.0.50 dom0-to-linux-netfront; then
             ok xen-bench-dom0-to-linux
         else
-            echo "Linux sink answered \`$answer\`"; fail xen-bench-dom0-to-linux "stream into the Linux guest failed"
+            fail xen-bench-dom0-to-linux "stream into the Linux guest failed"
         fi
-        if ping -c 20 -i 0.2 198.18.0.50 > /tmp/ping.out 2>&1; then
-            tail -1 /tmp/ping.out
-            avg=$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
-            printf 'BENCH {"name":"net.icmp_rtt","path":"dom0-linux-netfront","value":%s,"unit":"ms","clock":"%s"}\n' "$avg" "$clock"
-        else
-            cat /tmp/ping.out; echo "dom0 could not ping the Linux guest"
-        fi
+        dom0_ping 198.18.0.50 dom0-linux-netfront || echo "dom0 could not ping the Linux guest"
     else
         log lsrv | tail -15; fail xen-bench-linux-reference "the Linux guest did not come up"
     fi
