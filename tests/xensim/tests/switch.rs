@@ -209,27 +209,31 @@ fn stream_across_switches(config: Config) -> (channel::SwitchCounters, u64) {
     let (mut sent, mut received) = (0usize, Vec::with_capacity(payload.len()));
     let mut clock = 0u64;
     let (mut up_at, mut down_at) = (None, None);
-    let (mut bridge_before_up, mut bridge_while_up) = (0, 0);
+    let (mut bridge_at_up, mut bridge_while_up) = (None, 0);
     while received.len() < payload.len() {
         clock += MS / 10;
         assert!(clock < 600_000 * MS, "stalled at {} of {} bytes", received.len(), payload.len());
         // A third of the way in, dom0 lists the two as co-resident; two
         // thirds in, it stops (as if one had migrated away).
         if up_at.is_none() && received.len() > payload.len() / 3 {
-            bridge_before_up = *bridge.frames.borrow();
             a.list(&[2], clock);
             b.list(&[1], clock);
             up_at = Some(received.len());
         }
         if down_at.is_none() && received.len() > 2 * payload.len() / 3 {
             assert!(a.channel_up() && b.channel_up(), "channel never came up: {:?}", a.notes);
-            bridge_while_up = *bridge.frames.borrow() - bridge_before_up;
+            bridge_while_up = *bridge.frames.borrow() - bridge_at_up.unwrap_or(0);
             a.list(&[], clock);
             b.list(&[], clock);
             down_at = Some(received.len());
         }
         a.service(clock);
         b.service(clock);
+        // Counted from the moment both ends have the channel up: the
+        // window already in flight when dom0 listed them took the bridge.
+        if up_at.is_some() && down_at.is_none() && bridge_at_up.is_none() && a.channel_up() && b.channel_up() {
+            bridge_at_up = Some(*bridge.frames.borrow());
+        }
         let s = a.sockets.get_mut::<tcp::Socket>(client);
         if s.can_send() && sent < payload.len() {
             sent += s.send_slice(&payload[sent..]).unwrap();
