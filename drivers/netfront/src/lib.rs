@@ -21,10 +21,16 @@ extern crate std;
 pub mod counters;
 pub mod device;
 pub mod error;
+mod lifecycle;
+mod phy;
+mod pool;
 pub mod ring;
+mod rx;
+mod tx;
 pub mod wire;
 pub mod xenbus;
 
 pub use counters::{BadResponses, Counters, RxDrops, TxDrops};
-pub use device::{Config, NetRxToken, NetTxToken, Netfront};
+pub use device::{Config, Netfront};
+pub use phy::{NetRxToken, NetTxToken};
 pub use error::{Error, TxError};

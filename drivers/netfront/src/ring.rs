@@ -141,6 +141,35 @@ impl FrontRing {
         Ok(prod)
     }
 
+    /// Copies out, in order, every response the backend has published and
+    /// hands each to `handle` with its index; then asks for an event on
+    /// the next one ([`final_check_for_responses`](Self::final_check_for_responses))
+    /// and goes on if more arrived meanwhile. Each entry is read from the
+    /// shared page once, into `N` (the entry size) bytes.
+    ///
+    /// Bounded: every response answers a request that was outstanding when
+    /// the drain began (the overflow check), and `handle` cannot add
+    /// requests, so a call reads at most `size` responses.
+    pub fn drain_responses<P: SharedPage, const N: usize>(
+        &mut self,
+        page: &P,
+        mut handle: impl FnMut(u32, &[u8; N]),
+    ) -> Result<(), Overflow> {
+        loop {
+            let prod = self.responses_until(page)?;
+            while self.rsp_cons != prod {
+                let pos = self.rsp_cons;
+                let mut entry = [0u8; N];
+                page.read_bytes(entry_offset(pos, self.size, N), &mut entry);
+                self.rsp_cons = pos.wrapping_add(1);
+                handle(pos, &entry);
+            }
+            if !self.final_check_for_responses(page) {
+                return Ok(());
+            }
+        }
+    }
+
     /// `RING_FINAL_CHECK_FOR_RESPONSES`: with nothing left to consume,
     /// asks for an event on the next response, then looks again to close
     /// the race with a response that arrived meanwhile. True if there is
