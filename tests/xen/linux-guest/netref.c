@@ -5,10 +5,14 @@
  *   netref serve SINK-PORT ECHO-PORT
  *       a TCP sink (reads to EOF, answers "<bytes>\n") and a TCP echo
  *   netref stream HOST PORT BYTES PATH CLOCK
- *       sends BYTES to a sink, waits for its answer; prints Mbit/s
+ *       sends BYTES to a sink, waits for its answer; prints Mbit/s. The
+ *       stream opens with Cohort's "count only" magic (8 bytes, not
+ *       counted), so a Cohort sink counts as this one does instead of
+ *       hashing: both ends measure the path, not a digest
  *   netref rr HOST PORT COUNT MSG PATH CLOCK
  *       COUNT request/response transactions of MSG bytes with an echo;
  *       prints transactions/s and the median round trip
+ *       (then the kernel's view of the connection: tcp_info)
  *   netref no-gso IFACE
  *       turns TSO and GSO off on IFACE (what `ethtool -K IFACE tso off
  *       gso off` does), so the kernel sends standard-size frames
@@ -23,7 +27,7 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +120,9 @@ static int connect_to(const char *host, int port)
     }
 }
 
+/* What Cohort's sink takes as "count only" (CheckKind::Count's magic). */
+static const char COUNT_MAGIC[8] = { 'c', 'o', 'h', 'o', 'r', 't', '-', 'n' };
+
 static void sink(int lfd)
 {
     static char buf[65536];
@@ -124,9 +131,17 @@ static void sink(int lfd)
         if (fd < 0)
             continue;
         unsigned long long total = 0;
+        char head[sizeof COUNT_MAGIC];
+        size_t head_len = 0;
         ssize_t r;
-        while ((r = read(fd, buf, sizeof buf)) > 0)
+        while ((r = read(fd, buf, sizeof buf)) > 0) {
             total += (unsigned long long)r;
+            for (ssize_t i = 0; i < r && head_len < sizeof head; i++)
+                head[head_len++] = buf[i];
+        }
+        /* Like Cohort's sink, the magic is not counted. */
+        if (head_len == sizeof head && memcmp(head, COUNT_MAGIC, sizeof head) == 0)
+            total -= sizeof head;
         int n = snprintf(buf, sizeof buf, "%llu\n", total);
         write_all(fd, buf, (size_t)n);
         close(fd);
@@ -151,6 +166,25 @@ static void echo(int lfd)
     }
 }
 
+/* What the sending kernel saw of a connection: its window, round trip and
+ * what limited it (busy time split by what held it back). */
+static void tcp_info_line(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return;
+    printf("netref: tcp_info: mss %u cwnd %u ssthresh %u rtt %u us (min %u, var %u) peer window %u "
+           "retrans %u segs out %u in %u busy %llu us: rwnd-limited %llu us, sndbuf-limited %llu us; "
+           "delivery %.1f Mbit/s; wscale %u/%u\n",
+           ti.tcpi_snd_mss, ti.tcpi_snd_cwnd, ti.tcpi_snd_ssthresh, ti.tcpi_rtt, ti.tcpi_min_rtt, ti.tcpi_rttvar,
+           ti.tcpi_snd_wnd, ti.tcpi_total_retrans, ti.tcpi_segs_out, ti.tcpi_segs_in,
+           (unsigned long long)ti.tcpi_busy_time, (unsigned long long)ti.tcpi_rwnd_limited,
+           (unsigned long long)ti.tcpi_sndbuf_limited, (double)ti.tcpi_delivery_rate * 8 / 1e6,
+           ti.tcpi_snd_wscale, ti.tcpi_rcv_wscale);
+}
+
 static int stream(const char *host, int port, unsigned long long bytes, const char *path, const char *clock)
 {
     static char buf[65536];
@@ -158,6 +192,8 @@ static int stream(const char *host, int port, unsigned long long bytes, const ch
     memset(buf, 0x5a, sizeof buf);
     int fd = connect_to(host, port);
     double t0 = now_s();
+    if (write_all(fd, COUNT_MAGIC, sizeof COUNT_MAGIC) < 0)
+        die("stream write");
     for (unsigned long long left = bytes; left > 0;) {
         size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
         if (write_all(fd, buf, n) < 0)
@@ -169,6 +205,7 @@ static int stream(const char *host, int port, unsigned long long bytes, const ch
     while (got < (ssize_t)sizeof answer - 1 && (r = read(fd, answer + got, sizeof answer - 1 - (size_t)got)) > 0)
         got += r;
     double secs = now_s() - t0;
+    tcp_info_line(fd);
     close(fd);
     answer[got > 0 ? got : 0] = 0;
     answer[strcspn(answer, "\n")] = 0;
