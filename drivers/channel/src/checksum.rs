@@ -12,6 +12,16 @@ use smoltcp::wire::{EthernetFrame, EthernetProtocol, Icmpv4Packet, IpAddress, Ip
 /// Fills in the checksums of an outgoing IPv4 frame. Anything else, or a
 /// frame too short to hold what its headers claim, is left as it is.
 pub fn fill(frame: &mut [u8]) {
+    fill_with(frame, true);
+}
+
+/// [`fill`] but for TCP and UDP checksums, which a device that offloads
+/// them completes (netfront: the backend).
+pub fn fill_but_l4(frame: &mut [u8]) {
+    fill_with(frame, false);
+}
+
+fn fill_with(frame: &mut [u8], l4: bool) {
     let Ok(mut eth) = EthernetFrame::new_checked(frame) else { return };
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return;
@@ -25,6 +35,7 @@ pub fn fill(frame: &mut [u8]) {
     let protocol = ip.next_header();
     let payload = ip.payload_mut();
     match protocol {
+        IpProtocol::Tcp | IpProtocol::Udp if !l4 => {}
         IpProtocol::Tcp => {
             if let Ok(mut tcp) = TcpPacket::new_checked(payload) {
                 tcp.fill_checksum(&src, &dst);

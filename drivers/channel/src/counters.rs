@@ -52,6 +52,8 @@ pub struct SwitchCounters {
     pub channel_violations: u64,
     /// Fallback frames dropped for a bad checksum.
     pub rx_bad_checksums: u64,
-    /// Large frames cut into standard ones for the fallback.
+    /// Large TCP packets cut here for a path that carries smaller frames.
     pub tx_segmented: u64,
+    /// Large TCP packets handed to the fallback to cut (GSO).
+    pub tx_gso: u64,
 }

@@ -1,38 +1,48 @@
-//! Segmentation of large outgoing TCP frames for the fallback path.
+//! Segmentation of large outgoing TCP frames, in software.
 //!
-//! With channels configured for frames larger than Ethernet's, the stack
-//! sees one interface with the large MTU and builds TCP segments to match
-//! (to peers that accept them). A frame the fallback cannot carry is cut
-//! here into standard frames, as a NIC's segmentation offload would: same
-//! headers, sequence numbers and IPv4 identifications advanced, FIN and
-//! PSH on the last piece only, checksums filled in.
+//! The stack builds TCP packets of up to 64 KiB (segmentation offload) or
+//! of the channels' large MTU. A path that cannot carry one whole, and
+//! cannot have it cut for us (netfront without GSO, a channel with a
+//! smaller MTU), gets it cut here as a NIC would: same headers, sequence
+//! numbers and IPv4 identifications advanced, FIN and PSH on the last
+//! piece only. Checksums are the caller's business: channel frames need
+//! none, netfront's may be offloaded.
 
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 
-use crate::checksum;
+/// The headers of a TCP/IPv4 frame that can be cut: their length, and the
+/// frame's end (from the IPv4 total length).
+pub fn tcp_headers(frame: &[u8]) -> Option<(usize, usize)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let headers = 14 + usize::from(ip.header_len()) + usize::from(tcp.header_len());
+    let end = 14 + usize::from(ip.total_len());
+    (headers <= end && end <= frame.len()).then_some((headers, end))
+}
 
 /// Cuts `frame` (Ethernet, IPv4, TCP) into frames of at most `max_frame`
-/// bytes, each built in `buf` and handed to `out`. False, with nothing
-/// handed out, for anything else: not TCP over IPv4, an IPv4 fragment,
-/// headers longer than `max_frame`, or lengths that do not add up.
-pub fn segment(frame: &[u8], max_frame: usize, buf: &mut alloc::vec::Vec<u8>, mut out: impl FnMut(&[u8])) -> bool {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else { return false };
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
+/// bytes and at most `mss` bytes of payload each, built in `buf` and
+/// handed to `out` (IPv4 and TCP checksums not filled in). False, with
+/// nothing handed out, for anything else: not TCP over IPv4, an IPv4
+/// fragment, headers that leave no room in `max_frame`, or lengths that
+/// do not add up.
+pub fn segment(frame: &[u8], max_frame: usize, mss: usize, buf: &mut alloc::vec::Vec<u8>, mut out: impl FnMut(&mut [u8])) -> bool {
+    let Some((headers, end)) = tcp_headers(frame) else { return false };
+    if headers >= max_frame || mss == 0 {
         return false;
     }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return false };
-    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
-        return false;
-    }
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else { return false };
-    let (ip_hl, tcp_hl) = (usize::from(ip.header_len()), usize::from(tcp.header_len()));
-    let headers = 14 + ip_hl + tcp_hl;
-    let end = 14 + usize::from(ip.total_len());
-    if headers >= max_frame || end > frame.len() || headers > end {
-        return false;
-    }
+    let ip_hl = usize::from(Ipv4Packet::new_unchecked(&frame[14..]).header_len());
+    let ip = Ipv4Packet::new_unchecked(&frame[14..end]);
+    let tcp = TcpPacket::new_unchecked(&frame[14 + ip_hl..end]);
     let (seq, ident, fin, psh) = (tcp.seq_number(), ip.ident(), tcp.fin(), tcp.psh());
-    let mss = max_frame - headers;
+    let mss = mss.min(max_frame - headers);
     let payload = &frame[headers..end];
     let pieces = payload.len().div_ceil(mss).max(1);
     buf.resize(max_frame, 0);
@@ -48,16 +58,10 @@ pub fn segment(frame: &[u8], max_frame: usize, buf: &mut alloc::vec::Vec<u8>, mu
             ip.set_ident(ident.wrapping_add(i as u16));
             let mut tcp = TcpPacket::new_unchecked(&mut buf[14 + ip_hl..n]);
             tcp.set_seq_number(seq + i * mss);
-            if !last {
-                tcp.set_fin(false);
-                tcp.set_psh(false);
-            } else {
-                tcp.set_fin(fin);
-                tcp.set_psh(psh);
-            }
+            tcp.set_fin(last && fin);
+            tcp.set_psh(last && psh);
         }
-        checksum::fill(&mut buf[..n]);
-        out(&buf[..n]);
+        out(&mut buf[..n]);
     }
     true
 }
@@ -65,6 +69,7 @@ pub fn segment(frame: &[u8], max_frame: usize, buf: &mut alloc::vec::Vec<u8>, mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum;
     use alloc::vec;
     use alloc::vec::Vec;
     use smoltcp::phy::ChecksumCapabilities;
@@ -108,7 +113,10 @@ mod tests {
         let frame = tcp_frame(&payload, TcpControl::Fin);
         let mut pieces = Vec::new();
         let mut buf = Vec::new();
-        assert!(segment(&frame, 1514, &mut buf, |f| pieces.push(f.to_vec())));
+        assert!(segment(&frame, 1514, usize::MAX, &mut buf, |f| {
+            checksum::fill(f);
+            pieces.push(f.to_vec())
+        }));
         assert_eq!(pieces.len(), 9000usize.div_ceil(1460));
         let mut joined = Vec::new();
         for (i, f) in pieces.iter().enumerate() {
@@ -127,16 +135,37 @@ mod tests {
     }
 
     #[test]
+    fn pieces_follow_the_segment_size_asked_for() {
+        let payload: Vec<u8> = (0..5000u32).map(|i| (i * 3) as u8).collect();
+        let frame = tcp_frame(&payload, TcpControl::Psh);
+        let (mut sizes, mut joined, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+        assert!(segment(&frame, 9014, 1448, &mut buf, |f| {
+            let (headers, end) = tcp_headers(f).unwrap();
+            sizes.push(end - headers);
+            joined.extend_from_slice(&f[headers..end]);
+        }));
+        assert_eq!(sizes, [1448, 1448, 1448, 656]);
+        assert_eq!(joined, payload);
+        // The frame size still caps what the segment size allows.
+        let mut n = 0;
+        assert!(segment(&frame, 1000, 1448, &mut buf, |f| {
+            assert!(f.len() <= 1000);
+            n += 1;
+        }));
+        assert_eq!(n, 5000usize.div_ceil(1000 - 54));
+    }
+
+    #[test]
     fn only_tcp_over_ipv4_is_cut() {
         let mut buf = Vec::new();
         let frame = tcp_frame(&[1; 3000], TcpControl::None);
         let mut udp = frame.clone();
         udp[14 + 9] = 17;
-        assert!(!segment(&udp, 1514, &mut buf, |_| panic!("UDP cut")));
+        assert!(!segment(&udp, 1514, usize::MAX, &mut buf, |_| panic!("UDP cut")));
         let mut arp = frame.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert!(!segment(&arp, 1514, &mut buf, |_| panic!("ARP cut")));
+        assert!(!segment(&arp, 1514, usize::MAX, &mut buf, |_| panic!("ARP cut")));
         // Shorter than its IPv4 header says.
-        assert!(!segment(&frame[..frame.len() - 10], 1514, &mut buf, |_| panic!("truncated frame cut")));
+        assert!(!segment(&frame[..frame.len() - 10], 1514, usize::MAX, &mut buf, |_| panic!("truncated frame cut")));
     }
 }

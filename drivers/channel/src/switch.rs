@@ -8,13 +8,20 @@
 //! channel the previous frame took. A frame for that peer is published
 //! where it was built; any other is copied to its path and the ring room is
 //! left unpublished.
+//!
+//! The stack computes no checksum, and may build TCP packets of up to
+//! 64 KiB (segmentation offload). The switch does what each path needs:
+//! nothing for a channel (memory is not a wire), which takes a large
+//! packet whole or has it cut to its MTU; for the fallback, checksums
+//! (or leaving them to it) and cutting (or having it cut them, GSO).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::num::NonZeroUsize;
 
-use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, RxToken, TxToken};
 use smoltcp::time::Instant;
 use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
 use xen_proto::xenstore::Client;
@@ -22,8 +29,8 @@ use xen_proto::xenstore::Client;
 use crate::channel::SendError;
 use crate::checksum;
 use crate::counters::SwitchCounters;
-use crate::manager::Manager;
 use crate::gso;
+use crate::manager::Manager;
 use crate::ring::ETH_FRAME;
 
 /// A channel with no room for this long is taken for a peer that stopped
@@ -32,20 +39,87 @@ pub const STUCK_AFTER_NS: u64 = 2_000_000_000;
 /// Frames for the fallback waiting for its room (segmentation makes
 /// several of one); beyond this they are dropped (TCP sends them again).
 const FALLBACK_QUEUE: usize = 128;
+/// The largest TCP packet the stack may hand us for cutting (the IPv4
+/// total length is 16 bits).
+pub const MAX_TSO_FRAME: usize = 0xffff;
 
-/// What the switch needs of its fallback beyond [`Device`].
-pub trait FallbackDevice: Device {
-    /// Whether `receive` would return a frame now.
+/// What the fallback takes off the switch's hands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FallbackOffloads {
+    /// It completes TCP/UDP checksums (and the switch computes only the
+    /// others).
+    pub csum: bool,
+    /// It cuts TCP packets of up to this many bytes (GSO).
+    pub gso_max: Option<usize>,
+}
+
+/// What to do with a frame besides carrying it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FallbackMeta {
+    /// Its TCP/UDP checksum is left to the fallback.
+    pub csum: bool,
+    /// The fallback cuts it into TCP segments of this many payload bytes.
+    pub gso_size: Option<u16>,
+}
+
+/// Why the fallback did not take a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackFull {
+    /// No room now: queue it and try again.
+    NoRoom,
+    /// Refused for good (down, malformed): drop it.
+    Refused,
+}
+
+/// The path to everything that is not a co-resident peer (netfront on Xen).
+pub trait FallbackDevice {
+    /// The largest frame it carries as one (1514 on an Ethernet bridge).
+    fn max_frame(&self) -> usize;
+    fn offloads(&self) -> FallbackOffloads;
+    /// Whether a received frame is waiting (looking at the device if none).
     fn has_rx(&mut self) -> bool;
+    /// Copies the next received frame into `frame`: whether its checksums
+    /// were vouched for by whoever delivered it (then they are not
+    /// checked), or None if nothing was waiting.
+    fn receive_into(&mut self, frame: &mut Vec<u8>) -> Option<bool>;
+    /// Whether a frame can be sent now.
+    fn can_send(&mut self) -> bool;
+    fn send(&mut self, frame: &[u8], meta: FallbackMeta) -> Result<(), FallbackFull>;
 }
 
 /// netfront, the fallback on Xen.
 impl<G: xen_proto::iface::GrantTable, E: EventChannels> FallbackDevice for netfront::Netfront<G, E> {
+    fn max_frame(&self) -> usize {
+        netfront::wire::MAX_FRAME
+    }
+
+    fn offloads(&self) -> FallbackOffloads {
+        let tx = self.negotiated().tx;
+        FallbackOffloads { csum: tx.csum, gso_max: tx.gso.then_some(netfront::wire::MAX_PACKET) }
+    }
+
     fn has_rx(&mut self) -> bool {
-        if self.rx_queued() == 0 {
+        self.next_rx_meta().is_some()
+    }
+
+    fn receive_into(&mut self, frame: &mut Vec<u8>) -> Option<bool> {
+        netfront::Netfront::receive_into(self, frame).map(|m| m.vouched())
+    }
+
+    fn can_send(&mut self) -> bool {
+        if !self.can_transmit() {
             self.poll();
         }
-        self.rx_queued() > 0
+        self.can_transmit()
+    }
+
+    fn send(&mut self, frame: &[u8], meta: FallbackMeta) -> Result<(), FallbackFull> {
+        let meta = netfront::TxMeta { csum: meta.csum, gso_size: meta.gso_size };
+        match netfront::Netfront::send(self, frame, meta) {
+            Ok(()) => Ok(()),
+            Err(netfront::TxError::Full) => Err(FallbackFull::NoRoom),
+            Err(_) => Err(FallbackFull::Refused),
+        }
     }
 }
 
@@ -66,13 +140,18 @@ pub struct Paths<G: RegionGrants + Clone, E: EventChannels + Clone> {
     /// The largest frame the stack may build: the channels', if larger
     /// than the fallback's.
     max_frame: usize,
-    /// The largest frame the fallback carries.
+    /// The largest frame the fallback carries, and what it offloads.
     fallback_frame: usize,
-    /// Frames for the fallback that have no transmit token yet.
-    pending: VecDeque<Vec<u8>>,
+    offloads: FallbackOffloads,
+    /// How large a TCP packet the stack may build (beyond the MTU).
+    tso: Option<usize>,
+    /// Frames for the fallback that found no room, oldest first.
+    pending: VecDeque<(Vec<u8>, FallbackMeta)>,
     /// A frame built outside any ring, and room to build one more.
     scratch: Vec<u8>,
     spare: Vec<u8>,
+    /// Where a large packet's pieces are cut.
+    pieces: Vec<u8>,
     /// Channels found full by transmit tokens, noted at the next service.
     found_full: Vec<DomId>,
     /// Problems the data path found, acted on at the next service.
@@ -103,8 +182,19 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
     pub fn new(fallback: D, manager: Manager<G, E>, mac: [u8; 6]) -> Self {
-        let fallback_frame = fallback.capabilities().max_transmission_unit.max(ETH_FRAME);
+        let fallback_frame = fallback.max_frame().max(ETH_FRAME);
+        let offloads = fallback.offloads();
         let max_frame = manager.config().max_frame.max(fallback_frame);
+        // Large TCP packets pay when a path takes them whole: channels
+        // with frames larger than Ethernet's (as large as those, so that
+        // they are built in place), or else the fallback with GSO.
+        let channel_frame = manager.config().max_frame;
+        let tso = match offloads.gso_max {
+            _ if channel_frame > ETH_FRAME => Some(channel_frame.min(MAX_TSO_FRAME)),
+            Some(max) => Some(max.min(MAX_TSO_FRAME)),
+            None => None,
+        };
+        let build = tso.unwrap_or(max_frame).max(max_frame);
         Switch {
             fallback,
             paths: Paths {
@@ -112,15 +202,18 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
                 last_peer: None,
                 max_frame,
                 fallback_frame,
+                offloads,
+                tso,
                 pending: VecDeque::new(),
-                scratch: vec![0; max_frame],
-                spare: vec![0; max_frame],
+                scratch: vec![0; build],
+                spare: vec![0; build],
+                pieces: Vec::new(),
                 found_full: Vec::new(),
                 failures: Vec::new(),
                 counters: SwitchCounters::default(),
             },
             mac,
-            rx_frame: Vec::with_capacity(max_frame),
+            rx_frame: Vec::with_capacity(build),
             channels_first: false,
             full_since: BTreeMap::new(),
             tx_blocked_on: None,
@@ -165,7 +258,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
             self.channel_frames_seen = frames;
             self.channel_active_ns = now_ns;
         }
-        self.paths.flush_pending(&mut self.fallback, Instant::from_micros((now_ns / 1000) as i64));
+        self.paths.flush_pending(&mut self.fallback);
         let manager = &mut self.paths.manager;
         for i in 0..manager.attached_peers().len() {
             let peer = manager.attached_peers()[i];
@@ -239,12 +332,16 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
 
 impl<G: RegionGrants + Clone, E: EventChannels + Clone> Paths<G, E> {
     /// Sends queued fallback frames while the fallback has room.
-    fn flush_pending<D: Device>(&mut self, fallback: &mut D, now: Instant) {
-        while let Some(frame) = self.pending.front() {
-            let Some(token) = fallback.transmit(now) else { return };
-            token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
-            self.counters.tx_fallback_frames += 1;
-            self.counters.tx_fallback_bytes += frame.len() as u64;
+    fn flush_pending<D: FallbackDevice>(&mut self, fallback: &mut D) {
+        while let Some((frame, meta)) = self.pending.front() {
+            match fallback.send(frame, *meta) {
+                Ok(()) => {
+                    self.counters.tx_fallback_frames += 1;
+                    self.counters.tx_fallback_bytes += frame.len() as u64;
+                }
+                Err(FallbackFull::NoRoom) => return,
+                Err(FallbackFull::Refused) => self.counters.tx_drops += 1,
+            }
             self.pending.pop_front();
         }
     }
@@ -286,113 +383,148 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Paths<G, E> {
         }
     }
 
-    fn queue_for_fallback(&mut self, frame: &[u8]) {
+    /// Hands one finished frame to the fallback, behind any queued ones.
+    fn fallback_send<D: FallbackDevice>(&mut self, fallback: &mut D, frame: &[u8], meta: FallbackMeta) {
+        if self.pending.is_empty() {
+            match fallback.send(frame, meta) {
+                Ok(()) => {
+                    self.counters.tx_fallback_frames += 1;
+                    self.counters.tx_fallback_bytes += frame.len() as u64;
+                    return;
+                }
+                Err(FallbackFull::Refused) => {
+                    self.counters.tx_drops += 1;
+                    return;
+                }
+                Err(FallbackFull::NoRoom) => {}
+            }
+        }
         if self.pending.len() < FALLBACK_QUEUE {
-            self.pending.push_back(frame.to_vec());
+            self.pending.push_back((frame.to_vec(), meta));
         } else {
             self.counters.tx_drops += 1;
         }
     }
 
     /// Sends the frame in `scratch[..len]` to where it belongs: the channel
-    /// to its destination (if up and the frame not too large for it), else
-    /// the fallback (through `token` or the queue), cut into standard frames
-    /// if it must be.
-    fn route<T: TxToken>(&mut self, len: usize, token: Option<T>) {
+    /// to its destination if up (whole, or cut to its MTU), else the
+    /// fallback (whole, with GSO, or cut). `gso` is the segment size the
+    /// stack asked for, if it built a packet larger than the MTU.
+    fn route<D: FallbackDevice>(&mut self, len: usize, gso: Option<u16>, fallback: &mut D) {
         let channel = dst_mac(&self.scratch[..len])
             .filter(is_unicast)
-            .and_then(|mac| self.manager.up_peer_for_mac(&mac))
-            .filter(|&peer| self.manager.channel(peer).is_some_and(|c| len <= c.send_limit()));
+            .and_then(|mac| self.manager.up_peer_for_mac(&mac));
         if let Some(peer) = channel {
-            let sent = self.manager.channel(peer).map(|ch| ch.send(&self.scratch[..len]));
-            match sent {
-                Some(Ok(())) => {
-                    self.counters.tx_channel_frames += 1;
-                    self.counters.tx_channel_bytes += len as u64;
-                    self.last_peer = Some(peer);
-                }
-                Some(Err(e)) => {
-                    self.counters.tx_drops += 1;
-                    self.channel_error(peer, e);
-                }
-                None => self.counters.tx_drops += 1,
-            }
+            self.channel_send_or_cut(peer, len, gso);
             return;
         }
         self.last_peer = None;
-        if len > self.fallback_frame {
-            let scratch = core::mem::take(&mut self.scratch);
-            let mut spare = core::mem::take(&mut self.spare);
-            let cut = gso::segment(&scratch[..len], self.fallback_frame, &mut spare, |piece| self.queue_for_fallback(piece));
-            (self.scratch, self.spare) = (scratch, spare);
+        let mut scratch = core::mem::take(&mut self.scratch);
+        self.fallback_send_or_cut(fallback, &mut scratch[..len], gso);
+        self.scratch = scratch;
+    }
+
+    fn channel_send_or_cut(&mut self, peer: DomId, len: usize, gso: Option<u16>) {
+        let Some(limit) = self.manager.channel(peer).map(|c| c.send_limit()) else {
+            self.counters.tx_drops += 1;
+            return;
+        };
+        let scratch = core::mem::take(&mut self.scratch);
+        let frame = &scratch[..len];
+        let sent = |paths: &mut Self, piece: &[u8]| match paths.manager.channel(peer).map(|ch| ch.send(piece)) {
+            Some(Ok(())) => {
+                paths.counters.tx_channel_frames += 1;
+                paths.counters.tx_channel_bytes += piece.len() as u64;
+                paths.last_peer = Some(peer);
+            }
+            Some(Err(e)) => {
+                paths.counters.tx_drops += 1;
+                paths.channel_error(peer, e);
+            }
+            None => paths.counters.tx_drops += 1,
+        };
+        if len <= limit {
+            sent(self, frame);
+        } else {
+            let mut pieces = core::mem::take(&mut self.pieces);
+            let mss = gso.map_or(usize::MAX, usize::from);
+            let cut = gso::segment(frame, limit, mss, &mut pieces, |piece| sent(self, piece));
+            self.pieces = pieces;
             if cut {
                 self.counters.tx_segmented += 1;
             } else {
-                // Larger than the fallback carries and not TCP: no way out.
+                // Larger than the channel carries and not TCP: no way out.
                 self.counters.tx_drops += 1;
             }
-        } else {
-            checksum::fill(&mut self.scratch[..len]);
-            if self.pending.is_empty() {
-                if let Some(token) = token {
-                    let frame = &self.scratch[..len];
-                    token.consume(len, |buf| buf.copy_from_slice(frame));
-                    self.counters.tx_fallback_frames += 1;
-                    self.counters.tx_fallback_bytes += len as u64;
-                    return;
-                }
-                self.counters.tx_drops += 1;
-                return;
-            }
-            let scratch = core::mem::take(&mut self.scratch);
-            self.queue_for_fallback(&scratch[..len]);
-            self.scratch = scratch;
         }
-        // The token sends the oldest queued frame; the rest go at the next
-        // transmit or service.
-        if let (Some(token), Some(frame)) = (token, self.pending.pop_front()) {
-            token.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
-            self.counters.tx_fallback_frames += 1;
-            self.counters.tx_fallback_bytes += frame.len() as u64;
+        self.scratch = scratch;
+    }
+
+    /// A frame for the fallback: checksums as its offloads allow; a TCP
+    /// packet larger than its frames goes with GSO or is cut here.
+    fn fallback_send_or_cut<D: FallbackDevice>(&mut self, fallback: &mut D, frame: &mut [u8], gso: Option<u16>) {
+        let csum = self.offloads.csum;
+        let fill = |f: &mut [u8]| if csum { checksum::fill_but_l4(f) } else { checksum::fill(f) };
+        let meta = FallbackMeta { csum, gso_size: None };
+        if frame.len() <= self.fallback_frame {
+            fill(frame);
+            self.fallback_send(fallback, frame, meta);
+            return;
+        }
+        let Some((headers, _)) = gso::tcp_headers(frame) else {
+            // Larger than the fallback carries and not TCP: no way out.
+            self.counters.tx_drops += 1;
+            return;
+        };
+        // The segment size the fallback's frames allow, or the stack's if
+        // smaller (the peer's MSS, TCP options).
+        let mss = self.fallback_frame.saturating_sub(headers).min(gso.map_or(usize::MAX, usize::from));
+        match self.offloads.gso_max {
+            Some(max) if csum && frame.len() <= max && mss > 0 => {
+                fill(frame);
+                let meta = FallbackMeta { csum: true, gso_size: Some(mss as u16) };
+                self.fallback_send(fallback, frame, meta);
+                self.counters.tx_gso += 1;
+            }
+            _ => {
+                let mut pieces = core::mem::take(&mut self.pieces);
+                let cut = gso::segment(frame, self.fallback_frame, mss, &mut pieces, |piece| {
+                    fill(piece);
+                    self.fallback_send(fallback, piece, meta);
+                });
+                self.pieces = pieces;
+                if cut {
+                    self.counters.tx_segmented += 1;
+                } else {
+                    self.counters.tx_drops += 1;
+                }
+            }
         }
     }
 }
 
-/// A received frame: from a channel (already copied out of the peer's
-/// ring) or from the fallback device (checksums checked here, the stack
-/// checks none; the counter counts bad ones).
-pub enum SwitchRxToken<'a, R: RxToken> {
-    Channel(&'a [u8]),
-    Fallback(R, &'a mut u64),
-}
+/// A received frame, copied out of its path once (a channel's ring, or the
+/// fallback with checksums checked here: the stack checks none).
+pub struct SwitchRxToken<'a>(&'a [u8]);
 
-impl<R: RxToken> RxToken for SwitchRxToken<'_, R> {
+impl RxToken for SwitchRxToken<'_> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
-        match self {
-            SwitchRxToken::Channel(frame) => f(frame),
-            SwitchRxToken::Fallback(token, bad) => token.consume(|frame| {
-                if checksum::verify(frame) {
-                    f(frame)
-                } else {
-                    // The stack drops an empty frame like any runt.
-                    *bad += 1;
-                    f(&[])
-                }
-            }),
-        }
+        f(self.0)
     }
 }
 
 /// Room for one outgoing frame, on whichever path it turns out to need.
-pub struct SwitchTxToken<'a, T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> {
-    fallback: Option<T>,
+pub struct SwitchTxToken<'a, D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> {
+    fallback: &'a mut D,
     paths: &'a mut Paths<G, E>,
+    /// The segment size the stack asked for (a packet larger than the MTU).
+    gso: Option<u16>,
 }
 
-impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for SwitchTxToken<'_, T, G, E> {
+impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for SwitchTxToken<'_, D, G, E> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let SwitchTxToken { fallback, paths } = self;
-        if len > paths.max_frame {
+        let SwitchTxToken { fallback, paths, gso } = self;
+        if len > paths.scratch.len() {
             // Larger than any path carries: let the stack build it, drop it.
             paths.counters.tx_drops += 1;
             return f(&mut vec![0u8; len]);
@@ -400,7 +532,7 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for 
         let guess = paths.last_peer.and_then(|p| Some((p, paths.manager.mac_of(p)?)));
         let Some((peer, peer_mac)) = guess else {
             let out = f(&mut paths.scratch[..len]);
-            paths.route(len, fallback);
+            paths.route(len, gso, fallback);
             return out;
         };
         let scratch = &mut paths.scratch;
@@ -426,7 +558,7 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for 
                 out
             }
             Ok((out, false)) => {
-                paths.route(len, fallback);
+                paths.route(len, gso, fallback);
                 out
             }
             Err((e, build)) => {
@@ -436,43 +568,54 @@ impl<T: TxToken, G: RegionGrants + Clone, E: EventChannels + Clone> TxToken for 
                     paths.scratch[..len].copy_from_slice(&spare[..len]);
                 }
                 paths.spare = spare;
-                paths.channel_error(peer, e);
-                paths.route(len, fallback);
+                // A packet too large for the ring is cut, not a failure.
+                if e != SendError::BadLength {
+                    paths.channel_error(peer, e);
+                }
+                paths.route(len, gso, fallback);
                 out
             }
         }
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.gso = meta.segmentation_offload_size.map(|s| s.get());
     }
 }
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Device for Switch<D, G, E> {
     type RxToken<'a>
-        = SwitchRxToken<'a, D::RxToken<'a>>
+        = SwitchRxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
-        = SwitchTxToken<'a, D::TxToken<'a>, G, E>
+        = SwitchTxToken<'a, D, G, E>
     where
         Self: 'a;
 
-    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         self.channels_first = !self.channels_first;
         let Switch { fallback, paths, mac, rx_frame, bad_checksums, channels_first, .. } = self;
         let fallback_ready = fallback.has_rx();
         if (*channels_first || !fallback_ready) && paths.receive_from_channels(*mac, rx_frame) {
-            let token = SwitchTxToken { fallback: fallback.transmit(now), paths };
-            return Some((SwitchRxToken::Channel(rx_frame), token));
+            return Some((SwitchRxToken(rx_frame), SwitchTxToken { fallback, paths, gso: None }));
         }
         if !fallback_ready {
             return None;
         }
-        let (rx, tx) = fallback.receive(now)?;
+        let vouched = fallback.receive_into(rx_frame)?;
         paths.counters.rx_fallback_frames += 1;
-        Some((SwitchRxToken::Fallback(rx, bad_checksums), SwitchTxToken { fallback: Some(tx), paths }))
+        if !vouched && !checksum::verify(rx_frame) {
+            // The stack drops an empty frame like any runt.
+            *bad_checksums += 1;
+            rx_frame.clear();
+        }
+        Some((SwitchRxToken(rx_frame), SwitchTxToken { fallback, paths, gso: None }))
     }
 
-    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+    fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
         let Switch { fallback, paths, full_since, tx_blocked_on, .. } = self;
-        paths.flush_pending(fallback, now);
+        paths.flush_pending(fallback);
         // Backpressure: the channel the last frame took (a stream's) has no
         // room for another; the stack retries once the peer makes room.
         *tx_blocked_on = None;
@@ -487,18 +630,19 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
                 full_since.remove(&peer);
             }
         }
-        let tx = fallback.transmit(now);
-        if tx.is_none() && !paths.manager.any_up() {
+        if !paths.pending.is_empty() || (!fallback.can_send() && !paths.manager.any_up()) {
             return None;
         }
-        Some(SwitchTxToken { fallback: tx, paths })
+        Some(SwitchTxToken { fallback, paths, gso: None })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = self.fallback.capabilities();
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.paths.max_frame;
         // The switch does the fallback path's checksums (see `checksum`).
         caps.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
+        caps.segmentation.tcpv4 = self.paths.tso.and_then(NonZeroUsize::new);
         caps
     }
 }

@@ -4,8 +4,9 @@
 /// Transmit-side frames not delivered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxDrops {
-    /// Refused before queuing: longer than 1514 bytes or shorter than an
-    /// Ethernet header.
+    /// Refused before queuing: shorter than an Ethernet header, longer
+    /// than a packet may be (1514 bytes, or 65535 with scatter-gather), or
+    /// longer than 1514 bytes without GSO to cut it.
     pub bad_length: u64,
     /// A smoltcp transmit token found no free buffer when consumed.
     pub no_buffer: u64,
@@ -22,16 +23,26 @@ pub struct RxDrops {
     pub error_status: u64,
     /// `offset + size` beyond the 4 KiB page.
     pub outside_page: u64,
-    /// Larger than 1514 bytes.
+    /// Longer than 65535 bytes, or more than 18 data slots.
     pub oversize: u64,
-    /// Smaller than an Ethernet header (including empty).
+    /// Smaller than an Ethernet header, or a data slot of 0 bytes.
     pub runt: u64,
-    /// Flags of features we did not negotiate (`more_data`,
-    /// `extra_info`, `csum_blank`, `gso_prefix`).
+    /// Flags of features we did not negotiate (`more_data` without
+    /// feature-sg, `csum_blank` with checksum offload off, `gso_prefix`).
     pub unsupported_flags: u64,
-    /// Further slots of a multi-slot packet already dropped, and
-    /// extra-info slots.
-    pub continuation: u64,
+    /// A chain still open when the published responses ran out (netback
+    /// publishes whole packets).
+    pub truncated_chain: u64,
+    /// An extra-info slot of a type we did not ask for, a second GSO
+    /// extra, or more extras than any backend sends.
+    pub bad_extra: u64,
+    /// A GSO extra without GSO negotiated, of another type than TCPv4,
+    /// of size 0, or that cuts nothing (not a TCP packet with more
+    /// payload than one segment).
+    pub bad_gso: u64,
+    /// `csum_blank` on a frame that cannot carry a blank checksum (not
+    /// whole IPv4 TCP/UDP with its headers in the first slot).
+    pub bad_csum_blank: u64,
     /// The backend still had the buffer mapped after answering: the
     /// contents cannot be trusted, the page is quarantined.
     pub busy_grant: u64,
@@ -81,6 +92,20 @@ pub struct Counters {
     pub rx_frames: u64,
     /// Bytes of those frames.
     pub rx_bytes: u64,
+    /// Transmit slots used (a frame of several pages takes several).
+    pub tx_slots: u64,
+    /// Frames sent with their TCP/UDP checksum left to the backend.
+    pub tx_csum_offloaded: u64,
+    /// Frames sent for the backend to cut into TCP segments (GSO).
+    pub tx_gso_packets: u64,
+    /// Transmit responses for extra-info slots (`NETIF_RSP_NULL`).
+    pub tx_null_responses: u64,
+    /// Received GSO packets.
+    pub rx_gso_packets: u64,
+    /// Received packets of several slots.
+    pub rx_multi_slot: u64,
+    /// Extra-info slots received.
+    pub rx_extra_slots: u64,
     /// Event-channel notifications we sent.
     pub notifications_sent: u64,
     /// Notifications seen pending on our port by `handle_event`.

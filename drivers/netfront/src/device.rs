@@ -13,41 +13,46 @@
 
 use alloc::vec::Vec;
 
-use xen_proto::iface::{DomId, EventChannels, GrantTable, Port};
+use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, PAGE_SIZE};
 
 use crate::counters::Counters;
 use crate::error::TxError;
 use crate::pool::Link;
 use crate::ring::{RX_RING_SIZE, TX_RING_SIZE};
-use crate::rx::Rx;
-use crate::tx::Tx;
+use crate::features::{Negotiated, Offloads};
+use crate::rx::{Rx, RxMeta};
+use crate::tx::{Tx, TxMeta};
+use crate::wire;
 use crate::xenbus::VifNodes;
 
-/// Buffer counts.
+/// Buffer counts and the offloads to ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Receive pages kept posted (1..=256). Each holds a grant while
-    /// posted.
+    /// Receive pages kept posted (1..=256; with SG at least 18: a 64 KiB
+    /// packet takes 17, and its GSO extra one more). Each holds a grant
+    /// while posted.
     pub rx_buffers: u16,
-    /// Transmit pages (1..=256); each holds a grant while in flight.
+    /// Transmit pages (1..=256; with SG at least 17); each holds a grant
+    /// while in flight.
     pub tx_buffers: u16,
+    /// The offloads to use where the backend agrees.
+    pub offloads: Offloads,
 }
 
 impl Default for Config {
     /// Full rings: 256 + 256 buffer pages, so up to 514 grants and pages
-    /// (2 MiB) with the two ring pages.
+    /// (2 MiB) with the two ring pages; every offload.
     fn default() -> Self {
-        Config {
-            rx_buffers: RX_RING_SIZE as u16,
-            tx_buffers: TX_RING_SIZE as u16,
-        }
+        Config { rx_buffers: RX_RING_SIZE as u16, tx_buffers: TX_RING_SIZE as u16, offloads: Offloads::ALL }
     }
 }
 
 impl Config {
     pub(crate) fn valid(&self) -> bool {
-        (1..=RX_RING_SIZE).contains(&u32::from(self.rx_buffers))
-            && (1..=TX_RING_SIZE).contains(&u32::from(self.tx_buffers))
+        // With SG, room for the largest packet (and a GSO extra on rx).
+        let slots = if self.offloads.sg { wire::MAX_PACKET.div_ceil(PAGE_SIZE) as u32 } else { 1 };
+        (slots + u32::from(self.offloads.sg)..=RX_RING_SIZE).contains(&u32::from(self.rx_buffers))
+            && (slots..=TX_RING_SIZE).contains(&u32::from(self.tx_buffers))
     }
 }
 
@@ -70,6 +75,7 @@ pub struct Netfront<G: GrantTable, E: EventChannels> {
     pub(crate) counters: Counters,
     pub(crate) nodes: VifNodes,
     pub(crate) config: Config,
+    pub(crate) negotiated: Negotiated,
     pub(crate) phase: Phase,
 }
 
@@ -125,6 +131,17 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         self.tx.bufs.quarantine.len() + self.rx.bufs.quarantine.len()
     }
 
+    /// The offloads in use, each way.
+    pub fn negotiated(&self) -> Negotiated {
+        self.negotiated
+    }
+
+    /// The largest frame [`send`](Self::send) takes: 1514 bytes, or a
+    /// 64 KiB TCP packet for the backend to cut (GSO).
+    pub fn max_tx_frame(&self) -> usize {
+        self.tx.max_frame()
+    }
+
     /// Whether a frame can be queued now without reclaiming.
     pub fn can_transmit(&self) -> bool {
         self.link.up && self.tx.has_room()
@@ -153,39 +170,63 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         let _ = self.rx.refill(&mut self.link, &mut self.counters);
     }
 
-    /// Queues `frame` (14..=1514 bytes) for transmission. This inherent
-    /// method shadows [`smoltcp::phy::Device::transmit`] in method-call
-    /// syntax; smoltcp itself calls the trait method.
+    /// Queues `frame` (14..=1514 bytes, checksums computed) for
+    /// transmission. This inherent method shadows
+    /// [`smoltcp::phy::Device::transmit`] in method-call syntax; smoltcp
+    /// itself calls the trait method.
     pub fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError> {
-        self.transmit_with(frame.len(), |buf| buf.copy_from_slice(frame))
+        self.send(frame, TxMeta::default())
     }
 
-    /// Queues a frame of `len` bytes built by `fill`.
-    pub fn transmit_with<T>(
-        &mut self,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> T,
-    ) -> Result<T, TxError> {
-        let id = self.tx.begin(&mut self.link, &mut self.counters, len)?;
+    /// Queues `frame` with the offload work `meta` asks for.
+    pub fn send(&mut self, frame: &[u8], meta: TxMeta) -> Result<(), TxError> {
+        self.transmit_with_meta(frame.len(), meta, |buf| buf.copy_from_slice(frame))
+    }
+
+    /// Queues a frame of `len` bytes built by `fill` (checksums computed).
+    pub fn transmit_with<T>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> T) -> Result<T, TxError> {
+        self.transmit_with_meta(len, TxMeta::default(), fill)
+    }
+
+    /// Queues a frame of `len` bytes built by `fill`, with `meta`.
+    pub fn transmit_with_meta<T>(&mut self, len: usize, meta: TxMeta, fill: impl FnOnce(&mut [u8]) -> T) -> Result<T, TxError> {
+        self.tx.begin(&mut self.link, &mut self.counters, len)?;
         let out = fill(&mut self.tx.scratch);
-        self.tx.finish(&mut self.link, &mut self.counters, id)?;
+        self.tx.finish(&mut self.link, &mut self.counters, meta)?;
         Ok(out)
     }
 
-    /// Hands the next received frame to `f`. (Named apart from
-    /// [`smoltcp::phy::Device::receive`].)
-    pub fn receive_with<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    /// What comes with the next received frame, if one is ready.
+    pub fn next_rx_meta(&mut self) -> Option<RxMeta> {
         if self.rx_queued() == 0 {
             self.poll();
         }
+        self.rx.next_meta()
+    }
+
+    /// Copies the next received frame into `out` (as received: a
+    /// `csum_blank` frame's checksum is not completed).
+    pub fn receive_into(&mut self, out: &mut Vec<u8>) -> Option<RxMeta> {
         if self.rx_queued() == 0 {
-            return None;
+            self.poll();
         }
-        Some(f(self.rx.take_frame()))
+        self.rx.take_into(out)
+    }
+
+    /// Hands the next received frame (as received) and what came with it
+    /// to `f`. (Named apart from [`smoltcp::phy::Device::receive`].)
+    pub fn receive_with<T>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> T) -> Option<T> {
+        if self.rx_queued() == 0 {
+            self.poll();
+        }
+        match self.rx.take_frame() {
+            (frame, Some(meta)) => Some(f(frame, meta)),
+            (_, None) => None,
+        }
     }
 
     /// The next received frame, copied out.
     pub fn poll_rx(&mut self) -> Option<Vec<u8>> {
-        self.receive_with(<[u8]>::to_vec)
+        self.receive_with(|f, _| f.to_vec())
     }
 }

@@ -8,9 +8,10 @@
 //! - [`Netfront`]: the driver.
 //!
 //! Negotiated: copying receive path (`request-rx-copy`), rx
-//! notifications (`feature-rx-notify`), no checksum offload
-//! (`feature-no-csum-offload`), one queue, one event channel, no
-//! scatter-gather, no GSO. Frames are at most 1514 bytes, one page each.
+//! notifications (`feature-rx-notify`), and where the backend agrees
+//! ([`features`]): packets of several slots (`feature-sg`), checksum
+//! offload, and TCPv4 segmentation offload (`feature-gso-tcpv4`) both
+//! ways. One queue, one event channel.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -21,16 +22,21 @@ extern crate std;
 pub mod counters;
 pub mod device;
 pub mod error;
+pub mod features;
 mod lifecycle;
+pub mod offload;
 mod phy;
 mod pool;
 pub mod ring;
-mod rx;
-mod tx;
+pub mod rx;
+pub mod tx;
 pub mod wire;
 pub mod xenbus;
 
 pub use counters::{BadResponses, Counters, RxDrops, TxDrops};
 pub use device::{Config, Netfront};
+pub use features::{Negotiated, Offloads};
 pub use phy::{NetRxToken, NetTxToken};
+pub use rx::{RxChecksum, RxMeta};
+pub use tx::TxMeta;
 pub use error::{Error, TxError};

@@ -9,6 +9,7 @@ use xen_proto::xenstore::Client;
 
 use crate::counters::Counters;
 use crate::device::{Config, Netfront, Phase};
+use crate::features::Negotiated;
 use crate::error::Error;
 use crate::pool::Link;
 use crate::rx::Rx;
@@ -62,6 +63,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         if !xb::backend_has_rx_copy(client, &nodes.backend)? {
             return Err(Error::NoRxCopy);
         }
+        let negotiated = Negotiated::new(config.offloads, xb::backend_offers(client, &nodes.backend)?);
         let mut nf = Netfront {
             link: Link {
                 gnt,
@@ -72,6 +74,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
             },
             tx: Tx::new(),
             rx: Rx::new(),
+            negotiated,
             counters: Counters::default(),
             nodes,
             config,
@@ -117,6 +120,8 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
     /// error.
     fn setup(&mut self) -> Result<Published, Error> {
         let be = self.link.backend_id;
+        self.tx.offloads = self.negotiated.tx;
+        self.rx.bufs.offloads = self.negotiated.rx;
         let gnt = &mut self.link.gnt;
         let tx_ring_ref = self.tx.ring.setup(gnt, be)?;
         let rx_ring_ref = self.rx.ring.setup(gnt, be)?;
@@ -130,11 +135,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         let posted = self.rx.refill(&mut self.link, &mut self.counters);
         self.link.up = false;
         posted?;
-        Ok(Published {
-            tx_ring_ref,
-            rx_ring_ref,
-            event_channel: port,
-        })
+        Ok(Published { tx_ring_ref, rx_ring_ref, event_channel: port, rx: self.negotiated.rx })
     }
 
     /// Gives back every grant, page and the port; returns how many grants

@@ -5,19 +5,37 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use xen_proto::iface::{EventChannels, GrantTable, SharedPage};
+use smoltcp::wire::IpProtocol;
+use xen_proto::iface::{EventChannels, GrantTable, SharedPage, PAGE_SIZE};
 
 use crate::counters::Counters;
 use crate::error::TxError;
 use crate::pool::{Link, Pool, RingPage};
 use crate::ring::{entry_offset, TX_ENTRY_SIZE, TX_RING_SIZE};
-use crate::wire::{self, TxRequest, TxResponse, TxStatus};
+use crate::features::Offloads;
+use crate::offload;
+use crate::wire::{self, ExtraInfo, TxRequest, TxResponse, TxStatus};
 
 pub(crate) struct Tx<P> {
     pub(crate) ring: RingPage<P>,
     pub(crate) bufs: TxBuffers<P>,
-    /// Where the stack builds a frame before it is copied to its page.
+    /// Where the stack builds a frame before it is copied to its pages.
     pub(crate) scratch: Vec<u8>,
+    /// What we may send.
+    pub(crate) offloads: Offloads,
+}
+
+/// What to do with an outgoing frame besides carrying it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxMeta {
+    /// Its TCP/UDP checksum is not computed: netfront leaves it to the
+    /// backend (seeding the field, computing the IPv4 header checksum), or
+    /// computes it when checksum offload was not negotiated.
+    pub csum: bool,
+    /// Have the backend cut it into TCP segments of this many payload
+    /// bytes (GSO; implies `csum`). Without GSO negotiated a frame larger
+    /// than 1514 bytes is refused.
+    pub gso_size: Option<u16>,
 }
 
 /// The buffer pages and what each is doing.
@@ -38,6 +56,7 @@ impl<P: SharedPage> Tx<P> {
             ring: RingPage::new(TX_RING_SIZE),
             bufs: TxBuffers { pool: Pool::new(), in_flight: Vec::new(), free: VecDeque::new(), quarantine: Vec::new() },
             scratch: Vec::new(),
+            offloads: Offloads::NONE,
         }
     }
 
@@ -63,9 +82,9 @@ impl<P: SharedPage> Tx<P> {
         self.bufs.in_flight.iter().filter(|s| s.is_some()).count()
     }
 
-    /// Room for one more frame without reclaiming.
+    /// Room for one more frame of the largest size without reclaiming.
     pub(crate) fn has_room(&self) -> bool {
-        !self.bufs.free.is_empty() && !self.ring.front.is_full()
+        self.has_room_for(self.max_frame())
     }
 
     /// Takes back answered buffers (and quarantined ones the backend let
@@ -82,6 +101,11 @@ impl<P: SharedPage> Tx<P> {
         let gnt = &mut link.gnt;
         let drained = ring.drain(|_, e: &[u8; TX_ENTRY_SIZE]| {
             let r = TxResponse::new_unchecked(&e[..]);
+            // An extra-info slot's answer; its id is not one of ours.
+            if r.status() == wire::NETIF_RSP_NULL {
+                c.tx_null_responses += 1;
+                return;
+            }
             bufs.complete(gnt, c, r.id(), r.status());
         });
         if drained.is_err() {
@@ -90,72 +114,155 @@ impl<P: SharedPage> Tx<P> {
         }
     }
 
-    /// Picks a free buffer for a frame of `len` bytes and readies
-    /// `scratch` for it.
+    /// Readies `scratch` for a frame of `len` bytes, making sure there
+    /// are buffers and ring slots for all of it.
     pub(crate) fn begin<G: GrantTable<Page = P>, E: EventChannels>(
         &mut self,
         link: &mut Link<G, E>,
         c: &mut Counters,
         len: usize,
-    ) -> Result<u16, TxError> {
+    ) -> Result<(), TxError> {
         if !link.up {
             return Err(TxError::Down);
         }
-        if !(wire::MIN_FRAME..=wire::MAX_FRAME).contains(&len) {
+        if !(wire::MIN_FRAME..=self.max_frame()).contains(&len) {
             c.tx_drops.bad_length += 1;
             return Err(TxError::BadLength(len));
         }
-        if !self.has_room() {
+        if !self.has_room_for(len) {
             self.reclaim(link, c);
             if !link.up {
                 return Err(TxError::Down);
             }
+            if !self.has_room_for(len) {
+                return Err(TxError::Full);
+            }
         }
-        if self.ring.front.is_full() {
-            return Err(TxError::Full);
-        }
-        let id = self.bufs.free.pop_front().ok_or(TxError::Full)?;
         self.scratch.clear();
         self.scratch.resize(len, 0);
-        Ok(id)
+        Ok(())
     }
 
-    /// Copies the frame built in `scratch` into buffer `id`, grants it
-    /// read-only and pushes the request.
+    /// The largest frame we may send.
+    pub(crate) fn max_frame(&self) -> usize {
+        if self.offloads.sg {
+            wire::MAX_PACKET
+        } else {
+            wire::MAX_FRAME
+        }
+    }
+
+    /// Buffers and ring slots for a frame of `len` bytes, and an
+    /// extra-info slot.
+    fn has_room_for(&self, len: usize) -> bool {
+        let slots = len.div_ceil(PAGE_SIZE);
+        self.bufs.free.len() >= slots && self.ring.front.free_requests() as usize > slots
+    }
+
+    /// Sends the frame built in `scratch`: checksums as `meta` asks, one
+    /// page per 4 KiB of it, each granted read-only, the requests (and a
+    /// GSO extra) published together.
     pub(crate) fn finish<G: GrantTable<Page = P>, E: EventChannels>(
         &mut self,
         link: &mut Link<G, E>,
         c: &mut Counters,
-        id: u16,
+        meta: TxMeta,
     ) -> Result<(), TxError> {
-        let (Some(ring_page), Some(page)) = (self.ring.page.as_ref(), self.bufs.pool.page(id)) else {
-            self.bufs.free.push_back(id);
+        let Some(ring_page) = self.ring.page.as_ref() else {
             return Err(TxError::Down);
         };
-        let len = self.scratch.len();
-        page.write_bytes(0, &self.scratch);
-        let gref = match link.gnt.grant(page, link.backend_id, true) {
-            Ok(g) => g,
-            Err(e) => {
-                self.bufs.free.push_back(id);
-                return Err(TxError::Xen(e));
+        let frame = &mut self.scratch[..];
+        let len = frame.len();
+        let mut flags = 0;
+        if meta.csum || meta.gso_size.is_some() {
+            if !self.offloads.csum {
+                offload::fill(frame);
+            } else if offload::seed(frame) {
+                flags |= wire::NETTXF_CSUM_BLANK | wire::NETTXF_DATA_VALIDATED;
             }
+        }
+        let gso = match meta.gso_size {
+            Some(mss) if flags != 0 && self.offloads.gso && segments(frame, mss) => Some(mss),
+            _ => None,
         };
-        self.bufs.pool.grants[usize::from(id)] = Some(gref);
-        self.bufs.in_flight[usize::from(id)] = Some(len as u16);
-        let mut e = [0u8; TX_ENTRY_SIZE];
-        TxRequest::new_unchecked(&mut e[..]).fill(gref, 0, 0, id, len as u16);
+        if gso.is_none() && len > wire::MAX_FRAME {
+            // Larger than one frame and not something the backend may cut.
+            c.tx_drops.bad_length += 1;
+            return Err(TxError::BadLength(len));
+        }
+        let frame = &self.scratch[..];
+        let b = &mut self.bufs;
+        // Grant every page first: nothing is published unless all are.
+        let mut ids = [0u16; wire::MAX_SLOTS];
+        let chunks = frame.chunks(PAGE_SIZE);
+        let slots = chunks.len();
+        for (i, chunk) in chunks.enumerate() {
+            let granted = b.free.pop_front().ok_or(TxError::Full).and_then(|id| {
+                let page = b.pool.page(id).ok_or(TxError::Down)?;
+                page.write_bytes(0, chunk);
+                match link.gnt.grant(page, link.backend_id, true) {
+                    Ok(gref) => {
+                        b.pool.grants[usize::from(id)] = Some(gref);
+                        Ok(id)
+                    }
+                    Err(e) => {
+                        b.free.push_front(id);
+                        Err(TxError::Xen(e))
+                    }
+                }
+            });
+            match granted {
+                Ok(id) => ids[i] = id,
+                Err(e) => {
+                    for &id in ids[..i].iter().rev() {
+                        b.pool.revoke(&mut link.gnt, id, c);
+                        b.free.push_front(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let front = &mut self.ring.front;
-        let prod = front.req_prod_pvt;
-        ring_page.write_bytes(entry_offset(prod, TX_RING_SIZE, TX_ENTRY_SIZE), &e);
-        front.req_prod_pvt = prod.wrapping_add(1);
+        let mut put = |entry: &[u8; TX_ENTRY_SIZE]| {
+            let prod = front.req_prod_pvt;
+            ring_page.write_bytes(entry_offset(prod, TX_RING_SIZE, TX_ENTRY_SIZE), entry);
+            front.req_prod_pvt = prod.wrapping_add(1);
+        };
+        for (i, chunk) in frame.chunks(PAGE_SIZE).enumerate() {
+            let id = ids[i];
+            let more = if i + 1 < slots { wire::NETTXF_MORE_DATA } else { 0 };
+            let (f, size) = match i {
+                0 => (flags | more | if gso.is_some() { wire::NETTXF_EXTRA_INFO } else { 0 }, len),
+                _ => (more, chunk.len()),
+            };
+            let gref = b.pool.grants[usize::from(id)].unwrap_or(0);
+            b.in_flight[usize::from(id)] = Some(chunk.len() as u16);
+            let mut e = [0u8; TX_ENTRY_SIZE];
+            TxRequest::new_unchecked(&mut e[..]).fill(gref, 0, f, id, size as u16);
+            put(&e);
+            if let (0, Some(mss)) = (i, gso) {
+                let mut x = [0u8; TX_ENTRY_SIZE];
+                ExtraInfo::new_unchecked(&mut x[..]).fill_gso_tcpv4(mss);
+                put(&x);
+            }
+        }
         c.tx_frames += 1;
         c.tx_bytes += len as u64;
+        c.tx_slots += slots as u64;
+        c.tx_csum_offloaded += u64::from(flags != 0);
+        c.tx_gso_packets += u64::from(gso.is_some());
         if front.push_requests(ring_page) {
             link.notify(c);
         }
         Ok(())
     }
+}
+
+/// Whether `frame` is a TCP packet with more payload than one segment of
+/// `mss` bytes: only then may it carry a GSO extra (dom0 drops a GSO
+/// packet with nothing to cut when it must segment it).
+fn segments(frame: &[u8], mss: u16) -> bool {
+    offload::l4(frame).is_some_and(|l| l.protocol == IpProtocol::Tcp && mss > 0 && l.len - l.header > usize::from(mss))
 }
 
 impl<P: SharedPage> TxBuffers<P> {

@@ -33,6 +33,10 @@ pub const NETRXF_GSO_PREFIX: u16 = 1 << 4;
 
 /// `XEN_NETIF_EXTRA_FLAG_MORE` (byte 1 of an extra-info slot).
 pub const XEN_NETIF_EXTRA_FLAG_MORE: u8 = 1 << 0;
+/// `XEN_NETIF_EXTRA_TYPE_GSO`.
+pub const XEN_NETIF_EXTRA_TYPE_GSO: u8 = 1;
+/// `XEN_NETIF_GSO_TYPE_TCPV4`.
+pub const XEN_NETIF_GSO_TYPE_TCPV4: u8 = 1;
 
 /// `NETIF_RSP_DROPPED`.
 pub const NETIF_RSP_DROPPED: i16 = -2;
@@ -45,6 +49,15 @@ pub const NETIF_RSP_NULL: i16 = 1;
 
 /// Largest Ethernet frame (no FCS) at MTU 1500.
 pub const MAX_FRAME: usize = 1514;
+/// Largest packet of several slots: a request's size field is 16 bits
+/// (`XEN_NETIF_MAX_TX_SIZE`).
+pub const MAX_PACKET: usize = 0xffff;
+/// Most data slots in one packet, either way: what netif.h guarantees
+/// (`XEN_NETIF_NR_SLOTS_MIN`); 64 KiB needs 17.
+pub const MAX_SLOTS: usize = 18;
+/// Most extra-info slots we accept after one received packet's first
+/// slot (Linux netback sends at most GSO, hash and XDP).
+pub const MAX_EXTRAS: usize = 4;
 /// Smallest frame we hand up: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
 
@@ -131,6 +144,13 @@ view!(
     /// `struct netif_rx_request`: id@0 u16, pad@2, gref@4 u32.
     RxRequest,
     RX_ENTRY_SIZE
+);
+view!(
+    /// `struct netif_extra_info`, overlaying a request or response slot:
+    /// type@0, flags@1 (u8); for GSO: size@2 (u16, the MSS), type@4,
+    /// pad@5 (u8), features@6 (u16).
+    ExtraInfo,
+    8
 );
 view!(
     /// `struct netif_rx_response`: id@0, offset@2, flags@4 (u16),
@@ -247,6 +267,38 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> RxResponse<T> {
         put_u16(b, 2, offset);
         put_u16(b, 4, flags);
         put_u16(b, 6, status as u16);
+    }
+}
+
+impl<T: AsRef<[u8]>> ExtraInfo<T> {
+    /// `XEN_NETIF_EXTRA_TYPE_*`.
+    pub fn kind(&self) -> u8 {
+        self.buffer.as_ref()[0]
+    }
+    /// `XEN_NETIF_EXTRA_FLAG_*`.
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[1]
+    }
+    /// GSO: the segment size (MSS).
+    pub fn gso_size(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 2)
+    }
+    /// GSO: `XEN_NETIF_GSO_TYPE_*`.
+    pub fn gso_type(&self) -> u8 {
+        self.buffer.as_ref()[4]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> ExtraInfo<T> {
+    /// Writes a GSO extra: TCPv4 segments of `mss` bytes, the last extra.
+    pub fn fill_gso_tcpv4(&mut self, mss: u16) {
+        let b = self.buffer.as_mut();
+        b[0] = XEN_NETIF_EXTRA_TYPE_GSO;
+        b[1] = 0;
+        put_u16(b, 2, mss);
+        b[4] = XEN_NETIF_GSO_TYPE_TCPV4;
+        b[5] = 0;
+        put_u16(b, 6, 0);
     }
 }
 

@@ -17,20 +17,27 @@ use xen_proto::xenstore::Client;
 use xenstore_wire::XsError;
 
 use crate::error::Error;
+use crate::features::{BackendOffers, Offloads};
 
-/// Nodes the frontend writes under its own directory, with their
-/// meaning. Removed again on shutdown.
-pub const PUBLISHED_KEYS: [&str; 6] = [
+/// Nodes the frontend may write under its own directory, removed again
+/// on shutdown.
+pub const PUBLISHED_KEYS: [&str; 8] = [
     "tx-ring-ref",
     "rx-ring-ref",
     "event-channel",
-    // We only implement the copying receive path.
+    // We only implement the copying receive path. Linux netback reads no
+    // other feature key of ours without it.
     "request-rx-copy",
     // We kick the backend when posting rx buffers (netif.h: required
     // for the backend to queue packets safely).
     "feature-rx-notify",
-    // We neither send nor accept packets with a blank checksum: the
-    // stack (smoltcp) computes and verifies every checksum.
+    // Packets of several slots on the receive ring.
+    "feature-sg",
+    // GSO packets on the receive ring (Linux sends them only with SG
+    // and checksum offload).
+    "feature-gso-tcpv4",
+    // Written (as 1) only with checksum offload off: then dom0 completes
+    // every checksum before handing us a frame.
     "feature-no-csum-offload",
 ];
 
@@ -82,16 +89,27 @@ pub fn read_vif<R: XenstoreRing>(c: &mut Client<R>, frontend: &str) -> Result<Vi
     })
 }
 
-/// Whether the backend advertises `feature-rx-copy = 1` (missing = 0).
-pub fn backend_has_rx_copy<R: XenstoreRing>(
-    c: &mut Client<R>,
-    backend: &str,
-) -> Result<bool, Error> {
-    match c.read(&format!("{backend}/feature-rx-copy")) {
+/// Whether the backend's `key` is 1 (missing = 0, anything else = 0).
+fn backend_flag<R: XenstoreRing>(c: &mut Client<R>, backend: &str, key: &str) -> Result<bool, Error> {
+    match c.read(&format!("{backend}/{key}")) {
         Ok(v) => Ok(parse_u32(&v) == Some(1)),
         Err(xen_proto::Error::Xs(XsError::Enoent)) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether the backend advertises `feature-rx-copy = 1` (missing = 0).
+pub fn backend_has_rx_copy<R: XenstoreRing>(c: &mut Client<R>, backend: &str) -> Result<bool, Error> {
+    backend_flag(c, backend, "feature-rx-copy")
+}
+
+/// What the backend accepts on our transmit ring.
+pub fn backend_offers<R: XenstoreRing>(c: &mut Client<R>, backend: &str) -> Result<BackendOffers, Error> {
+    Ok(BackendOffers {
+        sg: backend_flag(c, backend, "feature-sg")?,
+        gso_tcpv4: backend_flag(c, backend, "feature-gso-tcpv4")?,
+        no_csum_offload: backend_flag(c, backend, "feature-no-csum-offload")?,
+    })
 }
 
 /// What we publish for the backend.
@@ -103,27 +121,41 @@ pub struct Published {
     pub rx_ring_ref: GrantRef,
     /// Our unbound port for the backend.
     pub event_channel: Port,
+    /// What we accept on the receive ring.
+    pub rx: Offloads,
 }
 
-/// Writes [`PUBLISHED_KEYS`] and `state = Connected` in one transaction,
-/// redone on `EAGAIN`.
+/// Writes [`PUBLISHED_KEYS`] (`feature-no-csum-offload` only when checksum
+/// offload is off) and `state = Connected` in one transaction, redone on
+/// `EAGAIN`.
 pub fn publish<R: XenstoreRing>(
     c: &mut Client<R>,
     frontend: &str,
     p: &Published,
 ) -> Result<(), Error> {
+    let flag = |on: bool| String::from(if on { "1" } else { "0" });
     let values = [
-        format!("{}", p.tx_ring_ref),
-        format!("{}", p.rx_ring_ref),
-        format!("{}", p.event_channel),
-        String::from("1"),
-        String::from("1"),
-        String::from("1"),
+        Some(format!("{}", p.tx_ring_ref)),
+        Some(format!("{}", p.rx_ring_ref)),
+        Some(format!("{}", p.event_channel)),
+        Some(flag(true)),
+        Some(flag(true)),
+        Some(flag(p.rx.sg)),
+        Some(flag(p.rx.gso)),
+        (!p.rx.csum).then(|| flag(true)),
     ];
     let state = XenbusState::Connected.to_value();
     c.transaction(|tx| {
         for (k, v) in PUBLISHED_KEYS.iter().zip(values.iter()) {
-            tx.write(&format!("{frontend}/{k}"), v.as_bytes())?;
+            let path = format!("{frontend}/{k}");
+            match v {
+                Some(v) => tx.write(&path, v.as_bytes())?,
+                // Not left over from an earlier connection either.
+                None => match tx.rm(&path) {
+                    Ok(()) | Err(xen_proto::Error::Xs(XsError::Enoent)) => {}
+                    Err(e) => return Err(e),
+                },
+            }
         }
         tx.write(&format!("{frontend}/state"), state.as_bytes())
     })?;

@@ -173,8 +173,10 @@ impl<D: Device> Stack<D> {
     }
 
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
-        // IPv4 is the only protocol built in.
-        self.iface.ip_addrs().iter().map(|IpCidr::Ipv4(cidr)| *cidr).next()
+        self.iface.ip_addrs().iter().find_map(|a| match a {
+            IpCidr::Ipv4(cidr) => Some(*cidr),
+            _ => None,
+        })
     }
 
 }

@@ -7,11 +7,11 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use channel::switch::{FallbackDevice, Switch, STUCK_AFTER_NS};
+use channel::switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, Switch, STUCK_AFTER_NS};
 use channel::{Config, Manager, Note};
 use discovery::{Peer, PeerList};
 use smoltcp::iface::{Config as IfConfig, Interface, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{Device, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
@@ -61,48 +61,32 @@ impl Bridge {
     }
 }
 
-struct PortRx(Vec<u8>);
-struct PortTx<'a>(&'a Bridge, [u8; 6]);
-
-impl RxToken for PortRx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl TxToken for PortTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        self.0.deliver(self.1, buf);
-        r
-    }
-}
-
-impl Device for BridgePort {
-    type RxToken<'a> = PortRx;
-    type TxToken<'a> = PortTx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(PortRx, PortTx<'_>)> {
-        let frame = self.bridge.queues.borrow_mut().get_mut(&self.mac)?.pop_front()?;
-        Some((PortRx(frame), PortTx(&self.bridge, self.mac)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<PortTx<'_>> {
-        Some(PortTx(&self.bridge, self.mac))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps
-    }
-}
-
 impl FallbackDevice for BridgePort {
+    fn max_frame(&self) -> usize {
+        1514
+    }
+
+    fn offloads(&self) -> FallbackOffloads {
+        FallbackOffloads::default()
+    }
+
     fn has_rx(&mut self) -> bool {
         self.bridge.queues.borrow().get(&self.mac).is_some_and(|q| !q.is_empty())
+    }
+
+    fn receive_into(&mut self, frame: &mut Vec<u8>) -> Option<bool> {
+        *frame = self.bridge.queues.borrow_mut().get_mut(&self.mac)?.pop_front()?;
+        Some(false)
+    }
+
+    fn can_send(&mut self) -> bool {
+        true
+    }
+
+    fn send(&mut self, frame: &[u8], meta: FallbackMeta) -> Result<(), FallbackFull> {
+        assert_eq!(meta, FallbackMeta::default(), "the bridge offloads nothing");
+        self.bridge.deliver(self.mac, frame.to_vec());
+        Ok(())
     }
 }
 
