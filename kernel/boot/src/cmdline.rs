@@ -54,13 +54,44 @@ pub struct NetOptions {
     pub count: u32,
     /// TCP_RR request and response size.
     pub msg: u32,
+    /// How many times the measuring clients repeat each measurement.
+    pub reps: u32,
+    /// The netfront offloads to use where netback agrees.
+    pub offload: Offload,
 }
 
 impl Default for NetOptions {
     fn default() -> Self {
-        NetOptions { ip: None, gateway: None, port: 7, sink: 9, peer: None, bytes: 16 << 20, count: 2000, msg: 1 }
+        NetOptions {
+            ip: None,
+            gateway: None,
+            port: 7,
+            sink: 9,
+            peer: None,
+            bytes: 16 << 20,
+            count: 2000,
+            msg: 1,
+            reps: 1,
+            offload: Offload::ALL,
+        }
     }
 }
+
+/// netfront's offloads (`net.offload=`): scatter-gather, checksum offload,
+/// TCPv4 segmentation offload (which needs the other two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offload {
+    pub sg: bool,
+    pub csum: bool,
+    pub gso: bool,
+}
+
+impl Offload {
+    pub const ALL: Offload = Offload { sg: true, csum: true, gso: true };
+    pub const NONE: Offload = Offload { sg: false, csum: false, gso: false };
+}
+
+pub const NET_REPS_MAX: u32 = 100;
 
 /// The shared-memory channel to co-resident peers (Xen only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +222,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.bytes",
     "net.count",
     "net.msg",
+    "net.reps",
+    "net.offload",
     "net.group",
     "chan.pages",
     "chan.poll",
@@ -307,6 +340,8 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
             "net.sink" => options.net.sink = parse_port(key, value)?,
             "net.count" => options.net.count = parse_range(key, value, 1, NET_COUNT_MAX, "a count from 1 to 10000000")?,
             "net.msg" => options.net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
+            "net.reps" => options.net.reps = parse_range(key, value, 1, NET_REPS_MAX, "a count from 1 to 100")?,
+            "net.offload" => options.net.offload = parse_offload(key, value)?,
             "net.group" => {
                 let valid = (1..=GROUP_MAX).contains(&value.len())
                     && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -342,6 +377,33 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
         }
     }
     Ok(options)
+}
+
+/// `all`, `none`, or a comma-separated list of `sg`, `csum`, `gso` (GSO
+/// needs the other two).
+fn parse_offload<'a>(key: &'a str, value: &'a str) -> Result<Offload, Error<'a>> {
+    let bad = Error::BadValue { key, value, expected: "`all`, `none`, or a list of `sg`, `csum`, `gso` (gso needs sg,csum)" };
+    match value {
+        "all" => return Ok(Offload::ALL),
+        "none" => return Ok(Offload::NONE),
+        _ => {}
+    }
+    let mut o = Offload::NONE;
+    for part in value.split(',') {
+        let flag = match part {
+            "sg" => &mut o.sg,
+            "csum" => &mut o.csum,
+            "gso" => &mut o.gso,
+            _ => return Err(bad),
+        };
+        if core::mem::replace(flag, true) {
+            return Err(bad);
+        }
+    }
+    if o.gso && !(o.sg && o.csum) {
+        return Err(bad);
+    }
+    Ok(o)
 }
 
 fn set_mode<'a>(options: &mut Options<'a>, mode: Mode<'a>) -> Result<(), Error<'a>> {
@@ -513,6 +575,11 @@ mod tests {
         assert_eq!(parse("app=stream").unwrap().mode, Mode::App(App::Stream));
         assert_eq!(parse("app=rr").unwrap().mode, Mode::App(App::Rr));
         assert_eq!(parse("").unwrap().chan, ChannelOptions::default());
+        assert_eq!(parse("net.reps=5").unwrap().net.reps, 5);
+        assert_eq!(parse("").unwrap().net.offload, Offload::ALL);
+        assert_eq!(parse("net.offload=none").unwrap().net.offload, Offload::NONE);
+        assert_eq!(parse("net.offload=csum,sg").unwrap().net.offload, Offload { sg: true, csum: true, gso: false });
+        assert_eq!(parse("net.offload=gso,sg,csum").unwrap().net.offload, Offload::ALL);
     }
 
     #[test]
@@ -546,6 +613,13 @@ mod tests {
             "net.count=0",
             "net.msg=65537",
             "net.sink=0",
+            "net.reps=0",
+            "net.reps=101",
+            "net.offload=gso",
+            "net.offload=sg,gso",
+            "net.offload=sg,sg",
+            "net.offload=tso",
+            "net.offload=sg,",
         ] {
             let key = line.split('=').next().unwrap();
             match parse(line) {

@@ -53,8 +53,8 @@ pub fn run<D: NetDevice>(
     let result = match app {
         App::Echo => run.serve(stop),
         App::Transfer => run.transfer(),
-        App::Stream => run.stream(None, CheckKind::Sha256).map(drop),
-        App::Rr => run.rr(None).map(drop),
+        App::Stream => (0..net.reps).try_for_each(|_| run.stream(None, CheckKind::Sha256).map(drop)),
+        App::Rr => (0..net.reps).try_for_each(|_| run.rr(None).map(drop)),
         App::Netbench => run.netbench(),
     };
     let closed = run.stack.device.shutdown();
@@ -329,6 +329,7 @@ impl<D: NetDevice> Run<D> {
         self.figure("net.tcp_rr", path, report.per_second(), "transactions/s");
         self.figure("net.tcp_rr_latency_p50", path, report.p50_us, "us");
         self.figure("net.tcp_rr_latency_p99", path, report.p99_us, "us");
+        self.figure("net.tcp_rr_latency_mean", path, report.mean_us, "us");
         Ok(report)
     }
 
@@ -360,6 +361,26 @@ impl<D: NetDevice> Run<D> {
         Ok(now_ns() - start)
     }
 
+    /// TCP_STREAM (counted, not hashed, as netperf's: under emulation
+    /// hashing the bytes would cost more than either path, and the
+    /// comparison is of the paths; other runs check data) and TCP_RR over
+    /// `path`, `net.reps` times each.
+    fn stream_and_rr(&mut self, path: &str) -> Result<(Spread, RrSpread), String> {
+        let mut stream = Spread::default();
+        for _ in 0..self.net.reps {
+            stream.push(self.stream(Some(path), CheckKind::Count)?.mbit_per_s());
+        }
+        let mut rr = RrSpread::default();
+        for _ in 0..self.net.reps {
+            let r = self.rr(Some(path))?;
+            rr.rate.push(r.per_second());
+            rr.p50.push(r.p50_us);
+            rr.p99.push(r.p99_us);
+            rr.mean.push(r.mean_us);
+        }
+        Ok((stream, rr))
+    }
+
     /// Prints the share of frames the channel carried since `before` (on
     /// a device with channels).
     fn frame_share(&mut self, before: &PathFrames, what: &str) -> f64 {
@@ -386,13 +407,9 @@ impl<D: NetDevice> Run<D> {
         crate::println!("netbench: channel up {up_ms:.1} ms after this guest's PVH entry");
         self.figure("channel.up_after_boot", "channel", up_ms, "ms");
 
-        // 2. Over the channel.
+        // 2. Over the channel, `net.reps` times each.
         let before = self.frames();
-        // Counted, not hashed (as netperf's TCP_STREAM): under emulation
-        // generating and hashing the bytes would cost more than either
-        // path, and the comparison is of the paths. Other runs check data.
-        let stream_channel = self.stream(Some("channel"), CheckKind::Count)?;
-        let rr_channel = self.rr(Some("channel"))?;
+        let (stream_channel, rr_channel) = self.stream_and_rr("channel")?;
         let share = self.frame_share(&before, "channel phase");
         self.figure("channel.frame_share", "channel", share, "%");
 
@@ -428,8 +445,7 @@ impl<D: NetDevice> Run<D> {
         // 4. Over netfront (the peer follows our close; wait until it has).
         self.wait_for("the channel to close", SETUP_TIMEOUT, |r| r.channels_up() == 0)?;
         let before = self.frames();
-        let stream_netfront = self.stream(Some("netfront"), CheckKind::Count)?;
-        let rr_netfront = self.rr(Some("netfront"))?;
+        let (stream_netfront, rr_netfront) = self.stream_and_rr("netfront")?;
         self.frame_share(&before, "netfront phase");
 
         // 5. The channel back.
@@ -439,18 +455,25 @@ impl<D: NetDevice> Run<D> {
         crate::println!("netbench: channel back {:.1} ms after the hold was released", back_ns as f64 / 1e6);
 
         let ratio = |a: f64, b: f64| a / b.max(1e-9);
+        let (sc, sn) = (stream_channel.median(), stream_netfront.median());
+        let (rc, rn) = (rr_channel.rate.median(), rr_netfront.rate.median());
         crate::println!(
-            "netbench: TCP_STREAM channel {:.1} Mbit/s, netfront {:.1} Mbit/s ({:.1}x); TCP_RR channel {:.0}/s, netfront {:.0}/s ({:.1}x) [{} clock]",
-            stream_channel.mbit_per_s(),
-            stream_netfront.mbit_per_s(),
-            ratio(stream_channel.mbit_per_s(), stream_netfront.mbit_per_s()),
-            rr_channel.per_second(),
-            rr_netfront.per_second(),
-            ratio(rr_channel.per_second(), rr_netfront.per_second()),
+            "netbench: TCP_STREAM channel {} Mbit/s, netfront {} Mbit/s ({:.1}x); TCP_RR channel {} /s, netfront {} /s ({:.1}x) \
+             [medians (min-max) of {} runs each; {} clock]",
+            stream_channel,
+            stream_netfront,
+            ratio(sc, sn),
+            rr_channel.rate,
+            rr_netfront.rate,
+            ratio(rc, rn),
+            self.net.reps,
             self.clock.as_str()
         );
-        self.figure("channel.stream_speedup", "channel", ratio(stream_channel.mbit_per_s(), stream_netfront.mbit_per_s()), "x");
-        self.figure("channel.rr_speedup", "channel", ratio(rr_channel.per_second(), rr_netfront.per_second()), "x");
+        for (path, rr) in [("channel", &rr_channel), ("netfront", &rr_netfront)] {
+            crate::println!("netbench: TCP_RR round trip over {path}: p50 {} us, p99 {} us, mean {} us", rr.p50, rr.p99, rr.mean);
+        }
+        self.figure("channel.stream_speedup", "channel", ratio(sc, sn), "x");
+        self.figure("channel.rr_speedup", "channel", ratio(rc, rn), "x");
         crate::println!("netbench: {}", self.stack.device.counters());
         // Each counter belongs to the path its name starts with.
         for (name, value, unit) in self.stack.device.figures() {
@@ -459,6 +482,52 @@ impl<D: NetDevice> Run<D> {
         }
         Ok(())
     }
+}
+
+/// Repeated measurements of one figure.
+#[derive(Default)]
+struct Spread(alloc::vec::Vec<f64>);
+
+impl Spread {
+    fn push(&mut self, v: f64) {
+        self.0.push(v);
+    }
+
+    fn sorted(&self) -> alloc::vec::Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// The middle value (the mean of the two middle ones for an even count).
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+}
+
+/// `median (min-max)`, or the one value.
+impl core::fmt::Display for Spread {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let v = self.sorted();
+        let prec = f.precision().unwrap_or(1);
+        match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) if v.len() > 1 => write!(f, "{:.prec$} ({lo:.prec$}-{hi:.prec$})", self.median()),
+            _ => write!(f, "{:.prec$}", self.median()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct RrSpread {
+    rate: Spread,
+    p50: Spread,
+    p99: Spread,
+    mean: Spread,
 }
 
 fn ip([a, b, c, d]: [u8; 4]) -> String {

@@ -57,7 +57,7 @@ pub fn exit(status: ExitStatus) -> ! {
 pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::Options<'_>) -> Result<(), alloc::string::String> {
     if on_xen() {
         xen::control::watch()?;
-        let netfront = xen::net::open()?;
+        let netfront = xen::net::open(options.net.offload)?;
         let device = xen::residency::ResidentNet::open(netfront, &options.chan, options.net.ip.map(|c| c.addr))?;
         let mut stop = || xen::control::requested().is_some();
         return crate::net::app::run(app, device, &options.net, options.bench_clock, &mut stop);

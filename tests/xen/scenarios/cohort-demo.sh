@@ -41,6 +41,8 @@ figure() { guest_log beta | grep '^BENCH' | grep "\"name\":\"$1\"" | grep "\"pat
 s_ch=$(figure net.tcp_stream channel) s_nf=$(figure net.tcp_stream netfront)
 r_ch=$(figure net.tcp_rr channel) r_nf=$(figure net.tcp_rr netfront)
 l_ch=$(figure net.tcp_rr_latency_p50 channel) l_nf=$(figure net.tcp_rr_latency_p50 netfront)
+p_ch=$(figure net.tcp_rr_latency_p99 channel) p_nf=$(figure net.tcp_rr_latency_p99 netfront)
+m_ch=$(figure net.tcp_rr_latency_mean channel) m_nf=$(figure net.tcp_rr_latency_mean netfront)
 up=$(figure channel.up_after_boot channel) sw=$(figure channel.switch_to_netfront netfront)
 clock=$(guest_log beta | grep -o '"clock":"[a-z]*"' | head -n1 | cut -d'"' -f4)
 if [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom_crashed beta; then
@@ -49,11 +51,14 @@ if [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom
     echo "Same transfer, same two guests, two paths ($clock clock; Xen nested in QEMU TCG):"
     [ "$clock" = virtual ] && echo "  (virtual time: QEMU -icount, one emulated instruction = 1 ns, whatever the host's speed or load)"
     echo "  channel: $config"
-    awk -v sc="$s_ch" -v sn="$s_nf" -v rc="$r_ch" -v rn="$r_nf" -v lc="$l_ch" -v ln="$l_nf" 'BEGIN {
+    awk -v sc="$s_ch" -v sn="$s_nf" -v rc="$r_ch" -v rn="$r_nf" -v lc="$l_ch" -v ln="$l_nf" \
+        -v pc="$p_ch" -v pn="$p_nf" -v mc="$m_ch" -v mn="$m_nf" 'BEGIN {
         printf "  %-24s %16s %16s %8s\n", "", "shared memory", "netfront", "ratio"
         printf "  %-24s %11.1f Mbit/s %11.1f Mbit/s %7.1fx\n", "TCP stream", sc, sn, sc / sn
         printf "  %-24s %13.0f /s %13.0f /s %7.1fx\n", "TCP request/response", rc, rn, rc / rn
-        printf "  %-24s %13.1f us %13.1f us\n", "  median round trip", lc, ln
+        printf "  %-24s %13.1f us %13.1f us\n", "  round trip p50", lc, ln
+        printf "  %-24s %13.1f us %13.1f us\n", "  round trip p99", pc, pn
+        printf "  %-24s %13.1f us %13.1f us\n", "  round trip mean", mc, mn
     }'
     echo "  channel up ${up} ms after beta booted; switching a running stream to netfront: ${sw} ms"
     ok cohort-demo

@@ -15,7 +15,7 @@
 //! and works the same on real hardware.
 
 use ::xen::abi::shared_info::{vcpu_info, EVTCHN_2L_PORTS, EVTCHN_MASK, EVTCHN_PENDING};
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// Handlers run from `poll` are few (the timer); a fixed table suffices.
 const HANDLERS: usize = 4;
@@ -25,6 +25,11 @@ const MAX_OPEN: usize = 128;
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 /// Events seen and not yet taken, one bit per port.
 static DELIVERED: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// An event was recorded in `DELIVERED` since the main loop last idled:
+/// any `poll` (a xenstore wait, another port's `take_pending`) may move a
+/// port's event there after its owner looked this round, and the next idle
+/// must not sleep through it.
+static RECORDED_SINCE_IDLE: AtomicBool = AtomicBool::new(false);
 type HandlerTable = [Option<(u32, fn(u32))>; HANDLERS];
 static HANDLER_TABLE: spin::Mutex<HandlerTable> = spin::Mutex::new([None; HANDLERS]);
 
@@ -153,6 +158,7 @@ fn dispatch(port: u32) {
     }
     if let Some(slot) = DELIVERED.get(port as usize / 64) {
         slot.fetch_or(1 << (port % 64), Ordering::SeqCst);
+        RECORDED_SINCE_IDLE.store(true, Ordering::SeqCst);
     }
 }
 
@@ -172,10 +178,25 @@ pub fn is_pending(port: u32) -> bool {
     port < EVTCHN_2L_PORTS && DELIVERED[port as usize / 64].load(Ordering::SeqCst) & (1 << (port % 64)) != 0
 }
 
-/// Blocks in Xen until an event arrives on an open, unmasked port or Xen
-/// system time reaches `deadline_ns` (`u64::MAX`: no deadline), then takes
-/// what arrived. Returns at once if something was already pending.
+/// The main loop's idle: blocks in Xen until an event arrives on an open,
+/// unmasked port or Xen system time reaches `deadline_ns` (`u64::MAX`: no
+/// deadline), then takes what arrived. Returns at once if something was
+/// pending, or recorded since the last idle (its owner gets a round to take
+/// it).
 pub fn block_until(deadline_ns: u64) {
+    let recorded = RECORDED_SINCE_IDLE.swap(false, Ordering::SeqCst);
+    if poll() > 0 || recorded {
+        RECORDED_SINCE_IDLE.store(false, Ordering::SeqCst);
+        return;
+    }
+    wait_for_event(deadline_ns);
+    // The caller runs a round now: whatever arrived gets looked at.
+    RECORDED_SINCE_IDLE.store(false, Ordering::SeqCst);
+}
+
+/// Blocks until an event arrives on an open, unmasked port (or the
+/// deadline), and takes it; events already recorded do not count.
+fn wait_for_event(deadline_ns: u64) {
     if poll() > 0 {
         return;
     }
@@ -216,7 +237,7 @@ pub fn wait_port(port: u32, timeout_ns: u64) -> bool {
         if crate::clock::now_ns() >= deadline {
             return false;
         }
-        block_until(super::time::system_deadline(deadline));
+        wait_for_event(super::time::system_deadline(deadline));
     }
 }
 
@@ -270,7 +291,7 @@ impl xen_proto::iface::EventChannels for XenEvents {
         if crate::clock::now_ns() >= deadline {
             return false;
         }
-        block_until(super::time::system_deadline(deadline));
+        wait_for_event(super::time::system_deadline(deadline));
         crate::clock::now_ns() < deadline
     }
 }

@@ -7,31 +7,53 @@ use crate::clock::SECOND;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use netfront::Netfront;
+use cohort_boot::cmdline::Offload;
+use netfront::{Config, Netfront, Offloads};
 
 pub type XenNet = Netfront<XenGrants, XenEvents>;
 
 /// The first vif the toolstack gave us.
 const VIF: &str = "device/vif/0";
 
-pub fn open() -> Result<XenNet, String> {
-    let connected = super::with_xenstore(|c| Netfront::connect(c, XenGrants, XenEvents, VIF, 30 * SECOND));
+/// Connects the first vif, asking for the offloads of `net.offload=`.
+pub fn open(offload: Offload) -> Result<XenNet, String> {
+    let offloads = Offloads { sg: offload.sg, csum: offload.csum, gso: offload.gso };
+    let config = Config { offloads, ..Config::default() };
+    let connected = super::with_xenstore(|c| Netfront::connect_with(c, XenGrants, XenEvents, VIF, config, 30 * SECOND));
     match connected {
         None => Err("no xenstore client".into()),
-        Some(Ok(nf)) => Ok(nf),
+        Some(Ok(nf)) => {
+            log::info!("netfront: offloads {}", offloads_line(&nf));
+            Ok(nf)
+        }
         Some(Err(e)) => Err(format!("netfront on {VIF}: {e:?} (does the xl config have vif = [\"bridge=...\"]?)")),
     }
+}
+
+/// What each direction uses, e.g. `tx sg,csum,gso rx sg,csum,gso`.
+pub fn offloads_line(nf: &XenNet) -> String {
+    let names = |o: Offloads| {
+        let on: Vec<&str> = [("sg", o.sg), ("csum", o.csum), ("gso", o.gso)].iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        if on.is_empty() { String::from("none") } else { on.join(",") }
+    };
+    let n = nf.negotiated();
+    format!("tx {} rx {}", names(n.tx), names(n.rx))
 }
 
 pub fn counters_line(nf: &XenNet) -> String {
     let c = Netfront::counters(nf);
     format!(
-        "netfront: tx {} frames {} bytes, rx {} frames {} bytes, notifications sent {} received {}, \
-         drops tx {:?} rx {:?}, bad responses {:?}",
+        "netfront: tx {} frames {} bytes ({} GSO, {} checksums offloaded, {} slots), rx {} frames {} bytes ({} GSO, {} of several slots), \
+         notifications sent {} received {}, drops tx {:?} rx {:?}, bad responses {:?}",
         c.tx_frames,
         c.tx_bytes,
+        c.tx_gso_packets,
+        c.tx_csum_offloaded,
+        c.tx_slots,
         c.rx_frames,
         c.rx_bytes,
+        c.rx_gso_packets,
+        c.rx_multi_slot,
         c.notifications_sent,
         c.notifications_received,
         c.tx_drops,
