@@ -19,10 +19,16 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, SharedPage, PAGE_SIZE};
+use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, SharedPage};
 use xen_proto::xenbus::{read_state, switch_state, XenbusState};
 use xen_proto::xenstore::Client;
 use xenstore_wire::{Access, Permission};
+
+mod faults;
+mod rx;
+mod tx;
+
+pub use faults::NetbackFault;
 
 use crate::evtchn::SimEvtchn;
 use crate::gnttab::SimGnttab;
@@ -37,50 +43,6 @@ const RSP_PROD: usize = 8;
 const RSP_EVENT: usize = 12;
 const RING_HDR: usize = 64;
 const RING_SLOTS: u32 = 256;
-const TX_SLOT: usize = 12;
-const RX_SLOT: usize = 8;
-const NETTXF_MORE_DATA: u16 = 4;
-const NETTXF_EXTRA_INFO: u16 = 8;
-const RSP_OKAY: i16 = 0;
-const RSP_ERROR: i16 = -1;
-
-/// One misbehaviour, applied to the next response it fits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetbackFault {
-    /// Next tx response carries this id instead of the request's.
-    TxId(u16),
-    /// Next tx response repeats the previous tx response's id (the
-    /// request it should answer stays unanswered).
-    TxDuplicate,
-    /// Next tx response has this status.
-    TxStatus(i16),
-    /// After the next tx batch, one more tx response than requests.
-    TxSpurious,
-    /// Next rx response carries this id.
-    RxId(u16),
-    /// Next rx response repeats the previous rx response's id.
-    RxDuplicate,
-    /// Next rx response claims this status (size, or negative error).
-    RxStatus(i16),
-    /// Next rx response claims this offset.
-    RxOffset(u16),
-    /// Next rx response has these flags.
-    RxFlags(u16),
-    /// After the next rx batch, one more rx response than requests.
-    RxSpurious,
-}
-
-impl NetbackFault {
-    fn is_tx(self) -> bool {
-        matches!(
-            self,
-            NetbackFault::TxId(_)
-                | NetbackFault::TxDuplicate
-                | NetbackFault::TxStatus(_)
-                | NetbackFault::TxSpurious
-        )
-    }
-}
 
 /// What the fake backend observed and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -496,18 +458,6 @@ impl Inner {
         }
     }
 
-    fn take_fault(
-        &mut self,
-        tx: bool,
-        pred: impl Fn(NetbackFault) -> bool,
-    ) -> Option<NetbackFault> {
-        let i = self
-            .faults
-            .iter()
-            .position(|f| f.is_tx() == tx && pred(*f))?;
-        self.faults.remove(i)
-    }
-
     fn data(&mut self) {
         let Some(port) = self.conn.as_ref().map(|c| c.port) else {
             return;
@@ -532,157 +482,4 @@ impl Inner {
             self.evt.notify(port).unwrap();
         }
     }
-
-    /// Consumes tx requests; true if the frontend must be notified.
-    fn do_tx(&mut self) -> bool {
-        let mut conn = self.conn.take().expect("connected");
-        let mut done = 0;
-        let budget = self.tx_budget;
-        conn.tx_more = false;
-        loop {
-            let prod = conn.tx.read_u32(REQ_PROD);
-            while conn.tx_req_cons != prod {
-                if done == budget {
-                    conn.tx_more = true;
-                    break;
-                }
-                let at = RING_HDR + (conn.tx_req_cons % RING_SLOTS) as usize * TX_SLOT;
-                let gref = conn.tx.read_u32(at);
-                let offset = ring_u16(&conn.tx, at + 4);
-                let flags = ring_u16(&conn.tx, at + 6);
-                let id = ring_u16(&conn.tx, at + 8);
-                let size = ring_u16(&conn.tx, at + 10);
-                conn.tx_req_cons = conn.tx_req_cons.wrapping_add(1);
-                done += 1;
-                self.stats.tx_requests += 1;
-                let mut status = RSP_OKAY;
-                if usize::from(offset) + usize::from(size) > PAGE_SIZE
-                    || flags & (NETTXF_MORE_DATA | NETTXF_EXTRA_INFO) != 0
-                {
-                    self.error(format!(
-                        "bad tx request id {id}: offset {offset} size {size} flags {flags:#x}"
-                    ));
-                    status = RSP_ERROR;
-                } else {
-                    match self.gnt.map(self.fe_dom, gref, true) {
-                        Ok(m) => {
-                            let mut frame = vec![0u8; usize::from(size)];
-                            m.read_bytes(usize::from(offset), &mut frame);
-                            self.tx_frames.push_back(frame);
-                            if self.hold_tx > 0 {
-                                self.hold_tx -= 1;
-                                self.held.push(m);
-                            } else {
-                                self.gnt.unmap(m).unwrap();
-                            }
-                        }
-                        Err(e) => {
-                            self.error(format!("mapping tx gref {gref}: {e:?}"));
-                            status = RSP_ERROR;
-                        }
-                    }
-                }
-                let mut rid = id;
-                match self.take_fault(true, |f| !matches!(f, NetbackFault::TxSpurious)) {
-                    Some(NetbackFault::TxId(x)) => rid = x,
-                    Some(NetbackFault::TxDuplicate) => rid = conn.last_tx_id.unwrap_or(id),
-                    Some(NetbackFault::TxStatus(s)) => status = s,
-                    _ => {}
-                }
-                conn.last_tx_id = Some(rid);
-                write_tx_rsp(&conn.tx, conn.tx_rsp_prod_pvt, rid, status);
-                conn.tx_rsp_prod_pvt = conn.tx_rsp_prod_pvt.wrapping_add(1);
-            }
-            if conn.tx_more || !final_check_requests(&conn.tx, conn.tx_req_cons) {
-                break;
-            }
-        }
-        if done > 0
-            && self
-                .take_fault(true, |f| f == NetbackFault::TxSpurious)
-                .is_some()
-        {
-            write_tx_rsp(&conn.tx, conn.tx_rsp_prod_pvt, 0, RSP_OKAY);
-            conn.tx_rsp_prod_pvt = conn.tx_rsp_prod_pvt.wrapping_add(1);
-        }
-        let notify = done > 0 && push_responses(&conn.tx, conn.tx_rsp_prod_pvt);
-        self.conn = Some(conn);
-        notify
-    }
-
-    /// Delivers queued frames into posted buffers; true if the frontend
-    /// must be notified.
-    fn do_rx(&mut self) -> bool {
-        let mut conn = self.conn.take().expect("connected");
-        let mut done = 0;
-        conn.rx_stalled = false;
-        while !self.rx_queue.is_empty() {
-            if conn.rx.read_u32(REQ_PROD) == conn.rx_req_cons
-                && !final_check_requests(&conn.rx, conn.rx_req_cons)
-            {
-                // Out of buffers: req_event is armed, wait for a kick.
-                conn.rx_stalled = true;
-                break;
-            }
-            let at = RING_HDR + (conn.rx_req_cons % RING_SLOTS) as usize * RX_SLOT;
-            let id = ring_u16(&conn.rx, at);
-            let gref = conn.rx.read_u32(at + 4);
-            conn.rx_req_cons = conn.rx_req_cons.wrapping_add(1);
-            let frame = self.rx_queue.pop_front().expect("non-empty");
-            let mut status = match self.gnt.map(self.fe_dom, gref, false) {
-                Ok(m) => {
-                    m.write_bytes(0, &frame);
-                    self.gnt.unmap(m).unwrap();
-                    self.stats.rx_delivered += 1;
-                    frame.len() as i16
-                }
-                Err(e) => {
-                    self.error(format!("mapping rx gref {gref}: {e:?}"));
-                    RSP_ERROR
-                }
-            };
-            let (mut rid, mut offset, mut flags) = (id, 0u16, 0u16);
-            match self.take_fault(false, |f| !matches!(f, NetbackFault::RxSpurious)) {
-                Some(NetbackFault::RxId(x)) => rid = x,
-                Some(NetbackFault::RxDuplicate) => rid = conn.last_rx_id.unwrap_or(id),
-                Some(NetbackFault::RxStatus(s)) => status = s,
-                Some(NetbackFault::RxOffset(o)) => offset = o,
-                Some(NetbackFault::RxFlags(f)) => flags = f,
-                _ => {}
-            }
-            conn.last_rx_id = Some(rid);
-            write_rx_rsp(&conn.rx, conn.rx_rsp_prod_pvt, rid, offset, flags, status);
-            conn.rx_rsp_prod_pvt = conn.rx_rsp_prod_pvt.wrapping_add(1);
-            done += 1;
-        }
-        if done > 0
-            && self
-                .take_fault(false, |f| f == NetbackFault::RxSpurious)
-                .is_some()
-        {
-            write_rx_rsp(&conn.rx, conn.rx_rsp_prod_pvt, 0, 0, 0, 60);
-            conn.rx_rsp_prod_pvt = conn.rx_rsp_prod_pvt.wrapping_add(1);
-        }
-        let notify = done > 0 && push_responses(&conn.rx, conn.rx_rsp_prod_pvt);
-        self.conn = Some(conn);
-        notify
-    }
-}
-
-fn write_tx_rsp(p: &SimMapping, idx: u32, id: u16, status: i16) {
-    let at = RING_HDR + (idx % RING_SLOTS) as usize * TX_SLOT;
-    let mut b = [0u8; 4];
-    b[..2].copy_from_slice(&id.to_le_bytes());
-    b[2..].copy_from_slice(&status.to_le_bytes());
-    p.write_bytes(at, &b);
-}
-
-fn write_rx_rsp(p: &SimMapping, idx: u32, id: u16, offset: u16, flags: u16, status: i16) {
-    let at = RING_HDR + (idx % RING_SLOTS) as usize * RX_SLOT;
-    let mut b = [0u8; 8];
-    b[..2].copy_from_slice(&id.to_le_bytes());
-    b[2..4].copy_from_slice(&offset.to_le_bytes());
-    b[4..6].copy_from_slice(&flags.to_le_bytes());
-    b[6..].copy_from_slice(&status.to_le_bytes());
-    p.write_bytes(at, &b);
 }
