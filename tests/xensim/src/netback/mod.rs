@@ -2,33 +2,44 @@
 //!
 //! [`Netback::new`] plays the toolstack (frontend and backend xenstore
 //! directories with permissions, `mac`, `backend`, `backend-id`) and the
-//! backend's probe (`feature-rx-copy`, `InitWait`). Each
-//! [`step`](Netback::step) — explicit, or from xensim's step hook via
+//! backend's probe (features, `InitWait`). Each [`step`](Netback::step) —
+//! explicit, or from xensim's step hook via
 //! [`install_hook`](Netback::install_hook) — follows the frontend's
-//! xenbus state the way Linux netback does (it maps the rings when the
-//! frontend turns `Connected`; a frontend in `InitWait` is an error),
-//! consumes tx requests into a queue the test reads, and delivers
-//! frames the test injected into posted rx buffers.
+//! xenbus state the way Linux netback does (it reads the frontend's
+//! features and maps the rings when the frontend turns `Connected`; a
+//! frontend in `InitWait` is an error), consumes tx requests into a queue
+//! the test reads, and delivers packets the test injected into posted rx
+//! buffers.
+//!
+//! Both rings follow Linux 6.1 netback: scatter-gather chains, GSO extra
+//! slots, checksum-offload flags, and the checks Linux makes of a
+//! frontend (every violation lands in [`NetbackStats::errors`]; the fatal
+//! ones also [disable](Netback::is_disabled) the vif until it reconnects).
 //!
 //! The ring code here is written from `netif.h`/`ring.h` independently
 //! of the netfront crate, so a layout mistake on either side shows up.
 //! Knobs ([`NetbackFault`], [`Netback::set_never_connect`],
-//! [`Netback::hold_tx_mappings`]) make it misbehave.
+//! [`Netback::hold_tx_mappings`], [`Netback::set_tx_reverse_responses`])
+//! make it misbehave.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, SharedPage};
-use xen_proto::xenbus::{read_state, switch_state, XenbusState};
+use xen_proto::xenbus::{switch_state, XenbusState};
 use xen_proto::xenstore::Client;
 use xenstore_wire::{Access, Permission};
 
 mod faults;
+mod inet;
 mod rx;
 mod tx;
+mod xenbus;
 
 pub use faults::NetbackFault;
+pub use rx::RxPacket;
+pub use tx::{TxGso, TxPacket};
 
 use crate::evtchn::SimEvtchn;
 use crate::gnttab::SimGnttab;
@@ -36,13 +47,56 @@ use crate::page::SimMapping;
 use crate::xen::Xen;
 use crate::xsring::SimXsRing;
 
-// Shared ring header (ring.h) and entry sizes (netif.h).
+// Shared ring header (ring.h).
 const REQ_PROD: usize = 0;
 const REQ_EVENT: usize = 4;
 const RSP_PROD: usize = 8;
 const RSP_EVENT: usize = 12;
 const RING_HDR: usize = 64;
 const RING_SLOTS: u32 = 256;
+
+// netif_extra_info (netif.h).
+const EXTRA_TYPE_GSO: u8 = 1;
+const EXTRA_FLAG_MORE: u8 = 1;
+const GSO_TYPE_TCPV4: u8 = 1;
+
+/// What the backend offers the frontend (keys in the backend directory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetbackFeatures {
+    /// `feature-sg`: multi-slot tx packets accepted.
+    pub sg: bool,
+    /// `feature-gso-tcpv4`: tx GSO extras of type TCPv4 accepted.
+    pub gso_tcpv4: bool,
+    /// IPv4 tx checksum offload; off writes `feature-no-csum-offload=1`.
+    pub csum_offload: bool,
+}
+
+/// What Linux 6.1 netback writes: all three on.
+impl Default for NetbackFeatures {
+    fn default() -> Self {
+        NetbackFeatures {
+            sg: true,
+            gso_tcpv4: true,
+            csum_offload: true,
+        }
+    }
+}
+
+/// What the frontend wrote in its directory, read at connect (absent
+/// keys read as 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrontendFeatures {
+    /// `request-rx-copy` (connecting fails without it).
+    pub rx_copy: bool,
+    /// `feature-rx-notify`.
+    pub rx_notify: bool,
+    /// `feature-sg`: multi-slot rx packets accepted.
+    pub sg: bool,
+    /// `feature-gso-tcpv4`: rx GSO packets accepted.
+    pub gso_tcpv4: bool,
+    /// `feature-no-csum-offload`: no rx `csum_blank` packets.
+    pub no_csum_offload: bool,
+}
 
 /// What the fake backend observed and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,13 +105,19 @@ pub struct NetbackStats {
     pub notifications_received: u64,
     /// Notifications we sent.
     pub notifications_sent: u64,
-    /// Tx requests consumed.
+    /// Tx requests (slots, extras included) consumed.
     pub tx_requests: u64,
-    /// Rx frames written into frontend buffers.
+    /// Tx `csum_blank` packets whose checksum we completed and verified.
+    pub tx_csum_completed: u64,
+    /// Tx packets with a GSO extra.
+    pub tx_gso_packets: u64,
+    /// Rx packets written into frontend buffers.
     pub rx_delivered: u64,
     /// Times the rings were mapped (connections).
     pub connects: u64,
-    /// Protocol errors seen (e.g. a frontend in `InitWait`, bad keys).
+    /// Protocol errors seen (e.g. a frontend in `InitWait`, bad keys, a
+    /// tx chain Linux would refuse, an rx packet the frontend did not
+    /// negotiate).
     pub errors: Vec<String>,
 }
 
@@ -65,6 +125,7 @@ struct Conn {
     tx: SimMapping,
     rx: SimMapping,
     port: Port,
+    fe: FrontendFeatures,
     tx_req_cons: u32,
     tx_rsp_prod_pvt: u32,
     rx_req_cons: u32,
@@ -73,12 +134,17 @@ struct Conn {
     last_rx_id: Option<u16>,
     /// Stopped on the budget with requests left.
     tx_more: bool,
-    /// Ran out of rx requests with frames queued: req_event is armed and
+    /// Not enough rx requests for the head packet: req_event is armed and
     /// only a notification (feature-rx-notify) makes us look again.
     rx_stalled: bool,
-    /// Frontend negotiated values.
-    rx_notify: bool,
-    no_csum_offload: bool,
+    /// A fatal frontend error stopped the vif (`xenvif_fatal_tx_err`).
+    disabled: bool,
+}
+
+/// An injected rx packet and the hostile variant it was injected under.
+struct QueuedRx {
+    packet: RxPacket,
+    hostile: Option<NetbackFault>,
 }
 
 struct Inner {
@@ -88,13 +154,15 @@ struct Inner {
     fe_dom: DomId,
     fe_path: String,
     be_path: String,
+    features: NetbackFeatures,
     state: XenbusState,
     conn: Option<Conn>,
-    tx_frames: VecDeque<Vec<u8>>,
-    rx_queue: VecDeque<Vec<u8>>,
+    tx_packets: VecDeque<TxPacket>,
+    rx_queue: VecDeque<QueuedRx>,
     faults: VecDeque<NetbackFault>,
     never_connect: bool,
     tx_budget: usize,
+    tx_reverse: bool,
     hold_tx: usize,
     held: Vec<SimMapping>,
     stats: NetbackStats,
@@ -130,11 +198,32 @@ fn final_check_requests(p: &impl SharedPage, cons: u32) -> bool {
     p.read_u32(REQ_PROD) != cons
 }
 
+/// The 8 bytes of a GSO `netif_extra_info`.
+fn gso_extra(size: u16, kind: u8, flags: u8) -> [u8; 8] {
+    let s = size.to_le_bytes();
+    [EXTRA_TYPE_GSO, flags, s[0], s[1], kind, 0, 0, 0]
+}
+
 impl Netback {
-    /// Sets up vif `devid` of domain `fe_dom` with MAC `mac`, its backend
-    /// in dom0 (created if absent), and the backend in `InitWait`. The
-    /// frontend directory is `/local/domain/<fe_dom>/device/vif/<devid>`.
+    /// Sets up vif `devid` of domain `fe_dom` with MAC `mac` and the
+    /// features Linux 6.1 offers, its backend in dom0 (created if
+    /// absent), and the backend in `InitWait`. The frontend directory is
+    /// `/local/domain/<fe_dom>/device/vif/<devid>`.
     pub fn new(xen: &Xen, fe_dom: DomId, devid: u32, mac: [u8; 6]) -> Netback {
+        Netback::new_with(xen, fe_dom, devid, mac, NetbackFeatures::default())
+    }
+
+    /// [`new`](Self::new), offering `features` instead. Features that are
+    /// off are left out of the backend directory (as older backends do),
+    /// except checksum offload, which is on unless
+    /// `feature-no-csum-offload=1` says otherwise.
+    pub fn new_with(
+        xen: &Xen,
+        fe_dom: DomId,
+        devid: u32,
+        mac: [u8; 6],
+        features: NetbackFeatures,
+    ) -> Netback {
         let dom0 = if xen.domains().contains(&0) {
             xen.domain(0)
         } else {
@@ -188,6 +277,15 @@ impl Netback {
         w(&mut c, format!("{be_path}/handle"), &devid.to_string());
         w(&mut c, format!("{be_path}/state"), "1");
         // Netback probe: features, then InitWait.
+        if features.sg {
+            w(&mut c, format!("{be_path}/feature-sg"), "1");
+        }
+        if features.gso_tcpv4 {
+            w(&mut c, format!("{be_path}/feature-gso-tcpv4"), "1");
+        }
+        if !features.csum_offload {
+            w(&mut c, format!("{be_path}/feature-no-csum-offload"), "1");
+        }
         w(&mut c, format!("{be_path}/feature-rx-copy"), "1");
         w(&mut c, format!("{be_path}/feature-rx-flip"), "0");
         switch_state(&mut c, &format!("{be_path}/state"), XenbusState::InitWait).unwrap();
@@ -199,13 +297,15 @@ impl Netback {
                 fe_dom,
                 fe_path,
                 be_path,
+                features,
                 state: XenbusState::InitWait,
                 conn: None,
-                tx_frames: VecDeque::new(),
+                tx_packets: VecDeque::new(),
                 rx_queue: VecDeque::new(),
                 faults: VecDeque::new(),
                 never_connect: false,
                 tx_budget: usize::MAX,
+                tx_reverse: false,
                 hold_tx: 0,
                 held: Vec::new(),
                 stats: NetbackStats::default(),
@@ -235,22 +335,53 @@ impl Netback {
         self.inner.borrow().state
     }
 
+    /// What the backend offers.
+    pub fn features(&self) -> NetbackFeatures {
+        self.inner.borrow().features
+    }
+
     /// Whether the rings are mapped.
     pub fn is_connected(&self) -> bool {
         self.inner.borrow().conn.is_some()
     }
 
-    /// Frames the frontend sent, oldest first, removed from the queue.
+    /// Whether a fatal frontend error stopped the vif (Linux's
+    /// `xenvif_fatal_tx_err`): nothing moves until the frontend
+    /// reconnects.
+    pub fn is_disabled(&self) -> bool {
+        self.inner
+            .borrow()
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.disabled)
+    }
+
+    /// Frames the frontend sent, oldest first, removed from the queue
+    /// (the bytes of [`take_tx_packets`](Self::take_tx_packets)).
     pub fn take_tx(&self) -> Vec<Vec<u8>> {
-        self.inner.borrow_mut().tx_frames.drain(..).collect()
+        self.take_tx_packets().into_iter().map(|p| p.data).collect()
     }
 
-    /// Queues a frame for the frontend (delivered on later steps).
+    /// Packets the frontend sent, with their offload flags, oldest
+    /// first, removed from the queue.
+    pub fn take_tx_packets(&self) -> Vec<TxPacket> {
+        self.inner.borrow_mut().tx_packets.drain(..).collect()
+    }
+
+    /// Queues a plain frame for the frontend (no checksum flags, no GSO).
     pub fn inject_rx(&self, frame: Vec<u8>) {
-        self.inner.borrow_mut().rx_queue.push_back(frame);
+        self.inject_rx_packet(RxPacket::plain(frame));
     }
 
-    /// Frames injected and not yet delivered.
+    /// Queues a packet for the frontend (delivered on later steps). It
+    /// takes the first pending hostile rx fault (see [`NetbackFault`]).
+    pub fn inject_rx_packet(&self, packet: RxPacket) {
+        let mut i = self.inner.borrow_mut();
+        let hostile = i.take_fault(faults::Applies::RxPacket);
+        i.rx_queue.push_back(QueuedRx { packet, hostile });
+    }
+
+    /// Packets injected and not yet delivered.
     pub fn rx_backlog(&self) -> usize {
         self.inner.borrow().rx_queue.len()
     }
@@ -260,9 +391,11 @@ impl Netback {
         self.inner.borrow_mut().faults.push_back(f);
     }
 
-    /// Faults not yet applied.
+    /// Faults not yet applied (hostile rx faults count until their
+    /// packet is delivered).
     pub fn pending_faults(&self) -> usize {
-        self.inner.borrow().faults.len()
+        let i = self.inner.borrow();
+        i.faults.len() + i.rx_queue.iter().filter(|q| q.hostile.is_some()).count()
     }
 
     /// Stay in `InitWait` forever.
@@ -270,9 +403,17 @@ impl Netback {
         self.inner.borrow_mut().never_connect = on;
     }
 
-    /// Consume at most `n` tx requests per step (default: unlimited).
+    /// Consume at most `n` tx requests per step (default: unlimited). The
+    /// budget is checked between packets, so a packet is never split.
     pub fn set_tx_budget(&self, n: usize) {
         self.inner.borrow_mut().tx_budget = n.max(1);
+    }
+
+    /// Answer the data slots of each tx packet last to first (Linux
+    /// answers mapped slots late and in any order). The first slot's
+    /// extra NULL responses still follow it directly.
+    pub fn set_tx_reverse_responses(&self, on: bool) {
+        self.inner.borrow_mut().tx_reverse = on;
     }
 
     /// Keep the next `n` tx buffer mappings after answering (until
@@ -296,14 +437,19 @@ impl Netback {
         self.inner.borrow().stats.clone()
     }
 
+    /// What the frontend negotiated (None before connecting).
+    pub fn frontend_features(&self) -> Option<FrontendFeatures> {
+        self.inner.borrow().conn.as_ref().map(|c| c.fe)
+    }
+
     /// The negotiated `feature-no-csum-offload` (None before connecting).
     pub fn frontend_no_csum_offload(&self) -> Option<bool> {
-        self.inner.borrow().conn.as_ref().map(|c| c.no_csum_offload)
+        self.frontend_features().map(|f| f.no_csum_offload)
     }
 
     /// The negotiated `feature-rx-notify` (None before connecting).
     pub fn frontend_rx_notify(&self) -> Option<bool> {
-        self.inner.borrow().conn.as_ref().map(|c| c.rx_notify)
+        self.frontend_features().map(|f| f.rx_notify)
     }
 
     /// One round: follow the frontend's state, then move data. Does
@@ -320,144 +466,6 @@ impl Netback {
 }
 
 impl Inner {
-    fn set_state(&mut self, s: XenbusState) {
-        let path = format!("{}/state", self.be_path);
-        switch_state(&mut self.client, &path, s).unwrap();
-        self.state = s;
-    }
-
-    fn error(&mut self, msg: String) {
-        self.stats.errors.push(msg);
-    }
-
-    fn xenbus(&mut self) {
-        use XenbusState::*;
-        let fe_state_path = format!("{}/state", self.fe_path);
-        let fs = match read_state(&mut self.client, &fe_state_path) {
-            Ok(s) => s,
-            Err(e) => {
-                self.error(format!("reading frontend state: {e}"));
-                return;
-            }
-        };
-        match fs {
-            Initialising => {
-                if self.state != InitWait {
-                    // Frontend restarted or reconnecting after Closed.
-                    self.disconnect();
-                    self.set_state(InitWait);
-                }
-            }
-            Initialised => {}
-            Connected => {
-                if self.state == InitWait && !self.never_connect {
-                    match self.connect() {
-                        Ok(()) => self.set_state(Connected),
-                        Err(e) => {
-                            self.error(e);
-                            self.set_state(Closing);
-                        }
-                    }
-                }
-            }
-            Closing => {
-                if self.state != Closing && self.state != Closed {
-                    self.disconnect();
-                    self.set_state(Closing);
-                }
-            }
-            Closed => {
-                if self.state != Closed {
-                    self.disconnect();
-                    self.set_state(Closed);
-                }
-            }
-            Unknown => {}
-            other => {
-                if self.state != Closing && self.state != Closed {
-                    self.error(format!("saw state {} at frontend", other.number()));
-                    self.disconnect();
-                    self.set_state(Closing);
-                }
-            }
-        }
-    }
-
-    fn read_u32_node(&mut self, key: &str) -> Result<u32, String> {
-        let p = format!("{}/{key}", self.fe_path);
-        let v = self
-            .client
-            .read_string(&p)
-            .map_err(|e| format!("reading {p}: {e}"))?;
-        v.parse().map_err(|_| format!("{p} = {v:?} is no number"))
-    }
-
-    fn read_flag(&mut self, key: &str) -> bool {
-        self.read_u32_node(key).map(|v| v != 0).unwrap_or(false)
-    }
-
-    fn connect(&mut self) -> Result<(), String> {
-        let tx_ref = self.read_u32_node("tx-ring-ref")?;
-        let rx_ref = self.read_u32_node("rx-ring-ref")?;
-        let evtchn = self.read_u32_node("event-channel")?;
-        if !self.read_flag("request-rx-copy") {
-            return Err("frontend did not request rx-copy".into());
-        }
-        let rx_notify = self.read_flag("feature-rx-notify");
-        let no_csum_offload = self.read_flag("feature-no-csum-offload");
-        let fe = self.fe_dom;
-        let tx = self
-            .gnt
-            .map(fe, tx_ref, false)
-            .map_err(|e| format!("mapping tx ring: {e:?}"))?;
-        let rx = match self.gnt.map(fe, rx_ref, false) {
-            Ok(m) => m,
-            Err(e) => {
-                self.gnt.unmap(tx).unwrap();
-                return Err(format!("mapping rx ring: {e:?}"));
-            }
-        };
-        let port = match self.evt.bind_interdomain(fe, evtchn) {
-            Ok(p) => p,
-            Err(e) => {
-                self.gnt.unmap(tx).unwrap();
-                self.gnt.unmap(rx).unwrap();
-                return Err(format!("binding event channel: {e:?}"));
-            }
-        };
-        // BACK_RING_ATTACH: continue from whatever the shared indices say.
-        let tx_rsp = tx.read_u32(RSP_PROD);
-        let rx_rsp = rx.read_u32(RSP_PROD);
-        self.conn = Some(Conn {
-            tx,
-            rx,
-            port,
-            tx_req_cons: tx_rsp,
-            tx_rsp_prod_pvt: tx_rsp,
-            rx_req_cons: rx_rsp,
-            rx_rsp_prod_pvt: rx_rsp,
-            last_tx_id: None,
-            last_rx_id: None,
-            tx_more: true,
-            rx_stalled: false,
-            rx_notify,
-            no_csum_offload,
-        });
-        self.stats.connects += 1;
-        Ok(())
-    }
-
-    fn disconnect(&mut self) {
-        for m in self.held.drain(..) {
-            self.gnt.unmap(m).unwrap();
-        }
-        if let Some(c) = self.conn.take() {
-            self.gnt.unmap(c.tx).unwrap();
-            self.gnt.unmap(c.rx).unwrap();
-            self.evt.close(c.port).unwrap();
-        }
-    }
-
     fn data(&mut self) {
         let Some(port) = self.conn.as_ref().map(|c| c.port) else {
             return;
@@ -466,15 +474,19 @@ impl Inner {
         if kicked {
             self.stats.notifications_received += 1;
         }
-        let (tx_more, rx_stalled) = self
-            .conn
-            .as_ref()
-            .map_or((false, false), |c| (c.tx_more, c.rx_stalled));
+        let (tx_more, rx_stalled, disabled) =
+            self.conn.as_ref().map_or((false, false, true), |c| {
+                (c.tx_more, c.rx_stalled, c.disabled)
+            });
+        if disabled {
+            return;
+        }
         let mut notify = false;
         if kicked || tx_more {
             notify |= self.do_tx();
         }
-        if !self.rx_queue.is_empty() && (kicked || !rx_stalled) {
+        let disabled = self.conn.as_ref().is_none_or(|c| c.disabled);
+        if !disabled && !self.rx_queue.is_empty() && (kicked || !rx_stalled) {
             notify |= self.do_rx();
         }
         if notify {
