@@ -118,7 +118,7 @@ fn unfit(p: &RxPacket, fe: &FrontendFeatures) -> Option<&'static str> {
     if p.data.len() > PAGE_SIZE && !fe.sg {
         Some("longer than a page but the frontend has no feature-sg")
     } else if p.gso_size.is_some() && !(fe.gso_tcpv4 && fe.sg) {
-        Some("GSO but the frontend has no feature-gso-tcpv4 and feature-sg")
+        Some("GSO but the frontend lacks feature-gso-tcpv4 or feature-sg")
     } else if (p.gso_size.is_some() || p.csum_blank) && fe.no_csum_offload {
         Some("csum_blank or GSO but the frontend wrote feature-no-csum-offload")
     } else if p.gso_size == Some(0) {

@@ -198,14 +198,13 @@ fn parse(ring: &SimMapping, cons: u32, work: u32) -> (u32, Parsed) {
         more = r.flags & NETTXF_MORE_DATA != 0;
     }
     used += following.len() as u32;
-    let extras_n = extras.len();
     let drop = drop.or_else(|| {
         (remaining < ETH_HLEN).then(|| {
             format!("first tx slot holds {remaining} bytes, fewer than an Ethernet header")
         })
     });
     if let Some(why) = drop {
-        let (extras, following) = (extras_n, following);
+        let extras = extras.len();
         return (
             used,
             Parsed::Drop {
@@ -311,8 +310,9 @@ impl Inner {
         notify
     }
 
-    /// Checks what Linux lets pass but this backend did not offer,
-    /// copies the packet out of the granted pages and answers its slots.
+    /// Records what Linux lets pass but a correct frontend would not
+    /// send this backend, copies the packet out of the granted pages and
+    /// answers its slots.
     fn tx_packet(
         &mut self,
         conn: &mut Conn,
