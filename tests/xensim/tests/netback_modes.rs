@@ -30,6 +30,8 @@ const TXF_CSUM_BLANK: u16 = 1;
 const TXF_DATA_VALIDATED: u16 = 2;
 const TXF_MORE_DATA: u16 = 4;
 const TXF_EXTRA_INFO: u16 = 8;
+/// What a frontend sets on a packet whose checksum it left to dom0.
+const BLANK: u16 = TXF_CSUM_BLANK | TXF_DATA_VALIDATED;
 const RXF_DATA_VALIDATED: u16 = 1;
 const RXF_CSUM_BLANK: u16 = 2;
 const RXF_MORE_DATA: u16 = 4;
@@ -92,6 +94,9 @@ const FULL: &[(&str, &str)] = &[
     ("feature-gso-tcpv4", "1"),
 ];
 
+/// The keys of a frontend without SG, GSO or checksum offload.
+const PLAIN: &[(&str, &str)] = &[("request-rx-copy", "1"), ("feature-no-csum-offload", "1")];
+
 impl Raw {
     fn new(features: NetbackFeatures, keys: &[(&str, &str)]) -> Raw {
         let sim = Sim::new();
@@ -147,6 +152,11 @@ impl Raw {
 
     fn full() -> Raw {
         Raw::new(NetbackFeatures::default(), FULL)
+    }
+
+    /// Hostile packets reach this frontend all the same.
+    fn plain() -> Raw {
+        Raw::new(NetbackFeatures::default(), PLAIN)
     }
 
     fn write(&self, key: &str, v: &str) {
@@ -410,10 +420,7 @@ fn features_are_written_and_read_as_linux_does() {
         gso_tcpv4: false,
         csum_offload: false,
     };
-    let raw = Raw::new(
-        none,
-        &[("request-rx-copy", "1"), ("feature-no-csum-offload", "1")],
-    );
+    let raw = Raw::new(none, PLAIN);
     let key = |k: &str| raw.sim.xs_read(&format!("{BE}/{k}"));
     assert_eq!(key("feature-sg"), None);
     assert_eq!(key("feature-gso-tcpv4"), None);
@@ -432,8 +439,7 @@ fn features_are_written_and_read_as_linux_does() {
 fn multi_slot_gso_tx_is_reassembled_with_its_meta() {
     let mut raw = Raw::full();
     let frame = tcp_frame(&payload(10_000), ACK | PSH);
-    let flags = TXF_CSUM_BLANK | TXF_DATA_VALIDATED;
-    let ids = raw.send(&frame, &[1000, 4096, 4096], flags, &[gso(1448, 1, 0)]);
+    let ids = raw.send(&frame, &[1000, 4096, 4096], BLANK, &[gso(1448, 1, 0)]);
     raw.publish_tx();
     assert_eq!(raw.errors(), Vec::<String>::new());
     let got = raw.nb.take_tx_packets();
@@ -478,8 +484,7 @@ fn reverse_responses_answer_the_data_slots_last_to_first() {
     let mut raw = Raw::full();
     raw.nb.set_tx_reverse_responses(true);
     let frame = tcp_frame(&payload(5000), ACK);
-    let flags = TXF_CSUM_BLANK | TXF_DATA_VALIDATED;
-    let ids = raw.send(&frame, &[500, 3000], flags, &[gso(1000, 1, 0)]);
+    let ids = raw.send(&frame, &[500, 3000], BLANK, &[gso(1000, 1, 0)]);
     raw.publish_tx();
     let rsp = raw.tx_responses();
     let got: Vec<_> = rsp.iter().map(|r| r.1).collect();
@@ -501,248 +506,138 @@ enum Outcome {
     Delivered,
 }
 
-/// Sends one bad packet on a fresh vif; checks the single error it
-/// records and what became of the packet.
-fn bad_tx(
-    name: &str,
-    features: NetbackFeatures,
-    want: &str,
-    outcome: Outcome,
-    send: impl FnOnce(&mut Raw),
-) {
+/// Sends one bad packet on a fresh vif offering `features`; checks the
+/// single error it records (containing `want`) and what became of the
+/// packet.
+fn bad_tx_on(features: NetbackFeatures, want: &str, outcome: Outcome, send: impl FnOnce(&mut Raw)) {
     let mut raw = Raw::new(features, FULL);
     send(&mut raw);
     raw.publish_tx();
     let errors = raw.errors();
-    assert_eq!(errors.len(), 1, "{name}: {errors:?}");
-    assert!(
-        errors[0].contains(want),
-        "{name}: {:?} lacks {want:?}",
-        errors[0]
-    );
+    assert_eq!(errors.len(), 1, "{want}: {errors:?}");
+    assert!(errors[0].contains(want), "{:?} lacks {want:?}", errors[0]);
     let rsp = raw.tx_responses();
     let queued = raw.nb.take_tx().len();
     match outcome {
         Outcome::Dropped => {
-            assert!(!rsp.is_empty(), "{name}");
-            assert!(
-                rsp.iter().all(|r| r.1 == RSP_ERROR || r.1 == RSP_NULL),
-                "{name}: {rsp:?}"
-            );
-            assert_eq!(queued, 0, "{name}");
+            assert!(!rsp.is_empty(), "{want}");
+            let answered = rsp.iter().all(|r| r.1 == RSP_ERROR || r.1 == RSP_NULL);
+            assert!(answered, "{want}: {rsp:?}");
+            assert_eq!(queued, 0, "{want}");
         }
         Outcome::Fatal => {
-            assert!(raw.nb.is_disabled(), "{name}");
-            assert_eq!((rsp.len(), queued), (0, 0), "{name}");
+            assert!(raw.nb.is_disabled(), "{want}");
+            assert_eq!((rsp.len(), queued), (0, 0), "{want}");
             // Nothing moves any more, not even a good packet.
             raw.send(&tcp_frame(b"later", ACK), &[], 0, &[]);
             raw.publish_tx();
             assert_eq!((raw.tx_responses().len(), raw.nb.take_tx().len()), (0, 0));
         }
         Outcome::Delivered => {
-            assert!(
-                !rsp.is_empty() && rsp.iter().all(|r| r.1 != RSP_ERROR),
-                "{name}: {rsp:?}"
-            );
-            assert_eq!(queued, 1, "{name}");
-            assert!(!raw.nb.is_disabled(), "{name}");
+            let answered = rsp.iter().all(|r| r.1 != RSP_ERROR);
+            assert!(!rsp.is_empty() && answered, "{want}: {rsp:?}");
+            assert_eq!(queued, 1, "{want}");
+            assert!(!raw.nb.is_disabled(), "{want}");
         }
     }
     raw.finish();
 }
 
+/// [`bad_tx_on`] a backend offering what Linux 6.1 offers.
+fn bad_tx(want: &str, outcome: Outcome, send: impl FnOnce(&mut Raw)) {
+    bad_tx_on(NetbackFeatures::default(), want, outcome, send);
+}
+
+/// A 3054-byte TCP frame.
+fn f3k() -> Vec<u8> {
+    tcp_frame(&payload(3000), ACK)
+}
+
 #[test]
 fn every_tx_condition_linux_refuses_is_recorded() {
     use Outcome::*;
+    bad_tx("runs past req_prod", Fatal, |r| {
+        let f = f3k();
+        r.tx_req(&f[..1000], 0, TXF_MORE_DATA, f.len() as u16);
+    });
+    bad_tx("missing extra info", Fatal, |r| {
+        let f = f3k();
+        r.tx_req(&f, 0, BLANK | TXF_EXTRA_INFO, f.len() as u16);
+    });
+    bad_tx("more than 18 following", Dropped, |r| {
+        r.send(&f3k(), &[100; 19], 0, &[]);
+    });
+    bad_tx("more than 20 following", Fatal, |r| {
+        r.send(&f3k(), &[40; 21], 0, &[]);
+    });
+    bad_tx("tx slot id 1 crosses its page", Fatal, |r| {
+        let f = f3k();
+        r.tx_req(&f[..1000], 0, TXF_MORE_DATA, f.len() as u16);
+        r.tx_req(&f[1000..1096], 4000, 0, 2000);
+    });
+    bad_tx("first tx slot id 0 crosses its page", Fatal, |r| {
+        let f = f3k();
+        r.tx_req(&f[..96], 4000, 0, f.len() as u16);
+    });
+    bad_tx("fewer than an Ethernet header", Dropped, |r| {
+        r.send(&f3k(), &[10], 0, &[]);
+    });
+    bad_tx("zero-size following", Delivered, |r| {
+        let f = f3k();
+        r.tx_req(&f, 0, TXF_MORE_DATA, f.len() as u16);
+        r.tx_req(&[], 0, 0, 0);
+    });
+    bad_tx("GSO size 0", Fatal, |r| {
+        r.send(&f3k(), &[], BLANK, &[gso(0, 1, 0)]);
+    });
+    bad_tx("bad GSO type 3", Fatal, |r| {
+        r.send(&f3k(), &[], BLANK, &[gso(1448, 3, 0)]);
+    });
+    bad_tx("invalid extra type 0", Fatal, |r| {
+        r.send(&f3k(), &[], BLANK, &[[0; 8]]);
+    });
+    bad_tx("invalid extra type 6", Fatal, |r| {
+        r.send(&f3k(), &[], BLANK, &[[6, 0, 0, 0, 0, 0, 0, 0]]);
+    });
+    bad_tx("add up past the first request's size 4464", Dropped, |r| {
+        // 70000 bytes: the first request's size wraps to 4464.
+        let f = tcp_frame(&payload(70_000 - 54), ACK);
+        let mut cuts = vec![3000];
+        cuts.extend(std::iter::repeat_n(4096, 16));
+        r.send(&f, &cuts, 0, &[]);
+    });
+    bad_tx("impossible number", Fatal, |r| r.tx_pvt += 257);
+    bad_tx("without csum_blank", Delivered, |r| {
+        r.send(&f3k(), &[1000], 0, &[gso(1448, 1, 0)]);
+    });
+    bad_tx("wrong pseudo-header seed", Delivered, |r| {
+        let mut f = f3k();
+        f[50] ^= 0x10;
+        r.send(&f, &[], BLANK, &[]);
+    });
+    bad_tx("cannot segment", Delivered, |r| {
+        let f = tcp_frame(&payload(1000), ACK);
+        r.send(&f, &[], BLANK, &[gso(1448, 1, 0)]);
+    });
     let linux = NetbackFeatures::default();
-    let blank = TXF_CSUM_BLANK | TXF_DATA_VALIDATED;
-    let f = || tcp_frame(&payload(3000), ACK);
-    bad_tx(
-        "chain past req_prod",
-        linux,
-        "runs past req_prod",
-        Fatal,
-        |r| {
-            let f = f();
-            r.tx_req(&f[..1000], 0, TXF_MORE_DATA, f.len() as u16);
-        },
-    );
-    bad_tx(
-        "extra past req_prod",
-        linux,
-        "missing extra info",
-        Fatal,
-        |r| {
-            let f = f();
-            r.tx_req(&f, 0, blank | TXF_EXTRA_INFO, f.len() as u16);
-        },
-    );
-    bad_tx(
-        "19 following slots",
-        linux,
-        "more than 18 following",
-        Dropped,
-        |r| {
-            r.send(&f(), &[100; 19], 0, &[]);
-        },
-    );
-    bad_tx(
-        "21 following slots",
-        linux,
-        "more than 20 following",
-        Fatal,
-        |r| {
-            let f = tcp_frame(&payload(1000), ACK);
-            r.send(&f, &[40; 21], 0, &[]);
-        },
-    );
-    bad_tx(
-        "following slot crosses its page",
-        linux,
-        "crosses its page",
-        Fatal,
-        |r| {
-            let f = f();
-            r.tx_req(&f[..1000], 0, TXF_MORE_DATA, f.len() as u16);
-            r.tx_req(&f[1000..1096], 4000, 0, 2000);
-        },
-    );
-    bad_tx(
-        "first slot crosses its page",
-        linux,
-        "crosses its page",
-        Fatal,
-        |r| {
-            let f = f();
-            r.tx_req(&f[..96], 4000, 0, f.len() as u16);
-        },
-    );
-    bad_tx(
-        "first slot under 14 bytes",
-        linux,
-        "fewer than an Ethernet header",
-        Dropped,
-        |r| {
-            let f = f();
-            r.send(&f, &[10], 0, &[]);
-        },
-    );
-    bad_tx(
-        "zero-size following slot",
-        linux,
-        "zero-size following",
-        Delivered,
-        |r| {
-            let f = f();
-            r.tx_req(&f, 0, TXF_MORE_DATA, f.len() as u16);
-            r.tx_req(&[], 0, 0, 0);
-        },
-    );
-    bad_tx("GSO size 0", linux, "GSO size 0", Fatal, |r| {
-        r.send(&f(), &[], blank, &[gso(0, 1, 0)]);
-    });
-    bad_tx("GSO type 3", linux, "bad GSO type 3", Fatal, |r| {
-        r.send(&f(), &[], blank, &[gso(1448, 3, 0)]);
-    });
-    for kind in [0u8, 6] {
-        bad_tx(
-            "extra type",
-            linux,
-            &format!("invalid extra type {kind}"),
-            Fatal,
-            |r| {
-                r.send(&f(), &[], blank, &[[kind, 0, 0, 0, 0, 0, 0, 0]]);
-            },
-        );
-    }
-    bad_tx(
-        "frame over 65535 bytes",
-        linux,
-        "add up past",
-        Dropped,
-        |r| {
-            // 70000 bytes: the first size wraps to 4464.
-            let f = tcp_frame(&payload(70_000 - 54), ACK);
-            let mut cuts = vec![3000];
-            cuts.extend(std::iter::repeat_n(4096, 16));
-            r.send(&f, &cuts, 0, &[]);
-        },
-    );
-    bad_tx(
-        "257 requests outstanding",
-        linux,
-        "impossible number",
-        Fatal,
-        |r| {
-            r.tx_pvt += 257;
-        },
-    );
-    bad_tx(
-        "GSO without csum_blank",
-        linux,
-        "without csum_blank",
-        Delivered,
-        |r| {
-            r.send(&f(), &[1000], 0, &[gso(1448, 1, 0)]);
-        },
-    );
-    bad_tx(
-        "wrong seed",
-        linux,
-        "wrong pseudo-header seed",
-        Delivered,
-        |r| {
-            let mut f = f();
-            f[50] ^= 0x10;
-            r.send(&f, &[], blank, &[]);
-        },
-    );
-    bad_tx(
-        "GSO payload within one MSS",
-        linux,
-        "cannot segment",
-        Delivered,
-        |r| {
-            let f = tcp_frame(&payload(1000), ACK);
-            r.send(&f, &[], blank, &[gso(1448, 1, 0)]);
-        },
-    );
     let no_sg = NetbackFeatures { sg: false, ..linux };
-    bad_tx(
-        "multi-slot without sg",
-        no_sg,
-        "without feature-sg",
-        Delivered,
-        |r| {
-            r.send(&f(), &[1000], 0, &[]);
-        },
-    );
+    bad_tx_on(no_sg, "without feature-sg", Delivered, |r| {
+        r.send(&f3k(), &[1000], 0, &[]);
+    });
     let no_gso = NetbackFeatures {
         gso_tcpv4: false,
         ..linux
     };
-    bad_tx(
-        "GSO without gso",
-        no_gso,
-        "without feature-gso-tcpv4",
-        Delivered,
-        |r| {
-            r.send(&f(), &[1000], blank, &[gso(1448, 1, 0)]);
-        },
-    );
+    bad_tx_on(no_gso, "without feature-gso-tcpv4", Delivered, |r| {
+        r.send(&f3k(), &[1000], BLANK, &[gso(1448, 1, 0)]);
+    });
     let no_csum = NetbackFeatures {
         csum_offload: false,
         ..linux
     };
-    bad_tx(
-        "csum_blank without offload",
-        no_csum,
-        "feature-no-csum-offload",
-        Delivered,
-        |r| {
-            r.send(&f(), &[], blank, &[]);
-        },
-    );
+    bad_tx_on(no_csum, "despite feature-no-csum-offload", Delivered, |r| {
+        r.send(&f3k(), &[], BLANK, &[]);
+    });
 }
 
 #[test]
@@ -750,10 +645,9 @@ fn segments_verify_and_carry_the_whole_payload() {
     let mut raw = Raw::full();
     let data = payload(10_000);
     let frame = tcp_frame(&data, ACK | PSH | FIN | CWR);
-    let blank = TXF_CSUM_BLANK | TXF_DATA_VALIDATED;
-    raw.send(&frame, &[2000, 4096], blank, &[gso(1448, 1, 0)]);
+    raw.send(&frame, &[2000, 4096], BLANK, &[gso(1448, 1, 0)]);
     let small = tcp_frame(b"hello", ACK);
-    raw.send(&small, &[], blank, &[]);
+    raw.send(&small, &[], BLANK, &[]);
     raw.publish_tx();
     let packets = raw.nb.take_tx_packets();
     assert_eq!(packets.len(), 2);
@@ -881,10 +775,7 @@ fn rx_waits_until_the_whole_packet_has_requests() {
 
 #[test]
 fn rx_packets_the_frontend_did_not_negotiate_are_test_errors() {
-    let mut raw = Raw::new(
-        NetbackFeatures::default(),
-        &[("request-rx-copy", "1"), ("feature-no-csum-offload", "1")],
-    );
+    let mut raw = Raw::plain();
     raw.post_rx(8);
     let blank = RxPacket {
         data: payload(100),
@@ -899,7 +790,7 @@ fn rx_packets_the_frontend_did_not_negotiate_are_test_errors() {
                 gso_size: Some(1448),
                 ..blank.clone()
             },
-            "no feature-gso-tcpv4",
+            "lacks feature-gso-tcpv4",
         ),
         (blank, "feature-no-csum-offload"),
         (RxPacket::plain(Vec::new()), "0 bytes"),
@@ -919,15 +810,6 @@ fn rx_packets_the_frontend_did_not_negotiate_are_test_errors() {
     raw.finish();
 }
 
-/// A frontend without SG, GSO or checksum offload: hostile packets
-/// reach it anyway.
-fn plain_frontend() -> Raw {
-    Raw::new(
-        NetbackFeatures::default(),
-        &[("request-rx-copy", "1"), ("feature-no-csum-offload", "1")],
-    )
-}
-
 fn gso_packet(len: usize) -> RxPacket {
     RxPacket {
         data: payload(len),
@@ -939,7 +821,7 @@ fn gso_packet(len: usize) -> RxPacket {
 
 #[test]
 fn hostile_chain_never_ends() {
-    let mut raw = plain_frontend();
+    let mut raw = Raw::plain();
     raw.post_rx(30);
     raw.nb.push_fault(NetbackFault::RxChainNeverEnds(20));
     raw.nb.inject_rx(payload(5000));
@@ -982,7 +864,7 @@ fn hostile_more_data_on_last() {
 
 #[test]
 fn hostile_gso_extras() {
-    let mut raw = plain_frontend();
+    let mut raw = Raw::plain();
     raw.post_rx(64);
     let cases = [
         (NetbackFault::RxGsoSize(0), gso(0, 1, 0)),
@@ -1039,7 +921,7 @@ fn hostile_extra_chain_never_ends() {
 
 #[test]
 fn hostile_csum_blank_too_short_for_its_checksum() {
-    let mut raw = plain_frontend();
+    let mut raw = Raw::plain();
     raw.post_rx(2);
     raw.nb.push_fault(NetbackFault::RxCsumBlankShort);
     let frame = tcp_frame(&payload(500), ACK);
@@ -1055,7 +937,7 @@ fn hostile_csum_blank_too_short_for_its_checksum() {
 
 #[test]
 fn hostile_middle_slots() {
-    let mut raw = plain_frontend();
+    let mut raw = Raw::plain();
     raw.post_rx(8);
     raw.nb.push_fault(NetbackFault::RxSlotOutsidePage);
     raw.nb.inject_rx(payload(9000));
