@@ -171,7 +171,9 @@ impl RegionGrants for SimGnttab {
     type MappedRegion = SimMappedRegion;
 
     fn alloc_region(&mut self, pages: usize) -> Result<SimRegion, XenError> {
-        let mut region = SimRegion { pages: Vec::with_capacity(pages) };
+        let mut region = SimRegion {
+            pages: Vec::with_capacity(pages),
+        };
         for _ in 0..pages {
             match self.alloc_page() {
                 Ok(p) => region.pages.push(p),

@@ -27,7 +27,10 @@ pub use evtchn::SimEvtchn;
 pub use gnttab::{
     SimGnttab, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED,
 };
-pub use netback::{Netback, NetbackFault, NetbackStats};
+pub use netback::{
+    FrontendFeatures, Netback, NetbackFault, NetbackFeatures, NetbackStats, RxPacket, TxGso,
+    TxPacket,
+};
 pub use page::{SimMappedRegion, SimMapping, SimPage, SimRegion};
 pub use xen::{Domain, DomainConfig, Xen};
 pub use xenstored::XsFault;

@@ -79,7 +79,10 @@ impl Tree {
                 perms: vec![Permission::new(0, Access::None)],
             },
         );
-        Tree { nodes, removed: Vec::new() }
+        Tree {
+            nodes,
+            removed: Vec::new(),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
