@@ -79,6 +79,7 @@ enum Drop {
     BadExtra,
     BadGso,
     BadCsumBlank,
+    Truncated,
     /// The response's id is not its slot's, or no buffer was posted there
     /// (already counted where found).
     Unusable,
@@ -211,10 +212,12 @@ impl<P: SharedPage> Rx<P> {
         }
         let gnt = &mut link.gnt;
         let drained = ring.drain(|pos, e: &[u8; RX_ENTRY_SIZE]| bufs.handle_response(gnt, c, pos, e));
-        if bufs.chain.is_some() {
+        if let Some(chain) = &mut bufs.chain {
             // Netback publishes whole chains: this one will not go on.
-            c.rx_drops.truncated_chain += 1;
-            bufs.drop_chain();
+            chain.drop.get_or_insert(Drop::Truncated);
+            chain.extra_next = false;
+            chain.more = false;
+            bufs.finish(c);
         }
         if drained.is_err() {
             c.bad_responses.ring_overflow += 1;
@@ -414,6 +417,7 @@ impl<P: SharedPage> RxBuffers<P> {
             Drop::BadExtra => d.bad_extra += 1,
             Drop::BadGso => d.bad_gso += 1,
             Drop::BadCsumBlank => d.bad_csum_blank += 1,
+            Drop::Truncated => d.truncated_chain += 1,
             Drop::Unusable => {}
         }
     }
@@ -452,9 +456,6 @@ impl<P: SharedPage> RxBuffers<P> {
     /// Forgets the chain being read and frees the buffers it took.
     fn drop_chain(&mut self) {
         let Some(chain) = self.chain.take() else { return };
-        if chain.drop.is_some() && chain.slots == 0 {
-            return;
-        }
         for _ in 0..chain.slots {
             if let Some(s) = self.slots.pop_back() {
                 self.free.push(s.buf);
