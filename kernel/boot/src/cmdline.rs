@@ -58,6 +58,15 @@ pub struct NetOptions {
     pub reps: u32,
     /// The netfront offloads to use where netback agrees.
     pub offload: Offload,
+    /// TCP congestion control of every socket.
+    pub cc: CongestionControl,
+}
+
+/// `net.cc=`: smoltcp's congestion control (its CUBIC needs std).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CongestionControl {
+    None,
+    Reno,
 }
 
 impl Default for NetOptions {
@@ -73,6 +82,7 @@ impl Default for NetOptions {
             msg: 1,
             reps: 1,
             offload: Offload::ALL,
+            cc: CongestionControl::None,
         }
     }
 }
@@ -224,6 +234,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.msg",
     "net.reps",
     "net.offload",
+    "net.cc",
     "net.group",
     "chan.pages",
     "chan.poll",
@@ -342,6 +353,13 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
             "net.msg" => options.net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
             "net.reps" => options.net.reps = parse_range(key, value, 1, NET_REPS_MAX, "a count from 1 to 100")?,
             "net.offload" => options.net.offload = parse_offload(key, value)?,
+            "net.cc" => {
+                options.net.cc = match value {
+                    "none" => CongestionControl::None,
+                    "reno" => CongestionControl::Reno,
+                    _ => return Err(Error::BadValue { key, value, expected: "`none` or `reno`" }),
+                }
+            }
             "net.group" => {
                 let valid = (1..=GROUP_MAX).contains(&value.len())
                     && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -580,6 +598,8 @@ mod tests {
         assert_eq!(parse("net.offload=none").unwrap().net.offload, Offload::NONE);
         assert_eq!(parse("net.offload=csum,sg").unwrap().net.offload, Offload { sg: true, csum: true, gso: false });
         assert_eq!(parse("net.offload=gso,sg,csum").unwrap().net.offload, Offload::ALL);
+        assert_eq!(parse("net.cc=reno").unwrap().net.cc, CongestionControl::Reno);
+        assert_eq!(parse("").unwrap().net.cc, CongestionControl::None);
     }
 
     #[test]
@@ -620,6 +640,8 @@ mod tests {
             "net.offload=sg,sg",
             "net.offload=tso",
             "net.offload=sg,",
+            "net.cc=bbr",
+            "net.cc=cubic",
         ] {
             let key = line.split('=').next().unwrap();
             match parse(line) {

@@ -326,6 +326,14 @@ impl<D: NetDevice> Run<D> {
             report.p50_us,
             report.p99_us
         );
+        let mut buckets = String::new();
+        for (i, n) in report.histogram.iter().enumerate().filter(|(_, n)| **n > 0) {
+            match super::rr::BUCKETS_US.get(i) {
+                Some(b) => buckets.push_str(&format!(" <={b}us:{n}")),
+                None => buckets.push_str(&format!(" longer:{n}")),
+            }
+        }
+        crate::println!("rr: round trips by bucket:{buckets}");
         self.figure("net.tcp_rr", path, report.per_second(), "transactions/s");
         self.figure("net.tcp_rr_latency_p50", path, report.p50_us, "us");
         self.figure("net.tcp_rr_latency_p99", path, report.p99_us, "us");

@@ -13,10 +13,10 @@ pub mod stream;
 pub mod transfer;
 
 use alloc::vec;
-use cohort_boot::cmdline::NetOptions;
+use cohort_boot::cmdline::{CongestionControl, NetOptions};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
-use smoltcp::socket::dhcpv4;
+use smoltcp::socket::{dhcpv4, tcp, Socket};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
@@ -103,6 +103,8 @@ pub struct Stack<D> {
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
+    /// Congestion control of every TCP socket (`net.cc=`).
+    congestion: tcp::CongestionControl,
 }
 
 impl<D: Device> Stack<D> {
@@ -125,7 +127,11 @@ impl<D: Device> Stack<D> {
             }
             None => Some(sockets.add(dhcpv4::Socket::new())),
         };
-        Stack { device, iface, sockets, dhcp }
+        let congestion = match net.cc {
+            CongestionControl::None => tcp::CongestionControl::None,
+            CongestionControl::Reno => tcp::CongestionControl::Reno,
+        };
+        Stack { device, iface, sockets, dhcp, congestion }
     }
 
     /// A round of the interface (smoltcp sends one segment per socket per
@@ -133,6 +139,16 @@ impl<D: Device> Stack<D> {
     /// `POLL_BATCH` times) and the DHCP client; true when something may
     /// have changed for the sockets.
     pub fn poll(&mut self) -> bool {
+        // Sockets the applications added since the last round get the
+        // configured congestion control before they send any data (a SYN
+        // at most).
+        for (_, socket) in self.sockets.iter_mut() {
+            if let Socket::Tcp(t) = socket {
+                if t.congestion_control() != self.congestion {
+                    t.set_congestion_control(self.congestion);
+                }
+            }
+        }
         let changed = profile::time(profile::Part::Poll, || {
             let mut changed = false;
             for _ in 0..POLL_BATCH {

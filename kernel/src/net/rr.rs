@@ -17,6 +17,7 @@ pub struct Rr {
     /// State of the sampling PRNG (xorshift64).
     rng: u64,
     latency_sum: u64,
+    histogram: [u32; BUCKETS_US.len() + 1],
     count: u32,
     msg: usize,
     done: u32,
@@ -36,7 +37,13 @@ pub struct RrReport {
     pub mean_us: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Round trips per bucket of [`BUCKETS_US`] (the last: longer).
+    pub histogram: [u32; BUCKETS_US.len() + 1],
 }
+
+/// Upper bounds of the round-trip histogram's buckets, in microseconds:
+/// where a tail comes from shows in its shape.
+pub const BUCKETS_US: [u64; 9] = [25, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000];
 
 impl RrReport {
     pub fn per_second(&self) -> f64 {
@@ -56,9 +63,11 @@ impl Rr {
     ) -> Result<Rr, String> {
         let size = msg.max(4096);
         let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; size]), tcp::SocketBuffer::new(vec![0; size]));
-        // One small segment per transaction, sent and acknowledged at once.
+        // One small segment each way per transaction, sent at once; the
+        // next request carries the ACK of a response, as netperf's TCP_RR
+        // on Linux does (acknowledging each response by itself cost a
+        // third frame, and a wake-up of the peer, per transaction).
         socket.set_nagle_enabled(false);
-        socket.set_ack_delay(None);
         let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Rr {
             handle,
@@ -69,6 +78,7 @@ impl Rr {
             latencies: Vec::with_capacity((count as usize).min(SAMPLES)),
             rng: 0x2545_f491_4f6c_dd1d,
             latency_sum: 0,
+            histogram: [0; BUCKETS_US.len() + 1],
             request: vec![0x5a; msg],
             buf: vec![0; size],
             connected_ns: None,
@@ -78,6 +88,8 @@ impl Rr {
 
     fn record(&mut self, ns: u64) {
         self.latency_sum += ns;
+        let bucket = BUCKETS_US.iter().position(|&b| ns <= b * 1000).unwrap_or(BUCKETS_US.len());
+        self.histogram[bucket] += 1;
         if self.latencies.len() < SAMPLES {
             self.latencies.push(ns);
             return;
@@ -157,6 +169,7 @@ impl Rr {
             mean_us: self.latency_sum as f64 / f64::from(self.done.max(1)) / 1e3,
             p50_us: pick(50) as f64 / 1e3,
             p99_us: pick(99) as f64 / 1e3,
+            histogram: self.histogram,
         }
     }
 }
