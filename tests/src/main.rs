@@ -14,7 +14,8 @@ use std::time::Duration;
 const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...] | report FILE [SVG-PREFIX]";
 
 /// `report FILE [SVG-PREFIX]`: the Markdown report on stdout; with a
-/// prefix, `PREFIX-virtual.svg` and `PREFIX-wall.svg` charts too.
+/// prefix, `PREFIX-virtual.svg` and `PREFIX-wall.svg` charts too. A
+/// BENCH line that does not parse is reported and skipped.
 fn report(args: &[String]) -> ExitCode {
     let Some(file) = args.first() else {
         eprintln!("{USAGE}");
@@ -27,7 +28,10 @@ fn report(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let figures: Vec<report::Figure> = text.lines().filter_map(report::parse).collect();
+    let (figures, skipped) = report::parse_text(&text);
+    for s in &skipped {
+        eprintln!("report: {file}:{}: BENCH line skipped: {}", s.line, s.error);
+    }
     if figures.is_empty() {
         eprintln!("report: no BENCH lines in {file}");
         return ExitCode::FAILURE;

@@ -2,11 +2,12 @@
 //! a bar chart (SVG) comparing the shared-memory channel with netfront per
 //! configuration and clock.
 
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// One `BENCH` line.
-#[derive(Clone, Debug, PartialEq)]
+/// One `BENCH` line. Keys other than these five are ignored.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Figure {
     pub name: String,
     pub path: String,
@@ -15,26 +16,48 @@ pub struct Figure {
     pub clock: String,
 }
 
-fn field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
-    let rest = json.split(&format!("\"{key}\":")).nth(1)?;
-    if let Some(quoted) = rest.strip_prefix('"') {
-        quoted.split('"').next()
-    } else {
-        rest.split([',', '}']).next().map(str::trim)
-    }
+/// Where a `BENCH` object starts in a line, if the line has one.
+fn bench_json(line: &str) -> Option<&str> {
+    let at = line.find("BENCH {")?;
+    Some(&line[at + "BENCH ".len()..])
 }
 
 /// Parses `BENCH {"name":...,"path":...,"value":...,"unit":...,"clock":...}`
-/// (anywhere in the line, so console prefixes do not matter).
+/// anywhere in a line (console prefixes do not matter, nor does anything
+/// after the object). `Ok(None)` for a line without `BENCH {`, `Err` with
+/// serde_json's reason for one whose object does not parse.
+pub fn parse_line(line: &str) -> Result<Option<Figure>, String> {
+    let Some(json) = bench_json(line) else { return Ok(None) };
+    match serde_json::Deserializer::from_str(json).into_iter::<Figure>().next() {
+        Some(Ok(figure)) => Ok(Some(figure)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("no JSON object after BENCH".into()),
+    }
+}
+
+/// [`parse_line`] for callers that only want the figure.
 pub fn parse(line: &str) -> Option<Figure> {
-    let json = &line[line.find("BENCH {")? + 6..];
-    Some(Figure {
-        name: field(json, "name")?.to_string(),
-        path: field(json, "path")?.to_string(),
-        value: field(json, "value")?.parse().ok()?,
-        unit: field(json, "unit")?.to_string(),
-        clock: field(json, "clock")?.to_string(),
-    })
+    parse_line(line).ok().flatten()
+}
+
+/// A BENCH line that did not parse: its line number (from 1) and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    pub line: usize,
+    pub error: String,
+}
+
+/// Every figure of a benchmark log, in order, and the BENCH lines skipped.
+pub fn parse_text(text: &str) -> (Vec<Figure>, Vec<Skipped>) {
+    let (mut figures, mut skipped) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        match parse_line(line) {
+            Ok(Some(f)) => figures.push(f),
+            Ok(None) => {}
+            Err(error) => skipped.push(Skipped { line: i + 1, error }),
+        }
+    }
+    (figures, skipped)
 }
 
 /// A netbench configuration's figures: `(path kind, config)` from a path
@@ -240,6 +263,34 @@ mod tests {
         );
         assert_eq!(parse("BENCH {\"name\":\"x\"}"), None);
         assert_eq!(parse("no bench here"), None);
+        // Extra keys, integers, whitespace and a trailing carriage return.
+        let f = parse("BENCH { \"clock\": \"wall\", \"extra\": [1, {\"a\": null}], \"name\": \"n\", \"path\": \"p\", \"value\": 7, \"unit\": \"ms\" }\r")
+            .unwrap();
+        assert_eq!((f.name.as_str(), f.value, f.clock.as_str()), ("n", 7.0, "wall"));
+    }
+
+    #[test]
+    fn escaped_characters_in_strings_parse() {
+        let line = r#"BENCH {"name":"a \"quoted\" name","path":"x\\y\/z","value":1.5e3,"unit":"\u00b5s","clock":"wall"}"#;
+        let f = parse(line).unwrap();
+        assert_eq!(f.name, "a \"quoted\" name");
+        assert_eq!(f.path, "x\\y/z");
+        assert_eq!(f.unit, "µs");
+        assert_eq!(f.value, 1500.0);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_with_their_line_number() {
+        let text = "boot\n\
+            BENCH {\"name\":\"a\",\"path\":\"p\",\"value\":1,\"unit\":\"u\",\"clock\":\"wall\"}\n\
+            BENCH {\"name\":\"a\",\"path\":\"p\",\"value\":2,\"unit\":\"u\",\"clo\n\
+            (d1) BENCH {\"name\":\"a\",\"path\":\"p\",\"value\":\"x\",\"unit\":\"u\",\"clock\":\"wall\"}\n\
+            BENCH {\"name\":\"a\",\"path\":\"p\",\"value\":3,\"unit\":\"u\",\"clock\":\"wall\"}\n\
+            BENCH {\"name\":\"a\"}\n";
+        let (figures, skipped) = parse_text(text);
+        assert_eq!(figures.iter().map(|f| f.value).collect::<Vec<_>>(), [1.0, 3.0]);
+        assert_eq!(skipped.iter().map(|s| s.line).collect::<Vec<_>>(), [3, 4, 6]);
+        assert!(skipped[2].error.contains("missing field"), "{:?}", skipped[2]);
     }
 
     #[test]
