@@ -1,9 +1,14 @@
 //! `cohort-harness report`: turns `BENCH` lines into tables (Markdown) and
-//! a bar chart (SVG) comparing the shared-memory channel with netfront per
-//! configuration and clock.
+//! a bar chart (SVG) comparing the shared-memory channel with
+//! netfront per configuration and clock.
+//!
+//! The benchmarks repeat every measurement, so one (name, path, clock)
+//! appears several times in a run. Every figure the report shows is the
+//! median of those repetitions with their min and max, and every ratio is a
+//! ratio of medians taken within one clock of the run.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 /// One `BENCH` line. Keys other than these five are ignored.
@@ -60,124 +65,342 @@ pub fn parse_text(text: &str) -> (Vec<Figure>, Vec<Skipped>) {
     (figures, skipped)
 }
 
+/// The repetitions of one figure: median (the mean of the two middle ones
+/// for an even count), min, max and how many.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Stat {
+    /// `None` for no values.
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        };
+        Some(Stat { median, min: v[0], max: v[n - 1], n })
+    }
+}
+
+/// One figure of the run with its repetitions aggregated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub name: String,
+    pub path: String,
+    pub clock: String,
+    pub unit: String,
+    /// The values in order of appearance.
+    pub values: Vec<f64>,
+    pub stat: Stat,
+}
+
+/// Every (name, path, clock) of the run, in order of first appearance.
+/// Figures of one name, path and clock but different units are not
+/// repetitions of one measurement and stay apart.
+pub fn summarize(figures: &[Figure]) -> Vec<Summary> {
+    let mut order: Vec<(&str, &str, &str, &str)> = Vec::new();
+    let mut values: HashMap<(&str, &str, &str, &str), Vec<f64>> = HashMap::new();
+    for f in figures {
+        let key = (f.name.as_str(), f.path.as_str(), f.clock.as_str(), f.unit.as_str());
+        values
+            .entry(key)
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(f.value);
+    }
+    order
+        .into_iter()
+        .map(|key| {
+            let values = values.remove(&key).unwrap_or_default();
+            let (name, path, clock, unit) = key;
+            Summary {
+                name: name.into(),
+                path: path.into(),
+                clock: clock.into(),
+                unit: unit.into(),
+                stat: Stat::of(&values).expect("every key has a value"),
+                values,
+            }
+        })
+        .collect()
+}
+
 /// A netbench configuration's figures: `(path kind, config)` from a path
 /// like `channel/ring8` (a bare `channel` is the default configuration).
 fn split_path(path: &str) -> (&str, &str) {
     path.split_once('/').unwrap_or((path, "default"))
 }
 
-/// The channel-vs-netfront comparison of one clock, per configuration:
-/// (config, stream channel, stream netfront, rr channel, rr netfront,
-/// rr p50 channel, rr p50 netfront). The last figure of a kind wins.
-pub type Row = (String, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+/// The aggregate of every figure called `name` on `path` (bare or
+/// `/default`, as [`split_path`] reads it) in `clock`.
+fn stat(figures: &[Figure], name: &str, path: &str, clock: &str) -> Option<Stat> {
+    let values: Vec<f64> = figures
+        .iter()
+        .filter(|f| f.clock == clock && f.name == name && split_path(&f.path) == split_path(path))
+        .map(|f| f.value)
+        .collect();
+    Stat::of(&values)
+}
 
-pub fn comparison(figures: &[Figure], clock: &str) -> Vec<Row> {
-    let mut by_config: BTreeMap<String, [Option<f64>; 6]> = BTreeMap::new();
-    for f in figures.iter().filter(|f| f.clock == clock) {
-        let (kind, config) = split_path(&f.path);
-        let slot = match (f.name.as_str(), kind) {
-            ("net.tcp_stream", "channel") => 0,
-            ("net.tcp_stream", "netfront") => 1,
-            ("net.tcp_rr", "channel") => 2,
-            ("net.tcp_rr", "netfront") => 3,
-            ("net.tcp_rr_latency_p50", "channel") => 4,
-            ("net.tcp_rr_latency_p50", "netfront") => 5,
-            _ => continue,
-        };
-        by_config.entry(config.to_string()).or_default()[slot] = Some(f.value);
+/// The clocks of a run: `virtual` and `wall` first, then any other.
+fn clocks(figures: &[Figure]) -> Vec<String> {
+    let mut clocks: Vec<String> = ["virtual", "wall"].map(String::from).into();
+    let others: BTreeSet<&str> = figures.iter().map(|f| f.clock.as_str()).collect();
+    clocks.extend(others.into_iter().filter(|c| !clocks.iter().any(|k| k == c)).map(String::from).collect::<Vec<_>>());
+    clocks.retain(|c| figures.iter().any(|f| &f.clock == c));
+    clocks
+}
+
+/// One figure measured on the channel and on netfront.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pair {
+    pub channel: Option<Stat>,
+    pub netfront: Option<Stat>,
+}
+
+impl Pair {
+    /// Channel over netfront, a ratio of medians.
+    pub fn ratio(&self) -> Option<f64> {
+        ratio(self.channel, self.netfront)
     }
-    // The default configuration first.
-    let mut rows: Vec<Row> =
-        by_config.into_iter().map(|(c, v)| (c, v[0], v[1], v[2], v[3], v[4], v[5])).collect();
-    rows.sort_by_key(|r| (r.0 != "default", r.0.clone()));
+}
+
+/// The channel-vs-netfront comparison of one configuration in one clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub config: String,
+    /// `net.tcp_stream`, Mbit/s.
+    pub stream: Pair,
+    /// `net.tcp_rr`, transactions/s.
+    pub rr: Pair,
+    /// `net.tcp_rr_latency_p50`, us.
+    pub p50: Pair,
+}
+
+impl Row {
+    fn stats(&self) -> impl Iterator<Item = Stat> + '_ {
+        [self.stream, self.rr, self.p50].into_iter().flat_map(|p| [p.channel, p.netfront]).flatten()
+    }
+}
+
+/// The figures the comparison puts side by side.
+const COMPARED: [&str; 3] = ["net.tcp_stream", "net.tcp_rr", "net.tcp_rr_latency_p50"];
+const KINDS: [&str; 2] = ["channel", "netfront"];
+
+/// Channel vs netfront per configuration (`channel/<config>` beside
+/// `netfront/<config>`), the default configuration first.
+pub fn comparison(figures: &[Figure], clock: &str) -> Vec<Row> {
+    let configs: BTreeSet<&str> = figures
+        .iter()
+        .filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str()))
+        .map(|f| split_path(&f.path))
+        .filter(|(kind, _)| KINDS.contains(kind))
+        .map(|(_, config)| config)
+        .collect();
+    let pair = |name: &str, config: &str| Pair {
+        channel: stat(figures, name, &format!("channel/{config}"), clock),
+        netfront: stat(figures, name, &format!("netfront/{config}"), clock),
+    };
+    let mut rows: Vec<Row> = configs
+        .into_iter()
+        .map(|config| Row {
+            config: config.to_string(),
+            stream: pair(COMPARED[0], config),
+            rr: pair(COMPARED[1], config),
+            p50: pair(COMPARED[2], config),
+        })
+        .collect();
+    rows.sort_by_key(|r| (r.config != "default", r.config.clone()));
     rows
 }
 
-fn num(v: Option<f64>, decimals: usize) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+/// The netfront paths side by side with the Linux reference guests in one
+/// clock, for the paths measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReferenceRow {
+    pub what: &'static str,
+    pub stream: Option<Stat>,
+    pub rr: Option<Stat>,
+    pub p50: Option<Stat>,
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
-        _ => "-".into(),
-    }
-}
-
-/// The netfront paths side by side with the Linux reference guests, per
-/// clock: (what, stream Mbit/s, RR /s, RR p50 us), for the paths measured.
-pub type ReferenceRow = (&'static str, Option<f64>, Option<f64>, Option<f64>);
-
-const REFERENCE_PATHS: [(&str, &str); 6] = [
+const REFERENCE_PATHS: [(&str, &str); 7] = [
     ("netfront", "Cohort to Cohort (netbench, default)"),
     ("linux-to-linux-netfront", "Linux to Linux (netref)"),
     ("linux-to-linux-nogso-netfront", "Linux to Linux, no TSO/GSO (netref)"),
     ("linux-to-cohort-netfront", "Linux to Cohort (netref)"),
+    ("cohort-to-linux-netfront", "Cohort to Linux (Linux sink)"),
     ("dom0-to-guest-netfront", "dom0 to Cohort (busybox nc)"),
     ("dom0-to-linux-netfront", "dom0 to Linux (busybox nc)"),
 ];
+/// The row the others are compared with.
+const LINUX_TO_LINUX: &str = "Linux to Linux (netref)";
 
 pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
-    // Paths compare as netbench's do: a bare `netfront` is `netfront/default`.
-    let value = |path: &str, name: &str| {
-        figures
-            .iter()
-            .rev()
-            .find(|f| f.clock == clock && split_path(&f.path) == split_path(path) && f.name == name)
-            .map(|f| f.value)
-    };
     REFERENCE_PATHS
         .iter()
-        .map(|&(path, what)| {
-            (what, value(path, "net.tcp_stream"), value(path, "net.tcp_rr"), value(path, "net.tcp_rr_latency_p50"))
+        .map(|&(path, what)| ReferenceRow {
+            what,
+            stream: stat(figures, COMPARED[0], path, clock),
+            rr: stat(figures, COMPARED[1], path, clock),
+            p50: stat(figures, COMPARED[2], path, clock),
         })
-        .filter(|row| row.1.is_some() || row.2.is_some())
+        .filter(|row| row.stream.is_some() || row.rr.is_some())
         .collect()
 }
 
-/// The Markdown report: the comparison per clock, then every figure.
+/// Whether a reference table is worth printing: only when a Linux guest was
+/// measured.
+fn has_linux(rows: &[ReferenceRow]) -> bool {
+    rows.iter().any(|r| r.what.contains("Linux"))
+}
+
+fn ratio(a: Option<Stat>, b: Option<Stat>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+        _ => None,
+    }
+}
+
+fn ratio_cell(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r < 1.0 => format!("{r:.2}x"),
+        Some(r) => format!("{r:.1}x"),
+        None => "-".into(),
+    }
+}
+
+/// `median (min–max)`, or the bare value for a single measurement.
+fn stat_cell(s: Option<Stat>, decimals: usize) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:.decimals$}", s.median),
+        Some(s) => format!("{:.decimals$} ({:.decimals$}–{:.decimals$})", s.median, s.min, s.max),
+    }
+}
+
+/// The repetitions behind a row: `3`, or `2–3` when they differ.
+fn n_cell(stats: impl Iterator<Item = Stat>) -> String {
+    let ns: Vec<usize> = stats.map(|s| s.n).collect();
+    match (ns.iter().min(), ns.iter().max()) {
+        (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+        (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+        _ => "-".into(),
+    }
+}
+
+/// Text from a BENCH line, safe in a Markdown table cell.
+fn text_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+const FEW: &str = "A figure with n < 3 above rests on too few repetitions for a claim (at least 3).\n\n";
+
+/// The Markdown report: the channel/netfront comparison per clock, the
+/// Linux reference per clock, then every figure not already shown.
 pub fn markdown(figures: &[Figure]) -> String {
-    let mut out = String::new();
-    for clock in ["virtual", "wall"] {
-        let rows = comparison(figures, clock);
+    let mut out = String::from(
+        "Figures are the median of n repetitions, with (min–max) when n > 1; \
+         ratios are ratios of medians within one clock of this run.\n\n",
+    );
+    // (name, normalized path, clock) of the figures the tables show.
+    let mut shown: BTreeSet<(&str, (&str, &str), &str)> = BTreeSet::new();
+    for clock in clocks(figures) {
+        let rows = comparison(figures, &clock);
         if rows.is_empty() {
             continue;
         }
         let _ = writeln!(out, "### Shared-memory channel vs netfront, guest to guest ({clock} clock)\n");
-        out.push_str("| configuration | stream channel (Mbit/s) | stream netfront (Mbit/s) | ratio | RR channel (/s) | RR netfront (/s) | ratio | RR p50 channel (us) | RR p50 netfront (us) |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (config, sc, sn, rc, rn, lc, ln) in rows {
+        out.push_str("| configuration | stream channel (Mbit/s) | stream netfront (Mbit/s) | ratio | RR channel (/s) | RR netfront (/s) | ratio | RR p50 channel (us) | RR p50 netfront (us) | n |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for row in &rows {
             let _ = writeln!(
                 out,
-                "| {config} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(sc, 1),
-                num(sn, 1),
-                ratio(sc, sn),
-                num(rc, 0),
-                num(rn, 0),
-                ratio(rc, rn),
-                num(lc, 1),
-                num(ln, 1)
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                text_cell(&row.config),
+                stat_cell(row.stream.channel, 1),
+                stat_cell(row.stream.netfront, 1),
+                ratio_cell(row.stream.ratio()),
+                stat_cell(row.rr.channel, 0),
+                stat_cell(row.rr.netfront, 0),
+                ratio_cell(row.rr.ratio()),
+                stat_cell(row.p50.channel, 1),
+                stat_cell(row.p50.netfront, 1),
+                n_cell(row.stats()),
             );
         }
         out.push('\n');
+        if rows.iter().flat_map(Row::stats).any(|s| s.n < 3) {
+            out.push_str(FEW);
+        }
+        for f in figures.iter().filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str())) {
+            if KINDS.contains(&split_path(&f.path).0) {
+                shown.insert((&f.name, split_path(&f.path), &f.clock));
+            }
+        }
     }
-    for clock in ["virtual", "wall"] {
-        let rows = reference(figures, clock);
-        // Only worth a table when a Linux guest was measured.
-        if rows.iter().all(|r| !r.0.contains("Linux")) {
+    for clock in clocks(figures) {
+        let rows = reference(figures, &clock);
+        if !has_linux(&rows) {
             continue;
         }
+        let linux = rows.iter().find(|r| r.what == LINUX_TO_LINUX);
         let _ = writeln!(out, "### Netfront: Cohort and Linux guests ({clock} clock)\n");
-        out.push_str("| path | stream (Mbit/s) | RR (/s) | RR p50 (us) |\n|---|---:|---:|---:|\n");
-        for (what, stream, rr, p50) in rows {
-            let _ = writeln!(out, "| {what} | {} | {} | {} |", num(stream, 1), num(rr, 0), num(p50, 1));
+        out.push_str("| path | stream (Mbit/s) | vs Linux to Linux | RR (/s) | vs Linux to Linux | RR p50 (us) | n |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        for row in &rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.what,
+                stat_cell(row.stream, 1),
+                ratio_cell(ratio(row.stream, linux.and_then(|l| l.stream))),
+                stat_cell(row.rr, 0),
+                ratio_cell(ratio(row.rr, linux.and_then(|l| l.rr))),
+                stat_cell(row.p50, 1),
+                n_cell([row.stream, row.rr, row.p50].into_iter().flatten()),
+            );
         }
         out.push('\n');
+        if rows.iter().flat_map(|r| [r.stream, r.rr, r.p50]).flatten().any(|s| s.n < 3) {
+            out.push_str(FEW);
+        }
+        for f in figures.iter().filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str())) {
+            if REFERENCE_PATHS.iter().any(|(p, _)| split_path(p) == split_path(&f.path)) {
+                shown.insert((&f.name, split_path(&f.path), &f.clock));
+            }
+        }
     }
-    out.push_str("### Every figure\n\n| name | path | value | unit | clock |\n|---|---|---:|---|---|\n");
-    for f in figures {
-        let _ = writeln!(out, "| {} | {} | {:.3} | {} | {} |", f.name, f.path, f.value, f.unit, f.clock);
+    let others: Vec<Summary> = summarize(figures)
+        .into_iter()
+        .filter(|s| !shown.contains(&(s.name.as_str(), split_path(&s.path), s.clock.as_str())))
+        .collect();
+    if !others.is_empty() {
+        out.push_str("### Every other figure\n\n| name | path | clock | median | min | max | n | unit |\n|---|---|---|---:|---:|---:|---:|---|\n");
+        for s in others {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                text_cell(&s.name),
+                text_cell(&s.path),
+                text_cell(&s.clock),
+                s.stat.median,
+                s.stat.min,
+                s.stat.max,
+                s.stat.n,
+                text_cell(&s.unit)
+            );
+        }
     }
     out
 }
@@ -186,6 +409,10 @@ pub fn markdown(figures: &[Figure]) -> String {
 /// stream throughput (left panel) and RR rate (right panel), one clock.
 /// The channel and netfront values of one panel.
 type Pick = fn(&Row) -> (Option<f64>, Option<f64>);
+
+fn medians(p: Pair) -> (Option<f64>, Option<f64>) {
+    (p.channel.map(|s| s.median), p.netfront.map(|s| s.median))
+}
 
 pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
     let rows = comparison(figures, clock);
@@ -202,7 +429,7 @@ pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let panels: [(&str, Pick); 2] =
-        [("TCP stream (Mbit/s)", |r| (r.1, r.2)), ("TCP request/response (/s)", |r| (r.3, r.4))];
+        [("TCP stream (Mbit/s)", |r| medians(r.stream)), ("TCP request/response (/s)", |r| medians(r.rr))];
     for (p, (title, pick)) in panels.iter().enumerate() {
         let x0 = 20.0 + p as f64 * (panel_w + left + 20.0) + left;
         let max = rows.iter().flat_map(|r| [pick(r).0, pick(r).1]).flatten().fold(0.0f64, f64::max).max(1e-9);
@@ -229,7 +456,7 @@ pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
                 r#"<text x="{gx:.1}" y="{}" text-anchor="end" transform="rotate(-35 {gx:.1} {})">{}</text>"#,
                 top + panel_h + 16.0,
                 top + panel_h + 16.0,
-                row.0
+                text_cell(&row.config)
             );
         }
     }
@@ -246,6 +473,10 @@ mod tests {
 
     fn fig(name: &str, path: &str, value: f64, clock: &str) -> Figure {
         Figure { name: name.into(), path: path.into(), value, unit: "u".into(), clock: clock.into() }
+    }
+
+    fn s(median: f64, min: f64, max: f64, n: usize) -> Option<Stat> {
+        Some(Stat { median, min, max, n })
     }
 
     #[test]
@@ -277,6 +508,9 @@ mod tests {
         assert_eq!(f.path, "x\\y/z");
         assert_eq!(f.unit, "µs");
         assert_eq!(f.value, 1500.0);
+        // A `|` or a quote in a name does not break the Markdown table.
+        let md = markdown(&[fig("a|b \"c\"", "p", 1.0, "wall")]);
+        assert!(md.contains("| a\\|b \"c\" | p | wall | 1.000 |"), "{md}");
     }
 
     #[test]
@@ -294,6 +528,28 @@ mod tests {
     }
 
     #[test]
+    fn repeated_figures_give_median_min_max() {
+        assert_eq!(Stat::of(&[3.0, 1.0, 2.0]), s(2.0, 1.0, 3.0, 3));
+        assert_eq!(Stat::of(&[10.0, 40.0, 20.0, 30.0]), s(25.0, 10.0, 40.0, 4));
+        assert_eq!(Stat::of(&[5.0]), s(5.0, 5.0, 5.0, 1));
+        assert_eq!(Stat::of(&[]), None);
+        let figures = [
+            fig("x", "p", 9.0, "wall"),
+            fig("y", "p", 1.0, "wall"),
+            fig("x", "p", 1.0, "wall"),
+            fig("x", "p", 5.0, "virtual"),
+            fig("x", "p", 4.0, "wall"),
+            fig("x", "p", 2.0, "wall"),
+        ];
+        let sums = summarize(&figures);
+        assert_eq!(sums.len(), 3);
+        assert_eq!((sums[0].name.as_str(), sums[0].clock.as_str()), ("x", "wall"));
+        assert_eq!(sums[0].values, [9.0, 1.0, 4.0, 2.0], "in order of appearance");
+        assert_eq!(Some(sums[0].stat), s(3.0, 1.0, 9.0, 4));
+        assert_eq!(Some(sums[2].stat), s(5.0, 5.0, 5.0, 1));
+    }
+
+    #[test]
     fn comparison_rows_by_configuration() {
         let figures = [
             fig("net.tcp_stream", "channel", 2000.0, "virtual"),
@@ -305,12 +561,15 @@ mod tests {
         ];
         let rows = comparison(&figures, "virtual");
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].0, "default");
-        assert_eq!((rows[0].1, rows[0].2), (Some(2000.0), Some(200.0)));
-        assert_eq!((rows[1].0.as_str(), rows[1].3, rows[1].4), ("ring8", Some(9000.0), Some(3000.0)));
+        assert_eq!(rows[0].config, "default");
+        assert_eq!(rows[0].stream, Pair { channel: s(2000.0, 2000.0, 2000.0, 1), netfront: s(200.0, 200.0, 200.0, 1) });
+        assert_eq!((rows[1].config.as_str(), rows[1].rr.ratio()), ("ring8", Some(3.0)));
         let md = markdown(&figures);
         assert!(md.contains("| default | 2000.0 | 200.0 | 10.0x |"), "{md}");
-        assert!(md.contains("| ring8 | - | - | - | 9000 | 3000 | 3.0x |"), "{md}");
+        assert!(md.contains("| ring8 | - | - | - | 9000 | 3000 | 3.0x | - | - | 1 |"), "{md}");
+        assert!(md.contains("| boot.x | boot | virtual | 1.000 | 1.000 | 1.000 | 1 | u |"), "{md}");
+        assert!(!md.contains("| net.tcp_stream |"), "compared figures are not repeated: {md}");
+        assert!(md.contains("n < 3"), "single measurements are flagged: {md}");
         let chart = svg(&figures, "virtual").unwrap();
         assert_eq!(chart.matches("<rect x=").count(), 4 + 2, "four bars and two legend swatches");
         assert!(svg(&figures, "none").is_none());
@@ -318,22 +577,72 @@ mod tests {
     }
 
     #[test]
+    fn ratios_are_ratios_of_medians_and_the_spread_is_shown() {
+        let mut figures = Vec::new();
+        // Channel 100, 1000, 400 (median 400; mean 500); netfront 100,
+        // 300, 200, 10 (median 150; mean 152.5).
+        for v in [100.0, 1000.0, 400.0] {
+            figures.push(fig("net.tcp_stream", "channel/ring8", v, "virtual"));
+        }
+        for v in [100.0, 300.0, 200.0, 10.0] {
+            figures.push(fig("net.tcp_stream", "netfront/ring8", v, "virtual"));
+        }
+        for v in [30.0, 10.0, 20.0] {
+            figures.push(fig("net.tcp_rr_latency_p99", "netfront/ring8", v, "virtual"));
+        }
+        let rows = comparison(&figures, "virtual");
+        assert_eq!(rows[0].stream.channel, s(400.0, 100.0, 1000.0, 3));
+        assert_eq!(rows[0].stream.netfront, s(150.0, 10.0, 300.0, 4));
+        assert_eq!(rows[0].stream.ratio(), Some(400.0 / 150.0));
+        let md = markdown(&figures);
+        assert!(md.contains("| ring8 | 400.0 (100.0–1000.0) | 150.0 (10.0–300.0) | 2.7x | - | - | - | - | - | 3–4 |"), "{md}");
+        assert!(!md.contains("n < 3"), "{md}");
+        assert!(md.contains("| net.tcp_rr_latency_p99 | netfront/ring8 | virtual | 20.000 | 10.000 | 30.000 | 3 | u |"), "{md}");
+    }
+
+    #[test]
     fn reference_rows_put_netfront_beside_linux() {
-        let figures = [
+        let mut figures = vec![
             fig("net.tcp_stream", "netfront/default", 200.0, "virtual"),
             fig("net.tcp_rr", "netfront/default", 2300.0, "virtual"),
             fig("net.tcp_stream", "netfront/ring8", 1.0, "virtual"),
-            fig("net.tcp_stream", "linux-to-linux-netfront", 900.0, "virtual"),
             fig("net.tcp_rr", "linux-to-linux-netfront", 5000.0, "virtual"),
             fig("net.tcp_rr_latency_p50", "linux-to-linux-netfront", 150.0, "virtual"),
             fig("net.tcp_stream", "linux-to-linux-netfront", 80.0, "wall"),
+            fig("net.tcp_stream", "cohort-to-linux-netfront", 300.0, "virtual"),
+            fig("net.tcp_stream", "dom0-to-guest-netfront", 40.0, "wall"),
         ];
+        for v in [900.0, 700.0, 1000.0] {
+            figures.push(fig("net.tcp_stream", "linux-to-linux-netfront", v, "virtual"));
+        }
         let rows = reference(&figures, "virtual");
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0], ("Cohort to Cohort (netbench, default)", Some(200.0), Some(2300.0), None));
-        assert_eq!(rows[1], ("Linux to Linux (netref)", Some(900.0), Some(5000.0), Some(150.0)));
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            ReferenceRow {
+                what: "Cohort to Cohort (netbench, default)",
+                stream: s(200.0, 200.0, 200.0, 1),
+                rr: s(2300.0, 2300.0, 2300.0, 1),
+                p50: None
+            }
+        );
+        assert_eq!(rows[1].what, "Linux to Linux (netref)");
+        assert_eq!((rows[1].stream, rows[1].rr), (s(900.0, 700.0, 1000.0, 3), s(5000.0, 5000.0, 5000.0, 1)));
+        assert_eq!((rows[2].what, rows[2].stream), ("Cohort to Linux (Linux sink)", s(300.0, 300.0, 300.0, 1)));
         let md = markdown(&figures);
-        assert!(md.contains("| Linux to Linux (netref) | 900.0 | 5000 | 150.0 |"), "{md}");
-        assert!(md.contains("| Linux to Linux (netref) | 80.0 | - | - |"), "{md}");
+        assert!(md.contains("| Cohort to Cohort (netbench, default) | 200.0 | 0.22x | 2300 | 0.46x | - | 1 |"), "{md}");
+        assert!(md.contains("| Linux to Linux (netref) | 900.0 (700.0–1000.0) | 1.0x | 5000 | 1.0x | 150.0 | 1–3 |"), "{md}");
+        assert!(md.contains("| Cohort to Linux (Linux sink) | 300.0 | 0.33x | - | - | - | 1 |"), "{md}");
+        assert!(md.contains("| Linux to Linux (netref) | 80.0 | 1.0x | - | - | - | 1 |"), "{md}");
+        assert!(md.contains("| dom0 to Cohort (busybox nc) | 40.0 | 0.50x |"), "{md}");
+        assert!(!md.contains("| net.tcp_stream | linux-to-linux-netfront"), "shown figures are not repeated: {md}");
+    }
+
+    #[test]
+    fn reference_figures_without_linux_land_in_the_other_table() {
+        let figures = [fig("net.tcp_stream", "dom0-to-guest-netfront", 50.0, "wall")];
+        let md = markdown(&figures);
+        assert!(!md.contains("Linux"), "{md}");
+        assert!(md.contains("| net.tcp_stream | dom0-to-guest-netfront | wall | 50.000 |"), "{md}");
     }
 }
