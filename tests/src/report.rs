@@ -1,5 +1,5 @@
 //! `cohort-harness report`: turns `BENCH` lines into tables (Markdown) and
-//! a bar chart (SVG) comparing the shared-memory channel with
+//! bar charts (SVG and PNG) comparing the shared-memory channel with
 //! netfront per configuration and clock.
 //!
 //! The benchmarks repeat every measurement, so one (name, path, clock)
@@ -7,6 +7,8 @@
 //! median of those repetitions with their min and max, and every ratio is a
 //! ratio of medians taken within one clock of the run.
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -405,66 +407,154 @@ pub fn markdown(figures: &[Figure]) -> String {
     out
 }
 
-/// A grouped bar chart: per configuration, channel and netfront bars for
-/// stream throughput (left panel) and RR rate (right panel), one clock.
-/// The channel and netfront values of one panel.
-type Pick = fn(&Row) -> (Option<f64>, Option<f64>);
-
-fn medians(p: Pair) -> (Option<f64>, Option<f64>) {
-    (p.channel.map(|s| s.median), p.netfront.map(|s| s.median))
+/// Registers the DejaVu fonts (from the dejavu crate) as plotters'
+/// "sans-serif": with the `ab_glyph` feature plotters loads no system
+/// fonts, and the bitmap backend needs one to draw text.
+fn fonts() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()
+            && plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold()).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("the embedded DejaVu font did not load".into())
+    }
 }
 
-pub fn svg(figures: &[Figure], clock: &str) -> Option<String> {
+const CHANNEL_COLOR: RGBColor = RGBColor(0x2a, 0x7a, 0xb9);
+const NETFRONT_COLOR: RGBColor = RGBColor(0xd9, 0x82, 0x2b);
+
+/// A chart's size in pixels for `configs` configurations: two panels side
+/// by side.
+fn chart_size(configs: usize) -> (u32, u32) {
+    let panel = (160 + 110 * configs as u32).max(480);
+    (2 * panel, 440)
+}
+
+/// One panel: per configuration a channel bar and a netfront bar at the
+/// median, with a min–max whisker where there were several repetitions.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    rows: &[Row],
+    title: &str,
+    unit: &str,
+    pick: fn(&Row) -> Pair,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let n = rows.len();
+    let top = rows.iter().flat_map(|r| [pick(r).channel, pick(r).netfront]).flatten().map(|s| s.max).fold(0.0, f64::max);
+    let top = if top > 0.0 { top * 1.3 } else { 1.0 };
+    // x in hundredths of a configuration (plotters formats labels of
+    // integer axes only), a label at the middle of each.
+    let centers: Vec<i32> = (0..n as i32).map(|i| 100 * i + 50).collect();
+    let label = |x: &i32| usize::try_from(x / 100).ok().and_then(|i| rows.get(i)).map_or_else(String::new, |r| r.config.clone());
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(36)
+        .y_label_area_size(72)
+        .build_cartesian_2d((0..100 * n as i32).with_key_points(centers), 0.0..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&label)
+        .y_labels(8)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc(unit)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    let series = [("shared-memory channel", CHANNEL_COLOR), ("netfront (dom0 bridge)", NETFRONT_COLOR)];
+    for (j, (name, color)) in series.into_iter().enumerate() {
+        let bars: Vec<(i32, Stat)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let p = pick(r);
+                [p.channel, p.netfront][j].map(|s| (100 * i as i32 + 10 + 40 * j as i32, s))
+            })
+            .collect();
+        chart
+            .draw_series(bars.iter().map(|&(x, s)| Rectangle::new([(x, 0.0), (x + 40, s.median)], color.filled())))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
+        let whisker = BLACK.stroke_width(2);
+        chart
+            .draw_series(bars.iter().filter(|(_, s)| s.n > 1).flat_map(|&(x, s)| {
+                let c = x + 20;
+                [
+                    PathElement::new(vec![(c, s.min), (c, s.max)], whisker),
+                    PathElement::new(vec![(c - 6, s.min), (c + 6, s.min)], whisker),
+                    PathElement::new(vec![(c - 6, s.max), (c + 6, s.max)], whisker),
+                ]
+            }))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)
+}
+
+/// The chart of one clock on any plotters backend: TCP stream throughput
+/// (left) and TCP request/response rate (right).
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, rows: &[Row], clock: &str) -> Result<(), String> {
+    fonts()?;
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let panels = root.split_evenly((1, 2));
+    let stream: fn(&Row) -> Pair = |r| r.stream;
+    let rr: fn(&Row) -> Pair = |r| r.rr;
+    panel(&panels[0], rows, &format!("TCP stream, {clock} clock"), "Mbit/s (median, min–max)", stream)?;
+    panel(&panels[1], rows, &format!("TCP request/response, {clock} clock"), "transactions/s (median, min–max)", rr)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The SVG chart of one clock, `None` when it has no channel or netfront
+/// figures.
+pub fn svg(figures: &[Figure], clock: &str) -> Option<Result<String, String>> {
     let rows = comparison(figures, clock);
     if rows.is_empty() {
         return None;
     }
-    let (panel_w, panel_h, top, bottom, left) = (460.0, 300.0, 50.0, 90.0, 60.0);
-    let width = 2.0 * (panel_w + left) + 40.0;
-    let height = top + panel_h + bottom;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let panels: [(&str, Pick); 2] =
-        [("TCP stream (Mbit/s)", |r| medians(r.stream)), ("TCP request/response (/s)", |r| medians(r.rr))];
-    for (p, (title, pick)) in panels.iter().enumerate() {
-        let x0 = 20.0 + p as f64 * (panel_w + left + 20.0) + left;
-        let max = rows.iter().flat_map(|r| [pick(r).0, pick(r).1]).flatten().fold(0.0f64, f64::max).max(1e-9);
-        let _ = writeln!(s, r#"<text x="{}" y="24" font-size="14" font-weight="bold">{title}, {clock} clock</text>"#, x0);
-        let _ = writeln!(s, r#"<line x1="{x0}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, top + panel_h, x0 + panel_w, top + panel_h);
-        let _ = writeln!(s, r#"<line x1="{x0}" y1="{top}" x2="{x0}" y2="{}" stroke="black"/>"#, top + panel_h);
-        for t in 0..=4 {
-            let v = max * f64::from(t) / 4.0;
-            let y = top + panel_h - panel_h * f64::from(t) / 4.0;
-            let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{:.0}</text>"#, x0 - 4.0, y + 4.0, v);
-        }
-        let group = panel_w / rows.len() as f64;
-        let bar = (group * 0.35).min(40.0);
-        for (i, row) in rows.iter().enumerate() {
-            let gx = x0 + i as f64 * group + group / 2.0;
-            for (j, (value, color)) in [(pick(row).0, "#2a7ab9"), (pick(row).1, "#d9822b")].into_iter().enumerate() {
-                let Some(v) = value else { continue };
-                let h = panel_h * v / max;
-                let x = gx - bar + j as f64 * bar;
-                let _ = writeln!(s, r#"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{h:.1}" fill="{color}"/>"#, top + panel_h - h);
-            }
-            let _ = writeln!(
-                s,
-                r#"<text x="{gx:.1}" y="{}" text-anchor="end" transform="rotate(-35 {gx:.1} {})">{}</text>"#,
-                top + panel_h + 16.0,
-                top + panel_h + 16.0,
-                text_cell(&row.config)
-            );
-        }
+    let drawn = draw(SVGBackend::with_string(&mut s, chart_size(rows.len())).into_drawing_area(), &rows, clock);
+    Some(drawn.map(|()| s))
+}
+
+/// Writes the PNG chart of one clock to `path`; `Ok(false)` when it has no
+/// channel or netfront figures.
+pub fn png(figures: &[Figure], clock: &str, path: &std::path::Path) -> Result<bool, String> {
+    let rows = comparison(figures, clock);
+    if rows.is_empty() {
+        return Ok(false);
     }
-    let ly = height - 14.0;
-    let _ = writeln!(s, r##"<rect x="20" y="{}" width="12" height="12" fill="#2a7ab9"/><text x="38" y="{ly}">shared-memory channel</text>"##, ly - 10.0);
-    let _ = writeln!(s, r##"<rect x="200" y="{}" width="12" height="12" fill="#d9822b"/><text x="218" y="{ly}">netfront (dom0 bridge)</text>"##, ly - 10.0);
-    s.push_str("</svg>\n");
-    Some(s)
+    draw(BitMapBackend::new(path, chart_size(rows.len())).into_drawing_area(), &rows, clock)?;
+    Ok(true)
+}
+
+/// Writes `PREFIX-<clock>.svg` and `PREFIX-<clock>.png` for every clock
+/// with channel or netfront figures; the files written.
+pub fn write_charts(figures: &[Figure], prefix: &str) -> Result<Vec<String>, String> {
+    let mut written = Vec::new();
+    for clock in clocks(figures) {
+        let Some(svg) = svg(figures, &clock) else { continue };
+        let path = format!("{prefix}-{clock}.svg");
+        std::fs::write(&path, svg?).map_err(|e| format!("{path}: {e}"))?;
+        written.push(path);
+        let path = format!("{prefix}-{clock}.png");
+        png(figures, &clock, path.as_ref()).map_err(|e| format!("{path}: {e}"))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -570,8 +660,6 @@ mod tests {
         assert!(md.contains("| boot.x | boot | virtual | 1.000 | 1.000 | 1.000 | 1 | u |"), "{md}");
         assert!(!md.contains("| net.tcp_stream |"), "compared figures are not repeated: {md}");
         assert!(md.contains("n < 3"), "single measurements are flagged: {md}");
-        let chart = svg(&figures, "virtual").unwrap();
-        assert_eq!(chart.matches("<rect x=").count(), 4 + 2, "four bars and two legend swatches");
         assert!(svg(&figures, "none").is_none());
         assert!(!md.contains("Linux"), "no reference table without Linux figures");
     }
@@ -644,5 +732,47 @@ mod tests {
         let md = markdown(&figures);
         assert!(!md.contains("Linux"), "{md}");
         assert!(md.contains("| net.tcp_stream | dom0-to-guest-netfront | wall | 50.000 |"), "{md}");
+    }
+
+    #[test]
+    fn charts_are_written_as_svg_and_png() {
+        let mut figures = Vec::new();
+        for (i, v) in [2000.0, 2100.0, 1900.0].into_iter().enumerate() {
+            figures.push(fig("net.tcp_stream", "channel/default", v, "virtual"));
+            figures.push(fig("net.tcp_stream", "netfront/default", v / 10.0, "virtual"));
+            figures.push(fig("net.tcp_rr", "channel/ring8", 9000.0 + i as f64, "virtual"));
+            figures.push(fig("net.tcp_rr", "netfront/ring8", 3000.0, "virtual"));
+        }
+        figures.push(fig("net.tcp_stream", "channel", 60.0, "wall"));
+        figures.push(fig("boot.x", "boot", 1.0, "other"));
+
+        let chart = svg(&figures, "virtual").unwrap().unwrap();
+        assert!(chart.starts_with("<svg"), "{chart}");
+        for text in ["TCP stream, virtual clock", "ring8", "default", "shared-memory channel", "netfront (dom0 bridge)"] {
+            assert!(chart.contains(text), "{text} missing from {chart}");
+        }
+        // Bars (and the legend swatch) in each series colour: channel has
+        // a stream bar (default) and an RR bar (ring8), netfront the same.
+        for color in ["#2A7AB9", "#D9822B"] {
+            assert_eq!(chart.matches(&format!("fill=\"{color}\"")).count(), 2 + 2, "{color} in {chart}");
+        }
+
+        let dir = std::env::temp_dir().join(format!("cohort-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = dir.join("net");
+        let written = write_charts(&figures, prefix.to_str().unwrap()).unwrap();
+        let names: Vec<String> =
+            written.iter().map(|p| std::path::Path::new(p).file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["net-virtual.svg", "net-virtual.png", "net-wall.svg", "net-wall.png"]);
+        for path in &written {
+            let bytes = std::fs::read(path).unwrap();
+            assert!(bytes.len() > 1000, "{path}: {} bytes", bytes.len());
+            if path.ends_with(".png") {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{path}");
+            } else {
+                assert!(bytes.starts_with(b"<svg"), "{path}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
