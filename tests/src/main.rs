@@ -3,18 +3,20 @@
 //!   cohort-harness run KERNEL [CMDLINE...]   boot once, stream the console, exit with the guest's status
 //!   cohort-harness test KERNEL               the in-emulator test suite
 //!   cohort-harness bench KERNEL              the boot benchmark (BENCH lines)
-//!   cohort-harness report FILE [SVG-PREFIX]  BENCH lines of FILE as Markdown tables
-//!                                            (and SVG charts, one per clock)
+//!   cohort-harness report FILE [CHART-PREFIX] BENCH lines of FILE as Markdown tables
+//!                                            (medians of the repetitions, with min-max), and
+//!                                            SVG and PNG charts, one of each per clock
 
 use cohort_tests::{bench, qemu, report, suite};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...] | report FILE [SVG-PREFIX]";
+const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...] | report FILE [CHART-PREFIX]";
 
-/// `report FILE [SVG-PREFIX]`: the Markdown report on stdout; with a
-/// prefix, `PREFIX-virtual.svg` and `PREFIX-wall.svg` charts too.
+/// `report FILE [CHART-PREFIX]`: the Markdown report on stdout; with a
+/// prefix, `PREFIX-<clock>.svg` and `PREFIX-<clock>.png` charts too. A
+/// BENCH line that does not parse is reported and skipped.
 fn report(args: &[String]) -> ExitCode {
     let Some(file) = args.first() else {
         eprintln!("{USAGE}");
@@ -27,21 +29,21 @@ fn report(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let figures: Vec<report::Figure> = text.lines().filter_map(report::parse).collect();
+    let (figures, skipped) = report::parse_text(&text);
+    for s in &skipped {
+        eprintln!("report: {file}:{}: BENCH line skipped: {}", s.line, s.error);
+    }
     if figures.is_empty() {
         eprintln!("report: no BENCH lines in {file}");
         return ExitCode::FAILURE;
     }
     print!("{}", report::markdown(&figures));
     if let Some(prefix) = args.get(1) {
-        for clock in ["virtual", "wall"] {
-            if let Some(svg) = report::svg(&figures, clock) {
-                let path = format!("{prefix}-{clock}.svg");
-                if let Err(e) = std::fs::write(&path, svg) {
-                    eprintln!("report: {path}: {e}");
-                    return ExitCode::FAILURE;
-                }
-                eprintln!("report: wrote {path}");
+        match report::write_charts(&figures, prefix) {
+            Ok(written) => written.iter().for_each(|path| eprintln!("report: wrote {path}")),
+            Err(e) => {
+                eprintln!("report: {e}");
+                return ExitCode::FAILURE;
             }
         }
     }
