@@ -21,6 +21,19 @@ wait_until() {
     done
 }
 
+# wait_quietly TIMEOUT_S CMD...   wait_until, looking once a second: use it
+# while guests measure. dom0 shares the CPUs with them and carries
+# netfront's traffic, and every `xl` call is a process under emulation:
+# polling every 50 ms took enough of both to put a tail of milliseconds on
+# request/response round trips.
+wait_quietly() {
+    _deadline=$(( $(now_ms) + $1 * 1000 )); shift
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(now_ms)" -ge "$_deadline" ] && return 1
+        sleep 1
+    done
+}
+
 # Does Xen's console ring (`xl dmesg`) have a "(dDOMID) ...TEXT..." line?
 # Guest output on I/O port 0xe9 lands there with guest_loglvl=all (with
 # console_timestamps a "[ time]" sits between the prefix and the text).

@@ -105,7 +105,7 @@ netbench_config() {
     fi
     net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=16777216 net.count=2000 $2" "$3"
     xl_create /tmp/nb.cfg
-    if wait_until 1200 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
+    if wait_quietly 1800 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
         echo "netbench $1 ($2 $3):"
         log nb | grep -E "^netbench: TCP_STREAM|^netbench: switch|^netbench: channel"
         log nb | grep '^BENCH' | sed "s|\"path\":\"\([^\"]*\)\"|\"path\":\"\1/$1\"|"
