@@ -60,6 +60,17 @@ pub struct NetOptions {
     pub offload: Offload,
     /// TCP congestion control of every socket.
     pub cc: CongestionControl,
+    /// What `app=stream` asks the sink to check.
+    pub check: StreamCheck,
+}
+
+/// `net.check=`: SHA-256 of the data (correctness), or the count alone
+/// (throughput: hashing in software would be what is measured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamCheck {
+    Sha256,
+    Fnv,
+    Count,
 }
 
 /// `net.cc=`: smoltcp's congestion control (its CUBIC needs std).
@@ -83,6 +94,7 @@ impl Default for NetOptions {
             reps: 1,
             offload: Offload::ALL,
             cc: CongestionControl::None,
+            check: StreamCheck::Sha256,
         }
     }
 }
@@ -235,6 +247,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.reps",
     "net.offload",
     "net.cc",
+    "net.check",
     "net.group",
     "chan.pages",
     "chan.poll",
@@ -353,6 +366,14 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
             "net.msg" => options.net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
             "net.reps" => options.net.reps = parse_range(key, value, 1, NET_REPS_MAX, "a count from 1 to 100")?,
             "net.offload" => options.net.offload = parse_offload(key, value)?,
+            "net.check" => {
+                options.net.check = match value {
+                    "sha256" => StreamCheck::Sha256,
+                    "fnv" => StreamCheck::Fnv,
+                    "count" => StreamCheck::Count,
+                    _ => return Err(Error::BadValue { key, value, expected: "`sha256`, `fnv` or `count`" }),
+                }
+            }
             "net.cc" => {
                 options.net.cc = match value {
                     "none" => CongestionControl::None,
@@ -599,6 +620,7 @@ mod tests {
         assert_eq!(parse("net.offload=csum,sg").unwrap().net.offload, Offload { sg: true, csum: true, gso: false });
         assert_eq!(parse("net.offload=gso,sg,csum").unwrap().net.offload, Offload::ALL);
         assert_eq!(parse("net.cc=reno").unwrap().net.cc, CongestionControl::Reno);
+        assert_eq!(parse("net.check=count").unwrap().net.check, StreamCheck::Count);
         assert_eq!(parse("").unwrap().net.cc, CongestionControl::None);
     }
 
@@ -642,6 +664,7 @@ mod tests {
             "net.offload=sg,",
             "net.cc=bbr",
             "net.cc=cubic",
+            "net.check=md5",
         ] {
             let key = line.split('=').next().unwrap();
             match parse(line) {

@@ -15,7 +15,7 @@ use crate::bench::Figure;
 use crate::clock::{now_ns, sleep, SECOND};
 use alloc::format;
 use alloc::string::String;
-use cohort_boot::cmdline::{App, BenchClock, NetOptions};
+use cohort_boot::cmdline::{App, BenchClock, NetOptions, StreamCheck};
 
 /// How long to wait for DHCP, for the peer to come up, for a channel.
 const SETUP_TIMEOUT: u64 = 60 * SECOND;
@@ -53,7 +53,14 @@ pub fn run<D: NetDevice>(
     let result = match app {
         App::Echo => run.serve(stop),
         App::Transfer => run.transfer(),
-        App::Stream => (0..net.reps).try_for_each(|_| run.stream(None, CheckKind::Sha256).map(drop)),
+        App::Stream => {
+            let kind = match net.check {
+                StreamCheck::Sha256 => CheckKind::Sha256,
+                StreamCheck::Fnv => CheckKind::Fast,
+                StreamCheck::Count => CheckKind::Count,
+            };
+            (0..net.reps).try_for_each(|_| run.stream(None, kind).map(drop))
+        }
         App::Rr => (0..net.reps).try_for_each(|_| run.rr(None).map(drop)),
         App::Netbench => run.netbench(),
     };
