@@ -96,14 +96,22 @@ net_guest() {
 $4"
 }
 discoveryd_running || discoveryd_start
-# netbench_config NAME CMDLINE-EXTRA XL-EXTRA
+# netbench_config NAME CMDLINE-EXTRA XL-EXTRA: netbench, every measurement
+# repeated 3 times (the figures are the median and the spread).
+configs_done=0
+bench_t0=$(now_ms)
 netbench_config() {
+    configs_done=$((configs_done + 1))
+    _el=$(( ($(now_ms) - bench_t0) / 1000 ))
+    _left=""
+    [ "$configs_done" -gt 1 ] && _left=", about $(( _el * (configs_total - configs_done + 1) / (configs_done - 1) )) s left"
+    echo "bench: netbench configuration $configs_done of $configs_total ($1), ${_el} s so far$_left"
     net_guest srv 30 "app=echo net.group=lab $2" "$3"
     xl_create /tmp/srv.cfg
     if ! wait_until 60 guest_has srv "net: address"; then
         guest_explain srv; fail "xen-bench-net-$1" "server guest has no address"; finish srv; return
     fi
-    net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=16777216 net.count=2000 $2" "$3"
+    net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=16777216 net.count=2000 net.reps=3 $2" "$3"
     xl_create /tmp/nb.cfg
     if wait_quietly 1800 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
         echo "netbench $1 ($2 $3):"
@@ -116,19 +124,29 @@ netbench_config() {
     finish nb
     finish srv
 }
+configs_total=2
+[ "$clock" = virtual ] && configs_total=18
 netbench_config default "" ""
 netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
 if [ "$clock" = virtual ]; then
-    # The factors (virtual time only: it does not depend on the host's load).
+    # The factors (virtual time only: it does not depend on the host's load),
+    # each varied alone from the default.
     netbench_config samecpu "" 'cpus = "1"'
     netbench_config events "chan.spin=0" ""
+    netbench_config spin25 "chan.spin=25" ""
+    netbench_config spin100 "chan.spin=100" ""
     netbench_config spin1ms "chan.spin=1000" ""
     netbench_config poll "chan.poll=on" ""
     netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
-    netbench_config ring8 "chan.pages=8" ""
-    netbench_config ring64 "chan.pages=64" ""
+    netbench_config mtu9000 "chan.mtu=9000 chan.pages=32" ""
+    netbench_config mtu16k "chan.mtu=16384 chan.pages=64" ""
+    netbench_config mtu32k "chan.mtu=32768 chan.pages=64" ""
+    netbench_config mtu64k "chan.mtu=65521 chan.pages=64" ""
+    netbench_config ring8 "chan.pages=8 chan.mtu=9000" ""
     netbench_config msg1k "net.msg=1024" ""
     netbench_config msg8k "net.msg=8192" ""
+    netbench_config reno "net.cc=reno" ""
+    netbench_config no-offload "net.offload=none" ""
 fi
 
 # A peer destroyed in the middle of request/response traffic: dom0's clock
