@@ -195,14 +195,16 @@ fi
 
 # Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
 # bridge, measured by netref (tests/xen/linux-guest) the way netbench
-# measures: Linux to Linux (with TSO/GSO, then without), Linux to Cohort
-# (the server above, whose group Linux is not in), and dom0 to Linux. Only
+# measures, 3 times each (ref.reps, as net.reps for netbench): Linux to
+# Linux (with TSO/GSO, then without), Linux to Cohort (the server above,
+# whose group Linux is not in), Cohort to Linux, and dom0 to Linux. Only
 # with boot.sh --linux-guest.
-# ref_client NAME PEER [CMDLINE]: a Linux client's stream and request/response.
+REF_REPS=3
+# ref_client NAME PEER [CMDLINE]: a Linux client's streams and request/response runs.
 ref_client() {
-    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ${3:-}" \
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ref.reps=$REF_REPS ${3:-}" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
-    if linux_up lcli 300 "linux-guest: eth0" && wait_until 900 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
+    if linux_up lcli 300 "linux-guest: eth0" && wait_until 1800 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
         log lcli | grep -E "^netref: (stream|rr)"
         log lcli | grep '^BENCH'
         ok "xen-bench-$1"
@@ -210,6 +212,25 @@ ref_client() {
         log lcli | tail -15; fail "xen-bench-$1" "the Linux client did not finish"
     fi
     finish lcli
+}
+# cohort_to_linux PEER: Cohort's stream app (not in a group: netfront only)
+# into netref's sink at PEER, $REF_REPS times. Its figures get the path
+# cohort-to-linux-netfront. The stream app has no count-only mode on the
+# command line: it sends its pattern and requires the sink's SHA-256 of it,
+# so both ends hash 16 MiB in software (the streams above only count) and
+# the figure includes that cost.
+cohort_to_linux() {
+    net_guest c2l 52 "app=stream net.peer=$1 net.bytes=16777216 net.reps=$REF_REPS" ""
+    xl_create /tmp/c2l.cfg
+    if wait_until 1200 dom_shutdown c2l && ! dom_crashed c2l \
+        && wait_until 20 sh -c "[ \$(. /usr/share/cohort/scenario-lib.sh; guest_log c2l | grep -c '^stream: .*(match)') -ge $REF_REPS ]"; then
+        log c2l | grep "^stream:"
+        log c2l | grep '^BENCH' | sed 's|"path":"[^"]*"|"path":"cohort-to-linux-netfront"|'
+        ok xen-bench-cohort-to-linux
+    else
+        guest_explain c2l; fail xen-bench-cohort-to-linux "the Cohort stream into Linux did not finish with matching SHA-256"
+    fi
+    finish c2l
 }
 if [ -f /cohort/linux/vmlinuz ]; then
     linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:50" ]'
@@ -219,6 +240,7 @@ if [ -f /cohort/linux/vmlinuz ]; then
         # Standard-size frames only, as Cohort's netfront sends them.
         ref_client linux-to-linux-nogso 198.18.0.50 ref.gso=off
         ref_client linux-to-cohort 198.18.0.30
+        cohort_to_linux 198.18.0.50
         if dom0_stream 198.18.0.50 dom0-to-linux-netfront; then
             ok xen-bench-dom0-to-linux
         else
