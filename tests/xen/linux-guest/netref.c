@@ -7,7 +7,7 @@
  *       answers as Cohort's does, "<bytes> <sha256hex>\n" (the SHA-256 of
  *       every byte, lower-case hex), unless the stream opens with Cohort's
  *       "count only" magic "cohort-n" (8 bytes, not counted): then it
- *       answers "<bytes>\n" and hashes nothing
+ *       hashes nothing and answers "<bytes> -\n", as Cohort's does
  *   netref stream HOST PORT BYTES PATH CLOCK
  *       sends BYTES to a sink, waits for its answer; prints Mbit/s. The
  *       stream opens with Cohort's "count only" magic, so a Cohort sink
@@ -302,7 +302,7 @@ static int selftest(void)
 static const char COUNT_MAGIC[8] = { 'c', 'o', 'h', 'o', 'r', 't', '-', 'n' };
 
 /* Reads one connection to EOF; answers "<bytes> <sha256hex>\n", or
- * "<bytes>\n" for a stream that opens with COUNT_MAGIC (not counted). */
+ * "<bytes> -\n" for a stream that opens with COUNT_MAGIC (not counted). */
 static void sink_one(int fd)
 {
     static char buf[65536];
@@ -337,7 +337,7 @@ static void sink_one(int fd)
     }
     int n;
     if (count_only) {
-        n = snprintf(buf, sizeof buf, "%llu\n", total);
+        n = snprintf(buf, sizeof buf, "%llu -\n", total); /* Cohort's sink says "-" for no digest */
     } else {
         char hex[65];
         if (head_len < sizeof head) /* shorter than the magic: all of it is data */
