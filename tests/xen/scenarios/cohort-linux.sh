@@ -12,7 +12,8 @@
 
 kernel=${1:-/cohort/cohort}
 size=16777216
-# Addresses 198.18.0.60-63 and MACs 00:16:3e:c0:04:60-63: no other scenario
+# The long waits poll once a second (wait_quietly): dom0 carries the
+# traffic and shares the CPUs. Addresses 198.18.0.60-63 and MACs 00:16:3e:c0:04:60-63: no other scenario
 # file uses them.
 COHORT_SINK=198.18.0.60 LINUX_CHECK=198.18.0.61 LINUX_SINK=198.18.0.62 COHORT_STREAM=198.18.0.63
 ALL="xen-linux-to-cohort-16MiB xen-cohort-to-linux-16MiB xen-linux-to-cohort-16MiB-no-offload xen-cohort-to-linux-16MiB-no-offload"
@@ -24,8 +25,27 @@ OFFLOADS_OFF="netfront: offloads tx none rx none"
 cohort() { cohort_cfg "$1" "$kernel" "net.ip=$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:04:${2##*.}\" ]"; }
 # linux NAME IP CMDLINE: a Linux reference guest with a vif on xenbr0.
 linux() { linux_cfg "$1" "ref.ip=$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:04:${2##*.}\" ]"; }
-# linux_explain NAME: how a Linux guest ended, and its console's last lines.
-linux_explain() { echo "--- console of Linux guest $1 ($(dom_state "$1")):"; guest_log "$1" | tail -20; }
+# quoted: a guest's console as this scenario prints it. boot.sh stops the
+# whole boot at the first "Kernel panic" (or "Panic on CPU", ...) on the
+# serial line, meant for dom0's and Xen's: a Linux guest's own panic,
+# quoted, must not match.
+quoted() {
+    sed -e 's/Kernel panic/kernel panic/g' -e 's/Panic on CPU/panic on CPU/g' \
+        -e 's/Hardware Dom0 crashed/hardware dom0 crashed/g' -e 's/cohort-dom0: FATAL/cohort-dom0 FATAL/g'
+}
+# linux_explain NAME: how a Linux guest ended and its console's last lines.
+# A crashed one (Debian's kernel panicked or triple-faulted: state c or sr)
+# is a suspected lab fault: Cohort runs nothing in it and reaches it only
+# through netback and the bridge; one seen panicked in an exception entry
+# with its stack pointer in the CPU entry area, right after Xen's event
+# upcall, as QEMU's nested SVM breaks Cohort guests now and then (README).
+# run.sh runs the Xen scenarios once more on a LAB FAULT line.
+linux_explain() {
+    dom_state "$1" | grep -q . || return 0
+    echo "--- console of Linux guest $1 ($(dom_state "$1")):"; guest_log "$1" | tail -n 40 | quoted
+    dom_crashed "$1" && echo "LAB FAULT (suspected): Linux guest $1 crashed ($(dom_state "$1")): Debian's kernel under the lab's nested emulation, not Cohort"
+    return 0
+}
 # offloads NAME EXPECTED: does Cohort guest NAME's netfront say it
 # negotiated EXPECTED? Says what it logged instead if not.
 offloads() {
@@ -53,10 +73,13 @@ linux_to_cohort() {
         linux lxcheck "$LINUX_CHECK" "ref.role=check ref.peer=$COHORT_SINK ref.bytes=$size"
         if ! linux_up lxcheck 300 "linux-guest: eth0"; then
             why="the Linux guest did not come up"
-        elif ! wait_until 600 dom_shutdown lxcheck; then
-            why="the Linux guest's stream-check did not finish"
+        elif ! wait_quietly 600 sh -c ". /usr/share/cohort/scenario-lib.sh; dom_shutdown lxcheck || dom_shutdown lxsink" \
+            || ! dom_shutdown lxcheck; then
+            why="the Linux guest's stream-check did not finish ($(dom_state lxcheck); the Cohort guest $(dom_state lxsink))"
+        elif dom_crashed lxcheck; then
+            why="the Linux guest crashed ($(dom_state lxcheck))"
         elif ! guest_has lxcheck "linux-guest: done" || ! guest_log lxcheck | grep -q "^netref: stream-check: $size bytes.*(match)"; then
-            why="the Cohort sink's answer did not match the SHA-256 Linux sent"
+            why="Linux's stream-check failed: the Cohort sink's answer did not match the SHA-256 Linux sent, or the stream broke"
         elif dom_shutdown lxsink || ! dom_state lxsink | grep -q .; then
             why="the Cohort echo guest stopped or crashed ($(dom_state lxsink))"
         fi
@@ -66,10 +89,27 @@ linux_to_cohort() {
         guest_log lxcheck | grep "^netref: stream-check"
         ok "$1"
     else
-        guest_explain lxsink; linux_explain lxcheck; fail "$1" "$why"
+        dom_state lxsink | grep -q . && guest_explain lxsink
+        linux_explain lxcheck; fail "$1" "$why"
     fi
     guest_finish lxcheck
     guest_finish lxsink
+}
+
+# linux_sink: the Linux serve guest lxsrv, running. One serves both
+# Cohort-to-Linux cases; one that died is replaced, and that is said.
+linux_sink() {
+    if dom_state lxsrv | grep -q .; then
+        dom_shutdown lxsrv || return 0
+        echo "the Linux serve guest is gone ($(dom_state lxsrv)); starting a new one"
+        guest_finish lxsrv
+    fi
+    linux lxsrv "$LINUX_SINK" "ref.role=serve"
+    if linux_up lxsrv 300 "netref: sink on"; then
+        guest_log lxsrv | grep "^linux-guest: eth0"
+    else
+        linux_explain lxsrv; return 1
+    fi
 }
 
 # cohort_to_linux NAME COHORT-CMDLINE-EXTRA EXPECTED-OFFLOADS: Cohort's
@@ -77,17 +117,17 @@ linux_to_cohort() {
 # the SHA-256 netref answers and crashes on a mismatch.
 cohort_to_linux() {
     why=
-    if [ -z "$linux_sink_up" ]; then
+    if ! linux_sink; then
         why="the Linux serve guest did not come up"
-    elif dom_shutdown lxsrv || ! dom_state lxsrv | grep -q .; then
-        why="the Linux serve guest is gone ($(dom_state lxsrv))"
     else
         cohort lxstream "$COHORT_STREAM" "app=stream net.peer=$LINUX_SINK net.bytes=$size $2"
         sinks=$(guest_log lxsrv | grep -c "^netref: sink:")
         if ! xl_create /tmp/lxstream.cfg; then
             why="xl create failed"
-        elif ! wait_until 600 dom_shutdown lxstream; then
+        elif ! wait_quietly 600 sh -c ". /usr/share/cohort/scenario-lib.sh; dom_shutdown lxstream || dom_shutdown lxsrv"; then
             why="the Cohort stream did not finish"
+        elif dom_shutdown lxsrv; then
+            why="the Linux serve guest stopped during the stream ($(dom_state lxsrv))"
         elif dom_crashed lxstream; then
             why="the Cohort guest crashed ($(dom_state lxstream)): a mismatch or a failed stream"
         elif ! wait_until 20 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log lxstream | grep -q '^stream: $size bytes.* sha256 [0-9a-f]* (match)'"; then
@@ -104,7 +144,8 @@ cohort_to_linux() {
         guest_log lxsrv | grep "^netref: sink:" | tail -n1
         ok "$1"
     else
-        guest_explain lxstream; linux_explain lxsrv; fail "$1" "$why"
+        dom_state lxstream | grep -q . && guest_explain lxstream
+        linux_explain lxsrv; fail "$1" "$why"
     fi
     guest_finish lxstream
 }
@@ -112,15 +153,6 @@ cohort_to_linux() {
 linux_to_cohort xen-linux-to-cohort-16MiB "" "$OFFLOADS_ON"
 linux_to_cohort xen-linux-to-cohort-16MiB-no-offload net.offload=none "$OFFLOADS_OFF"
 
-# One Linux serve guest for both Cohort-to-Linux cases.
-linux lxsrv "$LINUX_SINK" "ref.role=serve"
-linux_sink_up=
-if linux_up lxsrv 300 "netref: sink on"; then
-    linux_sink_up=1
-    guest_log lxsrv | grep "^linux-guest: eth0"
-else
-    linux_explain lxsrv
-fi
 cohort_to_linux xen-cohort-to-linux-16MiB "" "$OFFLOADS_ON"
 cohort_to_linux xen-cohort-to-linux-16MiB-no-offload net.offload=none "$OFFLOADS_OFF"
 guest_finish lxsrv
