@@ -13,8 +13,8 @@
 kernel=${1:-/cohort/cohort}
 size=16777216
 # The long waits poll once a second (wait_quietly): dom0 carries the
-# traffic and shares the CPUs. Addresses 198.18.0.60-63 and MACs 00:16:3e:c0:04:60-63: no other scenario
-# file uses them.
+# traffic and shares the CPUs. Addresses 198.18.0.60-63 and MACs
+# 00:16:3e:c0:04:60-63: no other scenario file uses them.
 COHORT_SINK=198.18.0.60 LINUX_CHECK=198.18.0.61 LINUX_SINK=198.18.0.62 COHORT_STREAM=198.18.0.63
 ALL="xen-linux-to-cohort-16MiB xen-cohort-to-linux-16MiB xen-linux-to-cohort-16MiB-no-offload xen-cohort-to-linux-16MiB-no-offload"
 # The line Cohort's netfront logs at connect, with every offload on and off.
