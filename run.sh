@@ -132,10 +132,11 @@ test)
     ensure ip iproute2
     ensure python3 python3
     suite tests/net/qemu-tap.sh "$KERNEL"
-    say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG (guests, netfront, channels)"
-    suite xen_tests --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" \
+    say "real-Xen tests: Xen 4.17 and a Debian dom0 under QEMU TCG (guests, netfront, channels, Cohort against Linux guests)"
+    suite xen_tests --linux-guest --scenario "tests/xen/scenarios/cohort.sh /cohort/cohort" \
         --scenario "tests/xen/scenarios/cohort-net.sh /cohort/cohort" \
         --scenario "tests/xen/scenarios/cohort-channel.sh /cohort/cohort" \
+        --scenario "tests/xen/scenarios/cohort-linux.sh /cohort/cohort" \
         --scenario-timeout 900 --timeout 2400
     echo
     echo "total: $passed passed, $failed failed"

@@ -195,21 +195,48 @@ fi
 
 # Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
 # bridge, measured by netref (tests/xen/linux-guest) the way netbench
-# measures: Linux to Linux (with TSO/GSO, then without), Linux to Cohort
-# (the server above, whose group Linux is not in), and dom0 to Linux. Only
+# measures, 3 times each (ref.reps, as net.reps for netbench): Linux to
+# Linux (with TSO/GSO, then without), Linux to Cohort (the server above,
+# whose group Linux is not in), Cohort to Linux, and dom0 to Linux. Only
 # with boot.sh --linux-guest.
-# ref_client NAME PEER [CMDLINE]: a Linux client's stream and request/response.
+REF_REPS=3
+# linux_tail NAME: a Linux guest's last console lines, quoted so that its own
+# "Kernel panic" does not read as dom0's to boot.sh (which stops the boot).
+linux_tail() {
+    log "$1" | tail -15 | sed -e 's/Kernel panic/kernel panic/g' -e 's/Panic on CPU/panic on CPU/g' \
+        -e 's/Hardware Dom0 crashed/hardware dom0 crashed/g' -e 's/cohort-dom0: FATAL/cohort-dom0 FATAL/g'
+}
+# ref_client NAME PEER [CMDLINE]: a Linux client's streams and request/response runs.
 ref_client() {
-    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ${3:-}" \
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ref.reps=$REF_REPS ${3:-}" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
-    if linux_up lcli 300 "linux-guest: eth0" && wait_until 900 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
+    if linux_up lcli 300 "linux-guest: eth0" && wait_quietly 1800 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
         log lcli | grep -E "^netref: (stream|rr)"
         log lcli | grep '^BENCH'
         ok "xen-bench-$1"
     else
-        log lcli | tail -15; fail "xen-bench-$1" "the Linux client did not finish"
+        linux_tail lcli; fail "xen-bench-$1" "the Linux client did not finish"
     fi
     finish lcli
+}
+# cohort_to_linux PEER: Cohort's stream app (not in a group: netfront only)
+# into netref's sink at PEER, $REF_REPS times, count only (net.check=count:
+# the "cohort-n" magic, as netref's streams send it), so neither end hashes
+# and the figure is of the path, like the others here. Its figures get the
+# path cohort-to-linux-netfront. The SHA-256 of this path is what
+# cohort-linux.sh checks.
+cohort_to_linux() {
+    net_guest c2l 52 "app=stream net.peer=$1 net.bytes=16777216 net.reps=$REF_REPS net.check=count" ""
+    xl_create /tmp/c2l.cfg
+    if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l \
+        && wait_until 20 sh -c "[ \$(. /usr/share/cohort/scenario-lib.sh; guest_log c2l | grep -c '^stream: .*(match)') -ge $REF_REPS ]"; then
+        log c2l | grep "^stream:"
+        log c2l | grep '^BENCH' | sed 's|"path":"[^"]*"|"path":"cohort-to-linux-netfront"|'
+        ok xen-bench-cohort-to-linux
+    else
+        guest_explain c2l; fail xen-bench-cohort-to-linux "the Cohort stream into Linux did not finish with the count matching"
+    fi
+    finish c2l
 }
 if [ -f /cohort/linux/vmlinuz ]; then
     linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:50" ]'
@@ -219,6 +246,7 @@ if [ -f /cohort/linux/vmlinuz ]; then
         # Standard-size frames only, as Cohort's netfront sends them.
         ref_client linux-to-linux-nogso 198.18.0.50 ref.gso=off
         ref_client linux-to-cohort 198.18.0.30
+        cohort_to_linux 198.18.0.50
         if dom0_stream 198.18.0.50 dom0-to-linux-netfront; then
             ok xen-bench-dom0-to-linux
         else
@@ -226,7 +254,7 @@ if [ -f /cohort/linux/vmlinuz ]; then
         fi
         dom0_ping 198.18.0.50 dom0-linux-netfront || echo "dom0 could not ping the Linux guest"
     else
-        log lsrv | tail -15; fail xen-bench-linux-reference "the Linux guest did not come up"
+        linux_tail lsrv; fail xen-bench-linux-reference "the Linux guest did not come up"
     fi
     finish lsrv
 fi
