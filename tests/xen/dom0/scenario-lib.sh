@@ -157,6 +157,15 @@ linux_up() {
     return 1
 }
 
+# quoted: a guest's console as a scenario prints it. boot.sh stops the whole
+# boot at the first "Kernel panic" (or "Panic on CPU", ...) on the serial
+# line, meant for dom0's and Xen's: a Linux guest's own panic, quoted, must
+# not match.
+quoted() {
+    sed -e 's/Kernel panic/kernel panic/g' -e 's/Panic on CPU/panic on CPU/g' \
+        -e 's/Hardware Dom0 crashed/hardware dom0 crashed/g' -e 's/cohort-dom0: FATAL/cohort-dom0 FATAL/g'
+}
+
 # A guest's PV console, as xenconsoled logged it.
 guest_log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
 guest_has() { guest_log "$1" | grep -qF "$2"; }

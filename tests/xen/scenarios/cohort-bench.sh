@@ -200,12 +200,8 @@ fi
 # whose group Linux is not in), Cohort to Linux, and dom0 to Linux. Only
 # with boot.sh --linux-guest.
 REF_REPS=3
-# linux_tail NAME: a Linux guest's last console lines, quoted so that its own
-# "Kernel panic" does not read as dom0's to boot.sh (which stops the boot).
-linux_tail() {
-    log "$1" | tail -15 | sed -e 's/Kernel panic/kernel panic/g' -e 's/Panic on CPU/panic on CPU/g' \
-        -e 's/Hardware Dom0 crashed/hardware dom0 crashed/g' -e 's/cohort-dom0: FATAL/cohort-dom0 FATAL/g'
-}
+# linux_tail NAME: a Linux guest's last console lines, quoted (scenario-lib).
+linux_tail() { log "$1" | tail -15 | quoted; }
 # ref_client NAME PEER [CMDLINE]: a Linux client's streams and request/response runs.
 ref_client() {
     linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ref.reps=$REF_REPS ${3:-}" \

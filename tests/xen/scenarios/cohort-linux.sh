@@ -25,14 +25,6 @@ OFFLOADS_OFF="netfront: offloads tx none rx none"
 cohort() { cohort_cfg "$1" "$kernel" "net.ip=$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:04:${2##*.}\" ]"; }
 # linux NAME IP CMDLINE: a Linux reference guest with a vif on xenbr0.
 linux() { linux_cfg "$1" "ref.ip=$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:04:${2##*.}\" ]"; }
-# quoted: a guest's console as this scenario prints it. boot.sh stops the
-# whole boot at the first "Kernel panic" (or "Panic on CPU", ...) on the
-# serial line, meant for dom0's and Xen's: a Linux guest's own panic,
-# quoted, must not match.
-quoted() {
-    sed -e 's/Kernel panic/kernel panic/g' -e 's/Panic on CPU/panic on CPU/g' \
-        -e 's/Hardware Dom0 crashed/hardware dom0 crashed/g' -e 's/cohort-dom0: FATAL/cohort-dom0 FATAL/g'
-}
 # linux_explain NAME: how a Linux guest ended and its console's last lines.
 # A crashed one (Debian's kernel panicked or triple-faulted: state c or sr)
 # is a suspected lab fault: Cohort runs nothing in it and reaches it only
