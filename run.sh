@@ -44,14 +44,14 @@ ensure_qemu() {
     ensure qemu-system-x86_64 qemu-system-x86
 }
 
-# The kernel is built from kernel/, so kernel/.cargo/config.toml (the
+# The kernel is built from kernel/cohort, so kernel/.cargo/config.toml (the
 # freestanding flags) applies to it and to nothing else.
 build() {
     say "building the kernel (release)"
-    (cd kernel && cargo build --release --target x86_64-unknown-linux-gnu --quiet)
-    cargo build --release --quiet -p cohort-tests
+    (cd kernel/cohort && cargo build --release --target x86_64-unknown-linux-gnu --quiet)
+    cargo build --release --quiet -p cohort-harness
     say "building the dom0 discovery daemon (static)"
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p cohort-discoveryd \
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p discoveryd \
         --target x86_64-unknown-linux-gnu --target-dir target/dom0
 }
 

@@ -18,7 +18,7 @@ pub fn init(hz: u32) -> u64 {
 }
 
 /// Starts the Xen one-shot timer, re-armed every 1/`hz` s.
-pub fn init_xen(hz: u32) -> Result<u32, xen::hypercall::Errno> {
+pub fn init_xen(hz: u32) -> Result<u32, xen_abi::hypercall::Errno> {
     apic::init();
     HZ.store(hz, Ordering::Relaxed);
     crate::platform::xen::time::start_timer(hz)

@@ -7,7 +7,7 @@
 //!                                            (medians of the repetitions, with min-max), and
 //!                                            SVG and PNG charts, one of each per clock
 
-use cohort_tests::{bench, qemu, report, suite};
+use cohort_harness::{bench, qemu, report, suite};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

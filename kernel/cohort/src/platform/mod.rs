@@ -70,7 +70,7 @@ pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::O
 /// (`SCHEDOP_yield` on Xen); returns at once elsewhere.
 pub fn yield_cpu() {
     if on_xen() {
-        let _ = ::xen::hypercall::sched_yield();
+        let _ = ::xen_abi::hypercall::sched_yield();
     }
 }
 

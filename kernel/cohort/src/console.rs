@@ -2,7 +2,7 @@
 //! 0xe9. Everything logs through the `log` facade into it.
 
 use core::fmt::{self, Write};
-use drivers::uart::{Uart, COM1};
+use uart::uart::{Uart, COM1};
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 

@@ -76,7 +76,7 @@ pub fn event_loopback() -> Outcome {
     ev.notify(b).map_err(|e| format!("notify {b}: {e:?}"))?;
     sleep(SECOND / 20);
     ensure!(!ev.take_pending(a), "event delivered on masked port {a}");
-    ::xen::hypercall::evtchn_unmask(a).map_err(|e| format!("unmask: {e}"))?;
+    ::xen_abi::hypercall::evtchn_unmask(a).map_err(|e| format!("unmask: {e}"))?;
     let deadline = crate::clock::now_ns() + SECOND;
     while !ev.take_pending(a) {
         ensure!(crate::clock::now_ns() < deadline, "event on port {a} lost across mask/unmask");

@@ -3,8 +3,8 @@
 //! xenconsoled's logs show them.
 
 use super::page::PhysPage;
-use ::xen::abi::ops::hvmop;
-use ::xen::hypercall;
+use ::xen_abi::abi::ops::hvmop;
+use ::xen_abi::hypercall;
 use core::sync::atomic::{fence, Ordering};
 use xen_proto::iface::SharedPage;
 

@@ -4,7 +4,7 @@
 use crate::arch::paging::IDENTITY_MAP_END;
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
 use core::fmt;
-use xen::abi::start_info::{self, MemmapEntry, StartInfo, MEMMAP_ENTRY_SIZE};
+use xen_abi::abi::start_info::{self, MemmapEntry, StartInfo, MEMMAP_ENTRY_SIZE};
 
 pub const CMDLINE_MAX: usize = 2048;
 

@@ -2,9 +2,9 @@
 //! counter) and the Xen one-shot timer on `VIRQ_TIMER`, re-armed on every
 //! tick to make a periodic tick.
 
-use ::xen::abi::ops::evtchnop::VIRQ_TIMER;
-use ::xen::abi::shared_info::{time, vcpu_info, TimeInfo};
-use ::xen::hypercall;
+use ::xen_abi::abi::ops::evtchnop::VIRQ_TIMER;
+use ::xen_abi::abi::shared_info::{time, vcpu_info, TimeInfo};
+use ::xen_abi::hypercall;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);

@@ -16,8 +16,8 @@ pub mod time;
 pub mod watches;
 
 use super::ExitStatus;
-use ::xen::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};
-use ::xen::hypercall;
+use ::xen_abi::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};
+use ::xen_abi::hypercall;
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
 
 #[repr(C, align(4096))]
@@ -33,7 +33,7 @@ pub(super) fn events_shared_info() -> u64 {
 
 /// Finds Xen by CPUID and installs the hypercall page.
 pub fn detect() -> bool {
-    let base = ::xen::cpuid::find_base(|leaf| {
+    let base = ::xen_abi::cpuid::find_base(|leaf| {
         let r = core::arch::x86_64::__cpuid(leaf);
         [r.eax, r.ebx, r.ecx, r.edx]
     });

@@ -3,7 +3,7 @@
 
 use crate::arch::{boot, cpu, pit};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use xen::abi::shared_info::TimeInfo;
+use xen_abi::abi::shared_info::TimeInfo;
 
 /// Nanoseconds per TSC tick, 32.32 fixed point; 0 before calibration.
 static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);

@@ -24,7 +24,7 @@ fn emit(name: &str, value: f64, unit: &str, clock: BenchClock) {
 pub fn primitives(clock: BenchClock) -> Result<(), String> {
     let t0 = crate::clock::now_ns();
     for _ in 0..HYPERCALLS {
-        ::xen::hypercall::xen_version().map_err(|e| format!("xen_version: {e}"))?;
+        ::xen_abi::hypercall::xen_version().map_err(|e| format!("xen_version: {e}"))?;
     }
     let per_call = (crate::clock::now_ns() - t0) as f64 / HYPERCALLS as f64;
     emit("xen.hypercall_round_trip", per_call, "ns", clock);

@@ -4,8 +4,8 @@
 use super::page::{copy_from_shared, copy_to_shared, PhysPage};
 use alloc::vec::Vec;
 use super::physmap::Window;
-use ::xen::abi::ops::{gnttabop, xenmem};
-use ::xen::hypercall::{self, Errno, GrantError};
+use ::xen_abi::abi::ops::{gnttabop, xenmem};
+use ::xen_abi::hypercall::{self, Errno, GrantError};
 use core::sync::atomic::{fence, AtomicU16, Ordering};
 use xen_proto::grant_refs::RefAllocator;
 use xen_proto::iface::{DomId, GrantRef, GrantTable, OwnedRegion, RegionGrants, SharedPage, SharedRegion, XenError};

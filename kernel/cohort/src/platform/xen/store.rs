@@ -2,8 +2,8 @@
 //! `HVM_PARAM_STORE_EVTCHN`), as `xen_proto`'s client sees it.
 
 use super::{events, page::PhysPage};
-use ::xen::abi::ops::hvmop;
-use ::xen::hypercall;
+use ::xen_abi::abi::ops::hvmop;
+use ::xen_abi::hypercall;
 use xen_proto::iface::{XenError, XenstoreRing};
 
 pub struct StoreRing {

@@ -14,7 +14,7 @@
 //! single-threaded unikernel needs no preemption, so polling costs nothing
 //! and works the same on real hardware.
 
-use ::xen::abi::shared_info::{vcpu_info, EVTCHN_2L_PORTS, EVTCHN_MASK, EVTCHN_PENDING};
+use ::xen_abi::abi::shared_info::{vcpu_info, EVTCHN_2L_PORTS, EVTCHN_MASK, EVTCHN_PENDING};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// Handlers run from `poll` are few (the timer); a fixed table suffices.
@@ -214,7 +214,7 @@ fn wait_for_event(deadline_ns: u64) {
     // the timeout is a second line of defence against a lost timer event.
     let timeout = deadline_ns.min(super::time::next_deadline_ns().saturating_add(super::time::period_ns()));
     let timeout = if timeout == u64::MAX { 0 } else { timeout.max(1) };
-    let _ = ::xen::hypercall::sched_poll(&mut ports[..n], timeout);
+    let _ = ::xen_abi::hypercall::sched_poll(&mut ports[..n], timeout);
     poll();
 }
 
@@ -245,20 +245,20 @@ pub fn wait_port(port: u32, timeout_ns: u64) -> bool {
 #[derive(Clone)]
 pub struct XenEvents;
 
-fn errno(e: ::xen::hypercall::Errno) -> xen_proto::iface::XenError {
+fn errno(e: ::xen_abi::hypercall::Errno) -> xen_proto::iface::XenError {
     xen_proto::iface::XenError::Errno(e.0 as i32)
 }
 
 /// Unmasks a newly opened port and adds it to the wait set; closes it again
 /// if either fails.
 fn opened(port: u32) -> Result<u32, xen_proto::iface::XenError> {
-    let ready = ::xen::hypercall::evtchn_unmask(port)
+    let ready = ::xen_abi::hypercall::evtchn_unmask(port)
         .map_err(errno)
         .and_then(|()| open_port(port).map_err(|_| xen_proto::iface::XenError::Exhausted));
     match ready {
         Ok(()) => Ok(port),
         Err(e) => {
-            let _ = ::xen::hypercall::evtchn_close(port);
+            let _ = ::xen_abi::hypercall::evtchn_close(port);
             Err(e)
         }
     }
@@ -266,20 +266,20 @@ fn opened(port: u32) -> Result<u32, xen_proto::iface::XenError> {
 
 impl xen_proto::iface::EventChannels for XenEvents {
     fn alloc_unbound(&mut self, remote: u16) -> Result<u32, xen_proto::iface::XenError> {
-        opened(::xen::hypercall::alloc_unbound(remote).map_err(errno)?)
+        opened(::xen_abi::hypercall::alloc_unbound(remote).map_err(errno)?)
     }
 
     fn bind_interdomain(&mut self, remote: u16, remote_port: u32) -> Result<u32, xen_proto::iface::XenError> {
-        opened(::xen::hypercall::bind_interdomain(remote, remote_port).map_err(errno)?)
+        opened(::xen_abi::hypercall::bind_interdomain(remote, remote_port).map_err(errno)?)
     }
 
     fn notify(&mut self, port: u32) -> Result<(), xen_proto::iface::XenError> {
-        ::xen::hypercall::evtchn_send(port).map_err(errno)
+        ::xen_abi::hypercall::evtchn_send(port).map_err(errno)
     }
 
     fn close(&mut self, port: u32) -> Result<(), xen_proto::iface::XenError> {
         close_port(port);
-        ::xen::hypercall::evtchn_close(port).map_err(errno)
+        ::xen_abi::hypercall::evtchn_close(port).map_err(errno)
     }
 
     fn take_pending(&mut self, port: u32) -> bool {
