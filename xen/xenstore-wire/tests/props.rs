@@ -1,38 +1,20 @@
-//! Property-style tests driven by a small deterministic PRNG, so failures
-//! reproduce exactly without an external crate.
+//! Property tests (proptest): message streams under any chunking, garbage
+//! into every parser, requests that decode back, ring index arithmetic.
+//!
+//! A failing case is shrunk and its seed saved in
+//! `tests/props.proptest-regressions`; commit that file so the case is
+//! replayed first from then on, here and in CI.
 
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
 use xenstore_wire::reply;
 use xenstore_wire::ring::{self, XENSTORE_RING_SIZE};
 use xenstore_wire::{
     path, Access, Decoder, Error, Frame, Header, Message, MsgType, Permission, Request,
     XENSTORE_PAYLOAD_MAX,
 };
-
-/// xorshift64*: tiny, deterministic, good enough for test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn u32(&mut self) -> u32 {
-        self.next() as u32
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 const TYPES: [MsgType; 22] = [
     MsgType::Control,
@@ -59,38 +41,49 @@ const TYPES: [MsgType; 22] = [
     MsgType::DirectoryPart,
 ];
 
-fn random_message(rng: &mut Rng) -> Message {
-    // Mostly small payloads, occasionally up to the maximum.
-    let len = match rng.below(10) {
-        0 => XENSTORE_PAYLOAD_MAX - rng.below(3),
-        1 => 0,
-        2 => rng.below(XENSTORE_PAYLOAD_MAX + 1),
-        _ => rng.below(64),
-    };
-    let payload = rng.bytes(len);
-    Message {
-        header: Header {
-            msg_type: TYPES[rng.below(TYPES.len())],
-            req_id: rng.u32(),
-            tx_id: rng.u32(),
-            len: len as u32,
-        },
-        payload,
+/// `cases` cases from proptest's XorShift generator (in these unoptimised
+/// test builds its default, ChaCha, costs ten times as much); failing
+/// cases saved beside this file, in `props.proptest-regressions`.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        rng_algorithm: RngAlgorithm::XorShift,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::with_cases(cases)
     }
 }
 
-/// Splits `data` into random chunk sizes, biased towards tiny ones.
-fn random_chunks<'a>(rng: &mut Rng, mut data: &'a [u8]) -> Vec<&'a [u8]> {
+/// Any message: mostly small payloads, often empty, at times at or just
+/// below the maximum.
+fn message() -> impl Strategy<Value = Message> {
+    let len = prop_oneof![
+        1 => (XENSTORE_PAYLOAD_MAX - 2)..=XENSTORE_PAYLOAD_MAX,
+        1 => Just(0usize),
+        1 => 0..=XENSTORE_PAYLOAD_MAX,
+        7 => 0..64usize,
+    ];
+    (select(&TYPES[..]), any::<u32>(), any::<u32>(), len).prop_flat_map(|(msg_type, req_id, tx_id, len)| {
+        vec(any::<u8>(), len).prop_map(move |payload| Message {
+            header: Header { msg_type, req_id, tx_id, len: len as u32 },
+            payload,
+        })
+    })
+}
+
+/// Chunk sizes, used in turn (and again from the first) to cut a stream:
+/// single bytes, a few bytes, up to a page or two.
+fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
+    vec(prop_oneof![Just(1usize), 1..=17usize, 1..=1024usize, 1..=8192usize], 1..32)
+}
+
+/// `data` cut into pieces of `sizes[0]`, `sizes[1]`, ... bytes, the sizes
+/// taken round and round, the last piece what is left.
+fn chunks<'a>(mut data: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
-    while !data.is_empty() {
-        let max = match rng.below(4) {
-            0 => 1,
-            1 => 17,
-            2 => 1024,
-            _ => 8192,
-        };
-        let n = 1 + rng.below(max.min(data.len()));
-        let (a, b) = data.split_at(n);
+    for &n in sizes.iter().cycle() {
+        if data.is_empty() {
+            break;
+        }
+        let (a, b) = data.split_at(n.min(data.len()));
         out.push(a);
         data = b;
     }
@@ -98,10 +91,23 @@ fn random_chunks<'a>(rng: &mut Rng, mut data: &'a [u8]) -> Vec<&'a [u8]> {
 }
 
 #[test]
-fn random_streams_roundtrip_under_random_chunking() {
-    let mut rng = Rng::new(1);
-    for _ in 0..300 {
-        let msgs: Vec<Message> = (0..1 + rng.below(8)).map(|_| random_message(&mut rng)).collect();
+fn chunks_cover_the_data_in_order() {
+    let data: Vec<u8> = (0..=20).collect();
+    let got = chunks(&data, &[1, 5, 3]);
+    assert_eq!(got.iter().map(|c| c.len()).collect::<Vec<_>>(), [1, 5, 3, 1, 5, 3, 1, 2]);
+    assert_eq!(got.concat(), data);
+    assert!(chunks(&[], &[4]).is_empty());
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn streams_roundtrip_under_any_chunking(
+        msgs in vec(message(), 1..=8),
+        cut_a in chunk_sizes(),
+        cut_b in chunk_sizes(),
+    ) {
         let mut stream = Vec::new();
         for m in &msgs {
             stream.extend_from_slice(&m.header.to_bytes());
@@ -109,64 +115,69 @@ fn random_streams_roundtrip_under_random_chunking() {
         }
         let mut d = Decoder::new();
         let mut got = Vec::new();
-        for chunk in random_chunks(&mut rng, &stream) {
+        for chunk in chunks(&stream, &cut_a) {
             d.push(chunk).unwrap();
             while let Some(m) = d.next_message() {
                 got.push(m);
             }
         }
-        assert_eq!(got, msgs);
-        assert!(!d.has_partial());
+        prop_assert_eq!(&got, &msgs);
+        prop_assert!(!d.has_partial());
 
         // The non-queueing API agrees.
         let mut d = Decoder::new();
         let mut got = Vec::new();
-        for mut chunk in random_chunks(&mut rng, &stream) {
+        for mut chunk in chunks(&stream, &cut_b) {
             while !chunk.is_empty() {
                 let (used, m) = d.decode(chunk).unwrap();
-                assert!(used > 0 && used <= chunk.len());
+                prop_assert!(used > 0 && used <= chunk.len());
                 got.extend(m);
                 chunk = &chunk[used..];
             }
         }
-        assert_eq!(got, msgs);
+        prop_assert_eq!(got, msgs);
     }
 }
 
-#[test]
-fn random_garbage_never_panics_and_poisons_consistently() {
-    let mut rng = Rng::new(2);
-    for round in 0..2000 {
-        let n = rng.below(300);
-        let mut data = rng.bytes(n);
-        // Half the time, plant a plausible header so parsing goes deeper.
-        if round % 2 == 0 && data.len() >= 16 {
-            data[0] = rng.below(24) as u8;
-            data[1..4].fill(0);
-            let len = rng.below(40) as u32;
-            data[12..16].copy_from_slice(&len.to_le_bytes());
+/// Up to 300 bytes of anything; half the time with a plausible header
+/// (known or nearly known type, small length) planted so parsing goes
+/// deeper.
+fn garbage() -> impl Strategy<Value = Vec<u8>> {
+    (vec(any::<u8>(), 0..300), proptest::option::of((0..24u8, 0..40u32))).prop_map(|(mut data, plant)| {
+        if let Some((msg_type, len)) = plant {
+            if data.len() >= 16 {
+                data[0] = msg_type;
+                data[1..4].fill(0);
+                data[12..16].copy_from_slice(&len.to_le_bytes());
+            }
         }
+        data
+    })
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn garbage_never_panics_and_poisons_consistently(data in garbage(), cut in chunk_sizes()) {
         let mut d = Decoder::new();
         let mut failed = false;
-        for chunk in random_chunks(&mut rng, &data) {
+        for chunk in chunks(&data, &cut) {
             match d.push(chunk) {
-                Ok(()) => assert!(!failed),
-                Err(Error::Poisoned) => assert!(failed),
+                Ok(()) => prop_assert!(!failed),
+                Err(Error::Poisoned) => prop_assert!(failed),
                 Err(e) => {
-                    assert!(!failed);
-                    assert!(
-                        matches!(e, Error::UnknownType(_) | Error::PayloadTooLarge(_)),
-                        "{e:?}"
-                    );
+                    prop_assert!(!failed);
+                    prop_assert!(matches!(e, Error::UnknownType(_) | Error::PayloadTooLarge(_)), "{:?}", e);
                     failed = true;
                 }
             }
-            assert_eq!(d.is_poisoned(), failed);
+            prop_assert_eq!(d.is_poisoned(), failed);
         }
         // Everything delivered is internally consistent.
         while let Some(m) = d.next_message() {
-            assert_eq!(m.payload.len(), m.header.payload_len());
-            assert!(m.payload.len() <= XENSTORE_PAYLOAD_MAX);
+            prop_assert_eq!(m.payload.len(), m.header.payload_len());
+            prop_assert!(m.payload.len() <= XENSTORE_PAYLOAD_MAX);
             // Reply parsers must cope with arbitrary payloads.
             let _ = reply::parse_directory(&m.payload);
             let _ = reply::parse_perms(&m.payload);
@@ -185,13 +196,12 @@ fn random_garbage_never_panics_and_poisons_consistently() {
     }
 }
 
-#[test]
-fn random_short_strings_through_parsers() {
-    // Small alphabets hit the interesting separators far more often.
-    let alphabet = b"\0/0129abrwnbOK-";
-    let mut rng = Rng::new(3);
-    for _ in 0..20000 {
-        let s: Vec<u8> = (0..rng.below(12)).map(|_| alphabet[rng.below(alphabet.len())]).collect();
+proptest! {
+    #![proptest_config(config(20_000))]
+
+    /// Small alphabets hit the interesting separators far more often.
+    #[test]
+    fn short_strings_through_parsers(s in vec(select(&b"\0/0129abrwnbOK-"[..]), 0..12)) {
         if let Ok(perms) = reply::parse_perms(&s) {
             // Anything accepted re-encodes to exactly the input.
             let mut re = Vec::new();
@@ -201,51 +211,51 @@ fn random_short_strings_through_parsers() {
             }
             let canonical = !s.split(|&b| b == 0).any(|e| e.len() > 2 && e[1] == b'0');
             if canonical {
-                assert_eq!(re, s);
+                prop_assert_eq!(re, s.clone());
             }
         }
         if let Ok(names) = reply::parse_directory(&s) {
-            assert!(names.iter().all(|n| !n.is_empty() && !n.contains('/')));
+            prop_assert!(names.iter().all(|n| !n.is_empty() && !n.contains('/')));
         }
         if let Ok(id) = reply::parse_tx_id(&s) {
-            assert_ne!(id, 0);
+            prop_assert_ne!(id, 0);
         }
         let _ = reply::parse_watch_event(&s);
     }
 }
 
-fn random_valid_path(rng: &mut Rng) -> String {
-    const CHARS: &[u8] = b"abcXYZ019-_@";
-    let mut p = String::new();
-    if rng.below(2) == 0 {
-        p.push('/');
-    }
-    for i in 0..1 + rng.below(5) {
-        if i > 0 {
-            p.push('/');
+/// A valid path: optionally absolute, 1 to 5 elements of 1 to 8 allowed
+/// characters.
+fn valid_path() -> impl Strategy<Value = String> {
+    let element = vec(select(&b"abcXYZ019-_@"[..]), 1..=8);
+    (any::<bool>(), vec(element, 1..=5)).prop_map(|(absolute, elements)| {
+        let elements: Vec<String> = elements.into_iter().map(|e| String::from_utf8(e).unwrap()).collect();
+        let joined = elements.join("/");
+        if absolute {
+            format!("/{joined}")
+        } else {
+            joined
         }
-        for _ in 0..1 + rng.below(8) {
-            p.push(CHARS[rng.below(CHARS.len())] as char);
-        }
-    }
-    p
+    })
 }
 
-#[test]
-fn encoded_requests_decode_back() {
-    let mut rng = Rng::new(4);
-    for _ in 0..500 {
-        let p = random_valid_path(&mut rng);
-        assert_eq!(path::validate(&p), Ok(()), "{p}");
-        let n = rng.below(200);
-        let value = rng.bytes(n);
-        let perms: Vec<Permission> = (0..1 + rng.below(4))
-            .map(|_| {
-                let access = [Access::None, Access::Read, Access::Write, Access::Both][rng.below(4)];
-                Permission::new(rng.u32() as u16, access)
-            })
-            .collect();
-        let tx = rng.u32();
+fn permission() -> impl Strategy<Value = Permission> {
+    (any::<u16>(), select(&[Access::None, Access::Read, Access::Write, Access::Both][..]))
+        .prop_map(|(domid, access)| Permission::new(domid, access))
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn encoded_requests_decode_back(
+        p in valid_path(),
+        value in vec(any::<u8>(), 0..200),
+        perms in vec(permission(), 1..=4),
+        tx in any::<u32>(),
+        cut in chunk_sizes(),
+    ) {
+        prop_assert_eq!(path::validate(&p), Ok(()), "{}", p);
         let reqs = [
             Request::read(&p).unwrap().with_tx(tx),
             Request::write(&p, &value).unwrap(),
@@ -257,77 +267,105 @@ fn encoded_requests_decode_back() {
             r.encode_into(i as u32, &mut stream);
         }
         let mut d = Decoder::new();
-        for chunk in random_chunks(&mut rng, &stream) {
+        for chunk in chunks(&stream, &cut) {
             d.push(chunk).unwrap();
         }
         for (i, r) in reqs.iter().enumerate() {
             let m = d.next_message().unwrap();
-            assert_eq!(m.header, r.header(i as u32));
-            assert_eq!(m.payload, r.payload());
+            prop_assert_eq!(m.header, r.header(i as u32));
+            prop_assert_eq!(&m.payload[..], r.payload());
         }
+        prop_assert!(d.next_message().is_none());
         // Payload structure as the daemon would parse it.
         let w = &reqs[1];
         let nul = w.payload().iter().position(|&b| b == 0).unwrap();
-        assert_eq!(&w.payload()[..nul], p.as_bytes());
-        assert_eq!(&w.payload()[nul + 1..], &value[..]);
+        prop_assert_eq!(&w.payload()[..nul], p.as_bytes());
+        prop_assert_eq!(&w.payload()[nul + 1..], &value[..]);
         let sp = reqs[2].payload();
         let after_path = &sp[p.len() + 1..];
-        assert_eq!(reply::parse_perms(after_path).unwrap(), perms);
-        assert_eq!(reqs[0].tx_id(), tx);
+        prop_assert_eq!(reply::parse_perms(after_path).unwrap(), perms);
+        prop_assert_eq!(reqs[0].tx_id(), tx);
     }
 }
 
-/// Pushes a byte stream through a simulated 1024-byte ring using only the
-/// crate's index arithmetic, with indices starting near u32 wrap-around.
-#[test]
-fn ring_transfer_across_u32_wrap() {
-    let mut rng = Rng::new(5);
-    for round in 0..200 {
-        let start = u32::MAX - rng.below(3000) as u32;
+proptest! {
+    #![proptest_config(config(200))]
+
+    /// Pushes a byte stream through a simulated 1024-byte ring using only
+    /// the crate's index arithmetic, with indices starting near the u32
+    /// wrap-around. `steps` says, in turn, whether to write or read and
+    /// how much at most; a write into a full ring reads instead, a read of
+    /// an empty one writes.
+    #[test]
+    fn ring_transfer_across_u32_wrap(
+        before_wrap in 0..3000u32,
+        data in vec(any::<u8>(), 1..=6000),
+        steps in vec((any::<bool>(), 1..=700usize), 1..64),
+    ) {
+        let start = u32::MAX - before_wrap;
         let (mut cons, mut prod) = (start, start);
         let mut ring_buf = [0u8; XENSTORE_RING_SIZE];
-        let n = 1 + rng.below(6000);
-        let data = rng.bytes(n);
         let (mut sent, mut received) = (0usize, Vec::new());
+        let mut steps = steps.iter().cycle();
         while received.len() < data.len() {
-            if rng.below(2) == 0 && sent < data.len() {
+            let &(write, most) = steps.next().unwrap();
+            let can_write = sent < data.len() && ring::writable(cons, prod).unwrap() > 0;
+            let can_read = ring::readable(cons, prod).unwrap() > 0;
+            if (write && can_write) || !can_read {
                 let chunk = ring::write_chunk(cons, prod).unwrap();
-                let n = chunk.len().min(data.len() - sent).min(1 + rng.below(700));
+                let n = chunk.len().min(data.len() - sent).min(most);
+                prop_assert!(n > 0);
                 ring_buf[chunk.start..chunk.start + n].copy_from_slice(&data[sent..sent + n]);
                 sent += n;
                 prod = ring::advance(prod, n);
             } else {
                 let chunk = ring::read_chunk(cons, prod).unwrap();
-                let n = chunk.len().min(1 + rng.below(700));
+                let n = chunk.len().min(most);
+                prop_assert!(n > 0);
                 received.extend_from_slice(&ring_buf[chunk.start..chunk.start + n]);
                 cons = ring::advance(cons, n);
             }
             let used = ring::readable(cons, prod).unwrap();
-            assert_eq!(used + ring::writable(cons, prod).unwrap(), XENSTORE_RING_SIZE);
-            assert_eq!(used, sent - received.len(), "round {round}");
+            prop_assert_eq!(used + ring::writable(cons, prod).unwrap(), XENSTORE_RING_SIZE);
+            prop_assert_eq!(used, sent - received.len());
         }
-        assert_eq!(received, data);
-        assert_eq!(prod, start.wrapping_add(data.len() as u32));
-        assert_eq!(cons, prod);
+        prop_assert_eq!(&received, &data);
+        prop_assert_eq!(prod, start.wrapping_add(data.len() as u32));
+        prop_assert_eq!(cons, prod);
     }
 }
 
-#[test]
-fn ring_rejects_random_corrupt_indices() {
-    let mut rng = Rng::new(6);
-    for _ in 0..10000 {
-        let cons = rng.u32();
-        let prod = rng.u32();
+/// A pair of ring indices: anything at all (almost always corrupt), a
+/// valid distance, or just past one (more than a ring, or behind).
+fn indices() -> impl Strategy<Value = (u32, u32)> {
+    let ring = XENSTORE_RING_SIZE as u32;
+    prop_oneof![
+        (any::<u32>(), any::<u32>()),
+        (any::<u32>(), 0..=ring).prop_map(|(cons, d)| (cons, cons.wrapping_add(d))),
+        (any::<u32>(), 1..=ring).prop_map(move |(cons, d)| (cons, cons.wrapping_add(ring + d))),
+        (any::<u32>(), 1..=ring).prop_map(|(cons, d)| (cons, cons.wrapping_sub(d))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(10_000))]
+
+    #[test]
+    fn ring_rejects_corrupt_indices((cons, prod) in indices()) {
         let used = prod.wrapping_sub(cons) as usize;
         let r = ring::readable(cons, prod);
         if used <= XENSTORE_RING_SIZE {
-            assert_eq!(r, Ok(used));
+            prop_assert_eq!(r, Ok(used));
+            prop_assert_eq!(ring::writable(cons, prod), Ok(XENSTORE_RING_SIZE - used));
             let rc = ring::read_chunk(cons, prod).unwrap();
             let wc = ring::write_chunk(cons, prod).unwrap();
-            assert!(rc.end <= XENSTORE_RING_SIZE && wc.end <= XENSTORE_RING_SIZE);
+            prop_assert!(rc.end <= XENSTORE_RING_SIZE && wc.end <= XENSTORE_RING_SIZE);
+            prop_assert_eq!(rc.is_empty(), used == 0);
+            prop_assert_eq!(wc.is_empty(), used == XENSTORE_RING_SIZE);
         } else {
-            assert_eq!(r, Err(Error::RingCorrupted { cons, prod }));
-            assert!(ring::write_chunk(cons, prod).is_err());
+            prop_assert_eq!(r, Err(Error::RingCorrupted { cons, prod }));
+            prop_assert!(ring::write_chunk(cons, prod).is_err());
+            prop_assert!(ring::read_chunk(cons, prod).is_err());
         }
     }
 }
