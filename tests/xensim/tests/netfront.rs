@@ -3,31 +3,18 @@
 mod support;
 
 use netfront::{Config, Counters, Error, Netfront, Offloads, TxError};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use support::pattern;
 use support::vif::{world, Nf, World, MAC, MS, VIF};
 use xensim::{Netback, NetbackFault, Sim};
 
 const FE: &str = "/local/domain/1/device/vif/0";
 const BE: &str = "/local/domain/0/backend/vif/1/0";
 
-/// xorshift64*, deterministic.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn frame(&mut self, seq: u32) -> Vec<u8> {
-        let len = 60 + (self.next() % (1514 - 60 + 1)) as usize;
-        let mut f: Vec<u8> = (0..len).map(|_| self.next() as u8).collect();
-        f[..4].copy_from_slice(&seq.to_le_bytes());
-        f
-    }
-}
-
+/// Frame `seq`: `len` bytes of the shared pattern, `seq` in the first four.
 fn frame(seq: u32, len: usize) -> Vec<u8> {
-    let mut f: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+    let mut f = pattern::bytes(u64::from(seq), len);
     f[..4].copy_from_slice(&seq.to_le_bytes());
     f
 }
@@ -113,89 +100,95 @@ fn handshake_keys_teardown_and_reconnect() {
     w.finish();
 }
 
-#[test]
-fn random_frames_both_directions_across_many_wraps() {
-    let mut w = world();
-    let mut nf = w.connect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    const N: u32 = 3000; // > 11 wraps of each 256-slot ring
-    let mut sent = Vec::new();
-    let mut injected = Vec::new();
-    let mut got_tx = Vec::new();
-    let mut got_rx = Vec::new();
-    let (mut next_tx, mut next_rx) = (0u32, 0u32);
-    let mut rounds = 0;
-    while got_tx.len() < N as usize || got_rx.len() < N as usize {
-        rounds += 1;
-        assert!(rounds < 10_000, "no progress");
-        // A random burst each way.
-        let burst = 1 + rng.next() % 40;
-        for _ in 0..burst {
-            if next_tx < N {
-                let f = rng.frame(next_tx);
-                match nf.transmit(&f) {
-                    Ok(()) => {
-                        sent.push(f);
-                        next_tx += 1;
+/// One round of the traffic below: frames the guest transmits (as many as
+/// the ring takes), frames the backend receives for it (while its backlog
+/// is short), received frames the guest takes out.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    tx: u32,
+    rx: u32,
+    take: usize,
+}
+
+fn round() -> impl Strategy<Value = Round> {
+    (1..=40u32, 1..=40u32, 1..64usize).prop_map(|(tx, rx, take)| Round { tx, rx, take })
+}
+
+proptest! {
+    #![proptest_config(support::props::config(8))]
+
+    /// 600 frames each way (more than two wraps of each 256-slot ring),
+    /// of the lengths in `lengths` in turn, in the rounds of `rounds` in
+    /// turn: every frame arrives whole, in order, counted.
+    #[test]
+    fn frames_both_directions_across_ring_wraps(
+        rounds in vec(round(), 1..=32),
+        lengths in vec(60..=1514usize, 1..=64),
+    ) {
+        const N: u32 = 600;
+        let length = |seq: u32| lengths[seq as usize % lengths.len()];
+        let mut w = world();
+        let mut nf = w.connect();
+        let (mut sent, mut injected) = (Vec::new(), Vec::new());
+        let (mut got_tx, mut got_rx) = (Vec::new(), Vec::new());
+        let (mut next_tx, mut next_rx) = (0u32, 0u32);
+        for (n, r) in rounds.iter().cycle().enumerate() {
+            if got_tx.len() >= N as usize && got_rx.len() >= N as usize {
+                break;
+            }
+            assert!(n < 20 * N as usize, "no progress: {} sent, {} received", got_tx.len(), got_rx.len());
+            for _ in 0..r.tx {
+                if next_tx < N {
+                    let f = frame(next_tx, length(next_tx));
+                    match nf.transmit(&f) {
+                        Ok(()) => {
+                            sent.push(f);
+                            next_tx += 1;
+                        }
+                        Err(TxError::Full) => break,
+                        Err(e) => panic!("transmit: {e}"),
                     }
-                    Err(TxError::Full) => break,
-                    Err(e) => panic!("transmit: {e}"),
+                }
+            }
+            for _ in 0..r.rx {
+                if next_rx < N && w.nb.rx_backlog() < 300 {
+                    let f = frame(N + next_rx, length(next_rx));
+                    injected.push(f.clone());
+                    w.nb.inject_rx(f);
+                    next_rx += 1;
+                }
+            }
+            w.pump(&mut nf);
+            got_tx.extend(w.nb.take_tx());
+            // Take only some received frames per round, to let the ring
+            // fill up and the backend wait for buffers.
+            for _ in 0..r.take {
+                match nf.poll_rx() {
+                    Some(f) => got_rx.push(f),
+                    None => break,
                 }
             }
         }
-        let burst = 1 + rng.next() % 40;
-        for _ in 0..burst {
-            if next_rx < N && w.nb.rx_backlog() < 300 {
-                let f = rng.frame(next_rx);
-                injected.push(f.clone());
-                w.nb.inject_rx(f);
-                next_rx += 1;
-            }
+        assert_eq!(got_tx.len(), sent.len());
+        for (i, (a, b)) in got_tx.iter().zip(&sent).enumerate() {
+            assert!(a == b, "tx frame {} differs (len {} vs {})", i, a.len(), b.len());
         }
-        w.pump(&mut nf);
-        got_tx.extend(w.nb.take_tx());
-        // Consume only some received frames per round, to let the ring
-        // fill up and the backend wait for buffers.
-        let take = rng.next() % 64;
-        for _ in 0..take {
-            match nf.poll_rx() {
-                Some(f) => got_rx.push(f),
-                None => break,
-            }
+        assert_eq!(got_rx.len(), injected.len());
+        for (i, (a, b)) in got_rx.iter().zip(&injected).enumerate() {
+            assert!(a == b, "rx frame {} differs (len {} vs {})", i, a.len(), b.len());
         }
+        let c = nf.counters();
+        assert_eq!(c.tx_frames, u64::from(N));
+        assert_eq!(c.rx_frames, u64::from(N));
+        assert_eq!(c.tx_bytes, sent.iter().map(|f| f.len() as u64).sum::<u64>());
+        assert_eq!(c.rx_bytes, injected.iter().map(|f| f.len() as u64).sum::<u64>());
+        assert_eq!(c.bad_responses.total(), 0);
+        assert_eq!(c.rx_drops, Default::default());
+        assert_eq!(c.tx_drops, Default::default());
+        assert_eq!(nf.tx_in_flight(), 0);
+        w.shutdown(nf);
+        w.finish();
     }
-    assert_eq!(got_tx.len(), sent.len());
-    for (i, (a, b)) in got_tx.iter().zip(&sent).enumerate() {
-        assert!(
-            a == b,
-            "tx frame {i} differs (len {} vs {})",
-            a.len(),
-            b.len()
-        );
-    }
-    assert_eq!(got_rx.len(), injected.len());
-    for (i, (a, b)) in got_rx.iter().zip(&injected).enumerate() {
-        assert!(
-            a == b,
-            "rx frame {i} differs (len {} vs {})",
-            a.len(),
-            b.len()
-        );
-    }
-    let c = nf.counters();
-    assert_eq!(c.tx_frames, u64::from(N));
-    assert_eq!(c.rx_frames, u64::from(N));
-    assert_eq!(c.tx_bytes, sent.iter().map(|f| f.len() as u64).sum::<u64>());
-    assert_eq!(
-        c.rx_bytes,
-        injected.iter().map(|f| f.len() as u64).sum::<u64>()
-    );
-    assert_eq!(c.bad_responses.total(), 0);
-    assert_eq!(c.rx_drops, Default::default());
-    assert_eq!(c.tx_drops, Default::default());
-    assert_eq!(nf.tx_in_flight(), 0);
-    w.shutdown(nf);
-    w.finish();
 }
 
 #[test]

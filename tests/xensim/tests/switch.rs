@@ -3,6 +3,8 @@
 //! in for netfront → dom0 → netback); a TCP stream survives the channel
 //! coming up and going away in the middle.
 
+mod support;
+
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -15,6 +17,7 @@ use smoltcp::phy::{Device, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
+use support::pattern;
 use xen_proto::iface::DomId;
 use xen_proto::xenstore::Client;
 use xensim::{Domain, DomainConfig, Sim, SimEvtchn, SimGnttab, SimXsRing};
@@ -189,18 +192,6 @@ fn finish(nodes: &mut [&mut Node], clock: &mut u64) {
     }
 }
 
-fn data(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A 3 MiB TCP stream from dom1 to dom2 that starts on the bridge, moves to
 /// the channel when dom0 lists them, and back when it stops.
 fn stream_across_switches(config: Config) -> (channel::SwitchCounters, u64) {
@@ -220,7 +211,7 @@ fn stream_across(config: Config, bridge: Bridge) -> (channel::SwitchCounters, u6
         .connect(a.iface.context(), (IpAddress::Ipv4(Ipv4Address::new(198, 18, 0, 2)), 5001), 49152)
         .unwrap();
 
-    let payload = data(3 << 20);
+    let payload = pattern::bytes(1, 3 << 20);
     let (mut sent, mut received) = (0usize, Vec::with_capacity(payload.len()));
     let mut clock = 0u64;
     let (mut up_at, mut down_at) = (None, None);

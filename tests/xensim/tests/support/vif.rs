@@ -38,7 +38,6 @@ pub fn world_with(features: NetbackFeatures) -> World {
     World { sim, nb, dom, xs }
 }
 
-#[allow(dead_code)]
 impl World {
     pub fn connect(&mut self) -> Nf {
         self.connect_with(Config::default())
