@@ -4,6 +4,7 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
+use core::net::Ipv4Addr;
 
 use xen_proto::values::{parse_mac, parse_u32, Mac};
 
@@ -72,25 +73,18 @@ pub struct Advert {
     pub ipv4: Option<[u8; 4]>,
 }
 
+/// A dotted quad, as `Ipv4Addr` parses it: four decimals 0-255 without
+/// leading zeros or signs.
 fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
-    let mut out = [0u8; 4];
-    let mut parts = s.split('.');
-    for byte in &mut out {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.starts_with('0')) {
-            return None;
-        }
-        *byte = u8::try_from(parse_u32(part.as_bytes())?).ok()?;
-    }
-    parts.next().is_none().then_some(out)
+    s.parse::<Ipv4Addr>().ok().map(|a| a.octets())
 }
 
 impl Advert {
     /// The node's value.
     pub fn to_value(&self) -> String {
         let mut s = format!("version={} group={} mac={}", self.version, self.group, Mac(self.mac));
-        if let Some([a, b, c, d]) = self.ipv4 {
-            s.push_str(&format!(" ipv4={a}.{b}.{c}.{d}"));
+        if let Some(ip) = self.ipv4 {
+            s.push_str(&format!(" ipv4={}", Ipv4Addr::from(ip)));
         }
         s
     }
@@ -134,6 +128,12 @@ impl Advert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::boxed::Box;
+    use alloc::string::ToString;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
 
     fn lab() -> Advert {
         Advert { version: 1, group: Group::new("lab").unwrap(), mac: [0, 0x16, 0x3e, 0xc0, 0, 0x10], ipv4: Some([198, 18, 0, 10]) }
@@ -146,6 +146,53 @@ mod tests {
         assert_eq!(Advert::parse(a.to_value().as_bytes()), Ok(a.clone()));
         let no_ip = Advert { ipv4: None, ..a };
         assert_eq!(Advert::parse(no_ip.to_value().as_bytes()), Ok(no_ip));
+    }
+
+    #[test]
+    fn ipv4_is_a_plain_dotted_quad() {
+        for (s, want) in [("0.0.0.0", [0, 0, 0, 0]), ("255.255.255.255", [255; 4]), ("198.18.0.10", [198, 18, 0, 10])] {
+            assert_eq!(parse_ipv4(s), Some(want), "{s}");
+        }
+        for s in [
+            "", "1.2.3", "1.2.3.4.", ".1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.256", "1000.2.3.4", "01.2.3.4", "1.2.3.00",
+            "+1.2.3.4", "1.2.3.-4", "1.2.3.4x", "0x1.2.3.4", "1.2.3.4/24", "::1",
+        ] {
+            assert_eq!(parse_ipv4(s), None, "{s}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            rng_algorithm: RngAlgorithm::XorShift,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+            ..ProptestConfig::with_cases(2000)
+        })]
+
+        #[test]
+        fn every_address_round_trips(ip in any::<[u8; 4]>()) {
+            let a = Advert { ipv4: Some(ip), ..lab() };
+            prop_assert_eq!(Advert::parse(a.to_value().as_bytes()), Ok(a));
+        }
+
+        /// Exactly the canonical spelling is accepted: four decimal octets
+        /// as they print, nothing else.
+        #[test]
+        fn only_canonical_addresses_are_accepted(parts in vec(octet_or_junk(), 1..=5)) {
+            let s = parts.join(".");
+            let canonical = parts.len() == 4 && parts.iter().all(|p| p.parse::<u8>().is_ok_and(|n| n.to_string() == *p));
+            prop_assert_eq!(parse_ipv4(&s).is_some(), canonical, "{}", s);
+            if let Some(ip) = parse_ipv4(&s) {
+                prop_assert_eq!(Ipv4Addr::from(ip).to_string(), s);
+            }
+        }
+    }
+
+    /// An octet as it prints, or up to four of digits, signs and spaces.
+    fn octet_or_junk() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => any::<u8>().prop_map(|n| n.to_string()),
+            1 => vec(select(&b"0123456789+- "[..]), 0..=4).prop_map(|b| String::from_utf8(b).unwrap()),
+        ]
     }
 
     #[test]
