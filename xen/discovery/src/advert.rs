@@ -14,29 +14,22 @@ pub const MAX_ADVERT_LEN: usize = 256;
 pub const MAX_GROUP_LEN: usize = 32;
 
 /// Why an advert (or a group name) was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdvertError {
+    #[error("longer than {} bytes", MAX_ADVERT_LEN)]
     TooLong,
+    #[error("not printable ASCII")]
     NotText,
     /// A word without `=`, or a key given twice.
+    #[error("not `key=value` words with distinct keys")]
     Malformed,
+    #[error("no `{0}`")]
     Missing(&'static str),
+    #[error("bad `{0}` value")]
     BadValue(&'static str),
     /// Group names are 1..=32 of `A-Z a-z 0-9 . _ -`.
+    #[error("group names are 1-{} of A-Z a-z 0-9 . _ -", MAX_GROUP_LEN)]
     BadGroup,
-}
-
-impl fmt::Display for AdvertError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AdvertError::TooLong => write!(f, "longer than {MAX_ADVERT_LEN} bytes"),
-            AdvertError::NotText => f.write_str("not printable ASCII"),
-            AdvertError::Malformed => f.write_str("not `key=value` words with distinct keys"),
-            AdvertError::Missing(k) => write!(f, "no `{k}`"),
-            AdvertError::BadValue(k) => write!(f, "bad `{k}` value"),
-            AdvertError::BadGroup => write!(f, "group names are 1-{MAX_GROUP_LEN} of A-Z a-z 0-9 . _ -"),
-        }
-    }
 }
 
 /// A validated group name.
@@ -146,6 +139,21 @@ mod tests {
         assert_eq!(Advert::parse(a.to_value().as_bytes()), Ok(a.clone()));
         let no_ip = Advert { ipv4: None, ..a };
         assert_eq!(Advert::parse(no_ip.to_value().as_bytes()), Ok(no_ip));
+    }
+
+    #[test]
+    fn error_messages() {
+        let all = [
+            (AdvertError::TooLong, "longer than 256 bytes"),
+            (AdvertError::NotText, "not printable ASCII"),
+            (AdvertError::Malformed, "not `key=value` words with distinct keys"),
+            (AdvertError::Missing("mac"), "no `mac`"),
+            (AdvertError::BadValue("ipv4"), "bad `ipv4` value"),
+            (AdvertError::BadGroup, "group names are 1-32 of A-Z a-z 0-9 . _ -"),
+        ];
+        for (e, message) in all {
+            assert_eq!(e.to_string(), message);
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use xen_proto::iface::DomId;
 use xen_proto::values::{parse_mac, parse_u32, Mac};
@@ -26,25 +25,18 @@ pub struct PeerList {
     peers: Vec<Peer>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PeerListError {
     /// Not `v1 ...`.
+    #[error("not a version-1 peer list")]
     Version,
+    #[error("not `domid=mac` words")]
     Malformed,
+    #[error("more peers than allowed")]
     TooMany,
     /// Not in ascending domid order, or a domid twice.
+    #[error("peers not in ascending domid order")]
     Unordered,
-}
-
-impl fmt::Display for PeerListError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PeerListError::Version => "not a version-1 peer list",
-            PeerListError::Malformed => "not `domid=mac` words",
-            PeerListError::TooMany => "more peers than allowed",
-            PeerListError::Unordered => "peers not in ascending domid order",
-        })
-    }
 }
 
 impl PeerList {
@@ -147,6 +139,20 @@ mod tests {
         assert_eq!(list.to_value(), "v1 3=00:16:3e:c0:00:11 7=00:16:3e:c0:00:12");
         assert_eq!(PeerList::parse(list.to_value().as_bytes()), Ok(list));
         assert_eq!(PeerList::parse(b"v1"), Ok(PeerList::default()));
+    }
+
+    #[test]
+    fn error_messages() {
+        use alloc::string::ToString;
+        let all = [
+            (PeerListError::Version, "not a version-1 peer list"),
+            (PeerListError::Malformed, "not `domid=mac` words"),
+            (PeerListError::TooMany, "more peers than allowed"),
+            (PeerListError::Unordered, "peers not in ascending domid order"),
+        ];
+        for (e, message) in all {
+            assert_eq!(e.to_string(), message);
+        }
     }
 
     #[test]
