@@ -6,7 +6,6 @@
 //! xenstore pages) and are never handed out.
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::iface::{GrantRef, XenError};
 
@@ -14,27 +13,20 @@ use crate::iface::{GrantRef, XenError};
 pub const GNTTAB_NR_RESERVED_ENTRIES: GrantRef = 8;
 
 /// Why an allocator operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
     /// Every ref in the range is allocated.
+    #[error("grant refs exhausted")]
     Exhausted,
     /// The ref is in range but not allocated.
+    #[error("grant ref {0} freed twice")]
     DoubleFree(GrantRef),
     /// The ref is outside this allocator's range.
+    #[error("grant ref {0} not from this allocator")]
     Foreign(GrantRef),
     /// The requested range overlaps the reserved refs or overflows.
+    #[error("grant ref range reserved or overflowing")]
     BadRange,
-}
-
-impl fmt::Display for RefError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RefError::Exhausted => f.write_str("grant refs exhausted"),
-            RefError::DoubleFree(r) => write!(f, "grant ref {r} freed twice"),
-            RefError::Foreign(r) => write!(f, "grant ref {r} not from this allocator"),
-            RefError::BadRange => f.write_str("grant ref range reserved or overflowing"),
-        }
-    }
 }
 
 impl From<RefError> for XenError {
@@ -128,7 +120,21 @@ impl RefAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
     use alloc::vec;
+
+    #[test]
+    fn messages() {
+        let all = [
+            (RefError::Exhausted, "grant refs exhausted"),
+            (RefError::DoubleFree(9), "grant ref 9 freed twice"),
+            (RefError::Foreign(3), "grant ref 3 not from this allocator"),
+            (RefError::BadRange, "grant ref range reserved or overflowing"),
+        ];
+        for (e, message) in all {
+            assert_eq!(e.to_string(), message);
+        }
+    }
 
     #[test]
     fn alloc_until_exhausted_then_reuse() {
