@@ -13,24 +13,17 @@ use xenstore_wire::{reply, Access, Decoder, Message, MsgType, Permission, Reques
 /// The default socket of C xenstored (Xen 4.17: `$XENSTORED_RUNDIR/socket`).
 pub const DEFAULT_SOCKET: &str = "/var/run/xenstored/socket";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The connection is gone (xenstored restarted or died): reconnect.
+    #[error("xenstored connection lost: {0}")]
     Disconnected(String),
     /// xenstored answered with an error.
+    #[error("xenstored: {0}")]
     Xs(XsError),
     /// An answer we could not make sense of.
+    #[error("xenstore protocol: {0}")]
     Protocol(String),
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Disconnected(why) => write!(f, "xenstored connection lost: {why}"),
-            StoreError::Xs(e) => write!(f, "xenstored: {e}"),
-            StoreError::Protocol(why) => write!(f, "xenstore protocol: {why}"),
-        }
-    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -202,5 +195,22 @@ impl Store for SocketStore {
             return Err(StoreError::Protocol(format!("unexpected {:?} between requests", m.msg_type())));
         }
         reply::watch_event(&m).map(Some).map_err(|e| StoreError::Protocol(format!("{e:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        let all = [
+            (StoreError::Disconnected("broken pipe".into()), "xenstored connection lost: broken pipe"),
+            (StoreError::Xs(XsError::Eacces), "xenstored: EACCES"),
+            (StoreError::Protocol("NotOk".into()), "xenstore protocol: NotOk"),
+        ];
+        for (e, message) in all {
+            assert_eq!(e.to_string(), message);
+        }
     }
 }
