@@ -12,7 +12,9 @@
 //!   over xenstored's Unix socket.
 //! - [`scan`]: one scan: read adverts and vifs, group, publish the changes.
 //! - [`run`]: the loop: connect, watch, scan; reconnect when xenstored goes.
+//! - [`cli`]: the command line.
 
+pub mod cli;
 pub mod run;
 pub mod scan;
 pub mod store;

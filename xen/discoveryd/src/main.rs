@@ -6,9 +6,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use discoveryd::run::{run, Connector, Event, Options};
+use discoveryd::cli::{self, Command};
+use discoveryd::run::{run, Connector, Event};
 use discoveryd::store::{SocketStore, StoreError, DEFAULT_SOCKET};
 
 struct Socket(PathBuf);
@@ -25,34 +26,20 @@ fn stamp() -> String {
     format!("{}.{:03}", t.as_secs(), t.subsec_millis())
 }
 
-fn usage(problem: &str) -> ExitCode {
-    eprintln!("cohort-discoveryd: {problem}");
-    eprintln!("usage: cohort-discoveryd [--socket PATH] [--rescan SECONDS] [--once]");
-    ExitCode::from(2)
-}
-
 fn main() -> ExitCode {
-    let mut socket = PathBuf::from(std::env::var("XENSTORED_PATH").unwrap_or_else(|_| DEFAULT_SOCKET.into()));
-    let mut opts = Options::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--socket" => match args.next() {
-                Some(p) => socket = PathBuf::from(p),
-                None => return usage("--socket needs a path"),
-            },
-            "--rescan" => match args.next().and_then(|s| s.parse::<u64>().ok()).filter(|&s| s > 0) {
-                Some(s) => opts.rescan = Duration::from_secs(s),
-                None => return usage("--rescan needs a whole number of seconds > 0"),
-            },
-            "--once" => opts.once = true,
-            "-h" | "--help" => {
-                usage("publishes co-resident Cohort peers in xenstore");
-                return ExitCode::SUCCESS;
-            }
-            other => return usage(&format!("unknown argument `{other}`")),
+    let default_socket = std::env::var_os("XENSTORED_PATH").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
+    let (socket, opts) = match cli::parse(std::env::args_os().skip(1), default_socket) {
+        Ok(Command::Run { socket, opts }) => (socket, opts),
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
         }
-    }
+        Err(e) => {
+            eprintln!("cohort-discoveryd: {e}");
+            eprintln!("{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
     println!("{} cohort-discoveryd: xenstored at {}", stamp(), socket.display());
     let mut log = |event: Event<'_>| match event {
         Event::Connected => println!("{} cohort-discoveryd: connected; watching /local/domain", stamp()),

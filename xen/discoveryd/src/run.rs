@@ -9,7 +9,7 @@ use crate::store::{Store, StoreError};
 
 pub const WATCH_TOKEN: &str = "cohort-discoveryd";
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Scan this often even without events (a safety net).
     pub rescan: Duration,
