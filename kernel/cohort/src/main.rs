@@ -130,7 +130,7 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             exit(ExitStatus::Success)
         }
         Mode::Test(selection) => testing::run(selection),
-        Mode::App(app) => match platform::run_app(app, &options) {
+        Mode::App(app) => match platform::run_app(app, &options, &boot.memmap) {
             Ok(()) => exit(ExitStatus::Success),
             Err(e) => boot_failure("app", e),
         },

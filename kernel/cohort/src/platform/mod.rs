@@ -54,7 +54,11 @@ pub fn exit(status: ExitStatus) -> ! {
 }
 
 /// Finds the network device of this platform and runs `app` on it.
-pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::Options<'_>) -> Result<(), alloc::string::String> {
+pub fn run_app(
+    app: cohort_boot::cmdline::App,
+    options: &cohort_boot::cmdline::Options<'_>,
+    ram: &cohort_boot::memmap::MemoryMap,
+) -> Result<(), alloc::string::String> {
     if on_xen() {
         xen::control::watch()?;
         let netfront = xen::net::open(options.net.offload)?;
@@ -62,7 +66,7 @@ pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::O
         let mut stop = || xen::control::requested().is_some();
         return crate::net::app::run(app, device, &options.net, options.bench_clock, &mut stop);
     }
-    let device = qemu::virtio_net::probe().ok_or("no usable virtio-net device (QEMU: -device virtio-net-pci,netdev=...)")?;
+    let device = qemu::virtio_net::probe(ram).ok_or("no usable virtio-net device (QEMU: -device virtio-net-pci,netdev=...)")?;
     crate::net::app::run(app, device, &options.net, options.bench_clock, &mut || false)
 }
 
