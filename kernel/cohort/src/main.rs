@@ -20,7 +20,9 @@ mod testing;
 mod timer;
 
 use bootinfo::BootInfo;
-use cohort_boot::cmdline::{self, LogLevel, Mode};
+use alloc::string::String;
+use cohort_boot::cmdline::{self, App, LogLevel, Mode, Options};
+use cohort_boot::memmap::MemoryMap;
 use log::info;
 use platform::{exit, ExitStatus};
 
@@ -130,7 +132,7 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             exit(ExitStatus::Success)
         }
         Mode::Test(selection) => testing::run(selection),
-        Mode::App(app) => match platform::run_app(app, &options, &boot.memmap) {
+        Mode::App(app) => match run_app(app, &options, &boot.memmap) {
             Ok(()) => exit(ExitStatus::Success),
             Err(e) => boot_failure("app", e),
         },
@@ -138,5 +140,15 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             Ok(()) => exit(ExitStatus::Success),
             Err(e) => boot_failure("benchmark", e),
         },
+    }
+}
+
+/// Runs `app` on the platform's network device until it ends (or until
+/// the platform asks the guest to stop).
+fn run_app(app: App, options: &Options<'_>, ram: &MemoryMap) -> Result<(), String> {
+    let (net, clock, stop) = (&options.net, options.bench_clock, &mut platform::stop_requested);
+    match platform::open_net(options, ram)? {
+        platform::Nic::Xen(device) => net::app::run(app, device, net, clock, stop),
+        platform::Nic::Virtio(device) => net::app::run(app, device, net, clock, stop),
     }
 }
