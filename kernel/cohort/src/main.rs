@@ -36,10 +36,24 @@ fn boot_failure(what: &str, why: impl core::fmt::Display) -> ! {
     exit(ExitStatus::Failure)
 }
 
+/// The lower layers call up only through hooks, set here once before
+/// anything can fault: the interrupt path reports exceptions through
+/// `fault` and counts ticks in `timer`; faults and panics tell the test
+/// runner, then end the kernel through the platform.
+fn install_hooks() {
+    arch::interrupts::set_handlers(arch::interrupts::Handlers { exception: fault::fatal_exception, tick: timer::on_tick });
+    fault::set_hooks(fault::Hooks {
+        on_fault: testing::on_fault,
+        on_panic: testing::on_panic,
+        stop: || exit(ExitStatus::Failure),
+    });
+}
+
 /// Called by the boot stub in long mode, on the boot stack.
 #[no_mangle]
 extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     let kernel_main_tsc = arch::cpu::rdtsc();
+    install_hooks();
     // Exceptions are reported from the first instruction on (without an
     // IDT, any fault would be a silent triple fault).
     arch::gdt::init();

@@ -21,10 +21,11 @@ pub fn init(hz: u32) -> u64 {
 pub fn init_xen(hz: u32) -> Result<u32, xen_abi::hypercall::Errno> {
     apic::init();
     HZ.store(hz, Ordering::Relaxed);
-    crate::platform::xen::time::start_timer(hz)
+    crate::platform::xen::time::start_timer(hz, on_tick)
 }
 
-/// Called from the interrupt handler: count only, never block or log.
+/// Called on each tick (the APIC timer's interrupt, or Xen's timer
+/// event): count only, never block or log.
 pub fn on_tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
