@@ -39,7 +39,8 @@ fn boot_failure(what: &str, why: impl core::fmt::Display) -> ! {
 /// The lower layers call up only through hooks, set here once before
 /// anything can fault: the interrupt path reports exceptions through
 /// `fault` and counts ticks in `timer`; faults and panics tell the test
-/// runner, then end the kernel through the platform.
+/// runner, then end the kernel through the platform; the clock sleeps
+/// through the platform's idle.
 fn install_hooks() {
     arch::interrupts::set_handlers(arch::interrupts::Handlers { exception: fault::fatal_exception, tick: timer::on_tick });
     fault::set_hooks(fault::Hooks {
@@ -47,6 +48,7 @@ fn install_hooks() {
         on_panic: testing::on_panic,
         stop: || exit(ExitStatus::Failure),
     });
+    clock::set_idle(platform::idle);
 }
 
 /// Called by the boot stub in long mode, on the boot stack.
@@ -96,8 +98,8 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
 
     let heap = memory::init(&boot.memmap).unwrap_or_else(|e| boot_failure("memory", e));
     let (tsc_hz, timer_source) = if on_xen {
-        platform::xen::init_events_and_clock().unwrap_or_else(|e| boot_failure("Xen", e));
-        let hz = clock::use_pvclock(platform::xen::time::read_time_info());
+        platform::xen::init_events().unwrap_or_else(|e| boot_failure("Xen", e));
+        let hz = clock::use_source(platform::xen::time::pvclock());
         timer::init_xen(options.timer_hz).unwrap_or_else(|e| boot_failure("Xen timer", e));
         (hz, "Xen one-shot timer (VIRQ_TIMER)")
     } else {

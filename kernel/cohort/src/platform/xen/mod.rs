@@ -78,15 +78,14 @@ pub fn version() -> Result<Version, hypercall::Errno> {
 }
 
 /// Maps shared_info for the event channels (polled: no upcall is
-/// registered, see `events`) and makes pvclock the clock.
-pub fn init_events_and_clock() -> Result<(), &'static str> {
+/// registered, see `events`) and pvclock (`time`).
+pub fn init_events() -> Result<(), &'static str> {
     let shared_info = events_shared_info();
     // SAFETY: the page is ours (kernel .bss), page-aligned and never used
     // as memory again: Xen replaces it with shared_info.
     unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_SHARED_INFO, 0, shared_info / 4096) }
         .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")?;
     events::init(shared_info);
-    crate::clock::use_pvclock(time::read_time_info());
     Ok(())
 }
 

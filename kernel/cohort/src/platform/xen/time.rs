@@ -53,6 +53,16 @@ pub fn system_time_ns() -> u64 {
     read_time_info().system_time_at(crate::arch::cpu::rdtsc())
 }
 
+/// pvclock as the kernel's clock source (shared_info must be mapped).
+pub fn pvclock() -> crate::clock::Source {
+    let info = read_time_info();
+    crate::clock::Source {
+        tsc_hz: info.tsc_hz(),
+        entry_ns: info.system_time_at(crate::arch::boot::entry_tsc()),
+        now_ns: system_time_ns,
+    }
+}
+
 /// Starts a periodic tick of `hz` from one-shot timers, calling `on_tick`
 /// on each.
 pub fn start_timer(hz: u32, on_tick: fn()) -> Result<u32, hypercall::Errno> {
