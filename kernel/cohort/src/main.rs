@@ -65,9 +65,7 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     // so even a command-line error shows in `xl console` and its logs.
     let on_xen = platform::detect();
     if on_xen {
-        if let Some(ring) = platform::xen::console::ConsoleRing::open() {
-            console::use_xen_console(ring);
-        }
+        platform::xen::console::register();
     }
     // The harnesses time boot to this line; on Xen it also goes to port
     // 0xe9, which reaches `xl dmesg` without xenconsoled's delay.

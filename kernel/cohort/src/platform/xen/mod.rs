@@ -117,7 +117,7 @@ pub fn with_xenstore<T>(f: impl FnOnce(&mut Xenstore) -> T) -> Option<T> {
 
 /// After interrupts are on: the PV console, grant tables and xenstore.
 pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
-    let has_console = crate::console::is_xen_console();
+    let has_console = console::is_registered();
     let window = physmap::Window::new(map).map_err(|_| "no room above RAM for the grant window")?;
     let refs = grants::init(window)?;
     let ring = store::StoreRing::open()?;
