@@ -1,6 +1,6 @@
 //! Cohort as a Xen PVH domain: the hypercall page, shared_info, event
 //! channels, pvclock and the Xen timer, the PV console, grant tables and
-//! xenstore. Hypercalls themselves live in the `xen` crate.
+//! xenstore. Hypercalls themselves live in the `xen-abi` crate.
 
 pub mod console;
 pub mod control;
@@ -18,7 +18,14 @@ pub mod watches;
 use super::ExitStatus;
 use ::xen_abi::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};
 use ::xen_abi::hypercall;
+use cohort_boot::cmdline::{CHAN_MTU_MAX, CHAN_PAGES_MAX};
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
+
+// The command line checks chan.pages and chan.mtu against limits of its
+// own (cohort-boot depends on no driver): they must be the channel's (a
+// frame is the MTU and a 14-byte Ethernet header).
+const _: () = assert!(CHAN_PAGES_MAX == channel::layout::MAX_RING_PAGES);
+const _: () = assert!(CHAN_MTU_MAX as usize + 14 == channel::ring::MAX_CHANNEL_FRAME);
 
 #[repr(C, align(4096))]
 struct PageFrame([u8; 4096]);
