@@ -6,6 +6,7 @@
 //! one its user asked for.
 
 use core::fmt;
+use core::net::Ipv4Addr;
 
 /// What the kernel does after boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -521,22 +522,13 @@ fn parse_range<'a>(key: &'a str, value: &'a str, min: u32, max: u32, expected: &
     }
 }
 
+/// `a.b.c.d`, four decimal octets (core's parser: no sign, no leading
+/// zero, which inet_aton would read as octal).
 fn parse_ipv4<'a>(key: &'a str, value: &'a str) -> Result<[u8; 4], Error<'a>> {
-    let bad = Error::BadValue { key, value, expected: "an IPv4 address a.b.c.d" };
-    let mut octets = [0u8; 4];
-    let mut parts = value.split('.');
-    for octet in &mut octets {
-        let part = parts.next().ok_or(bad)?;
-        // u8::from_str accepts "+1"; an address does not.
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad);
-        }
-        *octet = part.parse().map_err(|_| bad)?;
+    match value.parse::<Ipv4Addr>() {
+        Ok(addr) => Ok(addr.octets()),
+        Err(_) => Err(Error::BadValue { key, value, expected: "an IPv4 address a.b.c.d" }),
     }
-    if parts.next().is_some() {
-        return Err(bad);
-    }
-    Ok(octets)
 }
 
 fn parse_cidr<'a>(key: &'a str, value: &'a str) -> Result<Ipv4Cidr, Error<'a>> {
@@ -696,6 +688,8 @@ mod tests {
             "net.peer=1.2.3",
             "net.peer=1.2.3.4.",
             "net.peer=1.2.3.-4",
+            "net.gw=1.2.3.0004",
+            "net.gw=198.018.0.1",
             "net.port=0",
             "net.port=65536",
             "net.bytes=0",
