@@ -1,6 +1,7 @@
 //! Which machine Cohort runs on, and the services that differ: plain QEMU
-//! (isa-debug-exit, PIT, APIC timer) or a Xen PVH domain (hypercalls,
-//! pvclock, event channels, PV console).
+//! (isa-debug-exit, virtio-net) or a Xen PVH domain (hypercalls, pvclock
+//! and the one-shot timer, event channels, PV console, netfront and the
+//! channels to co-resident peers).
 
 pub mod qemu;
 pub mod xen;
