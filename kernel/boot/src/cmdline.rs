@@ -6,6 +6,7 @@
 //! one its user asked for.
 
 use core::fmt;
+use core::net::Ipv4Addr;
 
 /// What the kernel does after boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +121,7 @@ pub const NET_REPS_MAX: u32 = 100;
 pub struct ChannelOptions<'a> {
     /// Advertise in this group; without it, no channel is ever made.
     pub group: Option<&'a str>,
-    /// Pages of each transmit ring (a power of two, 1 to 64).
+    /// Pages of each transmit ring (a power of two, 1 to `CHAN_PAGES_MAX`).
     pub pages: u32,
     /// Receivers poll their rings instead of asking for events.
     pub poll: bool,
@@ -141,6 +142,14 @@ impl Default for ChannelOptions<'_> {
 /// `chan.spin` unless given, and at most.
 pub const SPIN_US_DEFAULT: u32 = 100;
 pub const SPIN_US_MAX: u32 = 100_000;
+/// `chan.pages` at most: the channel's largest ring
+/// (`channel::layout::MAX_RING_PAGES`; the kernel checks they agree).
+pub const CHAN_PAGES_MAX: u32 = 64;
+/// `chan.mtu` at least (Ethernet's) and at most (the channel's largest
+/// frame, `channel::ring::MAX_CHANNEL_FRAME`, less its Ethernet header; the
+/// kernel checks they agree).
+pub const CHAN_MTU_MIN: u32 = 1500;
+pub const CHAN_MTU_MAX: u32 = 65_536;
 
 /// `net.count` at most.
 pub const NET_COUNT_MAX: u32 = 10_000_000;
@@ -263,7 +272,8 @@ pub enum Error<'a> {
     MissingValue { key: &'a str },
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
     Duplicate { key: &'a str },
-    /// `test=` and `bench=` both choose what the kernel runs.
+    /// `test=`, `bench=` and `app=` each choose what the kernel runs: one
+    /// at most.
     ConflictingModes,
 }
 
@@ -305,117 +315,162 @@ pub fn parse(line: &str) -> Result<Options<'_>, Error<'_>> {
     let mut options = Options::default();
     let mut seen = [false; KNOWN_KEYS.len()];
     for word in line.split_ascii_whitespace() {
-        let (key, value) = match word.split_once('=') {
-            Some(kv) => kv,
-            None if KNOWN_KEYS.contains(&word) => return Err(Error::MissingValue { key: word }),
-            None => return Err(Error::UnknownKey { key: word }),
-        };
-        let index = KNOWN_KEYS.iter().position(|k| *k == key).ok_or(Error::UnknownKey { key })?;
-        if core::mem::replace(&mut seen[index], true) {
-            return Err(Error::Duplicate { key });
-        }
-        if value.is_empty() {
-            return Err(Error::MissingValue { key });
-        }
-        match key {
-            "test" => {
-                set_mode(&mut options, Mode::Test(parse_test(key, value)?))?;
-            }
-            "bench" => {
-                let bench = match value {
-                    "boot" => Bench::Boot,
-                    "xen" => Bench::Xen,
-                    "evtchn_ping" => Bench::EvtchnPing,
-                    "evtchn_pong" => Bench::EvtchnPong,
-                    _ => {
-                        return Err(Error::BadValue { key, value, expected: "`boot`, `xen`, `evtchn_ping` or `evtchn_pong`" })
-                    }
-                };
-                set_mode(&mut options, Mode::Bench(bench))?;
-            }
-            "bench.clock" => {
-                options.bench_clock = match value {
-                    "wall" => BenchClock::Wall,
-                    "virtual" => BenchClock::Virtual,
-                    _ => return Err(Error::BadValue { key, value, expected: "`wall` or `virtual`" }),
-                }
-            }
-            "app" => {
-                let app = match value {
-                    "echo" => App::Echo,
-                    "transfer" => App::Transfer,
-                    "stream" => App::Stream,
-                    "rr" => App::Rr,
-                    "netbench" => App::Netbench,
-                    _ => {
-                        return Err(Error::BadValue {
-                            key,
-                            value,
-                            expected: "`echo`, `transfer`, `stream`, `rr` or `netbench`",
-                        })
-                    }
-                };
-                set_mode(&mut options, Mode::App(app))?;
-            }
-            "net.ip" => options.net.ip = Some(parse_cidr(key, value)?),
-            "net.gw" => options.net.gateway = Some(parse_ipv4(key, value)?),
-            "net.peer" => options.net.peer = Some(parse_ipv4(key, value)?),
-            "net.port" => options.net.port = parse_port(key, value)?,
-            "net.sink" => options.net.sink = parse_port(key, value)?,
-            "net.count" => options.net.count = parse_range(key, value, 1, NET_COUNT_MAX, "a count from 1 to 10000000")?,
-            "net.msg" => options.net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
-            "net.reps" => options.net.reps = parse_range(key, value, 1, NET_REPS_MAX, "a count from 1 to 100")?,
-            "net.offload" => options.net.offload = parse_offload(key, value)?,
-            "net.check" => {
-                options.net.check = match value {
-                    "sha256" => StreamCheck::Sha256,
-                    "fnv" => StreamCheck::Fnv,
-                    "count" => StreamCheck::Count,
-                    _ => return Err(Error::BadValue { key, value, expected: "`sha256`, `fnv` or `count`" }),
-                }
-            }
-            "net.cc" => {
-                options.net.cc = match value {
-                    "none" => CongestionControl::None,
-                    "reno" => CongestionControl::Reno,
-                    _ => return Err(Error::BadValue { key, value, expected: "`none` or `reno`" }),
-                }
-            }
-            "net.group" => {
-                let valid = (1..=GROUP_MAX).contains(&value.len())
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-                if !valid {
-                    return Err(Error::BadValue { key, value, expected: "a group name of 1-32 of A-Z a-z 0-9 . _ -" });
-                }
-                options.chan.group = Some(value);
-            }
-            "chan.pages" => {
-                options.chan.pages = match value.parse::<u32>() {
-                    Ok(n) if n.is_power_of_two() && n <= 64 => n,
-                    _ => return Err(Error::BadValue { key, value, expected: "1, 2, 4, 8, 16, 32 or 64" }),
-                }
-            }
-            "chan.mtu" => options.chan.mtu = parse_range(key, value, 1500, 65536, "an MTU from 1500 to 65536")?,
-            "chan.spin" => options.chan.spin_us = parse_range(key, value, 0, SPIN_US_MAX, "0 to 100000 microseconds")?,
-            "chan.poll" => {
-                options.chan.poll = match value {
-                    "on" | "1" => true,
-                    "off" | "0" => false,
-                    _ => return Err(Error::BadValue { key, value, expected: "`on` or `off`" }),
-                }
-            }
-            "net.bytes" => {
-                options.net.bytes = match value.parse::<u64>() {
-                    Ok(n) if (1..=NET_BYTES_MAX).contains(&n) => n,
-                    _ => return Err(Error::BadValue { key, value, expected: "a byte count from 1 to 2^30" }),
-                }
-            }
-            "log" => options.log_level = parse_log_level(key, value)?,
-            "timer.hz" => options.timer_hz = parse_timer_hz(key, value)?,
-            _ => unreachable_key(key)?,
-        }
+        let (key, value) = split_option(word, &mut seen)?;
+        apply(&mut options, key, value)?;
     }
     Ok(options)
+}
+
+/// `key=value`, for a known key not seen before (marked seen now) with a
+/// value.
+fn split_option<'a>(word: &'a str, seen: &mut [bool; KNOWN_KEYS.len()]) -> Result<(&'a str, &'a str), Error<'a>> {
+    let (key, value) = match word.split_once('=') {
+        Some(kv) => kv,
+        None if KNOWN_KEYS.contains(&word) => return Err(Error::MissingValue { key: word }),
+        None => return Err(Error::UnknownKey { key: word }),
+    };
+    let index = KNOWN_KEYS.iter().position(|k| *k == key).ok_or(Error::UnknownKey { key })?;
+    if core::mem::replace(&mut seen[index], true) {
+        return Err(Error::Duplicate { key });
+    }
+    if value.is_empty() {
+        return Err(Error::MissingValue { key });
+    }
+    Ok((key, value))
+}
+
+/// Sets the option `key` from `value`.
+fn apply<'a>(options: &mut Options<'a>, key: &'a str, value: &'a str) -> Result<(), Error<'a>> {
+    match key {
+        "test" | "bench" | "app" => set_mode(options, parse_mode(key, value)?)?,
+        "bench.clock" => options.bench_clock = parse_bench_clock(key, value)?,
+        "log" => options.log_level = parse_log_level(key, value)?,
+        "timer.hz" => options.timer_hz = parse_timer_hz(key, value)?,
+        "net.group" => options.chan.group = Some(parse_group(key, value)?),
+        _ if key.starts_with("net.") => apply_net(&mut options.net, key, value)?,
+        _ if key.starts_with("chan.") => apply_chan(&mut options.chan, key, value)?,
+        _ => unreachable_key(key)?,
+    }
+    Ok(())
+}
+
+/// What `test=`, `bench=` or `app=` asks the kernel to do.
+fn parse_mode<'a>(key: &'a str, value: &'a str) -> Result<Mode<'a>, Error<'a>> {
+    Ok(match key {
+        "test" => Mode::Test(parse_test(key, value)?),
+        "bench" => Mode::Bench(parse_bench(key, value)?),
+        "app" => Mode::App(parse_app(key, value)?),
+        _ => return unreachable_key(key),
+    })
+}
+
+/// Sets the `net.` option `key` from `value`.
+fn apply_net<'a>(net: &mut NetOptions, key: &'a str, value: &'a str) -> Result<(), Error<'a>> {
+    match key {
+        "net.ip" => net.ip = Some(parse_cidr(key, value)?),
+        "net.gw" => net.gateway = Some(parse_ipv4(key, value)?),
+        "net.peer" => net.peer = Some(parse_ipv4(key, value)?),
+        "net.port" => net.port = parse_port(key, value)?,
+        "net.sink" => net.sink = parse_port(key, value)?,
+        "net.bytes" => net.bytes = parse_net_bytes(key, value)?,
+        "net.count" => net.count = parse_range(key, value, 1, NET_COUNT_MAX, "a count from 1 to 10000000")?,
+        "net.msg" => net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
+        "net.reps" => net.reps = parse_range(key, value, 1, NET_REPS_MAX, "a count from 1 to 100")?,
+        "net.offload" => net.offload = parse_offload(key, value)?,
+        "net.check" => net.check = parse_check(key, value)?,
+        "net.cc" => net.cc = parse_cc(key, value)?,
+        _ => return unreachable_key(key),
+    }
+    Ok(())
+}
+
+/// Sets the `chan.` option `key` from `value`.
+fn apply_chan<'a>(chan: &mut ChannelOptions<'a>, key: &'a str, value: &'a str) -> Result<(), Error<'a>> {
+    match key {
+        "chan.pages" => chan.pages = parse_chan_pages(key, value)?,
+        "chan.mtu" => chan.mtu = parse_range(key, value, CHAN_MTU_MIN, CHAN_MTU_MAX, "an MTU from 1500 to 65536")?,
+        "chan.spin" => chan.spin_us = parse_range(key, value, 0, SPIN_US_MAX, "0 to 100000 microseconds")?,
+        "chan.poll" => chan.poll = parse_on_off(key, value)?,
+        _ => return unreachable_key(key),
+    }
+    Ok(())
+}
+
+fn parse_bench<'a>(key: &'a str, value: &'a str) -> Result<Bench, Error<'a>> {
+    Ok(match value {
+        "boot" => Bench::Boot,
+        "xen" => Bench::Xen,
+        "evtchn_ping" => Bench::EvtchnPing,
+        "evtchn_pong" => Bench::EvtchnPong,
+        _ => return Err(Error::BadValue { key, value, expected: "`boot`, `xen`, `evtchn_ping` or `evtchn_pong`" }),
+    })
+}
+
+fn parse_bench_clock<'a>(key: &'a str, value: &'a str) -> Result<BenchClock, Error<'a>> {
+    Ok(match value {
+        "wall" => BenchClock::Wall,
+        "virtual" => BenchClock::Virtual,
+        _ => return Err(Error::BadValue { key, value, expected: "`wall` or `virtual`" }),
+    })
+}
+
+fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
+    Ok(match value {
+        "echo" => App::Echo,
+        "transfer" => App::Transfer,
+        "stream" => App::Stream,
+        "rr" => App::Rr,
+        "netbench" => App::Netbench,
+        _ => return Err(Error::BadValue { key, value, expected: "`echo`, `transfer`, `stream`, `rr` or `netbench`" }),
+    })
+}
+
+fn parse_check<'a>(key: &'a str, value: &'a str) -> Result<StreamCheck, Error<'a>> {
+    Ok(match value {
+        "sha256" => StreamCheck::Sha256,
+        "fnv" => StreamCheck::Fnv,
+        "count" => StreamCheck::Count,
+        _ => return Err(Error::BadValue { key, value, expected: "`sha256`, `fnv` or `count`" }),
+    })
+}
+
+fn parse_cc<'a>(key: &'a str, value: &'a str) -> Result<CongestionControl, Error<'a>> {
+    Ok(match value {
+        "none" => CongestionControl::None,
+        "reno" => CongestionControl::Reno,
+        _ => return Err(Error::BadValue { key, value, expected: "`none` or `reno`" }),
+    })
+}
+
+fn parse_group<'a>(key: &'a str, value: &'a str) -> Result<&'a str, Error<'a>> {
+    let valid =
+        (1..=GROUP_MAX).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid {
+        return Err(Error::BadValue { key, value, expected: "a group name of 1-32 of A-Z a-z 0-9 . _ -" });
+    }
+    Ok(value)
+}
+
+fn parse_chan_pages<'a>(key: &'a str, value: &'a str) -> Result<u32, Error<'a>> {
+    match value.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= CHAN_PAGES_MAX => Ok(n),
+        _ => Err(Error::BadValue { key, value, expected: "1, 2, 4, 8, 16, 32 or 64" }),
+    }
+}
+
+fn parse_on_off<'a>(key: &'a str, value: &'a str) -> Result<bool, Error<'a>> {
+    match value {
+        "on" | "1" => Ok(true),
+        "off" | "0" => Ok(false),
+        _ => Err(Error::BadValue { key, value, expected: "`on` or `off`" }),
+    }
+}
+
+fn parse_net_bytes<'a>(key: &'a str, value: &'a str) -> Result<u64, Error<'a>> {
+    match value.parse::<u64>() {
+        Ok(n) if (1..=NET_BYTES_MAX).contains(&n) => Ok(n),
+        _ => Err(Error::BadValue { key, value, expected: "a byte count from 1 to 2^30" }),
+    }
 }
 
 /// `all`, `none`, or a comma-separated list of `sg`, `csum`, `gso` (GSO
@@ -467,22 +522,13 @@ fn parse_range<'a>(key: &'a str, value: &'a str, min: u32, max: u32, expected: &
     }
 }
 
+/// `a.b.c.d`, four decimal octets (core's parser: no sign, no leading
+/// zero, which inet_aton would read as octal).
 fn parse_ipv4<'a>(key: &'a str, value: &'a str) -> Result<[u8; 4], Error<'a>> {
-    let bad = Error::BadValue { key, value, expected: "an IPv4 address a.b.c.d" };
-    let mut octets = [0u8; 4];
-    let mut parts = value.split('.');
-    for octet in &mut octets {
-        let part = parts.next().ok_or(bad)?;
-        // u8::from_str accepts "+1"; an address does not.
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad);
-        }
-        *octet = part.parse().map_err(|_| bad)?;
+    match value.parse::<Ipv4Addr>() {
+        Ok(addr) => Ok(addr.octets()),
+        Err(_) => Err(Error::BadValue { key, value, expected: "an IPv4 address a.b.c.d" }),
     }
-    if parts.next().is_some() {
-        return Err(bad);
-    }
-    Ok(octets)
 }
 
 fn parse_cidr<'a>(key: &'a str, value: &'a str) -> Result<Ipv4Cidr, Error<'a>> {
@@ -497,9 +543,11 @@ fn parse_cidr<'a>(key: &'a str, value: &'a str) -> Result<Ipv4Cidr, Error<'a>> {
         _ => Err(bad),
     }
 }
-// KNOWN_KEYS and the match in `parse` must list the same keys; a key in one
-// but not the other is reported rather than panicking.
-fn unreachable_key(key: &str) -> Result<(), Error<'_>> {
+
+// KNOWN_KEYS and the matches in `apply`, `parse_mode`, `apply_net` and
+// `apply_chan` must list the same keys; a key in one but not the others is
+// reported rather than panicking.
+fn unreachable_key<T>(key: &str) -> Result<T, Error<'_>> {
     Err(Error::UnknownKey { key })
 }
 
@@ -637,6 +685,11 @@ mod tests {
             "net.ip=198.18.0.1/",
             "net.gw=a.b.c.d",
             "net.peer=1..2.3",
+            "net.peer=1.2.3",
+            "net.peer=1.2.3.4.",
+            "net.peer=1.2.3.-4",
+            "net.gw=1.2.3.0004",
+            "net.gw=198.018.0.1",
             "net.port=0",
             "net.port=65536",
             "net.bytes=0",
@@ -673,6 +726,43 @@ mod tests {
             }
         }
         assert_eq!(parse("app=echo test=all"), Err(Error::ConflictingModes));
+    }
+
+    #[test]
+    fn addresses_and_their_messages() {
+        assert_eq!(parse("net.peer=0.0.0.0").unwrap().net.peer, Some([0, 0, 0, 0]));
+        assert_eq!(parse("net.gw=255.255.255.255").unwrap().net.gateway, Some([255; 4]));
+        assert_eq!(parse("net.ip=10.0.0.1/0").unwrap().net.ip, Some(Ipv4Cidr { addr: [10, 0, 0, 1], prefix: 0 }));
+        assert_eq!(parse("net.ip=10.0.0.1/32").unwrap().net.ip, Some(Ipv4Cidr { addr: [10, 0, 0, 1], prefix: 32 }));
+        assert_eq!(
+            parse("net.peer=1.2.3").unwrap_err().to_string(),
+            "option `net.peer`: bad value `1.2.3` (expected an IPv4 address a.b.c.d)"
+        );
+        assert_eq!(
+            parse("net.ip=1.2.3.256/8").unwrap_err().to_string(),
+            "option `net.ip`: bad value `1.2.3.256/8` (expected an IPv4 address with prefix length, a.b.c.d/n)"
+        );
+    }
+
+    #[test]
+    fn channel_limits_and_their_messages_agree() {
+        let mut pages = std::vec::Vec::new();
+        let mut n = 1;
+        while n <= CHAN_PAGES_MAX {
+            assert_eq!(parse(&std::format!("chan.pages={n}")).unwrap().chan.pages, n);
+            pages.push(n.to_string());
+            n *= 2;
+        }
+        let listed = std::format!("{} or {}", pages[..pages.len() - 1].join(", "), pages[pages.len() - 1]);
+        let too_many = std::format!("chan.pages={n}");
+        let err = parse(&too_many).unwrap_err();
+        assert!(matches!(err, Error::BadValue { expected, .. } if expected == listed), "{err:?}");
+        // The error names the value; the kernel's console shows the message.
+        let mtu = |v: u32| parse(&std::format!("chan.mtu={v}")).map(|o| o.chan.mtu).map_err(|e| e.to_string());
+        assert_eq!((mtu(CHAN_MTU_MIN), mtu(CHAN_MTU_MAX)), (Ok(CHAN_MTU_MIN), Ok(CHAN_MTU_MAX)));
+        let expected = std::format!("(expected an MTU from {CHAN_MTU_MIN} to {CHAN_MTU_MAX})");
+        assert!(mtu(CHAN_MTU_MAX + 1).unwrap_err().ends_with(&expected));
+        assert!(mtu(CHAN_MTU_MIN - 1).unwrap_err().ends_with(&expected));
     }
 
     #[test]

@@ -1,17 +1,28 @@
 //! The console: COM1's 16550 when there is one, else QEMU/Xen's debug port
-//! 0xe9. Everything logs through the `log` facade into it.
+//! 0xe9, until the platform registers an output of its own (Xen's PV
+//! console). Everything logs through the `log` facade into it.
 
 use core::fmt::{self, Write};
 use uart::uart::{Uart, COM1};
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 
+/// An output the platform provides (Xen's PV console ring). It registers
+/// itself with [`set_output`] once it works: the console sits below the
+/// platform and knows it only through this trait. Calls come under the
+/// console's lock, one at a time.
+pub trait Output: Sync {
+    fn write(&self, bytes: &[u8]);
+    /// Waits (bounded) until the consumer has everything written so far.
+    fn flush(&self) {}
+}
+
 enum Sink {
     Uart(Uart),
     /// Port 0xe9: QEMU's debugcon and Xen's `(dN)` guest log; the early
     /// console on Xen, until the PV console ring is up.
     DebugPort,
-    XenPv(crate::platform::xen::console::ConsoleRing),
+    Output(&'static dyn Output),
 }
 
 /// Writes to port 0xe9 whatever the console is.
@@ -23,7 +34,7 @@ impl Sink {
     fn write(&mut self, bytes: &[u8]) {
         match self {
             Sink::Uart(uart) => uart.write(bytes),
-            Sink::XenPv(ring) => ring.write(bytes),
+            Sink::Output(output) => output.write(bytes),
             Sink::DebugPort => {
                 let mut port: Port<u8> = Port::new(0xe9);
                 for &b in bytes {
@@ -55,24 +66,20 @@ pub fn init() {
     log::set_max_level(log::LevelFilter::Info);
 }
 
-/// Switches to Xen's PV console (from port 0xe9).
-pub fn use_xen_console(ring: crate::platform::xen::console::ConsoleRing) {
-    without_interrupts(|| *CONSOLE.lock() = Some(Sink::XenPv(ring)));
+/// Makes `output` the console (instead of the UART or port 0xe9).
+pub fn set_output(output: &'static dyn Output) {
+    without_interrupts(|| *CONSOLE.lock() = Some(Sink::Output(output)));
 }
 
-pub fn is_xen_console() -> bool {
-    without_interrupts(|| matches!(CONSOLE.lock().as_ref(), Some(Sink::XenPv(_))))
-}
-
-/// Waits until the console's consumer has everything (the PV console is
+/// Waits until the console's consumer has everything (Xen's PV console is
 /// read asynchronously by dom0).
 pub fn flush() {
     if CONSOLE.is_locked() {
         return;
     }
     without_interrupts(|| {
-        if let Some(Sink::XenPv(ring)) = CONSOLE.lock().as_ref() {
-            ring.flush();
+        if let Some(Sink::Output(output)) = CONSOLE.lock().as_ref() {
+            output.flush();
         }
     });
 }

@@ -1,10 +1,40 @@
-//! CPU exceptions other than breakpoints end the kernel: each is reported
-//! with vector, error code, RIP and CR2, then the kernel exits with failure
-//! (unless the running test expects exactly that fault).
+//! What ends the kernel on an error: CPU exceptions other than breakpoints,
+//! each reported with vector, error code, RIP and CR2, and panics (the
+//! panic handler). Both then exit with failure, unless the running test
+//! expects exactly that fault.
 
 use crate::arch::interrupts::InterruptFrame;
-use crate::platform::{exit, ExitStatus};
 use x86_64::registers::control::Cr2;
+
+/// What the layers above do when the kernel faults or panics. main.rs
+/// sets them once at boot: the test runner and the platform's exit live
+/// above fault, which calls up only through these.
+pub struct Hooks {
+    /// After a CPU exception is reported: a test that expects it passes
+    /// (and the kernel ends), the running test fails; returns when no test
+    /// runs.
+    pub on_fault: fn(&Fault),
+    /// After a panic is reported: the running test fails (and the kernel
+    /// ends); returns when no test runs.
+    pub on_panic: fn(),
+    /// Ends the kernel with failure.
+    pub stop: fn() -> !,
+}
+
+static HOOKS: spin::Once<Hooks> = spin::Once::new();
+
+/// Installs the hooks; the first call wins.
+pub fn set_hooks(hooks: Hooks) {
+    HOOKS.call_once(|| hooks);
+}
+
+/// Ends the kernel with failure (halts if main.rs has not set the hooks).
+fn stop() -> ! {
+    match HOOKS.get() {
+        Some(hooks) => (hooks.stop)(),
+        None => crate::arch::cpu::halt_forever(),
+    }
+}
 
 const NAMES: [&str; 32] = [
     "#DE divide error",
@@ -74,7 +104,22 @@ pub fn fatal_exception(frame: &InterruptFrame) -> ! {
         Some(stack) => crate::eprintln_emergency!("  stack overflow: cr2 is in the guard page below the {stack}"),
         None => {}
     }
-    crate::testing::on_fault(&fault);
+    if let Some(hooks) = HOOKS.get() {
+        (hooks.on_fault)(&fault);
+    }
     crate::eprintln_emergency!("cohort: kernel stopped by a CPU exception");
-    exit(ExitStatus::Failure)
+    stop()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    match info.location() {
+        Some(at) => crate::eprintln_emergency!("PANIC at {}:{}: {}", at.file(), at.line(), info.message()),
+        None => crate::eprintln_emergency!("PANIC: {}", info.message()),
+    }
+    if let Some(hooks) = HOOKS.get() {
+        (hooks.on_panic)();
+    }
+    stop()
 }

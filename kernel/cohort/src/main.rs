@@ -1,5 +1,12 @@
 //! Cohort: a residency-aware inter-VM networking unikernel, booted as a PVH
 //! guest by QEMU or Xen.
+//!
+//! The modules form layers, each using only its own layer and those below
+//! (`kernel/layers` checks it): arch and rt; memory, console, clock, fault;
+//! platform and timer; net; bench and testing. This file alone wires them
+//! together: it sets the hooks through which lower layers call up, and
+//! hands what the platform provides (its clock, console, network device)
+//! to the layers that use it.
 #![no_std]
 #![no_main]
 
@@ -19,14 +26,14 @@ mod rt;
 mod testing;
 mod timer;
 
+use alloc::string::String;
 use bootinfo::BootInfo;
-use cohort_boot::cmdline::{self, LogLevel, Mode};
+use cohort_boot::cmdline::{self, App, LogLevel, Mode, Options};
+use cohort_boot::memmap::MemoryMap;
 use log::info;
 use platform::{exit, ExitStatus};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 /// Ends the boot with a clear message when something essential is missing.
 fn boot_failure(what: &str, why: impl core::fmt::Display) -> ! {
@@ -34,10 +41,46 @@ fn boot_failure(what: &str, why: impl core::fmt::Display) -> ! {
     exit(ExitStatus::Failure)
 }
 
+/// The lower layers call up only through hooks, set here once before
+/// anything can fault: the interrupt path reports exceptions through
+/// `fault` and counts ticks in `timer`; faults and panics tell the test
+/// runner, then end the kernel through the platform; the clock sleeps
+/// through the platform's idle.
+fn install_hooks() {
+    arch::interrupts::set_handlers(arch::interrupts::Handlers { exception: fault::fatal_exception, tick: timer::on_tick });
+    fault::set_hooks(fault::Hooks {
+        on_fault: testing::on_fault,
+        on_panic: testing::on_panic,
+        stop: || exit(ExitStatus::Failure),
+    });
+    clock::set_idle(platform::idle);
+}
+
 /// Called by the boot stub in long mode, on the boot stack.
 #[no_mangle]
 extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     let kernel_main_tsc = arch::cpu::rdtsc();
+    install_hooks();
+    let on_xen = start_cpu_and_console();
+    let boot = read_boot_info(start_info_paddr, on_xen);
+    let options = cmdline::parse(boot.cmdline()).unwrap_or_else(|e| boot_failure("kernel command line", e));
+    set_log_level(options.log_level);
+    let heap = memory::init(&boot.memmap).unwrap_or_else(|e| boot_failure("memory", e));
+    let time = start_clock_and_timer(on_xen, options.timer_hz);
+    x86_64::instructions::interrupts::enable();
+    if on_xen {
+        platform::xen::init_services(&boot.memmap).unwrap_or_else(|e| boot_failure("Xen", e));
+    }
+    let times = bench::BootTimes {
+        kernel_main_ticks: kernel_main_tsc.saturating_sub(arch::boot::entry_tsc()),
+        ready_ticks: arch::cpu::rdtsc().saturating_sub(arch::boot::entry_tsc()),
+    };
+    log_boot_summary(&boot, heap, &time, times);
+    run(&options, &boot.memmap, times)
+}
+
+/// GDT, IDT and the console, then the banner; true on Xen.
+fn start_cpu_and_console() -> bool {
     // Exceptions are reported from the first instruction on (without an
     // IDT, any fault would be a silent triple fault).
     arch::gdt::init();
@@ -47,9 +90,7 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     // so even a command-line error shows in `xl console` and its logs.
     let on_xen = platform::detect();
     if on_xen {
-        if let Some(ring) = platform::xen::console::ConsoleRing::open() {
-            console::use_xen_console(ring);
-        }
+        platform::xen::console::register();
     }
     // The harnesses time boot to this line; on Xen it also goes to port
     // 0xe9, which reaches `xl dmesg` without xenconsoled's delay.
@@ -57,7 +98,12 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if on_xen {
         console::print_debug_port(format_args!("Cohort {VERSION}: kernel_main\n"));
     }
+    on_xen
+}
 
+/// hvm_start_info, its command line and memory map, copied; on Xen, whose
+/// hvm_start_info has no memory map, the map from XENMEM_memory_map.
+fn read_boot_info(start_info_paddr: u64, on_xen: bool) -> BootInfo {
     let mut boot = BootInfo::copy_from(start_info_paddr).unwrap_or_else(|e| boot_failure("boot information", e));
     if boot.memmap.regions().is_empty() {
         if !on_xen {
@@ -65,50 +111,47 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
         }
         boot.memmap = platform::xen::memory_map().unwrap_or_else(|e| boot_failure("XENMEM_memory_map", e));
     }
-    let boot = BOOT_INFO.call_once(|| boot);
-    let options = match cmdline::parse(boot.cmdline()) {
-        Ok(options) => options,
-        Err(e) => boot_failure("kernel command line", e),
-    };
-    log::set_max_level(match options.log_level {
+    boot
+}
+
+fn set_log_level(level: LogLevel) {
+    log::set_max_level(match level {
         LogLevel::Error => log::LevelFilter::Error,
         LogLevel::Warn => log::LevelFilter::Warn,
         LogLevel::Info => log::LevelFilter::Info,
         LogLevel::Debug => log::LevelFilter::Debug,
         LogLevel::Trace => log::LevelFilter::Trace,
     });
+}
 
-    let heap = memory::init(&boot.memmap).unwrap_or_else(|e| boot_failure("memory", e));
-    let (tsc_hz, timer_source) = if on_xen {
-        platform::xen::init_events_and_clock().unwrap_or_else(|e| boot_failure("Xen", e));
-        let hz = clock::use_pvclock(platform::xen::time::read_time_info());
-        timer::init_xen(options.timer_hz).unwrap_or_else(|e| boot_failure("Xen timer", e));
-        (hz, "Xen one-shot timer (VIRQ_TIMER)")
-    } else {
-        let hz = clock::init_pit().unwrap_or_else(|e| boot_failure("clock", e));
-        timer::init(options.timer_hz);
-        (hz, "local APIC timer")
-    };
-    x86_64::instructions::interrupts::enable();
+/// What keeps time, for the boot summary.
+struct Timekeeping {
+    tsc_hz: u64,
+    tsc_source: &'static str,
+    timer_hz: u32,
+    timer_source: &'static str,
+}
+
+/// The clock (Xen's pvclock, or the TSC calibrated against the PIT) and
+/// the periodic timer at `hz` (Xen's one-shot timer, or the local APIC's).
+/// Interrupts stay off.
+fn start_clock_and_timer(on_xen: bool, hz: u32) -> Timekeeping {
     if on_xen {
-        platform::xen::init_services(&boot.memmap).unwrap_or_else(|e| boot_failure("Xen", e));
+        platform::xen::init_events().unwrap_or_else(|e| boot_failure("Xen", e));
+        let tsc_hz = clock::use_source(platform::xen::time::pvclock());
+        timer::init_xen(hz).unwrap_or_else(|e| boot_failure("Xen timer", e));
+        Timekeeping { tsc_hz, tsc_source: "from Xen's pvclock scale", timer_hz: hz, timer_source: "Xen one-shot timer (VIRQ_TIMER)" }
+    } else {
+        let tsc_hz = clock::init_pit().unwrap_or_else(|e| boot_failure("clock", e));
+        timer::init(hz);
+        Timekeeping { tsc_hz, tsc_source: "calibrated against the PIT", timer_hz: hz, timer_source: "local APIC timer" }
     }
-    let times = bench::BootTimes {
-        kernel_main_ticks: kernel_main_tsc.saturating_sub(arch::boot::entry_tsc()),
-        ready_ticks: arch::cpu::rdtsc().saturating_sub(arch::boot::entry_tsc()),
-    };
+}
 
+fn log_boot_summary(boot: &BootInfo, heap: memory::HeapRegion, time: &Timekeeping, times: bench::BootTimes) {
     info!("hvm_start_info version {}; command line: `{}`", boot.start_info.version, boot.cmdline());
-    let map = &boot.memmap;
-    info!("memory map: {} entries, {} KiB RAM, RAM ends at {:#x}", map.regions().len(), map.total_ram() / 1024, map.ram_end());
-    for region in map.regions() {
-        info!("  {region}");
-    }
-    if map.dropped() > 0 {
-        log::warn!("memory map: {} entries beyond the first {} ignored", map.dropped(), map.regions().len());
-    }
-    let tsc_source = if on_xen { "from Xen's pvclock scale" } else { "calibrated against the PIT" };
-    info!("TSC: {}.{:03} MHz ({tsc_source})", tsc_hz / 1_000_000, tsc_hz / 1000 % 1000);
+    log_memory_map(&boot.memmap);
+    info!("TSC: {}.{:03} MHz ({})", time.tsc_hz / 1_000_000, time.tsc_hz / 1000 % 1000, time.tsc_source);
     info!(
         "PVH entry -> kernel_main: {} us; -> ready: {} us",
         clock::ticks_to_ns(times.kernel_main_ticks) / 1000,
@@ -122,15 +165,29 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
         usage.frames_allocated,
         usage.frames_free
     );
-    info!("timer: {} Hz, {timer_source}", options.timer_hz);
+    info!("timer: {} Hz, {}", time.timer_hz, time.timer_source);
+}
 
+fn log_memory_map(map: &MemoryMap) {
+    info!("memory map: {} entries, {} KiB RAM, RAM ends at {:#x}", map.regions().len(), map.total_ram() / 1024, map.ram_end());
+    for region in map.regions() {
+        info!("  {region}");
+    }
+    if map.dropped() > 0 {
+        log::warn!("memory map: {} entries beyond the first {} ignored", map.dropped(), map.regions().len());
+    }
+}
+
+/// What the command line asked for: the summary alone, the tests, a
+/// network application or a benchmark; then the kernel ends.
+fn run(options: &Options<'_>, ram: &MemoryMap, times: bench::BootTimes) -> ! {
     match options.mode {
         Mode::Summary => {
             info!("nothing more to do: powering off");
             exit(ExitStatus::Success)
         }
         Mode::Test(selection) => testing::run(selection),
-        Mode::App(app) => match platform::run_app(app, &options) {
+        Mode::App(app) => match run_app(app, options, ram) {
             Ok(()) => exit(ExitStatus::Success),
             Err(e) => boot_failure("app", e),
         },
@@ -138,5 +195,15 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             Ok(()) => exit(ExitStatus::Success),
             Err(e) => boot_failure("benchmark", e),
         },
+    }
+}
+
+/// Runs `app` on the platform's network device until it ends (or until
+/// the platform asks the guest to stop).
+fn run_app(app: App, options: &Options<'_>, ram: &MemoryMap) -> Result<(), String> {
+    let (net, clock, stop) = (&options.net, options.bench_clock, &mut platform::stop_requested);
+    match platform::open_net(options, ram)? {
+        platform::Nic::Xen(device) => net::app::run(app, device, net, clock, stop),
+        platform::Nic::Virtio(device) => net::app::run(app, device, net, clock, stop),
     }
 }

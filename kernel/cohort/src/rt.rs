@@ -1,9 +1,7 @@
 //! What a freestanding binary must supply itself on the stock linux-gnu
 //! target: the C memory functions (compiler_builtins does not provide them
-//! there), the unwinding symbols the precompiled core refers to, and the
-//! panic handler.
-
-use crate::platform::{exit, ExitStatus};
+//! there) and the unwinding symbols the precompiled core refers to. The
+//! panic handler, which reports through the console, is in `fault`.
 
 // The copy and fill loops are `rep movsq`/`rep stosq` for the 8-byte words
 // and `rep movsb`/`rep stosb` for the rest: fast on real CPUs, 8 times fewer
@@ -118,17 +116,5 @@ pub extern "C" fn rust_eh_personality() {}
 
 #[no_mangle]
 pub extern "C" fn _Unwind_Resume() -> ! {
-    crate::eprintln_emergency!("cohort: _Unwind_Resume called with panic=abort");
-    exit(ExitStatus::Failure)
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    x86_64::instructions::interrupts::disable();
-    match info.location() {
-        Some(at) => crate::eprintln_emergency!("PANIC at {}:{}: {}", at.file(), at.line(), info.message()),
-        None => crate::eprintln_emergency!("PANIC: {}", info.message()),
-    }
-    crate::testing::on_panic();
-    exit(ExitStatus::Failure)
+    panic!("_Unwind_Resume called with panic=abort")
 }

@@ -16,12 +16,12 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// Extracts (name, value) from a guest `BENCH` line.
+/// Extracts (name, value) from a guest `BENCH` line (read as the shared
+/// `figures::Figure`).
 pub fn parse_bench(line: &str) -> Option<(String, f64)> {
-    let json = line.strip_prefix("BENCH ")?;
-    let name = json.split("\"name\":\"").nth(1)?.split('"').next()?;
-    let value = json.split("\"value\":").nth(1)?.split([',', '}']).next()?.trim().parse().ok()?;
-    Some((name.to_string(), value))
+    let json = figures::json_in(line)?;
+    let figure: figures::Figure<String> = serde_json::Deserializer::from_str(json).into_iter().next()?.ok()?;
+    Some((figure.name, figure.value))
 }
 
 pub fn run(kernel: &Path) -> Result<(), String> {
@@ -83,6 +83,16 @@ mod tests {
         assert_eq!(parse_bench(&line), Some(("boot.x".to_string(), 12.5)));
         assert_eq!(parse_bench("BENCH {\"name\":\"a\"}"), None);
         assert_eq!(parse_bench("no"), None);
+    }
+
+    #[test]
+    fn guest_lines_parse() {
+        // As the kernel writes them (figures::Figure with serde-json-core).
+        let guest = figures::Figure { name: "boot.pvh_entry_to_kernel_main", path: "boot", value: 137.25, unit: "us", clock: "virtual" };
+        assert_eq!(parse_bench(&guest.to_string()), Some(("boot.pvh_entry_to_kernel_main".to_string(), 137.25)));
+        // Escaped names, and a value that is no number.
+        assert_eq!(parse_bench(r#"BENCH {"name":"a\"b","path":"p","value":1,"unit":"u","clock":"wall"}"#), Some(("a\"b".to_string(), 1.0)));
+        assert_eq!(parse_bench(r#"BENCH {"name":"a","path":"p","value":null,"unit":"u","clock":"wall"}"#), None);
     }
 
     #[test]

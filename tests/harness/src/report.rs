@@ -9,32 +9,19 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-/// One `BENCH` line. Keys other than these five are ignored.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct Figure {
-    pub name: String,
-    pub path: String,
-    pub value: f64,
-    pub unit: String,
-    pub clock: String,
-}
-
-/// Where a `BENCH` object starts in a line, if the line has one.
-fn bench_json(line: &str) -> Option<&str> {
-    let at = line.find("BENCH {")?;
-    Some(&line[at + "BENCH ".len()..])
-}
+/// One `BENCH` line, as the kernel writes it (the shared type). Keys other
+/// than its five are ignored.
+pub type Figure = figures::Figure<String>;
 
 /// Parses `BENCH {"name":...,"path":...,"value":...,"unit":...,"clock":...}`
 /// anywhere in a line (console prefixes do not matter, nor does anything
 /// after the object). `Ok(None)` for a line without `BENCH {`, `Err` with
 /// serde_json's reason for one whose object does not parse.
 pub fn parse_line(line: &str) -> Result<Option<Figure>, String> {
-    let Some(json) = bench_json(line) else { return Ok(None) };
+    let Some(json) = figures::json_in(line) else { return Ok(None) };
     match serde_json::Deserializer::from_str(json).into_iter::<Figure>().next() {
         Some(Ok(figure)) => Ok(Some(figure)),
         Some(Err(e)) => Err(e.to_string()),
@@ -588,6 +575,14 @@ mod tests {
         let f = parse("BENCH { \"clock\": \"wall\", \"extra\": [1, {\"a\": null}], \"name\": \"n\", \"path\": \"p\", \"value\": 7, \"unit\": \"ms\" }\r")
             .unwrap();
         assert_eq!((f.name.as_str(), f.value, f.clock.as_str()), ("n", 7.0, "wall"));
+    }
+
+    #[test]
+    fn lines_the_kernel_writes_parse() {
+        // The kernel prints figures::Figure<&str> with serde-json-core.
+        let written = figures::Figure { name: "net.tcp_stream", path: "channel \"x\"", value: 3561.0625, unit: "Mbit/s", clock: "virtual" };
+        let f = parse(&format!("(d2) {written}")).unwrap();
+        assert_eq!(f, Figure { unit: "Mbit/s".into(), ..fig("net.tcp_stream", "channel \"x\"", 3561.063, "virtual") });
     }
 
     #[test]

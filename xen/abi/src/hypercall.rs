@@ -156,13 +156,6 @@ pub fn hvm_get_param(index: u32) -> Result<u64> {
     Ok(p.value)
 }
 
-pub fn hvm_set_param(index: u32, value: u64) -> Result<()> {
-    let mut p = XenHvmParam { domid: DOMID_SELF, pad: 0, index, value };
-    // SAFETY: HVMOP_set_param reads only `p`; the params we set (callback
-    // vector) do not change memory.
-    check(unsafe { call(nr::HVM_OP, u64::from(hvmop::SET_PARAM), ptr(&mut p), 0) }).map(drop)
-}
-
 /// Fills `buf` with E820 entries (20 bytes each); returns how many.
 pub fn memory_map(buf: &mut [u8]) -> Result<usize> {
     let mut map = XenMemoryMap { nr_entries: (buf.len() / E820_ENTRY_SIZE) as u32, buffer: buf.as_mut_ptr() as u64 };

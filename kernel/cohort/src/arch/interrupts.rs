@@ -92,6 +92,24 @@ static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 static LAST_BREAKPOINT_RIP: AtomicU64 = AtomicU64::new(0);
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
+/// What the layers above arch do with an interrupt. main.rs sets them once,
+/// before the IDT is loaded: the fault report and the timer live above
+/// arch, which calls up only through these.
+#[derive(Clone, Copy)]
+pub struct Handlers {
+    /// A CPU exception other than a breakpoint: reports it, ends the kernel.
+    pub exception: fn(&InterruptFrame) -> !,
+    /// The local APIC timer fired (count only: never block or log).
+    pub tick: fn(),
+}
+
+static HANDLERS: spin::Once<Handlers> = spin::Once::new();
+
+/// Installs the handlers; the first call wins.
+pub fn set_handlers(handlers: Handlers) {
+    HANDLERS.call_once(|| handlers);
+}
+
 /// (count, rip after the last `int3`).
 pub fn breakpoints() -> (u64, u64) {
     (BREAKPOINTS.load(Ordering::Relaxed), LAST_BREAKPOINT_RIP.load(Ordering::Relaxed))
@@ -110,9 +128,15 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             LAST_BREAKPOINT_RIP.store(frame.rip, Ordering::Relaxed);
         }
-        0..=31 => crate::fault::fatal_exception(frame),
+        0..=31 => match HANDLERS.get() {
+            Some(handlers) => (handlers.exception)(frame),
+            // Nobody to report to yet (main.rs installs the handlers first).
+            None => super::cpu::halt_forever(),
+        },
         v if v == u64::from(TIMER_VECTOR) => {
-            crate::timer::on_tick();
+            if let Some(handlers) = HANDLERS.get() {
+                (handlers.tick)();
+            }
             super::apic::end_of_interrupt();
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}

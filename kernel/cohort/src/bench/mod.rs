@@ -4,36 +4,13 @@
 
 use crate::{clock, memory};
 use cohort_boot::cmdline::{Bench, BenchClock};
-use core::fmt;
+use figures::Figure;
 
 /// The timeline of this boot, in TSC ticks since PVH entry.
 #[derive(Clone, Copy)]
 pub struct BootTimes {
     pub kernel_main_ticks: u64,
     pub ready_ticks: u64,
-}
-
-pub struct Figure<'a> {
-    pub name: &'a str,
-    pub path: &'a str,
-    pub value: f64,
-    pub unit: &'a str,
-    pub clock: BenchClock,
-}
-
-impl fmt::Display for Figure<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Names, paths and units are our own identifiers: no JSON escaping needed.
-        write!(
-            f,
-            "BENCH {{\"name\":\"{}\",\"path\":\"{}\",\"value\":{:.3},\"unit\":\"{}\",\"clock\":\"{}\"}}",
-            self.name,
-            self.path,
-            self.value,
-            self.unit,
-            self.clock.as_str()
-        )
-    }
 }
 
 mod xen;
@@ -72,6 +49,6 @@ fn boot(times: BootTimes, clock_kind: BenchClock) {
         ("image.loaded_size", (end - start) as f64, "bytes"),
     ];
     for (name, value, unit) in figures {
-        crate::println!("{}", Figure { name, path: "boot", value, unit, clock: clock_kind });
+        crate::println!("{}", Figure { name, path: "boot", value, unit, clock: clock_kind.as_str() });
     }
 }

@@ -3,7 +3,7 @@
 //! ping-pong (notify → the peer's handler wakes its waiting thread → notify
 //! back), half the round trip reported.
 
-use super::{median, Figure};
+use super::median;
 use crate::platform::xen::events::{self, XenEvents};
 use crate::platform::xen::grants::XenGrants;
 use crate::platform::xen::peer::{await_key, peer_domid, publish_to, SECOND};
@@ -11,6 +11,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use cohort_boot::cmdline::BenchClock;
+use figures::Figure;
 use xen_proto::iface::{EventChannels, GrantTable};
 
 const HYPERCALLS: u64 = 2000;
@@ -18,7 +19,7 @@ const GRANT_ROUNDS: usize = 200;
 const PING_ROUNDS: usize = 500;
 
 fn emit(name: &str, value: f64, unit: &str, clock: BenchClock) {
-    crate::println!("{}", Figure { name, path: "xen", value, unit, clock });
+    crate::println!("{}", Figure { name, path: "xen", value, unit, clock: clock.as_str() });
 }
 
 pub fn primitives(clock: BenchClock) -> Result<(), String> {

@@ -11,7 +11,7 @@ use super::sink::Sink;
 use super::stream::{Stream, StreamReport};
 use super::transfer::Transfer;
 use super::{NetDevice, PathFrames, Stack};
-use crate::bench::Figure;
+use figures::Figure;
 use crate::clock::{now_ns, sleep, SECOND};
 use alloc::format;
 use alloc::string::String;
@@ -105,7 +105,7 @@ impl<D: NetDevice> Run<D> {
     }
 
     fn figure(&self, name: &str, path: &str, value: f64, unit: &str) {
-        crate::println!("{}", Figure { name, path, value, unit, clock: self.clock });
+        crate::println!("{}", Figure { name, path, value, unit, clock: self.clock.as_str() });
     }
 
     /// Echo (TCP and UDP) on `net.port` and the stream sink on `net.sink`,

@@ -20,6 +20,9 @@ use smoltcp::socket::{dhcpv4, tcp, Socket};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
+// The device traits live below the platform, whose drivers implement them.
+pub use netdev::{NetDevice, PathFrames};
+
 /// Interface polls per round at most: enough to send a burst of segments
 /// without the rest of the loop in between, few enough that a busy stack
 /// still services its device and applications often.
@@ -27,75 +30,6 @@ const POLL_BATCH: usize = 32;
 
 pub fn now() -> Instant {
     Instant::from_micros((crate::clock::now_ns() / 1000) as i64)
-}
-
-/// What a network device offers the stack beyond `smoltcp::phy::Device`.
-pub trait NetDevice: Device {
-    fn mac(&self) -> [u8; 6];
-    /// Short name for logs and BENCH paths ("netfront", "virtio", ...).
-    fn kind(&self) -> &'static str;
-    /// Driver housekeeping between polls (events, ring refills).
-    fn service(&mut self) {}
-    /// Called before idling: true if work arrived meanwhile (do not idle).
-    fn prepare_idle(&mut self) -> bool {
-        false
-    }
-    /// Whether the loop should spin instead of idling (polled channels).
-    fn wants_polling(&self) -> bool {
-        false
-    }
-    /// Whether the device holds the stack back (a full ring): then the
-    /// stack's pending frames are no reason to spin.
-    fn tx_blocked(&self) -> bool {
-        false
-    }
-    /// The residency-aware paths, on a device that has them.
-    fn paths(&mut self) -> Option<&mut dyn Paths> {
-        None
-    }
-    /// One line of driver counters.
-    fn counters(&self) -> alloc::string::String;
-    /// Driver figures for BENCH lines: (name, value, unit).
-    fn figures(&self) -> alloc::vec::Vec<(&'static str, f64, &'static str)> {
-        alloc::vec::Vec::new()
-    }
-    /// Disconnects cleanly (netfront: Closing → Closed, grants returned);
-    /// a line saying how it went.
-    fn shutdown(&mut self) -> Result<alloc::string::String, alloc::string::String> {
-        Ok(alloc::string::String::from("nothing to close"))
-    }
-}
-
-/// Frames by path so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PathFrames {
-    pub tx_channel: u64,
-    pub tx_fallback: u64,
-    pub rx_channel: u64,
-    pub rx_fallback: u64,
-}
-
-impl PathFrames {
-    /// Frames (both ways) since `before`, as (channel, fallback).
-    pub fn since(&self, before: &PathFrames) -> (u64, u64) {
-        (
-            (self.tx_channel + self.rx_channel) - (before.tx_channel + before.rx_channel),
-            (self.tx_fallback + self.rx_fallback) - (before.tx_fallback + before.rx_fallback),
-        )
-    }
-}
-
-/// Control of the shared-memory paths, for benchmarks and checks.
-pub trait Paths {
-    /// Peers whose channel is up.
-    fn channels_up(&self) -> usize;
-    /// Whether channels are still being set up: dom0 has not answered our
-    /// advert yet, or lists a peer whose channel is not up yet.
-    fn settling(&self) -> bool;
-    /// Keeps every peer on netfront (closing channels), or lets them have
-    /// channels again.
-    fn hold(&mut self, held: bool);
-    fn frames(&self) -> PathFrames;
 }
 
 pub struct Stack<D> {

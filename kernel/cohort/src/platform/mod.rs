@@ -1,6 +1,7 @@
 //! Which machine Cohort runs on, and the services that differ: plain QEMU
-//! (isa-debug-exit, PIT, APIC timer) or a Xen PVH domain (hypercalls,
-//! pvclock, event channels, PV console).
+//! (isa-debug-exit, virtio-net) or a Xen PVH domain (hypercalls, pvclock
+//! and the one-shot timer, event channels, PV console, netfront and the
+//! channels to co-resident peers).
 
 pub mod qemu;
 pub mod xen;
@@ -53,17 +54,34 @@ pub fn exit(status: ExitStatus) -> ! {
     crate::arch::cpu::halt_forever()
 }
 
-/// Finds the network device of this platform and runs `app` on it.
-pub fn run_app(app: cohort_boot::cmdline::App, options: &cohort_boot::cmdline::Options<'_>) -> Result<(), alloc::string::String> {
+/// The network device of this platform, open and ready for the stack
+/// (main.rs runs the application on it: the platform sits below net).
+// Made once and taken apart at once: the size of a variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Nic {
+    /// Xen: netfront, and channels to co-resident peers of `net.group`.
+    Xen(xen::residency::ResidentNet),
+    /// Plain QEMU: virtio-net.
+    Virtio(qemu::virtio_net::Driver),
+}
+
+/// Opens this platform's network device; `ram` is the boot memory map.
+/// On Xen it also starts watching for `xl shutdown` ([`stop_requested`]).
+pub fn open_net(options: &cohort_boot::cmdline::Options<'_>, ram: &cohort_boot::memmap::MemoryMap) -> Result<Nic, alloc::string::String> {
     if on_xen() {
         xen::control::watch()?;
         let netfront = xen::net::open(options.net.offload)?;
         let device = xen::residency::ResidentNet::open(netfront, &options.chan, options.net.ip.map(|c| c.addr))?;
-        let mut stop = || xen::control::requested().is_some();
-        return crate::net::app::run(app, device, &options.net, options.bench_clock, &mut stop);
+        return Ok(Nic::Xen(device));
     }
-    let device = qemu::virtio_net::probe().ok_or("no usable virtio-net device (QEMU: -device virtio-net-pci,netdev=...)")?;
-    crate::net::app::run(app, device, &options.net, options.bench_clock, &mut || false)
+    let device = qemu::virtio_net::probe(ram).ok_or("no usable virtio-net device (QEMU: -device virtio-net-pci,netdev=...)")?;
+    Ok(Nic::Virtio(device))
+}
+
+/// Whether the platform asks the guest to shut down: `xl shutdown` on Xen
+/// (once [`open_net`] watches for it), never on plain QEMU.
+pub fn stop_requested() -> bool {
+    on_xen() && xen::control::requested().is_some()
 }
 
 /// Lets the hypervisor run something else on this CPU if it wants to

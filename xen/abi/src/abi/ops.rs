@@ -28,15 +28,11 @@ pub mod xenmem {
 }
 
 pub mod hvmop {
-    pub const SET_PARAM: u32 = 0;
     pub const GET_PARAM: u32 = 1;
-    pub const PARAM_CALLBACK_IRQ: u32 = 0;
     pub const PARAM_STORE_PFN: u32 = 1;
     pub const PARAM_STORE_EVTCHN: u32 = 2;
     pub const PARAM_CONSOLE_PFN: u32 = 17;
     pub const PARAM_CONSOLE_EVTCHN: u32 = 18;
-    /// HVM_PARAM_CALLBACK_TYPE_VECTOR in bits 63:56 of CALLBACK_IRQ.
-    pub const CALLBACK_TYPE_VECTOR: u64 = 2 << 56;
 }
 
 pub mod evtchnop {

@@ -18,13 +18,21 @@ use crate::pci::{self, Function};
 use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
+use cohort_boot::memmap::MemoryMap;
 use core::cell::RefCell;
+use netdev::NetDevice;
+use smoltcp::phy::{Device, DeviceCapabilities};
+use smoltcp::time::Instant;
 use virtio::net::{Config, VirtioNet};
 use virtio::pci::{Bar, Region, VIRTIO_NET_DEVICE_ID, VIRTIO_NET_TRANSITIONAL_DEVICE_ID, VIRTIO_VENDOR_ID};
 use virtio::{DmaMemory, Transport, PAGE_SIZE};
 
-/// The driver as the kernel holds it: a `smoltcp::phy::Device`.
-pub type Driver = VirtioNet<FrameDma, MmioTransport>;
+type Virtio = VirtioNet<FrameDma, MmioTransport>;
+
+/// The driver as the kernel holds it: a `smoltcp::phy::Device` and a
+/// [`NetDevice`] (a type of this crate, since both traits and `VirtioNet`
+/// are foreign).
+pub struct Driver(Virtio);
 
 /// virtio device id of a network card (subsystem id of a transitional one).
 const VIRTIO_ID_NET: u16 = 1;
@@ -220,14 +228,15 @@ fn is_virtio_net(f: &Function) -> bool {
 }
 
 /// True if [start, end) overlaps RAM in the boot memory map.
-fn overlaps_ram(start: u64, end: u64) -> bool {
-    crate::BOOT_INFO.get().is_some_and(|boot| boot.memmap.ram().any(|r| r.base < end && start < r.end()))
+fn overlaps_ram(ram: &MemoryMap, start: u64, end: u64) -> bool {
+    ram.ram().any(|r| r.base < end && start < r.end())
 }
 
 /// Where a virtio structure is in memory, checked: inside a memory BAR that
-/// is assigned, below 4 GiB and clear of RAM. `bars` caches each BAR's
-/// decoding (sizing a BAR briefly turns its decoding off).
-fn map(f: &Function, region: Region, bars: &mut [Option<Option<Bar>>; 6]) -> Result<Mmio, String> {
+/// is assigned, below 4 GiB and clear of RAM (`ram`, the boot memory map).
+/// `bars` caches each BAR's decoding (sizing a BAR briefly turns its
+/// decoding off).
+fn map(f: &Function, region: Region, bars: &mut [Option<Option<Bar>>; 6], ram: &MemoryMap) -> Result<Mmio, String> {
     let index = usize::from(region.bar);
     let bar = *bars[index].get_or_insert_with(|| {
         let bar = pci::bar(f.addr, region.bar);
@@ -245,7 +254,7 @@ fn map(f: &Function, region: Region, bars: &mut [Option<Option<Bar>>; 6]) -> Res
     }
     let start = base + u64::from(region.offset);
     let end = start + u64::from(region.length);
-    if base == 0 || end > IDENTITY_MAP_END || overlaps_ram(start, end) {
+    if base == 0 || end > IDENTITY_MAP_END || overlaps_ram(ram, start, end) {
         return Err(format!(
             "BAR {index} at {base:#x} ({size:#x} bytes) is unassigned, above the 4 GiB identity map or over RAM"
         ));
@@ -253,16 +262,16 @@ fn map(f: &Function, region: Region, bars: &mut [Option<Option<Bar>>; 6]) -> Res
     Ok(Mmio { base: start, len: u64::from(region.length) })
 }
 
-fn open(f: &Function) -> Result<Driver, String> {
+fn open(f: &Function, ram: &MemoryMap) -> Result<Driver, String> {
     let config = pci::config_space(f.addr);
     let caps = virtio::pci::parse_virtio_caps(&config).map_err(|e| format!("{e}"))?;
     let mut bars = [None; 6];
     let transport = MmioTransport {
-        common: map(f, caps.common, &mut bars)?,
-        notify: map(f, caps.notify, &mut bars)?,
+        common: map(f, caps.common, &mut bars, ram)?,
+        notify: map(f, caps.notify, &mut bars, ram)?,
         notify_off_multiplier: caps.notify_off_multiplier,
         device: match caps.device {
-            Some(region) => map(f, region, &mut bars)?,
+            Some(region) => map(f, region, &mut bars, ram)?,
             None => Mmio::NONE,
         },
     };
@@ -272,13 +281,14 @@ fn open(f: &Function) -> Result<Driver, String> {
         f.addr,
         (command & !pci::COMMAND_IO) | pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER | pci::COMMAND_INTX_DISABLE,
     );
-    VirtioNet::new(FrameDma::new(), transport, Config::default()).map_err(|e| format!("{e}"))
+    VirtioNet::new(FrameDma::new(), transport, Config::default()).map(Driver).map_err(|e| format!("{e}"))
 }
 
 /// The first virtio-net device on PCI, initialised and ready to poll;
 /// `None` (with a log line saying why) if there is none or it cannot be
-/// brought up. Call it on plain QEMU only (not on Xen).
-pub fn probe() -> Option<Driver> {
+/// brought up. `ram` is the boot memory map (a BAR over RAM is refused).
+/// Call it on plain QEMU only (not on Xen).
+pub fn probe(ram: &MemoryMap) -> Option<Driver> {
     let functions = pci::enumerate();
     for f in &functions {
         log::debug!("pci {f}");
@@ -287,8 +297,8 @@ pub fn probe() -> Option<Driver> {
         log::info!("virtio-net: no device among {} PCI functions", functions.len());
         return None;
     };
-    match open(f) {
-        Ok(driver) => {
+    match open(f, ram) {
+        Ok(Driver(driver)) => {
             let m = driver.mac();
             let (rxq, txq) = driver.queue_sizes();
             log::info!(
@@ -303,7 +313,7 @@ pub fn probe() -> Option<Driver> {
                 driver.features(),
                 if driver.link_up() { "up" } else { "down" }
             );
-            Some(driver)
+            Some(Driver(driver))
         }
         Err(e) => {
             log::warn!("virtio-net {}: {e}", f.addr);
@@ -312,9 +322,32 @@ pub fn probe() -> Option<Driver> {
     }
 }
 
-impl crate::net::NetDevice for Driver {
+impl Device for Driver {
+    type RxToken<'a>
+        = <Virtio as Device>::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = <Virtio as Device>::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.0.receive(timestamp)
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        self.0.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.0.capabilities()
+    }
+}
+
+impl NetDevice for Driver {
     fn mac(&self) -> [u8; 6] {
-        VirtioNet::mac(self)
+        self.0.mac()
     }
 
     fn kind(&self) -> &'static str {
@@ -322,7 +355,7 @@ impl crate::net::NetDevice for Driver {
     }
 
     fn counters(&self) -> String {
-        let s = self.stats();
+        let s = self.0.stats();
         format!(
             "virtio-net: rx {} frames {} bytes ({} dropped), tx {} frames {} bytes ({} dropped), \
              notifications rx {} tx {} ({} suppressed), used-ring errors {}",
@@ -340,7 +373,7 @@ impl crate::net::NetDevice for Driver {
     }
 
     fn shutdown(&mut self) -> Result<String, String> {
-        if VirtioNet::shutdown(self) {
+        if self.0.shutdown() {
             Ok(String::from("virtio-net reset, DMA pages freed"))
         } else {
             Err(String::from("virtio-net did not complete its reset: DMA pages kept"))

@@ -5,7 +5,7 @@
 use super::page::PhysPage;
 use ::xen_abi::abi::ops::hvmop;
 use ::xen_abi::hypercall;
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 use xen_proto::iface::SharedPage;
 
 mod layout {
@@ -20,13 +20,45 @@ mod layout {
 /// and xenconsoled can die.
 const FULL_YIELDS: u32 = 2_000;
 
+/// The ring, once open: the kernel's console from then on.
+static RING: spin::Once<ConsoleRing> = spin::Once::new();
+
+/// Opens the console Xen set up for this domain and registers it as the
+/// kernel's console output; false if there is none.
+pub fn register() -> bool {
+    match RING.try_call_once(|| ConsoleRing::open().ok_or(())) {
+        Ok(ring) => {
+            crate::console::set_output(ring);
+            true
+        }
+        Err(()) => false,
+    }
+}
+
+/// Whether the PV console is the kernel's console.
+pub fn is_registered() -> bool {
+    RING.get().is_some()
+}
+
+/// Used by the console one call at a time, under its lock (the counters
+/// are atomics only so that `&self` suffices).
 pub struct ConsoleRing {
     page: PhysPage,
     port: u32,
     /// Bytes dropped because xenconsoled did not drain the ring.
-    dropped: u64,
+    dropped: AtomicU64,
     /// `dropped` when it was last reported on the console.
-    reported: u64,
+    reported: AtomicU64,
+}
+
+impl crate::console::Output for ConsoleRing {
+    fn write(&self, bytes: &[u8]) {
+        ConsoleRing::write(self, bytes)
+    }
+
+    fn flush(&self) {
+        ConsoleRing::flush(self)
+    }
 }
 
 /// "\n[console: N bytes dropped]\n" into `buf`; returns its length.
@@ -48,22 +80,23 @@ fn format_dropped(buf: &mut [u8; 64], n: u64) -> usize {
 
 impl ConsoleRing {
     /// The console Xen set up for this domain, from the HVM params.
-    pub fn open() -> Option<ConsoleRing> {
+    fn open() -> Option<ConsoleRing> {
         let pfn = hypercall::hvm_get_param(hvmop::PARAM_CONSOLE_PFN).ok().filter(|&p| p != 0)?;
         let port = hypercall::hvm_get_param(hvmop::PARAM_CONSOLE_EVTCHN).ok()? as u32;
         let addr = pfn.checked_mul(4096).filter(|&a| a < crate::arch::paging::IDENTITY_MAP_END)?;
         // SAFETY: the console page is a special page Xen keeps mapped in our
         // physmap for the domain's life, below 4 GiB (checked).
         let page = unsafe { PhysPage::new(addr) };
-        Some(ConsoleRing { page, port, dropped: 0, reported: 0 })
+        Some(ConsoleRing { page, port, dropped: AtomicU64::new(0), reported: AtomicU64::new(0) })
     }
 
-    pub fn write(&mut self, bytes: &[u8]) {
-        if self.dropped > self.reported && self.free() > 80 {
+    pub fn write(&self, bytes: &[u8]) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported.load(Ordering::Relaxed) && self.free() > 80 {
             // Say so once the consumer is back, so the gap is visible.
-            self.reported = self.dropped;
+            self.reported.store(dropped, Ordering::Relaxed);
             let mut note = [0u8; 64];
-            let len = format_dropped(&mut note, self.dropped);
+            let len = format_dropped(&mut note, dropped);
             self.write(&note[..len]);
         }
         let mut prod = self.page.read_u32(layout::OUT_PROD);
@@ -80,7 +113,7 @@ impl ConsoleRing {
                 let _ = hypercall::sched_yield();
             }
             if yields == FULL_YIELDS {
-                self.dropped += 1;
+                self.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             self.page.write_bytes(layout::OUT + (prod % layout::OUT_SIZE) as usize, &[b]);

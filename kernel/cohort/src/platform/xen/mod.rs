@@ -1,6 +1,6 @@
 //! Cohort as a Xen PVH domain: the hypercall page, shared_info, event
 //! channels, pvclock and the Xen timer, the PV console, grant tables and
-//! xenstore. Hypercalls themselves live in the `xen` crate.
+//! xenstore. Hypercalls themselves live in the `xen-abi` crate.
 
 pub mod console;
 pub mod control;
@@ -18,7 +18,14 @@ pub mod watches;
 use super::ExitStatus;
 use ::xen_abi::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};
 use ::xen_abi::hypercall;
+use cohort_boot::cmdline::{CHAN_MTU_MAX, CHAN_PAGES_MAX};
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
+
+// The command line checks chan.pages and chan.mtu against limits of its
+// own (cohort-boot depends on no driver): they must be the channel's (a
+// frame is the MTU and a 14-byte Ethernet header).
+const _: () = assert!(CHAN_PAGES_MAX == channel::layout::MAX_RING_PAGES);
+const _: () = assert!(CHAN_MTU_MAX as usize + 14 == channel::ring::MAX_CHANNEL_FRAME);
 
 #[repr(C, align(4096))]
 struct PageFrame([u8; 4096]);
@@ -78,15 +85,14 @@ pub fn version() -> Result<Version, hypercall::Errno> {
 }
 
 /// Maps shared_info for the event channels (polled: no upcall is
-/// registered, see `events`) and makes pvclock the clock.
-pub fn init_events_and_clock() -> Result<(), &'static str> {
+/// registered, see `events`) and pvclock (`time`).
+pub fn init_events() -> Result<(), &'static str> {
     let shared_info = events_shared_info();
     // SAFETY: the page is ours (kernel .bss), page-aligned and never used
     // as memory again: Xen replaces it with shared_info.
     unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_SHARED_INFO, 0, shared_info / 4096) }
         .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")?;
     events::init(shared_info);
-    crate::clock::use_pvclock(time::read_time_info());
     Ok(())
 }
 
@@ -118,7 +124,7 @@ pub fn with_xenstore<T>(f: impl FnOnce(&mut Xenstore) -> T) -> Option<T> {
 
 /// After interrupts are on: the PV console, grant tables and xenstore.
 pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
-    let has_console = crate::console::is_xen_console();
+    let has_console = console::is_registered();
     let window = physmap::Window::new(map).map_err(|_| "no room above RAM for the grant window")?;
     let refs = grants::init(window)?;
     let ring = store::StoreRing::open()?;

@@ -8,7 +8,7 @@ use super::grants::{self, XenGrants};
 use super::net::{self as xnet, XenNet};
 use super::{watches, with_xenstore, Xenstore};
 use crate::clock::{now_ns, SECOND};
-use crate::net::{NetDevice, PathFrames, Paths};
+use netdev::{NetDevice, PathFrames, Paths};
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};

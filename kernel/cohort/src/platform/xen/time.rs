@@ -10,6 +10,9 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(0);
+/// Called on each tick; given once to `start_timer` by the timer module,
+/// which sits beside the platform and must not be called back by name.
+static ON_TICK: spin::Once<fn()> = spin::Once::new();
 
 fn field<T: Copy>(offset: usize) -> T {
     let base = SHARED_INFO.load(Ordering::Acquire) + (vcpu_info::TIME + offset) as u64;
@@ -50,8 +53,20 @@ pub fn system_time_ns() -> u64 {
     read_time_info().system_time_at(crate::arch::cpu::rdtsc())
 }
 
-/// Starts a periodic tick of `hz` from one-shot timers.
-pub fn start_timer(hz: u32) -> Result<u32, hypercall::Errno> {
+/// pvclock as the kernel's clock source (shared_info must be mapped).
+pub fn pvclock() -> crate::clock::Source {
+    let info = read_time_info();
+    crate::clock::Source {
+        tsc_hz: info.tsc_hz(),
+        entry_ns: info.system_time_at(crate::arch::boot::entry_tsc()),
+        now_ns: system_time_ns,
+    }
+}
+
+/// Starts a periodic tick of `hz` from one-shot timers, calling `on_tick`
+/// on each.
+pub fn start_timer(hz: u32, on_tick: fn()) -> Result<u32, hypercall::Errno> {
+    ON_TICK.call_once(|| on_tick);
     let period = 1_000_000_000 / u64::from(hz);
     PERIOD_NS.store(period, Ordering::Relaxed);
     // Xen may start a default periodic timer; ours replaces it.
@@ -98,7 +113,9 @@ pub fn on_timer() {
         arm(next);
         return;
     }
-    crate::timer::on_tick();
+    if let Some(on_tick) = ON_TICK.get() {
+        on_tick();
+    }
     // Skip missed periods rather than firing a burst.
     while next <= now {
         next += period;
