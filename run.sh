@@ -150,7 +150,7 @@ bench)
     out=target/bench/bench-$(date -u +%Y%m%d-%H%M%S).txt
     # Every run's figures go to $out (and the terminal); a failed run is
     # reported and the others still run, each printing what it measured.
-    keep='^BENCH|^SCENARIO|passed|^netbench|^netref|^dom0 ->|round-trip|^Linux guest'
+    keep='^BENCH|^SCENARIO|passed|^bench:|^netbench|^netref|^dom0 ->|round-trip|^Linux guest'
     set +e
     {
         "$HARNESS" bench "$KERNEL"; s1=$?

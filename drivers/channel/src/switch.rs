@@ -181,18 +181,21 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
 }
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
-    pub fn new(fallback: D, manager: Manager<G, E>, mac: [u8; 6]) -> Self {
+    /// `channels`: whether peers may get channels at all (the guest is in
+    /// a group).
+    pub fn new(fallback: D, manager: Manager<G, E>, mac: [u8; 6], channels: bool) -> Self {
         let fallback_frame = fallback.max_frame().max(ETH_FRAME);
         let offloads = fallback.offloads();
         let max_frame = manager.config().max_frame.max(fallback_frame);
-        // Large TCP packets pay when a path takes them whole: channels
-        // with frames larger than Ethernet's (as large as those, so that
-        // they are built in place), or else the fallback with GSO.
+        // Large TCP packets pay when a path takes them whole. With channels,
+        // no larger than their frames, so that a packet is built in place
+        // in a ring, whole: one cut into pieces for a ring can find it full
+        // halfway. Without, as large as the fallback's GSO takes.
         let channel_frame = manager.config().max_frame;
-        let tso = match offloads.gso_max {
-            _ if channel_frame > ETH_FRAME => Some(channel_frame.min(MAX_TSO_FRAME)),
-            Some(max) => Some(max.min(MAX_TSO_FRAME)),
-            None => None,
+        let tso = if channels {
+            (channel_frame > ETH_FRAME).then(|| channel_frame.min(MAX_TSO_FRAME))
+        } else {
+            offloads.gso_max.map(|max| max.min(MAX_TSO_FRAME))
         };
         let build = tso.unwrap_or(max_frame).max(max_frame);
         Switch {

@@ -5,13 +5,17 @@
 # path through dom0's bridge), and the table at the end puts them side by
 # side.
 #   cohort-demo.sh [KERNEL] [BYTES] [TRANSACTIONS] [EXTRA-CMDLINE] [EXTRA-XL-CONFIG]
+# Both guests run on CPU 1 unless EXTRA-XL-CONFIG says otherwise: under
+# -icount QEMU runs the emulated CPUs in turn on one host thread, so two
+# guests on two emulated CPUs do not run side by side, they wait for each
+# other's turn (README, "Where request/response time goes").
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}
 bytes=${2:-16777216}
 count=${3:-1000}
 extra=${4:-}
-xlextra=${5:-}
+xlextra=${5:-cpus = \"1\"}
 demo_guest() {
     cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 net.group=demo $extra $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:03:$2\" ]
 $xlextra"
@@ -52,7 +56,7 @@ if [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom
     config=$(guest_log beta | sed -n 's/.*channels: \(.*\)$/\1/p' | head -n1)
     echo "Same transfer, same two guests, two paths ($clock clock; Xen nested in QEMU TCG):"
     [ "$clock" = virtual ] && echo "  (virtual time: QEMU -icount, one emulated instruction = 1 ns, whatever the host's speed or load)"
-    echo "  channel: $config"
+    echo "  channel: $config; $(echo "$xlextra" | grep -q 'cpus = "1"' && echo 'both guests on CPU 1' || echo "xl: $xlextra")"
     awk -v sc="$s_ch" -v sn="$s_nf" -v rc="$r_ch" -v rn="$r_nf" -v lc="$l_ch" -v ln="$l_nf" \
         -v pc="$p_ch" -v pn="$p_nf" -v mc="$m_ch" -v mn="$m_nf" 'BEGIN {
         printf "  %-24s %16s %16s %8s\n", "", "shared memory", "netfront", "ratio"

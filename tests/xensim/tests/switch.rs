@@ -137,7 +137,7 @@ impl Node {
         let dom = sim.create_domain_with(domid, DomainConfig { grant_refs: 512, max_ports: 64, max_pages: 1024 });
         let xs = dom.xenstore_client();
         let mgr = Manager::new(dom.gnttab(), dom.evtchn(), domid, config);
-        let mut sw = Switch::new(bridge.port(mac(domid)), mgr, mac(domid));
+        let mut sw = Switch::new(bridge.port(mac(domid)), mgr, mac(domid), true);
         let mut iface = Interface::new(IfConfig::new(EthernetAddress(mac(domid)).into()), &mut sw, Instant::ZERO);
         iface.update_ip_addrs(|a| {
             a.push(IpCidr::new(IpAddress::v4(198, 18, 0, domid as u8), 24)).unwrap();

@@ -74,7 +74,7 @@ impl ResidentNet {
         }
         let manager = Manager::new(XenGrants, XenEvents, me, config);
         let mut dev = ResidentNet {
-            switch: Switch::new(net, manager, mac),
+            switch: Switch::new(net, manager, mac, chan.group.is_some()),
             peers_path: None,
             last_list: None,
             listed_at: BTreeMap::new(),
