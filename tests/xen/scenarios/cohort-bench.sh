@@ -125,7 +125,7 @@ netbench_config() {
     finish srv
 }
 configs_total=2
-[ "$clock" = virtual ] && configs_total=17
+[ "$clock" = virtual ] && configs_total=16
 netbench_config default "" ""
 netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
 if [ "$clock" = virtual ]; then
@@ -140,7 +140,8 @@ if [ "$clock" = virtual ]; then
     netbench_config mtu9000 "chan.mtu=9000 chan.pages=32" ""
     netbench_config mtu16k "chan.mtu=16384" ""
     netbench_config mtu64k "chan.mtu=65521" ""
-    netbench_config ring16 "chan.pages=16" ""
+    # Rings of 32 pages hold 3 frames of 32 KiB; fewer pages cannot hold
+    # the two a ring must (the guest refuses the configuration).
     netbench_config ring32 "chan.pages=32" ""
     netbench_config msg1k "net.msg=1024" ""
     netbench_config msg8k "net.msg=8192" ""
