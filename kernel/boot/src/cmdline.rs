@@ -134,12 +134,12 @@ pub struct ChannelOptions<'a> {
     pub mtu: u32,
 }
 
-/// The defaults come from `./run.sh bench` (README, "Benchmarks"): 16 KiB
+/// The defaults come from `./run.sh bench` (README, "Benchmarks"): 32 KiB
 /// frames in 64-page rings streamed fastest, and a 25 us busy-poll window
 /// answered the most transactions.
 impl Default for ChannelOptions<'_> {
     fn default() -> Self {
-        ChannelOptions { group: None, pages: 64, poll: false, spin_us: SPIN_US_DEFAULT, mtu: 16384 }
+        ChannelOptions { group: None, pages: 64, poll: false, spin_us: SPIN_US_DEFAULT, mtu: 32768 }
     }
 }
 
