@@ -220,7 +220,7 @@ proptest! {
                 prop_assert!((ring::MIN_FRAME..=ring::ETH_FRAME).contains(&len));
             }
             Ok((Record::Pad, next)) => {
-                prop_assert!(cons as usize % size != 0);
+                prop_assert!(!(cons as usize).is_multiple_of(size));
                 prop_assert_eq!((next as usize) % size, 0);
                 prop_assert!((next.wrapping_sub(cons) as usize) <= avail);
             }
