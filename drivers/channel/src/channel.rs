@@ -7,7 +7,9 @@
 //! and grants (state Offered) → [`Channel::attach`] maps the peer's offer
 //! (state Connected) → [`Channel::poll_peer`] sees the peer Connected too
 //! (up: frames flow) → [`Channel::close`] (state Closed), retried until
-//! every grant is revoked.
+//! every grant is revoked. A channel whose peer broke the ring protocol is
+//! broken: it reads nothing of the peer's any more, sends nothing, and
+//! waits to be closed.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -110,6 +112,8 @@ enum Stage {
     Offered,
     Attached,
     Up,
+    /// The peer broke the ring protocol: nothing more is read or sent.
+    Broken,
     Closed,
 }
 
@@ -152,6 +156,8 @@ pub struct Channel<G: RegionGrants, E: EventChannels> {
     rx_cons: u32,
     /// `rx_cons` when we last looked at the peer's space event.
     rx_checked: u32,
+    /// What the peer did wrong, once it did (stage Broken).
+    violation: Option<Violation>,
     counters: ChannelCounters,
 }
 
@@ -185,6 +191,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             tx_checked: 0,
             rx_cons: 0,
             rx_checked: 0,
+            violation: None,
             counters: ChannelCounters::default(),
         };
         match ch.setup() {
@@ -259,6 +266,31 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
 
     pub fn is_closed(&self) -> bool {
         self.stage == Stage::Closed
+    }
+
+    /// What the peer did wrong, if it broke the ring protocol: the channel
+    /// reads and sends nothing more, and is to be closed.
+    pub fn violation(&self) -> Option<Violation> {
+        self.violation
+    }
+
+    /// Grant refs of ours not revoked yet (ring pages and control page).
+    pub fn grants_held(&self) -> usize {
+        self.ring_refs.len() + usize::from(self.control_ref.is_some())
+    }
+
+    /// Pages of ours not freed yet.
+    pub fn pages_held(&self) -> usize {
+        self.ring.as_ref().map_or(0, |r| r.len() / PAGE_SIZE) + usize::from(self.control.is_some())
+    }
+
+    /// Stops reading and sending: the peer broke the protocol.
+    fn broke(&mut self, v: Violation) -> Violation {
+        if matches!(self.stage, Stage::Attached | Stage::Up) {
+            self.stage = Stage::Broken;
+        }
+        self.violation = Some(v);
+        v
     }
 
     fn set_state(&self, state: State) {
@@ -347,6 +379,9 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
     /// the peer is connected too. Returns what the peer says; `None` for a
     /// value no peer should write (treat it as a protocol violation).
     pub fn poll_peer(&mut self) -> Option<State> {
+        if self.stage == Stage::Broken {
+            return None;
+        }
         let side = self.peer_side.as_ref()?;
         let raw = side.control.read_u32(layout::STATE_AT);
         let state = State::from_raw(raw);
@@ -387,7 +422,10 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         let (Some(side), Some(ring), Some(control)) = (&self.peer_side, &self.ring, &self.control) else {
             return Err((SendError::Down, f));
         };
-        let placed = match ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len, self.send_limit) {
+        // The peer's consumer index, read once (and once more after asking
+        // for a space event).
+        let mut cons = side.control.read_u32(layout::RX_CONS);
+        let placed = match ring::place(self.tx_prod, cons, self.size, len, self.send_limit) {
             Err(PlaceError::Full { cons_needed }) => {
                 // Ask for an event once the peer has consumed enough, then
                 // look again: it may have done so meanwhile.
@@ -395,7 +433,8 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
                 // SeqCst: our event index is visible before we re-read the
                 // peer's consumer index (the peer does the mirror image).
                 fence(Ordering::SeqCst);
-                ring::place(self.tx_prod, side.control.read_u32(layout::RX_CONS), self.size, len, self.send_limit)
+                cons = side.control.read_u32(layout::RX_CONS);
+                ring::place(self.tx_prod, cons, self.size, len, self.send_limit)
             }
             other => other,
         };
@@ -406,7 +445,10 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
                 return Err((SendError::Full, f));
             }
             Err(PlaceError::BadLength) => return Err((SendError::BadLength, f)),
-            Err(PlaceError::BadConsumer) => return Err((SendError::Violation, f)),
+            Err(PlaceError::BadConsumer) => {
+                self.broke(Violation::Index { prod: self.tx_prod, cons });
+                return Err((SendError::Violation, f));
+            }
         };
         if let Some(pad_at) = placement.pad_at {
             ring.write_bytes(pad_at, &ring::header(self.size - pad_at - ring::HEADER, ring::KIND_PAD));
@@ -446,9 +488,23 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
     }
 
     /// Copies the next frame out of the peer's ring into `out` (the one
-    /// copy on the receive side). `Ok(false)`: nothing there. `Err`: the
-    /// peer broke the ring protocol; close the channel.
+    /// copy on the receive side). `Ok(false)`: nothing there (now). `Err`:
+    /// the peer broke the ring protocol; the channel is broken (every
+    /// later call returns the same error without reading the peer's pages)
+    /// and is to be closed.
+    ///
+    /// The peer's producer index is read once per call, and a call takes
+    /// at most [`ring::MAX_RECORDS_PER_CALL`] records (a pad and the frame
+    /// after it): whatever the peer publishes meanwhile waits for the next
+    /// call.
     pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<bool, Violation> {
+        if let Some(v) = self.violation {
+            return Err(v);
+        }
+        self.recv_checked(out).map_err(|v| self.broke(v))
+    }
+
+    fn recv_checked(&mut self, out: &mut Vec<u8>) -> Result<bool, Violation> {
         if !self.is_attached() {
             return Ok(false);
         }
@@ -456,14 +512,14 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             return Ok(false);
         };
         let Some(peer_ring) = &side.ring else { return Ok(false) };
-        loop {
-            let prod = side.control.read_u32(layout::TX_PROD);
-            // Acquire: records are read only after the index that
-            // published them.
-            fence(Ordering::Acquire);
-            let avail = ring::available(prod, self.rx_cons, side.size)?;
+        let prod = side.control.read_u32(layout::TX_PROD);
+        // Acquire: records are read only after the index that published
+        // them.
+        fence(Ordering::Acquire);
+        let mut avail = ring::available(prod, self.rx_cons, side.size)?;
+        for _ in 0..ring::MAX_RECORDS_PER_CALL {
             if avail == 0 {
-                return Ok(false);
+                break;
             }
             let at = self.rx_cons as usize & (side.size - 1);
             let mut header = [0u8; ring::HEADER];
@@ -476,6 +532,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             // Release: our reads of the record are done before the peer
             // may reuse its space.
             fence(Ordering::Release);
+            avail -= next.wrapping_sub(self.rx_cons) as usize;
             self.rx_cons = next;
             control.write_u32(layout::RX_CONS, self.rx_cons);
             // SeqCst: the new consumer index is visible before we read
@@ -493,6 +550,7 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
                 return Ok(true);
             }
         }
+        Ok(false)
     }
 
     /// Before idling with frames to send: asks the peer for an event once

@@ -14,6 +14,13 @@ pub struct ChannelCounters {
     /// Revocations refused because the peer still mapped the page.
     pub revoke_busy: u64,
     pub unmap_failures: u64,
+    /// Closed channels whose peer still mapped our pages
+    /// [`crate::manager::DRAIN_DEADLINE_NS`] after we closed (the peer is
+    /// shunned).
+    pub drain_overdue: u64,
+    /// Offers held back by a cap on draining channels, grant refs or pages
+    /// (counted once per peer and cause).
+    pub offers_deferred: u64,
 }
 
 impl core::ops::AddAssign for ChannelCounters {
@@ -27,6 +34,8 @@ impl core::ops::AddAssign for ChannelCounters {
         self.ring_full += o.ring_full;
         self.revoke_busy += o.revoke_busy;
         self.unmap_failures += o.unmap_failures;
+        self.drain_overdue += o.drain_overdue;
+        self.offers_deferred += o.offers_deferred;
     }
 }
 

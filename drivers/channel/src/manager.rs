@@ -7,20 +7,29 @@
 //! Only peers in dom0's list (same group, co-resident) are offered a
 //! channel or attached, and frames reach a channel only through the MAC
 //! dom0 published for that peer.
+//!
+//! The peer is untrusted, and so is how long it keeps our pages mapped. A
+//! closed channel whose grants the peer still maps drains: its pages stay
+//! ours, its refs allocated, until the peer lets go. While a channel to a
+//! peer drains, that peer is offered nothing; a peer still mapping our
+//! pages [`DRAIN_DEADLINE_NS`] after we closed is shunned, and every
+//! offer is bounded by caps on draining channels, grant refs and pages
+//! (per peer and in all), so no peer can make us hand out more than
+//! [`MAX_CHANNEL_GRANTS`] refs and [`MAX_CHANNEL_PAGES`] pages.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use discovery::{Peer, PeerList};
+use discovery::{Peer, PeerList, MAX_PEERS};
 use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
 use xen_proto::xenstore::Client;
 use xenstore_wire::{Access, Permission, XsError};
 
 use crate::channel::{Channel, ChannelError, Config};
 use crate::counters::ChannelCounters;
-use crate::layout::State;
+use crate::layout::{State, MAX_RING_PAGES};
 use crate::offer::{offer_path, Offer};
 
 /// Token of the watches on peers' offers.
@@ -30,6 +39,48 @@ pub const WATCH_TOKEN: &str = "cohort-chan";
 pub const REOFFER_AFTER_NS: u64 = 500_000_000;
 /// Peers' offers are re-read this often even without a watch event.
 const RECHECK_EVERY_NS: u64 = 1_000_000_000;
+
+/// A peer has this long after we close a channel to unmap our pages (a
+/// Cohort peer needs a few milliseconds: it sees `Closed` at its next
+/// housekeeping round; a dead one's mappings go with it). Past it, the
+/// peer is shunned and our revocations are retried less and less often.
+pub const DRAIN_DEADLINE_NS: u64 = 2_000_000_000;
+/// Once a drain is overdue, revocations are retried after this long, then
+/// at doubling intervals up to [`REVOKE_RETRY_MAX_NS`] (a peer holding
+/// 65 refs costs 65 failed revocations per retry).
+pub const REVOKE_RETRY_FIRST_NS: u64 = 10_000_000;
+pub const REVOKE_RETRY_MAX_NS: u64 = 1_000_000_000;
+/// A peer that was shunned and that dom0 lists again (it left and rejoined
+/// the group, or dom0's list flapped) is offered a channel only after
+/// this long, doubled for each earlier shunning, up to
+/// [`SHUN_BACKOFF_MAX_NS`]: leaving and rejoining buys a hostile peer no
+/// fresh start.
+pub const SHUN_BACKOFF_FIRST_NS: u64 = 1_000_000_000;
+pub const SHUN_BACKOFF_MAX_NS: u64 = 256_000_000_000;
+/// Peers whose shunnings are remembered after dom0 stops listing them
+/// (beyond this, the one shunned least often is forgotten).
+pub const MAX_REMEMBERED_PEERS: usize = 64;
+
+/// Channels per peer that may drain at once. Structural: a peer with a
+/// draining channel is offered no other.
+pub const MAX_DRAINING_PER_PEER: usize = 1;
+/// No offer to anyone while this many channels drain (each holds its
+/// grants and pages until its peer lets go).
+pub const MAX_DRAINING: usize = 8;
+/// Grant refs (and pages) one channel holds at most: the largest ring
+/// and the control page.
+pub const MAX_GRANTS_PER_CHANNEL: usize = MAX_RING_PAGES as usize + 1;
+/// Grant refs one peer's channels hold at most: one open, one draining.
+pub const MAX_GRANTS_PER_PEER: usize = (1 + MAX_DRAINING_PER_PEER) * MAX_GRANTS_PER_CHANNEL;
+/// Pages one peer's channels hold at most (one per grant).
+pub const MAX_PAGES_PER_PEER: usize = MAX_GRANTS_PER_PEER;
+/// Grant refs all channels together hold at most: one open channel per
+/// peer dom0 may list and [`MAX_DRAINING`] draining ones, each of the
+/// largest size (1040 refs; the kernel keeps netfront's refs apart, and
+/// checks that both fit its grant table).
+pub const MAX_CHANNEL_GRANTS: usize = (MAX_PEERS + MAX_DRAINING) * MAX_GRANTS_PER_CHANNEL;
+/// Pages all channels together hold at most (1040: about 4 MiB).
+pub const MAX_CHANNEL_PAGES: usize = MAX_CHANNEL_GRANTS;
 
 /// Something the kernel logs (and times).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +108,21 @@ struct Slot<G: RegionGrants, E: EventChannels> {
     reported_up: bool,
     /// When the last channel closed, to hold off offering again.
     closed_at: Option<u64>,
+    /// No offer before this (a peer shunned before, listed again).
+    hold_until: u64,
+    /// Why the last offer was held back by a cap (noted once).
+    deferred: Option<&'static str>,
     next_check: u64,
+}
+
+/// A closed channel whose grants the peer still maps.
+struct Draining<G: RegionGrants, E: EventChannels> {
+    chan: Channel<G, E>,
+    closed_at: u64,
+    /// Past [`DRAIN_DEADLINE_NS`]: the peer was shunned, retries back off.
+    overdue: bool,
+    next_try: u64,
+    retry_ns: u64,
 }
 
 pub struct Manager<G: RegionGrants + Clone, E: EventChannels + Clone> {
@@ -67,16 +132,21 @@ pub struct Manager<G: RegionGrants + Clone, E: EventChannels + Clone> {
     config: Config,
     slots: BTreeMap<DomId, Slot<G, E>>,
     /// Closed channels whose grants the peer still maps.
-    draining: Vec<Channel<G, E>>,
+    draining: Vec<Draining<G, E>>,
     /// Our offers to remove from xenstore (closed from the data path).
     stale_offers: BTreeSet<DomId>,
     /// Peers that broke the protocol or speak another version: no channel
     /// until dom0 stops listing them.
     shunned: BTreeSet<DomId>,
+    /// Times each peer was shunned, kept after dom0 stops listing it (for
+    /// the backoff when it is listed again).
+    strikes: BTreeMap<DomId, u32>,
     /// Every peer held on the fallback path on request (benchmarks).
     held: bool,
-    /// Counters of channels already closed.
+    /// Counters of channels already closed, and the manager's own.
     closed_counters: ChannelCounters,
+    /// The time of the last call that said.
+    now_ns: u64,
     /// Peers whose channel we read from (attached or up), kept current
     /// by every call that can change it, for the data path.
     attached: Vec<DomId>,
@@ -95,8 +165,10 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             draining: Vec::new(),
             stale_offers: BTreeSet::new(),
             shunned: BTreeSet::new(),
+            strikes: BTreeMap::new(),
             held: false,
             closed_counters: ChannelCounters::default(),
+            now_ns: 0,
             attached: Vec::new(),
             next_nonce: 1,
             notes: Vec::new(),
@@ -166,15 +238,64 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     /// Every channel's counters added up, closed ones included.
     pub fn counters(&self) -> ChannelCounters {
         let mut total = self.closed_counters;
-        for c in self.slots.values().filter_map(|s| s.chan.as_ref()).chain(self.draining.iter()) {
+        for c in self.slots.values().filter_map(|s| s.chan.as_ref()).chain(self.draining.iter().map(|d| &d.chan)) {
             total += c.counters();
         }
         total
     }
 
+    /// Channels closed whose peer still maps our pages.
+    pub fn draining_count(&self) -> usize {
+        self.draining.len()
+    }
+
+    /// Grant refs all channels (open and draining) hold now.
+    pub fn grants_held(&self) -> usize {
+        self.channels().map(Channel::grants_held).sum()
+    }
+
+    /// Pages all channels (open and draining) hold now.
+    pub fn pages_held(&self) -> usize {
+        self.channels().map(Channel::pages_held).sum()
+    }
+
+    fn channels(&self) -> impl Iterator<Item = &Channel<G, E>> {
+        self.slots.values().filter_map(|s| s.chan.as_ref()).chain(self.draining.iter().map(|d| &d.chan))
+    }
+
+    fn is_draining(&self, peer: DomId) -> bool {
+        self.draining.iter().any(|d| d.chan.peer() == peer)
+    }
+
+    /// How long a peer shunned `strikes` times waits for an offer once
+    /// dom0 lists it again.
+    pub fn shun_backoff_ns(strikes: u32) -> u64 {
+        match strikes {
+            0 => 0,
+            n => SHUN_BACKOFF_FIRST_NS.saturating_mul(1 << (n - 1).min(20)).min(SHUN_BACKOFF_MAX_NS),
+        }
+    }
+
+    /// Times `peer` was shunned (remembered across its unlisting).
+    pub fn strikes(&self, peer: DomId) -> u32 {
+        self.strikes.get(&peer).copied().unwrap_or(0)
+    }
+
+    fn strike(&mut self, peer: DomId) {
+        if !self.strikes.contains_key(&peer) && self.strikes.len() >= MAX_REMEMBERED_PEERS {
+            let least = self.strikes.iter().min_by_key(|(_, n)| **n).map(|(d, _)| *d);
+            if let Some(d) = least {
+                self.strikes.remove(&d);
+            }
+        }
+        let n = self.strikes.entry(peer).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
     /// dom0's list changed: channels to peers no longer listed close;
     /// newly listed peers are offered one.
     pub fn set_peers<R: XenstoreRing>(&mut self, c: &mut Client<R>, list: &PeerList, now_ns: u64) {
+        self.now_ns = now_ns;
         let listed: BTreeMap<DomId, Peer> =
             list.peers().iter().filter(|p| p.domid != self.me).map(|p| (p.domid, *p)).collect();
         let gone: Vec<DomId> = self.slots.keys().filter(|d| !listed.contains_key(d)).copied().collect();
@@ -193,12 +314,15 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
                 }
                 Some(_) => {}
                 None => {
+                    let backoff = Self::shun_backoff_ns(self.strikes(domid));
                     let slot = Slot {
                         mac: p.mac,
                         peer_offer: offer_path(domid, self.me),
                         chan: None,
                         reported_up: false,
                         closed_at: None,
+                        hold_until: now_ns.saturating_add(backoff),
+                        deferred: None,
                         next_check: now_ns,
                     };
                     self.slots.insert(domid, slot);
@@ -238,8 +362,15 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         }
         self.slots
             .iter()
-            .filter(|(d, s)| !self.shunned.contains(d) && !s.chan.as_ref().is_some_and(Channel::is_up))
+            .filter(|(d, s)| {
+                !self.shunned.contains(d) && s.hold_until <= self.now_ns && !s.chan.as_ref().is_some_and(Channel::is_up)
+            })
             .count()
+    }
+
+    /// Whether `peer` gets no channel until dom0 stops listing it.
+    pub fn is_shunned(&self, peer: DomId) -> bool {
+        self.shunned.contains(&peer)
     }
 
     /// Peers whose channel is up.
@@ -256,12 +387,39 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
                     && !self.shunned.contains(d)
                     && !self.held
                     && !self.stale_offers.contains(d)
+                    && !self.is_draining(**d)
+                    && now_ns >= s.hold_until
                     && s.closed_at.is_none_or(|t| now_ns.saturating_sub(t) >= REOFFER_AFTER_NS)
             })
             .map(|(&d, _)| d)
             .collect();
         for peer in wanting {
+            if let Some(cap) = self.cap_reached(peer) {
+                let Some(slot) = self.slots.get_mut(&peer) else { continue };
+                if slot.deferred != Some(cap) {
+                    slot.deferred = Some(cap);
+                    self.closed_counters.offers_deferred += 1;
+                    self.notes.push(Note::Failed { peer, why: format!("no offer for now: {cap}") });
+                }
+                continue;
+            }
             self.offer(c, peer, now_ns);
+        }
+    }
+
+    /// Which cap a new channel to `peer` would break, if any.
+    fn cap_reached(&self, peer: DomId) -> Option<&'static str> {
+        let need = self.config.ring_pages as usize + 1;
+        let of_peer = self.channels().filter(|c| c.peer() == peer);
+        let (peer_grants, peer_pages) = of_peer.fold((0, 0), |(g, p), c| (g + c.grants_held(), p + c.pages_held()));
+        if self.draining.len() >= MAX_DRAINING {
+            Some("too many closed channels still mapped by their peers")
+        } else if self.grants_held() + need > MAX_CHANNEL_GRANTS || peer_grants + need > MAX_GRANTS_PER_PEER {
+            Some("channels hold as many grant refs as they may")
+        } else if self.pages_held() + need > MAX_CHANNEL_PAGES || peer_pages + need > MAX_PAGES_PER_PEER {
+            Some("channels hold as many pages as they may")
+        } else {
+            None
         }
     }
 
@@ -290,6 +448,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         });
         let Some(slot) = self.slots.get_mut(&peer) else { return };
         slot.chan = Some(chan);
+        slot.deferred = None;
         slot.reported_up = false;
         slot.next_check = now_ns;
         match written {
@@ -315,7 +474,9 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             self.closed_counters += chan.counters();
             self.notes.push(Note::Released { peer });
         } else {
-            self.draining.push(chan);
+            // At most one per peer: a peer with a draining channel is
+            // offered no other (see offer_where_needed).
+            self.draining.push(Draining { chan, closed_at: now_ns, overdue: false, next_try: now_ns, retry_ns: 0 });
         }
     }
 
@@ -332,13 +493,16 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     }
 
     fn shun(&mut self, peer: DomId, why: &str, now_ns: u64) {
-        self.shunned.insert(peer);
+        if self.shunned.insert(peer) {
+            self.strike(peer);
+        }
         self.close(peer, why, now_ns);
     }
 
     /// The data path found the peer misbehaving (a broken ring, a ring it
     /// stopped consuming): close the channel now and shun the peer.
     pub fn fail(&mut self, peer: DomId, why: &str, now_ns: u64) {
+        self.now_ns = now_ns;
         self.shun(peer, why, now_ns);
         self.refresh_attached();
     }
@@ -347,11 +511,17 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     /// `fired` as paths, and all of them every second), move channels up,
     /// close the ones the peer closed or withdrew, retry revocations.
     pub fn service<R: XenstoreRing>(&mut self, c: &mut Client<R>, fired: &[String], now_ns: u64) {
+        self.now_ns = now_ns;
         let peers: Vec<DomId> = self.slots.keys().copied().collect();
         for peer in peers {
             let Some(slot) = self.slots.get_mut(&peer) else { continue };
             let due = now_ns >= slot.next_check || fired.contains(&slot.peer_offer);
             if let Some(chan) = slot.chan.as_mut() {
+                // Broken by the data path, and not failed by it (yet).
+                if let Some(v) = chan.violation() {
+                    self.shun(peer, &format!("the peer broke the ring protocol: {v:?}"), now_ns);
+                    continue;
+                }
                 // The peer's own word, from its control page.
                 match chan.poll_peer() {
                     Some(State::Closed) => {
@@ -373,9 +543,9 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
             }
             self.report_up(peer);
         }
+        self.drain(now_ns, false);
         self.remove_stale_offers(c);
         self.offer_where_needed(c, now_ns);
-        self.drain();
         self.refresh_attached();
     }
 
@@ -440,17 +610,48 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         }
     }
 
-    /// Retries revoking the grants of closed channels.
-    fn drain(&mut self) {
+    /// Retries revoking the grants of closed channels (on every call
+    /// until the drain is overdue, then backing off; `force`: now). A peer
+    /// still mapping our pages past [`DRAIN_DEADLINE_NS`] is shunned.
+    fn drain(&mut self, now_ns: u64, force: bool) {
+        let mut overdue = Vec::new();
         let mut i = 0;
         while i < self.draining.len() {
-            if self.draining[i].close() {
-                let chan = self.draining.swap_remove(i);
-                self.closed_counters += chan.counters();
-                self.notes.push(Note::Released { peer: chan.peer() });
-            } else {
-                i += 1;
+            let d = &mut self.draining[i];
+            if force || now_ns >= d.next_try {
+                if d.chan.close() {
+                    let d = self.draining.swap_remove(i);
+                    self.closed_counters += d.chan.counters();
+                    self.notes.push(Note::Released { peer: d.chan.peer() });
+                    continue;
+                }
+                if d.overdue {
+                    d.retry_ns = (d.retry_ns * 2).clamp(REVOKE_RETRY_FIRST_NS, REVOKE_RETRY_MAX_NS);
+                    d.next_try = now_ns.saturating_add(d.retry_ns);
+                }
             }
+            if !d.overdue && now_ns.saturating_sub(d.closed_at) >= DRAIN_DEADLINE_NS {
+                d.overdue = true;
+                d.retry_ns = REVOKE_RETRY_FIRST_NS;
+                d.next_try = now_ns.saturating_add(d.retry_ns);
+                overdue.push(d.chan.peer());
+            }
+            i += 1;
+        }
+        for peer in overdue {
+            self.closed_counters.drain_overdue += 1;
+            let listed = self.slots.contains_key(&peer);
+            if !listed || self.shunned.insert(peer) {
+                self.strike(peer);
+            }
+            let until = if listed { "until dom0 stops listing it" } else { "when listed again" };
+            self.notes.push(Note::Failed {
+                peer,
+                why: format!(
+                    "still maps our pages {} ms after we closed the channel: shunned {until}",
+                    DRAIN_DEADLINE_NS / 1_000_000
+                ),
+            });
         }
     }
 
@@ -465,7 +666,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
         }
         self.slots.clear();
         self.remove_stale_offers(c);
-        self.drain();
+        self.drain(now_ns, true);
         self.refresh_attached();
     }
 }

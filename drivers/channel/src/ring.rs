@@ -110,6 +110,12 @@ pub fn available(prod: u32, cons: u32, size: usize) -> Result<usize, Violation> 
     Ok(avail)
 }
 
+/// Records a consumer takes per call: at most one pad (see [`check`]: a
+/// pad never starts at offset 0, so none follows another) and the frame
+/// after it. A peer republishing its index as fast as we consume cannot
+/// keep a call going longer.
+pub const MAX_RECORDS_PER_CALL: usize = 2;
+
 /// Checks the record whose header (copied once) sits at `cons`, with
 /// `avail` published bytes (from [`available`], non-zero) and frames of at
 /// most `max_frame` bytes accepted. Returns it and the consumer index after
@@ -132,7 +138,10 @@ pub fn check(cons: u32, avail: usize, size: usize, header: [u8; HEADER], max_fra
             Ok((Record::Frame { at: at + HEADER, len: n }, cons.wrapping_add(record as u32)))
         }
         KIND_PAD => {
-            if len as usize + HEADER != tail || tail > avail {
+            // A pad fills the tail of the ring before a frame that did not
+            // fit there: it never starts at offset 0 (every frame fits a
+            // whole ring), so two never follow each other.
+            if at == 0 || len as usize + HEADER != tail || tail > avail {
                 return Err(Violation::Length(len));
             }
             Ok((Record::Pad, cons.wrapping_add(tail as u32)))
@@ -211,6 +220,9 @@ mod tests {
         // A pad must reach exactly the end of the ring.
         assert_eq!(check(4000, 96, SIZE, header(80, KIND_PAD), MAX_FRAME), Err(Violation::Length(80)));
         assert_eq!(check(4000, 88, SIZE, header(88, KIND_PAD), MAX_FRAME), Err(Violation::Length(88)));
+        // A pad over the whole ring (from offset 0) is never needed.
+        assert_eq!(check(0, SIZE, SIZE, header(SIZE - HEADER, KIND_PAD), MAX_FRAME), Err(Violation::Length(4088)));
+        assert_eq!(check(SIZE as u32, SIZE, SIZE, header(SIZE - HEADER, KIND_PAD), MAX_FRAME), Err(Violation::Length(4088)));
         assert_eq!(check(0, 24, SIZE, header(16, 7), MAX_FRAME), Err(Violation::Kind(7)));
     }
 }

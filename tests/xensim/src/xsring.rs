@@ -57,4 +57,9 @@ impl XenstoreRing for SimXsRing {
         }
         kicked
     }
+
+    /// The virtual clock.
+    fn now_ns(&self) -> u64 {
+        self.xen.now_ns()
+    }
 }

@@ -75,7 +75,7 @@ mod tests {
     }
 
     fn run(socket: &str, rescan: u64, once: bool) -> Command {
-        Command::Run { socket: socket.into(), opts: Options { rescan: Duration::from_secs(rescan), once } }
+        Command::Run { socket: socket.into(), opts: Options { rescan: Duration::from_secs(rescan), once, ..Options::default() } }
     }
 
     #[test]

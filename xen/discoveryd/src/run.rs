@@ -1,6 +1,10 @@
-//! The daemon's loop: connect, watch, scan; scan again on every relevant
-//! watch event (events arriving together are coalesced) and periodically;
-//! when xenstored goes away, reconnect with a growing pause and start over.
+//! The daemon's loop: connect, watch, scan; scan again after relevant
+//! watch events and periodically; when xenstored goes away, reconnect with
+//! a growing pause and start over.
+//!
+//! A guest can rewrite its advert as often as it likes: scans come at most
+//! every [`Options::min_interval`], and a change during the interval
+//! leads to one scan at its end ([`Schedule`]): coalesced, never lost.
 
 use std::time::{Duration, Instant};
 
@@ -9,17 +13,79 @@ use crate::store::{Store, StoreError};
 
 pub const WATCH_TOKEN: &str = "cohort-discoveryd";
 
+/// Default [`Options::min_interval`]: a guest rewriting its advert in a
+/// loop costs dom0 at most 5 scans a second (a scan takes a few ms), and
+/// a new peer waits at most this long longer for its list.
+pub const MIN_SCAN_INTERVAL: Duration = Duration::from_millis(200);
+/// Watch events taken per round of the loop, before looking at the
+/// schedule again (a stream of events cannot hold the loop).
+pub const MAX_EVENTS_PER_ROUND: usize = 256;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Scan this often even without events (a safety net).
     pub rescan: Duration,
+    /// Never scan sooner than this after the end of the last scan.
+    pub min_interval: Duration,
     /// Stop after the first scan.
     pub once: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { rescan: Duration::from_secs(10), once: false }
+        Options { rescan: Duration::from_secs(10), min_interval: MIN_SCAN_INTERVAL, once: false }
+    }
+}
+
+/// When to scan: at once, then after relevant changes but never sooner
+/// than `min_interval` after the last scan ended (changes meanwhile are
+/// remembered: one scan at the end of the interval covers them all), and
+/// every `rescan` whatever happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    rescan: Duration,
+    min_interval: Duration,
+    start: Instant,
+    /// When the last scan ended.
+    last: Option<Instant>,
+    /// A change not scanned yet.
+    dirty: bool,
+}
+
+impl Schedule {
+    pub fn new(opts: &Options, now: Instant) -> Schedule {
+        Schedule { rescan: opts.rescan, min_interval: opts.min_interval, start: now, last: None, dirty: true }
+    }
+
+    /// Something relevant changed.
+    pub fn changed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// A scan ended at `now`.
+    pub fn scanned(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.dirty = false;
+    }
+
+    /// When the next scan is due.
+    pub fn next_scan(&self) -> Instant {
+        let Some(last) = self.last else { return self.start };
+        let not_before = last + self.min_interval;
+        if self.dirty {
+            not_before
+        } else {
+            (last + self.rescan).max(not_before)
+        }
+    }
+
+    pub fn due(&self, now: Instant) -> bool {
+        now >= self.next_scan()
+    }
+
+    /// Whether a change waits for its scan.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
     }
 }
 
@@ -60,14 +126,14 @@ fn serve<S: Store>(
     scanned: &mut bool,
 ) -> Result<(), StoreError> {
     watch_all(s)?;
-    let mut next_scan = Instant::now();
+    let mut schedule = Schedule::new(&opts, Instant::now());
     loop {
-        if Instant::now() >= next_scan {
+        if schedule.due(Instant::now()) {
             let started = Instant::now();
             let report = publisher.scan(s)?;
             *scanned = true;
+            schedule.scanned(Instant::now());
             log(Event::Scanned { report: &report, took: started.elapsed() });
-            next_scan = Instant::now() + opts.rescan;
             if opts.once {
                 return Ok(());
             }
@@ -75,13 +141,15 @@ fn serve<S: Store>(
         if stop() {
             return Ok(());
         }
-        let wait = next_scan.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
-        if let Some(ev) = s.next_event(wait)? {
+        // Wait for the first event (at most until the next scan is due),
+        // then take what is already queued, a bounded number.
+        let mut wait = schedule.next_scan().saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+        for _ in 0..MAX_EVENTS_PER_ROUND {
+            let Some(ev) = s.next_event(wait)? else { break };
             if relevant(&ev.path) {
-                // Take whatever else is already queued, then scan once.
-                while s.next_event(Duration::ZERO)?.is_some() {}
-                next_scan = Instant::now();
+                schedule.changed();
             }
+            wait = Duration::ZERO;
         }
     }
 }
@@ -123,5 +191,63 @@ pub fn run<C: Connector>(
                 backoff(&mut pause);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn schedule(t0: Instant) -> Schedule {
+        Schedule::new(&Options { rescan: 1000 * MS, min_interval: 200 * MS, once: false }, t0)
+    }
+
+    #[test]
+    fn the_first_scan_is_at_once() {
+        let t0 = Instant::now();
+        assert!(schedule(t0).due(t0));
+    }
+
+    #[test]
+    fn changes_wait_for_the_interval_and_are_not_lost() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.scanned(t0);
+        assert!(!s.due(t0 + 199 * MS));
+        // Changes in the interval: one scan at its end.
+        s.changed();
+        assert!(!s.due(t0 + 10 * MS));
+        s.changed();
+        assert!(!s.due(t0 + 199 * MS));
+        assert!(s.due(t0 + 200 * MS));
+        s.scanned(t0 + 205 * MS);
+        assert!(!s.is_dirty());
+        // Nothing changed: the periodic rescan.
+        assert!(!s.due(t0 + 1204 * MS));
+        assert!(s.due(t0 + 1205 * MS));
+        // A change long after the last scan: at once.
+        s.scanned(t0 + 1205 * MS);
+        s.changed();
+        assert!(s.due(t0 + 5000 * MS));
+    }
+
+    #[test]
+    fn a_change_every_millisecond_scans_at_most_every_interval() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        let mut scans = Vec::new();
+        for ms in 0..2000u32 {
+            let now = t0 + ms * MS;
+            s.changed();
+            if s.due(now) {
+                scans.push(ms);
+                s.scanned(now);
+            }
+        }
+        assert_eq!(scans, (0..10).map(|i| i * 200).collect::<Vec<u32>>());
+        // The last changes were not lost: a scan is due at the interval's end.
+        assert!(s.is_dirty() && s.due(t0 + 2000 * MS));
     }
 }

@@ -50,6 +50,14 @@ pub fn list_perms(reader: DomId) -> [Permission; 2] {
     [Permission::new(0, Access::None), Permission::new(reader, Access::Read)]
 }
 
+/// Watch events queued while waiting for replies; one more collapses the
+/// queue into a single [`OVERFLOW_PATH`] event (counted): the daemon
+/// rescans everything anyway, and memory stays bounded.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+/// The path of the event that stands for events dropped on overflow; it
+/// is relevant to every list (see [`crate::scan::relevant`]).
+pub const OVERFLOW_PATH: &str = "@cohort-discoveryd-overflow";
+
 /// Transactions redone on EAGAIN at most this often.
 const TX_ATTEMPTS: usize = 16;
 /// How long one request may take before the connection counts as gone.
@@ -61,6 +69,9 @@ pub struct SocketStore {
     decoder: Decoder,
     next_req: u32,
     events: VecDeque<WatchEvent>,
+    /// Times the queue overflowed, and events dropped then.
+    overflows: u64,
+    dropped: u64,
 }
 
 fn io(e: std::io::Error) -> StoreError {
@@ -70,7 +81,33 @@ fn io(e: std::io::Error) -> StoreError {
 impl SocketStore {
     pub fn connect(path: &Path) -> Result<SocketStore> {
         let sock = UnixStream::connect(path).map_err(|e| StoreError::Disconnected(format!("{}: {e}", path.display())))?;
-        Ok(SocketStore { sock, decoder: Decoder::new(), next_req: 1, events: VecDeque::new() })
+        Ok(SocketStore { sock, decoder: Decoder::new(), next_req: 1, events: VecDeque::new(), overflows: 0, dropped: 0 })
+    }
+
+    /// Times the event queue overflowed into "rescan everything".
+    pub fn overflows(&self) -> u64 {
+        self.overflows
+    }
+
+    /// Watch events dropped on overflow.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped
+    }
+
+    fn queue_event(&mut self, ev: WatchEvent) {
+        if self.events.front().is_some_and(|e| e.path == OVERFLOW_PATH) {
+            // Already collapsed: "rescan everything" covers this one too.
+            self.dropped += 1;
+            return;
+        }
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.overflows += 1;
+            self.dropped += self.events.len() as u64 + 1;
+            self.events.clear();
+            self.events.push_back(WatchEvent { path: OVERFLOW_PATH.into(), token: ev.token });
+            return;
+        }
+        self.events.push_back(ev);
     }
 
     /// Reads until a message is complete or `deadline` passes.
@@ -114,7 +151,7 @@ impl SocketStore {
             match m.msg_type() {
                 MsgType::WatchEvent => {
                     let ev = reply::watch_event(&m).map_err(|e| StoreError::Protocol(format!("{e:?}")))?;
-                    self.events.push_back(ev);
+                    self.queue_event(ev);
                 }
                 MsgType::Error if m.req_id() == id => return Err(StoreError::Xs(XsError::from_payload(&m.payload))),
                 _ if m.req_id() == id => return Ok(m),

@@ -218,6 +218,7 @@ fn the_loop_follows_watch_events_and_survives_a_lost_connection() {
     let xen = (*sim).clone();
     let l = log.clone();
     let mut polls = 0;
+    let started = std::time::Instant::now();
     let mut guests = Vec::new();
     let mut stop = move || {
         polls += 1;
@@ -228,9 +229,13 @@ fn the_loop_follows_watch_events_and_survives_a_lost_connection() {
         if reconnected && guests.is_empty() {
             guests.push(guest_on(&xen, 2));
         }
-        polls > 1000 || xen.xs_read(&peers_path(1)).is_some_and(|v| v.ends_with(b"2=00:16:3e:c0:00:02"))
+        // The loop spins here (the simulated store never blocks): bound it
+        // by time, for scans held back by the minimum interval.
+        started.elapsed() > Duration::from_secs(5)
+            || xen.xs_read(&peers_path(1)).is_some_and(|v| v.ends_with(b"2=00:16:3e:c0:00:02"))
     };
-    run(&mut flaky, Options { rescan: Duration::from_secs(3600), once: false }, &mut on_event, &mut stop);
+    let opts = Options { rescan: Duration::from_secs(3600), min_interval: Duration::from_millis(20), once: false };
+    run(&mut flaky, opts, &mut on_event, &mut stop);
     let log = log.borrow();
     assert_eq!(log[..3], ["connect failed", "connected", "scan"], "{log:?}");
     assert!(log.contains(&"lost"), "{log:?}");
@@ -254,4 +259,63 @@ fn guest_on(xen: &Xen, domid: DomId) -> Client<SimXsRing> {
     let advert = Advert { version: 1, group: Group::new("lab").unwrap(), mac: mac(domid), ipv4: None };
     c.write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();
     c
+}
+
+/// A guest rewriting its advert in a loop: scans come at most every
+/// minimum interval, and its last advert is published all the same.
+#[test]
+fn a_guest_rewriting_its_advert_in_a_loop_gets_few_scans_and_its_last_one() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let _g1 = guest(&sim, 1, Some("lab"));
+    let mut g2 = guest(&sim, 2, Some("lab"));
+    struct Once(Xen);
+    impl Connector for Once {
+        type Store = SimStore;
+        fn connect(&mut self) -> Result<SimStore> {
+            Ok(SimStore::new(&self.0))
+        }
+    }
+    let scans = Rc::new(Cell::new(0u32));
+    let s2 = scans.clone();
+    let mut on_event = move |e: Event<'_>| {
+        if let Event::Scanned { .. } = e {
+            s2.set(s2.get() + 1);
+        }
+    };
+    let min_interval = Duration::from_millis(50);
+    let run_for = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let xen = (*sim).clone();
+    let mut rewrites = 0u32;
+    let mut stop = move || {
+        let elapsed = started.elapsed();
+        if elapsed < run_for {
+            // A new advert on every round: half the time in another group.
+            let group = if rewrites.is_multiple_of(2) { "other" } else { "lab" };
+            let advert = Advert { version: 1, group: Group::new(group).unwrap(), mac: mac(2), ipv4: None };
+            g2.write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();
+            rewrites += 1;
+            return false;
+        }
+        if rewrites.is_multiple_of(2) {
+            // The last one said "lab": end on "other", then wait for the
+            // scan that covers it.
+            let advert = Advert { version: 1, group: Group::new("other").unwrap(), mac: mac(2), ipv4: None };
+            g2.write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();
+            rewrites += 1;
+        }
+        elapsed > run_for + Duration::from_secs(5) || xen.xs_read(&peers_path(1)).is_some_and(|v| v.as_slice() == b"v1")
+    };
+    let opts = Options { rescan: Duration::from_secs(3600), min_interval, once: false };
+    run(&mut Once((*sim).clone()), opts, &mut on_event, &mut stop);
+    let took = started.elapsed();
+    let most = (took.as_millis() / min_interval.as_millis()) as u32 + 2;
+    assert!(scans.get() <= most, "{} scans in {took:?}", scans.get());
+    assert_eq!(list_of(&sim, 1), Some(vec![]), "the last advert (another group) was scanned");
+    assert_eq!(list_of(&sim, 2), Some(vec![]));
+    let mut c = sim.domain(0).xenstore_client();
+    for path in ["/local/domain", "@introduceDomain", "@releaseDomain"] {
+        c.unwatch(path, discoveryd::run::WATCH_TOKEN).unwrap();
+    }
 }

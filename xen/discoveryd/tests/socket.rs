@@ -71,3 +71,47 @@ fn replies_in_pieces_events_in_between_and_a_lost_daemon() {
     assert!(matches!(store.read("/a"), Err(StoreError::Disconnected(_))));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_flood_of_events_collapses_into_one_rescan() {
+    use discoveryd::store::{MAX_QUEUED_EVENTS, OVERFLOW_PATH};
+    const FLOOD: usize = 3 * MAX_QUEUED_EVENTS;
+    let dir = std::env::temp_dir().join(format!("cohort-xs-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("socket");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // Events between a request and its reply, far more than the queue holds.
+        let (h, _) = read_request(&mut s);
+        let mut burst = Vec::new();
+        for i in 0..FLOOD {
+            burst.extend(message(MsgType::WatchEvent, 0, format!("/local/domain/{}\0tok\0", i % 50).as_bytes()));
+        }
+        s.write_all(&burst).unwrap();
+        s.write_all(&message(MsgType::Read, h.req_id, b"value")).unwrap();
+        // One more after the reply: it is covered by the rescan.
+        s.write_all(&message(MsgType::WatchEvent, 0, b"/local/domain/9\0tok\0")).unwrap();
+        let (h, _) = read_request(&mut s);
+        s.write_all(&message(MsgType::Read, h.req_id, b"again")).unwrap();
+        // Stay connected until the client goes.
+        let _ = s.read(&mut [0u8; 1]);
+    });
+    let mut store = SocketStore::connect(&path).unwrap();
+    assert_eq!(store.read("/a").unwrap().as_deref(), Some(&b"value"[..]));
+    assert_eq!(store.overflows(), 1);
+    // Every event of the flood is dropped: 1024 queued and cleared, the
+    // one that overflowed, and all those after it.
+    assert_eq!(store.dropped_events(), FLOOD as u64);
+    // The next read queues the late event behind the marker: dropped too.
+    assert_eq!(store.read("/b").unwrap().as_deref(), Some(&b"again"[..]));
+    let ev = store.next_event(Duration::ZERO).unwrap().expect("the overflow event");
+    assert_eq!(ev.path, OVERFLOW_PATH);
+    assert!(discoveryd::scan::relevant(&ev.path), "an overflow rescans everything");
+    assert!(store.next_event(Duration::from_millis(20)).unwrap().is_none(), "nothing else queued");
+    assert_eq!(store.dropped_events(), FLOOD as u64 + 1);
+    drop(store);
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -79,6 +79,10 @@ pub trait XenstoreRing {
     /// Waits for xenstored to make progress, at most `timeout_ns`; false on
     /// timeout.
     fn wait(&mut self, timeout_ns: u64) -> bool;
+    /// A monotonic clock in ns (any origin): the client's timeouts are
+    /// deadlines on it, so time spent reading what xenstored sends counts
+    /// as much as time spent waiting.
+    fn now_ns(&self) -> u64;
 }
 
 /// Several pages of shared memory seen as one contiguous byte range: the

@@ -115,8 +115,9 @@ pub fn switch_state<R: XenstoreRing>(
 }
 
 /// Waits until the `state` node at `path` holds one of `wanted`, at most
-/// `timeout_ns` of waiting, using a watch that is removed before
-/// returning. Returns the state seen.
+/// `timeout_ns` (a deadline on the ring's clock, however many events
+/// arrive meanwhile), using a watch that is removed before returning.
+/// Returns the state seen.
 pub fn wait_for_state<R: XenstoreRing>(
     c: &mut Client<R>,
     path: &str,
@@ -139,14 +140,17 @@ fn wait_watched<R: XenstoreRing>(
     wanted: &[XenbusState],
     timeout_ns: u64,
 ) -> Result<XenbusState, Error> {
-    let mut budget = timeout_ns;
+    let deadline = c.now_ns().saturating_add(timeout_ns);
     loop {
         // Re-read on every event: events only say "something changed".
         let s = read_state(c, path)?;
         if wanted.contains(&s) {
             return Ok(s);
         }
-        c.wait_token_budget(token, &mut budget)?;
+        if c.now_ns() >= deadline {
+            return Err(Error::Timeout);
+        }
+        c.wait_watch_event_until(token, deadline)?;
     }
 }
 

@@ -158,6 +158,9 @@ mod tests {
         fn wait(&mut self, _: u64) -> bool {
             false
         }
+        fn now_ns(&self) -> u64 {
+            0
+        }
     }
 
     fn transport() -> RingTransport<FakeRing> {

@@ -1,5 +1,5 @@
 //! Request/reply plumbing: the outbox, the decoder, req_id matching,
-//! the watch-event queue and the timeout budget.
+//! the watch-event queue, deadlines and the per-call message budget.
 
 use alloc::vec::Vec;
 
@@ -48,17 +48,22 @@ impl<R: XenstoreRing> Client<R> {
         let mut bytes = Vec::with_capacity(req.encoded_len());
         req.encode_into(id, &mut bytes);
         self.outbox.extend(bytes);
-        let mut budget = self.config.timeout_ns;
+        let deadline = self.now_ns().saturating_add(self.config.timeout_ns);
+        let start = self.dispatched;
         let result = loop {
             match self.poll_once(Some(id)) {
                 Ok(Poll::Reply(m)) => break Ok(m),
                 Ok(Poll::Progress) => {}
                 Ok(Poll::Idle) => {
-                    if !self.sleep(&mut budget) {
+                    if !self.sleep_until(deadline) {
                         break Err(Error::Timeout);
                     }
                 }
                 Err(e) => break Err(e),
+            }
+            // Busy or not, the deadline holds.
+            if self.out_of_time(deadline, start) {
+                break Err(Error::Timeout);
             }
         };
         if result.is_err() {
@@ -76,17 +81,22 @@ impl<R: XenstoreRing> Client<R> {
         reply::ack(&m, ty).map_err(Error::from_reply)
     }
 
-    /// Waits one poll slice, charged to `budget` whether or not something
-    /// woke us: spurious wake-ups can shorten the timeout, never extend
-    /// it. False once the budget is spent.
-    fn sleep(&mut self, budget: &mut u64) -> bool {
-        let slice = (*budget).min(self.config.poll_ns.max(1));
-        if slice == 0 {
+    /// Waits one poll slice, ending at `deadline` at the latest. False
+    /// (without waiting) once the deadline has passed.
+    fn sleep_until(&mut self, deadline: u64) -> bool {
+        let now = self.now_ns();
+        if now >= deadline {
             return false;
         }
-        *budget -= slice;
+        let slice = (deadline - now).min(self.config.poll_ns.max(1));
         self.transport.wait(slice);
         true
+    }
+
+    /// Whether a call that started with `start` messages dispatched is
+    /// past `deadline` or its message budget.
+    fn out_of_time(&self, deadline: u64, start: u64) -> bool {
+        self.now_ns() >= deadline || self.dispatched - start > self.config.max_messages_per_call as u64
     }
 
     /// Moves bytes both ways once and dispatches completed messages until
@@ -131,6 +141,7 @@ impl<R: XenstoreRing> Client<R> {
     /// Routes one message: watch events to the queue, replies to their
     /// request. A reply matching nothing is reported as an error.
     fn dispatch(&mut self, m: Message, want: Option<u32>) -> Result<Option<Message>, Error> {
+        self.dispatched += 1;
         if m.msg_type() == MsgType::WatchEvent {
             let ev = reply::watch_event(&m).map_err(Error::Wire)?;
             self.queue_event(ev);
@@ -161,21 +172,25 @@ impl<R: XenstoreRing> Client<R> {
         self.events.remove(pos)
     }
 
-    /// Polls until an event accepted by `pred` is queued, charging waits
-    /// to `budget`.
-    pub(super) fn wait_event_where(
+    /// Polls until an event accepted by `pred` is queued, until
+    /// `deadline` (or the message budget) at the latest.
+    pub(super) fn wait_event_until(
         &mut self,
         pred: &dyn Fn(&WatchEvent) -> bool,
-        budget: &mut u64,
+        deadline: u64,
     ) -> Result<WatchEvent, Error> {
+        let start = self.dispatched;
         loop {
             if let Some(ev) = self.take_event(pred) {
                 return Ok(ev);
             }
             self.check_fatal()?;
+            if self.out_of_time(deadline, start) {
+                return Err(Error::Timeout);
+            }
             match self.poll_once(None)? {
                 Poll::Idle => {
-                    if !self.sleep(budget) {
+                    if !self.sleep_until(deadline) {
                         return Err(Error::Timeout);
                     }
                 }
@@ -184,13 +199,20 @@ impl<R: XenstoreRing> Client<R> {
         }
     }
 
-    /// Drains the ring without blocking, then returns a queued event.
+    /// Moves what the ring holds without blocking, until an event is
+    /// queued, nothing moves, or the message budget is spent; then
+    /// returns the oldest queued event.
     pub(super) fn poll_event(&mut self) -> Result<Option<WatchEvent>, Error> {
         if let Some(ev) = self.events.pop_front() {
             return Ok(Some(ev));
         }
         self.check_fatal()?;
-        while let Poll::Progress = self.poll_once(None)? {}
+        let start = self.dispatched;
+        while let Poll::Progress = self.poll_once(None)? {
+            if !self.events.is_empty() || self.dispatched - start > self.config.max_messages_per_call as u64 {
+                break;
+            }
+        }
         Ok(self.events.pop_front())
     }
 

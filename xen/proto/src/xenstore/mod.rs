@@ -5,8 +5,13 @@
 //! (`XS_WATCH_EVENT`, unsolicited) are queued until asked for. Nothing
 //! xenstored sends can make the client panic: malformed replies become
 //! errors, and a corrupt ring makes the client fail every call with
-//! [`Error::Fatal`].
+//! [`Error::Fatal`]. Nothing it sends can keep a call going either: every
+//! timeout is a deadline on the ring's clock ([`XenstoreRing::now_ns`]),
+//! however busy the ring is, and a call handles at most
+//! [`Config::max_messages_per_call`] messages.
 
+#[cfg(test)]
+mod flood;
 mod io;
 mod tx;
 
@@ -25,8 +30,8 @@ pub use tx::{Tx, TxId};
 /// Tunables of a [`Client`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Total time a request (or a blocking event wait without its own
-    /// timeout) may wait for xenstored, in ns.
+    /// Total time a request may take, in ns: a deadline on the ring's
+    /// clock, reading included.
     pub timeout_ns: u64,
     /// Longest single wait on the ring, in ns.
     pub poll_ns: u64,
@@ -37,6 +42,10 @@ pub struct Config {
     pub max_pending: usize,
     /// Queued watch events; beyond this the oldest are dropped (counted).
     pub max_queued_events: usize,
+    /// Messages (watch events, stale replies) one call handles at most
+    /// before giving up with [`Error::Timeout`]: a stream of watch events
+    /// cannot keep a request, or a wait for another token, going.
+    pub max_messages_per_call: usize,
 }
 
 impl Default for Config {
@@ -47,6 +56,7 @@ impl Default for Config {
             tx_retries: 8,
             max_pending: 16,
             max_queued_events: 256,
+            max_messages_per_call: 1024,
         }
     }
 }
@@ -69,6 +79,8 @@ pub struct Client<R: XenstoreRing> {
     events: VecDeque<WatchEvent>,
     dropped_events: u64,
     stale_replies: u64,
+    /// Messages dispatched so far (for the per-call budget).
+    dispatched: u64,
     fatal: Option<xenstore_wire::Error>,
     config: Config,
 }
@@ -89,6 +101,7 @@ impl<R: XenstoreRing> Client<R> {
             events: VecDeque::new(),
             dropped_events: 0,
             stale_replies: 0,
+            dispatched: 0,
             fatal: None,
             config,
         }
@@ -102,6 +115,11 @@ impl<R: XenstoreRing> Client<R> {
     /// Changes the tunables (the pending-table size is fixed at creation).
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
+    }
+
+    /// The ring's clock, in ns.
+    pub fn now_ns(&self) -> u64 {
+        self.transport.ring().now_ns()
     }
 
     /// The ring underneath.
@@ -202,8 +220,8 @@ impl<R: XenstoreRing> Client<R> {
 
     /// Blocks until a watch event arrives, at most `timeout_ns`.
     pub fn wait_watch_event(&mut self, timeout_ns: u64) -> Result<WatchEvent, Error> {
-        let mut budget = timeout_ns;
-        self.wait_event_where(&|_| true, &mut budget)
+        let deadline = self.now_ns().saturating_add(timeout_ns);
+        self.wait_event_until(&|_| true, deadline)
     }
 
     /// Blocks until an event for `token` arrives, at most `timeout_ns`;
@@ -213,18 +231,18 @@ impl<R: XenstoreRing> Client<R> {
         token: &str,
         timeout_ns: u64,
     ) -> Result<WatchEvent, Error> {
-        let mut budget = timeout_ns;
-        self.wait_event_where(&|e| e.token == token, &mut budget)
+        let deadline = self.now_ns().saturating_add(timeout_ns);
+        self.wait_event_until(&|e| e.token == token, deadline)
     }
 
-    /// Like [`wait_watch_event_for`](Self::wait_watch_event_for), charging
-    /// the wait to a caller-held budget.
-    pub(crate) fn wait_token_budget(
+    /// Like [`wait_watch_event_for`](Self::wait_watch_event_for), until
+    /// `deadline_ns` on the ring's clock.
+    pub fn wait_watch_event_until(
         &mut self,
         token: &str,
-        budget: &mut u64,
+        deadline_ns: u64,
     ) -> Result<WatchEvent, Error> {
-        self.wait_event_where(&|e| e.token == token, budget)
+        self.wait_event_until(&|e| e.token == token, deadline_ns)
     }
 
     // Transaction-scoped primitives; tx 0 means "no transaction".

@@ -1,5 +1,12 @@
 //! Grant tables v1: our grant entries (in frames Xen maps into the window
 //! above RAM), the refs handed out, and mappings of other domains' grants.
+//!
+//! The refs are split in two pools at start-up, so that no peer can make
+//! the guest lose its network: [`NetfrontGrants`] grants from netfront's
+//! ([`NETFRONT_REFS`], enough for both rings and every buffer of full
+//! rings), [`XenGrants`] (channels, tests, benchmarks) from the rest, and
+//! the channels' pages are capped too ([`CHANNEL_PAGES`]). The channel
+//! manager keeps within smaller caps of its own; these are the backstop.
 
 use super::page::{copy_from_shared, copy_to_shared, PhysPage};
 use alloc::vec::Vec;
@@ -14,13 +21,63 @@ use xen_proto::iface::{DomId, GrantRef, GrantTable, OwnedRegion, RegionGrants, S
 const ENTRIES_PER_FRAME: u32 = 4096 / gnttabop::ENTRY_V1_SIZE as u32;
 /// We map at most this many grant-table frames (2048 refs).
 const MAX_FRAMES: usize = 4;
+/// Refs reserved for netfront: its two rings and a buffer for every slot
+/// of both (514), and a few spare.
+pub const NETFRONT_REFS: u32 = 2 + netfront::ring::RX_RING_SIZE + netfront::ring::TX_RING_SIZE + 6;
+/// Pages the channel pool may hold at once: the channel manager's cap.
+pub const CHANNEL_PAGES: u32 = channel::manager::MAX_CHANNEL_PAGES as u32;
+// With every grant-table frame mapped, both pools get all they may use.
+const _: () = assert!(
+    NETFRONT_REFS as usize + channel::manager::MAX_CHANNEL_GRANTS
+        <= MAX_FRAMES * ENTRIES_PER_FRAME as usize - gnttabop::NR_RESERVED_ENTRIES as usize
+);
 
 struct State {
     frames: [u64; MAX_FRAMES],
+    /// Netfront's refs, first in the table.
+    netfront_refs: RefAllocator,
+    /// Everyone else's.
     refs: RefAllocator,
     window: Window,
     mapped: u32,
     pages: u32,
+    /// Of `pages`, those of the channel pool.
+    channel_pages: u32,
+}
+
+impl State {
+    fn pool(&mut self, pool: Pool) -> &mut RefAllocator {
+        match pool {
+            Pool::Netfront => &mut self.netfront_refs,
+            Pool::Channels => &mut self.refs,
+        }
+    }
+
+    /// Counts `n` pages allocated in `pool`, or refuses if over its cap.
+    fn take_pages(&mut self, pool: Pool, n: u32) -> Result<(), XenError> {
+        if pool == Pool::Channels {
+            if self.channel_pages.saturating_add(n) > CHANNEL_PAGES {
+                return Err(XenError::Exhausted);
+            }
+            self.channel_pages += n;
+        }
+        self.pages += n;
+        Ok(())
+    }
+
+    fn give_pages(&mut self, pool: Pool, n: u32) {
+        if pool == Pool::Channels {
+            self.channel_pages = self.channel_pages.saturating_sub(n);
+        }
+        self.pages = self.pages.saturating_sub(n);
+    }
+}
+
+/// Which refs (and page budget) a handle grants from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pool {
+    Netfront,
+    Channels,
 }
 
 static STATE: spin::Once<spin::Mutex<State>> = spin::Once::new();
@@ -47,8 +104,14 @@ pub fn init(mut window: Window) -> Result<u32, &'static str> {
     }
     let entries = nr as u32 * ENTRIES_PER_FRAME;
     let first = gnttabop::NR_RESERVED_ENTRIES;
-    let refs = RefAllocator::new(first, entries - first).map_err(|_| "bad grant ref range")?;
-    STATE.call_once(|| spin::Mutex::new(State { frames, refs, window, mapped: 0, pages: 0 }));
+    // Netfront's first: with a small table, the network wins.
+    let for_netfront = NETFRONT_REFS.min(entries - first);
+    let netfront_refs = RefAllocator::new(first, for_netfront).map_err(|_| "bad grant ref range")?;
+    let rest = first + for_netfront;
+    let refs = RefAllocator::new(rest, entries - rest).map_err(|_| "bad grant ref range")?;
+    STATE.call_once(|| {
+        spin::Mutex::new(State { frames, netfront_refs, refs, window, mapped: 0, pages: 0, channel_pages: 0 })
+    });
     Ok(entries - first)
 }
 
@@ -67,13 +130,20 @@ fn flags(addr: u64) -> &'static AtomicU16 {
 pub fn in_use() -> (usize, u32, u32) {
     STATE.get().map_or((0, 0, 0), |s| {
         let s = s.lock();
-        (s.refs.outstanding().len(), s.mapped, s.pages)
+        let granted = |a: &RefAllocator| a.capacity() - a.available();
+        (granted(&s.netfront_refs) + granted(&s.refs), s.mapped, s.pages)
     })
 }
 
-/// A handle on the one grant table; cheap to create.
-#[derive(Clone)]
+/// A handle on the one grant table, granting from the general pool
+/// (channels, tests, benchmarks); cheap to create.
+#[derive(Clone, Default)]
 pub struct XenGrants;
+
+/// A handle on the one grant table, granting from netfront's own refs,
+/// which nothing else can take.
+#[derive(Clone, Default)]
+pub struct NetfrontGrants;
 
 pub struct MappedPage {
     page: PhysPage,
@@ -99,94 +169,130 @@ fn state() -> Result<spin::MutexGuard<'static, State>, XenError> {
     Ok(STATE.get().ok_or(XenError::Errno(-38))?.lock())
 }
 
-impl GrantTable for XenGrants {
-    type Page = PhysPage;
-    type Mapped = MappedPage;
+fn alloc_page(pool: Pool) -> Result<PhysPage, XenError> {
+    state()?.take_pages(pool, 1)?;
+    let Some(addr) = crate::memory::alloc_frame() else {
+        state()?.give_pages(pool, 1);
+        return Err(XenError::Exhausted);
+    };
+    // SAFETY: a frame just allocated to us, identity mapped; zeroed so
+    // no old data reaches a peer.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, 4096) };
+    // SAFETY: ours until free_page returns it.
+    Ok(unsafe { PhysPage::new(addr) })
+}
 
-    fn alloc_page(&mut self) -> Result<PhysPage, XenError> {
-        let addr = crate::memory::alloc_frame().ok_or(XenError::Exhausted)?;
-        // SAFETY: a frame just allocated to us, identity mapped; zeroed so
-        // no old data reaches a peer.
-        unsafe { core::ptr::write_bytes(addr as *mut u8, 0, 4096) };
-        state()?.pages += 1;
-        // SAFETY: ours until free_page returns it.
-        Ok(unsafe { PhysPage::new(addr) })
-    }
-
-    fn free_page(&mut self, page: PhysPage) {
-        if crate::memory::free_frame(page.addr()).is_ok() {
-            if let Ok(mut s) = state() {
-                s.pages -= 1;
-            }
+fn free_page(pool: Pool, page: PhysPage) {
+    if crate::memory::free_frame(page.addr()).is_ok() {
+        if let Ok(mut s) = state() {
+            s.give_pages(pool, 1);
         }
-    }
-
-    fn grant(&mut self, page: &PhysPage, to: DomId, readonly: bool) -> Result<GrantRef, XenError> {
-        let mut s = state()?;
-        let gref = s.refs.alloc().map_err(|_| XenError::Exhausted)?;
-        let Some(addr) = entry_addr(&s, gref) else {
-            let _ = s.refs.free(gref);
-            return Err(XenError::Exhausted);
-        };
-        let frame = u32::try_from(page.frame()).map_err(|_| XenError::Errno(-22))?;
-        // SAFETY: a grant entry of ours (entry_addr), not in use (the ref was
-        // free): domid at +2, frame at +4.
-        unsafe {
-            core::ptr::write_volatile((addr + 2) as *mut u16, to);
-            core::ptr::write_volatile((addr + 4) as *mut u32, frame);
-        }
-        // Release: domid and frame are visible before the flags permit access.
-        fence(Ordering::Release);
-        let ro = if readonly { gnttabop::GTF_READONLY } else { 0 };
-        flags(addr).store(gnttabop::GTF_PERMIT_ACCESS | ro, Ordering::SeqCst);
-        Ok(gref)
-    }
-
-    fn revoke(&mut self, gref: GrantRef) -> Result<(), XenError> {
-        let mut s = state()?;
-        let addr = entry_addr(&s, gref).ok_or(XenError::Errno(-22))?;
-        let f = flags(addr);
-        let mut current = f.load(Ordering::SeqCst);
-        loop {
-            if current & (gnttabop::GTF_READING | gnttabop::GTF_WRITING) != 0 {
-                return Err(XenError::Errno(Errno::EBUSY.0 as i32));
-            }
-            // Only clear the flags if the peer did not start mapping meanwhile.
-            match f.compare_exchange(current, 0, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => break,
-                Err(now) => current = now,
-            }
-        }
-        s.refs.free(gref).map_err(|_| XenError::Errno(-22))
-    }
-
-    fn map(&mut self, from: DomId, gref: GrantRef, readonly: bool) -> Result<MappedPage, XenError> {
-        let mut s = state()?;
-        let addr = s.window.alloc().map_err(|_| XenError::Exhausted)?;
-        // SAFETY: `addr` is a free frame of the window above RAM.
-        match unsafe { hypercall::map_grant_ref(from, gref, addr, readonly) } {
-            Ok(handle) => {
-                s.mapped += 1;
-                // SAFETY: the peer's page is now mapped at addr until unmap.
-                Ok(MappedPage { page: unsafe { PhysPage::new(addr) }, handle })
-            }
-            Err(e) => {
-                let _ = s.window.free(addr);
-                Err(grant_error(e))
-            }
-        }
-    }
-
-    fn unmap(&mut self, mapped: MappedPage) -> Result<(), XenError> {
-        let mut s = state()?;
-        let addr = mapped.page.addr();
-        // SAFETY: addr/handle come from a successful map; `mapped` is
-        // consumed, so no access to the page follows.
-        unsafe { hypercall::unmap_grant_ref(addr, mapped.handle) }.map_err(grant_error)?;
-        s.mapped -= 1;
-        s.window.free(addr).map_err(|_| XenError::Errno(-22))
     }
 }
+
+fn grant(pool: Pool, page: &PhysPage, to: DomId, readonly: bool) -> Result<GrantRef, XenError> {
+    // Checked before a ref is taken, so a refusal leaks none.
+    let frame = u32::try_from(page.frame()).map_err(|_| XenError::Errno(-22))?;
+    let mut s = state()?;
+    let gref = s.pool(pool).alloc().map_err(|_| XenError::Exhausted)?;
+    let Some(addr) = entry_addr(&s, gref) else {
+        let _ = s.pool(pool).free(gref);
+        return Err(XenError::Exhausted);
+    };
+    // SAFETY: a grant entry of ours (entry_addr), not in use (the ref was
+    // free): domid at +2, frame at +4.
+    unsafe {
+        core::ptr::write_volatile((addr + 2) as *mut u16, to);
+        core::ptr::write_volatile((addr + 4) as *mut u32, frame);
+    }
+    // Release: domid and frame are visible before the flags permit access.
+    fence(Ordering::Release);
+    let ro = if readonly { gnttabop::GTF_READONLY } else { 0 };
+    flags(addr).store(gnttabop::GTF_PERMIT_ACCESS | ro, Ordering::SeqCst);
+    Ok(gref)
+}
+
+fn revoke(gref: GrantRef) -> Result<(), XenError> {
+    let mut s = state()?;
+    let addr = entry_addr(&s, gref).ok_or(XenError::Errno(-22))?;
+    let f = flags(addr);
+    let mut current = f.load(Ordering::SeqCst);
+    loop {
+        if current & (gnttabop::GTF_READING | gnttabop::GTF_WRITING) != 0 {
+            return Err(XenError::Errno(Errno::EBUSY.0 as i32));
+        }
+        // Only clear the flags if the peer did not start mapping meanwhile.
+        match f.compare_exchange(current, 0, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => break,
+            Err(now) => current = now,
+        }
+    }
+    // Back to whichever pool it came from.
+    if s.netfront_refs.is_allocated(gref) {
+        s.netfront_refs.free(gref).map_err(|_| XenError::Errno(-22))
+    } else {
+        s.refs.free(gref).map_err(|_| XenError::Errno(-22))
+    }
+}
+
+fn map(from: DomId, gref: GrantRef, readonly: bool) -> Result<MappedPage, XenError> {
+    let mut s = state()?;
+    let addr = s.window.alloc().map_err(|_| XenError::Exhausted)?;
+    // SAFETY: `addr` is a free frame of the window above RAM.
+    match unsafe { hypercall::map_grant_ref(from, gref, addr, readonly) } {
+        Ok(handle) => {
+            s.mapped += 1;
+            // SAFETY: the peer's page is now mapped at addr until unmap.
+            Ok(MappedPage { page: unsafe { PhysPage::new(addr) }, handle })
+        }
+        Err(e) => {
+            let _ = s.window.free(addr);
+            Err(grant_error(e))
+        }
+    }
+}
+
+fn unmap(mapped: MappedPage) -> Result<(), XenError> {
+    let mut s = state()?;
+    let addr = mapped.page.addr();
+    // SAFETY: addr/handle come from a successful map; `mapped` is
+    // consumed, so no access to the page follows.
+    unsafe { hypercall::unmap_grant_ref(addr, mapped.handle) }.map_err(grant_error)?;
+    s.mapped -= 1;
+    s.window.free(addr).map_err(|_| XenError::Errno(-22))
+}
+
+/// Both handles are the same grant table; only the pool differs.
+macro_rules! grant_table {
+    ($handle:ty, $pool:expr) => {
+        impl GrantTable for $handle {
+            type Page = PhysPage;
+            type Mapped = MappedPage;
+
+            fn alloc_page(&mut self) -> Result<PhysPage, XenError> {
+                alloc_page($pool)
+            }
+            fn free_page(&mut self, page: PhysPage) {
+                free_page($pool, page)
+            }
+            fn grant(&mut self, page: &PhysPage, to: DomId, readonly: bool) -> Result<GrantRef, XenError> {
+                grant($pool, page, to, readonly)
+            }
+            fn revoke(&mut self, gref: GrantRef) -> Result<(), XenError> {
+                revoke(gref)
+            }
+            fn map(&mut self, from: DomId, gref: GrantRef, readonly: bool) -> Result<MappedPage, XenError> {
+                map(from, gref, readonly)
+            }
+            fn unmap(&mut self, mapped: MappedPage) -> Result<(), XenError> {
+                unmap(mapped)
+            }
+        }
+    };
+}
+
+grant_table!(XenGrants, Pool::Channels);
+grant_table!(NetfrontGrants, Pool::Netfront);
 
 /// Contiguous pages of our own RAM (a channel's transmit ring).
 pub struct OwnedPages {
@@ -266,11 +372,15 @@ impl RegionGrants for XenGrants {
     type MappedRegion = MappedPages;
 
     fn alloc_region(&mut self, pages: usize) -> Result<OwnedPages, XenError> {
-        let addr = crate::memory::alloc_contiguous(pages as u64).ok_or(XenError::Exhausted)?;
+        let n = u32::try_from(pages).map_err(|_| XenError::Exhausted)?;
+        state()?.take_pages(Pool::Channels, n)?;
+        let Some(addr) = crate::memory::alloc_contiguous(pages as u64) else {
+            state()?.give_pages(Pool::Channels, n);
+            return Err(XenError::Exhausted);
+        };
         // SAFETY: frames just allocated to us, identity mapped; zeroed so no
         // old data reaches a peer.
         unsafe { core::ptr::write_bytes(addr as *mut u8, 0, pages * 4096) };
-        state()?.pages += pages as u32;
         Ok(OwnedPages { addr, pages })
     }
 
@@ -278,7 +388,7 @@ impl RegionGrants for XenGrants {
         for i in 0..region.pages {
             if crate::memory::free_frame(region.addr + i as u64 * 4096).is_ok() {
                 if let Ok(mut s) = state() {
-                    s.pages -= 1;
+                    s.give_pages(Pool::Channels, 1);
                 }
             }
         }
@@ -290,7 +400,7 @@ impl RegionGrants for XenGrants {
         }
         // SAFETY: a page of the region, ours until free_region.
         let page = unsafe { PhysPage::new(region.addr + index as u64 * 4096) };
-        self.grant(&page, to, readonly)
+        grant(Pool::Channels, &page, to, readonly)
     }
 
     fn map_region(&mut self, from: DomId, grefs: &[GrantRef], readonly: bool) -> Result<MappedPages, XenError> {
@@ -307,12 +417,18 @@ impl RegionGrants for XenGrants {
                 }
                 Err(e) => {
                     for (j, &h) in handles.iter().enumerate() {
+                        let at = addr + j as u64 * 4096;
                         // SAFETY: mapped just above, nothing refers to it.
-                        if unsafe { hypercall::unmap_grant_ref(addr + j as u64 * 4096, h) }.is_ok() {
+                        if unsafe { hypercall::unmap_grant_ref(at, h) }.is_ok() {
                             s.mapped -= 1;
+                            let _ = s.window.free(at);
                         }
+                        // Otherwise the peer's page may still be mapped
+                        // there: the frame stays taken, never reused.
                     }
-                    for j in 0..grefs.len() {
+                    // Frame i failed to map, the ones after it were never
+                    // tried: nothing is mapped there.
+                    for j in handles.len()..grefs.len() {
                         let _ = s.window.free(addr + j as u64 * 4096);
                     }
                     return Err(grant_error(e));

@@ -2,7 +2,7 @@
 //! counters, and closing it.
 
 use super::events::XenEvents;
-use super::grants::XenGrants;
+use super::grants::NetfrontGrants;
 use crate::clock::SECOND;
 use alloc::format;
 use alloc::string::String;
@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use cohort_boot::cmdline::Offload;
 use netfront::{Config, Netfront, Offloads};
 
-pub type XenNet = Netfront<XenGrants, XenEvents>;
+pub type XenNet = Netfront<NetfrontGrants, XenEvents>;
 
 /// The first vif the toolstack gave us.
 const VIF: &str = "device/vif/0";
@@ -19,7 +19,7 @@ const VIF: &str = "device/vif/0";
 pub fn open(offload: Offload) -> Result<XenNet, String> {
     let offloads = Offloads { sg: offload.sg, csum: offload.csum, gso: offload.gso };
     let config = Config { offloads, ..Config::default() };
-    let connected = super::with_xenstore(|c| Netfront::connect_with(c, XenGrants, XenEvents, VIF, config, 30 * SECOND));
+    let connected = super::with_xenstore(|c| Netfront::connect_with(c, NetfrontGrants, XenEvents, VIF, config, 30 * SECOND));
     match connected {
         None => Err("no xenstore client".into()),
         Some(Ok(nf)) => {

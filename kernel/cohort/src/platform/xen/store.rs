@@ -42,4 +42,8 @@ impl XenstoreRing for StoreRing {
         events::take_pending(self.port);
         arrived
     }
+
+    fn now_ns(&self) -> u64 {
+        crate::clock::now_ns()
+    }
 }

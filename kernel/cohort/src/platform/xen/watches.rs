@@ -14,9 +14,13 @@ const KEPT: usize = 256;
 static QUEUE: spin::Mutex<Vec<WatchEvent>> = spin::Mutex::new(Vec::new());
 
 /// The paths of the events for `token` that arrived since the last call.
+/// At most [`KEPT`] events are taken from the client per call: xenstored
+/// sending events as fast as we read them cannot keep us here (the rest
+/// wait for the next call, or are dropped by the client's own bound).
 pub fn take(client: &mut Xenstore, token: &str) -> Vec<String> {
     let mut queue = QUEUE.lock();
-    while let Ok(Some(event)) = client.next_watch_event() {
+    for _ in 0..KEPT {
+        let Ok(Some(event)) = client.next_watch_event() else { break };
         if queue.len() == KEPT {
             queue.remove(0);
         }
