@@ -15,7 +15,8 @@
 //! strings escaped), next to the human-readable line that says the same;
 //! the harness reads them with serde_json into an `Event<String>` (see
 //! [`result_json_in`]). Numbers with a fraction are given to the
-//! thousandth; an optional value that is unknown is `null`.
+//! thousandth, but for `seconds` (as precise as the clock); an optional
+//! value that is unknown is `null`.
 //!
 //! # The events
 //!
@@ -107,7 +108,6 @@ pub enum Event<S> {
     },
     Transfer {
         bytes: u64,
-        #[serde(serialize_with = "thousandths")]
         seconds: f64,
         #[serde(serialize_with = "thousandths")]
         mbit_per_s: f64,
@@ -120,7 +120,6 @@ pub enum Event<S> {
     Stream {
         path: S,
         bytes: u64,
-        #[serde(serialize_with = "thousandths")]
         seconds: f64,
         #[serde(serialize_with = "thousandths")]
         mbit_per_s: f64,
@@ -135,7 +134,6 @@ pub enum Event<S> {
     Rr {
         path: S,
         transactions: u32,
-        #[serde(serialize_with = "thousandths")]
         seconds: f64,
         #[serde(serialize_with = "thousandths")]
         per_second: f64,
@@ -319,7 +317,7 @@ mod tests {
         let rr = Event::Rr { path: "channel", transactions: 3, seconds: 0.0015, per_second: 2000.0, mean_us: 1.23456, p50_us: 1.0, p99_us: 2.0, frames: Some(Frames::new(2, 1)) };
         assert_eq!(
             rr.to_string(),
-            r#"RESULT {"kind":"rr","path":"channel","transactions":3,"seconds":0.002,"per_second":2000.0,"mean_us":1.235,"p50_us":1.0,"p99_us":2.0,"frames":{"channel":2,"netfront":1,"share":66.667}}"#
+            r#"RESULT {"kind":"rr","path":"channel","transactions":3,"seconds":0.0015,"per_second":2000.0,"mean_us":1.235,"p50_us":1.0,"p99_us":2.0,"frames":{"channel":2,"netfront":1,"share":66.667}}"#
         );
         let closed = Event::DeviceClosed { device: "netfront", clean: true, netfront_closed: true, channels_released: true, grant_refs: 0, mapped: 0, pages: 0 };
         assert_eq!(
