@@ -67,9 +67,9 @@ pub enum Event {
     BadList { value: String, why: String },
     /// dom0's list could not be read.
     ListUnreadable { path: String, why: String },
-    /// A channel's progress. `listed_ns_ago`, for [`Note::Up`]: how long
-    /// ago dom0 first listed the peer.
-    Channel { note: Note, listed_ns_ago: Option<u64> },
+    /// A channel's progress; for [`Note::Up`], `listed_at_ns`: when dom0
+    /// first listed the peer (on the clock passed in), to time the setup.
+    Channel { note: Note, listed_at_ns: Option<u64> },
 }
 
 /// Watch events, sorted for the residency device: whether our peer list's
@@ -183,7 +183,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Resid
             }
         }
         self.switch.service(c, &fired.offers, now_ns);
-        self.take_notes(now_ns);
+        self.take_notes();
     }
 
     /// Every round's work for a device that has the xenstore client to
@@ -236,13 +236,13 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Resid
     }
 
     /// The manager's notes, as events.
-    fn take_notes(&mut self, now_ns: u64) {
+    fn take_notes(&mut self) {
         for note in self.switch.manager().take_notes() {
-            let listed_ns_ago = match note {
-                Note::Up { peer, .. } => self.listed_at.get(&peer).map(|t| now_ns.saturating_sub(*t)),
+            let listed_at_ns = match note {
+                Note::Up { peer, .. } => self.listed_at.get(&peer).copied(),
                 _ => None,
             };
-            self.events.push(Event::Channel { note, listed_ns_ago });
+            self.events.push(Event::Channel { note, listed_at_ns });
         }
     }
 
@@ -255,7 +255,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Resid
     /// them have channels again.
     pub fn hold(&mut self, held: bool, now_ns: u64) {
         self.switch.manager().hold(held, now_ns);
-        self.take_notes(now_ns);
+        self.take_notes();
     }
 
     /// Peers whose channel is up.
@@ -279,7 +279,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Resid
             let _ = c.unwatch(&path, PEERS_TOKEN);
             let _ = c.rm(ADVERT_KEY);
         }
-        self.take_notes(now_ns);
+        self.take_notes();
         self.switch.manager_ref().is_idle()
     }
 

@@ -114,16 +114,16 @@ fn log_event(event: Event) {
         }
         Event::BadList { value, why } => log::warn!("residency: dom0's peer list `{value}`: {why}; ignored"),
         Event::ListUnreadable { path, why } => log::warn!("residency: reading {path}: {why}"),
-        Event::Channel { note, listed_ns_ago } => log_note(note, listed_ns_ago),
+        Event::Channel { note, listed_at_ns } => log_note(note, listed_at_ns),
     }
 }
 
-fn log_note(note: Note, listed_ns_ago: Option<u64>) {
+fn log_note(note: Note, listed_at_ns: Option<u64>) {
     let xen_time = super::time::system_time_ns();
     match note {
         Note::Offered { peer } => log::debug!("channel to dom{peer}: offered"),
         Note::Up { peer, mac } => {
-            let since = listed_ns_ago.unwrap_or(0);
+            let since = listed_at_ns.map_or(0, |t| now_ns().saturating_sub(t));
             log::info!(
                 "channel to dom{peer} ({}): up, {}.{:03} ms after dom0 listed it (Xen time {xen_time} ns)",
                 Mac(mac),
