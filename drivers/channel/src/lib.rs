@@ -9,9 +9,10 @@
 //! - [`offer`]: the xenstore half of the handshake.
 //! - [`Channel`]: one pair's pages, mappings and event channel.
 //! - [`Manager`]: one channel per peer dom0 lists, driven by xenstore.
-//! - [`Switch`]: the network device the stack sees, sending each frame
-//!   over the channel to its destination when one is up, else over the
-//!   fallback device (netfront).
+//!
+//! The switch that sends each frame over a channel or the fallback
+//! (netfront), and the residency device around it, are the `residency`
+//! crate's.
 //!
 //! Each side grants its own control page and transmit ring read-only: no
 //! page of ours is ever writable by the peer, so frames are built in place
@@ -25,16 +26,12 @@ extern crate alloc;
 extern crate std;
 
 pub mod channel;
-pub mod checksum;
 pub mod counters;
-pub mod gso;
 pub mod layout;
 pub mod manager;
 pub mod offer;
 pub mod ring;
-pub mod switch;
 
 pub use channel::{Channel, ChannelError, Config, SendError};
-pub use counters::{ChannelCounters, SwitchCounters};
+pub use counters::ChannelCounters;
 pub use manager::{Manager, Note};
-pub use switch::Switch;

@@ -203,7 +203,7 @@ fn run(options: &Options<'_>, ram: &MemoryMap, times: bench::BootTimes) -> ! {
 fn run_app(app: App, options: &Options<'_>, ram: &MemoryMap) -> Result<(), String> {
     let (net, clock, stop) = (&options.net, options.bench_clock, &mut platform::stop_requested);
     match platform::open_net(options, ram)? {
-        platform::Nic::Xen(device) => net::app::run(app, device, net, clock, stop),
-        platform::Nic::Virtio(device) => net::app::run(app, device, net, clock, stop),
+        platform::Nic::Xen(device) => net::run(app, device, net, clock, stop),
+        platform::Nic::Virtio(device) => net::run(app, device, net, clock, stop),
     }
 }

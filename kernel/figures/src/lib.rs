@@ -1,4 +1,5 @@
-//! One benchmark figure and the line that carries it:
+//! What a guest prints for the host to read: one benchmark figure and the
+//! line that carries it,
 //!
 //! ```text
 //! BENCH {"name":"net.tcp_rr","path":"channel","value":8506.0,"unit":"transactions/s","clock":"virtual"}
@@ -11,11 +12,18 @@
 //! thousandth, as the shortest decimal that reads back as that number; a
 //! value that is not a finite number is written `null` (JSON has no NaN),
 //! which readers reject.
+//!
+//! And the guest's results and events ([`Event`], the `RESULT {json}`
+//! lines, see [`result`] for the schema), written and read the same way.
 #![no_std]
 #![forbid(unsafe_code)]
 
 use core::fmt;
 use serde::{Deserialize, Serialize, Serializer};
+
+pub mod result;
+
+pub use result::{result_json_in, Event, Frames, RESULT_JSON_MAX, RESULT_PREFIX};
 
 /// What precedes the JSON object of a figure in a line.
 pub const PREFIX: &str = "BENCH ";
@@ -45,7 +53,7 @@ fn thousandths<Ser: Serializer>(value: &f64, serializer: Ser) -> Result<Ser::Ok,
     serializer.serialize_f64(round_thousandths(*value))
 }
 
-fn round_thousandths(v: f64) -> f64 {
+pub(crate) fn round_thousandths(v: f64) -> f64 {
     // Beyond 2^53 / 1000 a double has no thousandths to round (and the
     // whole number below must fit a u64); NaN and infinities stay as
     // they are.

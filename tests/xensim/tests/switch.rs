@@ -1,7 +1,13 @@
-//! The switch below smoltcp: frames to a peer with a channel up take the
-//! channel, everything else the fallback (here an in-memory bridge standing
-//! in for netfront → dom0 → netback); a TCP stream survives the channel
-//! coming up and going away in the middle.
+//! The residency device below smoltcp: frames to a peer with a channel up
+//! take the channel, everything else the fallback (here an in-memory
+//! bridge standing in for netfront → dom0 → netback); a TCP stream
+//! survives the channel coming up and going away in the middle.
+//!
+//! Each guest runs the real device (`residency::Residency`): it writes its
+//! advert, xensim's xenstored fires its watch when dom0 (playing the
+//! discovery daemon) publishes or withdraws its peer list, its own rounds
+//! read the list and drive the channels, and its close loop ends every
+//! test, with the other guests running meanwhile.
 
 mod support;
 
@@ -9,9 +15,10 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use channel::switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, Switch, STUCK_AFTER_NS};
-use channel::{Config, Manager, Note};
-use discovery::{Peer, PeerList};
+use channel::{Config, Note};
+use discovery::{advert_path, peers_path, Advert, Group, Peer, PeerList};
+use residency::switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, STUCK_AFTER_NS};
+use residency::{Event, Options, Residency, SwitchCounters, CLOSE_TIMEOUT_NS};
 use smoltcp::iface::{Config as IfConfig, Interface, SocketSet};
 use smoltcp::phy::{Device, RxToken, TxToken};
 use smoltcp::socket::tcp;
@@ -20,9 +27,11 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
 use support::pattern;
 use xen_proto::iface::DomId;
 use xen_proto::xenstore::Client;
+use xenstore_wire::{Access, Permission};
 use xensim::{Domain, DomainConfig, Sim, SimEvtchn, SimGnttab, SimXsRing};
 
 const MS: u64 = 1_000_000;
+const GROUP: &str = "lab";
 
 fn mac(domid: DomId) -> [u8; 6] {
     [0x00, 0x16, 0x3e, 0xc0, 0x00, domid as u8]
@@ -103,8 +112,8 @@ impl FallbackDevice for BridgePort {
             Some(mss) => {
                 assert!(meta.csum, "GSO comes with checksum offload");
                 let mut buf = Vec::new();
-                let cut = channel::gso::segment(frame, 1514, usize::from(mss), &mut buf, |piece| {
-                    channel::checksum::fill(piece);
+                let cut = residency::gso::segment(frame, 1514, usize::from(mss), &mut buf, |piece| {
+                    residency::checksum::fill(piece);
                     self.bridge.deliver(self.mac, piece.to_vec());
                 });
                 assert!(cut, "a GSO packet the bridge cannot cut");
@@ -112,7 +121,7 @@ impl FallbackDevice for BridgePort {
             None => {
                 let mut f = frame.to_vec();
                 if meta.csum {
-                    channel::checksum::fill(&mut f);
+                    residency::checksum::fill(&mut f);
                 }
                 self.bridge.deliver(self.mac, f);
             }
@@ -121,85 +130,156 @@ impl FallbackDevice for BridgePort {
     }
 }
 
-type Sw = Switch<BridgePort, SimGnttab, SimEvtchn>;
+type Res = Residency<BridgePort, SimGnttab, SimEvtchn>;
 
+/// dom0 as the discovery daemon: it publishes each guest's peer list,
+/// owned by dom0 and readable by that guest alone.
+struct Dom0 {
+    xs: Client<SimXsRing>,
+}
+
+impl Dom0 {
+    fn new(sim: &Sim) -> Dom0 {
+        Dom0 { xs: sim.create_domain(0).xenstore_client() }
+    }
+
+    fn list(&mut self, domid: DomId, peers: &[DomId]) {
+        let (list, _) = PeerList::new(peers.iter().map(|&d| Peer { domid: d, mac: mac(d) }).collect());
+        self.publish(domid, list.to_value().as_bytes());
+    }
+
+    fn publish(&mut self, domid: DomId, value: &[u8]) {
+        let path = peers_path(domid);
+        let perms = [Permission::new(0, Access::None), Permission::new(domid, Access::Read)];
+        self.xs
+            .transaction(|tx| {
+                tx.write(&path, value)?;
+                tx.set_perms(&path, &perms)
+            })
+            .unwrap();
+    }
+
+    fn unlist(&mut self, domid: DomId) {
+        self.xs.rm(&peers_path(domid)).unwrap();
+    }
+}
+
+/// A guest: its residency device (the switch over a bridge port, and
+/// channels) under a smoltcp interface.
 struct Node {
     dom: Domain,
     xs: Client<SimXsRing>,
-    sw: Sw,
+    res: Res,
     iface: Interface,
     sockets: SocketSet<'static>,
-    notes: Vec<Note>,
+    events: Vec<Event>,
 }
 
 impl Node {
+    /// A guest of group `lab` that has advertised itself and watches its
+    /// list.
     fn new(sim: &Sim, bridge: &Bridge, domid: DomId, config: Config) -> Node {
         let dom = sim.create_domain_with(domid, DomainConfig { grant_refs: 512, max_ports: 64, max_pages: 1024 });
-        let xs = dom.xenstore_client();
-        let mgr = Manager::new(dom.gnttab(), dom.evtchn(), domid, config);
-        let mut sw = Switch::new(bridge.port(mac(domid)), mgr, mac(domid), true);
-        let mut iface = Interface::new(IfConfig::new(EthernetAddress(mac(domid)).into()), &mut sw, Instant::ZERO);
+        let mut xs = dom.xenstore_client();
+        let options = Options {
+            me: domid,
+            mac: mac(domid),
+            channel: config,
+            group: Some(Group::new(GROUP).unwrap()),
+            ipv4: Some([198, 18, 0, domid as u8]),
+        };
+        let mut res = Residency::new(bridge.port(mac(domid)), dom.gnttab(), dom.evtchn(), options);
+        let advert = res.advertise(&mut xs).unwrap().expect("an advert, with a group");
+        let written = Advert::parse(&sim.xs_read(&advert_path(domid)).expect("the advert in xenstore")).unwrap();
+        assert_eq!(written, advert);
+        assert_eq!((written.group.as_str(), written.mac, written.ipv4), (GROUP, mac(domid), Some([198, 18, 0, domid as u8])));
+        let mut iface = Interface::new(IfConfig::new(EthernetAddress(mac(domid)).into()), &mut res, Instant::ZERO);
         iface.update_ip_addrs(|a| {
             a.push(IpCidr::new(IpAddress::v4(198, 18, 0, domid as u8), 24)).unwrap();
         });
-        Node { dom, xs, sw, iface, sockets: SocketSet::new(vec![]), notes: Vec::new() }
+        Node { dom, xs, res, iface, sockets: SocketSet::new(vec![]), events: Vec::new() }
     }
 
-    fn list(&mut self, peers: &[DomId], now: u64) {
-        let (list, _) = PeerList::new(peers.iter().map(|&d| Peer { domid: d, mac: mac(d) }).collect());
-        self.sw.manager().set_peers(&mut self.xs, &list, now);
-    }
-
+    /// The device's own round: data path always, xenstore when due.
     fn service(&mut self, now: u64) {
-        let mut fired = Vec::new();
-        while let Ok(Some(ev)) = self.xs.next_watch_event() {
-            fired.push(ev.path);
-        }
-        self.sw.service(&mut self.xs, &fired, now);
-        self.notes.extend(self.sw.manager().take_notes());
+        self.res.service(&mut self.xs, now);
+        self.events.extend(self.res.take_events());
     }
 
     fn poll(&mut self, now: u64) {
-        self.iface.poll(Instant::from_micros((now / 1000) as i64), &mut self.sw, &mut self.sockets);
+        self.iface.poll(Instant::from_micros((now / 1000) as i64), &mut self.res, &mut self.sockets);
+    }
+
+    fn notes(&self) -> impl Iterator<Item = &Note> {
+        self.events.iter().filter_map(|e| match e {
+            Event::Channel { note, .. } => Some(note),
+            _ => None,
+        })
     }
 
     fn channel_up(&self) -> bool {
-        self.notes.iter().rev().find_map(|n| match n {
-            Note::Up { .. } => Some(true),
-            Note::Down { was_up: true, .. } => Some(false),
-            _ => None,
-        }) == Some(true)
+        self.notes()
+            .filter_map(|n| match n {
+                Note::Up { .. } => Some(true),
+                Note::Down { was_up: true, .. } => Some(false),
+                _ => None,
+            })
+            .last()
+            == Some(true)
     }
 
-    fn shutdown(&mut self, now: u64) {
-        self.sw.manager().close_all(&mut self.xs, now);
+    fn counters(&self) -> SwitchCounters {
+        self.res.counters()
     }
 }
 
-fn finish(nodes: &mut [&mut Node], clock: &mut u64) {
-    for n in nodes.iter_mut() {
-        n.shutdown(*clock);
+/// The simulated time, lent to a node's close loop: pausing advances it
+/// and gives the other guests their rounds.
+struct Pause<'a, 'b> {
+    clock: &'a mut u64,
+    others: Vec<&'a mut &'b mut Node>,
+}
+
+impl residency::Clock for Pause<'_, '_> {
+    fn now_ns(&mut self) -> u64 {
+        *self.clock
     }
-    for _ in 0..5 {
-        *clock += MS;
-        for n in nodes.iter_mut() {
-            n.service(*clock);
-            n.shutdown(*clock);
+
+    fn pause(&mut self, ns: u64) {
+        *self.clock += ns;
+        for n in self.others.iter_mut() {
+            n.service(*self.clock);
         }
     }
+}
+
+/// Each guest's close loop in turn, the others running meanwhile: every
+/// channel released, the advert withdrawn.
+fn finish(nodes: &mut [&mut Node], clock: &mut u64) {
+    for i in 0..nodes.len() {
+        let (before, rest) = nodes.split_at_mut(i);
+        let (me, after) = rest.split_first_mut().unwrap();
+        let mut pause = Pause { clock: &mut *clock, others: before.iter_mut().chain(after.iter_mut()).collect() };
+        let released = me.res.close(&mut me.xs, &mut pause);
+        me.events.extend(me.res.take_events());
+        assert!(released, "dom{} still holds channel resources", me.dom.domid());
+        assert!(!me.res.advertised());
+        assert_eq!(me.dom.xen().xs_read(&advert_path(me.dom.domid())), None, "the advert is withdrawn");
+    }
     for n in nodes.iter() {
-        assert!(n.sw.manager_ref().is_idle(), "dom{} still holds channel resources", n.dom.domid());
+        assert!(n.res.manager_ref().is_idle(), "dom{} still holds channel resources", n.dom.domid());
     }
 }
 
 /// A 3 MiB TCP stream from dom1 to dom2 that starts on the bridge, moves to
 /// the channel when dom0 lists them, and back when it stops.
-fn stream_across_switches(config: Config) -> (channel::SwitchCounters, u64) {
+fn stream_across_switches(config: Config) -> (SwitchCounters, u64) {
     stream_across(config, Bridge::default())
 }
 
-fn stream_across(config: Config, bridge: Bridge) -> (channel::SwitchCounters, u64) {
+fn stream_across(config: Config, bridge: Bridge) -> (SwitchCounters, u64) {
     let sim = Sim::new();
+    let mut dom0 = Dom0::new(&sim);
     let mut a = Node::new(&sim, &bridge, 1, config);
     let mut b = Node::new(&sim, &bridge, 2, config);
     let rx = |n| tcp::SocketBuffer::new(vec![0; n]);
@@ -217,20 +297,21 @@ fn stream_across(config: Config, bridge: Bridge) -> (channel::SwitchCounters, u6
     let (mut up_at, mut down_at) = (None, None);
     let (mut bridge_at_up, mut bridge_while_up) = (None, 0);
     while received.len() < payload.len() {
-        clock += MS / 10;
+        // Housekeeping (dom0's list, handshakes) runs every 2 ms of this clock.
+        clock += MS;
         assert!(clock < 600_000 * MS, "stalled at {} of {} bytes", received.len(), payload.len());
         // A third of the way in, dom0 lists the two as co-resident; two
         // thirds in, it stops (as if one had migrated away).
         if up_at.is_none() && received.len() > payload.len() / 3 {
-            a.list(&[2], clock);
-            b.list(&[1], clock);
+            dom0.list(1, &[2]);
+            dom0.list(2, &[1]);
             up_at = Some(received.len());
         }
         if down_at.is_none() && received.len() > 2 * payload.len() / 3 {
-            assert!(a.channel_up() && b.channel_up(), "channel never came up: {:?}", a.notes);
+            assert!(a.channel_up() && b.channel_up(), "channel never came up: {:?}", a.events);
             bridge_while_up = *bridge.frames.borrow() - bridge_at_up.unwrap_or(0);
-            a.list(&[], clock);
-            b.list(&[], clock);
+            dom0.list(1, &[]);
+            dom0.list(2, &[]);
             down_at = Some(received.len());
         }
         a.service(clock);
@@ -257,7 +338,7 @@ fn stream_across(config: Config, bridge: Bridge) -> (channel::SwitchCounters, u6
         a.poll(clock);
     }
     assert!(received == payload, "the stream arrived altered");
-    let (ca, cb) = (a.sw.counters(), b.sw.counters());
+    let (ca, cb) = (a.counters(), b.counters());
     assert!(ca.tx_in_place > ca.tx_channel_frames * 9 / 10, "frames not built in place: {ca:?}");
     assert!(cb.rx_channel_frames > 0 && cb.tx_channel_frames > 0, "{cb:?}");
     assert!(ca.tx_fallback_bytes > 1 << 20, "the stream should use the fallback before and after: {ca:?}");
@@ -306,35 +387,37 @@ fn frame_to(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 }
 
 fn send(n: &mut Node, frame: &[u8]) {
-    let token = n.sw.transmit(Instant::ZERO).expect("a transmit token");
+    let token = n.res.transmit(Instant::ZERO).expect("a transmit token");
     token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
 }
 
 fn receive(n: &mut Node) -> Option<Vec<u8>> {
-    let (rx, _tx) = n.sw.receive(Instant::ZERO)?;
+    let (rx, _tx) = n.res.receive(Instant::ZERO)?;
     Some(rx.consume(|f| f.to_vec()))
 }
 
-fn up_pair(sim: &Sim, bridge: &Bridge, config: Config) -> (Node, Node, u64) {
+/// dom1 and dom2 with their channel up, as dom0 lists them; dom0 too.
+fn up_pair(sim: &Sim, bridge: &Bridge, config: Config) -> (Node, Node, Dom0, u64) {
+    let mut dom0 = Dom0::new(sim);
     let mut a = Node::new(sim, bridge, 1, config);
     let mut b = Node::new(sim, bridge, 2, config);
     let mut clock = 0;
-    a.list(&[2], clock);
-    b.list(&[1], clock);
+    dom0.list(1, &[2]);
+    dom0.list(2, &[1]);
     for _ in 0..10 {
         clock += MS;
         a.service(clock);
         b.service(clock);
     }
-    assert!(a.channel_up() && b.channel_up());
-    (a, b, clock)
+    assert!(a.channel_up() && b.channel_up(), "{:?}", a.events);
+    (a, b, dom0, clock)
 }
 
 #[test]
 fn frames_are_routed_by_destination() {
     let sim = Sim::new();
     let bridge = Bridge::default();
-    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, Config::default());
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, Config::default());
     let mut c = Node::new(&sim, &bridge, 3, Config::default());
     // To the peer: the channel.
     let f = frame_to(mac(2), mac(1), 100);
@@ -357,7 +440,7 @@ fn frames_are_routed_by_destination() {
     assert_eq!(got[0], bcast, "broadcast via the bridge");
     assert_eq!(receive(&mut c).map(|f| f.len()), Some(200));
     assert_eq!(receive(&mut c), Some(bcast));
-    let ca = a.sw.counters();
+    let ca = a.counters();
     assert_eq!((ca.tx_channel_frames, ca.tx_fallback_frames), (2, 2), "{ca:?}");
     finish(&mut [&mut a, &mut b, &mut c], &mut clock);
 }
@@ -366,15 +449,15 @@ fn frames_are_routed_by_destination() {
 fn channel_frames_not_from_the_peer_to_us_are_dropped() {
     let sim = Sim::new();
     let bridge = Bridge::default();
-    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, Config::default());
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, Config::default());
     // dom2 puts frames in its ring with a forged source, and to another MAC.
-    let ch = b.sw.manager().channel(1).unwrap();
+    let ch = b.res.switch().manager().channel(1).unwrap();
     ch.send(&frame_to(mac(1), mac(9), 80)).unwrap();
     ch.send(&frame_to(mac(7), mac(2), 80)).unwrap();
     ch.send(&frame_to(mac(1), mac(2), 80)).unwrap();
     assert_eq!(receive(&mut a).map(|f| f[6..12].to_vec()), Some(mac(2).to_vec()));
     assert_eq!(receive(&mut a), None);
-    assert_eq!(a.sw.counters().rx_misaddressed, 2);
+    assert_eq!(a.counters().rx_misaddressed, 2);
     finish(&mut [&mut a, &mut b], &mut clock);
 }
 
@@ -382,24 +465,24 @@ fn channel_frames_not_from_the_peer_to_us_are_dropped() {
 fn a_peer_that_stops_reading_loses_its_channel() {
     let sim = Sim::new();
     let bridge = Bridge::default();
-    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, Config { ring_pages: 1, polling: false, ..Config::default() });
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, Config { ring_pages: 1, polling: false, ..Config::default() });
     let f = frame_to(mac(2), mac(1), 1514);
     // Fill dom2's view of our ring; dom2 never reads.
-    while a.sw.transmit(Instant::ZERO).is_some() {
+    while a.res.transmit(Instant::ZERO).is_some() {
         send(&mut a, &f);
-        assert!(a.sw.counters().tx_channel_frames < 100);
+        assert!(a.counters().tx_channel_frames < 100);
     }
-    assert!(a.sw.counters().tx_backpressure > 0);
+    assert!(a.counters().tx_backpressure > 0);
     a.service(clock);
     assert!(a.channel_up(), "one full ring is no reason to close");
     // Still full after the grace period: the channel goes, traffic falls back.
     clock += STUCK_AFTER_NS + MS;
-    assert!(a.sw.transmit(Instant::ZERO).is_none());
+    assert!(a.res.transmit(Instant::ZERO).is_none());
     a.service(clock);
     assert!(
-        a.notes.iter().any(|n| matches!(n, Note::Down { why, .. } if why.contains("stopped consuming"))),
+        a.notes().any(|n| matches!(n, Note::Down { why, .. } if why.contains("stopped consuming"))),
         "{:?}",
-        a.notes
+        a.events
     );
     send(&mut a, &f);
     assert_eq!(*bridge.frames.borrow(), 1, "the frame after the close took the bridge");
@@ -445,7 +528,7 @@ fn fallback_frames_with_bad_checksums_never_reach_the_stack() {
             assert_eq!(got.as_deref(), Ok(&b"checked"[..]), "an intact datagram arrives");
         } else {
             assert!(got.is_err(), "a corrupted datagram reached the socket: {got:?}");
-            assert!(b.sw.counters().rx_bad_checksums > 0, "{:?}", b.sw.counters());
+            assert!(b.counters().rx_bad_checksums > 0, "{:?}", b.counters());
         }
     }
     finish(&mut [&mut a, &mut b], &mut clock);
@@ -457,31 +540,133 @@ fn receivers_keep_polling_for_the_spin_window_after_channel_frames() {
     let sim = Sim::new();
     let bridge = Bridge::default();
     let config = Config { spin_ns: 200 * US, ..Config::default() };
-    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, config);
-    assert!(!a.sw.wants_polling() && !b.sw.wants_polling(), "no channel traffic yet: block");
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, config);
+    assert!(!a.res.switch_ref().wants_polling() && !b.res.switch_ref().wants_polling(), "no channel traffic yet: block");
     send(&mut a, &frame_to(mac(2), mac(1), 100));
     assert!(receive(&mut b).is_some());
     a.service(clock);
     b.service(clock);
-    assert!(a.sw.wants_polling() && b.sw.wants_polling(), "both just moved a channel frame");
+    assert!(a.res.switch_ref().wants_polling() && b.res.switch_ref().wants_polling(), "both just moved a channel frame");
     b.service(clock + 150 * US);
-    assert!(b.sw.wants_polling(), "inside the window");
+    assert!(b.res.switch_ref().wants_polling(), "inside the window");
     b.service(clock + 250 * US);
-    assert!(!b.sw.wants_polling(), "the window is over: block");
+    assert!(!b.res.switch_ref().wants_polling(), "the window is over: block");
     // Fallback traffic opens no window.
     clock += 300 * US;
     send(&mut b, &frame_to([0xff; 6], mac(2), 60));
     b.service(clock);
-    assert!(!b.sw.wants_polling());
+    assert!(!b.res.switch_ref().wants_polling());
     finish(&mut [&mut a, &mut b], &mut clock);
 
     // Without a window, channel traffic never makes the stack poll.
     let sim = Sim::new();
     let bridge = Bridge::default();
-    let (mut a, mut b, mut clock) = up_pair(&sim, &bridge, Config::default());
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, Config::default());
     send(&mut a, &frame_to(mac(2), mac(1), 100));
     assert!(receive(&mut b).is_some());
     b.service(clock);
-    assert!(!b.sw.wants_polling());
+    assert!(!b.res.switch_ref().wants_polling());
     finish(&mut [&mut a, &mut b], &mut clock);
+}
+
+/// Rounds of 1 ms for every node.
+fn run_for(nodes: &mut [&mut Node], clock: &mut u64, ms: u64) {
+    for _ in 0..ms {
+        *clock += MS;
+        for n in nodes.iter_mut() {
+            n.service(*clock);
+        }
+    }
+}
+
+#[test]
+fn the_device_follows_the_list_dom0_keeps_for_it() {
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let mut dom0 = Dom0::new(&sim);
+    let mut a = Node::new(&sim, &bridge, 1, Config::default());
+    let mut b = Node::new(&sim, &bridge, 2, Config::default());
+    let mut clock = 0;
+    run_for(&mut [&mut a, &mut b], &mut clock, 5);
+    assert!(a.res.settling(), "no list from dom0 yet: still settling");
+    assert!(!a.events.iter().any(|e| matches!(e, Event::Listed(_))), "{:?}", a.events);
+
+    // dom0 lists them: the watch fires, the list is read, the channel comes up.
+    dom0.list(1, &[2]);
+    dom0.list(2, &[1]);
+    run_for(&mut [&mut a, &mut b], &mut clock, 10);
+    let listed: Vec<Vec<DomId>> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Listed(l) => Some(l.peers().iter().map(|p| p.domid).collect()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listed, [vec![2]], "one list, reported once");
+    assert!(a.channel_up() && b.channel_up(), "{:?}", a.events);
+    assert_eq!((a.res.channels_up(), a.res.settling()), (1, false));
+    // When dom0 listed the peer, to time the setup: at a round after the
+    // list was written (5 ms), before the channel was up.
+    let listed_at = a.events.iter().find_map(|e| match e {
+        Event::Channel { note: Note::Up { peer: 2, .. }, listed_at_ns } => Some(*listed_at_ns),
+        _ => None,
+    });
+    assert!(matches!(listed_at, Some(Some(ns)) if ns > 5 * MS && ns < 15 * MS), "{listed_at:?}");
+
+    // A list that does not parse is reported and ignored.
+    dom0.publish(1, b"v2 garbage");
+    run_for(&mut [&mut a, &mut b], &mut clock, 4);
+    assert!(a.events.iter().any(|e| matches!(e, Event::BadList { value, .. } if value == "v2 garbage")), "{:?}", a.events);
+    assert!(a.channel_up(), "a bad list changes nothing");
+
+    // dom0 withdraws the list: no peers, the channel closes; listed
+    // again, a new channel.
+    dom0.unlist(1);
+    run_for(&mut [&mut a, &mut b], &mut clock, 4);
+    assert!(!a.channel_up(), "{:?}", a.events);
+    assert!(a.notes().any(|n| matches!(n, Note::Down { peer: 2, why, .. } if why.contains("no longer lists"))));
+    assert!(a.res.settling(), "no list: settling again");
+    dom0.list(1, &[2]);
+    run_for(&mut [&mut a, &mut b], &mut clock, 600);
+    assert!(a.channel_up() && b.channel_up(), "{:?}", a.events);
+    finish(&mut [&mut a, &mut b], &mut clock);
+}
+
+#[test]
+fn the_close_loop_waits_for_the_peer_to_let_go_but_not_forever() {
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, Config::default());
+    // dom2 does not run while dom1 closes: it keeps our pages mapped.
+    let start = clock;
+    let mut pause = Pause { clock: &mut clock, others: Vec::new() };
+    assert!(!a.res.close(&mut a.xs, &mut pause), "released although the peer still maps our pages");
+    assert!(clock - start >= CLOSE_TIMEOUT_NS && clock - start < CLOSE_TIMEOUT_NS + 100 * MS, "{} ns", clock - start);
+    assert!(!a.res.manager_ref().is_idle());
+    a.events.extend(a.res.take_events());
+    assert!(a.notes().any(|n| matches!(n, Note::Down { peer: 2, was_up: true, .. })));
+    assert!(!a.notes().any(|n| matches!(n, Note::Released { .. })));
+    // Once it runs, it sees the close and unmaps; the loop finishes.
+    finish(&mut [&mut a, &mut b], &mut clock);
+    assert!(a.notes().any(|n| matches!(n, Note::Released { peer: 2 })), "{:?}", a.events);
+    assert!(b.notes().any(|n| matches!(n, Note::Down { peer: 1, why, .. } if why.contains("peer closed"))), "{:?}", b.events);
+}
+
+#[test]
+fn without_a_group_nothing_is_advertised_and_every_frame_takes_the_fallback() {
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let dom = sim.create_domain(1);
+    let mut xs = dom.xenstore_client();
+    let options = Options { me: 1, mac: mac(1), channel: Config::default(), group: None, ipv4: None };
+    let mut res = Residency::new(bridge.port(mac(1)), dom.gnttab(), dom.evtchn(), options);
+    assert_eq!(res.advertise(&mut xs).unwrap(), None);
+    assert_eq!(sim.xs_read(&advert_path(1)), None);
+    assert!(!res.advertised() && !res.settling());
+    let token = res.transmit(Instant::ZERO).unwrap();
+    token.consume(60, |buf| buf.copy_from_slice(&frame_to(mac(2), mac(1), 60)));
+    res.service(&mut xs, MS);
+    assert_eq!((res.counters().tx_fallback_frames, *bridge.frames.borrow()), (1, 1));
+    assert!(res.close(&mut xs, &mut Pause { clock: &mut 0, others: Vec::new() }));
 }

@@ -1,19 +1,12 @@
 //! The network stack: smoltcp over whichever device the platform has
-//! (netfront on Xen, virtio-net on QEMU), static IPv4 or DHCP, and the
-//! in-kernel services (`echo`, `transfer`) that run on it.
-
-pub mod app;
-pub mod client;
-pub mod echo;
-pub mod pattern;
-pub mod profile;
-pub mod rr;
-pub mod sink;
-pub mod stream;
-pub mod transfer;
+//! (netfront and channels on Xen, virtio-net on QEMU), static IPv4 or
+//! DHCP, and the loop's idle that calls the platform. The applications
+//! (the `apps` crate) run on it with this kernel's clock and console.
 
 use alloc::vec;
-use cohort_boot::cmdline::{CongestionControl, NetOptions};
+use apps::{Part, Profile, Settings};
+use cohort_boot::cmdline::{App, BenchClock, CongestionControl, NetOptions};
+use core::fmt;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::{dhcpv4, tcp, Socket};
@@ -21,7 +14,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 // The device traits live below the platform, whose drivers implement them.
-pub use netdev::{NetDevice, PathFrames};
+pub use netdev::NetDevice;
 
 /// Interface polls per round at most: enough to send a burst of segments
 /// without the rest of the loop in between, few enough that a busy stack
@@ -32,6 +25,38 @@ pub fn now() -> Instant {
     Instant::from_micros((crate::clock::now_ns() / 1000) as i64)
 }
 
+/// The kernel's clock, for the applications.
+pub struct KernelClock;
+
+impl apps::Clock for KernelClock {
+    fn now_ns(&self) -> u64 {
+        crate::clock::now_ns()
+    }
+}
+
+/// The console, for the applications' lines.
+pub struct Console;
+
+impl apps::Output for Console {
+    fn line(&mut self, line: fmt::Arguments<'_>) {
+        crate::println!("{line}");
+    }
+}
+
+/// Runs `app` on `device`; `stop` says when the platform asks the guest to
+/// shut down. The device is closed cleanly before returning.
+pub fn run<D: NetDevice>(
+    app: App,
+    device: D,
+    net: &NetOptions,
+    clock: BenchClock,
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<(), alloc::string::String> {
+    let mac = device.mac();
+    let mut stack = Stack::new(device, mac, net);
+    apps::run(app, &mut stack, &Settings { net: *net, clock }, &KernelClock, &mut Console, stop)
+}
+
 pub struct Stack<D> {
     pub device: D,
     pub iface: Interface,
@@ -39,6 +64,15 @@ pub struct Stack<D> {
     dhcp: Option<SocketHandle>,
     /// Congestion control of every TCP socket (`net.cc=`).
     congestion: tcp::CongestionControl,
+    profile: Profile,
+}
+
+/// Runs `f`, charging its time to `part` of `profile`.
+fn timed<T>(profile: &mut Profile, part: Part, f: impl FnOnce() -> T) -> T {
+    let start = crate::clock::now_ns();
+    let out = f();
+    profile.add(part, crate::clock::now_ns().saturating_sub(start));
+    out
 }
 
 impl<D: Device> Stack<D> {
@@ -65,7 +99,7 @@ impl<D: Device> Stack<D> {
             CongestionControl::None => tcp::CongestionControl::None,
             CongestionControl::Reno => tcp::CongestionControl::Reno,
         };
-        Stack { device, iface, sockets, dhcp, congestion }
+        Stack { device, iface, sockets, dhcp, congestion, profile: Profile::default() }
     }
 
     /// A round of the interface (smoltcp sends one segment per socket per
@@ -83,10 +117,11 @@ impl<D: Device> Stack<D> {
                 }
             }
         }
-        let changed = profile::time(profile::Part::Poll, || {
+        let Stack { iface, device, sockets, profile, .. } = self;
+        let changed = timed(profile, Part::Poll, || {
             let mut changed = false;
             for _ in 0..POLL_BATCH {
-                if self.iface.poll(now(), &mut self.device, &mut self.sockets) == PollResult::None {
+                if iface.poll(now(), device, sockets) == PollResult::None {
                     break;
                 }
                 changed = true;
@@ -128,7 +163,6 @@ impl<D: Device> Stack<D> {
             _ => None,
         })
     }
-
 }
 
 impl<D: NetDevice> Stack<D> {
@@ -138,7 +172,7 @@ impl<D: NetDevice> Stack<D> {
         if self.device.wants_polling() {
             // Polled channels: give the CPU to whoever else may run on it
             // (a co-resident peer placed on the same CPU, say), never block.
-            profile::time(profile::Part::Idle, crate::platform::yield_cpu);
+            timed(&mut self.profile, Part::Idle, crate::platform::yield_cpu);
             return;
         }
         let due_now = matches!(self.iface.poll_delay(now(), &self.sockets), Some(d) if d.total_micros() == 0);
@@ -149,14 +183,46 @@ impl<D: NetDevice> Stack<D> {
             return;
         }
         if !self.device.prepare_idle() {
-            profile::time(profile::Part::Idle, crate::platform::idle);
+            timed(&mut self.profile, Part::Idle, crate::platform::idle);
         }
     }
 
     /// One round: device housekeeping, then the interface; true when
     /// something may have changed for the sockets.
     pub fn step(&mut self) -> bool {
-        profile::time(profile::Part::Service, || self.device.service());
+        timed(&mut self.profile, Part::Service, || self.device.service());
         self.poll()
+    }
+}
+
+impl<D: NetDevice> apps::Stack for Stack<D> {
+    type Device = D;
+
+    fn device(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    fn device_ref(&self) -> &D {
+        &self.device
+    }
+
+    fn parts(&mut self) -> (&mut Interface, &mut SocketSet<'static>) {
+        (&mut self.iface, &mut self.sockets)
+    }
+
+    fn ipv4(&self) -> Option<Ipv4Cidr> {
+        Stack::ipv4(self)
+    }
+
+    fn step(&mut self) -> bool {
+        Stack::step(self)
+    }
+
+    fn wait(&mut self) {
+        Stack::wait(self)
+    }
+
+    fn profile(&mut self) -> &mut Profile {
+        &mut self.profile
     }
 }

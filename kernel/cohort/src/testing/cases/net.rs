@@ -73,7 +73,8 @@ pub fn smoltcp_loopback_tcp() -> Outcome {
 /// The echo service and the transfer client of `app=`, on one loopback
 /// interface: 2 MiB out and back, compared by SHA-256.
 pub fn echo_transfer_loopback() -> Outcome {
-    use crate::net::{echo::Echo, transfer::Transfer, Stack};
+    use crate::net::Stack;
+    use apps::{echo::Echo, transfer::Transfer};
     use cohort_boot::cmdline::{Ipv4Cidr, NetOptions};
     let net = NetOptions { ip: Some(Ipv4Cidr { addr: [127, 0, 0, 1], prefix: 8 }), ..NetOptions::default() };
     let mut stack = Stack::new(Loopback::new(Medium::Ethernet), [2, 0, 0, 0, 0, 1], &net);
@@ -85,7 +86,7 @@ pub fn echo_transfer_loopback() -> Outcome {
         ensure!(crate::clock::now_ns() < deadline, "stalled at {:?}", transfer.progress());
         stack.poll();
         echo.service(&mut stack.sockets);
-        transfer.service(&mut stack.sockets)?;
+        transfer.service(&mut stack.sockets, crate::clock::now_ns())?;
     }
     ensure!(echo.tcp_bytes == total, "echo relayed {} of {total} bytes", echo.tcp_bytes);
     let report = transfer.report(&mut stack.sockets);
@@ -97,7 +98,8 @@ pub fn echo_transfer_loopback() -> Outcome {
 /// echo, on one loopback interface: the byte count and SHA-256 the sink
 /// reports match what was sent; every transaction completes.
 pub fn stream_and_rr_loopback() -> Outcome {
-    use crate::net::{echo::Echo, pattern::CheckKind, rr::Rr, sink::Sink, stream::Stream, Stack};
+    use crate::net::Stack;
+    use apps::{echo::Echo, pattern::CheckKind, rr::Rr, sink::Sink, stream::Stream};
     use cohort_boot::cmdline::{Ipv4Cidr, NetOptions};
     let net = NetOptions { ip: Some(Ipv4Cidr { addr: [127, 0, 0, 1], prefix: 8 }), ..NetOptions::default() };
     let mut stack = Stack::new(Loopback::new(Medium::Ethernet), [2, 0, 0, 0, 0, 1], &net);
@@ -113,7 +115,7 @@ pub fn stream_and_rr_loopback() -> Outcome {
             ensure!(crate::clock::now_ns() < deadline, "stream stalled at {} bytes", stream.sent());
             stack.poll();
             sink.service(&mut stack.sockets);
-            stream.service(&mut stack.sockets)?;
+            stream.service(&mut stack.sockets, crate::clock::now_ns())?;
         }
         let report = stream.finish(&mut stack.sockets);
         let digest_len = match kind {
@@ -135,7 +137,7 @@ pub fn stream_and_rr_loopback() -> Outcome {
         ensure!(crate::clock::now_ns() < deadline, "rr stalled at {:?}", rr.progress());
         stack.poll();
         echo.service(&mut stack.sockets);
-        rr.service(&mut stack.sockets)?;
+        rr.service(&mut stack.sockets, crate::clock::now_ns())?;
     }
     let r = rr.finish(&mut stack.sockets);
     ensure!(r.transactions == 200 && r.p50_us > 0.0 && r.p99_us >= r.p50_us, "rr report {} transactions, p50 {} p99 {}", r.transactions, r.p50_us, r.p99_us);

@@ -3,7 +3,7 @@
 //! line, `<bytes> <digest>\n`, and closes. The digest is SHA-256, unless
 //! the stream starts with the magic of another check (`CheckKind::magic`).
 
-use super::pattern::{Check, CheckKind};
+use crate::pattern::{Check, CheckKind};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;

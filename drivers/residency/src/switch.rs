@@ -26,12 +26,12 @@ use smoltcp::time::Instant;
 use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
 use xen_proto::xenstore::Client;
 
-use crate::channel::SendError;
+use channel::ring::ETH_FRAME;
+use channel::{Manager, SendError};
+
 use crate::checksum;
 use crate::counters::SwitchCounters;
 use crate::gso;
-use crate::manager::Manager;
-use crate::ring::ETH_FRAME;
 
 /// A channel with no room for this long is taken for a peer that stopped
 /// reading: it is closed and its traffic falls back.

@@ -2,9 +2,9 @@
 //! the loop retries refused connections, prints progress, and waits for
 //! the close handshake before taking the report.
 
-use super::rr::Rr;
-use super::stream::Stream;
-use super::transfer::Transfer;
+use crate::rr::Rr;
+use crate::stream::Stream;
+use crate::transfer::Transfer;
 use alloc::format;
 use alloc::string::String;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -12,14 +12,30 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
 
 pub trait Client {
-    /// Advances; Ok(true) when something moved. An error before
-    /// connecting means refused (retry); after, the measurement failed.
-    fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String>;
+    /// Advances at time `now_ns`; Ok(true) when something moved. An error
+    /// before connecting means refused (retry); after, the measurement
+    /// failed.
+    fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String>;
     fn connected(&self) -> bool;
     fn done(&self) -> bool;
     fn handle(&self) -> SocketHandle;
-    /// One line of progress.
-    fn progress(&self, sockets: &mut SocketSet<'static>) -> String;
+    /// How far it got.
+    fn progress(&self, sockets: &mut SocketSet<'static>) -> Progress;
+}
+
+/// How far a client got: for its progress line and `RESULT` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// `transfer`, `stream` or `rr`.
+    pub app: &'static str,
+    /// Bytes echoed back, bytes acknowledged, or transactions done...
+    pub done: u64,
+    /// ... of this many.
+    pub total: u64,
+    /// `bytes` or `transactions`.
+    pub unit: &'static str,
+    /// The line to log.
+    pub line: String,
 }
 
 /// Adds `socket` and connects it to `peer:port` from `local_port`; the
@@ -43,12 +59,12 @@ pub fn connect(
 
 /// Notes when the connection is up (the client's clock starts there).
 /// Ok(true): connected, go on; Ok(false): not yet; Err: refused or reset.
-pub fn await_connected(socket: &tcp::Socket, connected_ns: &mut Option<u64>) -> Result<bool, String> {
+pub fn await_connected(socket: &tcp::Socket, connected_ns: &mut Option<u64>, now_ns: u64) -> Result<bool, String> {
     if connected_ns.is_some() {
         return Ok(true);
     }
     if socket.may_send() {
-        *connected_ns = Some(crate::clock::now_ns());
+        *connected_ns = Some(now_ns);
         Ok(true)
     } else if !socket.is_open() {
         Err("connection refused or reset".into())
@@ -67,8 +83,8 @@ fn mib(bytes: u64) -> f64 {
 }
 
 impl Client for Transfer {
-    fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
-        Transfer::service(self, sockets)
+    fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
+        Transfer::service(self, sockets, now_ns)
     }
     fn connected(&self) -> bool {
         self.connected_ns.is_some()
@@ -79,15 +95,16 @@ impl Client for Transfer {
     fn handle(&self) -> SocketHandle {
         Transfer::handle(self)
     }
-    fn progress(&self, _: &mut SocketSet<'static>) -> String {
+    fn progress(&self, _: &mut SocketSet<'static>) -> Progress {
         let (sent, received, total) = Transfer::progress(self);
-        format!("transfer: sent {:.1} MiB, echoed {:.1} of {:.1} MiB", mib(sent), mib(received), mib(total))
+        let line = format!("transfer: sent {:.1} MiB, echoed {:.1} of {:.1} MiB", mib(sent), mib(received), mib(total));
+        Progress { app: "transfer", done: received, total, unit: "bytes", line }
     }
 }
 
 impl Client for Stream {
-    fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
-        Stream::service(self, sockets)
+    fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
+        Stream::service(self, sockets, now_ns)
     }
     fn connected(&self) -> bool {
         self.connected_ns.is_some()
@@ -98,14 +115,16 @@ impl Client for Stream {
     fn handle(&self) -> SocketHandle {
         Stream::handle(self)
     }
-    fn progress(&self, sockets: &mut SocketSet<'static>) -> String {
-        format!("stream: {:.1} MiB acknowledged of {:.1} MiB sent", mib(self.acked(sockets)), mib(self.sent()))
+    fn progress(&self, sockets: &mut SocketSet<'static>) -> Progress {
+        let acked = self.acked(sockets);
+        let line = format!("stream: {:.1} MiB acknowledged of {:.1} MiB sent", mib(acked), mib(self.sent()));
+        Progress { app: "stream", done: acked, total: self.total(), unit: "bytes", line }
     }
 }
 
 impl Client for Rr {
-    fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
-        Rr::service(self, sockets)
+    fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
+        Rr::service(self, sockets, now_ns)
     }
     fn connected(&self) -> bool {
         self.connected_ns.is_some()
@@ -116,8 +135,9 @@ impl Client for Rr {
     fn handle(&self) -> SocketHandle {
         Rr::handle(self)
     }
-    fn progress(&self, _: &mut SocketSet<'static>) -> String {
+    fn progress(&self, _: &mut SocketSet<'static>) -> Progress {
         let (done, count) = Rr::progress(self);
-        format!("rr: {done} of {count} transactions")
+        let line = format!("rr: {done} of {count} transactions");
+        Progress { app: "rr", done: u64::from(done), total: u64::from(count), unit: "transactions", line }
     }
 }

@@ -176,3 +176,68 @@ impl Check {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn the_pattern_is_the_same_whatever_the_chunks() {
+        let (mut a, mut b) = (Pattern::new(), Pattern::new());
+        let mut whole = Vec::new();
+        a.fill(&mut whole, 64);
+        let mut pieces = Vec::new();
+        for n in [8, 24, 32] {
+            let mut chunk = Vec::new();
+            b.fill(&mut chunk, n);
+            pieces.extend_from_slice(&chunk);
+        }
+        assert_eq!(whole, pieces);
+        assert_ne!(whole[..8], whole[8..16], "not trivially repeating");
+    }
+
+    #[test]
+    fn fnv_is_independent_of_how_the_bytes_are_split() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut whole = Fnv64::new();
+        whole.update(&data);
+        let whole = whole.finish();
+        for split in [1, 3, 8, 13, 999] {
+            let mut h = Fnv64::new();
+            for chunk in data.chunks(split) {
+                h.update(chunk);
+            }
+            assert_eq!(h.finish(), whole, "chunks of {split}");
+        }
+        // A lost, added or changed byte changes it.
+        let mut h = Fnv64::new();
+        h.update(&data[..999]);
+        assert_ne!(h.finish(), whole);
+        let mut changed = data.clone();
+        changed[500] ^= 1;
+        let mut h = Fnv64::new();
+        h.update(&changed);
+        assert_ne!(h.finish(), whole);
+        let mut h = Fnv64::new();
+        h.update(&[data.as_slice(), &[0]].concat());
+        assert_ne!(h.finish(), whole, "a trailing zero byte counts");
+    }
+
+    #[test]
+    fn checks_finish_as_digests_of_their_kind() {
+        let mut digests = vec![];
+        for kind in [CheckKind::Sha256, CheckKind::Fast, CheckKind::Count] {
+            let mut c = Check::new(kind);
+            assert_eq!(c.kind(), kind);
+            c.update(b"abc");
+            digests.push(c.finish());
+        }
+        assert_eq!(digests[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(digests[1].len(), 16);
+        assert_eq!(digests[2], "-");
+        assert_eq!(CheckKind::Fast.magic(), Some(*b"cohort-f"));
+        assert_eq!(CheckKind::Sha256.magic(), None);
+    }
+}

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use super::pattern::{hex, Pattern};
+use crate::pattern::{hex, Pattern};
 use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -57,7 +57,7 @@ impl Transfer {
         local_port: u16,
     ) -> Result<Transfer, String> {
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER]));
-        let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
+        let handle = crate::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Transfer {
             handle,
             total,
@@ -81,10 +81,11 @@ impl Transfer {
         self.pending_at = 0;
     }
 
-    /// Advances the transfer; Ok(true) when something moved.
-    pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
+    /// Advances the transfer at time `now_ns`; Ok(true) when something
+    /// moved.
+    pub fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
-        if !super::client::await_connected(socket, &mut self.connected_ns)? {
+        if !crate::client::await_connected(socket, &mut self.connected_ns, now_ns)? {
             return Ok(false);
         }
         let mut moved = false;
@@ -113,7 +114,7 @@ impl Transfer {
             return Err(format!("received {} bytes, more than the {} sent", self.received, self.sent));
         }
         if self.received == self.total && self.done_ns.is_none() {
-            self.done_ns = Some(crate::clock::now_ns());
+            self.done_ns = Some(now_ns);
             socket.close();
         }
         if !socket.is_open() && self.done_ns.is_none() {

@@ -68,7 +68,7 @@ impl Rr {
         // on Linux does (acknowledging each response by itself cost a
         // third frame, and a wake-up of the peer, per transaction).
         socket.set_nagle_enabled(false);
-        let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
+        let handle = crate::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Rr {
             handle,
             count,
@@ -108,16 +108,16 @@ impl Rr {
         (self.done, self.count)
     }
 
-    /// Advances; Ok(true) when something moved.
-    pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
+    /// Advances at time `now_ns`; Ok(true) when something moved.
+    pub fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
-        if !super::client::await_connected(socket, &mut self.connected_ns)? {
+        if !crate::client::await_connected(socket, &mut self.connected_ns, now_ns)? {
             return Ok(false);
         }
         let mut moved = false;
         if self.in_flight.is_none() && self.done < self.count && socket.send_capacity() - socket.send_queue() >= self.msg {
             socket.send_slice(&self.request).map_err(|e| format!("send: {e}"))?;
-            self.in_flight = Some((crate::clock::now_ns(), 0));
+            self.in_flight = Some((now_ns, 0));
             moved = true;
         }
         while let Some((start, got)) = self.in_flight {
@@ -134,11 +134,11 @@ impl Rr {
                 self.in_flight = Some((start, got + n));
                 continue;
             }
-            self.record(crate::clock::now_ns() - start);
+            self.record(now_ns.saturating_sub(start));
             self.in_flight = None;
             self.done += 1;
             if self.done == self.count {
-                self.done_ns = Some(crate::clock::now_ns());
+                self.done_ns = Some(now_ns);
                 socket.close();
             }
         }
@@ -155,7 +155,6 @@ impl Rr {
     pub fn handle(&self) -> SocketHandle {
         self.handle
     }
-
 
     pub fn finish(mut self, sockets: &mut SocketSet<'static>) -> RrReport {
         sockets.remove(self.handle);

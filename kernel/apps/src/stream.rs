@@ -2,7 +2,7 @@
 //! and takes the sink's answer (byte count and digest) as the end of the
 //! measurement, so the time covers every byte delivered.
 
-use super::pattern::{Check, CheckKind, Pattern};
+use crate::pattern::{Check, CheckKind, Pattern};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -67,7 +67,7 @@ impl Stream {
             tcp::SocketBuffer::new(alloc::vec![0; 4096]),
             tcp::SocketBuffer::new(alloc::vec![0; BUFFER]),
         );
-        let handle = super::client::connect(iface, sockets, socket, peer, port, local_port)?;
+        let handle = crate::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Stream {
             handle,
             total,
@@ -98,10 +98,15 @@ impl Stream {
         self.sent
     }
 
-    /// Advances the stream; Ok(true) when something moved.
-    pub fn service(&mut self, sockets: &mut SocketSet<'static>) -> Result<bool, String> {
+    /// Bytes to send in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Advances the stream at time `now_ns`; Ok(true) when something moved.
+    pub fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
         let socket = sockets.get_mut::<tcp::Socket>(self.handle);
-        if !super::client::await_connected(socket, &mut self.connected_ns)? {
+        if !crate::client::await_connected(socket, &mut self.connected_ns, now_ns)? {
             return Ok(false);
         }
         let mut moved = false;
@@ -145,7 +150,7 @@ impl Stream {
             moved = true;
         }
         if self.done_ns.is_none() && self.answer.ends_with(b"\n") {
-            self.done_ns = Some(crate::clock::now_ns());
+            self.done_ns = Some(now_ns);
         }
         if self.done_ns.is_none() && !socket.is_open() {
             return Err(format!("connection closed after {} of {} bytes, before the sink answered", self.sent, self.total));
@@ -156,7 +161,6 @@ impl Stream {
     pub fn done(&self) -> bool {
         self.done_ns.is_some()
     }
-
 
     /// Removes the socket (the sink closes its side after answering).
     pub fn finish(self, sockets: &mut SocketSet<'static>) -> StreamReport {

@@ -1,0 +1,415 @@
+//! What a guest reports of its results and events, one per line, for the
+//! scripts and the harness that decide whether a run passed:
+//!
+//! ```text
+//! RESULT {"kind":"address","ip":"198.18.0.10","prefix":15,"source":"static"}
+//! RESULT {"kind":"stream","path":"channel","bytes":67108864,...,"match":true,"frames":{"channel":48216,"netfront":3,"share":99.994}}
+//! RESULT {"kind":"channel_closed","peer":3,"mac":"00:16:3e:c0:01:23","why":"the peer withdrew its offer","was_up":true,"xen_time_ns":81234567890}
+//! ```
+//!
+//! Each line is `RESULT ` and one JSON object whose first key, `kind`,
+//! names the event; the other keys follow in the order given below, with
+//! no spaces, so a shell script can match `"kind":"channel_released","peer":3`
+//! with grep as well as read the object with a JSON parser. The kernel
+//! writes them with serde-json-core ([`Event`]'s `Display`: no heap,
+//! strings escaped), next to the human-readable line that says the same;
+//! the harness reads them with serde_json into an `Event<String>` (see
+//! [`result_json_in`]). Numbers with a fraction are given to the
+//! thousandth, but for `seconds` (as precise as the clock); an optional
+//! value that is unknown is `null`.
+//!
+//! # The events
+//!
+//! | `kind` | keys after `kind` | printed when |
+//! |---|---|---|
+//! | `address` | `ip` (dotted quad), `prefix`, `source` (`static` or `dhcp`) | the interface has its IPv4 address (`net: address ...`) |
+//! | `progress` | `app` (`transfer`, `stream`, `rr`), `done`, `total`, `unit` (`bytes` or `transactions`) | a measuring client's progress line (every 5 s): bytes echoed or acknowledged, transactions done |
+//! | `frames` | `of` (what was measured: `transfer`, `stream`, `rr`, `channel phase`, `netfront phase`, `switching stream`), `channel`, `netfront`, `share` | the frames a measurement moved, both ways, by path, and the channel's share in percent (on a device with channels: Xen) |
+//! | `transfer` | `bytes`, `seconds`, `mbit_per_s`, `sent_sha256`, `received_sha256`, `match`, `frames` | `app=transfer` ended: what went to the echo and came back |
+//! | `stream` | `path`, `bytes`, `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `sent_digest`, `sink_bytes`, `sink_digest`, `match`, `frames` | a TCP_STREAM ended: what the sink says it received |
+//! | `rr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | a TCP_RR ended |
+//! | `netbench` | `reps`, `up_ms`, `stream_channel_mbit`, `stream_netfront_mbit`, `stream_speedup`, `rr_channel_per_s`, `rr_netfront_per_s`, `rr_speedup`, `p50_channel_us`, `p50_netfront_us`, `switch_ms`, `back_ms` | `app=netbench` ended (medians of `reps` runs; `switch_ms` is `null` if the switching stream never resumed) |
+//! | `served` | `tcp_bytes`, `udp_packets`, `sink_bytes`, `sink_streams` | `app=echo` was asked to stop |
+//! | `channel_up` | `peer` (domid), `mac`, `after_listed_ms`, `xen_time_ns` | the channel to `peer` is up: frames to it take the channel |
+//! | `channel_closed` | `peer`, `mac`, `why`, `was_up`, `xen_time_ns` | the channel to `peer` closed (`was_up`: it had been up and frames now take netfront; else it was never set up) |
+//! | `channel_refused` | `peer`, `why` | `peer` speaks another layout version: no channel |
+//! | `channel_released` | `peer` | a closed channel's last grant is revoked, its pages freed |
+//! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
+//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
+//!
+//! `frames` inside `transfer`, `stream` and `rr` is the object
+//! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
+//! printed just before), or `null` on a device without channels (virtio).
+
+use core::fmt;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::round_thousandths;
+
+/// What precedes the JSON object of a result in a line.
+pub const RESULT_PREFIX: &str = "RESULT ";
+
+/// The longest JSON object `Display` writes (two SHA-256 digests and a
+/// reason fit; a longer event is an error, never a cut line).
+pub const RESULT_JSON_MAX: usize = 1024;
+
+fn thousandths<Ser: Serializer>(value: &f64, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+    serializer.serialize_f64(round_thousandths(*value))
+}
+
+fn opt_thousandths<Ser: Serializer>(value: &Option<f64>, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+    match value {
+        Some(v) => serializer.serialize_some(&round_thousandths(*v)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Frames by path over a measurement, both ways.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frames {
+    pub channel: u64,
+    pub netfront: u64,
+    /// The channel's share, in percent.
+    #[serde(serialize_with = "thousandths")]
+    pub share: f64,
+}
+
+impl Frames {
+    /// The counts, and the share they make.
+    pub fn new(channel: u64, netfront: u64) -> Frames {
+        let share = 100.0 * channel as f64 / (channel + netfront).max(1) as f64;
+        Frames { channel, netfront, share }
+    }
+}
+
+/// One result or event of a guest. `S` is `&str` where it is written (the
+/// kernel) and `String` where it is read (the harness). See the module's
+/// docs for when each is printed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event<S> {
+    Address {
+        ip: S,
+        prefix: u8,
+        source: S,
+    },
+    Progress {
+        app: S,
+        done: u64,
+        total: u64,
+        unit: S,
+    },
+    Frames {
+        of: S,
+        channel: u64,
+        netfront: u64,
+        #[serde(serialize_with = "thousandths")]
+        share: f64,
+    },
+    Transfer {
+        bytes: u64,
+        seconds: f64,
+        #[serde(serialize_with = "thousandths")]
+        mbit_per_s: f64,
+        sent_sha256: S,
+        received_sha256: S,
+        #[serde(rename = "match")]
+        matched: bool,
+        frames: Option<Frames>,
+    },
+    Stream {
+        path: S,
+        bytes: u64,
+        seconds: f64,
+        #[serde(serialize_with = "thousandths")]
+        mbit_per_s: f64,
+        check: S,
+        sent_digest: S,
+        sink_bytes: u64,
+        sink_digest: S,
+        #[serde(rename = "match")]
+        matched: bool,
+        frames: Option<Frames>,
+    },
+    Rr {
+        path: S,
+        transactions: u32,
+        seconds: f64,
+        #[serde(serialize_with = "thousandths")]
+        per_second: f64,
+        #[serde(serialize_with = "thousandths")]
+        mean_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p50_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p99_us: f64,
+        frames: Option<Frames>,
+    },
+    Netbench {
+        reps: u32,
+        #[serde(serialize_with = "thousandths")]
+        up_ms: f64,
+        #[serde(serialize_with = "thousandths")]
+        stream_channel_mbit: f64,
+        #[serde(serialize_with = "thousandths")]
+        stream_netfront_mbit: f64,
+        #[serde(serialize_with = "thousandths")]
+        stream_speedup: f64,
+        #[serde(serialize_with = "thousandths")]
+        rr_channel_per_s: f64,
+        #[serde(serialize_with = "thousandths")]
+        rr_netfront_per_s: f64,
+        #[serde(serialize_with = "thousandths")]
+        rr_speedup: f64,
+        #[serde(serialize_with = "thousandths")]
+        p50_channel_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p50_netfront_us: f64,
+        #[serde(serialize_with = "opt_thousandths")]
+        switch_ms: Option<f64>,
+        #[serde(serialize_with = "thousandths")]
+        back_ms: f64,
+    },
+    Served {
+        tcp_bytes: u64,
+        udp_packets: u64,
+        sink_bytes: u64,
+        sink_streams: u64,
+    },
+    ChannelUp {
+        peer: u16,
+        mac: S,
+        #[serde(serialize_with = "thousandths")]
+        after_listed_ms: f64,
+        xen_time_ns: u64,
+    },
+    ChannelClosed {
+        peer: u16,
+        mac: S,
+        why: S,
+        was_up: bool,
+        xen_time_ns: u64,
+    },
+    ChannelRefused {
+        peer: u16,
+        why: S,
+    },
+    ChannelReleased {
+        peer: u16,
+    },
+    DeviceClosed {
+        device: S,
+        clean: bool,
+        netfront_closed: bool,
+        channels_released: bool,
+        grant_refs: u64,
+        mapped: u64,
+        pages: u64,
+    },
+    App {
+        app: S,
+        ok: bool,
+        error: Option<S>,
+    },
+}
+
+impl<S: Serialize> Event<S> {
+    /// The JSON object, written into `buf`.
+    pub fn to_json<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, serde_json_core::ser::Error> {
+        let len = serde_json_core::to_slice(self, buf)?;
+        core::str::from_utf8(&buf[..len]).map_err(|_| serde_json_core::ser::Error::BufferFull)
+    }
+}
+
+/// The whole line, `RESULT {...}`; `fmt::Error` (nothing written) if the
+/// object is longer than [`RESULT_JSON_MAX`].
+impl<S: Serialize> fmt::Display for Event<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; RESULT_JSON_MAX];
+        let json = self.to_json(&mut buf).map_err(|_| fmt::Error)?;
+        f.write_str(RESULT_PREFIX)?;
+        f.write_str(json)
+    }
+}
+
+/// The JSON object of a result in a console line, wherever `RESULT {`
+/// starts (consoles prefix lines); it runs to the end of the line, so
+/// read one object and ignore the rest.
+pub fn result_json_in(line: &str) -> Option<&str> {
+    let at = line.find("RESULT {")?;
+    Some(&line[at + RESULT_PREFIX.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    /// How the harness reads a line.
+    fn read(line: &str) -> Result<Event<String>, String> {
+        let json = result_json_in(line).ok_or("no RESULT object")?;
+        let mut objects = serde_json::Deserializer::from_str(json).into_iter::<Event<String>>();
+        objects.next().ok_or("nothing after RESULT")?.map_err(|e| e.to_string())
+    }
+
+    fn sha(c: char) -> String {
+        core::iter::repeat_n(c, 64).collect()
+    }
+
+    /// One of each kind, as the kernel writes them.
+    fn every_kind<'a>(a: &'a str, b: &'a str) -> Vec<Event<&'a str>> {
+        let frames = Some(Frames::new(999, 1));
+        std::vec![
+            Event::Address { ip: "198.18.0.10", prefix: 15, source: "static" },
+            Event::Progress { app: "rr", done: 5123, total: 10_000_000, unit: "transactions" },
+            Event::Frames { of: "channel phase", channel: 999, netfront: 1, share: 99.9 },
+            Event::Transfer { bytes: 16, seconds: 0.5, mbit_per_s: 0.000256, sent_sha256: a, received_sha256: b, matched: false, frames: None },
+            Event::Stream {
+                path: "channel",
+                bytes: 1 << 26,
+                seconds: 1.25,
+                mbit_per_s: 429.4967296,
+                check: "sha256",
+                sent_digest: a,
+                sink_bytes: 1 << 26,
+                sink_digest: a,
+                matched: true,
+                frames,
+            },
+            Event::Rr { path: "netfront", transactions: 2000, seconds: 0.8, per_second: 2500.0, mean_us: 400.1234, p50_us: 390.0, p99_us: 800.0, frames },
+            Event::Netbench {
+                reps: 3,
+                up_ms: 51.2,
+                stream_channel_mbit: 2344.0,
+                stream_netfront_mbit: 199.1,
+                stream_speedup: 11.77,
+                rr_channel_per_s: 10493.0,
+                rr_netfront_per_s: 2357.0,
+                rr_speedup: 4.45,
+                p50_channel_us: 44.0,
+                p50_netfront_us: 279.0,
+                switch_ms: None,
+                back_ms: 25.3,
+            },
+            Event::Served { tcp_bytes: 1, udp_packets: 2, sink_bytes: 3, sink_streams: 4 },
+            Event::ChannelUp { peer: 3, mac: "00:16:3e:c0:01:23", after_listed_ms: 5.6, xen_time_ns: 1 << 40 },
+            Event::ChannelClosed { peer: 3, mac: "00:16:3e:c0:01:23", why: "the peer withdrew its offer", was_up: true, xen_time_ns: 7 },
+            Event::ChannelRefused { peer: 4, why: "layout version 2" },
+            Event::ChannelReleased { peer: 3 },
+            Event::DeviceClosed { device: "netfront", clean: true, netfront_closed: true, channels_released: true, grant_refs: 0, mapped: 0, pages: 0 },
+            Event::App { app: "stream", ok: false, error: Some("the sink got 3 bytes") },
+        ]
+    }
+
+    #[test]
+    fn lines_are_exact_and_keys_in_order() {
+        assert_eq!(
+            Event::Address { ip: "198.18.0.10", prefix: 15, source: "static" }.to_string(),
+            r#"RESULT {"kind":"address","ip":"198.18.0.10","prefix":15,"source":"static"}"#
+        );
+        assert_eq!(Event::<&str>::ChannelReleased { peer: 3 }.to_string(), r#"RESULT {"kind":"channel_released","peer":3}"#);
+        assert_eq!(
+            Event::App { app: "echo", ok: true, error: None::<&str> }.to_string(),
+            r#"RESULT {"kind":"app","app":"echo","ok":true,"error":null}"#
+        );
+        let rr = Event::Rr { path: "channel", transactions: 3, seconds: 0.0015, per_second: 2000.0, mean_us: 1.23456, p50_us: 1.0, p99_us: 2.0, frames: Some(Frames::new(2, 1)) };
+        assert_eq!(
+            rr.to_string(),
+            r#"RESULT {"kind":"rr","path":"channel","transactions":3,"seconds":0.0015,"per_second":2000.0,"mean_us":1.235,"p50_us":1.0,"p99_us":2.0,"frames":{"channel":2,"netfront":1,"share":66.667}}"#
+        );
+        let closed = Event::DeviceClosed { device: "netfront", clean: true, netfront_closed: true, channels_released: true, grant_refs: 0, mapped: 0, pages: 0 };
+        assert_eq!(
+            closed.to_string(),
+            r#"RESULT {"kind":"device_closed","device":"netfront","clean":true,"netfront_closed":true,"channels_released":true,"grant_refs":0,"mapped":0,"pages":0}"#
+        );
+    }
+
+    #[test]
+    fn every_kind_reads_back() {
+        let (a, b) = (sha('a'), sha('b'));
+        for written in every_kind(&a, &b) {
+            let line = std::format!("(d3) {written}");
+            assert!(!line.contains('\n') && !line.contains(": "), "{line}");
+            let read_back = read(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            // Floats come back rounded to the thousandth; compare the lines.
+            assert_eq!(std::format!("(d3) {read_back}"), line);
+        }
+    }
+
+    #[test]
+    fn the_kind_comes_first_and_names_the_event() {
+        let (a, b) = (sha('a'), sha('b'));
+        let kinds: Vec<String> = every_kind(&a, &b)
+            .iter()
+            .map(|e| {
+                let line = e.to_string();
+                let rest = line.strip_prefix(r#"RESULT {"kind":""#).unwrap();
+                String::from(&rest[..rest.find('"').unwrap()])
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "address",
+                "progress",
+                "frames",
+                "transfer",
+                "stream",
+                "rr",
+                "netbench",
+                "served",
+                "channel_up",
+                "channel_closed",
+                "channel_refused",
+                "channel_released",
+                "device_closed",
+                "app"
+            ]
+        );
+    }
+
+    #[test]
+    fn matching_and_unknowns_read_as_such() {
+        let (a, b) = (sha('a'), sha('b'));
+        let events = every_kind(&a, &b);
+        match read(&events[4].to_string()).unwrap() {
+            Event::Stream { matched, frames: Some(f), bytes, sink_bytes, .. } => {
+                assert!(matched);
+                assert_eq!((bytes, sink_bytes, f.channel, f.netfront, f.share), (1 << 26, 1 << 26, 999, 1, 99.9));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(events[4].to_string().contains(r#""match":true"#));
+        match read(&events[6].to_string()).unwrap() {
+            Event::Netbench { switch_ms, back_ms, .. } => assert_eq!((switch_ms, back_ms), (None, 25.3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(events[6].to_string().contains(r#""switch_ms":null"#));
+        assert_eq!(
+            read(r#"RESULT {"kind":"app","app":"rr","ok":false,"error":"no progress"}"#).unwrap(),
+            Event::App { app: String::from("rr"), ok: false, error: Some(String::from("no progress")) }
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_and_bad_lines_do_not_read() {
+        let why = "a \"quoted\" reason\nover two lines";
+        let line = Event::ChannelRefused { peer: 1, why }.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(read(&line).unwrap(), Event::ChannelRefused { peer: 1, why: String::from(why) });
+        assert_eq!(result_json_in("no result here"), None);
+        assert!(read(r#"RESULT {"kind":"no_such_kind"}"#).is_err());
+        assert!(read(r#"RESULT {"kind":"channel_released"}"#).unwrap_err().contains("missing field"));
+        assert!(read(r#"RESULT {"peer":3}"#).is_err(), "no kind");
+    }
+
+    #[test]
+    fn an_event_too_long_for_the_buffer_is_an_error_not_a_cut_line() {
+        let long = "x".repeat(RESULT_JSON_MAX);
+        let mut out = String::new();
+        assert!(fmt::write(&mut out, format_args!("{}", Event::ChannelRefused { peer: 1, why: long.as_str() })).is_err());
+        assert_eq!(out, "");
+    }
+}
