@@ -5,6 +5,7 @@
 # path through dom0's bridge), and the table at the end puts them side by
 # side.
 #   cohort-demo.sh [KERNEL] [BYTES] [TRANSACTIONS] [EXTRA-CMDLINE] [EXTRA-XL-CONFIG]
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}
