@@ -149,18 +149,13 @@ fn try_run(config: &Config, verbose: bool) -> Result<Vec<CheckResult>, String> {
     // 1. Boot: the banner and the virtio-net probe's line, within 30 s.
     let boot_deadline = (Instant::now() + Duration::from_secs(30)).min(deadline);
     let probed = |l: &String| l.contains("virtio-net ") || l.contains("virtio-net:");
-    loop {
-        match guest.next(boot_deadline) {
-            Next::Line(_, line) => {
-                if verbose {
-                    eprintln!("    | {line}");
-                }
-                lines.push(line);
-                if lines.last().is_some_and(probed) {
-                    break;
-                }
-            }
-            Next::Timeout | Next::Closed => break,
+    while let Next::Line(_, line) = guest.next(boot_deadline) {
+        if verbose {
+            eprintln!("    | {line}");
+        }
+        lines.push(line);
+        if lines.last().is_some_and(probed) {
+            break;
         }
     }
     let mac_line = lines.iter().find(|l| l.contains("virtio-net ") && l.contains(" MAC "));
