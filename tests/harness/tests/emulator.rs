@@ -22,7 +22,7 @@
 //! run counts; the lines after the test summary name every such rerun.
 
 use cohort_harness::lab::{self, Event};
-use cohort_harness::protocol::CheckResult;
+use cohort_harness::protocol::{self, CheckResult};
 use cohort_harness::suites::{self, Suite};
 use cohort_harness::{artifacts, qemu, suite, tap, xensuite};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -81,15 +81,17 @@ impl Shared {
         let verbose = self.verbose;
         let run = lab::run(
             config,
+            // RESULT and RETRY lines are shown as events.
             &mut |line, phase| {
-                if lab::shown(line, phase, verbose) {
+                if lab::shown(line, phase, verbose) && protocol::parse(line).is_none() {
                     eprintln!("    | {line}");
                 }
             },
-            &mut |event| {
-                if let Event::Result { result, .. } = event {
-                    eprintln!("[xen] {}", result.human());
-                }
+            &mut |event| match event {
+                Event::Result { result, .. } => eprintln!("[xen] {}", result.human()),
+                Event::Retry(r) => eprintln!("[xen] retried: {}: {}", r.what, r.why),
+                Event::Garbled { file, error } => eprintln!("[xen] {file}: a RESULT line that does not parse: {error}"),
+                _ => {}
             },
         )?;
         let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
