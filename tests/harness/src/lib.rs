@@ -18,5 +18,6 @@ pub mod qemu;
 pub mod report;
 pub mod suite;
 pub mod suites;
+pub mod summary;
 pub mod tap;
 pub mod xensuite;

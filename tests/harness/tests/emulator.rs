@@ -24,7 +24,7 @@
 use cohort_harness::lab::{self, Event};
 use cohort_harness::protocol::{self, CheckResult};
 use cohort_harness::suites::{self, Suite};
-use cohort_harness::{artifacts, qemu, suite, tap, xensuite};
+use cohort_harness::{artifacts, qemu, suite, summary, tap, xensuite};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -46,6 +46,28 @@ struct Shared {
     xen: OnceLock<Result<lab::Run, String>>,
     reruns: Mutex<Vec<String>>,
     retries: Mutex<Vec<String>>,
+    /// Every test's outcome, for target/test-results/emulator.json.
+    tests: Mutex<Vec<summary::Test>>,
+}
+
+/// A test whose outcome is also kept for the JSON summary.
+fn trial(
+    shared: &Arc<Shared>,
+    name: String,
+    run: impl FnOnce(&Shared) -> Result<Completion, Failed> + Send + 'static,
+) -> Trial {
+    let (shared, kept) = (Arc::clone(shared), name.clone());
+    Trial::ignorable_test(name, move || {
+        let result = run(&shared);
+        let (outcome, detail) = match &result {
+            Ok(Completion::Completed) => (summary::Outcome::Passed, String::new()),
+            Ok(Completion::Ignored { reason }) => (summary::Outcome::Ignored, reason.clone().unwrap_or_default()),
+            Err(e) => (summary::Outcome::Failed, e.message().unwrap_or_default().to_string()),
+        };
+        let mut tests = shared.tests.lock().unwrap_or_else(|e| e.into_inner());
+        tests.push(summary::Test { name: kept, outcome, detail });
+        result
+    })
 }
 
 impl Shared {
@@ -142,8 +164,7 @@ fn kernel_trials(shared: &Arc<Shared>) -> Vec<Trial> {
     suite::cases()
         .into_iter()
         .map(|case| {
-            let shared = Arc::clone(shared);
-            Trial::ignorable_test(case.name.clone(), move || {
+            trial(shared, case.name.clone(), move |shared| {
                 if let Some(why) = shared.skip(Suite::Kernel) {
                     return Ok(Completion::ignored_with(why));
                 }
@@ -157,8 +178,7 @@ fn kernel_trials(shared: &Arc<Shared>) -> Vec<Trial> {
 fn net_trials(shared: &Arc<Shared>) -> Vec<Trial> {
     (0..tap::CHECKS.len())
         .map(|i| {
-            let shared = Arc::clone(shared);
-            Trial::ignorable_test(format!("net::{}", tap::CHECKS[i]), move || {
+            trial(shared, format!("net::{}", tap::CHECKS[i]), move |shared| {
                 if let Some(why) = shared.skip(Suite::Net) {
                     return Ok(Completion::ignored_with(why));
                 }
@@ -176,21 +196,20 @@ fn xen_trials(shared: &Arc<Shared>) -> Vec<(Trial, Option<usize>)> {
     let files = match &shared.xen_files {
         Ok(files) => files,
         Err(e) => {
-            let (shared, e) = (Arc::clone(shared), e.clone());
-            let trial = Trial::ignorable_test("xen::scenario-files", move || match shared.skip(Suite::Xen) {
+            let e = e.clone();
+            let t = trial(shared, "xen::scenario-files".into(), move |shared| match shared.skip(Suite::Xen) {
                 Some(why) => Ok(Completion::ignored_with(why)),
                 None => Err(e.into()),
             });
-            return vec![(trial, None)];
+            return vec![(t, None)];
         }
     };
     let mut trials = Vec::new();
     for (index, file) in files.iter().enumerate() {
         let checks = std::iter::once(None).chain(file.checks.iter().map(|c| Some(c.clone())));
         for check in checks {
-            let shared = Arc::clone(shared);
             let name = xensuite::test_name(file, check.as_deref());
-            let trial = Trial::ignorable_test(name, move || {
+            let t = trial(shared, name, move |shared| {
                 if let Some(why) = shared.skip(Suite::Xen) {
                     return Ok(Completion::ignored_with(why));
                 }
@@ -199,7 +218,7 @@ fn xen_trials(shared: &Arc<Shared>) -> Vec<(Trial, Option<usize>)> {
                 xensuite::verdict(&files[index], check.as_deref(), run)?;
                 Ok(Completion::Completed)
             });
-            trials.push((trial, Some(index)));
+            trials.push((t, Some(index)));
         }
     }
     trials
@@ -232,6 +251,7 @@ fn main() -> ExitCode {
         xen: OnceLock::new(),
         reruns: Mutex::new(Vec::new()),
         retries: Mutex::new(Vec::new()),
+        tests: Mutex::new(Vec::new()),
     });
 
     let mut trials = kernel_trials(&shared);
@@ -248,17 +268,29 @@ fn main() -> ExitCode {
     trials.extend(xen.into_iter().map(|(t, _)| t));
 
     let conclusion = libtest_mimic::run(&args, trials);
+    if args.list {
+        return conclusion.exit_code();
+    }
+    let lock = |m: &Mutex<Vec<String>>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let summary = summary::Summary {
+        suites: shared.suites.iter().map(|s| s.name().to_string()).collect(),
+        tests: shared.tests.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        reruns: lock(&shared.reruns),
+        retries: lock(&shared.retries),
+    };
     if shared.xen.get().is_some() {
-        let reruns = shared.reruns.lock().unwrap_or_else(|e| e.into_inner());
-        println!("reruns: {}", reruns.len());
-        reruns.iter().for_each(|r| println!("  {r}"));
-        let retries = shared.retries.lock().unwrap_or_else(|e| e.into_inner());
-        println!("retried inside dom0: {}", retries.len());
-        retries.iter().for_each(|r| println!("  {r}"));
+        println!("reruns: {}", summary.reruns.len());
+        summary.reruns.iter().for_each(|r| println!("  {r}"));
+        println!("retried inside dom0: {}", summary.retries.len());
+        summary.retries.iter().for_each(|r| println!("  {r}"));
         if let Some(Ok(lab::Run { log: Some(log), .. })) = shared.xen.get() {
             println!("serial log of the lab: {}", log.display());
         }
     }
+    let path = artifacts::target_dir("test-results").join("emulator.json");
+    match summary.write(&path) {
+        Ok(()) => println!("the emulator tests' outcomes: {}", path.display()),
+        Err(e) => eprintln!("emulator: {e}"),
+    }
     conclusion.exit_code()
 }
-
