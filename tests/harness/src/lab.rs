@@ -533,13 +533,24 @@ pub fn run(
     }
     let qemu = qemu::qemu_binary()?;
     let prepared = prepare()?;
+    run_prepared(config, &prepared, &qemu, on_line, on_event)
+}
+
+/// [`run`] with the packages prepared and the QEMU binary found.
+pub fn run_prepared(
+    config: &Config,
+    prepared: &Prepared,
+    qemu: &Path,
+    on_line: &mut dyn FnMut(&str, bool),
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Run, String> {
     let dir = run_dir()?;
-    check_commas(config, &prepared, &dir)?;
+    check_commas(config, prepared, &dir)?;
     let initrd = dir.join("initrd.cpio.gz");
-    write_initrd(config, &prepared, &initrd)?;
+    write_initrd(config, prepared, &initrd)?;
     let log = config.log.clone().unwrap_or_else(|| dir.join("serial.log"));
     let mut command = Command::new(qemu);
-    command.args(qemu_args(config, &prepared, &initrd, Mode::Run)).args(["-monitor", "none", "-serial", "stdio"]);
+    command.args(qemu_args(config, prepared, &initrd, Mode::Run)).args(["-monitor", "none", "-serial", "stdio"]);
     let xen = fs::canonicalize(prepared.root.join("xen-hypervisor")).unwrap_or_default();
     let kver = fs::read_to_string(prepared.root.join("KVER")).unwrap_or_default();
     progress(&format!(
@@ -598,12 +609,10 @@ pub fn run(
         }
     };
     // dom0 powers off after its DONE line: QEMU should exit by itself.
-    if !console.wait_for_exit(Duration::from_secs(5)) {
-        console.kill();
-        if end == End::Done {
-            progress("QEMU did not exit after DONE; killed it");
-        }
+    if end == End::Done && !console.wait_for_exit(Duration::from_secs(5)) {
+        progress("QEMU did not exit after DONE; killing it");
     }
+    console.kill();
     let (status, stderr) = console.finish();
     let end = match end {
         End::Exited(_) => End::Exited(format!("exit status {status:?}; {}", stderr.trim())),
@@ -716,6 +725,69 @@ mod tests {
         let run = Run { files: c.files, retries: vec![], end: End::Panic("x".into()), log: None, elapsed: Duration::ZERO };
         assert_eq!(run.counts(), (0, 1));
         assert!(!run.ok());
+    }
+
+    /// A fake QEMU: a script that prints a console and exits.
+    fn fake(dir: &Path, name: &str, console: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, format!("#!/bin/sh\ncat <<'EOF'\n{console}\nEOF\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn runs_follow_the_console_to_its_end() {
+        let dir = std::env::temp_dir().join(format!("cohort-lab-run-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("base"), b"base").unwrap();
+        fs::write(dir.join("vmlinuz"), b"k").unwrap();
+        let s = dir.join("s.sh");
+        fs::write(&s, b"ok x\n").unwrap();
+        let prepared = Prepared { root: dir.clone(), base: dir.join("base") };
+        let config = Config {
+            scenarios: vec![Scenario { file: s, args: String::new() }],
+            timeout: Duration::from_secs(20),
+            ..Config::default()
+        };
+        let done = fake(
+            &dir,
+            "done",
+            "Xen version 4.17\nXEN-HARNESS DOM0-READY\nhello\nRESULT {\"name\":\"x\",\"ok\":true}\n\
+             RESULT {\"name\":\"s.sh\",\"ok\":true}\nXEN-HARNESS DONE files=1",
+        );
+        let (mut shown, mut events) = (Vec::new(), Vec::new());
+        let run = run_prepared(&config, &prepared, &done, &mut |l, phase| shown.push((l.to_string(), phase)), &mut |e| {
+            events.push(e.clone())
+        })
+        .unwrap();
+        assert!(run.ok() && run.log.is_none(), "{run:?}");
+        assert_eq!(run.counts(), (1, 0));
+        assert!(shown.contains(&("hello".to_string(), true)) && shown[0] == ("Xen version 4.17".to_string(), false));
+        assert_eq!(events.first(), Some(&Event::XenBooting));
+        assert_eq!(events.last(), Some(&Event::Done));
+
+        let panic = fake(&dir, "panic", "Xen version 4.17\n(XEN) Panic on CPU 0:\n(XEN) more");
+        let run = run_prepared(&config, &prepared, &panic, &mut |_, _| {}, &mut |_| {}).unwrap();
+        assert_eq!(run.end, End::Panic("(XEN) Panic on CPU 0:".into()));
+        let log = run.log.clone().unwrap();
+        assert!(fs::read_to_string(&log).unwrap().contains("(XEN) more"));
+        fs::remove_dir_all(log.parent().unwrap()).unwrap();
+
+        let exits = fake(&dir, "exits", "XEN-HARNESS DOM0-READY\nRESULT {\"name\":\"x\",\"ok\":true}");
+        let run = run_prepared(&config, &prepared, &exits, &mut |_, _| {}, &mut |_| {}).unwrap();
+        assert!(matches!(&run.end, End::Exited(why) if why.contains("exit status Some(0)")), "{:?}", run.end);
+        assert_eq!(run.counts(), (1, 1));
+        fs::remove_dir_all(run.log.unwrap().parent().unwrap()).unwrap();
+
+        let hangs = dir.join("hangs");
+        fs::write(&hangs, "#!/bin/sh\necho XEN-HARNESS DOM0-READY\nexec sleep 30\n").unwrap();
+        fs::set_permissions(&hangs, fs::Permissions::from_mode(0o755)).unwrap();
+        let quick = Config { timeout: Duration::from_millis(500), ..config.clone() };
+        let run = run_prepared(&quick, &prepared, &hangs, &mut |_, _| {}, &mut |_| {}).unwrap();
+        assert_eq!(run.end, End::Timeout(Duration::from_millis(500)));
+        assert!(run.elapsed < Duration::from_secs(10));
+        fs::remove_dir_all(run.log.unwrap().parent().unwrap()).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
