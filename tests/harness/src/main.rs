@@ -354,7 +354,7 @@ fn bench() -> Result<ExitCode, String> {
             ..lab::Config::default()
         }
         .with_cohort(&kernel, &daemon);
-        let ok = match lab::run(&config, &mut |line, _| if kept(line) { out(line) }, &mut |_| {}) {
+        let ok = match lab::run(&config, &mut |line, phase| if phase && kept(line) { out(line) }, &mut |_| {}) {
             Ok(run) => {
                 let (passed, failed) = run.counts();
                 out(&format!("{passed} passed, {failed} failed"));
