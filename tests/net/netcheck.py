@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Network checks for tests/net/qemu-tap.sh, run inside the scenario's
-network namespace (so they reach only the guest on the tap device).
+"""Network checks for the plain-QEMU tap test (tests/harness/src/tap.rs),
+run inside its network namespace (so they reach only the guest on the tap
+device).
 
   netcheck.py ping ADDR [--count N] [--deadline S]
       ICMP echo through a raw socket (root; no ping binary needed): waits

@@ -174,6 +174,7 @@ find . -mindepth 1 | LC_ALL=C sort \
     | gzip -n -6 > "$out.tmp"
 mv "$out.tmp" "$out"
 # Keep the cache bounded: only the 4 most recently built images stay.
-ls -1t "$XEN_CACHE"/initramfs-*.cpio.gz 2>/dev/null | tail -n +5 | xargs -r rm -f
+find "$XEN_CACHE" -maxdepth 1 -name 'initramfs-*.cpio.gz' -printf '%T@ %p\n' \
+    | sort -rn | tail -n +5 | cut -d' ' -f2- | xargs -r rm -f
 log "initramfs: $(du -h "$out" | cut -f1) (${#order[@]} modules: ${order[*]##*/})"
 echo "$out"

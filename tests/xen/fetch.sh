@@ -204,6 +204,7 @@ mv "$root.tmp" "$root"
 ln -sfn "root-$key" "$XEN_CACHE/current"
 # Keep the cache bounded: the two most recent extracted roots stay (the .debs
 # of older versions are small next to an extracted kernel's modules).
-ls -1dt "$XEN_CACHE"/root-*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
+find "$XEN_CACHE" -maxdepth 1 -type d -name 'root-*' -printf '%T@ %p\n' \
+    | sort -rn | tail -n +3 | cut -d' ' -f2- | xargs -r rm -rf
 log "fetch: done ($(tr '\n' ' ' < "$root/MANIFEST" | grep -o 'xen-hypervisor[^ ]*') $(grep -o "^$kernel_pkg=[^ ]*" "$root/MANIFEST"))"
 echo "$root"

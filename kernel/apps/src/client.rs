@@ -23,7 +23,7 @@ pub trait Client {
     fn progress(&self, sockets: &mut SocketSet<'static>) -> Progress;
 }
 
-/// How far a client got: for its progress line and `RESULT` event.
+/// How far a client got: for its progress line and `EVENT` event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// `transfer`, `stream` or `rr`.

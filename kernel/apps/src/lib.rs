@@ -6,7 +6,7 @@
 //!
 //! Pure and host-tested: the time comes in as a parameter (the clients'
 //! `service`) or through [`Clock`], output goes through [`Output`] (the
-//! measurement lines, `BENCH` figures and `RESULT` lines of the `figures`
+//! measurement lines, `BENCH` figures and `EVENT` lines of the `figures`
 //! crate), and the stack and its device through [`Stack`] and the
 //! `netdev` traits. The kernel implements these with its clock, console
 //! and smoltcp stack; the host tests with a simulated clock and two smoltcp
@@ -51,7 +51,7 @@ pub trait Output {
     fn figure(&mut self, figure: &Figure<&str>) {
         self.line(format_args!("{figure}"));
     }
-    /// A `RESULT {...}` line.
+    /// A `EVENT {...}` line.
     fn result(&mut self, event: &Event<&str>) {
         self.line(format_args!("{event}"));
     }

@@ -9,7 +9,7 @@
 //! 4. Stream and RR over netfront (the peer follows our close).
 //! 5. The channel back: how long its setup takes.
 //!
-//! Then the summary: medians, ratios, `BENCH` figures and a `RESULT`.
+//! Then the summary: medians, ratios, `BENCH` figures and a `EVENT`.
 
 use crate::pattern::CheckKind;
 use crate::run::{Run, SETUP_TIMEOUT};

@@ -55,7 +55,7 @@ pub fn app_name(app: App) -> &'static str {
 
 /// Runs `app` on `stack` until it ends (the services: until `stop` says
 /// the platform asks the guest to shut down), then closes the device
-/// cleanly; a `RESULT` line says how it ended.
+/// cleanly; a `EVENT` line says how it ended.
 pub fn run<S: Stack>(
     app: App,
     stack: &mut S,

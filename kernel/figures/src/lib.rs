@@ -13,7 +13,7 @@
 //! value that is not a finite number is written `null` (JSON has no NaN),
 //! which readers reject.
 //!
-//! And the guest's results and events ([`Event`], the `RESULT {json}`
+//! And the guest's results and events ([`Event`], the `EVENT {json}`
 //! lines, see [`result`] for the schema), written and read the same way.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub mod result;
 
-pub use result::{result_json_in, Event, Frames, RESULT_JSON_MAX, RESULT_PREFIX};
+pub use result::{event_json_in, Event, Frames, EVENT_JSON_MAX, EVENT_PREFIX};
 
 /// What precedes the JSON object of a figure in a line.
 pub const PREFIX: &str = "BENCH ";

@@ -2,19 +2,19 @@
 //! scripts and the harness that decide whether a run passed:
 //!
 //! ```text
-//! RESULT {"kind":"address","ip":"198.18.0.10","prefix":15,"source":"static"}
-//! RESULT {"kind":"stream","path":"channel","bytes":67108864,...,"match":true,"frames":{"channel":48216,"netfront":3,"share":99.994}}
-//! RESULT {"kind":"channel_closed","peer":3,"mac":"00:16:3e:c0:01:23","why":"the peer withdrew its offer","was_up":true,"xen_time_ns":81234567890}
+//! EVENT {"kind":"address","ip":"198.18.0.10","prefix":15,"source":"static"}
+//! EVENT {"kind":"stream","path":"channel","bytes":67108864,...,"match":true,"frames":{"channel":48216,"netfront":3,"share":99.994}}
+//! EVENT {"kind":"channel_closed","peer":3,"mac":"00:16:3e:c0:01:23","why":"the peer withdrew its offer","was_up":true,"xen_time_ns":81234567890}
 //! ```
 //!
-//! Each line is `RESULT ` and one JSON object whose first key, `kind`,
+//! Each line is `EVENT ` and one JSON object whose first key, `kind`,
 //! names the event; the other keys follow in the order given below, with
 //! no spaces, so a shell script can match `"kind":"channel_released","peer":3`
 //! with grep as well as read the object with a JSON parser. The kernel
 //! writes them with serde-json-core ([`Event`]'s `Display`: no heap,
 //! strings escaped), next to the human-readable line that says the same;
 //! the harness reads them with serde_json into an `Event<String>` (see
-//! [`result_json_in`]). Numbers with a fraction are given to the
+//! [`event_json_in`]). Numbers with a fraction are given to the
 //! thousandth, but for `seconds` (as precise as the clock); an optional
 //! value that is unknown is `null`.
 //!
@@ -47,11 +47,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::round_thousandths;
 
 /// What precedes the JSON object of a result in a line.
-pub const RESULT_PREFIX: &str = "RESULT ";
+pub const EVENT_PREFIX: &str = "EVENT ";
 
 /// The longest JSON object `Display` writes (two SHA-256 digests and a
 /// reason fit; a longer event is an error, never a cut line).
-pub const RESULT_JSON_MAX: usize = 1024;
+pub const EVENT_JSON_MAX: usize = 1024;
 
 fn thousandths<Ser: Serializer>(value: &f64, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
     serializer.serialize_f64(round_thousandths(*value))
@@ -221,23 +221,23 @@ impl<S: Serialize> Event<S> {
     }
 }
 
-/// The whole line, `RESULT {...}`; `fmt::Error` (nothing written) if the
-/// object is longer than [`RESULT_JSON_MAX`].
+/// The whole line, `EVENT {...}`; `fmt::Error` (nothing written) if the
+/// object is longer than [`EVENT_JSON_MAX`].
 impl<S: Serialize> fmt::Display for Event<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; RESULT_JSON_MAX];
+        let mut buf = [0u8; EVENT_JSON_MAX];
         let json = self.to_json(&mut buf).map_err(|_| fmt::Error)?;
-        f.write_str(RESULT_PREFIX)?;
+        f.write_str(EVENT_PREFIX)?;
         f.write_str(json)
     }
 }
 
-/// The JSON object of a result in a console line, wherever `RESULT {`
+/// The JSON object of a result in a console line, wherever `EVENT {`
 /// starts (consoles prefix lines); it runs to the end of the line, so
 /// read one object and ignore the rest.
-pub fn result_json_in(line: &str) -> Option<&str> {
-    let at = line.find("RESULT {")?;
-    Some(&line[at + RESULT_PREFIX.len()..])
+pub fn event_json_in(line: &str) -> Option<&str> {
+    let at = line.find("EVENT {")?;
+    Some(&line[at + EVENT_PREFIX.len()..])
 }
 
 #[cfg(test)]
@@ -249,9 +249,9 @@ mod tests {
 
     /// How the harness reads a line.
     fn read(line: &str) -> Result<Event<String>, String> {
-        let json = result_json_in(line).ok_or("no RESULT object")?;
+        let json = event_json_in(line).ok_or("no EVENT object")?;
         let mut objects = serde_json::Deserializer::from_str(json).into_iter::<Event<String>>();
-        objects.next().ok_or("nothing after RESULT")?.map_err(|e| e.to_string())
+        objects.next().ok_or("nothing after EVENT")?.map_err(|e| e.to_string())
     }
 
     fn sha(c: char) -> String {
@@ -307,22 +307,22 @@ mod tests {
     fn lines_are_exact_and_keys_in_order() {
         assert_eq!(
             Event::Address { ip: "198.18.0.10", prefix: 15, source: "static" }.to_string(),
-            r#"RESULT {"kind":"address","ip":"198.18.0.10","prefix":15,"source":"static"}"#
+            r#"EVENT {"kind":"address","ip":"198.18.0.10","prefix":15,"source":"static"}"#
         );
-        assert_eq!(Event::<&str>::ChannelReleased { peer: 3 }.to_string(), r#"RESULT {"kind":"channel_released","peer":3}"#);
+        assert_eq!(Event::<&str>::ChannelReleased { peer: 3 }.to_string(), r#"EVENT {"kind":"channel_released","peer":3}"#);
         assert_eq!(
             Event::App { app: "echo", ok: true, error: None::<&str> }.to_string(),
-            r#"RESULT {"kind":"app","app":"echo","ok":true,"error":null}"#
+            r#"EVENT {"kind":"app","app":"echo","ok":true,"error":null}"#
         );
         let rr = Event::Rr { path: "channel", transactions: 3, seconds: 0.0015, per_second: 2000.0, mean_us: 1.23456, p50_us: 1.0, p99_us: 2.0, frames: Some(Frames::new(2, 1)) };
         assert_eq!(
             rr.to_string(),
-            r#"RESULT {"kind":"rr","path":"channel","transactions":3,"seconds":0.0015,"per_second":2000.0,"mean_us":1.235,"p50_us":1.0,"p99_us":2.0,"frames":{"channel":2,"netfront":1,"share":66.667}}"#
+            r#"EVENT {"kind":"rr","path":"channel","transactions":3,"seconds":0.0015,"per_second":2000.0,"mean_us":1.235,"p50_us":1.0,"p99_us":2.0,"frames":{"channel":2,"netfront":1,"share":66.667}}"#
         );
         let closed = Event::DeviceClosed { device: "netfront", clean: true, netfront_closed: true, channels_released: true, grant_refs: 0, mapped: 0, pages: 0 };
         assert_eq!(
             closed.to_string(),
-            r#"RESULT {"kind":"device_closed","device":"netfront","clean":true,"netfront_closed":true,"channels_released":true,"grant_refs":0,"mapped":0,"pages":0}"#
+            r#"EVENT {"kind":"device_closed","device":"netfront","clean":true,"netfront_closed":true,"channels_released":true,"grant_refs":0,"mapped":0,"pages":0}"#
         );
     }
 
@@ -345,7 +345,7 @@ mod tests {
             .iter()
             .map(|e| {
                 let line = e.to_string();
-                let rest = line.strip_prefix(r#"RESULT {"kind":""#).unwrap();
+                let rest = line.strip_prefix(r#"EVENT {"kind":""#).unwrap();
                 String::from(&rest[..rest.find('"').unwrap()])
             })
             .collect();
@@ -388,7 +388,7 @@ mod tests {
         }
         assert!(events[6].to_string().contains(r#""switch_ms":null"#));
         assert_eq!(
-            read(r#"RESULT {"kind":"app","app":"rr","ok":false,"error":"no progress"}"#).unwrap(),
+            read(r#"EVENT {"kind":"app","app":"rr","ok":false,"error":"no progress"}"#).unwrap(),
             Event::App { app: String::from("rr"), ok: false, error: Some(String::from("no progress")) }
         );
     }
@@ -399,15 +399,15 @@ mod tests {
         let line = Event::ChannelRefused { peer: 1, why }.to_string();
         assert!(!line.contains('\n'), "{line}");
         assert_eq!(read(&line).unwrap(), Event::ChannelRefused { peer: 1, why: String::from(why) });
-        assert_eq!(result_json_in("no result here"), None);
-        assert!(read(r#"RESULT {"kind":"no_such_kind"}"#).is_err());
-        assert!(read(r#"RESULT {"kind":"channel_released"}"#).unwrap_err().contains("missing field"));
-        assert!(read(r#"RESULT {"peer":3}"#).is_err(), "no kind");
+        assert_eq!(event_json_in("no result here"), None);
+        assert!(read(r#"EVENT {"kind":"no_such_kind"}"#).is_err());
+        assert!(read(r#"EVENT {"kind":"channel_released"}"#).unwrap_err().contains("missing field"));
+        assert!(read(r#"EVENT {"peer":3}"#).is_err(), "no kind");
     }
 
     #[test]
     fn an_event_too_long_for_the_buffer_is_an_error_not_a_cut_line() {
-        let long = "x".repeat(RESULT_JSON_MAX);
+        let long = "x".repeat(EVENT_JSON_MAX);
         let mut out = String::new();
         assert!(fmt::write(&mut out, format_args!("{}", Event::ChannelRefused { peer: 1, why: long.as_str() })).is_err());
         assert_eq!(out, "");

@@ -24,9 +24,11 @@ pub fn parse_bench(line: &str) -> Option<(String, f64)> {
     Some((figure.name, figure.value))
 }
 
-pub fn run(kernel: &Path) -> Result<(), String> {
+/// Runs the boot benchmark; every line it reports (`BENCH` lines, then the
+/// targets) goes to `out`, progress to standard error.
+pub fn run(kernel: &Path, out: &mut dyn FnMut(&str)) -> Result<(), String> {
     let image = std::fs::metadata(kernel).map_err(|e| format!("{}: {e}", kernel.display()))?.len();
-    println!("{}", bench_line("image.file_size", image as f64, "bytes", "wall"));
+    out(&bench_line("image.file_size", image as f64, "bytes", "wall"));
 
     // Wall clock: QEMU start -> banner, median of RUNS boots; the guest's
     // figures are passed through from each boot (their clock is the TSC,
@@ -41,11 +43,11 @@ pub fn run(kernel: &Path) -> Result<(), String> {
         let t = boot.to_banner.ok_or("the guest never printed its banner")?;
         to_banner.push(t.as_secs_f64() * 1000.0);
         if run == RUNS {
-            boot.lines.iter().filter(|l| l.starts_with("BENCH ")).for_each(|l| println!("{l}"));
+            boot.lines.iter().filter(|l| l.starts_with("BENCH ")).for_each(|l| out(l));
         }
     }
     let wall = median(&mut to_banner);
-    println!("{}", bench_line("boot.qemu_start_to_kernel_main", wall, "ms", "wall"));
+    out(&bench_line("boot.qemu_start_to_kernel_main", wall, "ms", "wall"));
 
     // Virtual clock: one instruction = 1 ns, the same on every run.
     eprintln!("bench: boot under -icount (virtual clock)");
@@ -57,18 +59,19 @@ pub fn run(kernel: &Path) -> Result<(), String> {
     }
     let mut guest = Vec::new();
     for line in boot.lines.iter().filter(|l| l.starts_with("BENCH ")) {
-        println!("{line}");
+        out(line);
         guest.extend(parse_bench(line));
     }
 
     let entry_us = guest.iter().find(|(n, _)| n == "boot.pvh_entry_to_kernel_main").map(|(_, v)| *v);
-    println!("\ntargets (from issue 3):");
-    println!("  image size {:.0} KiB (target <= 1024 KiB)", image as f64 / 1024.0);
-    println!("  runs with -m 32M: {}", if boot.outcome == Outcome::Success { "yes" } else { "no" });
+    out("");
+    out("targets (from issue 3):");
+    out(&format!("  image size {:.0} KiB (target <= 1024 KiB)", image as f64 / 1024.0));
+    out(&format!("  runs with -m 32M: {}", if boot.outcome == Outcome::Success { "yes" } else { "no" }));
     if let Some(us) = entry_us {
-        println!("  PVH entry -> kernel_main {:.3} ms virtual (target <= 5 ms)", us / 1000.0);
+        out(&format!("  PVH entry -> kernel_main {:.3} ms virtual (target <= 5 ms)", us / 1000.0));
     }
-    println!("  QEMU start -> kernel_main {wall:.1} ms wall, median of {RUNS}");
+    out(&format!("  QEMU start -> kernel_main {wall:.1} ms wall, median of {RUNS}"));
     Ok(())
 }
 

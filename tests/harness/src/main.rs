@@ -1,104 +1,460 @@
-//! `cohort-harness`: boots Cohort kernels in QEMU for run.sh.
-//!
-//!   cohort-harness run KERNEL [CMDLINE...]   boot once, stream the console, exit with the guest's status
-//!   cohort-harness test KERNEL               the in-emulator test suite
-//!   cohort-harness bench KERNEL              the boot benchmark (BENCH lines)
-//!   cohort-harness report FILE [CHART-PREFIX] BENCH lines of FILE as Markdown tables
-//!                                            (medians of the repetitions, with min-max), and
-//!                                            SVG and PNG charts, one of each per clock
+//! `cohort-harness`: what run.sh runs besides `cargo test`. `cohort-harness
+//! help` lists the commands; `cargo test` runs the test suites
+//! (tests/emulator.rs).
 
-use cohort_harness::{bench, qemu, report, suite};
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
+use cohort_harness::protocol::Line;
+use cohort_harness::{artifacts, bench, lab, protocol, qemu, report, tap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cohort-harness run|test|bench KERNEL [CMDLINE...] | report FILE [CHART-PREFIX]";
+#[derive(Parser)]
+#[command(name = "cohort-harness", about = "Boots Cohort under QEMU and under Xen in QEMU; benchmarks and reports")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-/// `report FILE [CHART-PREFIX]`: the Markdown report on stdout; with a
-/// prefix, `PREFIX-<clock>.svg` and `PREFIX-<clock>.png` charts too. A
-/// BENCH line that does not parse is reported and skipped.
-fn report(args: &[String]) -> ExitCode {
-    let Some(file) = args.first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(64);
-    };
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("report: {file}: {e}");
-            return ExitCode::FAILURE;
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel and boot it once under plain QEMU (TCG) with CMDLINE
+    /// as its command line; exits with the guest's status (0 = success).
+    Run {
+        /// Boot this image instead of building the kernel.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Deterministic virtual time (-icount shift=0,sleep=off).
+        #[arg(long, env = "COHORT_ICOUNT", value_parser = clap::builder::FalseyValueParser::new())]
+        icount: bool,
+        /// Seconds before the boot counts as hung.
+        #[arg(long, env = "COHORT_TIMEOUT", default_value_t = 120)]
+        timeout: u64,
+        /// The kernel command line, KEY=VALUE words.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cmdline: Vec<String>,
+    },
+    /// Xen 4.17 and a Debian dom0 under QEMU: run scenario files in dom0, or
+    /// an interactive dom0 shell (tests/xen/README.md). Exits 0 when every
+    /// check passed, 1 otherwise, 124 on the timeout.
+    Lab(LabArgs),
+    /// The interactive lab with Cohort's kernel and daemon: `lab --shell --cohort`.
+    XenLab(LabArgs),
+    /// The plain-QEMU network test: virtio-net on a tap device in a network
+    /// namespace (as root).
+    Tap {
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// The guest's command line.
+        #[arg(trailing_var_arg = true)]
+        cmdline: Vec<String>,
+    },
+    /// The demo: two Cohort guests on Xen, one transfer over their channel
+    /// and over netfront, side by side (virtual time).
+    Demo,
+    /// Every benchmark; figures in target/bench/ and a report. With a clock,
+    /// only the Xen benchmarks of that clock (wall-clock figures mean little
+    /// on a shared, busy machine).
+    Bench {
+        #[arg(value_parser = ["wall", "virtual"])]
+        clock: Option<String>,
+    },
+    /// Build the kernel and/or the dom0 daemon and print their paths.
+    Build {
+        #[arg(value_parser = ["kernel", "daemon"], required = true)]
+        what: Vec<String>,
+    },
+    /// BENCH lines of FILE as Markdown tables (medians of the repetitions,
+    /// with min-max), and with PREFIX SVG and PNG charts, one of each per clock.
+    Report { file: PathBuf, prefix: Option<String> },
+}
+
+#[derive(Args, Clone, Default)]
+struct LabArgs {
+    /// Copy host file SRC into dom0 as /cohort/DEST (DEST defaults to its name).
+    #[arg(long = "file", value_name = "SRC[:DEST]")]
+    files: Vec<String>,
+    /// Run scenario FILE (copied to /cohort/scenarios/) with ARGS in dom0; in order.
+    #[arg(long = "scenario", value_name = "FILE [ARGS...]")]
+    scenarios: Vec<String>,
+    /// Build Cohort's kernel and discovery daemon and inject them as
+    /// /cohort/cohort and /cohort/cohort-discoveryd.
+    #[arg(long)]
+    cohort: bool,
+    /// Also inject dom0's kernel and initramfs for Linux reference guests.
+    #[arg(long)]
+    linux_guest: bool,
+    /// An interactive dom0 shell on this terminal (an xl config
+    /// /cohort/NAME.cfg is written for each injected ELF image).
+    #[arg(long)]
+    shell: bool,
+    /// Seconds for the whole QEMU run.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+    /// Seconds for each scenario file, enforced in dom0.
+    #[arg(long, default_value_t = 120)]
+    scenario_timeout: u64,
+    /// Deterministic virtual time: one instruction = 1 ns (slower).
+    #[arg(long)]
+    icount: bool,
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    mem: u32,
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    dom0_mem: u32,
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    smp: u32,
+    /// Extra Xen command-line arguments.
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    xen_args: String,
+    /// Extra dom0 kernel arguments (no commas).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    dom0_args: String,
+    /// Keep the serial log here (by default under target/lab/, deleted after
+    /// a passing run unless COHORT_XEN_KEEP_LOGS=1).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Show the whole serial console (by default: progress, dom0's scenario
+    /// output, and the log's tail on failure).
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn kernel_or_build(kernel: Option<PathBuf>) -> Result<PathBuf, String> {
+    match kernel {
+        Some(k) => Ok(k),
+        None => artifacts::kernel(),
+    }
+}
+
+fn say(msg: &str) {
+    eprintln!("\x1b[1mcohort-harness:\x1b[0m {msg}");
+}
+
+fn run(kernel: Option<PathBuf>, icount: bool, timeout: u64, cmdline: &[String]) -> Result<ExitCode, String> {
+    let kernel = kernel_or_build(kernel)?;
+    let mut config = qemu::Config::new(&kernel, &cmdline.join(" "));
+    config.icount = icount;
+    config.timeout = Duration::from_secs(timeout);
+    say(&format!("booting {} under QEMU TCG, -m 32M; command line: {}", kernel.display(), if cmdline.is_empty() { "(empty)".into() } else { cmdline.join(" ") }));
+    let boot = qemu::boot(&config, |line| println!("{line}"))?;
+    if boot.outcome != qemu::Outcome::Success {
+        eprintln!("cohort: {}", boot.outcome.describe());
+    }
+    Ok(ExitCode::from(boot.outcome.exit_code() as u8))
+}
+
+/// An xl config for each injected ELF image (not the daemon), for the shell.
+fn shell_configs(config: &mut lab::Config) -> Result<(), String> {
+    let dir = artifacts::target_dir("lab").join(format!("cfg-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut cfgs = Vec::new();
+    for f in &config.files {
+        let elf = fs::read(&f.src).map(|b| b.starts_with(b"\x7fELF")).unwrap_or(false);
+        if !elf || f.dest == "cohort-discoveryd" {
+            continue;
         }
+        let name = Path::new(&f.dest).file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let cfg = dir.join(format!("{name}.cfg"));
+        let text = format!(
+            "name = \"{name}\"\ntype = \"pvh\"\nkernel = \"/cohort/{}\"\nmemory = 64\nvcpus = 1\n\
+             on_poweroff = \"destroy\"\non_crash = \"preserve\"\nvif = [ \"bridge=xenbr0\" ]\n",
+            f.dest
+        );
+        fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+        cfgs.push(lab::Inject { src: cfg, dest: format!("{name}.cfg") });
+    }
+    config.files.extend(cfgs);
+    Ok(())
+}
+
+fn lab_config(args: &LabArgs) -> Result<lab::Config, String> {
+    let mut config = lab::Config {
+        files: args.files.iter().map(|f| lab::Inject::parse(f)).collect(),
+        scenarios: args.scenarios.iter().map(|s| lab::Scenario::parse(s)).collect(),
+        linux_guest: args.linux_guest,
+        timeout: Duration::from_secs(args.timeout),
+        scenario_timeout: Duration::from_secs(args.scenario_timeout),
+        icount: args.icount,
+        mem_mib: args.mem,
+        dom0_mem_mib: args.dom0_mem,
+        smp: args.smp,
+        xen_args: args.xen_args.clone(),
+        dom0_args: args.dom0_args.clone(),
+        log: args.log.clone(),
+        verbose: args.verbose,
     };
+    if args.cohort {
+        config = config.with_cohort(&artifacts::kernel()?, &artifacts::daemon()?);
+    }
+    Ok(config)
+}
+
+/// Runs the lab, echoing through `show`; prints the failed checks, every
+/// retry and `N passed, M failed`.
+fn lab_run(config: &lab::Config, show: &mut dyn FnMut(&str, bool)) -> Result<lab::Run, String> {
+    let run = lab::run(config, show, &mut |_| {})?;
+    for f in &run.files {
+        for r in f.results.iter().chain(f.verdict.iter()).filter(|r| !r.ok) {
+            say(&format!("failed: {}", r.human()));
+        }
+        for g in &f.garbled {
+            say(&format!("failed: {}: a RESULT line that does not parse: {g}", f.name));
+        }
+    }
+    for r in &run.retries {
+        say(&format!("retried in dom0: {}: {}", r.what, r.why));
+    }
+    if let Some(log) = &run.log {
+        say(&format!("serial log: {}", log.display()));
+    }
+    let (passed, failed) = run.counts();
+    println!("{passed} passed, {failed} failed");
+    Ok(run)
+}
+
+fn lab_exit(run: &lab::Run) -> ExitCode {
+    match run.end {
+        _ if run.ok() => ExitCode::SUCCESS,
+        lab::End::Timeout(_) => ExitCode::from(124),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn lab_command(args: &LabArgs) -> Result<ExitCode, String> {
+    let mut config = lab_config(args)?;
+    if args.shell {
+        shell_configs(&mut config)?;
+        lab::shell(&config)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if config.scenarios.is_empty() {
+        return Err("give at least one --scenario (or --shell)".into());
+    }
+    let verbose = args.verbose;
+    let run = lab_run(&config, &mut |line, phase| {
+        if lab::shown(line, phase, verbose) {
+            println!("{line}");
+        }
+    })?;
+    Ok(lab_exit(&run))
+}
+
+fn tap_command(kernel: Option<PathBuf>, cmdline: &[String]) -> Result<ExitCode, String> {
+    let mut config = tap::Config::new(&kernel_or_build(kernel)?);
+    if !cmdline.is_empty() {
+        config.cmdline = cmdline.join(" ");
+    }
+    let results = tap::run(&config, false);
+    for r in &results {
+        println!("{}", r.human());
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn scenario(spec: &str) -> lab::Scenario {
+    let mut s = lab::Scenario::parse(spec);
+    s.file = artifacts::root().join(&s.file);
+    s
+}
+
+/// What the demo does not show: guests' port-0xe9 banners and dom0's
+/// "running scenario file" lines; RESULT lines as `NAME ... ok`.
+fn demo() -> Result<ExitCode, String> {
+    let config = lab::Config {
+        scenarios: vec![scenario(
+            "tests/xen/scenarios/cohort-demo.sh /cohort/cohort 16777216 1000 bench.clock=virtual",
+        )],
+        icount: true,
+        scenario_timeout: Duration::from_secs(900),
+        timeout: Duration::from_secs(1000),
+        ..lab::Config::default()
+    }
+    .with_cohort(&artifacts::kernel()?, &artifacts::daemon()?);
+    say("demo: Xen 4.17 and a Debian dom0 under QEMU TCG, virtual time (-icount); about 90 s, and the first run downloads ~76 MB of Debian packages");
+    let run = lab::run(
+        &config,
+        &mut |line, phase| {
+            if !lab::shown(line, phase, false) || line.starts_with("cohort-dom0: running") {
+                return;
+            }
+            if line.starts_with("(d") && line.contains(") Cohort") {
+                return;
+            }
+            match protocol::parse(line) {
+                Some(Ok(Line::Result(r))) => println!("{}", r.human()),
+                _ => println!("{line}"),
+            }
+        },
+        &mut |_| {},
+    )?;
+    Ok(lab_exit(&run))
+}
+
+/// Lines of the Xen benchmarks kept in the figures file.
+fn kept(line: &str) -> bool {
+    ["BENCH", "RESULT", "RETRY", "SCENARIO", "bench:", "netbench", "netref", "dom0 ->", "Linux guest"].iter().any(|p| line.starts_with(p))
+        || line.contains("passed")
+        || line.contains("round-trip")
+}
+
+fn report_to(file: &Path, prefix: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
+    let text = fs::read_to_string(file).map_err(|e| format!("report: {}: {e}", file.display()))?;
     let (figures, skipped) = report::parse_text(&text);
     for s in &skipped {
-        eprintln!("report: {file}:{}: BENCH line skipped: {}", s.line, s.error);
+        eprintln!("report: {}:{}: BENCH line skipped: {}", file.display(), s.line, s.error);
     }
     if figures.is_empty() {
-        eprintln!("report: no BENCH lines in {file}");
-        return ExitCode::FAILURE;
+        return Err(format!("report: no BENCH lines in {}", file.display()));
     }
-    print!("{}", report::markdown(&figures));
-    if let Some(prefix) = args.get(1) {
-        match report::write_charts(&figures, prefix) {
-            Ok(written) => written.iter().for_each(|path| eprintln!("report: wrote {path}")),
+    out.write_all(report::markdown(&figures).as_bytes()).map_err(|e| format!("report: {e}"))?;
+    if let Some(prefix) = prefix {
+        let written = report::write_charts(&figures, prefix).map_err(|e| format!("report: {e}"))?;
+        written.iter().for_each(|path| eprintln!("report: wrote {path}"));
+    }
+    Ok(())
+}
+
+/// The boot benchmark, then the Xen benchmarks under the wall clock and
+/// under -icount; every figure to the terminal and to
+/// target/bench/bench-TIME.txt (and latest.txt), then report.md and charts.
+fn bench(only: Option<&str>) -> Result<ExitCode, String> {
+    let kernel = artifacts::kernel()?;
+    let daemon = artifacts::daemon()?;
+    let dir = artifacts::target_dir("bench");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
+        .map_err(|e| e.to_string())?;
+    let path = dir.join(format!("bench-{stamp}.txt"));
+    let mut file = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = |line: &str| {
+        println!("{line}");
+        let _ = writeln!(file, "{line}");
+    };
+    // A failed run is reported and the others still run.
+    let mut status = String::new();
+    if only.is_none() {
+        match bench::run(&kernel, &mut out) {
+            Ok(()) => status.push('0'),
             Err(e) => {
-                eprintln!("report: {e}");
-                return ExitCode::FAILURE;
+                eprintln!("bench: {e}");
+                status.push('1');
             }
         }
     }
-    ExitCode::SUCCESS
+    let clocks = [("wall", false, 1800, 2100), ("virtual", true, 3000, 3300)];
+    for (clock, icount, scen, total) in clocks.into_iter().filter(|c| only.is_none_or(|o| o == c.0)) {
+        say(&if icount {
+            "Xen benchmarks, virtual clock (-icount: 1 instruction = 1 ns)".to_string()
+        } else {
+            "Xen benchmarks, wall clock".to_string()
+        });
+        let config = lab::Config {
+            scenarios: vec![scenario(&format!("tests/xen/scenarios/cohort-bench.sh {clock} /cohort/cohort"))],
+            linux_guest: true,
+            icount,
+            scenario_timeout: Duration::from_secs(scen),
+            timeout: Duration::from_secs(total),
+            ..lab::Config::default()
+        }
+        .with_cohort(&kernel, &daemon);
+        let ok = match lab::run(&config, &mut |line, phase| if phase && kept(line) { out(line) }, &mut |_| {}) {
+            Ok(run) => {
+                let (passed, failed) = run.counts();
+                out(&format!("{passed} passed, {failed} failed"));
+                run.ok()
+            }
+            Err(e) => {
+                say(&format!("error: {e}"));
+                false
+            }
+        };
+        status.push(if ok { '0' } else { '1' });
+    }
+    drop(file);
+    let _ = fs::write(dir.join("status"), format!("{status}\n"));
+    let _ = fs::copy(&path, dir.join("latest.txt"));
+    let prefix = dir.join("net").display().to_string();
+    let mut md = Vec::new();
+    match report_to(&path, Some(&prefix), &mut md) {
+        Ok(()) => {
+            let _ = fs::write(dir.join("report.md"), md);
+            say(&format!(
+                "figures: {}; tables: target/bench/report.md; charts: target/bench/net-virtual.svg, target/bench/net-wall.svg",
+                path.display()
+            ));
+        }
+        Err(e) => say(&e),
+    }
+    if status.chars().all(|c| c == '0') {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        say("error: some benchmarks failed (see above)");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn build(what: &[String]) -> Result<ExitCode, String> {
+    for w in what {
+        let path = if w == "kernel" { artifacts::kernel()? } else { artifacts::daemon()? };
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("report") {
-        return report(&args[1..]);
-    }
-    let (Some(command), Some(kernel)) = (args.first(), args.get(1)) else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(64);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run { kernel, icount, timeout, cmdline } => run(kernel, icount, timeout, &cmdline),
+        Cmd::Lab(args) => lab_command(&args),
+        Cmd::XenLab(args) => lab_command(&LabArgs { shell: true, cohort: true, ..args }),
+        Cmd::Tap { kernel, cmdline } => tap_command(kernel, &cmdline),
+        Cmd::Demo => demo(),
+        Cmd::Bench { clock } => bench(clock.as_deref()),
+        Cmd::Build { what } => build(&what),
+        Cmd::Report { file, prefix } => report_to(&file, prefix.as_deref(), &mut std::io::stdout()).map(|()| ExitCode::SUCCESS),
     };
-    let kernel = PathBuf::from(kernel);
-    let rest = &args[2..];
-    let verbose = std::env::var_os("COHORT_QUIET").is_none();
-    match command.as_str() {
-        "run" => {
-            let mut config = qemu::Config::new(&kernel, &rest.join(" "));
-            if let Some(secs) = std::env::var("COHORT_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
-                config.timeout = Duration::from_secs(secs);
-            }
-            config.icount = std::env::var_os("COHORT_ICOUNT").is_some();
-            match qemu::boot(&config, |line| println!("{line}")) {
-                Ok(boot) => {
-                    if boot.outcome != qemu::Outcome::Success {
-                        eprintln!("cohort: {}", boot.outcome.describe());
-                    }
-                    ExitCode::from(boot.outcome.exit_code() as u8)
-                }
-                Err(e) => {
-                    eprintln!("cohort: {e}");
-                    ExitCode::from(4)
-                }
-            }
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            say(&format!("error: {e}"));
+            // Exit statuses 1 and 124 are the lab's verdicts; 4 is "could
+            // not run" (as a QEMU that fails to start in `run`).
+            ExitCode::from(4)
         }
-        "test" => {
-            if suite::run(&kernel, verbose) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        "bench" => match bench::run(&kernel) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        other => {
-            eprintln!("unknown command `{other}`\n{USAGE}");
-            ExitCode::from(64)
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kernel_command_lines_pass_through() {
+        let cli = Cli::try_parse_from(["h", "run", "--icount", "app=echo", "net.ip=198.18.1.2/24"]).unwrap();
+        let Cmd::Run { icount, cmdline, .. } = cli.command else { panic!() };
+        assert!(icount);
+        assert_eq!(cmdline, ["app=echo", "net.ip=198.18.1.2/24"]);
+        let cli = Cli::try_parse_from(["h", "lab", "--scenario", "s.sh a b", "--file", "k:cohort", "--linux-guest"]).unwrap();
+        let Cmd::Lab(args) = cli.command else { panic!() };
+        let config = lab_config(&args).unwrap();
+        assert_eq!(config.scenarios[0].args, "a b");
+        assert!(config.linux_guest && config.files[0].dest == "cohort");
+    }
+
+    #[test]
+    fn bench_keeps_figures_and_results() {
+        assert!(kept(r#"BENCH {"name":"x"}"#) && kept(r#"RESULT {"name":"x","ok":true}"#) && kept("netbench: x"));
+        assert!(!kept("(XEN) HVM d1 save") && !kept("cohort-dom0: running"));
     }
 }

@@ -1,13 +1,12 @@
 //! Booting a Cohort kernel under QEMU TCG and classifying how it ended.
 
-use std::io::{BufRead, BufReader, Read};
+use crate::console::{Console, Next};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// QEMU's exit status for the guest's isa-debug-exit writes (value 0x10 and
-/// 0x11; QEMU exits with `(value << 1) | 1`). See kernel/src/platform.rs.
+/// 0x11; QEMU exits with `(value << 1) | 1`). See kernel/cohort/src/platform/.
 pub const GUEST_SUCCESS: i32 = 33;
 pub const GUEST_FAILURE: i32 = 35;
 
@@ -22,6 +21,8 @@ pub struct Config {
     /// Deterministic virtual time: one instruction = 1 ns.
     pub icount: bool,
     pub timeout: Duration,
+    /// More QEMU arguments (devices), after the standard ones.
+    pub extra_args: Vec<String>,
 }
 
 impl Config {
@@ -32,6 +33,7 @@ impl Config {
             memory_mib: 32,
             icount: false,
             timeout: Duration::from_secs(120),
+            extra_args: Vec::new(),
         }
     }
 
@@ -49,6 +51,7 @@ impl Config {
         if self.icount {
             args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
         }
+        args.extend(self.extra_args.iter().cloned());
         args.extend(["-kernel".into(), self.kernel.display().to_string()]);
         args.extend(["-append".into(), self.cmdline.clone()]);
         args
@@ -80,7 +83,7 @@ impl Outcome {
         }
     }
 
-    /// The exit status `run.sh` returns: 0 only for reported success.
+    /// The exit status `cohort-harness run` (`./run.sh qemu`) returns: 0 only for reported success.
     pub fn exit_code(&self) -> i32 {
         match self {
             Outcome::Success => 0,
@@ -129,70 +132,51 @@ pub fn qemu_binary() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("`{name}` not found: install Debian's qemu-system-x86 (`./run.sh test` installs it)"))
 }
 
-/// Boots once, passing each console line (without CR/LF) to `on_line` as it
-/// arrives, and kills QEMU when `config.timeout` passes.
-pub fn boot(config: &Config, mut on_line: impl FnMut(&str)) -> Result<Boot, String> {
+/// The QEMU command for `config`: `qemu-system-x86_64 ARGS`, or with
+/// `wrapper` in front (`ip netns exec NS` for the tap test).
+pub fn command(config: &Config, wrapper: &[&str]) -> Result<Command, String> {
     let qemu = qemu_binary()?;
     if !config.kernel.is_file() {
         return Err(format!("kernel image {} does not exist", config.kernel.display()));
     }
-    let started = Instant::now();
-    let mut child = Command::new(qemu)
-        .args(config.args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start QEMU: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
-            if tx.send((Instant::now(), text)).is_err() {
-                break;
-            }
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(qemu);
+            c
         }
-    });
+        None => Command::new(qemu),
+    };
+    command.args(config.args());
+    Ok(command)
+}
 
+/// Boots once, passing each console line (without CR/LF) to `on_line` as it
+/// arrives, and kills QEMU when `config.timeout` passes.
+pub fn boot(config: &Config, mut on_line: impl FnMut(&str)) -> Result<Boot, String> {
+    let mut console = Console::spawn(command(config, &[])?, None)?;
+    let started = console.started;
     let deadline = started + config.timeout;
     let mut lines = Vec::new();
     let mut to_banner = None;
-    let mut timed_out = false;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            timed_out = true;
-            break;
-        }
-        match rx.recv_timeout(deadline - now) {
-            Ok((at, line)) => {
+    let timed_out = loop {
+        match console.next(deadline) {
+            Next::Line(at, line) => {
                 if to_banner.is_none() && line.starts_with(BANNER_PREFIX) {
                     to_banner = Some(at - started);
                 }
                 on_line(&line);
                 lines.push(line);
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                break;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Next::Timeout => break true,
+            Next::Closed => break false,
         }
-    }
+    };
     if timed_out {
-        let _ = child.kill();
+        console.kill();
     }
-    let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
-    let stderr = stderr_reader.join().unwrap_or_default();
-    let outcome = if timed_out { Outcome::Timeout } else { Outcome::from_status(status.code(), stderr) };
+    let (status, stderr) = console.finish();
+    let outcome = if timed_out { Outcome::Timeout } else { Outcome::from_status(status, stderr) };
     Ok(Boot { outcome, lines, to_banner, elapsed: started.elapsed() })
 }
 

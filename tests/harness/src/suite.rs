@@ -1,24 +1,30 @@
-//! The in-emulator test suite: every boot the kernel must survive or fail
-//! in a particular way, with libtest-style lines for each.
+//! The in-emulator kernel suite: every boot the kernel must survive or fail
+//! in a particular way under plain QEMU, each one named test of
+//! `cargo test` (tests/emulator.rs).
 
 use crate::libtest::{Report, Status};
 use crate::qemu::{self, Boot, Config, Outcome};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Check = fn(&Boot) -> Result<(), String>;
 
-struct Case {
-    name: String,
-    config: Config,
+/// One boot: its test name, kernel command line and what it must show.
+pub struct Case {
+    pub name: String,
+    pub cmdline: String,
+    pub timeout: Duration,
     check: Check,
 }
 
-/// Prefix for echoed guest output, so the guest's own `N passed, N failed`
-/// lines are never mistaken for the suite's.
-const ECHO: &str = "    | ";
+/// The kernel's isolated tests (each ends the kernel, so each gets a boot of
+/// its own). `test=all` lists them; the `kernel::tests_all` boot fails if
+/// that list and this one differ, so a new one cannot go unbooted.
+pub const ISOLATED: [&str; 3] = ["stack_overflow", "null_pointer_write", "invalid_opcode"];
 /// A hang must become a failure without waiting long.
 const HANG_TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn expect(boot: &Boot, outcome: Outcome) -> Result<(), String> {
     if boot.outcome == outcome {
@@ -41,10 +47,26 @@ fn check_summary_boot(boot: &Boot) -> Result<(), String> {
 }
 
 fn check_all_tests(boot: &Boot) -> Result<(), String> {
-    let summary = Report::from_lines(boot.lines.iter().map(String::as_str)).consistent()?;
+    let report = Report::from_lines(boot.lines.iter().map(String::as_str));
+    let summary = report.consistent()?;
     expect(boot, Outcome::Success)?;
     if summary.failed != 0 || summary.passed == 0 {
-        return Err(format!("{} passed, {} failed", summary.passed, summary.failed));
+        let failed: Vec<&str> =
+            report.tests.iter().filter(|t| t.status == Status::Failed).map(|t| t.name.as_str()).collect();
+        return Err(format!("{} passed, {} failed: {}", summary.passed, summary.failed, failed.join(", ")));
+    }
+    let listed: BTreeSet<&str> = report
+        .tests
+        .iter()
+        .filter(|t| matches!(&t.status, Status::Ignored(why) if why.starts_with("isolated")))
+        .map(|t| t.name.as_str())
+        .collect();
+    let booted: BTreeSet<&str> = ISOLATED.into_iter().collect();
+    if listed != booted {
+        return Err(format!(
+            "the kernel's isolated tests are {listed:?}, the harness boots {booted:?}: \
+             update ISOLATED in tests/harness/src/suite.rs"
+        ));
     }
     Ok(())
 }
@@ -98,91 +120,85 @@ fn check_timeout(boot: &Boot) -> Result<(), String> {
     (boot.outcome.exit_code() != 0).then_some(()).ok_or("a timeout maps to exit status 0".into())
 }
 
-fn case(name: &str, kernel: &Path, cmdline: &str, check: Check) -> Case {
-    Case { name: name.to_string(), config: Config::new(kernel, cmdline), check }
+fn case(name: &str, cmdline: &str, check: Check) -> Case {
+    Case { name: format!("kernel::{name}"), cmdline: cmdline.to_string(), timeout: TIMEOUT, check }
 }
 
-fn run_case(case: &Case, verbose: bool) -> (Result<(), String>, Option<Boot>) {
-    println!("{ECHO}$ boot: {}", case.config.cmdline);
-    let boot = qemu::boot(&case.config, |line| {
-        if verbose {
-            println!("{ECHO}{line}");
-        }
-    });
-    match boot {
-        Ok(boot) => ((case.check)(&boot), Some(boot)),
-        Err(e) => (Err(e), None),
-    }
-}
-
-/// Runs the suite; returns whether everything passed.
-pub fn run(kernel: &Path, verbose: bool) -> bool {
-    let started = Instant::now();
-    let mut cases = vec![case("emulator::boot_summary", kernel, "", check_summary_boot)];
-    let all = case("emulator::kernel_tests_all", kernel, "test=all", check_all_tests);
-    let mut results = Vec::new();
-
-    // The first boot of test=all also tells which isolated tests exist.
-    println!("\nrunning emulator tests on {}", kernel.display());
-    let (result, boot) = run_case(&all, verbose);
-    report(&all.name, &result, boot.as_ref());
-    results.push(result.is_ok());
-    let isolated: Vec<String> = boot
-        .map(|b| {
-            Report::from_lines(b.lines.iter().map(String::as_str))
-                .tests
-                .into_iter()
-                .filter(|t| matches!(&t.status, Status::Ignored(why) if why.starts_with("isolated")))
-                .map(|t| t.name)
-                .collect()
-        })
-        .unwrap_or_default();
-    if isolated.is_empty() {
-        println!("{ECHO}warning: test=all listed no isolated tests");
-    }
-    for name in &isolated {
-        cases.push(case(&format!("emulator::kernel_test::{name}"), kernel, &format!("test={name}"), check_isolated));
+/// Every boot of the suite, in the order they run.
+pub fn cases() -> Vec<Case> {
+    let mut cases = vec![case("boot_summary", "", check_summary_boot), case("tests_all", "test=all", check_all_tests)];
+    for name in ISOLATED {
+        cases.push(case(&format!("isolated::{name}"), &format!("test={name}"), check_isolated));
     }
     cases.extend([
-        case("emulator::cmdline_unknown_key_fails", kernel, "bad.key=1", check_bad_key),
-        case("emulator::cmdline_bad_value_fails", kernel, "timer.hz=fast", check_bad_value),
-        case("emulator::unknown_test_name_fails", kernel, "test=no_such_test", check_unknown_test),
-        case("emulator::runner_reports_failing_test", kernel, "test=deliberate_failure", check_reported_failure),
-        case("emulator::runner_reports_panicking_test", kernel, "test=deliberate_panic", check_panic),
-        case("emulator::triple_fault_is_failure", kernel, "test=triple_fault", check_reset),
+        case("cmdline_unknown_key_fails", "bad.key=1", check_bad_key),
+        case("cmdline_bad_value_fails", "timer.hz=fast", check_bad_value),
+        case("unknown_test_name_fails", "test=no_such_test", check_unknown_test),
+        case("runner_reports_failing_test", "test=deliberate_failure", check_reported_failure),
+        case("runner_reports_panicking_test", "test=deliberate_panic", check_panic),
+        case("triple_fault_is_failure", "test=triple_fault", check_reset),
+        Case { timeout: HANG_TIMEOUT, ..case("hang_is_timeout", "test=hang", check_timeout) },
     ]);
-    let mut hang = case("emulator::hang_is_timeout", kernel, "test=hang", check_timeout);
-    hang.config.timeout = HANG_TIMEOUT;
-    cases.push(hang);
-
-    for case in &cases {
-        let (result, boot) = run_case(case, verbose);
-        report(&case.name, &result, boot.as_ref());
-        results.push(result.is_ok());
-    }
-    let passed = results.iter().filter(|ok| **ok).count();
-    let failed = results.len() - passed;
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s",
-        if failed == 0 { "ok" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
-    );
-    println!("{passed} passed, {failed} failed");
-    failed == 0
+    cases
 }
 
-fn report(name: &str, result: &Result<(), String>, boot: Option<&Boot>) {
-    let secs = boot.map_or(0.0, |b| b.elapsed.as_secs_f64());
-    match result {
-        Ok(()) => println!("test {name} ... ok ({secs:.2}s)"),
-        Err(why) => {
-            println!("test {name} ... FAILED ({secs:.2}s)\n    {why}");
-            // Show what the guest said, even when the echo was off.
-            if let Some(boot) = boot {
-                for line in boot.lines.iter().rev().take(30).rev() {
-                    println!("{ECHO}{line}");
-                }
+impl Case {
+    /// Boots `kernel` with this case's command line and checks the boot;
+    /// with `verbose`, the console goes to standard error as it comes. A
+    /// failure says why, with the console's last lines.
+    pub fn run(&self, kernel: &Path, verbose: bool) -> Result<(), String> {
+        let mut config = Config::new(kernel, &self.cmdline);
+        config.timeout = self.timeout;
+        let boot = qemu::boot(&config, |line| {
+            if verbose {
+                eprintln!("    | {line}");
             }
+        })?;
+        let checked = match &boot.outcome {
+            // No case expects QEMU itself to fail: say that first.
+            Outcome::QemuError { .. } => Err(boot.outcome.describe()),
+            _ => (self.check)(&boot),
+        };
+        checked.map_err(|why| {
+            format!(
+                "boot with `{}` ({:.2}s): {why}\n    --- console (last 30 lines):\n{}",
+                self.cmdline,
+                boot.elapsed.as_secs_f64(),
+                crate::console::tail(&boot.lines, 30, "    | ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twelve_boots_with_unique_names() {
+        let cases = cases();
+        let names: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!((cases.len(), names.len()), (12, 12));
+        assert!(names.contains("kernel::isolated::stack_overflow"));
+    }
+
+    fn boot(outcome: Outcome, lines: &[&str]) -> Boot {
+        let lines = lines.iter().map(|l| l.to_string()).collect();
+        Boot { outcome, lines, to_banner: None, elapsed: Duration::ZERO }
+    }
+
+    #[test]
+    fn test_all_must_list_the_isolated_tests_it_boots() {
+        let mut lines = vec!["test heap_alloc ... ok".to_string()];
+        for name in ISOLATED {
+            lines.push(format!("test {name} ... ignored, isolated: boot with test={name}"));
         }
+        lines.push("test result: ok. 1 passed; 0 failed; 3 ignored; 0 measured".into());
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert_eq!(check_all_tests(&boot(Outcome::Success, &refs)), Ok(()));
+        let fewer = ["test heap_alloc ... ok", "test result: ok. 1 passed; 0 failed; 0 ignored;"];
+        assert!(check_all_tests(&boot(Outcome::Success, &fewer)).unwrap_err().contains("ISOLATED"));
+        let failed = ["test a ... FAILED", "test result: FAILED. 0 passed; 1 failed; 0 ignored;"];
+        assert!(check_all_tests(&boot(Outcome::Failure, &failed)).is_err());
     }
 }

@@ -1,13 +1,61 @@
+# shellcheck shell=sh
 # Helpers for harness scenarios (busybox ash).  Installed in dom0 as
 # /usr/share/cohort/scenario-lib.sh; scenarios source it:
 #     . /usr/share/cohort/scenario-lib.sh
+# and declare each check they report in a comment line of their own,
+#     # result: NAME
+# which the test runner reads before the lab boots (every check is a test).
 #
-# Result protocol understood by the runner in /init and by boot.sh:
-#     SCENARIO <name> ... ok
-#     SCENARIO <name> ... FAILED: <reason>
+# Result protocol (the harness's schema: tests/harness/src/protocol.rs),
+# one line per check; pass and fail are decided from these lines only:
+#     RESULT {"name":"NAME","ok":true,"detail":"..."}
+#     RESULT {"name":"NAME","ok":false,"detail":"REASON","lab_fault":"..."}
+# and one line per thing done again (decides nothing; the summary lists it):
+#     RETRY {"what":"...","why":"..."}
 
-ok()   { echo "SCENARIO $1 ... ok"; }
-fail() { n=$1; shift; echo "SCENARIO $n ... FAILED: $*"; }
+# json_str TEXT: TEXT as a JSON string, quotes included: backslash, quote
+# and control characters escaped, lines joined with \n.
+json_str() {
+    printf '%s' "$1" | awk '
+        BEGIN {
+            ORS = ""
+            for (i = 1; i < 32; i++) ctl[sprintf("%c", i)] = sprintf("\\u%04x", i)
+            ctl["\t"] = "\\t"; ctl["\r"] = "\\r"; ctl["\\"] = "\\\\"; ctl["\""] = "\\\""
+            print "\""
+        }
+        {
+            if (NR > 1) print "\\n"
+            n = length($0)
+            for (i = 1; i <= n; i++) {
+                c = substr($0, i, 1)
+                print ((c in ctl) ? ctl[c] : c)
+            }
+        }
+        END { print "\"" }'
+}
+
+# A failure that follows a LAB FAULT line (lab_fault) carries it.
+LAB_FAULTS=${LAB_FAULTS:-/tmp/cohort-lab-faults}
+
+# result NAME true|false DETAIL: the RESULT line.
+result() {
+    _extra=
+    if [ "$2" = false ] && [ -s "$LAB_FAULTS" ]; then
+        _extra=",\"lab_fault\":$(json_str "$(cat "$LAB_FAULTS")")"
+        rm -f "$LAB_FAULTS"
+    fi
+    # printf: some shells' echo turns the escapes back into characters.
+    printf 'RESULT {"name":%s,"ok":%s,"detail":%s%s}\n' "$(json_str "$1")" "$2" "$(json_str "$3")" "$_extra"
+}
+# ok NAME [DETAIL...], fail NAME REASON...
+ok() { _n=$1; shift; result "$_n" true "$*"; }
+fail() { _n=$1; shift; result "$_n" false "$*"; }
+# retry WHAT WHY: something done again, said for people and for the harness.
+retry() { printf '%s: %s; again\nRETRY {"what":%s,"why":%s}\n' "$1" "$2" "$(json_str "$1")" "$(json_str "$2")"; }
+# lab_fault TEXT: a LAB FAULT line (a guest ran with the hypervisor's
+# registers, or triple-faulted: see tests/xen/README.md), kept for the
+# next failure this file reports; the test suite then runs once more.
+lab_fault() { printf '%s\n' "$*" | tee -a "$LAB_FAULTS"; }
 
 # Milliseconds since dom0 kernel start (monotonic enough for measurements).
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
@@ -92,7 +140,7 @@ xl_create() {
         xl create -q -e "$@" "$_cfg" >/tmp/xl-create.log 2>&1
         _rc=$?
         [ "$_rc" = 0 ] && return 0
-        echo "xl create $_cfg failed (try $_try, exit $_rc): $(grep -v 'tsc mode' /tmp/xl-create.log | tail -n 1)"
+        retry "xl create $_cfg" "try $_try failed, exit $_rc: $(grep -v 'tsc mode' /tmp/xl-create.log | tail -n 1)"
         xl destroy "$_name" >/dev/null 2>&1
         wait_gone "$_name" 10
     done
@@ -122,7 +170,7 @@ CFG
 # linux_cfg NAME CMDLINE [EXTRA-LINE]: writes /tmp/NAME.cfg for a Linux
 # reference guest: dom0's own Debian kernel as a PVH domU (1 vCPU, 128 MiB)
 # running /linux-guest-init from the harness initramfs, with CMDLINE's
-# ref.* options (see tests/xen/linux-guest/init). Needs boot.sh --linux-guest.
+# ref.* options (see tests/xen/linux-guest/init). Needs the lab's --linux-guest.
 linux_cfg() {
     cat > "/tmp/$1.cfg" <<CFG
 name = "$1"
@@ -151,14 +199,14 @@ linux_up() {
         wait_until "$2" sh -c ". /usr/share/cohort/scenario-lib.sh; guest_has $1 '$3' || dom_shutdown $1" || return 1
         guest_has "$1" "$3" && return 0
         dom_crashed "$1" || return 1
-        echo "Linux guest $1 crashed while booting (try $_try, state $(dom_state "$1")); re-creating it"
+        retry "Linux guest $1" "crashed while booting (try $_try, state $(dom_state "$1")): re-created"
         guest_finish "$1"
     done
     return 1
 }
 
-# quoted: a guest's console as a scenario prints it. boot.sh stops the whole
-# boot at the first "Kernel panic" (or "Panic on CPU", ...) on the serial
+# quoted: a guest's console as a scenario prints it. The harness stops the
+# whole boot at the first "Kernel panic" (or "Panic on CPU", ...) on the serial
 # line, meant for dom0's and Xen's: a Linux guest's own panic, quoted, must
 # not match.
 quoted() {
@@ -174,11 +222,12 @@ dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; 
 # (resolve RIP with `nm` on the image). Cohort maps nothing in the upper
 # half: a saved RIP there is the hypervisor's own (its CR3, IDTR and GDTR
 # come with it), loaded into the guest by QEMU's emulation of nested SVM.
-# That is said on a "LAB FAULT" line, which run.sh looks for. A triple
-# fault (state `sr`: Xen's reboot action, and Cohort never reboots) is a
-# suspected one: Cohort takes every exception on an IST stack and reports
-# it, so a triple fault means the CPU failed to deliver one; run.sh's second
-# run tells a lab fault from a Cohort bug, which would come back.
+# That is said on a "LAB FAULT" line (lab_fault), which the next failure
+# carries. A triple fault (state `sr`: Xen's reboot action, and Cohort never
+# reboots) is a suspected one: Cohort takes every exception on an IST stack
+# and reports it, so a triple fault means the CPU failed to deliver one; the
+# test suite's second run tells a lab fault from a Cohort bug, which would
+# come back.
 guest_explain() {
     echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
     echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
@@ -186,9 +235,9 @@ guest_explain() {
     echo "$_ctx" | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
     _rip=$(echo "$_ctx" | sed -n 's/.* rip 0x\([0-9a-f]*\).*/\1/p' | head -n1)
     case $_rip in
-        ffff8*) echo "LAB FAULT: $1 ran with the hypervisor's registers (rip 0x$_rip, which Cohort never maps): QEMU's nested-SVM emulation broke, not the guest" ;;
+        ffff8*) lab_fault "LAB FAULT: $1 ran with the hypervisor's registers (rip 0x$_rip, which Cohort never maps): QEMU's nested-SVM emulation broke, not the guest" ;;
         *) case $(dom_state "$1") in
-               *sr*) echo "LAB FAULT (suspected): $1 triple-faulted at rip 0x$_rip: exception delivery itself failed, which Cohort's IST stacks should make impossible" ;;
+               *sr*) lab_fault "LAB FAULT (suspected): $1 triple-faulted at rip 0x$_rip: exception delivery itself failed, which Cohort's IST stacks should make impossible" ;;
            esac ;;
     esac
 }

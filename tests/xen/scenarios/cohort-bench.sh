@@ -1,6 +1,7 @@
 #!/bin/sh
 # Cohort's Xen benchmarks; every figure is a BENCH line on this console.
 #   cohort-bench.sh CLOCK [KERNEL]   CLOCK: wall, or virtual under -icount
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 clock=${1:-wall}
@@ -56,7 +57,8 @@ for i in 1 2 3 4 5; do
     [ "$i" = 5 ] && figures boot image.loaded_size | sed 's/"path":"boot"/"path":"xen-pvh"/'
     finish boot
 done
-median=$(echo $times | tr ' ' '\n' | sort -n | sed -n 3p)
+# shellcheck disable=SC2086 # $times: the five figures, one a word each
+median=$(printf '%s\n' $times | sort -n | sed -n 3p)
 echo "xl create -> banner, ms:$times"
 bench xl_create_to_kernel_main "$median" ms
 ok xen-bench-boot
@@ -199,7 +201,7 @@ fi
 # measures, 3 times each (ref.reps, as net.reps for netbench): Linux to
 # Linux (with TSO/GSO, then without), Linux to Cohort (the server above,
 # whose group Linux is not in), Cohort to Linux, and dom0 to Linux. Only
-# with boot.sh --linux-guest.
+# with the lab's --linux-guest.
 REF_REPS=3
 # linux_tail NAME: a Linux guest's last console lines, quoted (scenario-lib).
 linux_tail() { log "$1" | tail -15 | quoted; }

@@ -4,6 +4,15 @@
 # move their TCP traffic over it, fall back to netfront when a peer goes,
 # and get a new channel when it comes back.
 #   cohort-channel.sh [KERNEL]   (default /cohort/cohort)
+# Checks (each a test of `cargo test`, see tests/xen/README.md):
+# result: xen-channel-up-64MiB                     the channel comes up; 64 MiB, >= 99 % over it
+# result: xen-channel-other-group-uses-netfront    another group gets no channel
+# result: xen-channel-peer-destroyed-falls-back    a destroyed peer: close, release, fallback
+# result: xen-channel-peer-recreated               a re-created peer gets a new channel
+# result: xen-channel-takes-over-a-running-stream  a channel takes over a running stream
+# result: xen-channel-clean-shutdown               a PV poweroff request closes channels cleanly
+# result: xen-channel-daemon-survives              the daemon ran through it; lists gone
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}
@@ -129,7 +138,6 @@ guest_finish cli3
 #    now that netfront's offloads move 64 MiB in less.
 discoveryd_stop
 guest late 25 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=268435456"
-late_id=$(domid late)
 if wait_until 90 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log late | grep -q 'stream: .* acknowledged'"; then
     discoveryd_start
     if wait_until 300 ended late && matched late stream >/dev/null; then

@@ -9,6 +9,7 @@
 # -icount QEMU runs the emulated CPUs in turn on one host thread, so two
 # guests on two emulated CPUs do not run side by side, they wait for each
 # other's turn (README, "Where request/response time goes").
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}

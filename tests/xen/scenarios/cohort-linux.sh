@@ -6,8 +6,14 @@
 # off (net.offload=none). Linux to Cohort: netref's stream-check sends
 # Cohort's pattern into Cohort's sink and requires the SHA-256 of what it
 # sent in the answer. Cohort to Linux: Cohort's stream app sends into
-# netref's sink and requires the same. Needs boot.sh --linux-guest.
+# netref's sink and requires the same. Needs the lab's --linux-guest.
 #   cohort-linux.sh [KERNEL]   (default /cohort/cohort)
+# Checks (each a test of `cargo test`, see tests/xen/README.md):
+# result: xen-linux-to-cohort-16MiB             Linux's netref into Cohort's sink, offloads on
+# result: xen-cohort-to-linux-16MiB             Cohort's stream into Linux's sink, offloads on
+# result: xen-linux-to-cohort-16MiB-no-offload  the same with net.offload=none
+# result: xen-cohort-to-linux-16MiB-no-offload  the same with net.offload=none
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}
@@ -16,7 +22,8 @@ size=16777216
 # traffic and shares the CPUs. Addresses 198.18.0.60-63 and MACs
 # 00:16:3e:c0:04:60-63: no other scenario file uses them.
 COHORT_SINK=198.18.0.60 LINUX_CHECK=198.18.0.61 LINUX_SINK=198.18.0.62 COHORT_STREAM=198.18.0.63
-ALL="xen-linux-to-cohort-16MiB xen-cohort-to-linux-16MiB xen-linux-to-cohort-16MiB-no-offload xen-cohort-to-linux-16MiB-no-offload"
+# Every check this file declares (the `# result:` lines above).
+ALL=$(sed -n 's/^# result: \([^ ]*\).*/\1/p' "$0")
 # The line Cohort's netfront logs at connect, with every offload on and off.
 OFFLOADS_ON="netfront: offloads tx sg,csum,gso rx sg,csum,gso"
 OFFLOADS_OFF="netfront: offloads tx none rx none"
@@ -31,11 +38,12 @@ linux() { linux_cfg "$1" "ref.ip=$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e
 # through netback and the bridge; one seen panicked in an exception entry
 # with its stack pointer in the CPU entry area, right after Xen's event
 # upcall, as QEMU's nested SVM breaks Cohort guests now and then (README).
-# run.sh runs the Xen scenarios once more on a LAB FAULT line.
+# The LAB FAULT line (lab_fault) goes with the failure reported next, and
+# the test suite runs the Xen scenarios once more.
 linux_explain() {
     dom_state "$1" | grep -q . || return 0
     echo "--- console of Linux guest $1 ($(dom_state "$1")):"; guest_log "$1" | tail -n 40 | quoted
-    dom_crashed "$1" && echo "LAB FAULT (suspected): Linux guest $1 crashed ($(dom_state "$1")): Debian's kernel under the lab's nested emulation, not Cohort"
+    dom_crashed "$1" && lab_fault "LAB FAULT (suspected): Linux guest $1 crashed ($(dom_state "$1")): Debian's kernel under the lab's nested emulation, not Cohort"
     return 0
 }
 # offloads NAME EXPECTED: does Cohort guest NAME's netfront say it
@@ -47,8 +55,8 @@ offloads() {
 }
 
 if [ ! -f /cohort/linux/vmlinuz ] || [ ! -f /cohort/linux/initrd ]; then
-    echo "no Linux guest kernel in /cohort/linux: run boot.sh with --linux-guest"
-    for name in $ALL; do fail "$name" "no /cohort/linux/vmlinuz (boot.sh --linux-guest)"; done
+    echo "no Linux guest kernel in /cohort/linux: run the lab with --linux-guest"
+    for name in $ALL; do fail "$name" "no /cohort/linux/vmlinuz (the lab needs --linux-guest)"; done
     exit 0
 fi
 

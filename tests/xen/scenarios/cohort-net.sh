@@ -2,6 +2,12 @@
 # Cohort's networking under real Xen: netfront against Linux netback, through
 # dom0's bridge xenbr0 (198.18.0.1/15; nothing leaves the machine).
 #   cohort-net.sh [KERNEL]   (default /cohort/cohort)
+# Checks (each a test of `cargo test`, see tests/xen/README.md):
+# result: xen-net-dom0-pings-guest  the guest gets its address and answers dom0's ping
+# result: xen-net-dom0-echo-16MiB   16 MiB through the guest's TCP echo, SHA-256 checked
+# result: xen-net-two-guests-16MiB  16 MiB from a second guest, SHA-256 checked
+# result: xen-net-clean-shutdown    a PV poweroff request closes netfront cleanly
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}

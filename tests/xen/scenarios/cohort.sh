@@ -1,6 +1,13 @@
 #!/bin/sh
 # Cohort under real Xen: every scenario of issue 4, on the image at
 #   cohort.sh [KERNEL]   (default /cohort/cohort)
+# Checks (each a test of `cargo test`, see tests/xen/README.md):
+# result: xen-guest-tests-poweroff        test=all passes on Xen, then powers off
+# result: xen-two-guests-grant-and-event  a grant and an event channel between two guests
+# result: xen-bad-cmdline-crashes         a bad command-line key crashes the guest, named
+# result: xen-stack-overflow-caught       the guard page catches a stack overflow
+# result: xen-all-guests-gone             nothing of ours is left running
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 kernel=${1:-/cohort/cohort}

@@ -4,6 +4,7 @@
 # GUEST_ELF (default /cohort/guest.elf) must be a PVH ELF that prints
 # EXPECTED_TEXT (default "hello from pvh") on I/O port 0xe9 and then powers
 # off or halts; tests/xen/mk-test-guest.sh builds such a guest.
+# shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 guest=${1:-/cohort/guest.elf}

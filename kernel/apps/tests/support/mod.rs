@@ -72,12 +72,12 @@ impl Output for Captured {
 }
 
 impl Captured {
-    /// Every `RESULT` line, read back as the harness reads it.
+    /// Every `EVENT` line, read back as the harness reads it.
     pub fn results(&self) -> Vec<Event<String>> {
         self.lines
             .iter()
-            .filter_map(|l| figures::result_json_in(l))
-            .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("RESULT {json}: {e}")))
+            .filter_map(|l| figures::event_json_in(l))
+            .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("EVENT {json}: {e}")))
             .collect()
     }
 
@@ -525,7 +525,7 @@ pub fn run(app: cohort_boot::cmdline::App, world: &mut World, net: NetOptions) -
     (result, out)
 }
 
-/// The `RESULT`s of one kind.
+/// The `EVENT`s of one kind.
 pub fn results_of<'a>(out: &'a [Event<String>], kind: &str) -> Vec<&'a Event<String>> {
     out.iter()
         .filter(|e| {

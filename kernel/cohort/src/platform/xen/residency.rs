@@ -2,7 +2,7 @@
 //! (netfront plus a shared-memory channel to every co-resident peer that
 //! dom0 lists in our group) on this kernel's Xen glue: its grants, event
 //! channels, xenstore client (whose watch events `watches` sorts by token)
-//! and clock, and the log and `RESULT` lines of what it sees. Without
+//! and clock, and the log and `EVENT` lines of what it sees. Without
 //! `net.group` nothing is advertised, dom0 lists nothing, and every frame
 //! takes netfront.
 

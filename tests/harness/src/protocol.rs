@@ -1,0 +1,193 @@
+//! The structured lines the lab's dom0 prints for the harness, defined once.
+//!
+//! `tests/xen/dom0/scenario-lib.sh` prints them (`ok`, `fail`, `retry`), and
+//! so does dom0's `/init` for each scenario file it ran:
+//!
+//! ```text
+//! RESULT {"name":"xen-net-dom0-echo-16MiB","ok":true,"detail":"16777216 bytes back in 2310 ms"}
+//! RESULT {"name":"xen-channel-up-64MiB","ok":false,"detail":"...","lab_fault":"LAB FAULT (suspected): cli triple-faulted ..."}
+//! RESULT {"name":"cohort-net.sh","ok":true,"detail":"exit status 0 after 312 s, 4 results"}
+//! RETRY {"what":"xl create /tmp/srv.cfg","why":"try 1, exit 1: ..."}
+//! ```
+//!
+//! Pass and fail are decided from `RESULT` lines only. A `RETRY` line names
+//! something dom0 did again (an `xl create` that crashed, a Linux guest that
+//! triple-faulted while booting): it decides nothing, and the summaries list
+//! it.
+
+use serde::{Deserialize, Serialize};
+
+/// One check's outcome: a `RESULT {...}` line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResult {
+    /// The check's name (a scenario file's own verdict is named after the
+    /// file, `cohort-net.sh`).
+    pub name: String,
+    pub ok: bool,
+    /// What was measured, or why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// Set on a failure when a guest was seen running with the
+    /// hypervisor's registers or triple-faulting before it: the `LAB FAULT`
+    /// lines `guest_explain` printed (see tests/xen/README.md). The test
+    /// suite then runs the real-Xen scenarios once more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_fault: Option<String>,
+}
+
+/// Something dom0 did again: a `RETRY {...}` line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub what: String,
+    pub why: String,
+}
+
+/// One structured line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    Result(CheckResult),
+    Retry(Retry),
+}
+
+impl CheckResult {
+    pub fn pass(name: &str, detail: impl Into<String>) -> CheckResult {
+        CheckResult { name: name.to_string(), ok: true, detail: detail.into(), lab_fault: None }
+    }
+
+    pub fn fail(name: &str, detail: impl Into<String>) -> CheckResult {
+        CheckResult { name: name.to_string(), ok: false, detail: detail.into(), lab_fault: None }
+    }
+
+    /// The `RESULT {...}` line.
+    pub fn line(&self) -> String {
+        format!("RESULT {}", serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// `NAME ... ok` or `NAME ... FAILED: DETAIL`, for people.
+    pub fn human(&self) -> String {
+        match (self.ok, self.detail.is_empty()) {
+            (true, true) => format!("{} ... ok", self.name),
+            (true, false) => format!("{} ... ok ({})", self.name, self.detail),
+            (false, _) => format!("{} ... FAILED: {}", self.name, self.detail),
+        }
+    }
+}
+
+/// The first JSON value after `TAG ` in `line`, wherever the tag stands (a
+/// console can put other output before it on the same line).
+fn after<'a>(line: &'a str, tag: &str) -> Option<&'a str> {
+    let at = line.find(tag)?;
+    Some(&line[at + tag.len()..])
+}
+
+fn first_value<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
+    match serde_json::Deserializer::from_str(json).into_iter::<T>().next() {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("no JSON object".into()),
+    }
+}
+
+/// `None` for a line that is neither kind; `Some(Err)` with serde_json's
+/// reason for one whose object does not parse (the caller counts that as a
+/// failure: a check whose verdict cannot be read did not pass).
+pub fn parse(line: &str) -> Option<Result<Line, String>> {
+    if let Some(json) = after(line, "RESULT {") {
+        return Some(first_value(&format!("{{{json}")).map(Line::Result));
+    }
+    if let Some(json) = after(line, "RETRY {") {
+        return Some(first_value(&format!("{{{json}")).map(Line::Retry));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_results_and_retries() {
+        let line = r#"RESULT {"name":"xen-net-dom0-echo-16MiB","ok":true,"detail":"x \"y\" \\ z\nw"}"#;
+        let Some(Ok(Line::Result(r))) = parse(line) else { panic!("{line}") };
+        assert_eq!(r, CheckResult::pass("xen-net-dom0-echo-16MiB", "x \"y\" \\ z\nw"));
+        let line = r#"(XEN) noise RESULT {"name":"a","ok":false,"lab_fault":"LAB FAULT: x"} trailing"#;
+        let Some(Ok(Line::Result(r))) = parse(line) else { panic!("{line}") };
+        assert_eq!((r.ok, r.detail.as_str(), r.lab_fault.as_deref()), (false, "", Some("LAB FAULT: x")));
+        let Some(Ok(Line::Retry(r))) = parse(r#"RETRY {"what":"xl create /tmp/a.cfg","why":"exit 1"}"#) else { panic!() };
+        assert_eq!(r.what, "xl create /tmp/a.cfg");
+        assert_eq!(parse("SCENARIO x ... ok"), None);
+        assert_eq!(parse("test result: ok. RESULTS"), None);
+    }
+
+    #[test]
+    fn malformed_results_are_errors() {
+        for bad in [
+            r#"RESULT {"name":"a"}"#,
+            r#"RESULT {"name":"a","ok":"yes"}"#,
+            r#"RESULT {"name":"a","ok":true,"extra":1}"#,
+            r#"RESULT {"name":"a","ok":tr"#,
+        ] {
+            assert!(matches!(parse(bad), Some(Err(_))), "{bad}");
+        }
+    }
+
+    /// The shells that run tests/xen/dom0/scenario-lib.sh here: `sh`, and
+    /// busybox's (dom0's) when this machine has it (on PATH or in the lab's
+    /// package cache).
+    fn shells() -> Vec<Vec<String>> {
+        let mut shells = vec![vec!["sh".to_string()]];
+        let cache = std::env::var("HOME").map(|h| format!("{h}/.cache/cohort/xen/current/bin/busybox")).unwrap_or_default();
+        for bb in ["busybox", cache.as_str()] {
+            if std::process::Command::new(bb).arg("true").output().is_ok_and(|o| o.status.success()) {
+                shells.push(vec![bb.to_string(), "sh".to_string()]);
+                break;
+            }
+        }
+        shells
+    }
+
+    /// `ok`, `fail`, `retry` and `lab_fault` of scenario-lib.sh print lines
+    /// this schema reads back exactly, whatever the reason holds.
+    #[test]
+    fn scenario_lib_prints_this_schema() {
+        let lib = crate::artifacts::root().join("tests/xen/dom0/scenario-lib.sh");
+        let reason = "a\\b \"q\" tab\there\u{1} é 100% %s\nline2";
+        for shell in shells() {
+            let faults = std::env::temp_dir().join(format!("cohort-lab-faults-{}-{}", std::process::id(), shell.len()));
+            let _ = std::fs::remove_file(&faults);
+            let out = std::process::Command::new(&shell[0])
+                .args(&shell[1..])
+                .arg("-c")
+                .arg(r#". "$1"; ok a; ok b "12 ms"; lab_fault "LAB FAULT: x"; fail c "$2"; fail d plain; retry "xl create /tmp/a.cfg" "$2""#)
+                .args(["sh", lib.to_str().unwrap(), reason])
+                .env("LAB_FAULTS", &faults)
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let parsed: Vec<Line> = text.lines().filter_map(parse).map(|l| l.unwrap()).collect();
+            let mut c = CheckResult::fail("c", reason);
+            c.lab_fault = Some("LAB FAULT: x".into());
+            let expected = vec![
+                Line::Result(CheckResult::pass("a", "")),
+                Line::Result(CheckResult::pass("b", "12 ms")),
+                Line::Result(c),
+                Line::Result(CheckResult::fail("d", "plain")),
+                Line::Retry(Retry { what: "xl create /tmp/a.cfg".into(), why: reason.into() }),
+            ];
+            assert_eq!(parsed, expected, "{shell:?}:\n{text}");
+            assert!(text.contains("\nLAB FAULT: x\n"), "{text}");
+            assert!(!faults.exists(), "the failure took the lab fault");
+        }
+    }
+
+    #[test]
+    fn lines_round_trip() {
+        let mut r = CheckResult::fail("n", "why: \"quoted\"\ttab");
+        r.lab_fault = Some("LAB FAULT (suspected): x".into());
+        assert_eq!(parse(&r.line()), Some(Ok(Line::Result(r.clone()))));
+        assert_eq!(r.human(), "n ... FAILED: why: \"quoted\"\ttab");
+        assert_eq!(CheckResult::pass("n", "").line(), r#"RESULT {"name":"n","ok":true}"#);
+    }
+}

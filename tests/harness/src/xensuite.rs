@@ -1,0 +1,186 @@
+//! The real-Xen test suite: which scenario files `cargo test` runs, the
+//! checks each declares, and each check's verdict from a lab run.
+//!
+//! A scenario file declares its checks in comment lines,
+//!
+//! ```text
+//! # result: xen-net-dom0-pings-guest
+//! ```
+//!
+//! so that the test runner knows every check's name before the lab boots:
+//! each becomes a named test (`xen::cohort-net.sh::xen-net-dom0-pings-guest`),
+//! and so does the file itself (`xen::cohort-net.sh`: it ran to its end,
+//! exit status 0, within its timeout, and reported no check it does not
+//! declare). The lab boots once for every selected file.
+
+use crate::lab::{self, FileRun, Run, Scenario};
+use std::path::Path;
+use std::time::Duration;
+
+/// The scenario files `cargo test` runs on real Xen, in this order, with
+/// Linux reference guests: what `./run.sh test` ran before.
+pub const FILES: [&str; 4] = [
+    "tests/xen/scenarios/cohort.sh /cohort/cohort",
+    "tests/xen/scenarios/cohort-net.sh /cohort/cohort",
+    "tests/xen/scenarios/cohort-channel.sh /cohort/cohort",
+    "tests/xen/scenarios/cohort-linux.sh /cohort/cohort",
+];
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(900);
+pub const TIMEOUT: Duration = Duration::from_secs(2400);
+
+/// A scenario file and the checks it declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    pub scenario: Scenario,
+    pub checks: Vec<String>,
+}
+
+/// The `# result: NAME` lines of a scenario script.
+pub fn declared(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("# result:"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reads the declarations of `FILES` (paths relative to `root`).
+pub fn files(root: &Path) -> Result<Vec<File>, String> {
+    let mut files: Vec<File> = Vec::new();
+    for spec in FILES {
+        let mut scenario = Scenario::parse(spec);
+        scenario.file = root.join(&scenario.file);
+        let text = std::fs::read_to_string(&scenario.file).map_err(|e| format!("{}: {e}", scenario.file.display()))?;
+        let checks = declared(&text);
+        if checks.is_empty() {
+            return Err(format!("{} declares no check (`# result: NAME` lines)", scenario.file.display()));
+        }
+        for c in &checks {
+            if files.iter().any(|f| f.checks.contains(c)) || checks.iter().filter(|d| *d == c).count() > 1 {
+                return Err(format!("check `{c}` is declared twice"));
+            }
+        }
+        files.push(File { scenario, checks });
+    }
+    Ok(files)
+}
+
+/// A test's name: `xen::FILE` or `xen::FILE::CHECK`.
+pub fn test_name(file: &File, check: Option<&str>) -> String {
+    match check {
+        Some(c) => format!("xen::{}::{c}", file.scenario.name()),
+        None => format!("xen::{}", file.scenario.name()),
+    }
+}
+
+fn lab_note(r: &crate::protocol::CheckResult) -> String {
+    r.lab_fault.as_ref().map(|l| format!("\n(dom0 saw a lab fault: {})", l.replace('\n', "; "))).unwrap_or_default()
+}
+
+/// Why a file's checks have no RESULT: how the file or the lab ended.
+fn missing(file: Option<&FileRun>, run: &Run) -> String {
+    match file.and_then(|f| f.verdict.as_ref()) {
+        Some(v) => format!("the file ended without reporting it: {}", v.detail),
+        None if file.is_none() => "the lab did not run this file".into(),
+        None => format!("the lab ended before the file did: {}", run.end.describe()),
+    }
+}
+
+/// The verdict of one check (`Some(name)`) or of the file itself (`None`).
+pub fn verdict(file: &File, check: Option<&str>, run: &Run) -> Result<(), String> {
+    let name = file.scenario.name();
+    let got = run.file(&name);
+    let Some(check) = check else {
+        let f = got.ok_or("the lab did not run this file")?;
+        let v = f.verdict.as_ref().ok_or_else(|| missing(Some(f), run))?;
+        let mut problems = Vec::new();
+        if !v.ok {
+            problems.push(format!("{}{}", v.detail, lab_note(v)));
+        }
+        for r in f.results.iter().filter(|r| !file.checks.contains(&r.name)) {
+            problems.push(format!("it reported `{}`, which it does not declare: {}", r.human(), lab_note(r)));
+        }
+        for g in &f.garbled {
+            problems.push(format!("a RESULT line that does not parse: {g}"));
+        }
+        return if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) };
+    };
+    let reported: Vec<_> = got.iter().flat_map(|f| f.results.iter()).filter(|r| r.name == check).collect();
+    match reported.as_slice() {
+        [] => Err(format!("no RESULT: {}", missing(got, run))),
+        [r] if r.ok => Ok(()),
+        [r] => Err(format!("{}{}", r.detail, lab_note(r))),
+        many => Err(format!("reported {} times: {}", many.len(), many.iter().map(|r| r.human()).collect::<Vec<_>>().join("; "))),
+    }
+}
+
+/// Whether a run whose selected checks did not all pass gets a second run:
+/// only when dom0 traced a failure to the lab (`LAB FAULT`); the reason.
+pub fn rerun_reason(run: &Run) -> Option<String> {
+    let faults = run.lab_faults();
+    (!faults.is_empty()).then(|| faults.join("; "))
+}
+
+/// The lab configuration of the suite for `selected` files.
+pub fn config(selected: &[&File], kernel: &Path, daemon: &Path) -> lab::Config {
+    lab::Config {
+        scenarios: selected.iter().map(|f| f.scenario.clone()).collect(),
+        linux_guest: true,
+        timeout: TIMEOUT,
+        scenario_timeout: SCENARIO_TIMEOUT,
+        ..lab::Config::default()
+    }
+    .with_cohort(kernel, daemon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::End;
+    use crate::protocol::CheckResult;
+
+    #[test]
+    fn the_suite_declares_its_checks() {
+        let files = files(&crate::artifacts::root()).unwrap();
+        let count: usize = files.iter().map(|f| f.checks.len()).sum();
+        assert_eq!(count, 20, "{files:?}");
+        assert!(files[1].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
+        assert_eq!(test_name(&files[1], Some("x")), "xen::cohort-net.sh::x");
+        assert_eq!(declared("#!/bin/sh\n# result: a  what a checks\n  # result: b\n# results: c\n"), ["a", "b"]);
+    }
+
+    fn file() -> File {
+        File { scenario: Scenario::parse("s/f.sh"), checks: vec!["a".into(), "b".into()] }
+    }
+
+    fn run(results: Vec<CheckResult>, verdict: Option<CheckResult>, end: End) -> Run {
+        let f = FileRun { name: "f.sh".into(), results, verdict, garbled: vec![] };
+        Run { files: vec![f], retries: vec![], end, log: None, elapsed: Duration::ZERO }
+    }
+
+    #[test]
+    fn verdicts() {
+        let f = file();
+        let mut bad = CheckResult::fail("b", "broke");
+        bad.lab_fault = Some("LAB FAULT: x".into());
+        let r = run(vec![CheckResult::pass("a", ""), bad, CheckResult::fail("z", "odd")], Some(CheckResult::pass("f.sh", "exit 0")), End::Done);
+        assert_eq!(verdict(&f, Some("a"), &r), Ok(()));
+        let err = verdict(&f, Some("b"), &r).unwrap_err();
+        assert!(err.starts_with("broke") && err.contains("LAB FAULT: x"), "{err}");
+        assert!(verdict(&f, None, &r).unwrap_err().contains("does not declare"));
+        assert_eq!(rerun_reason(&r).as_deref(), Some("b: LAB FAULT: x"));
+
+        let timeout = CheckResult::fail("f.sh", "timed out after 900s");
+        let r = run(vec![CheckResult::pass("a", "")], Some(timeout), End::Done);
+        assert!(verdict(&f, Some("b"), &r).unwrap_err().contains("timed out after 900s"));
+        assert!(verdict(&f, None, &r).unwrap_err().contains("timed out"));
+        assert_eq!(rerun_reason(&r), None);
+
+        let r = run(vec![CheckResult::pass("a", ""), CheckResult::pass("a", "")], None, End::Panic("(XEN) Panic on CPU 1".into()));
+        assert!(verdict(&f, Some("a"), &r).unwrap_err().contains("2 times"));
+        assert!(verdict(&f, Some("b"), &r).unwrap_err().contains("Panic on CPU 1"));
+        assert!(verdict(&f, None, &r).unwrap_err().contains("Panic on CPU 1"));
+        let other = File { scenario: Scenario::parse("s/g.sh"), checks: vec!["c".into()] };
+        assert!(verdict(&other, Some("c"), &r).unwrap_err().contains("did not run"));
+    }
+}
