@@ -39,6 +39,9 @@ pub const STUCK_AFTER_NS: u64 = 2_000_000_000;
 /// Frames for the fallback waiting for its room (segmentation makes
 /// several of one); beyond this they are dropped (TCP sends them again).
 const FALLBACK_QUEUE: usize = 128;
+
+/// Misaddressed channel frames dropped per receive call at most.
+pub const MISADDRESSED_PER_CALL: u32 = 64;
 /// The largest TCP packet the stack may hand us for cutting (the IPv4
 /// total length is 16 bits).
 pub const MAX_TSO_FRAME: usize = 0xffff;
@@ -350,8 +353,11 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Paths<G, E> {
     }
 
     /// The next frame from a channel into `rx_frame`: true if there is one.
-    /// Frames not from the peer's MAC to ours are dropped (and counted).
+    /// Frames not from the peer's MAC to ours are dropped (and counted), at
+    /// most [`MISADDRESSED_PER_CALL`] per call: a peer that keeps writing
+    /// them cannot hold us in this loop.
     fn receive_from_channels(&mut self, mac: [u8; 6], rx_frame: &mut Vec<u8>) -> bool {
+        let mut budget = MISADDRESSED_PER_CALL;
         for i in 0..self.manager.attached_peers().len() {
             let peer = self.manager.attached_peers()[i];
             let Some(peer_mac) = self.manager.mac_of(peer) else { continue };
@@ -366,6 +372,10 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Paths<G, E> {
                             return true;
                         }
                         self.counters.rx_misaddressed += 1;
+                        budget -= 1;
+                        if budget == 0 {
+                            return false;
+                        }
                     }
                     Err(_) => {
                         self.counters.channel_violations += 1;

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use channel::{Config, Note};
 use discovery::{advert_path, peers_path, Advert, Group, Peer, PeerList};
-use residency::switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, STUCK_AFTER_NS};
+use residency::switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, MISADDRESSED_PER_CALL, STUCK_AFTER_NS};
 use residency::{Event, Options, Residency, SwitchCounters, CLOSE_TIMEOUT_NS};
 use smoltcp::iface::{Config as IfConfig, Interface, SocketSet};
 use smoltcp::phy::{Device, RxToken, TxToken};
@@ -458,6 +458,34 @@ fn channel_frames_not_from_the_peer_to_us_are_dropped() {
     assert_eq!(receive(&mut a).map(|f| f[6..12].to_vec()), Some(mac(2).to_vec()));
     assert_eq!(receive(&mut a), None);
     assert_eq!(a.counters().rx_misaddressed, 2);
+    finish(&mut [&mut a, &mut b], &mut clock);
+}
+
+#[test]
+fn a_flood_of_misaddressed_frames_is_drained_in_bounded_calls() {
+    let sim = Sim::new();
+    let bridge = Bridge::default();
+    let (mut a, mut b, _dom0, mut clock) = up_pair(&sim, &bridge, Config::default());
+    let ch = b.res.switch().manager().channel(1).unwrap();
+    let flood = 3 * MISADDRESSED_PER_CALL as u64 + 5;
+    for _ in 0..flood {
+        ch.send(&frame_to(mac(1), mac(9), 60)).unwrap();
+    }
+    ch.send(&frame_to(mac(1), mac(2), 80)).unwrap();
+    // Each call gives up after its budget; the good frame comes after the flood.
+    let mut calls = 0;
+    let got = loop {
+        let before = a.counters().rx_misaddressed;
+        let got = receive(&mut a);
+        calls += 1;
+        assert!(a.counters().rx_misaddressed - before <= MISADDRESSED_PER_CALL as u64);
+        if got.is_some() || calls > 10 {
+            break got;
+        }
+    };
+    assert_eq!(got.map(|f| f.len()), Some(80));
+    assert_eq!(calls, 4, "three calls stop at their budget, the fourth delivers");
+    assert_eq!(a.counters().rx_misaddressed, flood);
     finish(&mut [&mut a, &mut b], &mut clock);
 }
 
