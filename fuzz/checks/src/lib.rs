@@ -1,0 +1,26 @@
+//! The properties Cohort's fuzz targets check, as plain functions over the
+//! raw input bytes: `fuzz/targets` hands libFuzzer's inputs to them, and
+//! `tests/replay.rs` replays the committed corpora and crash inputs through
+//! them on every `cargo test` (no libFuzzer, no coverage flags needed).
+//!
+//! Each target decodes its bytes into a structured input with `arbitrary`
+//! (the mapping libfuzzer-sys's `fuzz_target!(|x: T| ..)` uses,
+//! `arbitrary_take_rest`), so a saved input replays identically here.
+
+use arbitrary::{Arbitrary, Unstructured};
+
+pub mod channel_ring;
+
+pub use channel_ring::check as check_channel_ring;
+
+/// Every target: its name (the libFuzzer binary and the corpus folders)
+/// and its check.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("channel_ring", check_channel_ring),
+];
+
+/// The structured value in `data`, decoded as libfuzzer-sys does; None
+/// when the bytes are too few for it.
+pub fn from_bytes<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
+    T::arbitrary_take_rest(Unstructured::new(data)).ok()
+}
