@@ -10,13 +10,16 @@
 use arbitrary::{Arbitrary, Unstructured};
 
 pub mod channel_ring;
+pub mod netif_responses;
 
 pub use channel_ring::check as check_channel_ring;
+pub use netif_responses::check as check_netif_responses;
 
 /// Every target: its name (the libFuzzer binary and the corpus folders)
 /// and its check.
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("channel_ring", check_channel_ring),
+    ("netif_responses", check_netif_responses),
 ];
 
 /// The structured value in `data`, decoded as libfuzzer-sys does; None

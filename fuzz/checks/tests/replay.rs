@@ -48,6 +48,7 @@ fn replay(target: &str) {
 fn every_target_has_a_replay_test() {
     let tests = [
         "channel_ring",
+        "netif_responses",
     ];
     let names: Vec<&str> = fuzz_checks::TARGETS.iter().map(|(t, _)| *t).collect();
     assert_eq!(names, tests);
@@ -79,4 +80,9 @@ fn pseudo_random_inputs() {
 #[test]
 fn channel_ring() {
     replay("channel_ring");
+}
+
+#[test]
+fn netif_responses() {
+    replay("netif_responses");
 }
