@@ -11,15 +11,18 @@ use arbitrary::{Arbitrary, Unstructured};
 
 pub mod channel_ring;
 pub mod netif_responses;
+pub mod xenstore_replies;
 
 pub use channel_ring::check as check_channel_ring;
 pub use netif_responses::check as check_netif_responses;
+pub use xenstore_replies::check as check_xenstore_replies;
 
 /// Every target: its name (the libFuzzer binary and the corpus folders)
 /// and its check.
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("channel_ring", check_channel_ring),
     ("netif_responses", check_netif_responses),
+    ("xenstore_replies", check_xenstore_replies),
 ];
 
 /// The structured value in `data`, decoded as libfuzzer-sys does; None

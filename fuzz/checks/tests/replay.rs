@@ -49,6 +49,7 @@ fn every_target_has_a_replay_test() {
     let tests = [
         "channel_ring",
         "netif_responses",
+        "xenstore_replies",
     ];
     let names: Vec<&str> = fuzz_checks::TARGETS.iter().map(|(t, _)| *t).collect();
     assert_eq!(names, tests);
@@ -85,4 +86,9 @@ fn channel_ring() {
 #[test]
 fn netif_responses() {
     replay("netif_responses");
+}
+
+#[test]
+fn xenstore_replies() {
+    replay("xenstore_replies");
 }
