@@ -11,10 +11,12 @@ use arbitrary::{Arbitrary, Unstructured};
 
 pub mod channel_ring;
 pub mod netif_responses;
+pub mod offers_adverts_peers;
 pub mod xenstore_replies;
 
 pub use channel_ring::check as check_channel_ring;
 pub use netif_responses::check as check_netif_responses;
+pub use offers_adverts_peers::check as check_offers_adverts_peers;
 pub use xenstore_replies::check as check_xenstore_replies;
 
 /// Every target: its name (the libFuzzer binary and the corpus folders)
@@ -23,6 +25,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("channel_ring", check_channel_ring),
     ("netif_responses", check_netif_responses),
     ("xenstore_replies", check_xenstore_replies),
+    ("offers_adverts_peers", check_offers_adverts_peers),
 ];
 
 /// The structured value in `data`, decoded as libfuzzer-sys does; None

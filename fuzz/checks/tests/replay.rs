@@ -50,6 +50,7 @@ fn every_target_has_a_replay_test() {
         "channel_ring",
         "netif_responses",
         "xenstore_replies",
+        "offers_adverts_peers",
     ];
     let names: Vec<&str> = fuzz_checks::TARGETS.iter().map(|(t, _)| *t).collect();
     assert_eq!(names, tests);
@@ -91,4 +92,9 @@ fn netif_responses() {
 #[test]
 fn xenstore_replies() {
     replay("xenstore_replies");
+}
+
+#[test]
+fn offers_adverts_peers() {
+    replay("offers_adverts_peers");
 }
