@@ -10,11 +10,13 @@
 use arbitrary::{Arbitrary, Unstructured};
 
 pub mod channel_ring;
+pub mod discoveryd_store;
 pub mod netif_responses;
 pub mod offers_adverts_peers;
 pub mod xenstore_replies;
 
 pub use channel_ring::check as check_channel_ring;
+pub use discoveryd_store::check as check_discoveryd_store;
 pub use netif_responses::check as check_netif_responses;
 pub use offers_adverts_peers::check as check_offers_adverts_peers;
 pub use xenstore_replies::check as check_xenstore_replies;
@@ -26,6 +28,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("netif_responses", check_netif_responses),
     ("xenstore_replies", check_xenstore_replies),
     ("offers_adverts_peers", check_offers_adverts_peers),
+    ("discoveryd_store", check_discoveryd_store),
 ];
 
 /// The structured value in `data`, decoded as libfuzzer-sys does; None

@@ -51,6 +51,7 @@ fn every_target_has_a_replay_test() {
         "netif_responses",
         "xenstore_replies",
         "offers_adverts_peers",
+        "discoveryd_store",
     ];
     let names: Vec<&str> = fuzz_checks::TARGETS.iter().map(|(t, _)| *t).collect();
     assert_eq!(names, tests);
@@ -97,4 +98,9 @@ fn xenstore_replies() {
 #[test]
 fn offers_adverts_peers() {
     replay("offers_adverts_peers");
+}
+
+#[test]
+fn discoveryd_store() {
+    replay("discoveryd_store");
 }
