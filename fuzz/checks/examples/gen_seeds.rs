@@ -94,8 +94,10 @@ mod ch {
     use super::E;
     pub const OPS: u32 = 16;
     pub fn setup(e: E, higher: bool, state: u32, frame_idx: u8, maps: bool, polling: bool) -> E {
-        e.u8(0) // our_pages_log2
-            .u8(0) // peer_pages_log2
+        // Pages (log2): one each, four for jumbo frames.
+        let pages = if frame_idx == 3 { 2 } else { 0 };
+        e.u8(pages) // our_pages_log2
+            .u8(pages) // peer_pages_log2
             .u8(frame_idx)
             .u32(9014 - 1514) // peer_frame: 9014
             .bool(polling)
@@ -126,7 +128,7 @@ fn channel_ring() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
     e = op(e, 8); // Recv
     e = send(e, 100, 2);
     e = op(e, 7); // ConsumeAll
-    for i in 0..3 {
+    for i in 0..2 {
         e = produce(e, 1514, i, true);
     }
     e = op(e, 9); // Drain
