@@ -6,6 +6,9 @@
 #                                       runs found (libFuzzer -merge=1)
 #   fuzz/run.sh --list                  the targets
 #
+# FUZZ_RUNS=N stops each target after N executions instead (SECONDS
+# still bounds the time).
+#
 # Builds fuzz/targets (libfuzzer-sys; its C++ part needs g++) with the
 # stable sancov flags, no sanitizer, into its own target directory
 # ($FUZZ_TARGET_DIR, default target/fuzz-sancov at the top), then runs one
@@ -70,10 +73,12 @@ fuzz_one() {
     done
     local dict=()
     [ -f "$here/dicts/$t.dict" ] && dict=("-dict=$here/dicts/$t.dict")
+    local runs=()
+    [ -n "${FUZZ_RUNS:-}" ] && runs=("-runs=$FUZZ_RUNS")
     local rc=0
     # New inputs are written to the first directory only.
     "$bindir/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$art/" "${dict[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+        -artifact_prefix="$art/" "${runs[@]}" "${dict[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
     local execs eps cov ft corp
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     [ -n "$execs" ] || execs=$(grep -a '^#[0-9]' "$log" | tail -n 1 | sed 's/^#\([0-9]*\).*/\1/' || true)
@@ -99,18 +104,26 @@ fuzz_one() {
     return 1
 }
 
+# The committed corpus becomes the fewest inputs that, with the seeds, cover
+# every feature of the committed corpus and the runs' inputs: the seeds are
+# put first in a fresh directory (so what they cover counts as covered),
+# the rest merged into it, then the seeds taken out again.
 merge() {
-    local t tmp
+    local t tmp f
     for t in "$@"; do
         tmp=$work/fuzz-merge/$t
         rm -rf "$tmp"
         mkdir -p "$tmp" "$here/corpus/$t" "$work/fuzz-corpus/$t"
-        local dirs=("$here/corpus/$t" "$work/fuzz-corpus/$t") d
-        for d in seeds regressions; do
-            [ -d "$here/$d/$t" ] && dirs+=("$here/$d/$t")
-        done
-        "$bindir/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 "$tmp" "${dirs[@]}" \
+        if [ -d "$here/seeds/$t" ]; then
+            cp "$here/seeds/$t"/* "$tmp"/
+        fi
+        "$bindir/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 "$tmp" "$here/corpus/$t" "$work/fuzz-corpus/$t" \
             >"$work/fuzz-logs/$t.merge.log" 2>&1
+        if [ -d "$here/seeds/$t" ]; then
+            for f in "$here/seeds/$t"/*; do
+                rm -f "$tmp/$(basename "$f")"
+            done
+        fi
         rm -rf "$here/corpus/$t"
         mv "$tmp" "$here/corpus/$t"
         say "$t: corpus $(find "$here/corpus/$t" -type f | wc -l) files, $(du -sh "$here/corpus/$t" | cut -f1)"
@@ -134,7 +147,7 @@ main() {
         return 0
         ;;
     -h | --help)
-        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         return 0
         ;;
     esac
@@ -164,4 +177,6 @@ main() {
     [ "$failed" -eq 0 ]
 }
 
-main "$@"
+# On one line: bash then never reads past it, even if the file changes
+# while a long run goes on.
+main "$@"; exit
