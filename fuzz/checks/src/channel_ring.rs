@@ -163,9 +163,21 @@ struct Peer {
     prod: u32,
     /// Our pages the peer mapped.
     maps: Vec<xensim::SimMapping>,
+    /// The ring as we mapped it: the pages its grant-ref table named at
+    /// attach time (not the peer's ring if the table lied).
+    view: Vec<SimPage>,
 }
 
 impl Peer {
+    /// Bytes of the ring as we see it.
+    fn view_read(&self, at: usize, out: &mut [u8]) {
+        for (i, b) in out.iter_mut().enumerate() {
+            let o = at + i;
+            let mut one = [0u8];
+            self.view[o / PAGE_SIZE].read_bytes(o % PAGE_SIZE, &mut one);
+            *b = one[0];
+        }
+    }
     fn set(&self, field: PeerField, value: u32) {
         self.control.write_u32(field.offset(), value);
     }
@@ -262,6 +274,7 @@ fn run(input: Input) {
         size: peer_pages as usize * PAGE_SIZE,
         prod: 0,
         maps: Vec::new(),
+        view: Vec::new(),
     };
     match s.grefs {
         GrefMode::Real => {}
@@ -308,6 +321,10 @@ fn run(input: Input) {
         "version={offer_version} nonce={nonce} control-ref={} ring-pages={offer_pages} event-channel={port_word} frame={frame}",
         peer.control_ref
     );
+    // What our attach will map as the peer's ring.
+    peer.view = (0..peer_pages as usize)
+        .filter_map(|i| xen.granted_page(peer_id, peer.control.read_u32(layout::GREFS_AT + 4 * i)))
+        .collect();
     let attached = match Offer::parse(text.as_bytes()) {
         Ok(offer) => attach(&mut us, &peer, &offer, s),
         // Nothing the manager would attach to.
@@ -414,7 +431,7 @@ fn recv(us: &mut Us, peer: &Peer) -> Option<Result<bool, Violation>> {
             let start = after.wrapping_sub(record as u32) as usize % peer.size;
             assert!(start + record <= peer.size, "a record wraps the ring");
             let mut want = vec![0u8; len];
-            peer.ring.read_bytes(start + ring::HEADER, &mut want);
+            peer.view_read(start + ring::HEADER, &mut want);
             assert!(out == want, "frame differs from the ring's bytes");
         }
         Ok(false) => {}
