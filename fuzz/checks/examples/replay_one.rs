@@ -1,13 +1,27 @@
-//! Runs one input file through one target's check (what libFuzzer's
-//! binary does, without libFuzzer): `cargo run -p fuzz-checks --example
-//! replay_one -- TARGET FILE`.
+//! Runs input files (or every file of a directory) through one target's
+//! check, as libFuzzer's binary would but without libFuzzer:
+//! `cargo run -p fuzz-checks --example replay_one -- TARGET FILE|DIR...`.
+use std::path::PathBuf;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, target, file] = &args[..] else {
-        eprintln!("usage: replay_one TARGET FILE");
+    let [_, target, paths @ ..] = &args[..] else {
+        eprintln!("usage: replay_one TARGET FILE|DIR...");
         std::process::exit(2);
     };
     let (_, check) = fuzz_checks::TARGETS.iter().find(|(t, _)| t == target).expect("no such target");
-    check(&std::fs::read(file).expect("read the input"));
-    eprintln!("{target}: {file}: ok");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        let p = PathBuf::from(p);
+        match std::fs::read_dir(&p) {
+            Ok(rd) => files.extend(rd.map(|e| e.expect("dir entry").path())),
+            Err(_) => files.push(p),
+        }
+    }
+    files.sort();
+    for f in &files {
+        eprintln!("{target}: {}", f.display());
+        check(&std::fs::read(f).expect("read the input"));
+    }
+    eprintln!("{target}: {} inputs ok", files.len());
 }

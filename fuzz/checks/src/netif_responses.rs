@@ -136,19 +136,20 @@ struct Backend {
     /// Tx requests read, not answered, in order.
     pending: Vec<Pending>,
     /// The ids the frontend has in flight as far as the backend can tell:
-    /// requested and not validly answered.
+    /// requested, and no answer the frontend has read names them.
     in_flight: BTreeSet<u16>,
-    /// Ids answered (in responses written, maybe not yet published).
-    answered_unpublished: Vec<(u16, i16)>,
-    /// Bad tx ids the frontend must have counted once it reads them.
+    /// Tx responses written (not `NETIF_RSP_NULL`), not yet published.
+    written: Vec<u16>,
+    /// Tx responses published, not yet read by the frontend. Whether one
+    /// answers a request is decided when the frontend reads it: an id
+    /// invented now may be in flight by then.
+    published: Vec<u16>,
+    /// Bad tx ids the frontend must have counted.
     bad_ids: u64,
-    bad_unpublished: u64,
     held: Vec<SimMapping>,
     /// The exact tx model holds (no scribbles on the tx ring, no lies
     /// about its producer index).
     exact: bool,
-    /// The frontend was seen reading every published tx response.
-    tx_cut: bool,
 }
 
 /// Ethernet + IPv4 + TCP/UDP headers and a pattern, `len` bytes.
@@ -280,14 +281,20 @@ impl Backend {
         wire::TxResponse::new_unchecked(&mut e[..]).fill(id, status);
         self.tx.write_bytes(entry_offset(self.tx_rsp_prod, TX_RING_SIZE, TX_ENTRY_SIZE), &e);
         self.tx_rsp_prod = self.tx_rsp_prod.wrapping_add(1);
-        if status == wire::NETIF_RSP_NULL {
-            return;
+        if status != wire::NETIF_RSP_NULL {
+            self.written.push(id);
         }
-        // What the frontend will make of it, in order.
-        if self.in_flight.remove(&id) {
-            self.answered_unpublished.push((id, status));
-        } else {
-            self.bad_unpublished += 1;
+    }
+
+    /// The frontend read every published tx response (it drained the
+    /// ring): what each did, in order.
+    fn frontend_read_tx(&mut self, tx_buffers: u16) {
+        // Requests it published since are in flight too.
+        self.consume_tx(tx_buffers);
+        for id in std::mem::take(&mut self.published) {
+            if !self.in_flight.remove(&id) {
+                self.bad_ids += 1;
+            }
         }
     }
 
@@ -304,10 +311,7 @@ impl Backend {
             self.exact = false;
         }
         self.tx.write_u32(RSP_PROD, self.tx_rsp_prod.wrapping_add(skew as i32 as u32));
-        self.bad_ids += self.bad_unpublished;
-        self.bad_unpublished = 0;
-        self.answered_unpublished.clear();
-        self.tx_cut = false;
+        self.published.append(&mut self.written);
     }
 
     fn notify(&mut self) {
@@ -356,18 +360,29 @@ fn run(input: Input) {
         rx_rsp_prod: 0,
         pending: Vec::new(),
         in_flight: BTreeSet::new(),
-        answered_unpublished: Vec::new(),
+        written: Vec::new(),
+        published: Vec::new(),
         bad_ids: 0,
-        bad_unpublished: 0,
         held: Vec::new(),
         exact: true,
-        tx_cut: false,
     };
     let max_rx = if rx_offloads.sg { wire::MAX_PACKET } else { wire::MAX_FRAME };
     let buffers = usize::from(config.rx_buffers) + usize::from(config.tx_buffers);
     let mut out = Vec::new();
 
     for op in input.ops.iter().take(MAX_OPS) {
+        // Whether this step has the frontend drain the tx ring for sure
+        // (poll, handle_event, a receive with nothing queued), or maybe (a
+        // send reclaims only when it runs out of room).
+        let was_up = nf.is_up();
+        let drains = match op {
+            Op::Poll | Op::HandleEvent => true,
+            Op::Receive => nf.rx_queued() == 0,
+            _ => false,
+        };
+        if matches!(op, Op::Send { .. }) && !be.published.is_empty() {
+            be.exact = false;
+        }
         match op {
             Op::RxLinux { len, l4, csum_blank, validated, gso, publish } => {
                 let len = usize::from(*len).max(1);
@@ -519,23 +534,17 @@ fn run(input: Input) {
         assert!(nf.quarantined() <= buffers);
         let grants = dom1.gnttab().granted().len();
         assert!(grants <= 2 + buffers, "{grants} grants for {buffers} buffers");
-        if matches!(op, Op::Poll | Op::HandleEvent | Op::Send { .. }) && nf.is_up() && be.exact {
-            // Every published tx response was read: the frontend's view
-            // of what is in flight is the backend's.
+        if drains && was_up {
+            be.frontend_read_tx(config.tx_buffers);
+        }
+        if nf.is_up() && be.exact && be.published.is_empty() {
+            // The frontend read every published tx response: its view of
+            // what is in flight is the backend's, and every invented or
+            // repeated id was counted.
             let c = nf.counters();
             let bad = c.bad_responses.tx_id_out_of_range + c.bad_responses.tx_not_outstanding;
-            if matches!(op, Op::Poll | Op::HandleEvent) {
-                be.tx_cut = true;
-            }
-            if be.tx_cut {
-                let unpublished: BTreeSet<u16> = be.answered_unpublished.iter().map(|a| a.0).collect();
-                assert_eq!(
-                    nf.tx_in_flight(),
-                    be.in_flight.len() + unpublished.len() + unconsumed_ids(&be),
-                    "tx requests in flight"
-                );
-                assert_eq!(bad, be.bad_ids, "bad tx ids counted");
-            }
+            assert_eq!(nf.tx_in_flight(), be.in_flight.len() + unconsumed_ids(&be), "tx requests in flight");
+            assert_eq!(bad, be.bad_ids, "bad tx ids counted");
         }
     }
 
