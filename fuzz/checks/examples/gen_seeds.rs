@@ -14,6 +14,9 @@
 
 use std::path::Path;
 
+/// A target's seeds: name, bytes, and what the decoded input must show.
+type Seeds = Vec<(&'static str, Vec<u8>, Vec<&'static str>)>;
+
 /// Bytes in `arbitrary`'s encoding.
 #[derive(Default)]
 struct E(Vec<u8>);
@@ -45,7 +48,7 @@ impl E {
     }
     /// Variant `i` of an enum of `n` variants.
     fn var(self, i: u32, n: u32) -> Self {
-        let v = ((u64::from(i) << 32) + u64::from(n) - 1) / u64::from(n);
+        let v = (u64::from(i) << 32).div_ceil(u64::from(n));
         self.u32(v as u32)
     }
     fn none(self) -> Self {
@@ -119,7 +122,7 @@ mod ch {
     }
 }
 
-fn channel_ring() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
+fn channel_ring() -> Seeds {
     use ch::*;
     let mut seeds = Vec::new();
     // A frame each way, then a full ring and a drain.
@@ -218,7 +221,7 @@ mod nf {
     }
 }
 
-fn netif_responses() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
+fn netif_responses() -> Seeds {
     use nf::*;
     let mut seeds = Vec::new();
     let mut e = setup(E::default(), true);
@@ -316,7 +319,7 @@ fn msg(ty: u32, req: u32, payload: &[u8]) -> Vec<u8> {
     m
 }
 
-fn xenstore_replies() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
+fn xenstore_replies() -> Seeds {
     use xs::*;
     let mut seeds = Vec::new();
     // A reply stream: a read reply, a watch event, an error, cut in pieces.
@@ -370,7 +373,7 @@ mod oap {
     pub const INPUTS: u32 = 7;
 }
 
-fn offers_adverts_peers() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
+fn offers_adverts_peers() -> Seeds {
     use oap::*;
     let mut seeds = Vec::new();
     for (name, text) in [
@@ -442,7 +445,7 @@ mod ds {
     }
 }
 
-fn discoveryd_store() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
+fn discoveryd_store() -> Seeds {
     use ds::*;
     let mut seeds = Vec::new();
     // Guests 1-4 (ids are taken modulo 6, plus 1): three in "lab", one in
@@ -489,7 +492,7 @@ fn discoveryd_store() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
 
 fn main() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let all: [(&str, Vec<(&str, Vec<u8>, Vec<&str>)>); 5] = [
+    let all: [(&str, Seeds); 5] = [
         ("channel_ring", channel_ring()),
         ("netif_responses", netif_responses()),
         ("xenstore_replies", xenstore_replies()),

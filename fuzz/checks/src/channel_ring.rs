@@ -395,7 +395,7 @@ fn expected_send(us: &Us, peer_cons: u32, len: usize) -> Result<(usize, Option<u
     }
     let prod = us.tx_prod();
     let used = prod.wrapping_sub(peer_cons) as usize;
-    if used > us.size || used % 8 != 0 {
+    if used > us.size || !used.is_multiple_of(8) {
         return Err(SendError::Violation);
     }
     let at = prod as usize % us.size;

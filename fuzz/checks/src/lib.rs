@@ -21,9 +21,12 @@ pub use netif_responses::check as check_netif_responses;
 pub use offers_adverts_peers::check as check_offers_adverts_peers;
 pub use xenstore_replies::check as check_xenstore_replies;
 
+/// A target's check: panics if a property does not hold.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the libFuzzer binary and the corpus folders)
 /// and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("channel_ring", check_channel_ring),
     ("netif_responses", check_netif_responses),
     ("xenstore_replies", check_xenstore_replies),
