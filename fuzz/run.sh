@@ -126,7 +126,7 @@ merge() {
         fi
         rm -rf "$here/corpus/$t"
         mv "$tmp" "$here/corpus/$t"
-        say "$t: corpus $(find "$here/corpus/$t" -type f | wc -l) files, $(du -sh "$here/corpus/$t" | cut -f1)"
+        say "$t: corpus $(find "$here/corpus/$t" -type f | wc -l) files, $(du -sh --apparent-size "$here/corpus/$t" | cut -f1)"
     done
 }
 
