@@ -16,6 +16,9 @@ usage: ./run.sh [COMMAND]
                            COHORT_SUITES=all cargo test [ARGS...]
   bench [wall|virtual]     every benchmark: BENCH lines, target/bench/ files
                            (with a clock: only the Xen benchmarks of that clock)
+  fuzz [SECONDS] [TARGET...]  coverage-guided fuzzing: each target SECONDS
+                           (default 120), one at a time (fuzz/run.sh; FUZZ_RUNS=N
+                           stops a target after N executions)
   qemu [KEY=VALUE...]      build and boot one Cohort under plain QEMU TCG; the
                            arguments are the kernel command line; the exit
                            status is the guest's (0 = success). KEY=VALUE
@@ -81,6 +84,11 @@ bench)
     shift
     ensure_qemu
     exec cargo run --quiet -p cohort-harness -- bench "$@"
+    ;;
+fuzz)
+    shift
+    ensure g++ g++
+    exec fuzz/run.sh "$@"
     ;;
 xen-net)
     xen_scenario cohort-net.sh

@@ -235,6 +235,51 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         }
     }
 
+    /// For the fuzz targets (`fuzz/checks`) only: what
+    /// [`connect_with`](Self::connect_with) sets up, without xenstore
+    /// (the backend's `offers` are given, nothing is published or waited
+    /// for): rings, buffers, grants to `backend_id`, the unbound port, rx
+    /// buffers posted; then up. Returns what would be published. Undo with
+    /// [`release_unpublished`](Self::release_unpublished).
+    #[doc(hidden)]
+    pub fn connect_unpublished(
+        gnt: G,
+        evt: E,
+        backend_id: xen_proto::iface::DomId,
+        config: Config,
+        offers: crate::features::BackendOffers,
+    ) -> Result<(Self, Published), Error> {
+        if !config.valid() {
+            return Err(Error::BadConfig);
+        }
+        let nodes = crate::xenbus::VifNodes { frontend: alloc::string::String::new(), backend: alloc::string::String::new(), backend_id, mac: [0; 6] };
+        let link = Link { gnt, evt, port: None, backend_id, up: false };
+        let negotiated = Negotiated::new(config.offloads, offers);
+        let counters = Counters::default();
+        let mut nf = Netfront { link, tx: Tx::new(), rx: Rx::new(), negotiated, counters, nodes, config, phase: Phase::Setup };
+        match nf.setup() {
+            Ok(published) => {
+                nf.link.up = true;
+                nf.link.notify(&mut nf.counters);
+                nf.poll();
+                Ok((nf, published))
+            }
+            Err(e) => {
+                nf.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// For the fuzz targets only: gives back what
+    /// [`connect_unpublished`](Self::connect_unpublished) took (no
+    /// xenstore); returns how many grants the backend still maps.
+    #[doc(hidden)]
+    pub fn release_unpublished(&mut self) -> usize {
+        self.phase = Phase::Closed;
+        self.release()
+    }
+
     /// The grant table and event-channel handles back, once
     /// [`shutdown`](Self::shutdown) released everything (for a
     /// reconnect). A device still holding grants is returned unchanged.
