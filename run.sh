@@ -47,6 +47,22 @@ ensure() {
     command -v "$1" >/dev/null || { say "error: installing $2 did not provide $1"; exit 1; }
 }
 
+# rust-toolchain.toml pins Rust 1.95.0 (with clippy and rustfmt). Where
+# rustup has that release only as its `stable` toolchain (a machine's one
+# toolchain), it is linked under the pinned name, so that rustup needs no
+# download; anywhere else rustup does what it does with a pin.
+ensure_toolchain() {
+    command -v rustup >/dev/null || return 0
+    local pinned home host=x86_64-unknown-linux-gnu sysroot
+    pinned=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+    home=${RUSTUP_HOME:-$HOME/.rustup}
+    [ -n "$pinned" ] && [ ! -e "$home/toolchains/$pinned-$host" ] || return 0
+    [ "$(rustup run stable rustc --version 2>/dev/null | cut -d' ' -f2)" = "$pinned" ] || return 0
+    sysroot=$(rustup run stable rustc --print sysroot) || return 0
+    say "Rust $pinned is rustup's stable toolchain here: linking it as $pinned (rust-toolchain.toml)"
+    ln -s "$sysroot" "$home/toolchains/$pinned-$host"
+}
+
 # Debian's qemu-system-x86 gives qemu-system-x86_64 (TCG; KVM is not used).
 ensure_qemu() { ensure qemu-system-x86_64 qemu-system-x86; }
 
@@ -63,6 +79,8 @@ xen_scenario() {
     exec cargo run --quiet -p cohort-harness -- lab --cohort --scenario "tests/xen/scenarios/$1 /cohort/cohort" \
         --scenario-timeout 900 --timeout 1000
 }
+
+ensure_toolchain
 
 case "${1:-}" in
 help | --help | -h)
