@@ -13,7 +13,9 @@ usage: ./run.sh [COMMAND]
                            request/response measured over their shared-memory
                            channel and over netfront, side by side
   test [ARGS...]           install what is missing, then run every test:
-                           COHORT_SUITES=all cargo test [ARGS...]
+                           COHORT_SUITES=all cargo test --no-fail-fast [ARGS...]
+  lint                     the gates alone: clippy (host crates and the
+                           kernel, -D warnings), cargo fmt --check, shellcheck
   bench [wall|virtual]     every benchmark: BENCH lines, target/bench/ files
                            (with a clock: only the Xen benchmarks of that clock)
   qemu [KEY=VALUE...]      build and boot one Cohort under plain QEMU TCG; the
@@ -92,8 +94,15 @@ test)
     ensure ip iproute2
     ensure python3 python3
     ensure shellcheck shellcheck
-    say "COHORT_SUITES=all cargo test $*"
-    COHORT_SUITES=all exec cargo test "$@"
+    # --no-fail-fast: a failing test binary (a gate, say) does not keep the
+    # ones after it from running.
+    say "COHORT_SUITES=all cargo test --no-fail-fast $*"
+    COHORT_SUITES=all exec cargo test --no-fail-fast "$@"
+    ;;
+lint)
+    ensure shellcheck shellcheck
+    say "COHORT_SUITES=lint cargo test --no-fail-fast -p cohort-harness --test lint --test shellcheck"
+    COHORT_SUITES=lint exec cargo test --no-fail-fast -p cohort-harness --test lint --test shellcheck
     ;;
 bench)
     shift
