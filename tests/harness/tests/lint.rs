@@ -107,6 +107,8 @@ fn fmt(root: &Path) -> Result<Completion, Failed> {
         .filter_map(|l| l.strip_prefix("Diff in "))
         .map(|l| l.trim_end_matches(':').rsplit_once(':').map_or(l, |(file, _line)| file))
         .collect();
+    // A file that several targets include is reported once for each.
+    files.sort_unstable();
     files.dedup();
     if files.is_empty() {
         // Not a formatting diff: rustfmt is missing or did not parse a file.
