@@ -13,7 +13,9 @@ usage: ./run.sh [COMMAND]
                            request/response measured over their shared-memory
                            channel and over netfront, side by side
   test [ARGS...]           install what is missing, then run every test:
-                           COHORT_SUITES=all cargo test [ARGS...]
+                           COHORT_SUITES=all cargo test --no-fail-fast [ARGS...]
+  lint                     the gates alone: clippy (host crates and the
+                           kernel, -D warnings), cargo fmt --check, shellcheck
   bench [wall|virtual]     every benchmark: BENCH lines, target/bench/ files
                            (with a clock: only the Xen benchmarks of that clock)
   fuzz [SECONDS] [TARGET...]  coverage-guided fuzzing: each target SECONDS
@@ -50,6 +52,22 @@ ensure() {
     command -v "$1" >/dev/null || { say "error: installing $2 did not provide $1"; exit 1; }
 }
 
+# rust-toolchain.toml pins Rust 1.95.0 (with clippy and rustfmt). Where
+# rustup has that release only as its `stable` toolchain (a machine's one
+# toolchain), it is linked under the pinned name, so that rustup needs no
+# download; anywhere else rustup does what it does with a pin.
+ensure_toolchain() {
+    command -v rustup >/dev/null || return 0
+    local pinned home host=x86_64-unknown-linux-gnu sysroot
+    pinned=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+    home=${RUSTUP_HOME:-$HOME/.rustup}
+    [ -n "$pinned" ] && [ ! -e "$home/toolchains/$pinned-$host" ] || return 0
+    [ "$(rustup run stable rustc --version 2>/dev/null | cut -d' ' -f2)" = "$pinned" ] || return 0
+    sysroot=$(rustup run stable rustc --print sysroot) || return 0
+    say "Rust $pinned is rustup's stable toolchain here: linking it as $pinned (rust-toolchain.toml)"
+    ln -s "$sysroot" "$home/toolchains/$pinned-$host"
+}
+
 # Debian's qemu-system-x86 gives qemu-system-x86_64 (TCG; KVM is not used).
 ensure_qemu() { ensure qemu-system-x86_64 qemu-system-x86; }
 
@@ -67,6 +85,8 @@ xen_scenario() {
         --scenario-timeout 900 --timeout 1000
 }
 
+ensure_toolchain
+
 case "${1:-}" in
 help | --help | -h)
     usage
@@ -77,8 +97,15 @@ test)
     ensure ip iproute2
     ensure python3 python3
     ensure shellcheck shellcheck
-    say "COHORT_SUITES=all cargo test $*"
-    COHORT_SUITES=all exec cargo test "$@"
+    # --no-fail-fast: a failing test binary (a gate, say) does not keep the
+    # ones after it from running.
+    say "COHORT_SUITES=all cargo test --no-fail-fast $*"
+    COHORT_SUITES=all exec cargo test --no-fail-fast "$@"
+    ;;
+lint)
+    ensure shellcheck shellcheck
+    say "COHORT_SUITES=lint cargo test --no-fail-fast -p cohort-harness --test lint --test shellcheck"
+    COHORT_SUITES=lint exec cargo test --no-fail-fast -p cohort-harness --test lint --test shellcheck
     ;;
 bench)
     shift

@@ -1,4 +1,5 @@
-//! COHORT_SUITES: which emulator suites `cargo test` runs.
+//! COHORT_SUITES: which suites `cargo test` runs (the emulator suites of
+//! tests/emulator.rs and the lint gates of tests/lint.rs).
 
 use std::collections::BTreeSet;
 
@@ -10,9 +11,12 @@ pub enum Suite {
     Net,
     /// Real Xen in QEMU (about ten minutes).
     Xen,
+    /// The gates: clippy on the host crates and on the kernel, rustfmt, and
+    /// shellcheck failing for want of the tool (tests/lint.rs).
+    Lint,
 }
 
-pub const ALL: [Suite; 3] = [Suite::Kernel, Suite::Net, Suite::Xen];
+pub const ALL: [Suite; 4] = [Suite::Kernel, Suite::Net, Suite::Xen, Suite::Lint];
 
 impl Suite {
     pub fn name(self) -> &'static str {
@@ -20,12 +24,13 @@ impl Suite {
             Suite::Kernel => "kernel",
             Suite::Net => "net",
             Suite::Xen => "xen",
+            Suite::Lint => "lint",
         }
     }
 }
 
 /// COHORT_SUITES's value: unset is `kernel`; otherwise a comma-separated
-/// list of `kernel`, `net`, `xen`, or `all`, or `none`.
+/// list of `kernel`, `net`, `xen`, `lint`, or `all`, or `none`.
 pub fn parse(value: Option<&str>) -> Result<BTreeSet<Suite>, String> {
     let Some(value) = value else { return Ok([Suite::Kernel].into()) };
     let mut set = BTreeSet::new();
@@ -34,9 +39,10 @@ pub fn parse(value: Option<&str>) -> Result<BTreeSet<Suite>, String> {
             "all" => set.extend(ALL),
             "none" => {}
             w => {
-                let suite = ALL.into_iter().find(|s| s.name() == w).ok_or_else(|| {
-                    format!("COHORT_SUITES: unknown suite `{w}` (kernel, net, xen, all or none)")
-                })?;
+                let suite = ALL
+                    .into_iter()
+                    .find(|s| s.name() == w)
+                    .ok_or_else(|| format!("COHORT_SUITES: unknown suite `{w}` (kernel, net, xen, lint, all or none)"))?;
                 set.insert(suite);
             }
         }
@@ -51,7 +57,8 @@ mod tests {
     #[test]
     fn parses() {
         assert_eq!(parse(None).unwrap(), [Suite::Kernel].into());
-        assert_eq!(parse(Some("all")).unwrap().len(), 3);
+        assert_eq!(parse(Some("all")).unwrap().len(), 4);
+        assert_eq!(parse(Some("lint")).unwrap(), [Suite::Lint].into());
         assert_eq!(parse(Some("net, xen")).unwrap(), [Suite::Net, Suite::Xen].into());
         assert!(parse(Some("none")).unwrap().is_empty());
         assert!(parse(Some("")).unwrap().is_empty());

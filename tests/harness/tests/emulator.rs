@@ -9,7 +9,7 @@
 //!                    a test (src/xensuite.rs)
 //!
 //! COHORT_SUITES picks what runs: unset means `kernel`; `all` means
-//! `kernel,net,xen`; `none` runs none. The others are listed as ignored,
+//! `kernel,net,xen,lint` (lint is tests/lint.rs); `none` runs none. The others are listed as ignored,
 //! with the reason. A filter (`cargo test -- stack_overflow`) selects as
 //! usual; the lab boots only for the scenario files that have a selected
 //! test. Without qemu-system-x86_64 every boot is ignored, saying so.

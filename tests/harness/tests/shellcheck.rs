@@ -2,9 +2,12 @@
 //! script (run.sh, .ci/run, tests/xen/**, tests/net/**). Scripts that run
 //! in the lab's busybox say `# shellcheck shell=sh`; a warning that stays is
 //! disabled on its line with the reason. Without shellcheck on the machine
-//! the tests are ignored, saying so (`./run.sh test` installs it).
+//! the tests are ignored, saying so, unless COHORT_SUITES selects the lint
+//! suite (tests/lint.rs; `./run.sh test` selects it and installs
+//! shellcheck): then they fail.
 
 use cohort_harness::artifacts;
+use cohort_harness::suites::{self, Suite};
 use libtest_mimic::{Arguments, Completion, Trial};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -47,11 +50,17 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let root = artifacts::root();
     let missing = Command::new("shellcheck").arg("--version").output().is_err();
+    // A gate must not pass for want of its tool (an unknown suite name is
+    // reported by the other test binaries).
+    let gate = suites::parse(std::env::var("COHORT_SUITES").ok().as_deref()).is_ok_and(|s| s.contains(&Suite::Lint));
     let trials = scripts(&root)
         .into_iter()
         .map(|path| {
             let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
             Trial::ignorable_test(format!("shellcheck::{name}"), move || {
+                if missing && gate {
+                    return Err("no shellcheck here: install Debian's shellcheck (./run.sh test does)".into());
+                }
                 if missing {
                     return Ok(Completion::ignored_with("no shellcheck here: install Debian's shellcheck"));
                 }
