@@ -16,8 +16,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
 use xen_proto::iface::{
-    DomId, EventChannels, GrantRef, OwnedRegion, Port, RegionGrants, SharedPage, SharedRegion, XenError,
-    PAGE_SIZE,
+    DomId, EventChannels, GrantRef, OwnedRegion, Port, RegionGrants, SharedPage, SharedRegion, XenError, PAGE_SIZE,
 };
 use xen_proto::ring_index::notify_due;
 

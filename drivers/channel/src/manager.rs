@@ -195,10 +195,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
 
     /// The peer whose MAC is `mac`, if its channel is up.
     pub fn up_peer_for_mac(&self, mac: &[u8; 6]) -> Option<DomId> {
-        self.slots
-            .iter()
-            .find(|(_, s)| &s.mac == mac && s.chan.as_ref().is_some_and(Channel::is_up))
-            .map(|(&d, _)| d)
+        self.slots.iter().find(|(_, s)| &s.mac == mac && s.chan.as_ref().is_some_and(Channel::is_up)).map(|(&d, _)| d)
     }
 
     /// The channel to `peer`, whatever its stage.
@@ -296,8 +293,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Manager<G, E> {
     /// newly listed peers are offered one.
     pub fn set_peers<R: XenstoreRing>(&mut self, c: &mut Client<R>, list: &PeerList, now_ns: u64) {
         self.now_ns = now_ns;
-        let listed: BTreeMap<DomId, Peer> =
-            list.peers().iter().filter(|p| p.domid != self.me).map(|p| (p.domid, *p)).collect();
+        let listed: BTreeMap<DomId, Peer> = list.peers().iter().filter(|p| p.domid != self.me).map(|p| (p.domid, *p)).collect();
         let gone: Vec<DomId> = self.slots.keys().filter(|d| !listed.contains_key(d)).copied().collect();
         for peer in gone {
             self.close(peer, "dom0 no longer lists the peer", now_ns);

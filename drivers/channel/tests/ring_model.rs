@@ -80,16 +80,8 @@ impl Model {
 }
 
 fn run(size: usize, max_frame: usize, start: u32, ops: &[Op]) {
-    let mut m = Model {
-        size,
-        max_frame,
-        prod: 0,
-        cons: 0,
-        event: None,
-        queue: VecDeque::new(),
-        bytes: vec![0; size],
-        start: start & !7,
-    };
+    let mut m =
+        Model { size, max_frame, prod: 0, cons: 0, event: None, queue: VecDeque::new(), bytes: vec![0; size], start: start & !7 };
     let (mut frames_in, mut frames_out) = (0u64, 0u64);
     for &o in ops {
         match o {
@@ -103,7 +95,10 @@ fn run(size: usize, max_frame: usize, start: u32, ops: &[Op]) {
                         let needed = cons_needed.wrapping_sub(cons) as u64;
                         assert!(needed > 0 && needed <= m.prod - m.cons, "cons_needed {cons_needed} at cons {cons}");
                         assert!(place(prod, cons_needed, size, len, max_frame).is_ok());
-                        assert!(matches!(place(prod, cons_needed.wrapping_sub(8), size, len, max_frame), Err(PlaceError::Full { .. })));
+                        assert!(matches!(
+                            place(prod, cons_needed.wrapping_sub(8), size, len, max_frame),
+                            Err(PlaceError::Full { .. })
+                        ));
                     }
                     (Ok(Expect::Fits { pad }), Ok(Placement { pad_at, record_at, new_prod })) => {
                         let at = m.off(m.prod);
@@ -128,7 +123,12 @@ fn run(size: usize, max_frame: usize, start: u32, ops: &[Op]) {
                         // in what it just published.
                         if let Some(ev) = m.event {
                             let want = before < ev && ev <= m.prod;
-                            assert_eq!(notify_due(m.idx(before), m.idx(m.prod), m.idx(ev)), want, "event {ev} publish {before}..{}", m.prod);
+                            assert_eq!(
+                                notify_due(m.idx(before), m.idx(m.prod), m.idx(ev)),
+                                want,
+                                "event {ev} publish {before}..{}",
+                                m.prod
+                            );
                         }
                     }
                     (want, got) => panic!("model says {want:?}, place says {got:?}"),

@@ -17,9 +17,9 @@ use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, PAGE_SIZE};
 
 use crate::counters::Counters;
 use crate::error::TxError;
+use crate::features::{Negotiated, Offloads};
 use crate::pool::Link;
 use crate::ring::{RX_RING_SIZE, TX_RING_SIZE};
-use crate::features::{Negotiated, Offloads};
 use crate::rx::{Rx, RxMeta};
 use crate::tx::{Tx, TxMeta};
 use crate::wire;

@@ -35,8 +35,8 @@ pub mod xenbus;
 
 pub use counters::{BadResponses, Counters, RxDrops, TxDrops};
 pub use device::{Config, Netfront};
+pub use error::{Error, TxError};
 pub use features::{Negotiated, Offloads};
 pub use phy::{NetRxToken, NetTxToken};
 pub use rx::{RxChecksum, RxMeta};
 pub use tx::TxMeta;
-pub use error::{Error, TxError};

@@ -9,8 +9,8 @@ use xen_proto::xenstore::Client;
 
 use crate::counters::Counters;
 use crate::device::{Config, Netfront, Phase};
-use crate::features::Negotiated;
 use crate::error::Error;
+use crate::features::Negotiated;
 use crate::pool::Link;
 use crate::rx::Rx;
 use crate::tx::Tx;
@@ -65,13 +65,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         }
         let negotiated = Negotiated::new(config.offloads, xb::backend_offers(client, &nodes.backend)?);
         let mut nf = Netfront {
-            link: Link {
-                gnt,
-                evt,
-                port: None,
-                backend_id: nodes.backend_id,
-                up: false,
-            },
+            link: Link { gnt, evt, port: None, backend_id: nodes.backend_id, up: false },
             tx: Tx::new(),
             rx: Rx::new(),
             negotiated,
@@ -89,11 +83,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         };
         let result = xb::publish(client, vif_path, &published).and_then(|()| {
             nf.phase = Phase::Published;
-            let wanted = [
-                XenbusState::Connected,
-                XenbusState::Closing,
-                XenbusState::Closed,
-            ];
+            let wanted = [XenbusState::Connected, XenbusState::Closing, XenbusState::Closed];
             match wait_for_state(client, &be_state, &wanted, timeout_ns)? {
                 XenbusState::Connected => Ok(()),
                 other => Err(Error::BackendState(other)),
@@ -169,11 +159,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
     /// error is returned. Grants the backend still maps are kept, never
     /// freed: the result is then [`Error::GrantsBusy`] and calling
     /// `shutdown` again retries them.
-    pub fn shutdown<R: XenstoreRing>(
-        &mut self,
-        client: &mut Client<R>,
-        timeout_ns: u64,
-    ) -> Result<(), Error> {
+    pub fn shutdown<R: XenstoreRing>(&mut self, client: &mut Client<R>, timeout_ns: u64) -> Result<(), Error> {
         self.teardown(client, timeout_ns, true)
     }
 
@@ -184,12 +170,7 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         self.teardown(client, timeout_ns, false)
     }
 
-    fn teardown<R: XenstoreRing>(
-        &mut self,
-        client: &mut Client<R>,
-        timeout_ns: u64,
-        reopen: bool,
-    ) -> Result<(), Error> {
+    fn teardown<R: XenstoreRing>(&mut self, client: &mut Client<R>, timeout_ns: u64, reopen: bool) -> Result<(), Error> {
         self.link.up = false;
         let mut first: Option<Error> = None;
         let mut note = |r: Result<(), Error>| {
@@ -203,17 +184,9 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
             let be_state = format!("{}/state", self.nodes.backend);
             use XenbusState::*;
             note(switch_state(client, &fe_state, Closing).map_err(Error::from));
-            note(
-                wait_for_state(client, &be_state, &[Closing, Closed, Unknown], timeout_ns)
-                    .map(drop)
-                    .map_err(Error::from),
-            );
+            note(wait_for_state(client, &be_state, &[Closing, Closed, Unknown], timeout_ns).map(drop).map_err(Error::from));
             note(switch_state(client, &fe_state, Closed).map_err(Error::from));
-            note(
-                wait_for_state(client, &be_state, &[Closed, Unknown], timeout_ns)
-                    .map(drop)
-                    .map_err(Error::from),
-            );
+            note(wait_for_state(client, &be_state, &[Closed, Unknown], timeout_ns).map(drop).map_err(Error::from));
             let busy = self.release();
             note(xb::unpublish(client, &fe));
             if reopen {
@@ -252,7 +225,12 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         if !config.valid() {
             return Err(Error::BadConfig);
         }
-        let nodes = crate::xenbus::VifNodes { frontend: alloc::string::String::new(), backend: alloc::string::String::new(), backend_id, mac: [0; 6] };
+        let nodes = crate::xenbus::VifNodes {
+            frontend: alloc::string::String::new(),
+            backend: alloc::string::String::new(),
+            backend_id,
+            mac: [0; 6],
+        };
         let link = Link { gnt, evt, port: None, backend_id, up: false };
         let negotiated = Negotiated::new(config.offloads, offers);
         let counters = Counters::default();

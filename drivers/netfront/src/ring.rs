@@ -93,11 +93,7 @@ pub struct Overflow;
 impl FrontRing {
     /// A fresh ring of `size` entries (`FRONT_RING_INIT`).
     pub const fn new(size: u32) -> FrontRing {
-        FrontRing {
-            req_prod_pvt: 0,
-            rsp_cons: 0,
-            size,
-        }
+        FrontRing { req_prod_pvt: 0, rsp_cons: 0, size }
     }
 
     /// Requests produced and not yet answered (consumed responses).
@@ -297,11 +293,7 @@ mod tests {
         let start = u32::MAX - 1;
         page.write_u32(REQ_PROD, start);
         page.write_u32(REQ_EVENT, start.wrapping_add(1));
-        let mut r = FrontRing {
-            req_prod_pvt: start.wrapping_add(4),
-            rsp_cons: start,
-            size: 256,
-        };
+        let mut r = FrontRing { req_prod_pvt: start.wrapping_add(4), rsp_cons: start, size: 256 };
         assert_eq!(r.outstanding(), 4);
         assert!(r.push_requests(&page));
         page.write_u32(RSP_PROD, start.wrapping_add(4));

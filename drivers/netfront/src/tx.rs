@@ -10,10 +10,10 @@ use xen_proto::iface::{EventChannels, GrantTable, SharedPage, PAGE_SIZE};
 
 use crate::counters::Counters;
 use crate::error::TxError;
-use crate::pool::{Link, Pool, RingPage};
-use crate::ring::{entry_offset, TX_ENTRY_SIZE, TX_RING_SIZE};
 use crate::features::Offloads;
 use crate::offload;
+use crate::pool::{Link, Pool, RingPage};
+use crate::ring::{entry_offset, TX_ENTRY_SIZE, TX_RING_SIZE};
 use crate::wire::{self, ExtraInfo, TxRequest, TxResponse, TxStatus};
 
 pub(crate) struct Tx<P> {

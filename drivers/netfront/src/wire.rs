@@ -356,8 +356,7 @@ pub fn check_rx(offset: u16, flags: u16, status: i16) -> Result<(usize, usize), 
     if off + len > PAGE_SIZE {
         return Err(RxReject::OutsidePage);
     }
-    let bad =
-        flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | NETRXF_CSUM_BLANK | NETRXF_GSO_PREFIX);
+    let bad = flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | NETRXF_CSUM_BLANK | NETRXF_GSO_PREFIX);
     if bad != 0 {
         return Err(RxReject::UnsupportedFlags(bad));
     }
@@ -378,28 +377,17 @@ mod tests {
     fn tx_request_layout() {
         // Offsets from gcc on netif.h: gref 0, offset 4, flags 6, id 8, size 10.
         let mut b = [0u8; 12];
-        TxRequest::new_checked(&mut b[..]).unwrap().fill(
-            0x0403_0201,
-            0x0605,
-            0x0807,
-            0x0a09,
-            0x0c0b,
-        );
+        TxRequest::new_checked(&mut b[..]).unwrap().fill(0x0403_0201, 0x0605, 0x0807, 0x0a09, 0x0c0b);
         assert_eq!(b, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         let v = TxRequest::new_checked(&b[..]).unwrap();
-        assert_eq!(
-            (v.gref(), v.offset(), v.flags(), v.id(), v.size()),
-            (0x0403_0201, 0x0605, 0x0807, 0x0a09, 0x0c0b)
-        );
+        assert_eq!((v.gref(), v.offset(), v.flags(), v.id(), v.size()), (0x0403_0201, 0x0605, 0x0807, 0x0a09, 0x0c0b));
         assert_eq!(TxRequest::new_checked(&b[..11]), Err(Truncated));
     }
 
     #[test]
     fn tx_response_layout() {
         let mut b = [0u8; 12];
-        TxResponse::new_checked(&mut b[..])
-            .unwrap()
-            .fill(0x0201, -2);
+        TxResponse::new_checked(&mut b[..]).unwrap().fill(0x0201, -2);
         assert_eq!(&b[..4], &[1, 2, 0xfe, 0xff]);
         let v = TxResponse::new_checked(&b[..]).unwrap();
         assert_eq!((v.id(), v.status()), (0x0201, NETIF_RSP_DROPPED));
@@ -411,43 +399,22 @@ mod tests {
         // rx request: id 0, pad 2, gref 4. rx response: id 0, offset 2,
         // flags 4, status 6.
         let mut b = [0xffu8; 8];
-        RxRequest::new_checked(&mut b[..])
-            .unwrap()
-            .fill(0x0201, 0x0807_0605);
+        RxRequest::new_checked(&mut b[..]).unwrap().fill(0x0201, 0x0807_0605);
         assert_eq!(b, [1, 2, 0, 0, 5, 6, 7, 8]);
         let r = RxRequest::new_checked(&b[..]).unwrap();
         assert_eq!((r.id(), r.gref()), (0x0201, 0x0807_0605));
-        RxResponse::new_checked(&mut b[..])
-            .unwrap()
-            .fill(0x0201, 0x0403, 0x0605, 1514);
+        RxResponse::new_checked(&mut b[..]).unwrap().fill(0x0201, 0x0403, 0x0605, 1514);
         let v = RxResponse::new_checked(&b[..]).unwrap();
-        assert_eq!(
-            (v.id(), v.offset(), v.flags(), v.status()),
-            (0x0201, 0x0403, 0x0605, 1514)
-        );
+        assert_eq!((v.id(), v.offset(), v.flags(), v.status()), (0x0201, 0x0403, 0x0605, 1514));
         assert_eq!(v.extra_flags(), 0x02);
         assert!(RxResponse::new_checked(&b[..7]).is_err());
     }
 
     #[test]
     fn flag_values_match_netif_h() {
+        assert_eq!((NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_MORE_DATA, NETTXF_EXTRA_INFO), (1, 2, 4, 8));
         assert_eq!(
-            (
-                NETTXF_CSUM_BLANK,
-                NETTXF_DATA_VALIDATED,
-                NETTXF_MORE_DATA,
-                NETTXF_EXTRA_INFO
-            ),
-            (1, 2, 4, 8)
-        );
-        assert_eq!(
-            (
-                NETRXF_DATA_VALIDATED,
-                NETRXF_CSUM_BLANK,
-                NETRXF_MORE_DATA,
-                NETRXF_EXTRA_INFO,
-                NETRXF_GSO_PREFIX
-            ),
+            (NETRXF_DATA_VALIDATED, NETRXF_CSUM_BLANK, NETRXF_MORE_DATA, NETRXF_EXTRA_INFO, NETRXF_GSO_PREFIX),
             (1, 2, 4, 8, 16)
         );
         assert_eq!(TxStatus::from_raw(0), TxStatus::Okay);
@@ -471,12 +438,7 @@ mod tests {
         assert_eq!(check_rx(0, 0, 13), Err(RxReject::Runt));
         assert_eq!(check_rx(0, 0, -1), Err(RxReject::Status(-1)));
         assert_eq!(check_rx(0, 0, i16::MIN), Err(RxReject::Status(i16::MIN)));
-        for f in [
-            NETRXF_MORE_DATA,
-            NETRXF_EXTRA_INFO,
-            NETRXF_CSUM_BLANK,
-            NETRXF_GSO_PREFIX,
-        ] {
+        for f in [NETRXF_MORE_DATA, NETRXF_EXTRA_INFO, NETRXF_CSUM_BLANK, NETRXF_GSO_PREFIX] {
             assert_eq!(check_rx(0, f, 100), Err(RxReject::UnsupportedFlags(f)));
         }
     }

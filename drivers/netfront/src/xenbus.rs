@@ -56,11 +56,7 @@ pub struct VifNodes {
 
 pub use xen_proto::values::{parse_mac, parse_u32};
 
-fn read_node<R: XenstoreRing>(
-    c: &mut Client<R>,
-    dir: &str,
-    key: &'static str,
-) -> Result<alloc::vec::Vec<u8>, Error> {
+fn read_node<R: XenstoreRing>(c: &mut Client<R>, dir: &str, key: &'static str) -> Result<alloc::vec::Vec<u8>, Error> {
     match c.read(&format!("{dir}/{key}")) {
         Ok(v) => Ok(v),
         Err(xen_proto::Error::Xs(XsError::Enoent)) => Err(Error::BadNode(key)),
@@ -77,16 +73,9 @@ pub fn read_vif<R: XenstoreRing>(c: &mut Client<R>, frontend: &str) -> Result<Vi
         return Err(Error::BadNode("backend"));
     }
     let id = read_node(c, frontend, "backend-id")?;
-    let backend_id = parse_u32(&id)
-        .and_then(|n| DomId::try_from(n).ok())
-        .ok_or(Error::BadNode("backend-id"))?;
+    let backend_id = parse_u32(&id).and_then(|n| DomId::try_from(n).ok()).ok_or(Error::BadNode("backend-id"))?;
     let mac = parse_mac(&read_node(c, frontend, "mac")?).ok_or(Error::BadNode("mac"))?;
-    Ok(VifNodes {
-        frontend: String::from(frontend),
-        backend,
-        backend_id,
-        mac,
-    })
+    Ok(VifNodes { frontend: String::from(frontend), backend, backend_id, mac })
 }
 
 /// Whether the backend's `key` is 1 (missing = 0, anything else = 0).
@@ -128,11 +117,7 @@ pub struct Published {
 /// Writes [`PUBLISHED_KEYS`] (`feature-no-csum-offload` only when checksum
 /// offload is off) and `state = Connected` in one transaction, redone on
 /// `EAGAIN`.
-pub fn publish<R: XenstoreRing>(
-    c: &mut Client<R>,
-    frontend: &str,
-    p: &Published,
-) -> Result<(), Error> {
+pub fn publish<R: XenstoreRing>(c: &mut Client<R>, frontend: &str, p: &Published) -> Result<(), Error> {
     let flag = |on: bool| String::from(if on { "1" } else { "0" });
     let values = [
         Some(format!("{}", p.tx_ring_ref)),

@@ -89,8 +89,18 @@ mod tests {
     fn udp_frame(payload: &[u8]) -> alloc::vec::Vec<u8> {
         let (src, dst) = (Ipv4Address::new(198, 18, 0, 1), Ipv4Address::new(198, 18, 0, 2));
         let udp = UdpRepr { src_port: 7, dst_port: 9 };
-        let ip = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Udp, payload_len: 8 + payload.len(), hop_limit: 64 };
-        let eth = EthernetRepr { src_addr: EthernetAddress([2; 6]), dst_addr: EthernetAddress([4; 6]), ethertype: EthernetProtocol::Ipv4 };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Udp,
+            payload_len: 8 + payload.len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2; 6]),
+            dst_addr: EthernetAddress([4; 6]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
         let mut frame = vec![0u8; 14 + 20 + 8 + payload.len()];
         let none = ChecksumCapabilities::ignored();
         let mut e = EthernetFrame::new_unchecked(&mut frame[..]);

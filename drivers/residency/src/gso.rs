@@ -33,7 +33,13 @@ pub fn tcp_headers(frame: &[u8]) -> Option<(usize, usize)> {
 /// nothing handed out, for anything else: not TCP over IPv4, an IPv4
 /// fragment, headers that leave no room in `max_frame`, or lengths that
 /// do not add up.
-pub fn segment(frame: &[u8], max_frame: usize, mss: usize, buf: &mut alloc::vec::Vec<u8>, mut out: impl FnMut(&mut [u8])) -> bool {
+pub fn segment(
+    frame: &[u8],
+    max_frame: usize,
+    mss: usize,
+    buf: &mut alloc::vec::Vec<u8>,
+    mut out: impl FnMut(&mut [u8]),
+) -> bool {
     let Some((headers, end)) = tcp_headers(frame) else { return false };
     if headers >= max_frame || mss == 0 {
         return false;
@@ -73,9 +79,7 @@ mod tests {
     use alloc::vec;
     use alloc::vec::Vec;
     use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, IpAddress, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber,
-    };
+    use smoltcp::wire::{EthernetAddress, EthernetRepr, IpAddress, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
 
     fn tcp_frame(payload: &[u8], control: TcpControl) -> Vec<u8> {
         let (src, dst) = (Ipv4Address::new(198, 18, 0, 1), Ipv4Address::new(198, 18, 0, 2));
@@ -94,8 +98,13 @@ mod tests {
             payload,
         };
         tcp.window_len = 4096;
-        let ip = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
-        let eth = EthernetRepr { src_addr: EthernetAddress([2; 6]), dst_addr: EthernetAddress([4; 6]), ethertype: EthernetProtocol::Ipv4 };
+        let ip =
+            Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2; 6]),
+            dst_addr: EthernetAddress([4; 6]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
         let mut frame = vec![0u8; 14 + 20 + tcp.buffer_len()];
         let caps = ChecksumCapabilities::default();
         let mut e = EthernetFrame::new_unchecked(&mut frame[..]);

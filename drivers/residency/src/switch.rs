@@ -424,9 +424,7 @@ impl<G: RegionGrants + Clone, E: EventChannels + Clone> Paths<G, E> {
     /// fallback (whole, with GSO, or cut). `gso` is the segment size the
     /// stack asked for, if it built a packet larger than the MTU.
     fn route<D: FallbackDevice>(&mut self, len: usize, gso: Option<u16>, fallback: &mut D) {
-        let channel = dst_mac(&self.scratch[..len])
-            .filter(is_unicast)
-            .and_then(|mac| self.manager.up_peer_for_mac(&mac));
+        let channel = dst_mac(&self.scratch[..len]).filter(is_unicast).and_then(|mac| self.manager.up_peer_for_mac(&mac));
         if let Some(peer) = channel {
             self.channel_send_or_cut(peer, len, gso);
             return;

@@ -128,9 +128,7 @@ pub fn parse_virtio_caps(config: &[u8]) -> Result<VirtioCaps, CapError> {
             let region = Region { bar, offset: le32(config, at + 8), length: le32(config, at + 12) };
             let usable = bar <= 5 && cap_len >= 16;
             match kind {
-                cfg_type::COMMON if usable && common.is_none() && region.length >= COMMON_CFG_MIN_LEN => {
-                    common = Some(region)
-                }
+                cfg_type::COMMON if usable && common.is_none() && region.length >= COMMON_CFG_MIN_LEN => common = Some(region),
                 cfg_type::NOTIFY if usable && notify.is_none() && cap_len >= 20 && at + 20 <= 256 => {
                     notify = Some((region, le32(config, at + 16)))
                 }

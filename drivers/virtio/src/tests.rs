@@ -8,9 +8,9 @@ use crate::net::{Config, InitError, NetHeader, VirtioNet, NET_HDR_LEN};
 use crate::pci::{self, Bar, CapError, Region};
 use crate::queue::UsedError;
 use crate::{DmaMemory, Transport};
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec;
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
@@ -185,7 +185,14 @@ fn frame(noise: &[u8], seq: u64, len: usize) -> &[u8] {
 /// many as the ring takes), the device returns them; the device delivers
 /// frames of `rx` lengths (as many as there are posted buffers), the
 /// driver receives them. Every frame must come out whole and in order.
-fn exchange(net: &mut VirtioNet<MockMemory, MockDevice>, dev: &MockDevice, noise: &[u8], tx: &[usize], rx: &[usize], moved: &mut Moved) {
+fn exchange(
+    net: &mut VirtioNet<MockMemory, MockDevice>,
+    dev: &MockDevice,
+    noise: &[u8],
+    tx: &[usize],
+    rx: &[usize],
+    moved: &mut Moved,
+) {
     let mut expected = VecDeque::new();
     for &len in tx {
         let f = frame(noise, moved.tx_frames + expected.len() as u64, len);
@@ -491,10 +498,7 @@ fn smoltcp_tcp_echo_through_the_driver() {
     sockets.get_mut::<tcp::Socket>(server).listen(7).unwrap();
     let mut peer_sockets = SocketSet::new(vec![]);
     let client = peer_sockets.add(socket());
-    peer_sockets
-        .get_mut::<tcp::Socket>(client)
-        .connect(peer.context(), (IpAddress::v4(198, 18, 1, 2), 7), 40000)
-        .unwrap();
+    peer_sockets.get_mut::<tcp::Socket>(client).connect(peer.context(), (IpAddress::v4(198, 18, 1, 2), 7), 40000).unwrap();
 
     let total = 512 * 1024;
     let data = pattern(7, total);

@@ -150,7 +150,11 @@ fn channel_ring() -> Seeds {
     e = produce(e, 1600, 4, true);
     e = op(e, 8);
     e = op(e, 11);
-    seeds.push(("higher-domid-late-peer", e.0, vec!["we_are_higher: true", "Peer { field: State, value: 1 }", "Send { len: 1600"]));
+    seeds.push((
+        "higher-domid-late-peer",
+        e.0,
+        vec!["we_are_higher: true", "Peer { field: State, value: 1 }", "Send { len: 1600"],
+    ));
     // Wrap-around with pads: big frames, drained in between.
     let mut e = setup(E::default(), false, 1, 0, false, false);
     for i in 0..7 {
@@ -410,7 +414,8 @@ fn offers_adverts_peers() -> Seeds {
         .end()
         .var(1, 3);
     seeds.push(("advert-words", e.0, vec!["key: Version", "key: Group", "key: Mac", "to: Advert"]));
-    let e = E::default().var(3, INPUTS).u32(1).bytes(b"lab").array6([0, 0x16, 0x3e, 0xc0, 0, 0x10]).some().array4([198, 18, 0, 10]);
+    let e =
+        E::default().var(3, INPUTS).u32(1).bytes(b"lab").array6([0, 0x16, 0x3e, 0xc0, 0, 0x10]).some().array4([198, 18, 0, 10]);
     seeds.push(("advert-values", e.0, vec!["Advert { version: 1"]));
     let mut e = E::default().var(4, INPUTS);
     for d in [7u16, 3, 9, 3] {
@@ -470,7 +475,11 @@ fn discoveryd_store() -> Seeds {
     e = e.item().var(7, OPS).u8(0).u8(1); // Share
     e = e.item().var(8, OPS).u8(1).var(0, 6).u8(0).bytes(b"version=1 group=web mac=00:16:3e:c0:00:02");
     e = scan(e);
-    seeds.push(("group-with-a-forger", e.0, vec!["Create(0)", "Vif { d: 0", "Advert { d: 2", "Scan", "Destroy(3)", "Stale { d: 9"]));
+    seeds.push((
+        "group-with-a-forger",
+        e.0,
+        vec!["Create(0)", "Vif { d: 0", "Advert { d: 2", "Scan", "Destroy(3)", "Stale { d: 9"],
+    ));
     // A guest that removes its home, advertises garbage, and comes back.
     let mut e = E::default();
     e = create(e, 0);

@@ -25,9 +25,7 @@ use channel::layout::{self, State};
 use channel::offer::Offer;
 use channel::ring::{self, Violation};
 use channel::{Channel, ChannelError, Config, SendError};
-use xen_proto::iface::{
-    DomId, EventChannels, GrantRef, GrantTable, RegionGrants, SharedPage, SharedRegion, PAGE_SIZE,
-};
+use xen_proto::iface::{DomId, EventChannels, GrantRef, GrantTable, RegionGrants, SharedPage, SharedRegion, PAGE_SIZE};
 use xensim::{SimEvtchn, SimGnttab, SimPage, SimRegion, Xen};
 
 /// Operations per input.
@@ -85,7 +83,10 @@ pub enum GrefMode {
     /// Every ring page is the control page.
     AllControl,
     /// Ring page `index` is this raw ref.
-    Raw { index: u8, gref: u32 },
+    Raw {
+        index: u8,
+        gref: u32,
+    },
     /// The ring pages in reverse order.
     Reversed,
 }
@@ -94,30 +95,58 @@ pub enum GrefMode {
 pub enum Op {
     /// The peer appends a well-formed frame record (padding to the end of
     /// the ring first if needed) and maybe publishes its producer index.
-    Produce { len: u16, fill: u8, publish: bool },
+    Produce {
+        len: u16,
+        fill: u8,
+        publish: bool,
+    },
     /// The peer writes a record header at ring offset `at * 8`.
-    Header { at: u16, len: u32, kind: u32 },
+    Header {
+        at: u16,
+        len: u32,
+        kind: u32,
+    },
     /// The peer writes a record header where we will read next.
-    HeaderAtCons { len: u32, kind: u32 },
+    HeaderAtCons {
+        len: u32,
+        kind: u32,
+    },
     /// The peer scribbles on its ring.
-    Scribble { at: u16, bytes: Vec<u8> },
+    Scribble {
+        at: u16,
+        bytes: Vec<u8>,
+    },
     /// The peer sets a field of its control page.
-    Peer { field: PeerField, value: u32 },
+    Peer {
+        field: PeerField,
+        value: u32,
+    },
     /// The peer moves its producer index by `delta`.
-    AdvanceProd { delta: i32 },
+    AdvanceProd {
+        delta: i32,
+    },
     /// The peer consumes `delta` bytes of our ring (any value).
-    ConsumeOurs { delta: u32 },
+    ConsumeOurs {
+        delta: u32,
+    },
     /// The peer consumes everything we published.
     ConsumeAll,
     Recv,
     /// Receive until nothing is there (bounded).
     Drain,
-    Send { len: u16, fill: u8 },
+    Send {
+        len: u16,
+        fill: u8,
+    },
     ArmRx,
-    ArmTxSpace { len: u16 },
+    ArmTxSpace {
+        len: u16,
+    },
     TakeEvent,
     PollPeer,
-    CanSend { len: u16 },
+    CanSend {
+        len: u16,
+    },
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -241,11 +270,10 @@ fn run(input: Input) {
     }
     let config = Config { ring_pages: our_pages, polling: s.polling, spin_ns: 0, max_frame };
     assert!(config.valid());
-    let (chan, our_offer) = Channel::offer(our_dom.gnttab(), our_dom.evtchn(), us_id, peer_id, config, 7)
-        .expect("offer on a fresh domain");
+    let (chan, our_offer) =
+        Channel::offer(our_dom.gnttab(), our_dom.evtchn(), us_id, peer_id, config, 7).expect("offer on a fresh domain");
     let control = xen.granted_page(us_id, our_offer.control_ref).expect("our control page is granted");
-    let ring_refs: Vec<GrantRef> =
-        (0..our_pages as usize).map(|i| control.read_u32(layout::GREFS_AT + 4 * i)).collect();
+    let ring_refs: Vec<GrantRef> = (0..our_pages as usize).map(|i| control.read_u32(layout::GREFS_AT + 4 * i)).collect();
     let ring = ring_refs.iter().map(|&g| xen.granted_page(us_id, g).expect("our ring page is granted")).collect();
     let mut us = Us { chan, id: us_id, control, ring, size: our_pages as usize * PAGE_SIZE, max_frame, polling: s.polling };
     assert_eq!(our_offer.event_channel.is_some(), us_id < peer_id, "the lower domid names the port");

@@ -31,8 +31,8 @@ use discoveryd::store::{list_perms, Result as StoreResult, Store, StoreError};
 use xen_proto::iface::DomId;
 use xen_proto::values::{parse_mac, Mac};
 use xen_proto::xenstore::Client;
-use xenstore_wire::{Access, Permission, WatchEvent, XsError};
 use xensim::{SimXsRing, Xen};
+use xenstore_wire::{Access, Permission, WatchEvent, XsError};
 
 const MAX_OPS: usize = 40;
 const GUESTS: DomId = 6;
@@ -45,7 +45,10 @@ pub struct Input {
 #[derive(Arbitrary, Debug, Clone)]
 pub enum MacChoice {
     /// The MAC the toolstack would give guest `d`'s vif `devid`.
-    Of { d: u8, devid: u8 },
+    Of {
+        d: u8,
+        devid: u8,
+    },
     Raw([u8; 6]),
     Bytes(Vec<u8>),
 }
@@ -77,18 +80,38 @@ pub enum Op {
     Create(u8),
     Destroy(u8),
     /// The toolstack writes guest `d`'s vif `devid` MAC.
-    Vif { d: u8, devid: u8, mac: MacChoice },
+    Vif {
+        d: u8,
+        devid: u8,
+        mac: MacChoice,
+    },
     /// The toolstack removes a vif.
-    RmVif { d: u8, devid: u8 },
-    Advert { d: u8, advert: AdvertChoice },
+    RmVif {
+        d: u8,
+        devid: u8,
+    },
+    Advert {
+        d: u8,
+        advert: AdvertChoice,
+    },
     RmAdvert(u8),
     RmHome(u8),
     /// Guest `d` lets guest `other` write its advert.
-    Share { d: u8, other: u8 },
+    Share {
+        d: u8,
+        other: u8,
+    },
     /// Guest `d` writes where it should not be able to.
-    Write { d: u8, target: Target, value: Vec<u8> },
+    Write {
+        d: u8,
+        target: Target,
+        value: Vec<u8>,
+    },
     /// A list left by an earlier daemon; the daemon restarts.
-    Stale { d: u16, value: Vec<u8> },
+    Stale {
+        d: u16,
+        value: Vec<u8>,
+    },
     Restart,
     Scan,
 }
@@ -254,7 +277,8 @@ fn step(w: &mut World, op: &Op) {
         Op::Share { d, other } => {
             let (d, o) = (guest_id(*d), guest_id(*other));
             if let Some(c) = w.guests.get_mut(&d) {
-                let _ = c.set_perms(discovery::ADVERT_KEY, &[Permission::new(d, Access::None), Permission::new(o, Access::Write)]);
+                let _ =
+                    c.set_perms(discovery::ADVERT_KEY, &[Permission::new(d, Access::None), Permission::new(o, Access::Write)]);
             }
         }
         Op::Write { d, target, value } => {
@@ -291,8 +315,7 @@ fn scan(w: &mut World) {
         }
         let Some(value) = w.xen.xs_read(&advert_path(d)) else { continue };
         let Ok(advert) = Advert::parse(&value) else { continue };
-        let vouched: BTreeSet<[u8; 6]> =
-            w.vifs.iter().filter(|((g, _), _)| *g == d).filter_map(|(_, v)| parse_mac(v)).collect();
+        let vouched: BTreeSet<[u8; 6]> = w.vifs.iter().filter(|((g, _), _)| *g == d).filter_map(|(_, v)| parse_mac(v)).collect();
         if vouched.contains(&advert.mac) {
             members.push(Member { domid: d, group: advert.group, mac: advert.mac });
         }

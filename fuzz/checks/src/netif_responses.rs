@@ -85,28 +85,62 @@ pub enum L4 {
 pub enum Op {
     /// A packet laid out as Linux netback does: whole pages at offset 0,
     /// flags on the first slot, a GSO extra right after it.
-    RxLinux { len: u16, l4: L4, csum_blank: bool, validated: bool, gso: Option<u16>, publish: bool },
+    RxLinux {
+        len: u16,
+        l4: L4,
+        csum_blank: bool,
+        validated: bool,
+        gso: Option<u16>,
+        publish: bool,
+    },
     /// Slots exactly as given, each consuming the next rx request.
-    RxSlots { slots: Vec<RxSlot>, publish: bool },
+    RxSlots {
+        slots: Vec<RxSlot>,
+        publish: bool,
+    },
     /// Publishes the rx responses written so far, `skew` off.
-    RxPublish { skew: i8 },
+    RxPublish {
+        skew: i8,
+    },
     /// Reads the frontend's new tx requests.
     TxConsume,
     /// Answers pending tx request `which` (in order of arrival).
-    TxRespond { which: u8, id: IdMode, status: i16 },
+    TxRespond {
+        which: u8,
+        id: IdMode,
+        status: i16,
+    },
     /// Answers every pending tx request (extras with NULL), in order or
     /// last to first.
-    TxRespondAll { status: i16, reverse: bool },
+    TxRespondAll {
+        status: i16,
+        reverse: bool,
+    },
     /// Publishes the tx responses written so far, `skew` off.
-    TxPublish { skew: i8 },
+    TxPublish {
+        skew: i8,
+    },
     /// Keeps a mapping of a buffer the frontend granted us.
-    Hold { tx: bool, which: u8 },
+    Hold {
+        tx: bool,
+        which: u8,
+    },
     /// Lets go of every kept mapping.
     Release,
     /// Writes anywhere on a ring page.
-    Scribble { tx: bool, offset: u16, value: u32 },
+    Scribble {
+        tx: bool,
+        offset: u16,
+        value: u32,
+    },
     Notify,
-    Send { len: u16, l4: L4, csum: bool, gso: Option<u16>, fill: u8 },
+    Send {
+        len: u16,
+        l4: L4,
+        csum: bool,
+        gso: Option<u16>,
+        fill: u8,
+    },
     Receive,
     Poll,
     HandleEvent,
@@ -338,11 +372,8 @@ fn run(input: Input) {
     let offloads = Offloads { sg: s.sg, csum: s.csum, gso: s.gso };
     let least_rx = if s.sg { 19 } else { 1 };
     let least_tx = if s.sg { 17 } else { 1 };
-    let config = Config {
-        rx_buffers: least_rx + u16::from(s.rx_extra % 8),
-        tx_buffers: least_tx + u16::from(s.tx_extra % 8),
-        offloads,
-    };
+    let config =
+        Config { rx_buffers: least_rx + u16::from(s.rx_extra % 8), tx_buffers: least_tx + u16::from(s.tx_extra % 8), offloads };
     let offers = BackendOffers { sg: s.backend_sg, gso_tcpv4: s.backend_gso, no_csum_offload: s.backend_no_csum };
     let xen = Xen::new();
     let dom0 = xen.create_domain(0);

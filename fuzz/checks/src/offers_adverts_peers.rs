@@ -30,13 +30,31 @@ pub enum Input {
     /// The same bytes to every parser.
     Raw(Vec<u8>),
     /// An offer from values (valid or not).
-    Offer { version: u8, nonce: u32, control_ref: u32, ring_pages: u8, port: Option<u32>, frame: u32 },
+    Offer {
+        version: u8,
+        nonce: u32,
+        control_ref: u32,
+        ring_pages: u8,
+        port: Option<u32>,
+        frame: u32,
+    },
     /// Words `key=value` from a small vocabulary, joined by spaces.
-    Words { words: Vec<Word>, to: Format },
-    Advert { version: u32, group: Vec<u8>, mac: [u8; 6], ipv4: Option<[u8; 4]> },
+    Words {
+        words: Vec<Word>,
+        to: Format,
+    },
+    Advert {
+        version: u32,
+        group: Vec<u8>,
+        mac: [u8; 6],
+        ipv4: Option<[u8; 4]>,
+    },
     Peers(Vec<(u16, [u8; 6])>),
     Members(Vec<(u16, u8, [u8; 6])>),
-    Values { n: u32, mac: [u8; 6] },
+    Values {
+        n: u32,
+        mac: [u8; 6],
+    },
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]

@@ -46,13 +46,7 @@ fn replay(target: &str) {
 /// Every target is replayed by a test of its own (below).
 #[test]
 fn every_target_has_a_replay_test() {
-    let tests = [
-        "channel_ring",
-        "netif_responses",
-        "xenstore_replies",
-        "offers_adverts_peers",
-        "discoveryd_store",
-    ];
+    let tests = ["channel_ring", "netif_responses", "xenstore_replies", "offers_adverts_peers", "discoveryd_store"];
     let names: Vec<&str> = fuzz_checks::TARGETS.iter().map(|(t, _)| *t).collect();
     assert_eq!(names, tests);
 }

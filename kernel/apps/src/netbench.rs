@@ -149,7 +149,10 @@ impl<S: Stack> Run<'_, S> {
             reps,
         ));
         for (path, rr) in [("channel", &channel.rr), ("netfront", &netfront.rr)] {
-            self.print(format_args!("netbench: TCP_RR round trip over {path}: p50 {} us, p99 {} us, mean {} us", rr.p50, rr.p99, rr.mean));
+            self.print(format_args!(
+                "netbench: TCP_RR round trip over {path}: p50 {} us, p99 {} us, mean {} us",
+                rr.p50, rr.p99, rr.mean
+            ));
         }
         self.figure("channel.stream_speedup", "channel", ratio(sc, sn), "x");
         self.figure("channel.rr_speedup", "channel", ratio(rc, rn), "x");

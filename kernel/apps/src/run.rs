@@ -449,7 +449,12 @@ impl<S: Stack> Run<'_, S> {
     }
 
     /// Prints a stream's outcome; an error if the sink got other bytes.
-    pub(crate) fn stream_report(&mut self, report: StreamReport, path: &str, frames: Option<Frames>) -> Result<StreamReport, String> {
+    pub(crate) fn stream_report(
+        &mut self,
+        report: StreamReport,
+        path: &str,
+        frames: Option<Frames>,
+    ) -> Result<StreamReport, String> {
         self.print(format_args!(
             "stream: {} bytes in {:.3} s, {:.2} Mbit/s over {path}; sink received {} bytes, {} {} ({})",
             report.bytes,

@@ -79,10 +79,7 @@ impl Sink {
     pub fn new(sockets: &mut SocketSet<'static>, port: u16) -> Sink {
         let handles = (0..SOCKETS)
             .map(|_| {
-                let socket = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; BUFFER]),
-                    tcp::SocketBuffer::new(vec![0; 4096]),
-                );
+                let socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; 4096]));
                 (sockets.add(socket), None)
             })
             .collect();

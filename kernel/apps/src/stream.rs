@@ -63,10 +63,8 @@ impl Stream {
         kind: CheckKind,
         local_port: u16,
     ) -> Result<Stream, String> {
-        let socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(alloc::vec![0; 4096]),
-            tcp::SocketBuffer::new(alloc::vec![0; BUFFER]),
-        );
+        let socket =
+            tcp::Socket::new(tcp::SocketBuffer::new(alloc::vec![0; 4096]), tcp::SocketBuffer::new(alloc::vec![0; BUFFER]));
         let handle = crate::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Stream {
             handle,

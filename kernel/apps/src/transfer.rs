@@ -1,11 +1,11 @@
 //! The `transfer` client: sends a pseudo-random stream to an echo service,
 //! reads it back, and compares the SHA-256 of both directions.
 
+use crate::pattern::{hex, Pattern};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use crate::pattern::{hex, Pattern};
 use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;

@@ -36,7 +36,9 @@ fn frames_of(out: &Captured, of: &str) -> Frames {
     let found: Vec<Frames> = results
         .iter()
         .filter_map(|e| match e {
-            Event::Frames { of: o, channel, netfront, share } if o == of => Some(Frames { channel: *channel, netfront: *netfront, share: *share }),
+            Event::Frames { of: o, channel, netfront, share } if o == of => {
+                Some(Frames { channel: *channel, netfront: *netfront, share: *share })
+            }
             _ => None,
         })
         .collect();
@@ -70,7 +72,13 @@ fn netbench_measures_both_paths_and_the_switch_between_them() {
         .collect();
     assert_eq!(
         streams,
-        [("channel", true, BYTES), ("channel", true, BYTES), ("channel-to-netfront", true, BYTES), ("netfront", true, BYTES), ("netfront", true, BYTES)]
+        [
+            ("channel", true, BYTES),
+            ("channel", true, BYTES),
+            ("channel-to-netfront", true, BYTES),
+            ("netfront", true, BYTES),
+            ("netfront", true, BYTES)
+        ]
     );
     let rrs: Vec<(&str, u32)> = results_of(&results, "rr")
         .iter()
@@ -95,7 +103,10 @@ fn netbench_measures_both_paths_and_the_switch_between_them() {
     // The summary: the channel is faster on both counts here.
     let netbench = results_of(&results, "netbench");
     assert_eq!(netbench.len(), 1);
-    let Event::Netbench { reps, up_ms, stream_speedup, rr_speedup, p50_channel_us, p50_netfront_us, switch_ms: s, back_ms, .. } = netbench[0] else {
+    let Event::Netbench {
+        reps, up_ms, stream_speedup, rr_speedup, p50_channel_us, p50_netfront_us, switch_ms: s, back_ms, ..
+    } = netbench[0]
+    else {
         unreachable!()
     };
     assert_eq!((*reps, *up_ms, *back_ms, *s), (2, up, back, Some(switch_ms)));

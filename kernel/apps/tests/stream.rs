@@ -104,7 +104,10 @@ fn a_stream_checked_by_count_alone_is_repeated_net_reps_times() {
     assert_eq!(streams.len(), 3, "{}", out.text());
     for s in streams {
         let Event::Stream { bytes, sink_bytes, check, sent_digest, sink_digest, matched, .. } = s else { unreachable!() };
-        assert_eq!((*bytes, *sink_bytes, check.as_str(), sent_digest.as_str(), sink_digest.as_str(), *matched), (BYTES as u64, BYTES as u64, "count", "-", "-", true));
+        assert_eq!(
+            (*bytes, *sink_bytes, check.as_str(), sent_digest.as_str(), sink_digest.as_str(), *matched),
+            (BYTES as u64, BYTES as u64, "count", "-", "-", true)
+        );
     }
     assert_eq!(out.figures().iter().filter(|f| f.name == "net.tcp_stream").count(), 3);
     let sink = sink.borrow();

@@ -34,7 +34,9 @@ fn the_transfer(out: &Captured) -> (u64, String, String, bool) {
     let results = out.results();
     let t = results_of(&results, "transfer");
     assert_eq!(t.len(), 1, "{}", out.text());
-    let Event::Transfer { bytes, seconds, mbit_per_s, sent_sha256, received_sha256, matched, frames } = t[0] else { unreachable!() };
+    let Event::Transfer { bytes, seconds, mbit_per_s, sent_sha256, received_sha256, matched, frames } = t[0] else {
+        unreachable!()
+    };
     assert!(*seconds > 0.0 && *mbit_per_s > 0.0 && frames.is_none());
     (*bytes, sent_sha256.clone(), received_sha256.clone(), *matched)
 }
@@ -51,7 +53,11 @@ fn what_the_echo_sends_back_is_what_went_out() {
     assert!(line[0].ends_with(&format!("sha256 sent {expected} received {expected} (match)")), "{}", out.text());
     let (_, tx, _, rx) = world.local.device_frames();
     assert!(tx > 0 && rx > 0);
-    assert_eq!(line[1], format!("transfer: fake: tx channel 0 fallback {tx}, rx channel 0 fallback {rx}"), "the device's counters");
+    assert_eq!(
+        line[1],
+        format!("transfer: fake: tx channel 0 fallback {tx}, rx channel 0 fallback {rx}"),
+        "the device's counters"
+    );
     assert!(out.figure("net.tcp_echo_throughput", "fake") > 0.0);
     assert_eq!(out.figure("fake.tx_frames", "fake"), world.local.device_frames().1 as f64);
     assert_eq!(out.results().last(), Some(&Event::App { app: "transfer".into(), ok: true, error: None }));

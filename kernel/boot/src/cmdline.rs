@@ -272,10 +272,20 @@ pub const TIMER_HZ_MAX: u32 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error<'a> {
-    UnknownKey { key: &'a str },
-    MissingValue { key: &'a str },
-    BadValue { key: &'a str, value: &'a str, expected: &'static str },
-    Duplicate { key: &'a str },
+    UnknownKey {
+        key: &'a str,
+    },
+    MissingValue {
+        key: &'a str,
+    },
+    BadValue {
+        key: &'a str,
+        value: &'a str,
+        expected: &'static str,
+    },
+    Duplicate {
+        key: &'a str,
+    },
     /// `test=`, `bench=` and `app=` each choose what the kernel runs: one
     /// at most.
     ConflictingModes,
@@ -285,10 +295,9 @@ impl Error<'_> {
     /// The key the error is about, if it is about one.
     pub fn key(&self) -> Option<&str> {
         match *self {
-            Error::UnknownKey { key }
-            | Error::MissingValue { key }
-            | Error::BadValue { key, .. }
-            | Error::Duplicate { key } => Some(key),
+            Error::UnknownKey { key } | Error::MissingValue { key } | Error::BadValue { key, .. } | Error::Duplicate { key } => {
+                Some(key)
+            }
             Error::ConflictingModes => None,
         }
     }
@@ -447,8 +456,7 @@ fn parse_cc<'a>(key: &'a str, value: &'a str) -> Result<CongestionControl, Error
 }
 
 fn parse_group<'a>(key: &'a str, value: &'a str) -> Result<&'a str, Error<'a>> {
-    let valid =
-        (1..=GROUP_MAX).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let valid = (1..=GROUP_MAX).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !valid {
         return Err(Error::BadValue { key, value, expected: "a group name of 1-32 of A-Z a-z 0-9 . _ -" });
     }

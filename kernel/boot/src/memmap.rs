@@ -77,11 +77,7 @@ pub struct MemoryMap {
 
 impl Default for MemoryMap {
     fn default() -> Self {
-        MemoryMap {
-            regions: [Region { base: 0, len: 0, kind: RegionKind::Reserved }; MAX_REGIONS],
-            count: 0,
-            dropped: 0,
-        }
+        MemoryMap { regions: [Region { base: 0, len: 0, kind: RegionKind::Reserved }; MAX_REGIONS], count: 0, dropped: 0 }
     }
 }
 

@@ -140,7 +140,12 @@ fn start_clock_and_timer(on_xen: bool, hz: u32) -> Timekeeping {
         platform::xen::init_events().unwrap_or_else(|e| boot_failure("Xen", e));
         let tsc_hz = clock::use_source(platform::xen::time::pvclock());
         timer::init_xen(hz).unwrap_or_else(|e| boot_failure("Xen timer", e));
-        Timekeeping { tsc_hz, tsc_source: "from Xen's pvclock scale", timer_hz: hz, timer_source: "Xen one-shot timer (VIRQ_TIMER)" }
+        Timekeeping {
+            tsc_hz,
+            tsc_source: "from Xen's pvclock scale",
+            timer_hz: hz,
+            timer_source: "Xen one-shot timer (VIRQ_TIMER)",
+        }
     } else {
         let tsc_hz = clock::init_pit().unwrap_or_else(|e| boot_failure("clock", e));
         timer::init(hz);

@@ -102,11 +102,10 @@ pub struct Usage {
 pub fn usage() -> Usage {
     without_interrupts(|| {
         let heap = HEAP.0.lock();
-        let (frames_allocated, frames_free) =
-            FRAMES.get().map_or((0, 0), |f| {
-                let f = f.lock();
-                (f.allocated_frames(), f.free_frames())
-            });
+        let (frames_allocated, frames_free) = FRAMES.get().map_or((0, 0), |f| {
+            let f = f.lock();
+            (f.allocated_frames(), f.free_frames())
+        });
         Usage { heap_used: heap.used(), heap_size: heap.size(), frames_allocated, frames_free }
     })
 }

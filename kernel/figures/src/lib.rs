@@ -171,7 +171,10 @@ mod tests {
         // decimals, extra keys, spaces, a trailing carriage return.
         let f = read(r#"BENCH {"name":"boot.x","path":"boot","value":12.500,"unit":"ms","clock":"wall"}"#).unwrap();
         assert_eq!((f.name.as_str(), f.value), ("boot.x", 12.5));
-        let f = read("x BENCH { \"clock\": \"wall\", \"extra\": [1], \"name\": \"n\", \"path\": \"p\", \"value\": 7, \"unit\": \"ms\" }\r").unwrap();
+        let f = read(
+            "x BENCH { \"clock\": \"wall\", \"extra\": [1], \"name\": \"n\", \"path\": \"p\", \"value\": 7, \"unit\": \"ms\" }\r",
+        )
+        .unwrap();
         assert_eq!((f.name.as_str(), f.value, f.clock.as_str()), ("n", 7.0, "wall"));
     }
 

@@ -265,7 +265,15 @@ mod tests {
             Event::Address { ip: "198.18.0.10", prefix: 15, source: "static" },
             Event::Progress { app: "rr", done: 5123, total: 10_000_000, unit: "transactions" },
             Event::Frames { of: "channel phase", channel: 999, netfront: 1, share: 99.9 },
-            Event::Transfer { bytes: 16, seconds: 0.5, mbit_per_s: 0.000256, sent_sha256: a, received_sha256: b, matched: false, frames: None },
+            Event::Transfer {
+                bytes: 16,
+                seconds: 0.5,
+                mbit_per_s: 0.000256,
+                sent_sha256: a,
+                received_sha256: b,
+                matched: false,
+                frames: None
+            },
             Event::Stream {
                 path: "channel",
                 bytes: 1 << 26,
@@ -278,7 +286,16 @@ mod tests {
                 matched: true,
                 frames,
             },
-            Event::Rr { path: "netfront", transactions: 2000, seconds: 0.8, per_second: 2500.0, mean_us: 400.1234, p50_us: 390.0, p99_us: 800.0, frames },
+            Event::Rr {
+                path: "netfront",
+                transactions: 2000,
+                seconds: 0.8,
+                per_second: 2500.0,
+                mean_us: 400.1234,
+                p50_us: 390.0,
+                p99_us: 800.0,
+                frames
+            },
             Event::Netbench {
                 reps: 3,
                 up_ms: 51.2,
@@ -295,10 +312,24 @@ mod tests {
             },
             Event::Served { tcp_bytes: 1, udp_packets: 2, sink_bytes: 3, sink_streams: 4 },
             Event::ChannelUp { peer: 3, mac: "00:16:3e:c0:01:23", after_listed_ms: 5.6, xen_time_ns: 1 << 40 },
-            Event::ChannelClosed { peer: 3, mac: "00:16:3e:c0:01:23", why: "the peer withdrew its offer", was_up: true, xen_time_ns: 7 },
+            Event::ChannelClosed {
+                peer: 3,
+                mac: "00:16:3e:c0:01:23",
+                why: "the peer withdrew its offer",
+                was_up: true,
+                xen_time_ns: 7
+            },
             Event::ChannelRefused { peer: 4, why: "layout version 2" },
             Event::ChannelReleased { peer: 3 },
-            Event::DeviceClosed { device: "netfront", clean: true, netfront_closed: true, channels_released: true, grant_refs: 0, mapped: 0, pages: 0 },
+            Event::DeviceClosed {
+                device: "netfront",
+                clean: true,
+                netfront_closed: true,
+                channels_released: true,
+                grant_refs: 0,
+                mapped: 0,
+                pages: 0
+            },
             Event::App { app: "stream", ok: false, error: Some("the sink got 3 bytes") },
         ]
     }
@@ -314,12 +345,29 @@ mod tests {
             Event::App { app: "echo", ok: true, error: None::<&str> }.to_string(),
             r#"EVENT {"kind":"app","app":"echo","ok":true,"error":null}"#
         );
-        let rr = Event::Rr { path: "channel", transactions: 3, seconds: 0.0015, per_second: 2000.0, mean_us: 1.23456, p50_us: 1.0, p99_us: 2.0, frames: Some(Frames::new(2, 1)) };
+        let rr = Event::Rr {
+            path: "channel",
+            transactions: 3,
+            seconds: 0.0015,
+            per_second: 2000.0,
+            mean_us: 1.23456,
+            p50_us: 1.0,
+            p99_us: 2.0,
+            frames: Some(Frames::new(2, 1)),
+        };
         assert_eq!(
             rr.to_string(),
             r#"EVENT {"kind":"rr","path":"channel","transactions":3,"seconds":0.0015,"per_second":2000.0,"mean_us":1.235,"p50_us":1.0,"p99_us":2.0,"frames":{"channel":2,"netfront":1,"share":66.667}}"#
         );
-        let closed = Event::DeviceClosed { device: "netfront", clean: true, netfront_closed: true, channels_released: true, grant_refs: 0, mapped: 0, pages: 0 };
+        let closed = Event::DeviceClosed {
+            device: "netfront",
+            clean: true,
+            netfront_closed: true,
+            channels_released: true,
+            grant_refs: 0,
+            mapped: 0,
+            pages: 0,
+        };
         assert_eq!(
             closed.to_string(),
             r#"EVENT {"kind":"device_closed","device":"netfront","clean":true,"netfront_closed":true,"channels_released":true,"grant_refs":0,"mapped":0,"pages":0}"#

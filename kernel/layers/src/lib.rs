@@ -316,7 +316,10 @@ mod tests {
     #[test]
     fn use_items_plain_and_grouped() {
         let src = "use crate::clock::now_ns;\nuse crate::{console, platform::{exit, ExitStatus}};\nuse crate::arch::{self};\n";
-        assert_eq!(refs("fault.rs", src), [(1, "clock".into()), (2, "console".into()), (2, "platform".into()), (3, "arch".into())]);
+        assert_eq!(
+            refs("fault.rs", src),
+            [(1, "clock".into()), (2, "console".into()), (2, "platform".into()), (3, "arch".into())]
+        );
     }
 
     #[test]

@@ -71,7 +71,8 @@ fn graph() -> Vec<(File, Vec<Edge>)> {
     let mut files = Vec::new();
     collect(&base, &base, &mut files);
     assert!(files.iter().any(|f| f.rel == "main.rs"), "no main.rs under {}", base.display());
-    let modules: Vec<String> = files.iter().map(File::module).filter(|m| m != "main").collect::<BTreeSet<_>>().into_iter().collect();
+    let modules: Vec<String> =
+        files.iter().map(File::module).filter(|m| m != "main").collect::<BTreeSet<_>>().into_iter().collect();
     let macros: BTreeMap<String, String> =
         files.iter().flat_map(|f| macros_defined(&f.text).into_iter().map(move |name| (name, f.module()))).collect();
     files

@@ -91,10 +91,14 @@ mod tests {
     #[test]
     fn guest_lines_parse() {
         // As the kernel writes them (figures::Figure with serde-json-core).
-        let guest = figures::Figure { name: "boot.pvh_entry_to_kernel_main", path: "boot", value: 137.25, unit: "us", clock: "virtual" };
+        let guest =
+            figures::Figure { name: "boot.pvh_entry_to_kernel_main", path: "boot", value: 137.25, unit: "us", clock: "virtual" };
         assert_eq!(parse_bench(&guest.to_string()), Some(("boot.pvh_entry_to_kernel_main".to_string(), 137.25)));
         // Escaped names, and a value that is no number.
-        assert_eq!(parse_bench(r#"BENCH {"name":"a\"b","path":"p","value":1,"unit":"u","clock":"wall"}"#), Some(("a\"b".to_string(), 1.0)));
+        assert_eq!(
+            parse_bench(r#"BENCH {"name":"a\"b","path":"p","value":1,"unit":"u","clock":"wall"}"#),
+            Some(("a\"b".to_string(), 1.0))
+        );
         assert_eq!(parse_bench(r#"BENCH {"name":"a","path":"p","value":null,"unit":"u","clock":"wall"}"#), None);
     }
 

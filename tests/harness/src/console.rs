@@ -37,9 +37,7 @@ impl Console {
     pub fn spawn(mut command: Command, log: Option<&Path>) -> Result<Console, String> {
         let program = command.get_program().to_string_lossy().into_owned();
         let mut log = match log {
-            Some(path) => Some(BufWriter::new(
-                File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
-            )),
+            Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?)),
             None => None,
         };
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

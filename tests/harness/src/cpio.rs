@@ -38,8 +38,8 @@ impl<W: Write> Writer<W> {
         if name.is_empty() || name.starts_with('/') || name.contains('\0') {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad cpio name {name:?}")));
         }
-        let size = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: over 4 GiB")))?;
+        let size =
+            u32::try_from(data.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: over 4 GiB")))?;
         let ino = if name == "TRAILER!!!" { 0 } else { self.ino };
         self.ino += 1;
         let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, name.len() as u32 + 1, 0];

@@ -125,9 +125,7 @@ impl Config {
 /// tests/xen/lib.sh keeps it).
 fn t0() -> u128 {
     static T0: OnceLock<u128> = OnceLock::new();
-    *T0.get_or_init(|| {
-        std::env::var("XEN_HARNESS_T0").ok().and_then(|v| v.parse().ok()).unwrap_or_else(now_micros)
-    })
+    *T0.get_or_init(|| std::env::var("XEN_HARNESS_T0").ok().and_then(|v| v.parse().ok()).unwrap_or_else(now_micros))
 }
 
 fn now_micros() -> u128 {
@@ -322,8 +320,15 @@ pub enum Event {
     Dom0Booting,
     Dom0Ready,
     /// A check's RESULT (`verdict`: the file's own, from /init).
-    Result { file: String, result: CheckResult, verdict: bool },
-    Garbled { file: String, error: String },
+    Result {
+        file: String,
+        result: CheckResult,
+        verdict: bool,
+    },
+    Garbled {
+        file: String,
+        error: String,
+    },
     Retry(Retry),
     Done,
     Panic(String),
@@ -523,11 +528,7 @@ pub fn shown(line: &str, in_scenarios: bool, verbose: bool) -> bool {
 /// Boots the lab, runs the scenarios, and returns what they reported.
 /// `on_line` gets every console line and whether dom0's scenario phase has
 /// begun; `on_event` every event (progress is already printed).
-pub fn run(
-    config: &Config,
-    on_line: &mut dyn FnMut(&str, bool),
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<Run, String> {
+pub fn run(config: &Config, on_line: &mut dyn FnMut(&str, bool), on_event: &mut dyn FnMut(&Event)) -> Result<Run, String> {
     if config.scenarios.is_empty() {
         return Err("no scenario to run".into());
     }
@@ -580,9 +581,7 @@ pub fn run_prepared(
                 match &event {
                     Some(Event::XenBooting) => progress(&format!("Xen booting (+{secs:.1}s)")),
                     Some(Event::Dom0Booting) => progress(&format!("dom0 kernel booting (+{secs:.1}s)")),
-                    Some(Event::Dom0Ready) => {
-                        progress(&format!("dom0 up: xenstored, xenconsoled, xenbr0 ready (+{secs:.1}s)"))
-                    }
+                    Some(Event::Dom0Ready) => progress(&format!("dom0 up: xenstored, xenconsoled, xenbr0 ready (+{secs:.1}s)")),
                     Some(Event::Done) => progress(&format!("scenarios finished (+{secs:.1}s)")),
                     Some(Event::Panic(what)) => progress(&format!("`{what}` on the console: stopping")),
                     _ => {}
@@ -619,13 +618,7 @@ pub fn run_prepared(
         other => other,
     };
     let _ = fs::remove_file(&initrd);
-    let run = Run {
-        files: collector.files,
-        retries: collector.retries,
-        end,
-        log: Some(log.clone()),
-        elapsed: started.elapsed(),
-    };
+    let run = Run { files: collector.files, retries: collector.retries, end, log: Some(log.clone()), elapsed: started.elapsed() };
     if run.end != End::Done && !config.verbose {
         eprint!("----- last 60 lines of the serial log ({}) -----\n{}", log.display(), console::tail(&lines, 60, ""));
         if !stderr.trim().is_empty() {
@@ -634,7 +627,11 @@ pub fn run_prepared(
         eprintln!("-----");
     }
     let (passed, failed) = run.counts();
-    progress(&format!("result: {passed} passed, {failed} failed; {} (total {:.1}s)", run.end.describe(), run.elapsed.as_secs_f64()));
+    progress(&format!(
+        "result: {passed} passed, {failed} failed; {} (total {:.1}s)",
+        run.end.describe(),
+        run.elapsed.as_secs_f64()
+    ));
     let keep = config.log.is_some() || std::env::var("COHORT_XEN_KEEP_LOGS").is_ok_and(|v| v == "1");
     if run.ok() && !keep {
         let _ = fs::remove_dir_all(&dir);
@@ -816,10 +813,17 @@ mod tests {
         let prepared = Prepared { root: dir.clone(), base: dir.join("none") };
         let bytes = overlay(&config, &prepared).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        let names: Vec<&str> = ["cohort\0", "cohort/scenarios\0", "cohort/scenarios.list\0", "cohort/scenarios/s.sh\0", "cohort/sub\0", "cohort/sub/cohort\0"]
-            .into_iter()
-            .filter(|n| text.contains(n))
-            .collect();
+        let names: Vec<&str> = [
+            "cohort\0",
+            "cohort/scenarios\0",
+            "cohort/scenarios.list\0",
+            "cohort/scenarios/s.sh\0",
+            "cohort/sub\0",
+            "cohort/sub/cohort\0",
+        ]
+        .into_iter()
+        .filter(|n| text.contains(n))
+        .collect();
         assert_eq!(names.len(), 6, "{text:?}");
         let order: Vec<usize> = names.iter().map(|n| text.find(n).unwrap()).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text:?}");

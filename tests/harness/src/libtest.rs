@@ -47,9 +47,8 @@ pub fn parse_summary(line: &str) -> Option<Summary> {
         "FAILED" => false,
         _ => return None,
     };
-    let count = |word: &str| -> Option<usize> {
-        counts.split(';').find_map(|part| part.trim().strip_suffix(word)?.trim().parse().ok())
-    };
+    let count =
+        |word: &str| -> Option<usize> { counts.split(';').find_map(|part| part.trim().strip_suffix(word)?.trim().parse().ok()) };
     Some(Summary { ok, passed: count(" passed")?, failed: count(" failed")?, ignored: count(" ignored")? })
 }
 

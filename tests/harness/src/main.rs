@@ -137,7 +137,11 @@ fn run(kernel: Option<PathBuf>, icount: bool, timeout: u64, cmdline: &[String]) 
     let mut config = qemu::Config::new(&kernel, &cmdline.join(" "));
     config.icount = icount;
     config.timeout = Duration::from_secs(timeout);
-    say(&format!("booting {} under QEMU TCG, -m 32M; command line: {}", kernel.display(), if cmdline.is_empty() { "(empty)".into() } else { cmdline.join(" ") }));
+    say(&format!(
+        "booting {} under QEMU TCG, -m 32M; command line: {}",
+        kernel.display(),
+        if cmdline.is_empty() { "(empty)".into() } else { cmdline.join(" ") }
+    ));
     let boot = qemu::boot(&config, |line| println!("{line}"))?;
     if boot.outcome != qemu::Outcome::Success {
         eprintln!("cohort: {}", boot.outcome.describe());
@@ -265,9 +269,7 @@ fn scenario(spec: &str) -> lab::Scenario {
 /// "running scenario file" lines; RESULT lines as `NAME ... ok`.
 fn demo() -> Result<ExitCode, String> {
     let config = lab::Config {
-        scenarios: vec![scenario(
-            "tests/xen/scenarios/cohort-demo.sh /cohort/cohort 16777216 1000 bench.clock=virtual",
-        )],
+        scenarios: vec![scenario("tests/xen/scenarios/cohort-demo.sh /cohort/cohort 16777216 1000 bench.clock=virtual")],
         icount: true,
         scenario_timeout: Duration::from_secs(900),
         timeout: Duration::from_secs(1000),
@@ -296,7 +298,9 @@ fn demo() -> Result<ExitCode, String> {
 
 /// Lines of the Xen benchmarks kept in the figures file.
 fn kept(line: &str) -> bool {
-    ["BENCH", "RESULT", "RETRY", "SCENARIO", "bench:", "netbench", "netref", "dom0 ->", "Linux guest"].iter().any(|p| line.starts_with(p))
+    ["BENCH", "RESULT", "RETRY", "SCENARIO", "bench:", "netbench", "netref", "dom0 ->", "Linux guest"]
+        .iter()
+        .any(|p| line.starts_with(p))
         || line.contains("passed")
         || line.contains("round-trip")
 }
@@ -362,7 +366,15 @@ fn bench(only: Option<&str>) -> Result<ExitCode, String> {
             ..lab::Config::default()
         }
         .with_cohort(&kernel, &daemon);
-        let ok = match lab::run(&config, &mut |line, phase| if phase && kept(line) { out(line) }, &mut |_| {}) {
+        let ok = match lab::run(
+            &config,
+            &mut |line, phase| {
+                if phase && kept(line) {
+                    out(line)
+                }
+            },
+            &mut |_| {},
+        ) {
             Ok(run) => {
                 let (passed, failed) = run.counts();
                 out(&format!("{passed} passed, {failed} failed"));

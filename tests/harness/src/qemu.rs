@@ -39,9 +39,20 @@ impl Config {
 
     pub fn args(&self) -> Vec<String> {
         let mut args: Vec<String> = [
-            "-machine", "q35", "-cpu", "max", "-m", &format!("{}M", self.memory_mib),
-            "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
-            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-machine",
+            "q35",
+            "-cpu",
+            "max",
+            "-m",
+            &format!("{}M", self.memory_mib),
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -70,7 +81,10 @@ pub enum Outcome {
     Reset,
     Timeout,
     /// QEMU itself failed (bad arguments, missing file...).
-    QemuError { status: Option<i32>, stderr: String },
+    QemuError {
+        status: Option<i32>,
+        stderr: String,
+    },
 }
 
 impl Outcome {

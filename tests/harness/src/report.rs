@@ -580,7 +580,8 @@ mod tests {
     #[test]
     fn lines_the_kernel_writes_parse() {
         // The kernel prints figures::Figure<&str> with serde-json-core.
-        let written = figures::Figure { name: "net.tcp_stream", path: "channel \"x\"", value: 3561.0625, unit: "Mbit/s", clock: "virtual" };
+        let written =
+            figures::Figure { name: "net.tcp_stream", path: "channel \"x\"", value: 3561.0625, unit: "Mbit/s", clock: "virtual" };
         let f = parse(&format!("(d2) {written}")).unwrap();
         assert_eq!(f, Figure { unit: "Mbit/s".into(), ..fig("net.tcp_stream", "channel \"x\"", 3561.063, "virtual") });
     }

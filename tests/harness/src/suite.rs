@@ -51,8 +51,7 @@ fn check_all_tests(boot: &Boot) -> Result<(), String> {
     let summary = report.consistent()?;
     expect(boot, Outcome::Success)?;
     if summary.failed != 0 || summary.passed == 0 {
-        let failed: Vec<&str> =
-            report.tests.iter().filter(|t| t.status == Status::Failed).map(|t| t.name.as_str()).collect();
+        let failed: Vec<&str> = report.tests.iter().filter(|t| t.status == Status::Failed).map(|t| t.name.as_str()).collect();
         return Err(format!("{} passed, {} failed: {}", summary.passed, summary.failed, failed.join(", ")));
     }
     let listed: BTreeSet<&str> = report

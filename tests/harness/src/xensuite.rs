@@ -163,7 +163,11 @@ mod tests {
         let f = file();
         let mut bad = CheckResult::fail("b", "broke");
         bad.lab_fault = Some("LAB FAULT: x".into());
-        let r = run(vec![CheckResult::pass("a", ""), bad, CheckResult::fail("z", "odd")], Some(CheckResult::pass("f.sh", "exit 0")), End::Done);
+        let r = run(
+            vec![CheckResult::pass("a", ""), bad, CheckResult::fail("z", "odd")],
+            Some(CheckResult::pass("f.sh", "exit 0")),
+            End::Done,
+        );
         assert_eq!(verdict(&f, Some("a"), &r), Ok(()));
         let err = verdict(&f, Some("b"), &r).unwrap_err();
         assert!(err.starts_with("broke") && err.contains("LAB FAULT: x"), "{err}");
@@ -176,7 +180,8 @@ mod tests {
         assert!(verdict(&f, None, &r).unwrap_err().contains("timed out"));
         assert_eq!(rerun_reason(&r), None);
 
-        let r = run(vec![CheckResult::pass("a", ""), CheckResult::pass("a", "")], None, End::Panic("(XEN) Panic on CPU 1".into()));
+        let r =
+            run(vec![CheckResult::pass("a", ""), CheckResult::pass("a", "")], None, End::Panic("(XEN) Panic on CPU 1".into()));
         assert!(verdict(&f, Some("a"), &r).unwrap_err().contains("2 times"));
         assert!(verdict(&f, Some("b"), &r).unwrap_err().contains("Panic on CPU 1"));
         assert!(verdict(&f, None, &r).unwrap_err().contains("Panic on CPU 1"));

@@ -51,11 +51,7 @@ struct Shared {
 }
 
 /// A test whose outcome is also kept for the JSON summary.
-fn trial(
-    shared: &Arc<Shared>,
-    name: String,
-    run: impl FnOnce(&Shared) -> Result<Completion, Failed> + Send + 'static,
-) -> Trial {
+fn trial(shared: &Arc<Shared>, name: String, run: impl FnOnce(&Shared) -> Result<Completion, Failed> + Send + 'static) -> Trial {
     let (shared, kept) = (Arc::clone(shared), name.clone());
     Trial::ignorable_test(name, move || {
         let result = run(&shared);

@@ -15,23 +15,15 @@ impl Xen {
         };
         let mut out = Vec::new();
         for (r, g) in &dom.grants {
-            out.push(format!(
-                "grant ref {r} (page {}) still granted to dom{} (mapped {} times)",
-                g.page_id, g.to, g.maps
-            ));
+            out.push(format!("grant ref {r} (page {}) still granted to dom{} (mapped {} times)", g.page_id, g.to, g.maps));
         }
         for (h, (from, r)) in &dom.mappings {
-            out.push(format!(
-                "mapping {h} of dom{from} grant ref {r} still mapped"
-            ));
+            out.push(format!("mapping {h} of dom{from} grant ref {r} still mapped"));
         }
         for (p, c) in &dom.ports {
             let what = match c.state {
                 ChanState::Unbound { remote } => format!("unbound for dom{remote}"),
-                ChanState::Interdomain {
-                    remote,
-                    remote_port,
-                } => {
+                ChanState::Interdomain { remote, remote_port } => {
                     format!("bound to dom{remote} port {remote_port}")
                 }
             };
@@ -41,17 +33,12 @@ impl Xen {
             out.push(format!("page {id} allocated but not freed"));
         }
         out.extend(st.xenstored.leaks(domid));
-        out.into_iter()
-            .map(|l| format!("dom{domid}: {l}"))
-            .collect()
+        out.into_iter().map(|l| format!("dom{domid}: {l}")).collect()
     }
 
     /// Leaks of every domain.
     pub fn leaks(&self) -> Vec<String> {
-        self.domains()
-            .into_iter()
-            .flat_map(|d| self.domain_leaks(d))
-            .collect()
+        self.domains().into_iter().flat_map(|d| self.domain_leaks(d)).collect()
     }
 
     /// Panics listing every leak of `domid`.

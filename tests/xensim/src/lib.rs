@@ -24,13 +24,8 @@ mod xenstored;
 mod xsring;
 
 pub use evtchn::SimEvtchn;
-pub use gnttab::{
-    SimGnttab, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED,
-};
-pub use netback::{
-    FrontendFeatures, Netback, NetbackFault, NetbackFeatures, NetbackStats, RxPacket, TxGso,
-    TxPacket,
-};
+pub use gnttab::{SimGnttab, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED};
+pub use netback::{FrontendFeatures, Netback, NetbackFault, NetbackFeatures, NetbackStats, RxPacket, TxGso, TxPacket};
 pub use page::{SimMappedRegion, SimMapping, SimPage, SimRegion};
 pub use xen::{Domain, DomainConfig, Xen};
 pub use xenstored::XsFault;

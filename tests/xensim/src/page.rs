@@ -38,10 +38,7 @@ impl SimPage {
 
     fn check_write(&self) {
         if self.readonly {
-            panic!(
-                "xensim: write through read-only grant mapping of page {}",
-                self.id
-            );
+            panic!("xensim: write through read-only grant mapping of page {}", self.id);
         }
     }
 }
@@ -135,10 +132,7 @@ fn region_write<P: SharedPage>(pages: &[P], mut offset: usize, data: &[u8]) {
 }
 
 fn check_range(len: usize, offset: usize, n: usize) {
-    assert!(
-        offset.checked_add(n).is_some_and(|end| end <= len),
-        "xensim: region access {offset}+{n} past its {len} bytes"
-    );
+    assert!(offset.checked_add(n).is_some_and(|end| end <= len), "xensim: region access {offset}+{n} past its {len} bytes");
 }
 
 /// Pages of one domain used as one region (`RegionGrants::alloc_region`).

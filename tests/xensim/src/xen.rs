@@ -28,11 +28,7 @@ pub struct DomainConfig {
 
 impl Default for DomainConfig {
     fn default() -> Self {
-        DomainConfig {
-            grant_refs: 256,
-            max_ports: 64,
-            max_pages: 1024,
-        }
+        DomainConfig { grant_refs: 256, max_ports: 64, max_pages: 1024 }
     }
 }
 
@@ -115,12 +111,8 @@ impl Xen {
     /// home directory `/local/domain/<domid>` (owned by the domain).
     pub fn create_domain_with(&self, domid: DomId, config: DomainConfig) -> Domain {
         let mut st = self.state.borrow_mut();
-        assert!(
-            !st.domains.contains_key(&domid),
-            "xensim: dom{domid} exists"
-        );
-        let refs = RefAllocator::new(GNTTAB_NR_RESERVED_ENTRIES, config.grant_refs)
-            .expect("grant ref range");
+        assert!(!st.domains.contains_key(&domid), "xensim: dom{domid} exists");
+        let refs = RefAllocator::new(GNTTAB_NR_RESERVED_ENTRIES, config.grant_refs).expect("grant ref range");
         st.domains.insert(
             domid,
             Dom {
@@ -137,10 +129,7 @@ impl Xen {
         st.xenstored.introduce(domid);
         drop(st);
         self.step();
-        Domain {
-            xen: self.clone(),
-            domid,
-        }
+        Domain { xen: self.clone(), domid }
     }
 
     /// Destroys a domain the way Xen does on death: its ports close (peers
@@ -150,27 +139,15 @@ impl Xen {
         let mut st = self.state.borrow_mut();
         let dom = st.domains.remove(&domid).expect("xensim: no such domain");
         for chan in dom.ports.into_values() {
-            if let ChanState::Interdomain {
-                remote,
-                remote_port,
-            } = chan.state
-            {
-                if let Some(c) = st
-                    .domains
-                    .get_mut(&remote)
-                    .and_then(|d| d.ports.get_mut(&remote_port))
-                {
+            if let ChanState::Interdomain { remote, remote_port } = chan.state {
+                if let Some(c) = st.domains.get_mut(&remote).and_then(|d| d.ports.get_mut(&remote_port)) {
                     c.state = ChanState::Unbound { remote: domid };
                 }
             }
         }
         // Its mappings of other domains' grants go away with it.
         for (from, gref) in dom.mappings.into_values() {
-            if let Some(g) = st
-                .domains
-                .get_mut(&from)
-                .and_then(|d| d.grants.get_mut(&gref))
-            {
+            if let Some(g) = st.domains.get_mut(&from).and_then(|d| d.grants.get_mut(&gref)) {
                 g.maps = g.maps.saturating_sub(1);
             }
         }
@@ -181,14 +158,8 @@ impl Xen {
 
     /// Another handle to existing domain `domid`. Panics if absent.
     pub fn domain(&self, domid: DomId) -> Domain {
-        assert!(
-            self.state.borrow().domains.contains_key(&domid),
-            "xensim: no dom{domid}"
-        );
-        Domain {
-            xen: self.clone(),
-            domid,
-        }
+        assert!(self.state.borrow().domains.contains_key(&domid), "xensim: no dom{domid}");
+        Domain { xen: self.clone(), domid }
     }
 
     /// Domain ids in existence.
@@ -275,20 +246,12 @@ impl Xen {
     pub fn xs_page(&self, domid: DomId) -> SimPage {
         let st = self.state.borrow();
         let dom = st.domains.get(&domid).expect("xensim: no such domain");
-        SimPage {
-            mem: dom.xs_mem.clone(),
-            id: 0,
-            readonly: false,
-        }
+        SimPage { mem: dom.xs_mem.clone(), id: 0, readonly: false }
     }
 
     /// Test setup backdoor: writes a node as dom0, firing watches.
     pub fn xs_write(&self, path: &str, value: &[u8]) {
-        self.state
-            .borrow_mut()
-            .xenstored
-            .backdoor_write(path, value)
-            .unwrap_or_else(|e| panic!("xensim: xs_write {path}: {e}"));
+        self.state.borrow_mut().xenstored.backdoor_write(path, value).unwrap_or_else(|e| panic!("xensim: xs_write {path}: {e}"));
         self.step();
     }
 
@@ -298,11 +261,7 @@ impl Xen {
     pub fn granted_page(&self, domid: DomId, gref: GrantRef) -> Option<SimPage> {
         let st = self.state.borrow();
         let g = st.domains.get(&domid)?.grants.get(&gref)?;
-        Some(SimPage {
-            mem: g.mem.clone(),
-            id: g.page_id,
-            readonly: false,
-        })
+        Some(SimPage { mem: g.mem.clone(), id: g.page_id, readonly: false })
     }
 
     /// Test inspection backdoor: a node's value, ignoring permissions.
@@ -331,18 +290,12 @@ impl Domain {
 
     /// This domain's event channels.
     pub fn evtchn(&self) -> SimEvtchn {
-        SimEvtchn {
-            xen: self.xen.clone(),
-            domid: self.domid,
-        }
+        SimEvtchn { xen: self.xen.clone(), domid: self.domid }
     }
 
     /// This domain's grant table.
     pub fn gnttab(&self) -> SimGnttab {
-        SimGnttab {
-            xen: self.xen.clone(),
-            domid: self.domid,
-        }
+        SimGnttab { xen: self.xen.clone(), domid: self.domid }
     }
 
     /// This domain's xenstore ring (one client per domain at a time).

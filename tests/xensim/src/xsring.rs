@@ -48,9 +48,7 @@ impl XenstoreRing for SimXsRing {
         self.xen.progress();
         let kicked = {
             let mut st = self.xen.state.borrow_mut();
-            st.domains
-                .get_mut(&self.domid)
-                .is_some_and(|d| std::mem::take(&mut d.xs_kick))
+            st.domains.get_mut(&self.domid).is_some_and(|d| std::mem::take(&mut d.xs_kick))
         };
         if !kicked {
             self.xen.advance_clock(timeout_ns);

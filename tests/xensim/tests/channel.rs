@@ -167,8 +167,11 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (14..=1514usize, any::<bool>(), proptest::option::weighted(1.0 / 3.0, 0..=4usize))
-        .prop_map(|(len, a_sends, lag)| Step { len, a_sends, lag })
+    (14..=1514usize, any::<bool>(), proptest::option::weighted(1.0 / 3.0, 0..=4usize)).prop_map(|(len, a_sends, lag)| Step {
+        len,
+        a_sends,
+        lag,
+    })
 }
 
 /// Up to 400 frames both ways through one page per direction (tens of
@@ -459,11 +462,7 @@ fn another_layout_version_is_refused_cleanly() {
     b.xs.set_perms(&offer_path(2, 1), &[perm(2, "n"), perm(1, "r")]).unwrap();
     a.list(&[2], clock);
     pump(&mut [&mut a], &mut clock, 3);
-    assert!(
-        a.notes.iter().any(|n| matches!(n, Note::Refused { peer: 2, why } if why.contains("version 2"))),
-        "{:?}",
-        a.notes
-    );
+    assert!(a.notes.iter().any(|n| matches!(n, Note::Refused { peer: 2, why } if why.contains("version 2"))), "{:?}", a.notes);
     assert!(a.mgr.channel(2).is_none());
     // dom1 withdrew its own offer too, so the peer sees no half channel.
     assert_eq!(sim.xs_read(&offer_path(1, 2)), None);

@@ -295,11 +295,7 @@ fn rule_4_bad_input_is_an_error_state() {
     w.g.service(w.clock);
     assert!(w.g.mgr.channel(2).is_none());
     assert!(w.g.mgr.is_shunned(2));
-    assert!(
-        w.g.notes.iter().any(|n| matches!(n, Note::Down { peer: 2, why, .. } if why.contains("Kind(7)"))),
-        "{:?}",
-        w.g.notes
-    );
+    assert!(w.g.notes.iter().any(|n| matches!(n, Note::Down { peer: 2, why, .. } if why.contains("Kind(7)"))), "{:?}", w.g.notes);
     for _ in 0..50 {
         w.clock += 10 * MS;
         w.g.service(w.clock);

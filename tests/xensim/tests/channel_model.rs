@@ -33,7 +33,11 @@ enum Act {
     Frame(usize),
     /// The peer writes a header of its own at its producer index and
     /// publishes it, with `extra` more bytes.
-    Header { len: u32, kind: u32, extra: u32 },
+    Header {
+        len: u32,
+        kind: u32,
+        extra: u32,
+    },
     /// The peer writes any producer index.
     Prod(u32),
     /// The peer writes any consumer index for our ring.
@@ -161,7 +165,10 @@ fn run(acts: &[Act]) -> Reached {
                 reached.frames += usize::from(g.receive(2, clock).is_some());
                 let reads = spy.take();
                 assert!(reads.len() <= RECV_READS, "one receive read {} times: {reads:?}", reads.len());
-                assert!(reads.iter().filter(|r| **r == Read::Control(layout::TX_PROD)).count() <= 1, "the producer index read more than once");
+                assert!(
+                    reads.iter().filter(|r| **r == Read::Control(layout::TX_PROD)).count() <= 1,
+                    "the producer index read more than once"
+                );
             }
             Act::Send(len) => {
                 if let Some(ch) = g.mgr.channel(2) {

@@ -11,10 +11,7 @@ fn unbound_bind_notify_close() {
     let p1 = e1.alloc_unbound(2).unwrap();
     assert!(p1 >= 1, "port 0 is never valid");
     // Only the named remote may bind.
-    assert_eq!(
-        sim.create_domain(3).evtchn().bind_interdomain(1, p1),
-        Err(XenError::Errno(-22))
-    );
+    assert_eq!(sim.create_domain(3).evtchn().bind_interdomain(1, p1), Err(XenError::Errno(-22)));
     let p2 = e2.bind_interdomain(1, p1).unwrap();
     // Already bound: a second bind fails.
     assert_eq!(e2.bind_interdomain(1, p1), Err(XenError::Errno(-22)));
@@ -46,22 +43,11 @@ fn unbound_bind_notify_close() {
 #[test]
 fn bind_errors_and_port_limit() {
     let sim = Sim::new();
-    let cfg = DomainConfig {
-        max_ports: 2,
-        ..DomainConfig::default()
-    };
+    let cfg = DomainConfig { max_ports: 2, ..DomainConfig::default() };
     let mut e1 = sim.create_domain_with(1, cfg).evtchn();
     let mut e2 = sim.create_domain(2).evtchn();
-    assert_eq!(
-        e2.bind_interdomain(9, 1),
-        Err(XenError::Errno(-3)),
-        "no such domain"
-    );
-    assert_eq!(
-        e2.bind_interdomain(1, 5),
-        Err(XenError::Errno(-22)),
-        "no such port"
-    );
+    assert_eq!(e2.bind_interdomain(9, 1), Err(XenError::Errno(-3)), "no such domain");
+    assert_eq!(e2.bind_interdomain(1, 5), Err(XenError::Errno(-22)), "no such port");
     let a = e1.alloc_unbound(2).unwrap();
     let b = e1.alloc_unbound(2).unwrap();
     assert_eq!(e1.alloc_unbound(2), Err(XenError::Exhausted));

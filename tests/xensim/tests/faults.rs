@@ -9,11 +9,7 @@ use xenstore_wire::{Error as WireError, MsgType};
 
 fn client(sim: &Sim, domid: u16) -> Client<SimXsRing> {
     let ring = sim.create_domain(domid).xenstore();
-    let cfg = Config {
-        timeout_ns: 100_000_000,
-        poll_ns: 10_000_000,
-        ..Config::default()
-    };
+    let cfg = Config { timeout_ns: 100_000_000, poll_ns: 10_000_000, ..Config::default() };
     Client::with_config(ring, cfg)
 }
 
@@ -38,10 +34,7 @@ fn oversized_len_is_fatal() {
     let sim = Sim::new();
     let mut c = client(&sim, 1);
     sim.set_xs_fault(1, XsFault::OversizedLen);
-    assert_eq!(
-        c.read("k"),
-        Err(Error::Fatal(WireError::PayloadTooLarge(4097)))
-    );
+    assert_eq!(c.read("k"), Err(Error::Fatal(WireError::PayloadTooLarge(4097))));
     assert!(c.is_fatal());
 }
 
@@ -66,20 +59,8 @@ fn wrong_reply_type_is_an_error_and_client_recovers() {
     let sim = Sim::new();
     let mut c = client(&sim, 1);
     sim.set_xs_fault(1, XsFault::WrongType);
-    assert_eq!(
-        c.write("k", b"v"),
-        Err(Error::Wire(WireError::UnexpectedType {
-            expected: MsgType::Write,
-            got: MsgType::Read
-        }))
-    );
-    assert_eq!(
-        c.read("k"),
-        Err(Error::Wire(WireError::UnexpectedType {
-            expected: MsgType::Read,
-            got: MsgType::Directory
-        }))
-    );
+    assert_eq!(c.write("k", b"v"), Err(Error::Wire(WireError::UnexpectedType { expected: MsgType::Write, got: MsgType::Read })));
+    assert_eq!(c.read("k"), Err(Error::Wire(WireError::UnexpectedType { expected: MsgType::Read, got: MsgType::Directory })));
     sim.set_xs_fault(1, XsFault::None);
     assert_eq!(c.read("k").unwrap(), b"v");
     c.rm("k").unwrap();
@@ -104,10 +85,7 @@ fn never_answering_xenstored_times_out() {
     sim.set_xs_fault(1, XsFault::NeverAnswer);
     assert_eq!(c.transaction(|tx| tx.write("k", b"1")), Err(Error::Timeout));
     let leaks = sim.domain_leaks(1);
-    assert!(
-        leaks.iter().any(|l| l.contains("xenstore transaction")),
-        "{leaks:?}"
-    );
+    assert!(leaks.iter().any(|l| l.contains("xenstore transaction")), "{leaks:?}");
     sim.destroy_domain(1);
 }
 
@@ -135,10 +113,7 @@ fn corrupt_ring_index_is_fatal() {
     let cons = page.read_u32(offset::RSP_CONS);
     page.write_u32(offset::RSP_PROD, cons.wrapping_add(5000));
     let e = c.read("k").unwrap_err();
-    assert!(
-        matches!(e, Error::Fatal(WireError::RingCorrupted { .. })),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::Fatal(WireError::RingCorrupted { .. })), "{e:?}");
     assert!(c.read("k").unwrap_err().is_fatal());
 }
 
@@ -146,12 +121,7 @@ fn corrupt_ring_index_is_fatal() {
 fn pending_table_fills_with_abandoned_requests() {
     let sim = Sim::new();
     let ring = sim.create_domain(1).xenstore();
-    let cfg = Config {
-        timeout_ns: 1_000,
-        poll_ns: 1_000,
-        max_pending: 2,
-        ..Config::default()
-    };
+    let cfg = Config { timeout_ns: 1_000, poll_ns: 1_000, max_pending: 2, ..Config::default() };
     let mut c = Client::with_config(ring, cfg);
     sim.set_xs_fault(1, XsFault::NeverAnswer);
     assert_eq!(c.read("a"), Err(Error::Timeout));

@@ -3,10 +3,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use xen_proto::iface::{GrantTable, SharedPage, XenError};
-use xensim::{
-    DomainConfig, Sim, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE,
-    GNTST_PERMISSION_DENIED,
-};
+use xensim::{DomainConfig, Sim, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED};
 
 #[test]
 fn shared_page_round_trip() {
@@ -34,21 +31,14 @@ fn shared_page_round_trip() {
     g2.unmap(mapped).unwrap();
     g1.revoke(gref).unwrap();
     assert_eq!(g1.revoke(gref), Err(XenError::Errno(-22)));
-    assert_eq!(
-        g2.map(1, gref, false).err(),
-        Some(XenError::Status(GNTST_BAD_GNTREF))
-    );
+    assert_eq!(g2.map(1, gref, false).err(), Some(XenError::Status(GNTST_BAD_GNTREF)));
     g1.free_page(page);
 }
 
 #[test]
 fn mapping_rules() {
     let sim = Sim::new();
-    let (d1, d2, d3) = (
-        sim.create_domain(1),
-        sim.create_domain(2),
-        sim.create_domain(3),
-    );
+    let (d1, d2, d3) = (sim.create_domain(1), sim.create_domain(2), sim.create_domain(3));
     let (mut g1, mut g2, mut g3) = (d1.gnttab(), d2.gnttab(), d3.gnttab());
     let page = g1.alloc_page().unwrap();
     let rw = g1.grant(&page, 2, false).unwrap();
@@ -59,18 +49,9 @@ fn mapping_rules() {
     // Read-only grant mapped writable.
     deny(g2.map(1, ro, false).err());
     // Wrong granter domain, unknown ref, missing domain.
-    assert_eq!(
-        g2.map(3, rw, false).err(),
-        Some(XenError::Status(GNTST_BAD_GNTREF))
-    );
-    assert_eq!(
-        g2.map(1, 999, false).err(),
-        Some(XenError::Status(GNTST_BAD_GNTREF))
-    );
-    assert_eq!(
-        g2.map(42, rw, false).err(),
-        Some(XenError::Status(GNTST_BAD_DOMAIN))
-    );
+    assert_eq!(g2.map(3, rw, false).err(), Some(XenError::Status(GNTST_BAD_GNTREF)));
+    assert_eq!(g2.map(1, 999, false).err(), Some(XenError::Status(GNTST_BAD_GNTREF)));
+    assert_eq!(g2.map(42, rw, false).err(), Some(XenError::Status(GNTST_BAD_DOMAIN)));
 
     // Read-only mapping: reads work, a write faults (panics), memory intact.
     page.write_u32(0, 7);
@@ -91,10 +72,7 @@ fn mapping_rules() {
     assert_eq!(g3.unmap(m2), Err(XenError::Status(GNTST_BAD_HANDLE)));
     assert_eq!(g1.revoke(rw), Err(XenError::Errno(-16)));
     let leaks = sim.domain_leaks(2);
-    assert!(
-        leaks.iter().any(|l| l.contains("grant ref 8 still mapped")),
-        "{leaks:?}"
-    );
+    assert!(leaks.iter().any(|l| l.contains("grant ref 8 still mapped")), "{leaks:?}");
     // Domain death releases its mappings, as in Xen.
     sim.destroy_domain(2);
     g1.revoke(rw).unwrap();
@@ -111,10 +89,7 @@ fn mapping_rules() {
 #[test]
 fn grant_refs_exhaust() {
     let sim = Sim::new();
-    let cfg = DomainConfig {
-        grant_refs: 4,
-        ..DomainConfig::default()
-    };
+    let cfg = DomainConfig { grant_refs: 4, ..DomainConfig::default() };
     let d1 = sim.create_domain_with(1, cfg);
     sim.create_domain(2);
     let mut g1 = d1.gnttab();
@@ -133,10 +108,7 @@ fn grant_refs_exhaust() {
 #[test]
 fn page_allocation_limit() {
     let sim = Sim::new();
-    let cfg = DomainConfig {
-        max_pages: 2,
-        ..DomainConfig::default()
-    };
+    let cfg = DomainConfig { max_pages: 2, ..DomainConfig::default() };
     let mut g = sim.create_domain_with(1, cfg).gnttab();
     let a = g.alloc_page().unwrap();
     let b = g.alloc_page().unwrap();

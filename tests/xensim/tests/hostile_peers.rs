@@ -182,7 +182,11 @@ fn a_peer_that_republishes_pads() {
     assert!(most <= 2, "one receive call went through {most} pad records");
     assert!(victim.mgr.channel(2).is_none(), "the channel is closed as a violation");
     assert!(victim.mgr.is_shunned(2));
-    assert!(victim.notes.iter().any(|n| matches!(n, Note::Down { peer: 2, why, .. } if why.contains("ring protocol"))), "{:?}", victim.notes);
+    assert!(
+        victim.notes.iter().any(|n| matches!(n, Note::Down { peer: 2, why, .. } if why.contains("ring protocol"))),
+        "{:?}",
+        victim.notes
+    );
 
     // dom1 keeps serving dom3.
     for seq in 0..50 {

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use smoltcp::wire::{IpAddress, Ipv4Packet, TcpPacket};
 use xen_proto::iface::{EventChannels, GrantRef, GrantTable, Port, SharedPage};
 use xensim::{
-    Domain, DomainConfig, FrontendFeatures, Netback, NetbackFault, NetbackFeatures, RxPacket, Sim,
-    SimPage, TxGso, TxPacket,
+    Domain, DomainConfig, FrontendFeatures, Netback, NetbackFault, NetbackFeatures, RxPacket, Sim, SimPage, TxGso, TxPacket,
 };
 
 const MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0x12, 0x34, 0x56];
@@ -100,14 +99,7 @@ const PLAIN: &[(&str, &str)] = &[("request-rx-copy", "1"), ("feature-no-csum-off
 impl Raw {
     fn new(features: NetbackFeatures, keys: &[(&str, &str)]) -> Raw {
         let sim = Sim::new();
-        let dom = sim.create_domain_with(
-            1,
-            DomainConfig {
-                grant_refs: 1024,
-                max_ports: 8,
-                max_pages: 1024,
-            },
-        );
+        let dom = sim.create_domain_with(1, DomainConfig { grant_refs: 1024, max_ports: 8, max_pages: 1024 });
         let nb = Netback::new_with(&sim, 1, 0, MAC, features);
         let mut g = dom.gnttab();
         let (tx, rx) = (g.alloc_page().unwrap(), g.alloc_page().unwrap());
@@ -116,10 +108,7 @@ impl Raw {
             ring.write_u32(REQ_EVENT, 1);
             ring.write_u32(RSP_EVENT, 1);
         }
-        let rings = vec![
-            g.grant(&tx, 0, false).unwrap(),
-            g.grant(&rx, 0, false).unwrap(),
-        ];
+        let rings = vec![g.grant(&tx, 0, false).unwrap(), g.grant(&rx, 0, false).unwrap()];
         let port = dom.evtchn().alloc_unbound(0).unwrap();
         let raw = Raw {
             sim,
@@ -218,11 +207,7 @@ impl Raw {
         chunks.push(&frame[at..]);
         let mut ids = Vec::new();
         for (i, c) in chunks.iter().enumerate() {
-            let more = if i + 1 < chunks.len() {
-                TXF_MORE_DATA
-            } else {
-                0
-            };
+            let more = if i + 1 < chunks.len() { TXF_MORE_DATA } else { 0 };
             if i == 0 {
                 let extra = if extras.is_empty() { 0 } else { TXF_EXTRA_INFO };
                 ids.push(self.tx_req(c, 100, flags | more | extra, frame.len() as u16));
@@ -251,10 +236,7 @@ impl Raw {
             let at = HDR + (self.tx_cons % 256) as usize * TX_SLOT;
             let mut b = [0u8; 4];
             self.tx.read_bytes(at, &mut b);
-            out.push((
-                u16::from_le_bytes([b[0], b[1]]),
-                i16::from_le_bytes([b[2], b[3]]),
-            ));
+            out.push((u16::from_le_bytes([b[0], b[1]]), i16::from_le_bytes([b[2], b[3]])));
             self.tx_cons = self.tx_cons.wrapping_add(1);
         }
         out
@@ -385,10 +367,7 @@ fn check_segment(s: &[u8]) -> (u16, u32, u8, Vec<u8>) {
     assert!(ip.verify_checksum(), "IPv4 header checksum");
     assert_eq!(usize::from(ip.total_len()), s.len() - 14);
     let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
-    let (src, dst) = (
-        IpAddress::Ipv4(ip.src_addr()),
-        IpAddress::Ipv4(ip.dst_addr()),
-    );
+    let (src, dst) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
     assert!(tcp.verify_checksum(&src, &dst), "TCP checksum");
     let seq = u32::from_be_bytes(s[38..42].try_into().unwrap());
     (ip.ident(), seq, s[47], tcp.payload().to_vec())
@@ -403,33 +382,19 @@ fn features_are_written_and_read_as_linux_does() {
     assert_eq!(key("feature-no-csum-offload"), None);
     assert_eq!(key("feature-rx-copy").as_deref(), Some(&b"1"[..]));
     assert_eq!(key("feature-rx-flip").as_deref(), Some(&b"0"[..]));
-    let want = FrontendFeatures {
-        rx_copy: true,
-        rx_notify: true,
-        sg: true,
-        gso_tcpv4: true,
-        no_csum_offload: false,
-    };
+    let want = FrontendFeatures { rx_copy: true, rx_notify: true, sg: true, gso_tcpv4: true, no_csum_offload: false };
     assert_eq!(raw.nb.frontend_features(), Some(want));
     assert_eq!(raw.nb.frontend_rx_notify(), Some(true));
     assert_eq!(raw.nb.frontend_no_csum_offload(), Some(false));
     raw.finish();
 
-    let none = NetbackFeatures {
-        sg: false,
-        gso_tcpv4: false,
-        csum_offload: false,
-    };
+    let none = NetbackFeatures { sg: false, gso_tcpv4: false, csum_offload: false };
     let raw = Raw::new(none, PLAIN);
     let key = |k: &str| raw.sim.xs_read(&format!("{BE}/{k}"));
     assert_eq!(key("feature-sg"), None);
     assert_eq!(key("feature-gso-tcpv4"), None);
     assert_eq!(key("feature-no-csum-offload").as_deref(), Some(&b"1"[..]));
-    let want = FrontendFeatures {
-        rx_copy: true,
-        no_csum_offload: true,
-        ..FrontendFeatures::default()
-    };
+    let want = FrontendFeatures { rx_copy: true, no_csum_offload: true, ..FrontendFeatures::default() };
     assert_eq!(raw.nb.frontend_features(), Some(want));
     assert_eq!(raw.nb.features(), none);
     raw.finish();
@@ -447,18 +412,12 @@ fn multi_slot_gso_tx_is_reassembled_with_its_meta() {
         data: frame.clone(),
         csum_blank: true,
         data_validated: true,
-        gso: Some(TxGso {
-            size: 1448,
-            kind: 1,
-        }),
+        gso: Some(TxGso { size: 1448, kind: 1 }),
         slots: 4,
     };
     assert_eq!(got, vec![want]);
     let s = raw.nb.stats();
-    assert_eq!(
-        (s.tx_requests, s.tx_gso_packets, s.tx_csum_completed),
-        (5, 1, 1)
-    );
+    assert_eq!((s.tx_requests, s.tx_gso_packets, s.tx_csum_completed), (5, 1, 1));
 
     // One response per slot; the extra's NULL right after the first,
     // with an id that names no request.
@@ -624,17 +583,11 @@ fn every_tx_condition_linux_refuses_is_recorded() {
     bad_tx_on(no_sg, "without feature-sg", Delivered, |r| {
         r.send(&f3k(), &[1000], 0, &[]);
     });
-    let no_gso = NetbackFeatures {
-        gso_tcpv4: false,
-        ..linux
-    };
+    let no_gso = NetbackFeatures { gso_tcpv4: false, ..linux };
     bad_tx_on(no_gso, "without feature-gso-tcpv4", Delivered, |r| {
         r.send(&f3k(), &[1000], BLANK, &[gso(1448, 1, 0)]);
     });
-    let no_csum = NetbackFeatures {
-        csum_offload: false,
-        ..linux
-    };
+    let no_csum = NetbackFeatures { csum_offload: false, ..linux };
     bad_tx_on(no_csum, "despite feature-no-csum-offload", Delivered, |r| {
         r.send(&f3k(), &[], BLANK, &[]);
     });
@@ -661,11 +614,7 @@ fn segments_verify_and_carry_the_whole_payload() {
         assert_eq!(id, 0x1234 + i as u16);
         assert_eq!(seq, 1_000_000 + 1448 * i as u32);
         let last = i + 1 == segs.len();
-        assert_eq!(
-            flags & (PSH | FIN) != 0,
-            last,
-            "segment {i} flags {flags:#x}"
-        );
+        assert_eq!(flags & (PSH | FIN) != 0, last, "segment {i} flags {flags:#x}");
         assert_eq!(flags & CWR != 0, i == 0, "segment {i} flags {flags:#x}");
         assert_eq!(flags & ACK, ACK);
         assert_eq!(p.len(), if last { 10_000 - 6 * 1448 } else { 1448 });
@@ -682,18 +631,9 @@ fn segments_verify_and_carry_the_whole_payload() {
     assert_ne!(out[0][50..52], small[50..52]);
 
     // What Linux drops in software GSO gives nothing.
-    let one_mss = TxPacket {
-        data: tcp_frame(&payload(1448), ACK),
-        ..packets[0].clone()
-    };
+    let one_mss = TxPacket { data: tcp_frame(&payload(1448), ACK), ..packets[0].clone() };
     assert!(one_mss.segment().is_empty());
-    let v6 = TxPacket {
-        gso: Some(TxGso {
-            size: 1448,
-            kind: 2,
-        }),
-        ..packets[0].clone()
-    };
+    let v6 = TxPacket { gso: Some(TxGso { size: 1448, kind: 2 }), ..packets[0].clone() };
     assert!(v6.segment().is_empty());
     raw.finish();
 }
@@ -703,12 +643,7 @@ fn sixty_kib_gso_rx_packet_takes_15_data_slots_and_an_extra() {
     let mut raw = Raw::full();
     raw.post_rx(20);
     let data: Vec<u8> = (0..60 * 1024).map(|i| (i % 251) as u8).collect();
-    raw.nb.inject_rx_packet(RxPacket {
-        data: data.clone(),
-        csum_blank: true,
-        data_validated: false,
-        gso_size: Some(1448),
-    });
+    raw.nb.inject_rx_packet(RxPacket { data: data.clone(), csum_blank: true, data_validated: false, gso_size: Some(1448) });
     let before = raw.nb.stats().notifications_sent;
     raw.nb.step();
     assert_eq!(raw.nb.stats().notifications_sent, before + 1);
@@ -719,11 +654,7 @@ fn sixty_kib_gso_rx_packet_takes_15_data_slots_and_an_extra() {
     assert_eq!(rsp[1].raw, gso(1448, 1, 0), "GSO extra in the second slot");
     let mut got = Vec::new();
     for (i, r) in rsp.iter().enumerate().filter(|(i, _)| *i != 1) {
-        assert_eq!(
-            (r.id(), r.offset(), r.status()),
-            (i as u16, 0, 4096),
-            "slot {i}"
-        );
+        assert_eq!((r.id(), r.offset(), r.status()), (i as u16, 0, 4096), "slot {i}");
         if i > 1 {
             let more = if i < 15 { RXF_MORE_DATA } else { 0 };
             assert_eq!(r.flags(), more, "slot {i}");
@@ -740,12 +671,7 @@ fn sixty_kib_gso_rx_packet_takes_15_data_slots_and_an_extra() {
 fn rx_waits_until_the_whole_packet_has_requests() {
     let mut raw = Raw::full();
     raw.post_rx(10);
-    let big = RxPacket {
-        data: payload(20_000),
-        csum_blank: true,
-        data_validated: true,
-        gso_size: Some(1448),
-    };
+    let big = RxPacket { data: payload(20_000), csum_blank: true, data_validated: true, gso_size: Some(1448) };
     raw.nb.inject_rx_packet(big.clone());
     raw.nb.inject_rx(payload(60));
     raw.nb.step();
@@ -777,21 +703,10 @@ fn rx_waits_until_the_whole_packet_has_requests() {
 fn rx_packets_the_frontend_did_not_negotiate_are_test_errors() {
     let mut raw = Raw::plain();
     raw.post_rx(8);
-    let blank = RxPacket {
-        data: payload(100),
-        csum_blank: true,
-        data_validated: true,
-        gso_size: None,
-    };
+    let blank = RxPacket { data: payload(100), csum_blank: true, data_validated: true, gso_size: None };
     let cases = [
         (RxPacket::plain(payload(5000)), "no feature-sg"),
-        (
-            RxPacket {
-                gso_size: Some(1448),
-                ..blank.clone()
-            },
-            "lacks feature-gso-tcpv4",
-        ),
+        (RxPacket { gso_size: Some(1448), ..blank.clone() }, "lacks feature-gso-tcpv4"),
         (blank, "feature-no-csum-offload"),
         (RxPacket::plain(Vec::new()), "0 bytes"),
     ];
@@ -811,12 +726,7 @@ fn rx_packets_the_frontend_did_not_negotiate_are_test_errors() {
 }
 
 fn gso_packet(len: usize) -> RxPacket {
-    RxPacket {
-        data: payload(len),
-        csum_blank: true,
-        data_validated: true,
-        gso_size: Some(1448),
-    }
+    RxPacket { data: payload(len), csum_blank: true, data_validated: true, gso_size: Some(1448) }
 }
 
 #[test]
@@ -943,18 +853,8 @@ fn hostile_middle_slots() {
     raw.nb.inject_rx(payload(9000));
     raw.nb.step();
     let rsp = raw.rx_responses();
-    let got: Vec<_> = rsp
-        .iter()
-        .map(|r| (r.offset(), r.status(), r.flags()))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            (0, 4096, RXF_MORE_DATA),
-            (256, 4096, RXF_MORE_DATA),
-            (0, 808, 0)
-        ]
-    );
+    let got: Vec<_> = rsp.iter().map(|r| (r.offset(), r.status(), r.flags())).collect();
+    assert_eq!(got, [(0, 4096, RXF_MORE_DATA), (256, 4096, RXF_MORE_DATA), (0, 808, 0)]);
 
     raw.nb.push_fault(NetbackFault::RxStatusInChain(-1));
     raw.nb.inject_rx(payload(9000));

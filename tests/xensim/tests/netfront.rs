@@ -41,16 +41,9 @@ fn handshake_keys_teardown_and_reconnect() {
         ("feature-sg", "1"),
         ("feature-gso-tcpv4", "1"),
     ] {
-        assert_eq!(
-            read(&w.sim, &format!("{FE}/{k}")).as_deref(),
-            Some(v),
-            "{k}"
-        );
+        assert_eq!(read(&w.sim, &format!("{FE}/{k}")).as_deref(), Some(v), "{k}");
     }
-    assert_eq!(
-        read(&w.sim, &format!("{FE}/event-channel")),
-        Some(nf.port().to_string())
-    );
+    assert_eq!(read(&w.sim, &format!("{FE}/event-channel")), Some(nf.port().to_string()));
     for k in ["tx-ring-ref", "rx-ring-ref"] {
         let r: u32 = read(&w.sim, &format!("{FE}/{k}")).unwrap().parse().unwrap();
         assert!(r >= 8, "{k} is a real grant ref");
@@ -209,11 +202,7 @@ fn transmit_rejects_bad_lengths() {
 #[test]
 fn tx_ring_full_then_drains() {
     let mut w = world();
-    let mut nf = w.connect_with(Config {
-        rx_buffers: 16,
-        tx_buffers: 8,
-        offloads: Offloads::NONE,
-    });
+    let mut nf = w.connect_with(Config { rx_buffers: 16, tx_buffers: 8, offloads: Offloads::NONE });
     for i in 0..8 {
         nf.transmit(&frame(i, 64)).unwrap();
     }
@@ -245,10 +234,7 @@ fn still_works(w: &World, nf: &mut Nf, seq: u32) {
 }
 
 fn delta(a: Counters, b: Counters) -> (u64, u64) {
-    (
-        b.bad_responses.total() - a.bad_responses.total(),
-        b.tx_frames - a.tx_frames,
-    )
+    (b.bad_responses.total() - a.bad_responses.total(), b.tx_frames - a.tx_frames)
 }
 
 #[test]
@@ -308,20 +294,14 @@ fn rx_misbehaviour_is_counted_and_survived() {
     still_works(&w, &mut nf, 0);
     type Case = (NetbackFault, fn(&Counters) -> u64);
     let cases: &[Case] = &[
-        (NetbackFault::RxId(0x4000), |c| {
-            c.bad_responses.rx_id_out_of_range
-        }),
+        (NetbackFault::RxId(0x4000), |c| c.bad_responses.rx_id_out_of_range),
         (NetbackFault::RxStatus(3000), |c| c.rx_drops.oversize),
         (NetbackFault::RxStatus(5000), |c| c.rx_drops.outside_page),
         (NetbackFault::RxOffset(4000), |c| c.rx_drops.outside_page),
-        (NetbackFault::RxStatus(i16::MAX), |c| {
-            c.rx_drops.outside_page
-        }),
+        (NetbackFault::RxStatus(i16::MAX), |c| c.rx_drops.outside_page),
         (NetbackFault::RxStatus(-1), |c| c.rx_drops.error_status),
         (NetbackFault::RxStatus(0), |c| c.rx_drops.runt),
-        (NetbackFault::RxFlags(NETRXF_CSUM_BLANK), |c| {
-            c.rx_drops.unsupported_flags
-        }),
+        (NetbackFault::RxFlags(NETRXF_CSUM_BLANK), |c| c.rx_drops.unsupported_flags),
     ];
     for (i, (fault, count)) in cases.iter().enumerate() {
         let before = count(&nf.counters());
@@ -429,11 +409,7 @@ fn small_rx_ring_backpressure_uses_refill_notifications() {
     // 8 rx buffers, 200 frames: the backend keeps running out of
     // requests, arms req_event and waits for our refill kick.
     let mut w = world();
-    let mut nf = w.connect_with(Config {
-        rx_buffers: 8,
-        tx_buffers: 8,
-        offloads: Offloads::NONE,
-    });
+    let mut nf = w.connect_with(Config { rx_buffers: 8, tx_buffers: 8, offloads: Offloads::NONE });
     let base = nf.counters();
     for i in 0..200 {
         w.nb.inject_rx(frame(i, 60 + i as usize));
@@ -463,11 +439,7 @@ fn small_rx_ring_backpressure_uses_refill_notifications() {
 #[test]
 fn grant_still_mapped_is_quarantined_not_reused() {
     let mut w = world();
-    let mut nf = w.connect_with(Config {
-        rx_buffers: 8,
-        tx_buffers: 4,
-        offloads: Offloads::NONE,
-    });
+    let mut nf = w.connect_with(Config { rx_buffers: 8, tx_buffers: 4, offloads: Offloads::NONE });
     w.nb.hold_tx_mappings(1);
     nf.transmit(&frame(1, 64)).unwrap();
     w.pump(&mut nf);
@@ -527,11 +499,7 @@ fn bad_nodes_are_refused_before_allocating() {
         w.dom.gnttab(),
         w.dom.evtchn(),
         VIF,
-        Config {
-            rx_buffers: 0,
-            tx_buffers: 4,
-        offloads: Offloads::NONE,
-        },
+        Config { rx_buffers: 0, tx_buffers: 4, offloads: Offloads::NONE },
         50 * MS,
     );
     assert_eq!(r.err(), Some(Error::BadConfig));
@@ -558,11 +526,7 @@ fn default_grant_budget_too_small_fails_cleanly() {
         dom.gnttab(),
         dom.evtchn(),
         VIF,
-        Config {
-            rx_buffers: 64,
-            tx_buffers: 64,
-        offloads: Offloads::NONE,
-        },
+        Config { rx_buffers: 64, tx_buffers: 64, offloads: Offloads::NONE },
         50 * MS,
     )
     .unwrap();
@@ -622,10 +586,7 @@ fn notifications_are_suppressed_while_streaming() {
     let refill_kicks = c.notifications_sent - base.notifications_sent;
     let nb = w.nb.stats();
     assert!(rx_events < N / 16, "{rx_events} events for {N} frames");
-    assert!(
-        refill_kicks < N / 16,
-        "{refill_kicks} rx refill notifications for {N} frames"
-    );
+    assert!(refill_kicks < N / 16, "{refill_kicks} rx refill notifications for {N} frames");
     assert!(nb.notifications_sent - nb_base.notifications_sent < N / 16);
     w.shutdown(nf);
     w.finish();

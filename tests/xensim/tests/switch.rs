@@ -27,8 +27,8 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
 use support::pattern;
 use xen_proto::iface::DomId;
 use xen_proto::xenstore::Client;
-use xenstore_wire::{Access, Permission};
 use xensim::{Domain, DomainConfig, Sim, SimEvtchn, SimGnttab, SimXsRing};
+use xenstore_wire::{Access, Permission};
 
 const MS: u64 = 1_000_000;
 const GROUP: &str = "lab";
@@ -378,7 +378,6 @@ fn large_channel_frames_are_cut_for_the_fallback() {
     assert!(ca.tx_channel_bytes / ca.tx_channel_frames.max(1) > 4000, "the channel carried small frames: {ca:?}");
 }
 
-
 fn frame_to(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
     let mut f = vec![0x5a; len];
     f[..6].copy_from_slice(&dst);
@@ -507,11 +506,7 @@ fn a_peer_that_stops_reading_loses_its_channel() {
     clock += STUCK_AFTER_NS + MS;
     assert!(a.res.transmit(Instant::ZERO).is_none());
     a.service(clock);
-    assert!(
-        a.notes().any(|n| matches!(n, Note::Down { why, .. } if why.contains("stopped consuming"))),
-        "{:?}",
-        a.events
-    );
+    assert!(a.notes().any(|n| matches!(n, Note::Down { why, .. } if why.contains("stopped consuming"))), "{:?}", a.events);
     send(&mut a, &f);
     assert_eq!(*bridge.frames.borrow(), 1, "the frame after the close took the bridge");
     finish(&mut [&mut a, &mut b], &mut clock);

@@ -4,9 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use xen_proto::iface::{EventChannels, GrantTable, SharedPage};
-use xen_proto::xenbus::{
-    read_state, switch_state, wait_for_state, FrontendStateMachine, XenbusState as S,
-};
+use xen_proto::xenbus::{read_state, switch_state, wait_for_state, FrontendStateMachine, XenbusState as S};
 use xen_proto::Error;
 use xensim::Sim;
 use xenstore_wire::{Access, Permission};
@@ -19,25 +17,11 @@ const MS: u64 = 1_000_000;
 fn toolstack(sim: &Sim) {
     let mut c = sim.create_domain(0).xenstore_client();
     c.mkdir(FE).unwrap();
-    c.set_perms(
-        FE,
-        &[
-            Permission::new(1, Access::None),
-            Permission::new(0, Access::Read),
-        ],
-    )
-    .unwrap();
+    c.set_perms(FE, &[Permission::new(1, Access::None), Permission::new(0, Access::Read)]).unwrap();
     c.write(&format!("{FE}/backend"), BE.as_bytes()).unwrap();
     c.write(&format!("{FE}/state"), b"1").unwrap();
     c.mkdir(BE).unwrap();
-    c.set_perms(
-        BE,
-        &[
-            Permission::new(0, Access::None),
-            Permission::new(1, Access::Read),
-        ],
-    )
-    .unwrap();
+    c.set_perms(BE, &[Permission::new(0, Access::None), Permission::new(1, Access::Read)]).unwrap();
     c.write(&format!("{BE}/state"), b"1").unwrap();
 }
 
@@ -59,10 +43,7 @@ fn handshake_connect_and_close() {
 
     // Backend announces it is waiting for the frontend.
     switch_state(&mut bec, &be_state, S::InitWait).unwrap();
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::InitWait], 10 * MS),
-        Ok(S::InitWait)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::InitWait], 10 * MS), Ok(S::InitWait));
     fsm.switch(&mut fe, &fe_state, S::InitWait).unwrap();
 
     // Frontend shares a ring page and an event channel, then Initialised.
@@ -79,38 +60,21 @@ fn handshake_connect_and_close() {
     // Skipping ahead is rejected and publishes nothing.
     assert_eq!(
         fsm.switch(&mut fe, &fe_state, S::Connected),
-        Err(Error::IllegalTransition {
-            from: S::InitWait,
-            to: S::Connected
-        })
+        Err(Error::IllegalTransition { from: S::InitWait, to: S::Connected })
     );
     assert_eq!(read_state(&mut fe, &fe_state).unwrap(), S::InitWait);
     fsm.switch(&mut fe, &fe_state, S::Initialised).unwrap();
 
     // Backend picks up the details, maps, binds, connects.
-    assert_eq!(
-        wait_for_state(&mut bec, &fe_state, &[S::Initialised], 10 * MS),
-        Ok(S::Initialised)
-    );
-    let bref: u32 = bec
-        .read_string(&format!("{FE}/ring-ref"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bport: u32 = bec
-        .read_string(&format!("{FE}/event-channel"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert_eq!(wait_for_state(&mut bec, &fe_state, &[S::Initialised], 10 * MS), Ok(S::Initialised));
+    let bref: u32 = bec.read_string(&format!("{FE}/ring-ref")).unwrap().parse().unwrap();
+    let bport: u32 = bec.read_string(&format!("{FE}/event-channel")).unwrap().parse().unwrap();
     let (mut bgnt, mut bevt) = (dom0.gnttab(), dom0.evtchn());
     let mapped = bgnt.map(1, bref, false).unwrap();
     let local = bevt.bind_interdomain(1, bport).unwrap();
     switch_state(&mut bec, &be_state, S::Connected).unwrap();
 
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::Connected], 10 * MS),
-        Ok(S::Connected)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::Connected], 10 * MS), Ok(S::Connected));
     fsm.switch(&mut fe, &fe_state, S::Connected).unwrap();
     assert_eq!(fsm.state(), S::Connected);
 
@@ -131,17 +95,11 @@ fn handshake_connect_and_close() {
 
     // Teardown: frontend Closing, backend releases and Closes, frontend Closed.
     fsm.switch(&mut fe, &fe_state, S::Closing).unwrap();
-    assert_eq!(
-        wait_for_state(&mut bec, &fe_state, &[S::Closing], 10 * MS),
-        Ok(S::Closing)
-    );
+    assert_eq!(wait_for_state(&mut bec, &fe_state, &[S::Closing], 10 * MS), Ok(S::Closing));
     bgnt.unmap(mapped).unwrap();
     bevt.close(local).unwrap();
     switch_state(&mut bec, &be_state, S::Closed).unwrap();
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::Closed], 10 * MS),
-        Ok(S::Closed)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::Closed], 10 * MS), Ok(S::Closed));
     fsm.switch(&mut fe, &fe_state, S::Closed).unwrap();
     fevt.close(port).unwrap();
     fgnt.revoke(gref).unwrap();
@@ -175,22 +133,13 @@ fn backend_driven_by_step_hook() {
         switch_state(&mut c, &bs, next).unwrap();
     });
     let mut fsm = FrontendStateMachine::new();
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::InitWait], 10 * MS),
-        Ok(S::InitWait)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::InitWait], 10 * MS), Ok(S::InitWait));
     fsm.switch(&mut fe, &fe_state, S::InitWait).unwrap();
     fsm.switch(&mut fe, &fe_state, S::Initialised).unwrap();
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::Connected], 10 * MS),
-        Ok(S::Connected)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::Connected], 10 * MS), Ok(S::Connected));
     fsm.switch(&mut fe, &fe_state, S::Connected).unwrap();
     fsm.switch(&mut fe, &fe_state, S::Closing).unwrap();
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::Closed], 10 * MS),
-        Ok(S::Closed)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::Closed], 10 * MS), Ok(S::Closed));
     fsm.switch(&mut fe, &fe_state, S::Closed).unwrap();
     sim.clear_step_hook();
 }
@@ -202,22 +151,13 @@ fn wait_for_state_times_out_and_cleans_up() {
     let mut fe = sim.create_domain(1).xenstore_client();
     let be_state = format!("{BE}/state");
     let t0 = sim.now_ns();
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::Connected], 20 * MS),
-        Err(Error::Timeout)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::Connected], 20 * MS), Err(Error::Timeout));
     assert!(sim.now_ns() - t0 >= 10 * MS);
     // A missing node reads as Unknown; garbage is an error.
-    assert_eq!(
-        read_state(&mut fe, &format!("{FE}/nothing")),
-        Ok(S::Unknown)
-    );
+    assert_eq!(read_state(&mut fe, &format!("{FE}/nothing")), Ok(S::Unknown));
     sim.xs_write(&be_state, b"garbage");
     assert_eq!(read_state(&mut fe, &be_state), Err(Error::InvalidState));
-    assert_eq!(
-        wait_for_state(&mut fe, &be_state, &[S::Connected], 20 * MS),
-        Err(Error::InvalidState)
-    );
+    assert_eq!(wait_for_state(&mut fe, &be_state, &[S::Connected], 20 * MS), Err(Error::InvalidState));
     // The watch was removed on every path: Sim's drop checks.
 }
 
@@ -235,10 +175,7 @@ fn switch_state_retries_conflicts() {
     switch_state(&mut fe, &fe_state, S::InitWait).unwrap();
     // Bounded: endless conflicts surface as an error.
     sim.force_eagain(1000);
-    assert!(matches!(
-        switch_state(&mut fe, &fe_state, S::Initialised),
-        Err(Error::TransactionRetries(_))
-    ));
+    assert!(matches!(switch_state(&mut fe, &fe_state, S::Initialised), Err(Error::TransactionRetries(_))));
     sim.force_eagain(0);
     assert_eq!(read_state(&mut fe, &fe_state).unwrap(), S::InitWait);
 }

@@ -6,10 +6,7 @@ use xensim::Sim;
 use xenstore_wire::{Access, Permission, WatchEvent, XsError};
 
 fn ev(path: &str, token: &str) -> WatchEvent {
-    WatchEvent {
-        path: path.into(),
-        token: token.into(),
-    }
+    WatchEvent { path: path.into(), token: token.into() }
 }
 
 #[test]
@@ -18,11 +15,7 @@ fn write_read_rm_round_trip() {
     let mut c = sim.create_domain(1).xenstore_client();
     c.write("/local/domain/1/data/x", b"hello").unwrap();
     assert_eq!(c.read("/local/domain/1/data/x").unwrap(), b"hello");
-    assert_eq!(
-        c.read_string("data/x").unwrap(),
-        "hello",
-        "relative to home"
-    );
+    assert_eq!(c.read_string("data/x").unwrap(), "hello", "relative to home");
     // Arbitrary bytes, including NUL, survive.
     c.write("data/bin", &[0, 1, 2, 0xff]).unwrap();
     assert_eq!(c.read("data/bin").unwrap(), [0, 1, 2, 0xff]);
@@ -85,33 +78,18 @@ fn permissions_gate_other_domains() {
     // dom0 is privileged.
     assert_eq!(dom0.read(path).unwrap(), b"s3");
     // The creator owns the node.
-    assert_eq!(
-        a.get_perms(path).unwrap(),
-        [Permission::new(1, Access::None)]
-    );
+    assert_eq!(a.get_perms(path).unwrap(), [Permission::new(1, Access::None)]);
 
-    let perms = [
-        Permission::new(1, Access::None),
-        Permission::new(2, Access::Read),
-    ];
+    let perms = [Permission::new(1, Access::None), Permission::new(2, Access::Read)];
     a.set_perms(path, &perms).unwrap();
     assert_eq!(b.read(path).unwrap(), b"s3");
     assert_eq!(b.get_perms(path).unwrap(), perms);
     assert_eq!(b.write(path, b"x"), Err(Error::Xs(XsError::Eacces)));
-    assert_eq!(
-        b.set_perms(path, &[Permission::new(2, Access::Both)]),
-        Err(Error::Xs(XsError::Eacces))
-    );
+    assert_eq!(b.set_perms(path, &[Permission::new(2, Access::Both)]), Err(Error::Xs(XsError::Eacces)));
     // An owner may not give a node away; dom0 may.
-    assert_eq!(
-        a.set_perms(path, &[Permission::new(2, Access::None)]),
-        Err(Error::Xs(XsError::Eperm))
-    );
+    assert_eq!(a.set_perms(path, &[Permission::new(2, Access::None)]), Err(Error::Xs(XsError::Eperm)));
     // Other domains' homes are closed to us.
-    assert_eq!(
-        b.write("/local/domain/1/mine", b"x"),
-        Err(Error::Xs(XsError::Eacces))
-    );
+    assert_eq!(b.write("/local/domain/1/mine", b"x"), Err(Error::Xs(XsError::Eacces)));
     // Errors leave clients usable.
     assert_eq!(b.read_string(path).unwrap(), "s3");
     a.rm("secret").unwrap();
@@ -124,18 +102,12 @@ fn watch_fires_on_registration_change_and_not_after_unwatch() {
     let mut b = sim.create_domain(0).xenstore_client();
     a.mkdir("w").unwrap();
     a.watch("/local/domain/1/w", "tok").unwrap();
-    assert_eq!(
-        a.wait_watch_event(1_000_000).unwrap(),
-        ev("/local/domain/1/w", "tok")
-    );
+    assert_eq!(a.wait_watch_event(1_000_000).unwrap(), ev("/local/domain/1/w", "tok"));
     assert_eq!(a.next_watch_event().unwrap(), None);
 
     // A change below the watched node, by another domain.
     b.write("/local/domain/1/w/k", b"1").unwrap();
-    assert_eq!(
-        a.next_watch_event().unwrap(),
-        Some(ev("/local/domain/1/w/k", "tok"))
-    );
+    assert_eq!(a.next_watch_event().unwrap(), Some(ev("/local/domain/1/w/k", "tok")));
     // Unrelated paths stay quiet; siblings with a common prefix too.
     b.write("/local/domain/1/wx", b"1").unwrap();
     assert_eq!(a.next_watch_event().unwrap(), None);
@@ -155,10 +127,7 @@ fn watch_fires_on_registration_change_and_not_after_unwatch() {
     // Virtual time passed (a stale wake-up may take one slice of it).
     assert!(sim.now_ns() - before >= 40_000_000);
 
-    assert_eq!(
-        a.unwatch("/local/domain/1/w", "tok"),
-        Err(Error::Xs(XsError::Enoent))
-    );
+    assert_eq!(a.unwatch("/local/domain/1/w", "tok"), Err(Error::Xs(XsError::Enoent)));
     a.rm("w").unwrap();
     a.rm("wx").unwrap();
 }
@@ -188,11 +157,7 @@ fn transaction_commits_and_isolates() {
         .transaction(|tx| {
             tx.write("t/a", b"1")?;
             tx.write("t/b", b"2")?;
-            assert_eq!(
-                sim.xs_read("/local/domain/1/t/a"),
-                None,
-                "not visible before commit"
-            );
+            assert_eq!(sim.xs_read("/local/domain/1/t/a"), None, "not visible before commit");
             tx.read("t/a")
         })
         .unwrap();
@@ -245,13 +210,7 @@ fn transaction_retries_forced_eagain_then_succeeds() {
 fn transaction_gives_up_after_bound() {
     let sim = Sim::new();
     let ring = sim.create_domain(1).xenstore();
-    let mut a = Client::with_config(
-        ring,
-        Config {
-            tx_retries: 3,
-            ..Config::default()
-        },
-    );
+    let mut a = Client::with_config(ring, Config { tx_retries: 3, ..Config::default() });
     sim.force_eagain(100);
     let mut runs = 0;
     let r = a.transaction(|tx| {
@@ -270,10 +229,7 @@ fn waiting_for_one_token_keeps_the_others() {
     let mut a = sim.create_domain(1).xenstore_client();
     a.watch("x", "first").unwrap();
     a.watch("y", "second").unwrap();
-    assert_eq!(
-        a.wait_watch_event_for("second", 1).unwrap(),
-        ev("y", "second")
-    );
+    assert_eq!(a.wait_watch_event_for("second", 1).unwrap(), ev("y", "second"));
     assert_eq!(a.next_watch_event().unwrap(), Some(ev("x", "first")));
     assert_eq!(a.wait_watch_event_for("second", 1_000), Err(Error::Timeout));
     a.unwatch("x", "first").unwrap();
@@ -285,13 +241,7 @@ fn waiting_for_one_token_keeps_the_others() {
 fn watch_queue_is_bounded() {
     let sim = Sim::new();
     let ring = sim.create_domain(1).xenstore();
-    let mut a = Client::with_config(
-        ring,
-        Config {
-            max_queued_events: 2,
-            ..Config::default()
-        },
-    );
+    let mut a = Client::with_config(ring, Config { max_queued_events: 2, ..Config::default() });
     a.watch("q", "t").unwrap();
     for i in 0..5 {
         sim.xs_write("/local/domain/1/q", format!("{i}").as_bytes());

@@ -26,6 +26,9 @@ mod tests {
         assert_eq!(find_base(fake(0x4000_0100)), Some(0x4000_0100));
         assert_eq!(find_base(fake(0x3000_0000)), None);
         // A signature whose max leaf is too small to reach the MSR leaf.
-        assert_eq!(find_base(|l| if l == 0x4000_0000 { [l + 1, SIGNATURE[0], SIGNATURE[1], SIGNATURE[2]] } else { [0; 4] }), None);
+        assert_eq!(
+            find_base(|l| if l == 0x4000_0000 { [l + 1, SIGNATURE[0], SIGNATURE[1], SIGNATURE[2]] } else { [0; 4] }),
+            None
+        );
     }
 }

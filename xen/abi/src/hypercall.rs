@@ -225,8 +225,7 @@ pub fn grant_query_size() -> core::result::Result<(u32, u32), GrantError> {
 pub fn set_singleshot_timer(vcpu: u32, timeout_abs_ns: u64) -> Result<()> {
     let mut op = VcpuSetSingleshotTimer { timeout_abs_ns, flags: 0 };
     // SAFETY: VCPUOP_set_singleshot_timer reads only `op`.
-    check(unsafe { call(nr::VCPU_OP, u64::from(vcpuop::SET_SINGLESHOT_TIMER), u64::from(vcpu), ptr(&mut op)) })
-        .map(drop)
+    check(unsafe { call(nr::VCPU_OP, u64::from(vcpuop::SET_SINGLESHOT_TIMER), u64::from(vcpu), ptr(&mut op)) }).map(drop)
 }
 
 pub fn stop_periodic_timer(vcpu: u32) -> Result<()> {
@@ -261,8 +260,7 @@ pub fn sched_poll(ports: &mut [u32], timeout_abs_ns: u64) -> Result<()> {
 /// the frame must be ours and hold nothing Rust code relies on.
 pub unsafe fn grant_copy(ops: &mut [GnttabCopy]) -> Result<()> {
     // SAFETY: the caller vouches for our frames; Xen reads/writes the array.
-    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::COPY), ops.as_mut_ptr() as u64, ops.len() as u64) })
-        .map(drop)
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::COPY), ops.as_mut_ptr() as u64, ops.len() as u64) }).map(drop)
 }
 
 /// Returns only if Xen refuses the shutdown.
@@ -292,12 +290,7 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<()> {
 /// # Safety
 /// `host_addr` is page-aligned, has no RAM behind it that the kernel uses
 /// (unmapping leaves it empty), and is not already mapped.
-pub unsafe fn map_grant_ref(
-    dom: DomId,
-    gref: u32,
-    host_addr: u64,
-    readonly: bool,
-) -> core::result::Result<u32, GrantError> {
+pub unsafe fn map_grant_ref(dom: DomId, gref: u32, host_addr: u64, readonly: bool) -> core::result::Result<u32, GrantError> {
     let flags = gnttabop::GNTMAP_HOST_MAP | if readonly { gnttabop::GNTMAP_READONLY } else { 0 };
     let mut op = GnttabMapGrantRef { host_addr, flags, gref, dom, ..Default::default() };
     // SAFETY: the caller vouches for host_addr; Xen reads/writes one `op`.

@@ -38,8 +38,8 @@ pub struct Group(String);
 
 impl Group {
     pub fn new(name: &str) -> Result<Group, AdvertError> {
-        let ok = (1..=MAX_GROUP_LEN).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        let ok =
+            (1..=MAX_GROUP_LEN).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if ok {
             Ok(Group(name.to_string()))
         } else {
@@ -97,9 +97,7 @@ impl Advert {
         for word in text.split(' ').filter(|w| !w.is_empty()) {
             let (key, val) = word.split_once('=').ok_or(AdvertError::Malformed)?;
             let slot_taken = match key {
-                "version" => version
-                    .replace(parse_u32(val.as_bytes()).ok_or(AdvertError::BadValue("version"))?)
-                    .is_some(),
+                "version" => version.replace(parse_u32(val.as_bytes()).ok_or(AdvertError::BadValue("version"))?).is_some(),
                 "group" => group.replace(Group::new(val)?).is_some(),
                 "mac" => mac.replace(parse_mac(val.as_bytes()).ok_or(AdvertError::BadValue("mac"))?).is_some(),
                 "ipv4" => ipv4.replace(parse_ipv4(val).ok_or(AdvertError::BadValue("ipv4"))?).is_some(),
@@ -129,7 +127,12 @@ mod tests {
     use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
 
     fn lab() -> Advert {
-        Advert { version: 1, group: Group::new("lab").unwrap(), mac: [0, 0x16, 0x3e, 0xc0, 0, 0x10], ipv4: Some([198, 18, 0, 10]) }
+        Advert {
+            version: 1,
+            group: Group::new("lab").unwrap(),
+            mac: [0, 0x16, 0x3e, 0xc0, 0, 0x10],
+            ipv4: Some([198, 18, 0, 10]),
+        }
     }
 
     #[test]
@@ -162,8 +165,22 @@ mod tests {
             assert_eq!(parse_ipv4(s), Some(want), "{s}");
         }
         for s in [
-            "", "1.2.3", "1.2.3.4.", ".1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.256", "1000.2.3.4", "01.2.3.4", "1.2.3.00",
-            "+1.2.3.4", "1.2.3.-4", "1.2.3.4x", "0x1.2.3.4", "1.2.3.4/24", "::1",
+            "",
+            "1.2.3",
+            "1.2.3.4.",
+            ".1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.256",
+            "1000.2.3.4",
+            "01.2.3.4",
+            "1.2.3.00",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "1.2.3.4x",
+            "0x1.2.3.4",
+            "1.2.3.4/24",
+            "::1",
         ] {
             assert_eq!(parse_ipv4(s), None, "{s}");
         }

@@ -79,9 +79,7 @@ impl PeerList {
                 return Err(PeerListError::TooMany);
             }
             let (id, mac) = word.split_once('=').ok_or(PeerListError::Malformed)?;
-            let domid = parse_u32(id.as_bytes())
-                .and_then(|d| DomId::try_from(d).ok())
-                .ok_or(PeerListError::Malformed)?;
+            let domid = parse_u32(id.as_bytes()).and_then(|d| DomId::try_from(d).ok()).ok_or(PeerListError::Malformed)?;
             let mac = parse_mac(mac.as_bytes()).ok_or(PeerListError::Malformed)?;
             if peers.last().is_some_and(|last| last.domid >= domid) {
                 return Err(PeerListError::Unordered);

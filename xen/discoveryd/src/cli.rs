@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(parse_strs(&["--socket", "/run/xs", "--rescan", "3", "--once"]).unwrap(), want);
         assert_eq!(parse_strs(&["--once", "--rescan=3", "--socket=/run/xs"]).unwrap(), want);
         // The last one given counts.
-        assert_eq!(parse_strs(&["--rescan", "5", "--rescan", "3", "--socket", "/x", "--socket", "/run/xs", "--once"]).unwrap(), want);
+        assert_eq!(
+            parse_strs(&["--rescan", "5", "--rescan", "3", "--socket", "/x", "--socket", "/run/xs", "--once"]).unwrap(),
+            want
+        );
         // A path may look like anything, even an option.
         assert_eq!(parse_strs(&["--socket", "--once"]).unwrap(), run("--once", 10, false));
     }

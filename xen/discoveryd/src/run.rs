@@ -157,12 +157,7 @@ fn serve<S: Store>(
 /// Runs until `stop` says so (or after one scan with `once`). Never gives
 /// up on xenstored: connection failures are reported and retried with a
 /// pause growing to 5 s (reset once a connection scans successfully).
-pub fn run<C: Connector>(
-    connector: &mut C,
-    opts: Options,
-    log: &mut dyn FnMut(Event<'_>),
-    stop: &mut dyn FnMut() -> bool,
-) {
+pub fn run<C: Connector>(connector: &mut C, opts: Options, log: &mut dyn FnMut(Event<'_>), stop: &mut dyn FnMut() -> bool) {
     let mut publisher = Publisher::default();
     let mut pause = Duration::from_millis(200);
     let backoff = |pause: &mut Duration| {

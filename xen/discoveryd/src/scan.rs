@@ -157,8 +157,12 @@ mod tests {
 
     #[test]
     fn relevance() {
-        for yes in ["@releaseDomain", "/local/domain/7", "/local/domain/7/data/cohort/advert", "/local/domain/0/backend/vif/7/0/mac"]
-        {
+        for yes in [
+            "@releaseDomain",
+            "/local/domain/7",
+            "/local/domain/7/data/cohort/advert",
+            "/local/domain/0/backend/vif/7/0/mac",
+        ] {
             assert!(relevant(yes), "{yes}");
         }
         for no in [

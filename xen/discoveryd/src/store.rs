@@ -128,9 +128,7 @@ impl SocketStore {
             match self.sock.read(&mut buf) {
                 Ok(0) => return Err(StoreError::Disconnected("xenstored closed the socket".into())),
                 Ok(n) => self.decoder.push(&buf[..n]).map_err(|e| StoreError::Protocol(format!("{e:?}")))?,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Ok(None)
-                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io(e)),
             }

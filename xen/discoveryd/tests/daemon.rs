@@ -11,8 +11,8 @@ use discoveryd::scan::Publisher;
 use discoveryd::store::{list_perms, Result, Store, StoreError};
 use xen_proto::iface::DomId;
 use xen_proto::xenstore::Client;
-use xenstore_wire::{WatchEvent, XsError};
 use xensim::{Sim, SimXsRing, Xen};
+use xenstore_wire::{WatchEvent, XsError};
 
 /// dom0's xenstore client as the daemon's store.
 struct SimStore {
@@ -92,7 +92,10 @@ fn mac(domid: DomId) -> [u8; 6] {
 /// holds), advertising itself in `group` (None: not at all).
 fn guest(sim: &Sim, domid: DomId, group: Option<&str>) -> Client<SimXsRing> {
     let dom = sim.create_domain(domid);
-    sim.xs_write(&format!("/local/domain/0/backend/vif/{domid}/0/mac"), format!("{}", xen_proto::values::Mac(mac(domid))).as_bytes());
+    sim.xs_write(
+        &format!("/local/domain/0/backend/vif/{domid}/0/mac"),
+        format!("{}", xen_proto::values::Mac(mac(domid))).as_bytes(),
+    );
     let mut c = dom.xenstore_client();
     if let Some(g) = group {
         let advert = Advert { version: 1, group: Group::new(g).unwrap(), mac: mac(domid), ipv4: Some([198, 18, 0, domid as u8]) };
@@ -254,7 +257,10 @@ fn the_loop_follows_watch_events_and_survives_a_lost_connection() {
 /// `guest` for a `Xen` handle (inside a closure).
 fn guest_on(xen: &Xen, domid: DomId) -> Client<SimXsRing> {
     let dom = xen.create_domain(domid);
-    xen.xs_write(&format!("/local/domain/0/backend/vif/{domid}/0/mac"), format!("{}", xen_proto::values::Mac(mac(domid))).as_bytes());
+    xen.xs_write(
+        &format!("/local/domain/0/backend/vif/{domid}/0/mac"),
+        format!("{}", xen_proto::values::Mac(mac(domid))).as_bytes(),
+    );
     let mut c = dom.xenstore_client();
     let advert = Advert { version: 1, group: Group::new("lab").unwrap(), mac: mac(domid), ipv4: None };
     c.write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();

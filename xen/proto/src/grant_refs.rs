@@ -56,11 +56,7 @@ impl RefAllocator {
         if first < GNTTAB_NR_RESERVED_ENTRIES || first.checked_add(count).is_none() {
             return Err(RefError::BadRange);
         }
-        Ok(RefAllocator {
-            first,
-            free: (first..first + count).rev().collect(),
-            in_use: alloc::vec![false; count as usize],
-        })
+        Ok(RefAllocator { first, free: (first..first + count).rev().collect(), in_use: alloc::vec![false; count as usize] })
     }
 
     /// Takes a free ref.
@@ -85,20 +81,12 @@ impl RefAllocator {
 
     /// Whether `r` is currently allocated from this pool.
     pub fn is_allocated(&self, r: GrantRef) -> bool {
-        r.checked_sub(self.first)
-            .and_then(|i| self.in_use.get(i as usize))
-            .copied()
-            .unwrap_or(false)
+        r.checked_sub(self.first).and_then(|i| self.in_use.get(i as usize)).copied().unwrap_or(false)
     }
 
     /// Refs still allocated, ascending (for leak reports).
     pub fn outstanding(&self) -> Vec<GrantRef> {
-        self.in_use
-            .iter()
-            .enumerate()
-            .filter(|(_, &used)| used)
-            .map(|(i, _)| self.first + i as GrantRef)
-            .collect()
+        self.in_use.iter().enumerate().filter(|(_, &used)| used).map(|(i, _)| self.first + i as GrantRef).collect()
     }
 
     /// Number of free refs.
@@ -165,10 +153,7 @@ mod tests {
     fn reserved_and_overflowing_ranges_rejected() {
         assert_eq!(RefAllocator::new(0, 4).unwrap_err(), RefError::BadRange);
         assert_eq!(RefAllocator::new(7, 4).unwrap_err(), RefError::BadRange);
-        assert_eq!(
-            RefAllocator::new(u32::MAX, 2).unwrap_err(),
-            RefError::BadRange
-        );
+        assert_eq!(RefAllocator::new(u32::MAX, 2).unwrap_err(), RefError::BadRange);
         let mut empty = RefAllocator::new(8, 0).unwrap();
         assert_eq!(empty.alloc(), Err(RefError::Exhausted));
         assert_eq!(empty.capacity(), 0);

@@ -122,21 +122,11 @@ pub trait RegionGrants: GrantTable {
     /// Gives the pages back. They must not be granted any more.
     fn free_region(&mut self, region: Self::Region);
     /// Lets `to` map page `index` of `region`.
-    fn grant_region_page(
-        &mut self,
-        region: &Self::Region,
-        index: usize,
-        to: DomId,
-        readonly: bool,
-    ) -> Result<GrantRef, XenError>;
+    fn grant_region_page(&mut self, region: &Self::Region, index: usize, to: DomId, readonly: bool)
+        -> Result<GrantRef, XenError>;
     /// Maps `grefs` of domain `from`, in order, as one contiguous region.
     /// On failure nothing stays mapped.
-    fn map_region(
-        &mut self,
-        from: DomId,
-        grefs: &[GrantRef],
-        readonly: bool,
-    ) -> Result<Self::MappedRegion, XenError>;
+    fn map_region(&mut self, from: DomId, grefs: &[GrantRef], readonly: bool) -> Result<Self::MappedRegion, XenError>;
     /// Unmaps every page of `region`.
     fn unmap_region(&mut self, region: Self::MappedRegion) -> Result<(), XenError>;
 }

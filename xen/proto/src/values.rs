@@ -39,9 +39,7 @@ pub fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0u32, |acc, d| {
-        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
-    })
+    s.iter().try_fold(0u32, |acc, d| acc.checked_mul(10)?.checked_add(u32::from(d - b'0')))
 }
 
 /// Formats a MAC address as `00:16:3e:12:34:56` (lower case).
@@ -60,14 +58,8 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(
-            parse_mac(b"00:16:3e:0a:Bc:fF"),
-            Some([0x00, 0x16, 0x3e, 0x0a, 0xbc, 0xff])
-        );
-        assert_eq!(
-            parse_mac(b"00:16:3e:00:00:01\0"),
-            Some([0, 0x16, 0x3e, 0, 0, 1])
-        );
+        assert_eq!(parse_mac(b"00:16:3e:0a:Bc:fF"), Some([0x00, 0x16, 0x3e, 0x0a, 0xbc, 0xff]));
+        assert_eq!(parse_mac(b"00:16:3e:00:00:01\0"), Some([0, 0x16, 0x3e, 0, 0, 1]));
         for bad in [
             &b""[..],
             b"00:16:3e:00:00",

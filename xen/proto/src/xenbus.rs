@@ -67,9 +67,7 @@ impl XenbusState {
         if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(Error::InvalidState);
         }
-        let n = digits
-            .iter()
-            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+        let n = digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
         XenbusState::from_number(n).ok_or(Error::InvalidState)
     }
 
@@ -98,11 +96,7 @@ pub fn read_state<R: XenstoreRing>(c: &mut Client<R>, path: &str) -> Result<Xenb
 /// Writes `state` to the `state` node at `path` inside a transaction,
 /// retrying on `EAGAIN`. Writing the current state again is skipped, so
 /// the peer sees no spurious watch event.
-pub fn switch_state<R: XenstoreRing>(
-    c: &mut Client<R>,
-    path: &str,
-    state: XenbusState,
-) -> Result<(), Error> {
+pub fn switch_state<R: XenstoreRing>(c: &mut Client<R>, path: &str, state: XenbusState) -> Result<(), Error> {
     let value = state.to_value();
     c.transaction(|tx| {
         match tx.read(path) {
@@ -172,9 +166,7 @@ impl Default for FrontendStateMachine {
 impl FrontendStateMachine {
     /// Starts in `Initialising`.
     pub fn new() -> Self {
-        FrontendStateMachine {
-            state: XenbusState::Initialising,
-        }
+        FrontendStateMachine { state: XenbusState::Initialising }
     }
 
     /// The current state.
@@ -200,10 +192,7 @@ impl FrontendStateMachine {
     /// stays put.
     pub fn transition(&mut self, to: XenbusState) -> Result<(), Error> {
         if !self.can_transition(to) {
-            return Err(Error::IllegalTransition {
-                from: self.state,
-                to,
-            });
+            return Err(Error::IllegalTransition { from: self.state, to });
         }
         self.state = to;
         Ok(())
@@ -211,17 +200,9 @@ impl FrontendStateMachine {
 
     /// Validates the move, publishes it at `path` with [`switch_state`],
     /// and only then records it (a failed write changes nothing).
-    pub fn switch<R: XenstoreRing>(
-        &mut self,
-        c: &mut Client<R>,
-        path: &str,
-        to: XenbusState,
-    ) -> Result<(), Error> {
+    pub fn switch<R: XenstoreRing>(&mut self, c: &mut Client<R>, path: &str, to: XenbusState) -> Result<(), Error> {
         if !self.can_transition(to) {
-            return Err(Error::IllegalTransition {
-                from: self.state,
-                to,
-            });
+            return Err(Error::IllegalTransition { from: self.state, to });
         }
         switch_state(c, path, to)?;
         self.state = to;
@@ -240,16 +221,7 @@ mod tests {
         assert_eq!(XenbusState::parse(b"0"), Ok(Unknown));
         assert_eq!(XenbusState::parse(b"8\0"), Ok(Reconfigured));
         assert_eq!(XenbusState::parse(b"004"), Ok(Connected));
-        for bad in [
-            &b""[..],
-            b"9",
-            b"garbage",
-            b"-1",
-            b" 4",
-            b"4 ",
-            b"1000000",
-            b"0x4",
-        ] {
+        for bad in [&b""[..], b"9", b"garbage", b"-1", b" 4", b"4 ", b"1000000", b"0x4"] {
             assert_eq!(XenbusState::parse(bad), Err(Error::InvalidState), "{bad:?}");
         }
         for s in ALL {
@@ -260,15 +232,7 @@ mod tests {
     #[test]
     fn legal_walk_and_reconnect() {
         let mut m = FrontendStateMachine::new();
-        for s in [
-            InitWait,
-            Initialised,
-            Connected,
-            Closing,
-            Closed,
-            Initialising,
-            InitWait,
-        ] {
+        for s in [InitWait, Initialised, Connected, Closing, Closed, Initialising, InitWait] {
             m.transition(s).unwrap();
             assert_eq!(m.state(), s);
         }
@@ -278,13 +242,7 @@ mod tests {
     fn illegal_transitions_rejected() {
         let mut m = FrontendStateMachine::new();
         let err = m.transition(Connected).unwrap_err();
-        assert_eq!(
-            err,
-            Error::IllegalTransition {
-                from: Initialising,
-                to: Connected
-            }
-        );
+        assert_eq!(err, Error::IllegalTransition { from: Initialising, to: Connected });
         assert_eq!(m.state(), Initialising);
         assert!(m.transition(Initialising).is_err());
         assert!(m.transition(Unknown).is_err());

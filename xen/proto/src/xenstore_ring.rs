@@ -164,10 +164,7 @@ mod tests {
     }
 
     fn transport() -> RingTransport<FakeRing> {
-        RingTransport::new(FakeRing {
-            page: FakePage(RefCell::new([0; 4096])),
-            notifies: Cell::new(0),
-        })
+        RingTransport::new(FakeRing { page: FakePage(RefCell::new([0; 4096])), notifies: Cell::new(0) })
     }
 
     /// Plays the daemon: consumes everything in the request ring.

@@ -79,10 +79,7 @@ impl Decoder {
                 let want = HEADER_LEN - self.header_fill;
                 let take = want.min(input.len());
                 let (src, _) = input.split_at(take);
-                if let Some(dst) = self
-                    .header_buf
-                    .get_mut(self.header_fill..self.header_fill + take)
-                {
+                if let Some(dst) = self.header_buf.get_mut(self.header_fill..self.header_fill + take) {
                     dst.copy_from_slice(src);
                 }
                 self.header_fill += take;
@@ -112,10 +109,7 @@ impl Decoder {
         }
         self.current = None;
         self.header_fill = 0;
-        let msg = Message {
-            header,
-            payload: core::mem::take(&mut self.payload),
-        };
+        let msg = Message { header, payload: core::mem::take(&mut self.payload) };
         Ok((used, Some(msg)))
     }
 

@@ -161,24 +161,16 @@ impl Header {
     /// as on a whole message. Fails on a short buffer, an unknown type or
     /// a length above [`XENSTORE_PAYLOAD_MAX`].
     pub fn parse(buf: &[u8]) -> Result<Header, Error> {
-        let (Some(ty), Some(req_id), Some(tx_id), Some(len)) = (
-            read_u32(buf, field::TYPE),
-            read_u32(buf, field::REQ_ID),
-            read_u32(buf, field::TX_ID),
-            read_u32(buf, field::LEN),
-        ) else {
+        let (Some(ty), Some(req_id), Some(tx_id), Some(len)) =
+            (read_u32(buf, field::TYPE), read_u32(buf, field::REQ_ID), read_u32(buf, field::TX_ID), read_u32(buf, field::LEN))
+        else {
             return Err(Error::Truncated);
         };
         let msg_type = MsgType::try_from(ty)?;
         if len as usize > XENSTORE_PAYLOAD_MAX {
             return Err(Error::PayloadTooLarge(len as usize));
         }
-        Ok(Header {
-            msg_type,
-            req_id,
-            tx_id,
-            len,
-        })
+        Ok(Header { msg_type, req_id, tx_id, len })
     }
 
     /// Payload length as a `usize`.
@@ -279,10 +271,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// The payload (exactly `len` bytes; trailing buffer bytes excluded).
     pub fn payload(&self) -> &[u8] {
         let end = field::PAYLOAD + self.payload_len() as usize;
-        self.buffer
-            .as_ref()
-            .get(field::PAYLOAD..end)
-            .unwrap_or_default()
+        self.buffer.as_ref().get(field::PAYLOAD..end).unwrap_or_default()
     }
 
     /// Total bytes the message occupies (header plus payload).
@@ -351,15 +340,7 @@ mod tests {
             0, 0x10, 0, 0, // len 4096
         ];
         let h = Header::parse(&bytes).unwrap();
-        assert_eq!(
-            h,
-            Header {
-                msg_type: MsgType::Read,
-                req_id: 0x1234_5678,
-                tx_id: 5,
-                len: 4096
-            }
-        );
+        assert_eq!(h, Header { msg_type: MsgType::Read, req_id: 0x1234_5678, tx_id: 5, len: 4096 });
         assert_eq!(h.to_bytes(), bytes);
         let mut out = [0xaau8; 20];
         h.emit(&mut out).unwrap();
@@ -375,20 +356,12 @@ mod tests {
         bytes[12..16].copy_from_slice(&4097u32.to_le_bytes());
         assert_eq!(Header::parse(&bytes), Err(Error::PayloadTooLarge(4097)));
         bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            Header::parse(&bytes),
-            Err(Error::PayloadTooLarge(u32::MAX as usize))
-        );
+        assert_eq!(Header::parse(&bytes), Err(Error::PayloadTooLarge(u32::MAX as usize)));
         bytes[12..16].copy_from_slice(&0u32.to_le_bytes());
         bytes[0] = 20;
         assert_eq!(Header::parse(&bytes), Err(Error::UnknownType(20)));
 
-        let h = Header {
-            msg_type: MsgType::Write,
-            req_id: 0,
-            tx_id: 0,
-            len: 4097,
-        };
+        let h = Header { msg_type: MsgType::Write, req_id: 0, tx_id: 0, len: 4097 };
         assert_eq!(h.emit(&mut [0u8; 32]), Err(Error::PayloadTooLarge(4097)));
         let ok = Header { len: 1, ..h };
         assert_eq!(ok.emit(&mut [0u8; 15]), Err(Error::Truncated));
@@ -414,10 +387,7 @@ mod tests {
         assert_eq!(Frame::new_checked(&buf[..22]).err(), Some(Error::Truncated));
         assert_eq!(Frame::new_checked(&buf[..10]).err(), Some(Error::Truncated));
         buf[12..16].copy_from_slice(&5000u32.to_le_bytes());
-        assert_eq!(
-            Frame::new_checked(&buf[..]).err(),
-            Some(Error::PayloadTooLarge(5000))
-        );
+        assert_eq!(Frame::new_checked(&buf[..]).err(), Some(Error::PayloadTooLarge(5000)));
         // Unknown type passes the length check but not header().
         buf[12..16].copy_from_slice(&0u32.to_le_bytes());
         buf[0] = 99;

@@ -55,11 +55,7 @@ pub fn validate(path: &str) -> Result<(), PathError> {
     if bytes.is_empty() {
         return Err(PathError::Empty);
     }
-    let max = if bytes.first() == Some(&b'/') {
-        XENSTORE_ABS_PATH_MAX
-    } else {
-        XENSTORE_REL_PATH_MAX
-    };
+    let max = if bytes.first() == Some(&b'/') { XENSTORE_ABS_PATH_MAX } else { XENSTORE_REL_PATH_MAX };
     if bytes.len() > max {
         return Err(PathError::TooLong);
     }

@@ -21,11 +21,7 @@ pub struct Pending<T> {
 impl<T> Pending<T> {
     /// An empty table holding at most `capacity` requests.
     pub fn new(capacity: usize) -> Pending<T> {
-        Pending {
-            entries: Vec::new(),
-            capacity,
-            next_id: 1,
-        }
+        Pending { entries: Vec::new(), capacity, next_id: 1 }
     }
 
     /// Stores `value` under a fresh `req_id` and returns that id.
@@ -52,28 +48,18 @@ impl<T> Pending<T> {
     /// Removes and returns the entry for a reply's `req_id`, or
     /// [`Error::UnknownReqId`] if nothing is waiting on it.
     pub fn remove(&mut self, req_id: u32) -> Result<T, Error> {
-        let pos = self
-            .entries
-            .iter()
-            .position(|(id, _)| *id == req_id)
-            .ok_or(Error::UnknownReqId(req_id))?;
+        let pos = self.entries.iter().position(|(id, _)| *id == req_id).ok_or(Error::UnknownReqId(req_id))?;
         Ok(self.entries.swap_remove(pos).1)
     }
 
     /// The entry for `req_id`, if pending.
     pub fn get(&self, req_id: u32) -> Option<&T> {
-        self.entries
-            .iter()
-            .find(|(id, _)| *id == req_id)
-            .map(|(_, v)| v)
+        self.entries.iter().find(|(id, _)| *id == req_id).map(|(_, v)| v)
     }
 
     /// Mutable access to the entry for `req_id`, if pending.
     pub fn get_mut(&mut self, req_id: u32) -> Option<&mut T> {
-        self.entries
-            .iter_mut()
-            .find(|(id, _)| *id == req_id)
-            .map(|(_, v)| v)
+        self.entries.iter_mut().find(|(id, _)| *id == req_id).map(|(_, v)| v)
     }
 
     /// Whether `req_id` is pending.

@@ -67,9 +67,7 @@ impl Permission {
     pub fn parse(s: &[u8]) -> Result<Permission, Error> {
         let (&letter, digits) = s.split_first().ok_or(Error::InvalidPermission)?;
         let access = Access::from_letter(letter).ok_or(Error::InvalidPermission)?;
-        let domid = decimal::parse_u32(digits)
-            .and_then(|d| u16::try_from(d).ok())
-            .ok_or(Error::InvalidPermission)?;
+        let domid = decimal::parse_u32(digits).and_then(|d| u16::try_from(d).ok()).ok_or(Error::InvalidPermission)?;
         Ok(Permission { domid, access })
     }
 
@@ -114,15 +112,9 @@ mod tests {
         assert_eq!(Permission::parse(b"r5"), Ok(Permission::new(5, Access::Read)));
         assert_eq!(Permission::parse(b"w3"), Ok(Permission::new(3, Access::Write)));
         assert_eq!(Permission::parse(b"n7"), Ok(Permission::new(7, Access::None)));
-        assert_eq!(
-            Permission::parse(b"r65535"),
-            Ok(Permission::new(65535, Access::Read))
-        );
+        assert_eq!(Permission::parse(b"r65535"), Ok(Permission::new(65535, Access::Read)));
         // DOMID_SELF-style large ids still fit in 16 bits.
-        assert_eq!(
-            Permission::parse(b"b32752"),
-            Ok(Permission::new(0x7ff0, Access::Both))
-        );
+        assert_eq!(Permission::parse(b"b32752"), Ok(Permission::new(0x7ff0, Access::Both)));
     }
 
     #[test]

@@ -87,26 +87,17 @@ impl XsError {
     /// variant; anything unrecognised is [`XsError::Unknown`].
     pub fn from_payload(payload: &[u8]) -> XsError {
         let name = strip_nul(payload);
-        XS_ERRORS
-            .iter()
-            .find(|(_, s, _)| s.as_bytes() == name)
-            .map_or(XsError::Unknown, |&(e, _, _)| e)
+        XS_ERRORS.iter().find(|(_, s, _)| s.as_bytes() == name).map_or(XsError::Unknown, |&(e, _, _)| e)
     }
 
     /// The wire name (`"EINVAL"`, ...), or `"UNKNOWN"`.
     pub fn as_str(self) -> &'static str {
-        XS_ERRORS
-            .iter()
-            .find(|(e, _, _)| *e == self)
-            .map_or("UNKNOWN", |&(_, s, _)| s)
+        XS_ERRORS.iter().find(|(e, _, _)| *e == self).map_or("UNKNOWN", |&(_, s, _)| s)
     }
 
     /// The Linux errno value, for callers exposing a POSIX-like API.
     pub fn errno(self) -> Option<i32> {
-        XS_ERRORS
-            .iter()
-            .find(|(e, _, _)| *e == self)
-            .map(|&(_, _, n)| n)
+        XS_ERRORS.iter().find(|(e, _, _)| *e == self).map(|&(_, _, n)| n)
     }
 }
 
@@ -142,9 +133,7 @@ fn split_terminated(payload: &[u8]) -> Result<Vec<&[u8]>, Error> {
 }
 
 fn to_string(s: &[u8]) -> Result<String, Error> {
-    core::str::from_utf8(s)
-        .map(String::from)
-        .map_err(|_| Error::NotUtf8)
+    core::str::from_utf8(s).map(String::from).map_err(|_| Error::NotUtf8)
 }
 
 /// Checks an acknowledgement: `OK\0` or `OK`.
@@ -168,8 +157,7 @@ pub fn parse_directory(payload: &[u8]) -> Result<Vec<String>, Error> {
     split_terminated(payload)?
         .into_iter()
         .map(|name| {
-            let ok = !name.is_empty()
-                && name.iter().all(|&b| b != b'/' && path::is_valid_char(b));
+            let ok = !name.is_empty() && name.iter().all(|&b| b != b'/' && path::is_valid_char(b));
             if !ok {
                 return Err(Error::MalformedEntry);
             }
@@ -205,10 +193,7 @@ pub fn parse_watch_event(payload: &[u8]) -> Result<WatchEvent, Error> {
     if path.is_empty() {
         return Err(Error::MalformedEntry);
     }
-    Ok(WatchEvent {
-        path: to_string(path)?,
-        token: to_string(token)?,
-    })
+    Ok(WatchEvent { path: to_string(path)?, token: to_string(token)? })
 }
 
 /// Parses an `XS_GET_DOMAIN_PATH` payload: a valid path, NUL optional.

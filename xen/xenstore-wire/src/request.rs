@@ -51,11 +51,7 @@ impl Request {
         if payload.len() > XENSTORE_PAYLOAD_MAX {
             return Err(Error::PayloadTooLarge(payload.len()));
         }
-        Ok(Request {
-            msg_type,
-            tx_id: 0,
-            payload,
-        })
+        Ok(Request { msg_type, tx_id: 0, payload })
     }
 
     /// Builds a request whose payload is a single NUL-terminated path.
@@ -150,11 +146,7 @@ impl Request {
 
     /// `XS_TRANSACTION_START`: an empty string, i.e. the single byte `\0`.
     pub fn transaction_start() -> Request {
-        Request {
-            msg_type: MsgType::TransactionStart,
-            tx_id: 0,
-            payload: Vec::from([0u8]),
-        }
+        Request { msg_type: MsgType::TransactionStart, tx_id: 0, payload: Vec::from([0u8]) }
     }
 
     /// `XS_TRANSACTION_END` for transaction `tx_id`: `T\0` to commit,
@@ -165,11 +157,7 @@ impl Request {
             return Err(Error::ZeroTxId);
         }
         let flag = if commit { b'T' } else { b'F' };
-        Ok(Request {
-            msg_type: MsgType::TransactionEnd,
-            tx_id,
-            payload: Vec::from([flag, 0]),
-        })
+        Ok(Request { msg_type: MsgType::TransactionEnd, tx_id, payload: Vec::from([flag, 0]) })
     }
 
     /// `XS_GET_DOMAIN_PATH`: the domid in decimal, NUL-terminated.
@@ -177,20 +165,12 @@ impl Request {
         let mut payload = Vec::with_capacity(6);
         push_decimal(&mut payload, u32::from(domid));
         payload.push(0);
-        Request {
-            msg_type: MsgType::GetDomainPath,
-            tx_id: 0,
-            payload,
-        }
+        Request { msg_type: MsgType::GetDomainPath, tx_id: 0, payload }
     }
 
     /// `XS_RESET_WATCHES`: an empty string (`\0`), as Linux sends it.
     pub fn reset_watches() -> Request {
-        Request {
-            msg_type: MsgType::ResetWatches,
-            tx_id: 0,
-            payload: Vec::from([0u8]),
-        }
+        Request { msg_type: MsgType::ResetWatches, tx_id: 0, payload: Vec::from([0u8]) }
     }
 
     /// Runs this request inside transaction `tx_id` (0 = none).

@@ -180,15 +180,9 @@ mod tests {
 
     #[test]
     fn corrupted_indices() {
-        assert_eq!(
-            readable(0, 1025),
-            Err(Error::RingCorrupted { cons: 0, prod: 1025 })
-        );
+        assert_eq!(readable(0, 1025), Err(Error::RingCorrupted { cons: 0, prod: 1025 }));
         // cons ahead of prod looks like ~4 GiB in flight.
-        assert_eq!(
-            writable(10, 5),
-            Err(Error::RingCorrupted { cons: 10, prod: 5 })
-        );
+        assert_eq!(writable(10, 5), Err(Error::RingCorrupted { cons: 10, prod: 5 }));
         assert!(read_chunk(u32::MAX, 1024).is_err());
         assert!(write_chunk(0, u32::MAX).is_err());
         assert_eq!(check(u32::MAX, 1023), Ok(1024));

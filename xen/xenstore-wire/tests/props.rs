@@ -11,10 +11,7 @@ use proptest::sample::select;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
 use xenstore_wire::reply;
 use xenstore_wire::ring::{self, XENSTORE_RING_SIZE};
-use xenstore_wire::{
-    path, Access, Decoder, Error, Frame, Header, Message, MsgType, Permission, Request,
-    XENSTORE_PAYLOAD_MAX,
-};
+use xenstore_wire::{path, Access, Decoder, Error, Frame, Header, Message, MsgType, Permission, Request, XENSTORE_PAYLOAD_MAX};
 
 const TYPES: [MsgType; 22] = [
     MsgType::Control,
@@ -62,10 +59,8 @@ fn message() -> impl Strategy<Value = Message> {
         7 => 0..64usize,
     ];
     (select(&TYPES[..]), any::<u32>(), any::<u32>(), len).prop_flat_map(|(msg_type, req_id, tx_id, len)| {
-        vec(any::<u8>(), len).prop_map(move |payload| Message {
-            header: Header { msg_type, req_id, tx_id, len: len as u32 },
-            payload,
-        })
+        vec(any::<u8>(), len)
+            .prop_map(move |payload| Message { header: Header { msg_type, req_id, tx_id, len: len as u32 }, payload })
     })
 }
 

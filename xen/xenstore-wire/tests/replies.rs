@@ -4,15 +4,7 @@ use xenstore_wire::reply::{self, WatchEvent};
 use xenstore_wire::{Access, Error, Header, Message, MsgType, PathError, Permission, XsError};
 
 fn msg(msg_type: MsgType, payload: &[u8]) -> Message {
-    Message {
-        header: Header {
-            msg_type,
-            req_id: 1,
-            tx_id: 0,
-            len: payload.len() as u32,
-        },
-        payload: payload.to_vec(),
-    }
+    Message { header: Header { msg_type, req_id: 1, tx_id: 0, len: payload.len() as u32 }, payload: payload.to_vec() }
 }
 
 #[test]
@@ -72,16 +64,10 @@ fn ok_ack() {
     for bad in [&b""[..], b"\0", b"ok\0", b"OK\0\0", b"OKAY\0", b"O"] {
         assert_eq!(reply::parse_ok(bad), Err(Error::NotOk), "{bad:?}");
     }
-    assert_eq!(
-        reply::ack(&msg(MsgType::Watch, b"OK\0"), MsgType::Watch),
-        Ok(())
-    );
+    assert_eq!(reply::ack(&msg(MsgType::Watch, b"OK\0"), MsgType::Watch), Ok(()));
     assert_eq!(
         reply::ack(&msg(MsgType::Watch, b"OK\0"), MsgType::Unwatch),
-        Err(Error::UnexpectedType {
-            expected: MsgType::Unwatch,
-            got: MsgType::Watch
-        })
+        Err(Error::UnexpectedType { expected: MsgType::Unwatch, got: MsgType::Watch })
     );
 }
 
@@ -111,23 +97,11 @@ fn tx_id_garbage() {
 
 #[test]
 fn perms_garbage() {
-    assert_eq!(
-        reply::parse_perms(b"n0\0w12\0").unwrap(),
-        [Permission::new(0, Access::None), Permission::new(12, Access::Write)]
-    );
+    assert_eq!(reply::parse_perms(b"n0\0w12\0").unwrap(), [Permission::new(0, Access::None), Permission::new(12, Access::Write)]);
     assert_eq!(reply::parse_perms(b""), Err(Error::NoPermissions));
     assert_eq!(reply::parse_perms(b"b0"), Err(Error::MissingNul));
     assert_eq!(reply::parse_perms(b"b0\0r1"), Err(Error::MissingNul));
-    for bad in [
-        &b"\0"[..],
-        b"x0\0",
-        b"b0\0\0",
-        b"b0\0r\0",
-        b"b\0",
-        b"b70000\0",
-        b"b-1\0",
-        b"B0\0",
-    ] {
+    for bad in [&b"\0"[..], b"x0\0", b"b0\0\0", b"b0\0r\0", b"b\0", b"b70000\0", b"b-1\0", b"B0\0"] {
         assert_eq!(reply::parse_perms(bad), Err(Error::InvalidPermission), "{bad:?}");
     }
 }
@@ -146,19 +120,10 @@ fn directory_edge_cases() {
 
 #[test]
 fn watch_event_edge_cases() {
-    assert_eq!(
-        reply::parse_watch_event(b"/p\0\0").unwrap(),
-        WatchEvent {
-            path: "/p".into(),
-            token: String::new()
-        }
-    );
+    assert_eq!(reply::parse_watch_event(b"/p\0\0").unwrap(), WatchEvent { path: "/p".into(), token: String::new() });
     assert_eq!(reply::parse_watch_event(b"/p\0"), Err(Error::WrongFieldCount));
     assert_eq!(reply::parse_watch_event(b""), Err(Error::WrongFieldCount));
-    assert_eq!(
-        reply::parse_watch_event(b"/p\0t\0x\0"),
-        Err(Error::WrongFieldCount)
-    );
+    assert_eq!(reply::parse_watch_event(b"/p\0t\0x\0"), Err(Error::WrongFieldCount));
     assert_eq!(reply::parse_watch_event(b"\0t\0"), Err(Error::MalformedEntry));
     assert_eq!(reply::parse_watch_event(b"/p\0t"), Err(Error::MissingNul));
     assert_eq!(reply::parse_watch_event(b"/p\0\xff\0"), Err(Error::NotUtf8));
@@ -168,14 +133,8 @@ fn watch_event_edge_cases() {
 #[test]
 fn domain_path_edge_cases() {
     assert_eq!(reply::parse_domain_path(b"/local/domain/0").unwrap(), "/local/domain/0");
-    assert_eq!(
-        reply::parse_domain_path(b"/local/domain/0/\0"),
-        Err(Error::InvalidPath(PathError::TrailingSlash))
-    );
-    assert_eq!(
-        reply::parse_domain_path(b"\0"),
-        Err(Error::InvalidPath(PathError::Empty))
-    );
+    assert_eq!(reply::parse_domain_path(b"/local/domain/0/\0"), Err(Error::InvalidPath(PathError::TrailingSlash)));
+    assert_eq!(reply::parse_domain_path(b"\0"), Err(Error::InvalidPath(PathError::Empty)));
     assert_eq!(reply::parse_domain_path(b"/\xff\0"), Err(Error::NotUtf8));
 }
 

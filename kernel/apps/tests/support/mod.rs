@@ -330,7 +330,10 @@ impl NetDevice for FakeDevice {
 
     fn counters(&self) -> String {
         let f = self.frames;
-        format!("fake: tx channel {} fallback {}, rx channel {} fallback {}", f.tx_channel, f.tx_fallback, f.rx_channel, f.rx_fallback)
+        format!(
+            "fake: tx channel {} fallback {}, rx channel {} fallback {}",
+            f.tx_channel, f.tx_fallback, f.rx_channel, f.rx_fallback
+        )
     }
 
     fn figures(&self) -> Vec<(&'static str, f64, &'static str)> {

@@ -67,7 +67,10 @@ pub enum Nic {
 
 /// Opens this platform's network device; `ram` is the boot memory map.
 /// On Xen it also starts watching for `xl shutdown` ([`stop_requested`]).
-pub fn open_net(options: &cohort_boot::cmdline::Options<'_>, ram: &cohort_boot::memmap::MemoryMap) -> Result<Nic, alloc::string::String> {
+pub fn open_net(
+    options: &cohort_boot::cmdline::Options<'_>,
+    ram: &cohort_boot::memmap::MemoryMap,
+) -> Result<Nic, alloc::string::String> {
     if on_xen() {
         xen::control::watch()?;
         let netfront = xen::net::open(options.net.offload)?;

@@ -87,12 +87,7 @@ fn parse_l4v4(f: &[u8]) -> Result<L4v4, NotL4> {
     if f.len() < l4 + hdr {
         return Err(NotL4::Unusable("L4 header cut short"));
     }
-    Ok(L4v4 {
-        l4,
-        check: l4 + check,
-        proto: ip[9],
-        tot_len: usize::from(be16(ip, 2)),
-    })
+    Ok(L4v4 { l4, check: l4 + check, proto: ip[9], tot_len: usize::from(be16(ip, 2)) })
 }
 
 /// `skb_checksum_help`: sums from the L4 header to the end of the frame
@@ -254,10 +249,7 @@ mod tests {
         assert_eq!(check_csum_blank(&f), CsumBlank::Verified);
         let mut bad = f.clone();
         bad[50] ^= 0x01;
-        assert!(matches!(
-            check_csum_blank(&bad),
-            CsumBlank::WrongSeed { .. }
-        ));
+        assert!(matches!(check_csum_blank(&bad), CsumBlank::WrongSeed { .. }));
         let mut padded = f.clone();
         padded.extend_from_slice(&[0, 0, 0]);
         assert_eq!(check_csum_blank(&padded), CsumBlank::Verified);

@@ -74,11 +74,7 @@ pub struct NetbackFeatures {
 /// What Linux 6.1 netback writes: all three on.
 impl Default for NetbackFeatures {
     fn default() -> Self {
-        NetbackFeatures {
-            sg: true,
-            gso_tcpv4: true,
-            csum_offload: true,
-        }
+        NetbackFeatures { sg: true, gso_tcpv4: true, csum_offload: true }
     }
 }
 
@@ -217,41 +213,19 @@ impl Netback {
     /// off are left out of the backend directory (as older backends do),
     /// except checksum offload, which is on unless
     /// `feature-no-csum-offload=1` says otherwise.
-    pub fn new_with(
-        xen: &Xen,
-        fe_dom: DomId,
-        devid: u32,
-        mac: [u8; 6],
-        features: NetbackFeatures,
-    ) -> Netback {
-        let dom0 = if xen.domains().contains(&0) {
-            xen.domain(0)
-        } else {
-            xen.create_domain(0)
-        };
+    pub fn new_with(xen: &Xen, fe_dom: DomId, devid: u32, mac: [u8; 6], features: NetbackFeatures) -> Netback {
+        let dom0 = if xen.domains().contains(&0) { xen.domain(0) } else { xen.create_domain(0) };
         let mut c = dom0.xenstore_client();
         let fe_path = format!("/local/domain/{fe_dom}/device/vif/{devid}");
         let be_path = format!("/local/domain/0/backend/vif/{fe_dom}/{devid}");
-        let mac_s = mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
+        let mac_s = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
         let w = |c: &mut Client<SimXsRing>, p: String, v: &str| {
-            c.write(&p, v.as_bytes())
-                .unwrap_or_else(|e| panic!("netback setup: write {p}: {e}"))
+            c.write(&p, v.as_bytes()).unwrap_or_else(|e| panic!("netback setup: write {p}: {e}"))
         };
         // Toolstack: frontend directory, owned by the guest, readable by
         // the backend.
         c.mkdir(&fe_path).unwrap();
-        c.set_perms(
-            &fe_path,
-            &[
-                Permission::new(fe_dom, Access::None),
-                Permission::new(0, Access::Read),
-            ],
-        )
-        .unwrap();
+        c.set_perms(&fe_path, &[Permission::new(fe_dom, Access::None), Permission::new(0, Access::Read)]).unwrap();
         w(&mut c, format!("{fe_path}/backend"), &be_path);
         w(&mut c, format!("{fe_path}/backend-id"), "0");
         w(&mut c, format!("{fe_path}/mac"), &mac_s);
@@ -259,20 +233,9 @@ impl Netback {
         w(&mut c, format!("{fe_path}/state"), "1");
         // Toolstack: backend directory, readable by the guest.
         c.mkdir(&be_path).unwrap();
-        c.set_perms(
-            &be_path,
-            &[
-                Permission::new(0, Access::None),
-                Permission::new(fe_dom, Access::Read),
-            ],
-        )
-        .unwrap();
+        c.set_perms(&be_path, &[Permission::new(0, Access::None), Permission::new(fe_dom, Access::Read)]).unwrap();
         w(&mut c, format!("{be_path}/frontend"), &fe_path);
-        w(
-            &mut c,
-            format!("{be_path}/frontend-id"),
-            &fe_dom.to_string(),
-        );
+        w(&mut c, format!("{be_path}/frontend-id"), &fe_dom.to_string());
         w(&mut c, format!("{be_path}/mac"), &mac_s);
         w(&mut c, format!("{be_path}/handle"), &devid.to_string());
         w(&mut c, format!("{be_path}/state"), "1");
@@ -349,11 +312,7 @@ impl Netback {
     /// `xenvif_fatal_tx_err`): nothing moves until the frontend
     /// reconnects.
     pub fn is_disabled(&self) -> bool {
-        self.inner
-            .borrow()
-            .conn
-            .as_ref()
-            .is_some_and(|c| c.disabled)
+        self.inner.borrow().conn.as_ref().is_some_and(|c| c.disabled)
     }
 
     /// Frames the frontend sent, oldest first, removed from the queue
@@ -475,9 +434,7 @@ impl Inner {
             self.stats.notifications_received += 1;
         }
         let (tx_more, rx_stalled, disabled) =
-            self.conn.as_ref().map_or((false, false, true), |c| {
-                (c.tx_more, c.rx_stalled, c.disabled)
-            });
+            self.conn.as_ref().map_or((false, false, true), |c| (c.tx_more, c.rx_stalled, c.disabled));
         if disabled {
             return;
         }

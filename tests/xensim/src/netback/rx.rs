@@ -5,8 +5,8 @@ use xen_proto::iface::{GrantTable, SharedPage, XenError, PAGE_SIZE};
 
 use super::faults::{Applies, NetbackFault};
 use super::{
-    gso_extra, push_responses, ring_u16, Conn, FrontendFeatures, Inner, QueuedRx, EXTRA_FLAG_MORE,
-    GSO_TYPE_TCPV4, REQ_EVENT, REQ_PROD, RING_HDR, RING_SLOTS,
+    gso_extra, push_responses, ring_u16, Conn, FrontendFeatures, Inner, QueuedRx, EXTRA_FLAG_MORE, GSO_TYPE_TCPV4, REQ_EVENT,
+    REQ_PROD, RING_HDR, RING_SLOTS,
 };
 use crate::page::SimMapping;
 
@@ -38,23 +38,13 @@ pub struct RxPacket {
 impl RxPacket {
     /// A frame with no checksum state and no GSO.
     pub fn plain(data: Vec<u8>) -> RxPacket {
-        RxPacket {
-            data,
-            csum_blank: false,
-            data_validated: false,
-            gso_size: None,
-        }
+        RxPacket { data, csum_blank: false, data_validated: false, gso_size: None }
     }
 }
 
 /// One response slot to write.
 enum Slot {
-    Data {
-        bytes: Vec<u8>,
-        flags: u16,
-        offset: u16,
-        status: Option<i16>,
-    },
+    Data { bytes: Vec<u8>, flags: u16, offset: u16, status: Option<i16> },
     Extra([u8; 8]),
 }
 
@@ -66,12 +56,7 @@ struct Plan {
 }
 
 fn data_slot(bytes: &[u8], flags: u16) -> Slot {
-    Slot::Data {
-        bytes: bytes.to_vec(),
-        flags,
-        offset: 0,
-        status: None,
-    }
+    Slot::Data { bytes: bytes.to_vec(), flags, offset: 0, status: None }
 }
 
 fn csum_flags(p: &RxPacket) -> u16 {
@@ -90,11 +75,7 @@ fn linux_plan(p: &RxPacket) -> Plan {
     let chunks: Vec<&[u8]> = p.data.chunks(PAGE_SIZE).collect();
     let mut slots = Vec::with_capacity(chunks.len() + 1);
     for (i, c) in chunks.iter().enumerate() {
-        let mut flags = if i + 1 < chunks.len() {
-            NETRXF_MORE_DATA
-        } else {
-            0
-        };
+        let mut flags = if i + 1 < chunks.len() { NETRXF_MORE_DATA } else { 0 };
         if i == 0 {
             flags |= csum_flags(p);
             if p.gso_size.is_some() {
@@ -106,10 +87,7 @@ fn linux_plan(p: &RxPacket) -> Plan {
             slots.push(Slot::Extra(gso_extra(size, GSO_TYPE_TCPV4, 0)));
         }
     }
-    Plan {
-        slots,
-        ends_push: false,
-    }
+    Plan { slots, ends_push: false }
 }
 
 /// Why the frontend cannot take `p` (Linux would have segmented or
@@ -129,9 +107,7 @@ fn unfit(p: &RxPacket, fe: &FrontendFeatures) -> Option<&'static str> {
 }
 
 fn data_indices(plan: &Plan) -> Vec<usize> {
-    (0..plan.slots.len())
-        .filter(|&i| matches!(plan.slots[i], Slot::Data { .. }))
-        .collect()
+    (0..plan.slots.len()).filter(|&i| matches!(plan.slots[i], Slot::Data { .. })).collect()
 }
 
 /// The index of the packet's extra slot, adding a GSO one if absent.
@@ -166,9 +142,7 @@ fn hostile_plan(p: &RxPacket, f: NetbackFault) -> Result<Plan, String> {
         RxChainNeverEnds(n) => {
             let filler = [0u8; PAGE_SIZE];
             let mut chunks = p.data.chunks(PAGE_SIZE);
-            plan.slots = (0..n.max(1))
-                .map(|_| data_slot(chunks.next().unwrap_or(&filler), NETRXF_MORE_DATA))
-                .collect();
+            plan.slots = (0..n.max(1)).map(|_| data_slot(chunks.next().unwrap_or(&filler), NETRXF_MORE_DATA)).collect();
             set_flags(&mut plan.slots[0], |f| f | csum_flags(p));
             if p.gso_size.is_some() {
                 ensure_extra(&mut plan, p);
@@ -303,12 +277,7 @@ impl Inner {
                     conn.rx.write_bytes(slot_at(rsp), &e);
                     continue;
                 }
-                Slot::Data {
-                    bytes,
-                    flags,
-                    offset,
-                    status,
-                } => (bytes, flags, offset, status),
+                Slot::Data { bytes, flags, offset, status } => (bytes, flags, offset, status),
             };
             let id = ring_u16(&conn.rx, at);
             let gref = conn.rx.read_u32(at + 4);

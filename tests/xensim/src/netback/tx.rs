@@ -6,8 +6,8 @@ use xen_proto::iface::{GrantTable, SharedPage, PAGE_SIZE};
 use super::faults::{Applies, NetbackFault};
 use super::inet::{self, CsumBlank, NotL4};
 use super::{
-    final_check_requests, push_responses, ring_u16, Conn, Inner, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO,
-    GSO_TYPE_TCPV4, REQ_PROD, RING_HDR, RING_SLOTS,
+    final_check_requests, push_responses, ring_u16, Conn, Inner, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO, GSO_TYPE_TCPV4, REQ_PROD,
+    RING_HDR, RING_SLOTS,
 };
 use crate::page::SimMapping;
 
@@ -66,9 +66,7 @@ impl TxPacket {
     /// payload, `csum_blank` on a frame that is not IPv4 TCP/UDP).
     pub fn segment(&self) -> Vec<Vec<u8>> {
         match self.gso {
-            Some(g) if g.kind == GSO_TYPE_TCPV4 => {
-                inet::segment_tcpv4(&self.data, g.size).unwrap_or_default()
-            }
+            Some(g) if g.kind == GSO_TYPE_TCPV4 => inet::segment_tcpv4(&self.data, g.size).unwrap_or_default(),
             Some(_) => Vec::new(),
             None if self.csum_blank => inet::completed(&self.data).into_iter().collect(),
             None => vec![self.data.clone()],
@@ -110,20 +108,11 @@ fn read_extra(ring: &SimMapping, idx: u32) -> [u8; 8] {
 /// One parsed request chain.
 enum Parsed {
     /// A packet: `first.size` is already the first slot's own length.
-    Packet {
-        first: TxReq,
-        extras: Vec<[u8; 8]>,
-        following: Vec<TxReq>,
-    },
+    Packet { first: TxReq, extras: Vec<[u8; 8]>, following: Vec<TxReq> },
     /// A multicast filter update (no packet): answered OKAY.
     Control { first: TxReq, extras: usize },
     /// Dropped: every slot answered ERROR (`xenvif_tx_err`).
-    Drop {
-        first: TxReq,
-        extras: usize,
-        following: Vec<TxReq>,
-        why: String,
-    },
+    Drop { first: TxReq, extras: usize, following: Vec<TxReq>, why: String },
     /// The vif is disabled (`xenvif_fatal_tx_err`).
     Fatal(String),
 }
@@ -150,10 +139,7 @@ fn parse(ring: &SimMapping, cons: u32, work: u32) -> (u32, Parsed) {
             }
         }
     }
-    if extras
-        .iter()
-        .any(|e| e[0] == EXTRA_TYPE_MCAST_ADD || e[0] == EXTRA_TYPE_MCAST_DEL)
-    {
+    if extras.iter().any(|e| e[0] == EXTRA_TYPE_MCAST_ADD || e[0] == EXTRA_TYPE_MCAST_DEL) {
         let extras = extras.len();
         return (used, Parsed::Control { first, extras });
     }
@@ -189,38 +175,22 @@ fn parse(ring: &SimMapping, cons: u32, work: u32) -> (u32, Parsed) {
         remaining = remaining.wrapping_sub(r.size);
         following.push(r);
         if usize::from(r.offset) + usize::from(r.size) > PAGE_SIZE {
-            let why = format!(
-                "tx slot id {} crosses its page: offset {} size {}",
-                r.id, r.offset, r.size
-            );
+            let why = format!("tx slot id {} crosses its page: offset {} size {}", r.id, r.offset, r.size);
             return (used + following.len() as u32, Parsed::Fatal(why));
         }
         more = r.flags & NETTXF_MORE_DATA != 0;
     }
     used += following.len() as u32;
     let drop = drop.or_else(|| {
-        (remaining < ETH_HLEN).then(|| {
-            format!("first tx slot holds {remaining} bytes, fewer than an Ethernet header")
-        })
+        (remaining < ETH_HLEN).then(|| format!("first tx slot holds {remaining} bytes, fewer than an Ethernet header"))
     });
     if let Some(why) = drop {
         let extras = extras.len();
-        return (
-            used,
-            Parsed::Drop {
-                first,
-                extras,
-                following,
-                why,
-            },
-        );
+        return (used, Parsed::Drop { first, extras, following, why });
     }
     first.size = remaining;
     if usize::from(first.offset) + usize::from(first.size) > PAGE_SIZE {
-        let why = format!(
-            "first tx slot id {} crosses its page: offset {} size {}",
-            first.id, first.offset, first.size
-        );
+        let why = format!("first tx slot id {} crosses its page: offset {} size {}", first.id, first.offset, first.size);
         return (used, Parsed::Fatal(why));
     }
     // A later extra of the same type overwrites an earlier one.
@@ -232,11 +202,7 @@ fn parse(ring: &SimMapping, cons: u32, work: u32) -> (u32, Parsed) {
             return (used, Parsed::Fatal(format!("bad GSO type {}", g[4])));
         }
     }
-    let packet = Parsed::Packet {
-        first,
-        extras,
-        following,
-    };
+    let packet = Parsed::Packet { first, extras, following };
     (used, packet)
 }
 
@@ -256,10 +222,7 @@ impl Inner {
                 }
                 let work = prod.wrapping_sub(conn.tx_req_cons);
                 if work > RING_SLOTS {
-                    self.error(format!(
-                        "fatal: impossible number of tx requests: req_prod {prod} req_cons {}",
-                        conn.tx_req_cons
-                    ));
+                    self.error(format!("fatal: impossible number of tx requests: req_prod {prod} req_cons {}", conn.tx_req_cons));
                     conn.disabled = true;
                     break 'ring;
                 }
@@ -268,25 +231,13 @@ impl Inner {
                 consumed += used as usize;
                 self.stats.tx_requests += u64::from(used);
                 match parsed {
-                    Parsed::Packet {
-                        first,
-                        extras,
-                        following,
-                    } => self.tx_packet(&mut conn, first, &extras, following),
+                    Parsed::Packet { first, extras, following } => self.tx_packet(&mut conn, first, &extras, following),
                     Parsed::Control { first, extras } => {
                         self.tx_respond(&mut conn, &[(first.id, RSP_OKAY)], extras, false);
                     }
-                    Parsed::Drop {
-                        first,
-                        extras,
-                        following,
-                        why,
-                    } => {
+                    Parsed::Drop { first, extras, following, why } => {
                         self.error(format!("tx packet dropped: {why}"));
-                        let slots: Vec<_> = std::iter::once(first)
-                            .chain(following)
-                            .map(|r| (r.id, RSP_ERROR))
-                            .collect();
+                        let slots: Vec<_> = std::iter::once(first).chain(following).map(|r| (r.id, RSP_ERROR)).collect();
                         self.tx_respond(&mut conn, &slots, extras, false);
                     }
                     Parsed::Fatal(why) => {
@@ -313,50 +264,29 @@ impl Inner {
     /// Records what Linux lets pass but a correct frontend would not
     /// send this backend, copies the packet out of the granted pages and
     /// answers its slots.
-    fn tx_packet(
-        &mut self,
-        conn: &mut Conn,
-        first: TxReq,
-        extras: &[[u8; 8]],
-        following: Vec<TxReq>,
-    ) {
+    fn tx_packet(&mut self, conn: &mut Conn, first: TxReq, extras: &[[u8; 8]], following: Vec<TxReq>) {
         let gso = extras
             .iter()
             .rev()
             .find(|e| e[0] == EXTRA_TYPE_GSO)
-            .map(|g| TxGso {
-                size: u16::from_le_bytes([g[2], g[3]]),
-                kind: g[4],
-            });
+            .map(|g| TxGso { size: u16::from_le_bytes([g[2], g[3]]), kind: g[4] });
         let csum_blank = first.flags & NETTXF_CSUM_BLANK != 0;
         let data_validated = first.flags & NETTXF_DATA_VALIDATED != 0;
         if !following.is_empty() && !self.features.sg {
-            self.error(format!(
-                "multi-slot tx packet (id {}) without feature-sg",
-                first.id
-            ));
+            self.error(format!("multi-slot tx packet (id {}) without feature-sg", first.id));
         }
         if let Some(g) = gso {
             if !self.features.gso_tcpv4 {
-                self.error(format!(
-                    "tx GSO extra (id {}) without feature-gso-tcpv4",
-                    first.id
-                ));
+                self.error(format!("tx GSO extra (id {}) without feature-gso-tcpv4", first.id));
             } else if g.kind != GSO_TYPE_TCPV4 {
                 self.error(format!("tx GSO type {} not offered", g.kind));
             }
             if !csum_blank {
-                self.error(format!(
-                    "tx GSO packet (id {}) without csum_blank",
-                    first.id
-                ));
+                self.error(format!("tx GSO packet (id {}) without csum_blank", first.id));
             }
         }
         if csum_blank && !self.features.csum_offload {
-            self.error(format!(
-                "tx csum_blank (id {}) despite feature-no-csum-offload",
-                first.id
-            ));
+            self.error(format!("tx csum_blank (id {}) despite feature-no-csum-offload", first.id));
         }
         for r in following.iter().filter(|r| r.size == 0) {
             self.error(format!("zero-size following tx slot id {}", r.id));
@@ -375,13 +305,7 @@ impl Inner {
         if failed {
             return;
         }
-        let packet = TxPacket {
-            data,
-            csum_blank,
-            data_validated,
-            gso,
-            slots: slots.len(),
-        };
+        let packet = TxPacket { data, csum_blank, data_validated, gso, slots: slots.len() };
         if csum_blank && !self.tx_check_csum(&packet) {
             return;
         }
@@ -432,12 +356,8 @@ impl Inner {
                 "csum_blank packet with a wrong pseudo-header seed: {found:#06x}, not \
                  {want:#06x}"
             )),
-            CsumBlank::BadTail => self.error(
-                "csum_blank packet with non-zero bytes after its IP packet (or cut short)".into(),
-            ),
-            CsumBlank::NotL4(NotL4::Ipv6) => {
-                self.error("tx csum_blank on IPv6 without feature-ipv6-csum-offload".into())
-            }
+            CsumBlank::BadTail => self.error("csum_blank packet with non-zero bytes after its IP packet (or cut short)".into()),
+            CsumBlank::NotL4(NotL4::Ipv6) => self.error("tx csum_blank on IPv6 without feature-ipv6-csum-offload".into()),
             CsumBlank::NotL4(NotL4::Unusable(why)) => {
                 self.error(format!("tx csum_blank packet dropped: {why}"));
                 return false;

@@ -72,10 +72,7 @@ impl Inner {
 
     fn read_u32_node(&mut self, key: &str) -> Result<u32, String> {
         let p = format!("{}/{key}", self.fe_path);
-        let v = self
-            .client
-            .read_string(&p)
-            .map_err(|e| format!("reading {p}: {e}"))?;
+        let v = self.client.read_string(&p).map_err(|e| format!("reading {p}: {e}"))?;
         v.parse().map_err(|_| format!("{p} = {v:?} is no number"))
     }
 
@@ -99,10 +96,7 @@ impl Inner {
             return Err("frontend did not request rx-copy".into());
         }
         let dom = self.fe_dom;
-        let tx = self
-            .gnt
-            .map(dom, tx_ref, false)
-            .map_err(|e| format!("mapping tx ring: {e:?}"))?;
+        let tx = self.gnt.map(dom, tx_ref, false).map_err(|e| format!("mapping tx ring: {e:?}"))?;
         let rx = match self.gnt.map(dom, rx_ref, false) {
             Ok(m) => m,
             Err(e) => {

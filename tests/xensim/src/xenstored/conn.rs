@@ -69,21 +69,12 @@ impl Xenstored {
         let Some(conn) = self.conns.get_mut(&domid) else {
             return;
         };
-        let mut h = Header {
-            msg_type: ty,
-            req_id: m.req_id(),
-            tx_id: m.tx_id(),
-            len: payload.len() as u32,
-        };
+        let mut h = Header { msg_type: ty, req_id: m.req_id(), tx_id: m.tx_id(), len: payload.len() as u32 };
         match conn.fault {
             XsFault::None | XsFault::Stalled => {}
             XsFault::NeverAnswer => return,
             XsFault::WrongType => {
-                h.msg_type = if ty == MsgType::Read {
-                    MsgType::Directory
-                } else {
-                    MsgType::Read
-                };
+                h.msg_type = if ty == MsgType::Read { MsgType::Directory } else { MsgType::Read };
             }
             XsFault::Garbage => {
                 conn.out.extend([0xffu8; 24]);
@@ -124,8 +115,7 @@ impl Xenstored {
             }
             let n = chunk.len().min(conn.out.len());
             let bytes: Vec<u8> = conn.out.drain(..n).collect();
-            mem.borrow_mut()[offset::RSP + chunk.start..offset::RSP + chunk.start + n]
-                .copy_from_slice(&bytes);
+            mem.borrow_mut()[offset::RSP + chunk.start..offset::RSP + chunk.start + n].copy_from_slice(&bytes);
             p = ring::advance(p, n);
         }
         if p == prod {

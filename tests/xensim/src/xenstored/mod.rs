@@ -75,14 +75,7 @@ pub(crate) fn home(domid: DomId) -> String {
 
 impl Xenstored {
     pub fn new() -> Xenstored {
-        Xenstored {
-            tree: Tree::new(),
-            generation: 0,
-            conns: BTreeMap::new(),
-            watches: Vec::new(),
-            next_tx: 1,
-            force_eagain: 0,
-        }
+        Xenstored { tree: Tree::new(), generation: 0, conns: BTreeMap::new(), watches: Vec::new(), next_tx: 1, force_eagain: 0 }
     }
 
     /// A new domain: its connection and its home directory, owned by it.
@@ -132,19 +125,10 @@ impl Xenstored {
             .watches
             .iter()
             .filter(|w| w.domid == domid)
-            .map(|w| {
-                format!(
-                    "xenstore watch on {:?} token {:?} still registered",
-                    w.path, w.token
-                )
-            })
+            .map(|w| format!("xenstore watch on {:?} token {:?} still registered", w.path, w.token))
             .collect();
         if let Some(c) = self.conns.get(&domid) {
-            out.extend(
-                c.txs
-                    .keys()
-                    .map(|t| format!("xenstore transaction {t} still open")),
-            );
+            out.extend(c.txs.keys().map(|t| format!("xenstore transaction {t} still open")));
         }
         out
     }
@@ -158,12 +142,7 @@ impl Xenstored {
         payload.push(0);
         payload.extend_from_slice(w.token.as_bytes());
         payload.push(0);
-        let h = Header {
-            msg_type: MsgType::WatchEvent,
-            req_id: 0,
-            tx_id: 0,
-            len: payload.len() as u32,
-        };
+        let h = Header { msg_type: MsgType::WatchEvent, req_id: 0, tx_id: 0, len: payload.len() as u32 };
         conn.out.extend(h.to_bytes());
         conn.out.extend(payload);
     }

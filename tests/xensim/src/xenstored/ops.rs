@@ -42,12 +42,7 @@ fn path_arg(domid: DomId, payload: &[u8]) -> Result<String, XsError> {
 impl Xenstored {
     /// Handles one request; `events_after` gets watch registrations
     /// whose initial event must follow the reply.
-    pub(super) fn handle(
-        &mut self,
-        domid: DomId,
-        m: &Message,
-        events_after: &mut Vec<usize>,
-    ) -> Reply {
+    pub(super) fn handle(&mut self, domid: DomId, m: &Message, events_after: &mut Vec<usize>) -> Reply {
         let tx = m.tx_id();
         let p = &m.payload;
         match m.msg_type() {
@@ -82,9 +77,7 @@ impl Xenstored {
                 let nul = p.iter().position(|&b| b == 0).ok_or(XsError::Einval)?;
                 let path = abs_path(domid, &p[..nul])?;
                 let value = &p[nul + 1..];
-                self.modify(domid, tx, |t| {
-                    t.write(domid, &path, value).map(|c| (Some(c), false))
-                })
+                self.modify(domid, tx, |t| t.write(domid, &path, value).map(|c| (Some(c), false)))
             }
             MsgType::Mkdir => {
                 let path = path_arg(domid, p)?;
@@ -106,10 +99,7 @@ impl Xenstored {
                 if perms.is_empty() {
                     return Err(XsError::Einval);
                 }
-                self.modify(domid, tx, |t| {
-                    t.set_perms(domid, &path, perms.clone())
-                        .map(|c| (Some(c), false))
-                })
+                self.modify(domid, tx, |t| t.set_perms(domid, &path, perms.clone()).map(|c| (Some(c), false)))
             }
             MsgType::Watch => self.watch(domid, p, events_after),
             MsgType::Unwatch => {
@@ -125,23 +115,13 @@ impl Xenstored {
             MsgType::TransactionStart => {
                 let id = self.next_tx;
                 self.next_tx = self.next_tx.checked_add(1).unwrap_or(1);
-                let txn = Txn {
-                    tree: self.tree.clone(),
-                    base_gen: self.generation,
-                    changes: Vec::new(),
-                };
-                self.conns
-                    .get_mut(&domid)
-                    .ok_or(XsError::Eio)?
-                    .txs
-                    .insert(id, txn);
+                let txn = Txn { tree: self.tree.clone(), base_gen: self.generation, changes: Vec::new() };
+                self.conns.get_mut(&domid).ok_or(XsError::Eio)?.txs.insert(id, txn);
                 Ok(format!("{id}\0").into_bytes())
             }
             MsgType::TransactionEnd => self.transaction_end(domid, tx, p),
             MsgType::GetDomainPath => {
-                let id: DomId = text(p.strip_suffix(&[0]).unwrap_or(p))?
-                    .parse()
-                    .map_err(|_| XsError::Einval)?;
+                let id: DomId = text(p.strip_suffix(&[0]).unwrap_or(p))?.parse().map_err(|_| XsError::Einval)?;
                 Ok(format!("{}\0", home(id)).into_bytes())
             }
             MsgType::Error | MsgType::WatchEvent => Err(XsError::Einval),
@@ -155,22 +135,13 @@ impl Xenstored {
         if tx == 0 {
             return f(&self.tree);
         }
-        let txn = self
-            .conns
-            .get(&domid)
-            .and_then(|c| c.txs.get(&tx))
-            .ok_or(XsError::Enoent)?;
+        let txn = self.conns.get(&domid).and_then(|c| c.txs.get(&tx)).ok_or(XsError::Enoent)?;
         f(&txn.tree)
     }
 
     /// Runs a modification; outside a transaction it fires watches now,
     /// inside it the change is remembered for commit.
-    fn modify(
-        &mut self,
-        domid: DomId,
-        tx: u32,
-        f: impl FnOnce(&mut Tree) -> Result<(Option<Change>, bool), XsError>,
-    ) -> Reply {
+    fn modify(&mut self, domid: DomId, tx: u32, f: impl FnOnce(&mut Tree) -> Result<(Option<Change>, bool), XsError>) -> Reply {
         if tx == 0 {
             if let (Some(change), removed) = f(&mut self.tree)? {
                 self.generation += 1;
@@ -178,11 +149,7 @@ impl Xenstored {
             }
             return Ok(OK.to_vec());
         }
-        let txn = self
-            .conns
-            .get_mut(&domid)
-            .and_then(|c| c.txs.get_mut(&tx))
-            .ok_or(XsError::Enoent)?;
+        let txn = self.conns.get_mut(&domid).and_then(|c| c.txs.get_mut(&tx)).ok_or(XsError::Enoent)?;
         if let (Some(change), _) = f(&mut txn.tree)? {
             txn.changes.push(change);
         }
@@ -191,24 +158,11 @@ impl Xenstored {
 
     fn watch(&mut self, domid: DomId, p: &[u8], events_after: &mut Vec<usize>) -> Reply {
         let (path, token) = watch_args(p)?;
-        let abs = if path.starts_with('@') {
-            path.to_string()
-        } else {
-            abs_path(domid, path.as_bytes())?
-        };
-        if self
-            .watches
-            .iter()
-            .any(|w| w.domid == domid && w.path == path && w.token == token)
-        {
+        let abs = if path.starts_with('@') { path.to_string() } else { abs_path(domid, path.as_bytes())? };
+        if self.watches.iter().any(|w| w.domid == domid && w.path == path && w.token == token) {
             return Err(XsError::Eexist);
         }
-        self.watches.push(Watch {
-            domid,
-            path: path.to_string(),
-            abs,
-            token: token.to_string(),
-        });
+        self.watches.push(Watch { domid, path: path.to_string(), abs, token: token.to_string() });
         events_after.push(self.watches.len() - 1);
         Ok(OK.to_vec())
     }

@@ -23,12 +23,7 @@ pub(crate) fn access(perms: &[Permission], domid: DomId) -> Access {
     if domid == 0 || owner.domid == domid {
         return Access::Both;
     }
-    perms
-        .get(1..)
-        .unwrap_or_default()
-        .iter()
-        .find(|p| p.domid == domid)
-        .map_or(owner.access, |p| p.access)
+    perms.get(1..).unwrap_or_default().iter().find(|p| p.domid == domid).map_or(owner.access, |p| p.access)
 }
 
 pub(crate) fn can_read(perms: &[Permission], domid: DomId) -> bool {
@@ -52,8 +47,7 @@ pub(crate) fn is_at_or_below(p: &str, base: &str) -> bool {
     if base == "/" {
         return p.starts_with('/');
     }
-    p.strip_prefix(base)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    p.strip_prefix(base).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The whole store; cloned wholesale for a transaction's private copy.
@@ -72,17 +66,8 @@ pub(crate) type Change = (String, Vec<Permission>);
 impl Tree {
     pub fn new() -> Tree {
         let mut nodes = BTreeMap::new();
-        nodes.insert(
-            "/".to_string(),
-            Node {
-                value: Vec::new(),
-                perms: vec![Permission::new(0, Access::None)],
-            },
-        );
-        Tree {
-            nodes,
-            removed: Vec::new(),
-        }
+        nodes.insert("/".to_string(), Node { value: Vec::new(), perms: vec![Permission::new(0, Access::None)] });
+        Tree { nodes, removed: Vec::new() }
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
@@ -99,11 +84,7 @@ impl Tree {
     }
 
     pub fn children(&self, path: &str) -> Vec<String> {
-        let prefix = if path == "/" {
-            "/".to_string()
-        } else {
-            format!("{path}/")
-        };
+        let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
         self.nodes
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
@@ -123,11 +104,7 @@ impl Tree {
             missing.push(anc.to_string());
             anc = parent(anc);
         }
-        let mut perms = self
-            .nodes
-            .get(anc)
-            .map(|n| n.perms.clone())
-            .unwrap_or_default();
+        let mut perms = self.nodes.get(anc).map(|n| n.perms.clone()).unwrap_or_default();
         if !can_write(&perms, domid) {
             return Err(XsError::Eacces);
         }
@@ -137,10 +114,7 @@ impl Tree {
             }
         }
         for p in missing.into_iter().rev() {
-            let node = Node {
-                value: Vec::new(),
-                perms: perms.clone(),
-            };
+            let node = Node { value: Vec::new(), perms: perms.clone() };
             self.nodes.insert(p, node);
         }
         Ok(())
@@ -160,18 +134,10 @@ impl Tree {
     /// Existing nodes are fine and change nothing (`None`).
     pub fn mkdir(&mut self, domid: DomId, path: &str) -> Result<Option<Change>, XsError> {
         if let Some(n) = self.nodes.get(path) {
-            return if can_write(&n.perms, domid) {
-                Ok(None)
-            } else {
-                Err(XsError::Eacces)
-            };
+            return if can_write(&n.perms, domid) { Ok(None) } else { Err(XsError::Eacces) };
         }
         self.create(domid, path)?;
-        let perms = self
-            .nodes
-            .get(path)
-            .map(|n| n.perms.clone())
-            .unwrap_or_default();
+        let perms = self.nodes.get(path).map(|n| n.perms.clone()).unwrap_or_default();
         Ok(Some((path.to_string(), perms)))
     }
 
@@ -182,32 +148,19 @@ impl Tree {
             return Err(XsError::Einval);
         }
         let Some(n) = self.nodes.get(path) else {
-            return if self.nodes.contains_key(parent(path)) {
-                Ok(None)
-            } else {
-                Err(XsError::Enoent)
-            };
+            return if self.nodes.contains_key(parent(path)) { Ok(None) } else { Err(XsError::Enoent) };
         };
         if !can_write(&n.perms, domid) {
             return Err(XsError::Eacces);
         }
         let perms = n.perms.clone();
-        self.removed = self
-            .nodes
-            .iter()
-            .filter(|(k, _)| is_at_or_below(k, path))
-            .map(|(k, n)| (k.clone(), n.perms.clone()))
-            .collect();
+        self.removed =
+            self.nodes.iter().filter(|(k, _)| is_at_or_below(k, path)).map(|(k, n)| (k.clone(), n.perms.clone())).collect();
         self.nodes.retain(|k, _| !is_at_or_below(k, path));
         Ok(Some((path.to_string(), perms)))
     }
 
-    pub fn set_perms(
-        &mut self,
-        domid: DomId,
-        path: &str,
-        perms: Vec<Permission>,
-    ) -> Result<Change, XsError> {
+    pub fn set_perms(&mut self, domid: DomId, path: &str, perms: Vec<Permission>) -> Result<Change, XsError> {
         let n = self.nodes.get_mut(path).ok_or(XsError::Enoent)?;
         if !can_write(&n.perms, domid) {
             return Err(XsError::Eacces);
@@ -228,10 +181,7 @@ mod tests {
 
     #[test]
     fn perms_rules() {
-        let p = [
-            Permission::new(3, Access::None),
-            Permission::new(5, Access::Read),
-        ];
+        let p = [Permission::new(3, Access::None), Permission::new(5, Access::Read)];
         assert_eq!(access(&p, 0), Access::Both);
         assert_eq!(access(&p, 3), Access::Both);
         assert_eq!(access(&p, 5), Access::Read);

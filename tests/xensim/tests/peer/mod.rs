@@ -15,8 +15,8 @@ use channel::{Config, Manager, Note};
 use discovery::{Peer, PeerList};
 use xen_proto::iface::{DomId, GrantRef, GrantTable, RegionGrants, SharedPage, SharedRegion, XenError};
 use xen_proto::xenstore::Client;
-use xenstore_wire::{Access, Permission};
 use xensim::{Domain, DomainConfig, Sim, SimEvtchn, SimGnttab, SimMappedRegion, SimMapping, SimPage, SimRegion, SimXsRing};
+use xenstore_wire::{Access, Permission};
 
 pub const MS: u64 = 1_000_000;
 
@@ -239,8 +239,7 @@ impl Hostile {
             return false;
         }
         let Ok(control) = self.gnt.map(self.victim, offer.control_ref, true) else { return false };
-        let grefs: Vec<GrantRef> =
-            (0..offer.ring_pages as usize).map(|i| control.read_u32(layout::GREFS_AT + 4 * i)).collect();
+        let grefs: Vec<GrantRef> = (0..offer.ring_pages as usize).map(|i| control.read_u32(layout::GREFS_AT + 4 * i)).collect();
         self.maps.push(control);
         if let Ok(r) = self.gnt.map_region(self.victim, &grefs, true) {
             self.region_maps.push(r);

@@ -116,19 +116,14 @@ impl<R: XenstoreRing> Client<R> {
         // At most one ring's worth per pass, so a peer that keeps
         // producing cannot keep us here forever.
         for _ in 0..xenstore_wire::ring::XENSTORE_RING_SIZE / 512 {
-            let n = self
-                .transport
-                .read_some(&mut buf)
-                .map_err(|e| self.note(e))?;
+            let n = self.transport.read_some(&mut buf).map_err(|e| self.note(e))?;
             if n == 0 {
                 break;
             }
             progress = true;
             // A bad header leaves no way to find the next message.
             let chunk = buf.get(..n).unwrap_or_default();
-            self.decoder
-                .push(chunk)
-                .map_err(|e| self.note(Error::Fatal(e)))?;
+            self.decoder.push(chunk).map_err(|e| self.note(Error::Fatal(e)))?;
         }
         while let Some(m) = self.decoder.next_message() {
             if let Some(reply) = self.dispatch(m, want)? {
@@ -174,11 +169,7 @@ impl<R: XenstoreRing> Client<R> {
 
     /// Polls until an event accepted by `pred` is queued, until
     /// `deadline` (or the message budget) at the latest.
-    pub(super) fn wait_event_until(
-        &mut self,
-        pred: &dyn Fn(&WatchEvent) -> bool,
-        deadline: u64,
-    ) -> Result<WatchEvent, Error> {
+    pub(super) fn wait_event_until(&mut self, pred: &dyn Fn(&WatchEvent) -> bool, deadline: u64) -> Result<WatchEvent, Error> {
         let start = self.dispatched;
         loop {
             if let Some(ev) = self.take_event(pred) {
@@ -218,8 +209,7 @@ impl<R: XenstoreRing> Client<R> {
 
     /// Forgets queued events of an unregistered watch.
     pub(super) fn purge_events(&mut self, path: &str, token: &str) {
-        self.events
-            .retain(|e| !(e.token == token && is_at_or_below(&e.path, path)));
+        self.events.retain(|e| !(e.token == token && is_at_or_below(&e.path, path)));
     }
 }
 

@@ -226,22 +226,14 @@ impl<R: XenstoreRing> Client<R> {
 
     /// Blocks until an event for `token` arrives, at most `timeout_ns`;
     /// other events stay queued.
-    pub fn wait_watch_event_for(
-        &mut self,
-        token: &str,
-        timeout_ns: u64,
-    ) -> Result<WatchEvent, Error> {
+    pub fn wait_watch_event_for(&mut self, token: &str, timeout_ns: u64) -> Result<WatchEvent, Error> {
         let deadline = self.now_ns().saturating_add(timeout_ns);
         self.wait_event_until(&|e| e.token == token, deadline)
     }
 
     /// Like [`wait_watch_event_for`](Self::wait_watch_event_for), until
     /// `deadline_ns` on the ring's clock.
-    pub fn wait_watch_event_until(
-        &mut self,
-        token: &str,
-        deadline_ns: u64,
-    ) -> Result<WatchEvent, Error> {
+    pub fn wait_watch_event_until(&mut self, token: &str, deadline_ns: u64) -> Result<WatchEvent, Error> {
         self.wait_event_until(&|e| e.token == token, deadline_ns)
     }
 

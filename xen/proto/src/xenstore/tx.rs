@@ -74,9 +74,7 @@ impl<R: XenstoreRing> Client<R> {
     /// Starts a transaction.
     pub fn transaction_start(&mut self) -> Result<TxId, Error> {
         let m = self.call(Request::transaction_start(), 0)?;
-        reply::transaction_start(&m)
-            .map(TxId)
-            .map_err(Error::from_reply)
+        reply::transaction_start(&m).map(TxId).map_err(Error::from_reply)
     }
 
     /// Commits (`commit`) or aborts a transaction. A conflicting commit
@@ -90,10 +88,7 @@ impl<R: XenstoreRing> Client<R> {
 
     /// Scoped operations inside an explicitly started transaction.
     pub fn in_transaction(&mut self, tx: TxId) -> Tx<'_, R> {
-        Tx {
-            client: self,
-            id: tx,
-        }
+        Tx { client: self, id: tx }
     }
 
     /// Runs `body` in a transaction and commits, redoing everything on

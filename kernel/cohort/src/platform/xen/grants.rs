@@ -9,10 +9,10 @@
 //! manager keeps within smaller caps of its own; these are the backstop.
 
 use super::page::{copy_from_shared, copy_to_shared, PhysPage};
-use alloc::vec::Vec;
 use super::physmap::Window;
 use ::xen_abi::abi::ops::{gnttabop, xenmem};
 use ::xen_abi::hypercall::{self, Errno, GrantError};
+use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU16, Ordering};
 use xen_proto::grant_refs::RefAllocator;
 use xen_proto::iface::{DomId, GrantRef, GrantTable, OwnedRegion, RegionGrants, SharedPage, SharedRegion, XenError};
@@ -109,9 +109,7 @@ pub fn init(mut window: Window) -> Result<u32, &'static str> {
     let netfront_refs = RefAllocator::new(first, for_netfront).map_err(|_| "bad grant ref range")?;
     let rest = first + for_netfront;
     let refs = RefAllocator::new(rest, entries - rest).map_err(|_| "bad grant ref range")?;
-    STATE.call_once(|| {
-        spin::Mutex::new(State { frames, netfront_refs, refs, window, mapped: 0, pages: 0, channel_pages: 0 })
-    });
+    STATE.call_once(|| spin::Mutex::new(State { frames, netfront_refs, refs, window, mapped: 0, pages: 0, channel_pages: 0 }));
     Ok(entries - first)
 }
 

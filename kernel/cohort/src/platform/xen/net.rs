@@ -33,8 +33,13 @@ pub fn open(offload: Offload) -> Result<XenNet, String> {
 /// What each direction uses, e.g. `tx sg,csum,gso rx sg,csum,gso`.
 pub fn offloads_line(nf: &XenNet) -> String {
     let names = |o: Offloads| {
-        let on: Vec<&str> = [("sg", o.sg), ("csum", o.csum), ("gso", o.gso)].iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
-        if on.is_empty() { String::from("none") } else { on.join(",") }
+        let on: Vec<&str> =
+            [("sg", o.sg), ("csum", o.csum), ("gso", o.gso)].iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        if on.is_empty() {
+            String::from("none")
+        } else {
+            on.join(",")
+        }
     };
     let n = nf.negotiated();
     format!("tx {} rx {}", names(n.tx), names(n.rx))

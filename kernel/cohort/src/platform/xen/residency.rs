@@ -131,7 +131,10 @@ fn log_note(note: Note, listed_at_ns: Option<u64>) {
                 since / 1000 % 1000
             );
             let mac = Mac(mac).to_string();
-            crate::println!("{}", ResultLine::ChannelUp { peer, mac: mac.as_str(), after_listed_ms: since as f64 / 1e6, xen_time_ns: xen_time });
+            crate::println!(
+                "{}",
+                ResultLine::ChannelUp { peer, mac: mac.as_str(), after_listed_ms: since as f64 / 1e6, xen_time_ns: xen_time }
+            );
         }
         Note::Down { peer, mac, why, was_up } => {
             if was_up {
@@ -143,7 +146,10 @@ fn log_note(note: Note, listed_at_ns: Option<u64>) {
                 log::info!("channel to dom{peer}: not set up ({why})");
             }
             let mac = Mac(mac).to_string();
-            crate::println!("{}", ResultLine::ChannelClosed { peer, mac: mac.as_str(), why: why.as_str(), was_up, xen_time_ns: xen_time });
+            crate::println!(
+                "{}",
+                ResultLine::ChannelClosed { peer, mac: mac.as_str(), why: why.as_str(), was_up, xen_time_ns: xen_time }
+            );
         }
         Note::Refused { peer, why } => {
             log::warn!("channel to dom{peer}: refused: {why}");

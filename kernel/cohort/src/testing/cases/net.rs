@@ -140,7 +140,13 @@ pub fn stream_and_rr_loopback() -> Outcome {
         rr.service(&mut stack.sockets, crate::clock::now_ns())?;
     }
     let r = rr.finish(&mut stack.sockets);
-    ensure!(r.transactions == 200 && r.p50_us > 0.0 && r.p99_us >= r.p50_us, "rr report {} transactions, p50 {} p99 {}", r.transactions, r.p50_us, r.p99_us);
+    ensure!(
+        r.transactions == 200 && r.p50_us > 0.0 && r.p99_us >= r.p50_us,
+        "rr report {} transactions, p50 {} p99 {}",
+        r.transactions,
+        r.p50_us,
+        r.p99_us
+    );
     ensure!(echo.tcp_bytes == 200 * 32, "echo relayed {} bytes", echo.tcp_bytes);
     Ok(())
 }
