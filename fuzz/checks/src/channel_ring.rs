@@ -478,8 +478,15 @@ fn recv(us: &mut Us, peer: &Peer) -> Option<Result<bool, Violation>> {
 fn step(us: &mut Us, peer: &mut Peer, op: &Op) {
     if us.chan.is_closed() {
         // The caller closed on a violation: nothing moves any more.
+        // A channel closed on a violation keeps reporting it (and reads
+        // nothing); any other closed channel reads nothing.
         let mut out = Vec::new();
-        assert_eq!(us.chan.recv_into(&mut out), Ok(false));
+        let expected = match us.chan.violation() {
+            Some(v) => Err(v),
+            None => Ok(false),
+        };
+        assert_eq!(us.chan.recv_into(&mut out), expected);
+        assert!(out.is_empty());
         assert_eq!(us.chan.send(&[0u8; 60]), Err(SendError::Down));
         assert!(!us.chan.can_send(60));
         return;

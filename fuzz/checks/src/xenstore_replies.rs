@@ -395,6 +395,10 @@ impl XenstoreRing for FakeRing {
         *self.waits.borrow_mut() += 1;
         self.daemon.borrow_mut().react()
     }
+    /// Virtual time: each wait is one poll interval (`poll_ns` below).
+    fn now_ns(&self) -> u64 {
+        *self.waits.borrow() * 10
+    }
 }
 
 fn client(ops: Vec<ClientOp>, script: Vec<Action>) {
@@ -410,8 +414,9 @@ fn client(ops: Vec<ClientOp>, script: Vec<Action>) {
     }));
     let waits = Rc::new(RefCell::new(0u64));
     let ring = FakeRing { page, daemon: daemon.clone(), waits: waits.clone() };
-    // Virtual time: a wait returns at once, so the budget is a count.
-    let config = Config { timeout_ns: 40, poll_ns: 10, tx_retries: 3, max_pending: 4, max_queued_events: 8 };
+    // Virtual time: a wait returns at once and moves the clock one poll.
+    let config =
+        Config { timeout_ns: 40, poll_ns: 10, tx_retries: 3, max_pending: 4, max_queued_events: 8, max_messages_per_call: 64 };
     let mut c = Client::with_config(ring, config);
     let mut fatal = false;
     for op in ops.iter().take(MAX_OPS) {
