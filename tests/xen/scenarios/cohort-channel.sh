@@ -86,13 +86,14 @@ guest_finish other
 discoveryd_stop
 printf '# dom0 decides the groups, by the names xl gave the domains\nname srv lab\nname pol lab\n' > /tmp/cohort-groups
 discoveryd_start --policy /tmp/cohort-groups
-guest rogue 26 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=8388608"
+guest rogue 26 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
 rogue_id=$(domid rogue)
-guest pol 27 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
-pol_id=$(domid pol)
+# What it claims, read while it runs (it withdraws its advert at poweroff).
 rogue_advert() { xenstore-read "/local/domain/$rogue_id/data/cohort/advert" 2>/dev/null; }
 wait_until 60 rogue_advert
 claim=$(rogue_advert)
+guest pol 27 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
+pol_id=$(domid pol)
 if wait_until 300 ended rogue && wait_until 300 ended pol && matched rogue stream >/dev/null && matched pol stream >/dev/null; then
     echo "rogue (dom$rogue_id) advertised: ${claim:-nothing}"
     grep -E "policy|dom$rogue_id not listed" "$DISCOVERYD_LOG" | tail -n 3
