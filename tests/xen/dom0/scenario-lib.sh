@@ -254,6 +254,7 @@ discoveryd_stop() {
 }
 # discoveryd_start [ARGS...]: the daemon's options, e.g. --policy FILE
 # (none: the groups are the guests' claims, as /init starts it).
+# shellcheck disable=SC2120 # the options are optional
 discoveryd_start() {
     discoveryd_running && return 0
     [ -x "$DISCOVERYD" ] || { echo "no $DISCOVERYD in this dom0"; return 1; }
