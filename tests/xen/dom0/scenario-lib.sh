@@ -252,10 +252,13 @@ discoveryd_stop() {
     if discoveryd_running; then kill "$(discoveryd_pid)"; wait_until 5 sh -c "! kill -0 $(discoveryd_pid) 2>/dev/null"; fi
     rm -f /run/cohort-discoveryd.pid
 }
+# discoveryd_start [ARGS...]: the daemon's options, e.g. --policy FILE
+# (none: the groups are the guests' claims, as /init starts it).
+# shellcheck disable=SC2120 # the options are optional
 discoveryd_start() {
     discoveryd_running && return 0
     [ -x "$DISCOVERYD" ] || { echo "no $DISCOVERYD in this dom0"; return 1; }
-    setsid "$DISCOVERYD" >>"$DISCOVERYD_LOG" 2>&1 &
+    setsid "$DISCOVERYD" "$@" >>"$DISCOVERYD_LOG" 2>&1 &
     echo $! > /run/cohort-discoveryd.pid
 }
 

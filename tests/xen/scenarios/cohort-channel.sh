@@ -7,6 +7,7 @@
 # Checks (each a test of `cargo test`, see tests/xen/README.md):
 # result: xen-channel-up-64MiB                     the channel comes up; 64 MiB, >= 99 % over it
 # result: xen-channel-other-group-uses-netfront    another group gets no channel
+# result: xen-channel-group-not-given-by-dom0       with a policy: claiming a group is not enough
 # result: xen-channel-peer-destroyed-falls-back    a destroyed peer: close, release, fallback
 # result: xen-channel-peer-recreated               a re-created peer gets a new channel
 # result: xen-channel-takes-over-a-running-stream  a channel takes over a running stream
@@ -77,6 +78,49 @@ else
     guest_explain other; fail xen-channel-other-group-uses-netfront "its stream over netfront failed"
 fi
 guest_finish other
+
+# 2b. dom0 decides the groups: the daemon restarts with a policy giving
+#     srv and pol the group "lab". rogue's advert claims "lab" too, but the
+#     policy does not list it: no list, no channel, its stream goes over
+#     netfront; pol, running at the same time, gets its channel to srv.
+discoveryd_stop
+printf '# dom0 decides the groups, by the names xl gave the domains\nname srv lab\nname pol lab\n' > /tmp/cohort-groups
+discoveryd_start --policy /tmp/cohort-groups
+guest rogue 26 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
+rogue_id=$(domid rogue)
+# What it claims, read while it runs (it withdraws its advert at poweroff).
+rogue_advert() { xenstore-read "/local/domain/$rogue_id/data/cohort/advert" 2>/dev/null; }
+wait_until 60 rogue_advert
+claim=$(rogue_advert)
+guest pol 27 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
+pol_id=$(domid pol)
+if wait_until 300 ended rogue && wait_until 300 ended pol && matched rogue stream >/dev/null && matched pol stream >/dev/null; then
+    echo "rogue (dom$rogue_id) advertised: ${claim:-nothing}"
+    grep -E "policy|dom$rogue_id not listed" "$DISCOVERYD_LOG" | tail -n 3
+    matched rogue stream; matched pol stream
+    rshare=$(channel_share rogue stream)
+    pshare=$(channel_share pol stream)
+    echo "channel share: rogue ${rshare:-?}%, pol ${pshare:-?}%"
+    if ! echo "$claim" | grep -q "group=lab"; then
+        fail xen-channel-group-not-given-by-dom0 "rogue did not claim lab (advert: ${claim:-none})"
+    elif [ "$rshare" != "0.00" ] || guest_has srv "channel to dom$rogue_id" || guest_has rogue "channel to dom"; then
+        fail xen-channel-group-not-given-by-dom0 "rogue got a channel (share ${rshare:-?}%)"
+    elif ! grep -q "dom$rogue_id not listed: not in the policy" "$DISCOVERYD_LOG"; then
+        fail xen-channel-group-not-given-by-dom0 "the daemon did not say it left rogue out"
+    elif ! guest_has srv "channel to dom$pol_id" || [ -z "$pshare" ] || ! at_least "$pshare" 99; then
+        fail xen-channel-group-not-given-by-dom0 "pol, given lab by the policy, got no channel (share ${pshare:-?}%)"
+    else
+        ok xen-channel-group-not-given-by-dom0 "rogue ${rshare}% channel, pol ${pshare}%"
+    fi
+else
+    guest_explain rogue; guest_explain pol; tail -5 "$DISCOVERYD_LOG"
+    fail xen-channel-group-not-given-by-dom0 "a stream failed"
+fi
+guest_finish rogue
+guest_finish pol
+# Back to the daemon /init starts (no policy) for the rest.
+discoveryd_stop
+discoveryd_start
 
 # 3. A transfer over the channel when the peer is destroyed: the server
 #    logs the fallback and releases everything, and its connection with

@@ -7,6 +7,9 @@
 //! publishes for each guest the co-resident guests of the same group as a
 //! [`PeerList`] at [`peers_path`]: a node only dom0 writes and only that
 //! guest (besides dom0) reads. [`peer_lists`] is the grouping rule.
+//! With a [`Policy`] (a file dom0 keeps), a guest's group is dom0's
+//! choice, found by the domain's toolstack-written name or UUID; the
+//! advert's group must agree with it.
 //!
 //! Everything here parses input from other domains: lengths are bounded,
 //! characters checked, and every failure is an error value.
@@ -19,9 +22,11 @@ extern crate std;
 
 mod advert;
 mod peers;
+mod policy;
 
 pub use advert::{Advert, AdvertError, Group};
 pub use peers::{peer_lists, Member, Peer, PeerList, PeerListError};
+pub use policy::{parse_uuid, uuid_of_vm_path, LineError, Policy, PolicyError, MAX_NAME_LEN, MAX_POLICY_ENTRIES, MAX_POLICY_LEN};
 
 use alloc::format;
 use alloc::string::String;

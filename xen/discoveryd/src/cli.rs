@@ -1,5 +1,5 @@
-//! The command line: `cohort-discoveryd [--socket PATH] [--rescan SECONDS]
-//! [--once]`, or `-h`/`--help`.
+//! The command line: `cohort-discoveryd [--socket PATH] [--policy PATH]
+//! [--rescan SECONDS] [--once]`, or `-h`/`--help`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,17 +7,22 @@ use std::time::Duration;
 
 use crate::run::Options;
 
-pub const USAGE: &str = "usage: cohort-discoveryd [--socket PATH] [--rescan SECONDS] [--once]";
+pub const USAGE: &str = "usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once]";
 
 /// What `--help` prints.
 pub const HELP: &str = "\
 cohort-discoveryd: publishes, for each Cohort guest, the co-resident guests
 of its group in xenstore (dom0, as root).
 
-usage: cohort-discoveryd [--socket PATH] [--rescan SECONDS] [--once]
+usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once]
 
   --socket PATH      xenstored's socket (default: $XENSTORED_PATH, else
                      /var/run/xenstored/socket)
+  --policy PATH      dom0 decides the groups: lines `name NAME GROUP` or
+                     `uuid UUID GROUP` (e.g. /etc/cohort/groups), read at
+                     every scan; a guest not listed, or advertising another
+                     group, gets no peers. Without it, a guest's group is
+                     whatever its advert claims
   --rescan SECONDS   scan at least this often, events or not (default: 10)
   --once             scan once, then exit
   -h, --help         print this and exit
@@ -26,7 +31,7 @@ usage: cohort-discoveryd [--socket PATH] [--rescan SECONDS] [--once]
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Run { socket: PathBuf, opts: Options },
+    Run { socket: PathBuf, policy: Option<PathBuf>, opts: Options },
     Help,
 }
 
@@ -46,11 +51,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, default_socket: PathBuf) 
     use lexopt::prelude::*;
 
     let mut socket = default_socket;
+    let mut policy = None;
     let mut opts = Options::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("socket") => socket = parser.value()?.into(),
+            Long("policy") => policy = Some(parser.value()?.into()),
             Long("rescan") => {
                 let value = parser.value()?.to_string_lossy().into_owned();
                 match value.parse::<u64>() {
@@ -63,7 +70,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, default_socket: PathBuf) 
             _ => return Err(arg.unexpected().into()),
         }
     }
-    Ok(Command::Run { socket, opts })
+    Ok(Command::Run { socket, policy, opts })
 }
 
 #[cfg(test)]
@@ -75,7 +82,11 @@ mod tests {
     }
 
     fn run(socket: &str, rescan: u64, once: bool) -> Command {
-        Command::Run { socket: socket.into(), opts: Options { rescan: Duration::from_secs(rescan), once, ..Options::default() } }
+        Command::Run {
+            socket: socket.into(),
+            policy: None,
+            opts: Options { rescan: Duration::from_secs(rescan), once, ..Options::default() },
+        }
     }
 
     #[test]
@@ -99,6 +110,16 @@ mod tests {
     }
 
     #[test]
+    fn policy() {
+        let with = |path: &str| match run("/default/socket", 10, false) {
+            Command::Run { socket, opts, .. } => Command::Run { socket, policy: Some(path.into()), opts },
+            help => help,
+        };
+        assert_eq!(parse_strs(&["--policy", "/etc/cohort/groups"]).unwrap(), with("/etc/cohort/groups"));
+        assert_eq!(parse_strs(&["--policy=/a", "--policy", "/b"]).unwrap(), with("/b"));
+    }
+
+    #[test]
     fn help_wins_over_what_follows() {
         for args in [&["-h"][..], &["--help"], &["--once", "--help", "--bogus"], &["--socket", "/x", "-h"]] {
             assert_eq!(parse_strs(args).unwrap(), Command::Help, "{args:?}");
@@ -109,6 +130,7 @@ mod tests {
     fn errors_say_what_is_wrong() {
         let cases: &[(&[&str], &str)] = &[
             (&["--socket"], "missing argument for option '--socket'"),
+            (&["--policy"], "missing argument for option '--policy'"),
             (&["--rescan"], "missing argument for option '--rescan'"),
             (&["--rescan", "0"], "--rescan needs a whole number of seconds > 0, not `0`"),
             (&["--rescan", "-1"], "--rescan needs a whole number of seconds > 0, not `-1`"),
@@ -129,7 +151,7 @@ mod tests {
     #[test]
     fn help_shows_the_usage_line() {
         assert!(HELP.contains(USAGE));
-        for option in ["--socket PATH", "--rescan SECONDS", "--once", "-h, --help"] {
+        for option in ["--socket PATH", "--policy PATH", "--rescan SECONDS", "--once", "-h, --help"] {
             assert!(HELP.contains(option), "{option}");
         }
     }

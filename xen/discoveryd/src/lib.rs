@@ -12,9 +12,12 @@
 //!   over xenstored's Unix socket.
 //! - [`scan`]: one scan: read adverts and vifs, group, publish the changes.
 //! - [`run`]: the loop: connect, watch, scan; reconnect when xenstored goes.
+//! - [`policy`]: dom0's group policy file, which makes dom0, not the
+//!   guest's advert, decide its group.
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod policy;
 pub mod run;
 pub mod scan;
 pub mod store;

@@ -1,4 +1,4 @@
-//! `cohort-discoveryd [--socket PATH] [--rescan SECONDS] [--once]`
+//! `cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once]`
 //!
 //! Runs in dom0 (as root: xenstored's socket is root-only) and keeps, for
 //! every Cohort guest, the list of co-resident guests of its group at
@@ -28,8 +28,8 @@ fn stamp() -> String {
 
 fn main() -> ExitCode {
     let default_socket = std::env::var_os("XENSTORED_PATH").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
-    let (socket, opts) = match cli::parse(std::env::args_os().skip(1), default_socket) {
-        Ok(Command::Run { socket, opts }) => (socket, opts),
+    let (socket, policy, opts) = match cli::parse(std::env::args_os().skip(1), default_socket) {
+        Ok(Command::Run { socket, policy, opts }) => (socket, policy, opts),
         Ok(Command::Help) => {
             print!("{}", cli::HELP);
             return ExitCode::SUCCESS;
@@ -41,6 +41,27 @@ fn main() -> ExitCode {
         }
     };
     println!("{} cohort-discoveryd: xenstored at {}", stamp(), socket.display());
+    // The trust model, said once at start.
+    match &policy {
+        None => println!(
+            "{} cohort-discoveryd: no --policy: groups are the guests' own claims (any guest may join any group its advert names)",
+            stamp()
+        ),
+        Some(path) => match discoveryd::policy::load(path) {
+            // A policy broken at start is a mistake to fix now; one broken
+            // later fails closed (see discoveryd::policy).
+            Err(e) => {
+                eprintln!("cohort-discoveryd: policy {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            Ok(p) => println!(
+                "{} cohort-discoveryd: policy {} ({} entries): groups are dom0's; a guest it does not list, or whose advert names another group, gets no peers",
+                stamp(),
+                path.display(),
+                p.len()
+            ),
+        },
+    }
     let mut log = |event: Event<'_>| match event {
         Event::Connected => println!("{} cohort-discoveryd: connected; watching /local/domain", stamp()),
         Event::ConnectFailed(e, pause) => {
@@ -48,6 +69,9 @@ fn main() -> ExitCode {
         }
         Event::Lost(e) => eprintln!("{} cohort-discoveryd: {e}; reconnecting", stamp()),
         Event::Scanned { report, took } => {
+            if let Some(news) = &report.policy {
+                println!("{} cohort-discoveryd: {news}", stamp());
+            }
             for (domid, why) in &report.rejected {
                 eprintln!("{} cohort-discoveryd: dom{domid} not listed: {why}", stamp());
             }
@@ -59,6 +83,6 @@ fn main() -> ExitCode {
             }
         }
     };
-    run(&mut Socket(socket), opts, &mut log, &mut || false);
+    run(&mut Socket(socket), opts, policy, &mut log, &mut || false);
     ExitCode::SUCCESS
 }

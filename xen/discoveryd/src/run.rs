@@ -6,6 +6,7 @@
 //! every [`Options::min_interval`], and a change during the interval
 //! leads to one scan at its end ([`Schedule`]): coalesced, never lost.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::scan::{relevant, Publisher, Report};
@@ -157,8 +158,15 @@ fn serve<S: Store>(
 /// Runs until `stop` says so (or after one scan with `once`). Never gives
 /// up on xenstored: connection failures are reported and retried with a
 /// pause growing to 5 s (reset once a connection scans successfully).
-pub fn run<C: Connector>(connector: &mut C, opts: Options, log: &mut dyn FnMut(Event<'_>), stop: &mut dyn FnMut() -> bool) {
-    let mut publisher = Publisher::default();
+/// With `policy`, groups are dom0's (see [`crate::policy`]).
+pub fn run<C: Connector>(
+    connector: &mut C,
+    opts: Options,
+    policy: Option<PathBuf>,
+    log: &mut dyn FnMut(Event<'_>),
+    stop: &mut dyn FnMut() -> bool,
+) {
+    let mut publisher = policy.map_or_else(Publisher::default, Publisher::with_policy);
     let mut pause = Duration::from_millis(200);
     let backoff = |pause: &mut Duration| {
         std::thread::sleep(*pause);

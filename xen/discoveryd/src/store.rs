@@ -35,6 +35,9 @@ pub trait Store {
     fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>>;
     /// Children of a node; empty if it does not exist.
     fn directory(&mut self, path: &str) -> Result<Vec<String>>;
+    /// The domain owning a node (its first permission); `None` if the node
+    /// does not exist.
+    fn owner(&mut self, path: &str) -> Result<Option<DomId>>;
     /// Writes `value` at `path`, owned by dom0 and readable by `reader`
     /// only, in one transaction (retried on EAGAIN).
     fn publish(&mut self, path: &str, value: &[u8], reader: DomId) -> Result<()>;
@@ -196,6 +199,17 @@ impl Store for SocketStore {
         match self.call(Self::request(Request::directory(path))?) {
             Ok(m) => reply::directory(&m).map_err(|e| StoreError::Protocol(format!("{e:?}"))),
             Err(StoreError::Xs(XsError::Enoent)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn owner(&mut self, path: &str) -> Result<Option<DomId>> {
+        match self.call(Self::request(Request::get_perms(path))?) {
+            Ok(m) => {
+                let perms = reply::get_perms(&m).map_err(|e| StoreError::Protocol(format!("{e:?}")))?;
+                perms.first().map(|p| Some(p.domid)).ok_or_else(|| StoreError::Protocol("a node without an owner".into()))
+            }
+            Err(StoreError::Xs(XsError::Enoent)) => Ok(None),
             Err(e) => Err(e),
         }
     }

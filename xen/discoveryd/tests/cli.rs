@@ -33,3 +33,20 @@ fn a_bad_command_line_says_why_with_the_usage_and_exits_2() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), format!("cohort-discoveryd: {why}\n{USAGE}\n"), "{args:?}");
     }
 }
+
+#[test]
+fn a_policy_broken_at_start_is_an_error_with_its_line_and_exits_2() {
+    let path = std::env::temp_dir().join(format!("cohort-cli-policy-{}", std::process::id()));
+    std::fs::write(&path, "name a lab\nname a other\n").unwrap();
+    let p = path.to_str().unwrap();
+    let out = daemon(&["--policy", p, "--socket", "/nonexistent/socket", "--once"]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("cohort-discoveryd: policy {p}: line 2: listed already on line 1\n")
+    );
+    let missing = daemon(&["--policy", "/nonexistent/groups", "--once"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).starts_with("cohort-discoveryd: policy /nonexistent/groups: No such file"));
+}

@@ -12,7 +12,7 @@ use discoveryd::store::{list_perms, Result, Store, StoreError};
 use xen_proto::iface::DomId;
 use xen_proto::xenstore::Client;
 use xensim::{Sim, SimXsRing, Xen};
-use xenstore_wire::{WatchEvent, XsError};
+use xenstore_wire::{Access, Permission, WatchEvent, XsError};
 
 /// dom0's xenstore client as the daemon's store.
 struct SimStore {
@@ -77,6 +77,14 @@ impl Store for SimStore {
     fn watch(&mut self, path: &str, token: &str) -> Result<()> {
         self.tick()?;
         self.c.watch(path, token).map_err(xs)
+    }
+    fn owner(&mut self, path: &str) -> Result<Option<DomId>> {
+        self.tick()?;
+        match self.c.get_perms(path) {
+            Ok(p) => Ok(p.first().map(|p| p.domid)),
+            Err(xen_proto::Error::Xs(XsError::Enoent)) => Ok(None),
+            Err(e) => Err(xs(e)),
+        }
     }
     fn next_event(&mut self, _timeout: Duration) -> Result<Option<WatchEvent>> {
         self.tick()?;
@@ -238,7 +246,7 @@ fn the_loop_follows_watch_events_and_survives_a_lost_connection() {
             || xen.xs_read(&peers_path(1)).is_some_and(|v| v.ends_with(b"2=00:16:3e:c0:00:02"))
     };
     let opts = Options { rescan: Duration::from_secs(3600), min_interval: Duration::from_millis(20), once: false };
-    run(&mut flaky, opts, &mut on_event, &mut stop);
+    run(&mut flaky, opts, None, &mut on_event, &mut stop);
     let log = log.borrow();
     assert_eq!(log[..3], ["connect failed", "connected", "scan"], "{log:?}");
     assert!(log.contains(&"lost"), "{log:?}");
@@ -314,7 +322,7 @@ fn a_guest_rewriting_its_advert_in_a_loop_gets_few_scans_and_its_last_one() {
         elapsed > run_for + Duration::from_secs(5) || xen.xs_read(&peers_path(1)).is_some_and(|v| v.as_slice() == b"v1")
     };
     let opts = Options { rescan: Duration::from_secs(3600), min_interval, once: false };
-    run(&mut Once((*sim).clone()), opts, &mut on_event, &mut stop);
+    run(&mut Once((*sim).clone()), opts, None, &mut on_event, &mut stop);
     let took = started.elapsed();
     let most = (took.as_millis() / min_interval.as_millis()) as u32 + 2;
     assert!(scans.get() <= most, "{} scans in {took:?}", scans.get());
@@ -324,4 +332,175 @@ fn a_guest_rewriting_its_advert_in_a_loop_gets_few_scans_and_its_last_one() {
     for path in ["/local/domain", "@introduceDomain", "@releaseDomain"] {
         c.unwatch(path, discoveryd::run::WATCH_TOKEN).unwrap();
     }
+}
+
+// dom0's group policy.
+
+const U3: &str = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6";
+
+/// What the toolstack writes for a domain: its name and `vm` path, owned
+/// by dom0 and readable by the guest (as libxl does).
+fn toolstack(sim: &Sim, domid: DomId, name: &str, uuid: &str) {
+    let mut c = sim.domain(0).xenstore_client();
+    let perms = [Permission::new(0, Access::None), Permission::new(domid, Access::Read)];
+    for (key, value) in [("name", name.to_string()), ("vm", format!("/vm/{uuid}"))] {
+        let path = format!("/local/domain/{domid}/{key}");
+        c.write(&path, value.as_bytes()).unwrap();
+        c.set_perms(&path, &perms).unwrap();
+    }
+}
+
+/// A policy file of this test's own.
+struct PolicyFile(std::path::PathBuf);
+
+impl PolicyFile {
+    fn new(test: &str, text: &str) -> PolicyFile {
+        let path = std::env::temp_dir().join(format!("cohort-policy-{}-{test}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        PolicyFile(path)
+    }
+    fn set(&self, text: &[u8]) {
+        std::fs::write(&self.0, text).unwrap();
+    }
+}
+
+impl Drop for PolicyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn rejected(report: &discoveryd::scan::Report) -> Vec<DomId> {
+    report.rejected.iter().map(|(d, _)| *d).collect()
+}
+
+#[test]
+fn with_a_policy_groups_are_dom0s_not_the_adverts() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let policy = PolicyFile::new("dom0s", &format!("# dom0's groups\nname a lab\nname b lab\nuuid {U3} lab\nname d other\n"));
+    // dom1 and dom2 are given "lab" by name, dom3 by UUID (its name is not
+    // listed); dom4 is not listed at all; dom5 is given "other". All five
+    // advertise "lab".
+    let mut guests = Vec::new();
+    for (domid, name, uuid) in [
+        (1, "a", "00000000-0000-4000-8000-000000000001"),
+        (2, "b", "00000000-0000-4000-8000-000000000002"),
+        (3, "c", U3),
+        (4, "rogue", "00000000-0000-4000-8000-000000000004"),
+        (5, "d", "00000000-0000-4000-8000-000000000005"),
+    ] {
+        guests.push(guest(&sim, domid, Some("lab")));
+        toolstack(&sim, domid, name, uuid);
+    }
+    let mut store = SimStore::new(&sim);
+    let mut p = Publisher::with_policy(policy.0.clone());
+    let report = p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![2, 3]));
+    assert_eq!(list_of(&sim, 2), Some(vec![1, 3]));
+    assert_eq!(list_of(&sim, 3), Some(vec![1, 2]));
+    assert_eq!(list_of(&sim, 4), None, "claims lab, not in the policy: no list");
+    assert_eq!(list_of(&sim, 5), None, "claims lab, given other: no list");
+    assert_eq!(rejected(&report), [4, 5], "{report:?}");
+    assert!(
+        report.rejected[0].1.starts_with("not in the policy (name rogue, uuid 00000000-0000-4000-8000-000000000004"),
+        "{report:?}"
+    );
+    assert_eq!(report.rejected[1].1, "advertises group lab, but the policy gives it other: no peers");
+    assert!(report.policy.as_deref().is_some_and(|l| l.ends_with(": 4 entries; groups are dom0's")), "{report:?}");
+    // Said once: nothing new on the next scan.
+    let again = p.scan(&mut store).unwrap();
+    assert!(!again.changed(), "{again:?}");
+    // dom5 advertises the group it is given: it is listed with nobody
+    // (alone in "other"), and nobody else's list changes.
+    let advert = Advert { version: 1, group: Group::new("other").unwrap(), mac: mac(5), ipv4: None };
+    guests[4].write(ADVERT_KEY, advert.to_value().as_bytes()).unwrap();
+    p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 5), Some(vec![]));
+    assert_eq!(list_of(&sim, 1), Some(vec![2, 3]));
+}
+
+#[test]
+fn a_guest_cannot_name_itself_into_a_group() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let policy = PolicyFile::new("rename", &format!("name a lab\nname b lab\nuuid {U3} lab\n"));
+    let _g1 = guest(&sim, 1, Some("lab"));
+    toolstack(&sim, 1, "a", "00000000-0000-4000-8000-000000000001");
+    // dom4 has a name from the toolstack, and tries to change it.
+    let mut g4 = guest(&sim, 4, Some("lab"));
+    toolstack(&sim, 4, "rogue", "00000000-0000-4000-8000-000000000004");
+    for (key, value) in [("name", "b".to_string()), ("vm", format!("/vm/{U3}"))] {
+        let path = format!("/local/domain/4/{key}");
+        assert_eq!(g4.write(&path, value.as_bytes()), Err(xen_proto::Error::Xs(XsError::Eacces)), "{key}");
+        assert_eq!(g4.set_perms(&path, &[Permission::new(4, Access::None)]), Err(xen_proto::Error::Xs(XsError::Eacces)), "{key}");
+    }
+    // dom6 has none (a toolstack that wrote no name: here its home is its
+    // own), so it writes them itself, and more, in every spelling it can.
+    let mut g6 = guest(&sim, 6, Some("lab"));
+    g6.write("/local/domain/6/name", b"b").unwrap();
+    g6.write("/local/domain/6/vm", format!("/vm/{U3}").as_bytes()).unwrap();
+    g6.write("data/name", b"b").unwrap();
+    g6.write("data/cohort/name", b"b").unwrap();
+    let mut store = SimStore::new(&sim);
+    let mut p = Publisher::with_policy(policy.0.clone());
+    let report = p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![]), "dom1 is told about neither");
+    assert_eq!(list_of(&sim, 4), None);
+    assert_eq!(list_of(&sim, 6), None);
+    assert_eq!(rejected(&report), [4, 6], "{report:?}");
+    assert!(report.rejected[0].1.contains("name rogue,"), "{report:?}");
+    assert!(report.rejected[1].1.contains("(name not dom0's, uuid not dom0's;"), "{report:?}");
+    // Once the toolstack's nodes are there and dom0's, they count.
+    let mut c = sim.domain(0).xenstore_client();
+    c.rm("/local/domain/6/name").unwrap();
+    c.rm("/local/domain/6/vm").unwrap();
+    toolstack(&sim, 6, "b", "00000000-0000-4000-8000-000000000006");
+    p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![6]));
+    assert_eq!(list_of(&sim, 6), Some(vec![1]));
+}
+
+#[test]
+fn the_policy_is_read_at_every_scan_and_a_broken_one_fails_closed() {
+    let sim = Sim::new();
+    sim.create_domain(0);
+    let policy = PolicyFile::new("reload", "name a lab\nname b lab\n");
+    let _g1 = guest(&sim, 1, Some("lab"));
+    toolstack(&sim, 1, "a", "00000000-0000-4000-8000-000000000001");
+    let _g2 = guest(&sim, 2, Some("lab"));
+    toolstack(&sim, 2, "b", "00000000-0000-4000-8000-000000000002");
+    let mut store = SimStore::new(&sim);
+    let mut p = Publisher::with_policy(policy.0.clone());
+    p.scan(&mut store).unwrap();
+    assert_eq!(list_of(&sim, 1), Some(vec![2]));
+    // dom0 takes b out: the next scan drops it.
+    policy.set(b"name a lab\n");
+    let report = p.scan(&mut store).unwrap();
+    assert_eq!((list_of(&sim, 1), list_of(&sim, 2)), (Some(vec![]), None));
+    assert_eq!(rejected(&report), [2]);
+    assert!(report.policy.as_deref().is_some_and(|l| l.ends_with(": 1 entries; groups are dom0's")), "{report:?}");
+    // A broken policy, a missing one, one too long: nobody gets a list,
+    // each said once with why (the line for a bad one).
+    let too_long = vec![b'#'; discovery::MAX_POLICY_LEN + 1];
+    let cases: [(Option<&[u8]>, &str); 3] = [
+        (Some(b"name a lab\nname b\n"), "line 2: not `name NAME GROUP` or `uuid UUID GROUP`"),
+        (None, "No such file"),
+        (Some(&too_long), "longer than 65536 bytes"),
+    ];
+    for (text, why) in cases {
+        match text {
+            Some(t) => policy.set(t),
+            None => std::fs::remove_file(&policy.0).unwrap(),
+        }
+        let report = p.scan(&mut store).unwrap();
+        let said = report.policy.clone().unwrap_or_default();
+        assert!(said.contains(why) && said.ends_with("; no guest gets peers until it is fixed"), "{said}");
+        assert_eq!((list_of(&sim, 1), list_of(&sim, 2)), (None, None), "{why}");
+        assert!(p.scan(&mut store).unwrap().policy.is_none(), "said once");
+    }
+    // Fixed: back as before.
+    policy.set(b"name a lab\nname b lab\n");
+    p.scan(&mut store).unwrap();
+    assert_eq!((list_of(&sim, 1), list_of(&sim, 2)), (Some(vec![2]), Some(vec![1])));
 }

@@ -115,3 +115,33 @@ fn a_flood_of_events_collapses_into_one_rescan() {
     server.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The owner of a node, as the policy's name and `vm` checks ask for it:
+/// the first permission of `XS_GET_PERMS`; a missing node is `None`, a
+/// reply without permissions a protocol error.
+#[test]
+fn owners_come_from_get_perms() {
+    let dir = std::env::temp_dir().join(format!("cohort-xs-perms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("socket");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        for reply in [&b"n0\0r7\0"[..], b"b7\0", b"", b"ENOENT\0"] {
+            let (h, p) = read_request(&mut s);
+            assert_eq!((h.msg_type, &p[..]), (MsgType::GetPerms, &b"/local/domain/7/name\0"[..]));
+            let ty = if reply.starts_with(b"E") { MsgType::Error } else { MsgType::GetPerms };
+            s.write_all(&message(ty, h.req_id, reply)).unwrap();
+        }
+        let _ = s.read(&mut [0u8; 1]);
+    });
+    let mut store = SocketStore::connect(&path).unwrap();
+    assert_eq!(store.owner("/local/domain/7/name"), Ok(Some(0)), "the toolstack's");
+    assert_eq!(store.owner("/local/domain/7/name"), Ok(Some(7)), "the guest's own");
+    assert!(matches!(store.owner("/local/domain/7/name"), Err(StoreError::Protocol(_))), "no owner");
+    assert_eq!(store.owner("/local/domain/7/name"), Ok(None), "missing");
+    drop(store);
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
