@@ -199,7 +199,7 @@ if wait_until 90 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log late | gr
         guest_explain late; fail xen-channel-takes-over-a-running-stream "the stream did not survive the switch"
     fi
 else
-    guest_explain late; fail xen-channel-takes-over-a-running-stream "the stream never started"
+    guest_explain late; guest_explain srv; fail xen-channel-takes-over-a-running-stream "the stream never started"
     discoveryd_start
 fi
 guest_finish late
