@@ -1,0 +1,199 @@
+//! Shared test helpers: the wire recordings and a server driver.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use iperf3::server::{Accept, Action, Server};
+use iperf3::Micros;
+
+/// One line of a `.wire.jsonl` recording.
+#[derive(Clone, Debug)]
+pub struct WireEvent {
+    pub t: Micros,
+    pub udp: bool,
+    /// TCP conn or UDP flow.
+    pub conn: u32,
+    /// `open`, `eof`, `error`, `closed`, or `data`.
+    pub kind: String,
+    /// c2s, s2c or empty.
+    pub dir: String,
+    /// Bytes, padded with zeros to the recorded length when truncated.
+    pub bytes: Vec<u8>,
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+pub fn load_wire(name: &str) -> Vec<WireEvent> {
+    let text = std::fs::read_to_string(fixture_path(&format!("{name}.wire.jsonl"))).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(proto) = v.get("proto").and_then(|p| p.as_str()) else {
+            continue;
+        };
+        let udp = proto == "udp";
+        let conn = v
+            .get(if udp { "flow" } else { "conn" })
+            .and_then(|c| c.as_u64())
+            .unwrap() as u32;
+        let t = (v["t"].as_f64().unwrap() * 1e6) as Micros;
+        let dir = v.get("dir").and_then(|d| d.as_str()).unwrap_or("").to_string();
+        if let Some(ev) = v.get("event").and_then(|e| e.as_str()) {
+            out.push(WireEvent { t, udp, conn, kind: ev.to_string(), dir, bytes: Vec::new() });
+            continue;
+        }
+        let mut bytes = unhex(v["hex"].as_str().unwrap());
+        let len = v["len"].as_u64().unwrap() as usize;
+        if bytes.len() < len {
+            bytes.resize(len, 0);
+        }
+        out.push(WireEvent { t, udp, conn, kind: "data".into(), dir, bytes });
+    }
+    out
+}
+
+/// The control connection's bytes in one direction, concatenated.
+pub fn control_bytes(events: &[WireEvent], dir: &str) -> Vec<u8> {
+    events
+        .iter()
+        .filter(|e| !e.udp && e.conn == 1 && e.kind == "data" && e.dir == dir)
+        .flat_map(|e| e.bytes.iter().copied())
+        .collect()
+}
+
+/// A control-stream item, as the peer reading it would split it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    State(i8),
+    Error(i32, i32),
+    Json(serde_json::Value),
+}
+
+/// Splits a server-to-client control stream into items. JSON follows the
+/// EXCHANGE_RESULTS byte (the server's results).
+pub fn split_s2c(b: &[u8]) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let s = b[i] as i8;
+        i += 1;
+        items.push(Item::State(s));
+        if s == -2 {
+            let a = i32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+            let e = i32::from_be_bytes(b[i + 4..i + 8].try_into().unwrap());
+            items.push(Item::Error(a, e));
+            i += 8;
+        } else if s == 13 && i + 4 <= b.len() {
+            let n = u32::from_be_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+            let v = serde_json::from_slice(&b[i + 4..i + 4 + n]).unwrap();
+            items.push(Item::Json(v));
+            i += 4 + n;
+        }
+    }
+    items
+}
+
+pub fn udp_addr(flow: u32) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40000 + flow as u16))
+}
+
+/// A server plus what it asked the driver to do.
+pub struct Driver {
+    pub server: Server<u32>,
+    /// Bytes the server sent per TCP handle.
+    pub sent: std::collections::HashMap<u32, Vec<u8>>,
+    pub actions: Vec<Action<u32>>,
+    pub accepts: Vec<(u32, Accept)>,
+    pub udp_replies: Vec<(SocketAddr, [u8; 4])>,
+}
+
+impl Driver {
+    pub fn new(server: Server<u32>) -> Self {
+        Driver {
+            server,
+            sent: Default::default(),
+            actions: Vec::new(),
+            accepts: Vec::new(),
+            udp_replies: Vec::new(),
+        }
+    }
+
+    pub fn accept(&mut self, h: u32, now: Micros) -> Accept {
+        let a = self.server.accept(h, now);
+        self.accepts.push((h, a));
+        a
+    }
+
+    /// Feeds all of `data`, as a socket would over several polls.
+    pub fn recv(&mut self, h: u32, data: &[u8], now: Micros) {
+        let mut off = 0;
+        for _ in 0..=data.len() + 1 {
+            if off >= data.len() {
+                break;
+            }
+            let n = self.server.recv(h, &data[off..], now);
+            assert!(n <= data.len() - off, "consumed more than given");
+            if n == 0 {
+                break;
+            }
+            off += n;
+        }
+        assert_eq!(off, data.len(), "server left bytes unconsumed");
+        self.pump(now);
+    }
+
+    /// Control output and actions.
+    pub fn pump(&mut self, now: Micros) {
+        for _ in 0..1000 {
+            let mut progress = false;
+            let handles: Vec<u32> = (0..64).collect();
+            for h in handles {
+                if !self.server.is_control(h) {
+                    continue;
+                }
+                let mut buf = [0u8; 4096];
+                let n = self.server.send(h, &mut buf, now);
+                if n > 0 {
+                    self.sent.entry(h).or_default().extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+            }
+            while let Some(a) = self.server.poll(now) {
+                self.actions.push(a);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    pub fn udp(&mut self, from: SocketAddr, data: &[u8], now: Micros) {
+        if let Some(r) = self.server.udp_recv(from, data, now) {
+            self.udp_replies.push((from, r));
+        }
+        self.pump(now);
+    }
+
+    pub fn closed(&mut self, h: u32, now: Micros) {
+        self.server.closed(h, now);
+        self.pump(now);
+    }
+
+    pub fn sent_to(&self, h: u32) -> Vec<u8> {
+        self.sent.get(&h).cloned().unwrap_or_default()
+    }
+
+    pub fn events(&mut self) -> Vec<iperf3::Event> {
+        std::iter::from_fn(|| self.server.take_event()).collect()
+    }
+}
