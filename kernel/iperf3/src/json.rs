@@ -22,39 +22,172 @@ pub enum JsonError {
     OutOfRange,
 }
 
-/// Checks structure before serde sees the bytes: nesting depth within
-/// `MAX_JSON_DEPTH`, strings closed. Runs once over the slice.
+/// Checks that `bytes` is one complete, valid JSON document (RFC 8259
+/// syntax, UTF-8) nested at most `MAX_JSON_DEPTH` deep, before serde sees it.
+/// serde-json-core skips unknown values loosely and recurses per level; this
+/// single iterative pass makes both safe. It runs once over the slice.
 pub fn prescan(bytes: &[u8]) -> Result<(), JsonError> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum S {
+        Value,
+        ValueOrClose,
+        Key,
+        KeyOrClose,
+        Colon,
+        CommaOrClose,
+        Done,
+    }
+    const E: JsonError = JsonError::Malformed;
+    if core::str::from_utf8(bytes).is_err() {
+        return Err(E);
+    }
+    // Bit k of `objects`: level k+1 is an object (else an array).
+    let mut objects: u32 = 0;
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
+    let mut s = S::Value;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
             continue;
         }
-        match b {
-            b'"' => in_str = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_JSON_DEPTH {
-                    return Err(JsonError::Malformed);
+        let mut closed = false;
+        match s {
+            S::Done => return Err(E),
+            S::Value | S::ValueOrClose => match c {
+                b']' if s == S::ValueOrClose => closed = true,
+                b'{' | b'[' => {
+                    if depth >= MAX_JSON_DEPTH {
+                        return Err(E);
+                    }
+                    if c == b'{' {
+                        objects |= 1 << depth;
+                        s = S::KeyOrClose;
+                    } else {
+                        objects &= !(1 << depth);
+                        s = S::ValueOrClose;
+                    }
+                    depth += 1;
+                    i += 1;
+                    continue;
+                }
+                b'"' => i = skip_string(bytes, i)?,
+                b't' => i = skip_literal(bytes, i, b"true")?,
+                b'f' => i = skip_literal(bytes, i, b"false")?,
+                b'n' => i = skip_literal(bytes, i, b"null")?,
+                b'-' | b'0'..=b'9' => i = skip_number(bytes, i)?,
+                _ => return Err(E),
+            },
+            S::Key | S::KeyOrClose => match c {
+                b'}' if s == S::KeyOrClose => closed = true,
+                b'"' => {
+                    i = skip_string(bytes, i)?;
+                    s = S::Colon;
+                    continue;
+                }
+                _ => return Err(E),
+            },
+            S::Colon => {
+                if c != b':' {
+                    return Err(E);
+                }
+                s = S::Value;
+                i += 1;
+                continue;
+            }
+            S::CommaOrClose => {
+                let obj = depth > 0 && objects & (1 << (depth - 1)) != 0;
+                match c {
+                    b',' => {
+                        s = if obj { S::Key } else { S::Value };
+                        i += 1;
+                        continue;
+                    }
+                    b'}' if obj => closed = true,
+                    b']' if !obj => closed = true,
+                    _ => return Err(E),
                 }
             }
-            b'}' | b']' => depth = depth.checked_sub(1).ok_or(JsonError::Malformed)?,
-            _ => {}
+        }
+        if closed {
+            depth = depth.checked_sub(1).ok_or(E)?;
+            i += 1;
+        }
+        // A value (scalar or container) just ended.
+        s = if depth == 0 { S::Done } else { S::CommaOrClose };
+    }
+    if s == S::Done {
+        Ok(())
+    } else {
+        Err(E)
+    }
+}
+
+fn skip_literal(b: &[u8], i: usize, lit: &[u8]) -> Result<usize, JsonError> {
+    if b.get(i..i + lit.len()) == Some(lit) {
+        Ok(i + lit.len())
+    } else {
+        Err(JsonError::Malformed)
+    }
+}
+
+fn skip_string(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    i += 1; // opening quote
+    while i < b.len() {
+        match b[i] {
+            b'"' => return Ok(i + 1),
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => {
+                        let hex = b.get(i + 2..i + 6).ok_or(JsonError::Malformed)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return Err(JsonError::Malformed);
+                        }
+                        i += 6;
+                    }
+                    _ => return Err(JsonError::Malformed),
+                }
+            }
+            0..=0x1f => return Err(JsonError::Malformed),
+            _ => i += 1,
         }
     }
-    if in_str || depth != 0 {
-        return Err(JsonError::Malformed);
+    Err(JsonError::Malformed)
+}
+
+fn skip_number(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    let digits = |b: &[u8], mut i: usize| -> Result<usize, JsonError> {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            Err(JsonError::Malformed)
+        } else {
+            Ok(i)
+        }
+    };
+    if b[i] == b'-' {
+        i += 1;
     }
-    Ok(())
+    if b.get(i) == Some(&b'0') {
+        i += 1;
+    } else {
+        i = digits(b, i)?;
+    }
+    if b.get(i) == Some(&b'.') {
+        i = digits(b, i + 1)?;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        i = digits(b, i)?;
+    }
+    Ok(i)
 }
 
 /// An integer as iperf3 3.12 writes it: via cJSON's double, with -1 printed

@@ -847,7 +847,8 @@ impl<H: Copy + Eq> Server<H> {
             return;
         };
         for s in t.streams.drain(..) {
-            if let Link::Tcp(h) = s.link {
+            // Streams closed at TEST_END or reported closed need nothing more.
+            if let (Link::Tcp(h), true) = (s.link, s.open) {
                 self.actions.push_back(Action::Close(h));
             }
         }

@@ -197,3 +197,71 @@ impl Driver {
         std::iter::from_fn(|| self.server.take_event()).collect()
     }
 }
+
+pub const COOKIE: &[u8; 37] = b"abcdefghijklmnopqrstuvwxyz234567abcd\0";
+
+pub fn framed(json: &str) -> Vec<u8> {
+    let mut v = (json.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(json.as_bytes());
+    v
+}
+
+/// A 3.12 client's TCP parameters; keys in `extra` (",\"k\":v,...")
+/// replace or extend the defaults.
+pub fn tcp_params(extra: &str) -> String {
+    let base = "{\"tcp\":true,\"omit\":0,\"time\":1,\"num\":0,\"blockcount\":0,\"parallel\":1,\"len\":131072,\"pacing_timer\":1000,\"client_version\":\"3.12\"}";
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(base).unwrap();
+    let more: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&format!("{{{}}}", extra.trim_start_matches(','))).unwrap();
+    v.extend(more);
+    serde_json::to_string(&v).unwrap()
+}
+
+/// Control connection 1 through cookie and parameters; returns what the
+/// server answered.
+pub fn handshake(d: &mut Driver, params: &str, now: Micros) -> Vec<u8> {
+    assert_eq!(d.accept(1, now), Accept::Control);
+    d.recv(1, COOKIE, now);
+    d.recv(1, &framed(params), now);
+    d.sent_to(1)
+}
+
+/// Connects TCP data streams with handles `first..first+n`.
+pub fn connect_tcp(d: &mut Driver, first: u32, n: u32, now: Micros) {
+    for h in first..first + n {
+        assert_eq!(d.accept(h, now), Accept::Stream);
+        d.recv(h, COOKIE, now);
+    }
+}
+
+pub fn client_results(ids: &[u32], bytes: u64) -> String {
+    let streams: Vec<String> = ids
+        .iter()
+        .map(|i| format!("{{\"id\":{i},\"bytes\":{bytes},\"retransmits\":0,\"jitter\":0,\"errors\":0,\"packets\":0,\"start_time\":0,\"end_time\":1}}"))
+        .collect();
+    format!(
+        "{{\"cpu_util_total\":1.5,\"cpu_util_user\":0.5,\"cpu_util_system\":1,\"sender_has_retransmits\":1,\"streams\":[{}]}}",
+        streams.join(",")
+    )
+}
+
+/// Every handle in `handles` got exactly one closing action.
+pub fn assert_all_closed(d: &Driver, handles: &[u32]) {
+    for h in handles {
+        let n = d
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Close(x) | Action::Abort(x) | Action::Deny(x) if x == h))
+            .count();
+        assert_eq!(n, 1, "handle {h}: {:?}", d.actions);
+    }
+    assert!(d.server.is_idle(), "{:?}", d.server.phase());
+    assert_eq!(d.server.tracked(), 0);
+}
+
+pub fn server_error(i_errno: i32, errno: i32) -> Vec<u8> {
+    let mut v = vec![0xfe];
+    v.extend_from_slice(&i_errno.to_be_bytes());
+    v.extend_from_slice(&errno.to_be_bytes());
+    v
+}
