@@ -19,8 +19,9 @@
 //!   to log.
 //!
 //! One test runs at a time. Whatever the peer does, every connection the
-//! server was told about gets exactly one closing [`Action`] (or was reported
-//! [`closed`](Server::closed) by the driver), and the server returns to idle:
+//! server was told about either gets exactly one closing [`Action`] or was
+//! reported [`closed`](Server::closed) by the driver (then it gets none), and
+//! the server returns to idle:
 //! [`Server::is_idle`] and [`Server::tracked`] show it.
 
 use alloc::collections::VecDeque;
@@ -98,6 +99,15 @@ pub enum Action<H> {
     Abort(H),
     /// Write [`ACCESS_DENIED`], then close.
     Deny(H),
+}
+
+impl<H: Copy> Action<H> {
+    /// The connection concerned.
+    pub fn handle(&self) -> H {
+        match *self {
+            Action::Close(h) | Action::Abort(h) | Action::Deny(h) => h,
+        }
+    }
 }
 
 /// Where a test is.
@@ -531,6 +541,8 @@ impl<H: Copy + Eq> Server<H> {
     /// Connection `h` is gone (peer closed, reset or error). The server will
     /// not ask anything more of it.
     pub fn closed(&mut self, h: H, now: Micros) {
+        // Nothing more is asked of it, not even what was already queued.
+        self.actions.retain(|a| a.handle() != h);
         let Some(t) = &mut self.test else {
             return;
         };
@@ -692,9 +704,10 @@ impl<H: Copy + Eq> Server<H> {
         if t.phase == Phase::Closing && (t.out.is_empty() || !t.control_open) {
             let (c, open) = (t.control, t.control_open);
             self.test = None;
-            // Even when the peer closed, the driver still holds the socket.
-            let _ = open;
-            self.actions.push_back(Action::Close(c));
+            // A connection reported closed needs no action.
+            if open {
+                self.actions.push_back(Action::Close(c));
+            }
         }
     }
 
