@@ -12,6 +12,7 @@
 //! * [`json`]: the parameters and results documents.
 //! * [`stats`]: per-stream counters, UDP header, jitter and loss, pacing.
 //! * [`server`]: the server ([`Server`]).
+//! * [`client`]: the client ([`Client`]).
 //!
 //! Everything the peer sends is bounded and checked: a malformed, oversized
 //! or out-of-place message ends the test with a SERVER_ERROR the iperf3
@@ -22,6 +23,7 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod framing;
 pub mod json;
 pub mod proto;
@@ -29,5 +31,6 @@ pub mod server;
 pub mod stats;
 
 pub use json::{Params, Protocol, Results};
+pub use client::{Client, ClientAction, ClientConfig, ClientFailure, ClientPhase, Report};
 pub use server::{Accept, Action, Event, Failure, Phase, Role, Server, ServerConfig};
 pub use stats::Micros;
