@@ -561,7 +561,9 @@ impl<H: Copy + Eq> Client<H> {
         if self.omit_done || self.phase != ClientPhase::Running {
             return;
         }
-        let end = self.start + u64::from(self.cfg.params.omit_s) * 1_000_000;
+        let end = self
+            .start
+            .saturating_add(u64::from(self.cfg.params.omit_s) * 1_000_000);
         if now >= end {
             self.omit_done = true;
             self.start = end;
@@ -587,7 +589,8 @@ impl<H: Copy + Eq> Client<H> {
                 brecvd += s.stats.blocks;
             }
         }
-        let timed = p.time_s > 0 && now >= self.start + u64::from(p.time_s) * 1_000_000;
+        let timed =
+            p.time_s > 0 && now >= self.start.saturating_add(u64::from(p.time_s) * 1_000_000);
         let bytes = p.bytes > 0 && (sent >= p.bytes || recvd >= p.bytes);
         let blocks = p.blocks > 0 && (bsent >= p.blocks || brecvd >= p.blocks);
         if timed || bytes || blocks {

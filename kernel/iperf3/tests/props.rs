@@ -253,3 +253,129 @@ fn prescan_depth_and_examples() {
     }
     assert!(prescan(&[b'"', 0xff, b'"']).is_err());
 }
+
+mod client_props {
+    use super::*;
+    use iperf3::client::{Client, ClientAction, ClientConfig, ClientPhase};
+    use iperf3::proto::Cookie;
+    use iperf3::Params;
+
+    /// What a server might say: valid answers mixed with noise.
+    fn answer() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (0u8..20).prop_map(|b| vec![b]),
+            Just(vec![9]),
+            Just(vec![10]),
+            Just(vec![1, 2]),
+            Just(vec![13]),
+            Just(vec![14]),
+            Just(vec![0xff]),
+            Just(vec![0xfe, 0, 0, 0, 6, 0, 0, 0, 0]),
+            Just(framed(&client_results(&[1], 10))),
+            Just(framed(&client_results(&[1, 3], 10))),
+            any::<u32>().prop_map(|n| n.to_be_bytes().to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, .. ProptestConfig::default() })]
+
+        #[test]
+        fn random_servers_never_panic_or_leak(
+            udp in any::<bool>(),
+            k in 0usize..12,
+            tail in proptest::collection::vec((answer(), 0u64..2_000_000, 0u8..4), 0..30),
+        ) {
+            // A well-behaved server cut at a random point, then anything.
+            let mut answers: Vec<(Vec<u8>, u64, u8)> = vec![
+                (vec![9], 0, 0), (vec![10], 0, 0),
+                (vec![], 0, 1), (vec![], 0, 5), (vec![], 0, 1), (vec![], 0, 5), (vec![], 0, 1),
+                (vec![1, 2], 0, 0), (vec![], 500_000, 1), (vec![13], 600_000, 0),
+                (framed(&client_results(&[1, 3], 10)), 0, 0), (vec![14], 0, 0),
+            ];
+            answers.truncate(k);
+            answers.extend(tail);
+            let p = if udp { Params { parallel: 2, ..Params::udp(1, 1_000_000, 100) } }
+                    else { Params { parallel: 2, ..Params::tcp(1) } };
+            let mut c: Client<u32> =
+                Client::new(ClientConfig::new(p, Cookie::parse(COOKIE).unwrap()), 0);
+            c.control_connected(1, 0);
+            let mut now = 0;
+            let mut next = 2;
+            let mut open = vec![1u32];
+            let mut buf = vec![0u8; 200_000];
+            let act = |c: &mut Client<u32>, open: &mut Vec<u32>, next: &mut u32, now| {
+                for _ in 0..50 {
+                    match c.poll(now) {
+                        None => break,
+                        Some(ClientAction::ConnectTcp) => {
+                            c.stream_connected(*next, now);
+                            open.push(*next);
+                            *next += 1;
+                        }
+                        Some(ClientAction::OpenUdp) => {
+                            c.udp_opened(*next, now);
+                            open.push(*next);
+                            *next += 1;
+                        }
+                        Some(ClientAction::Close(h) | ClientAction::Abort(h)) => {
+                            let i = open.iter().position(|x| *x == h);
+                            prop_assert!(i.is_some(), "closing unknown {}", h);
+                            open.remove(i.unwrap());
+                        }
+                    }
+                }
+                Ok(())
+            };
+            for (bytes, dt, what) in answers {
+                now += dt;
+                match what {
+                    0 => {
+                        let n = c.recv(1, &bytes, now);
+                        prop_assert!(n <= bytes.len());
+                    }
+                    1 => {
+                        for h in 1..next {
+                            c.send(h, &mut buf[..1000], now);
+                            let _ = c.udp_send(h, &mut buf, now);
+                        }
+                    }
+                    5 => {
+                        for h in 2..next {
+                            c.udp_recv(h, b"6789", now);
+                        }
+                    }
+                    2 => {
+                        let h = 2 + (now as u32 % 3);
+                        c.recv(h, &bytes, now);
+                        c.udp_recv(h, &bytes, now);
+                        c.udp_recv(h, b"6789", now);
+                    }
+                    _ => {
+                        if let Some(&h) = open.last() {
+                            if h != 1 || bytes.len() % 7 == 0 {
+                                c.closed(h, now);
+                                open.pop();
+                            }
+                        }
+                    }
+                }
+                act(&mut c, &mut open, &mut next, now)?;
+            }
+            // The server goes away; time passes.
+            for h in open.clone() {
+                c.closed(h, now);
+            }
+            open.clear();
+            for _ in 0..3 {
+                now += 100_000_000;
+                while c.send(1, &mut buf, now) > 0 {}
+                act(&mut c, &mut open, &mut next, now)?;
+            }
+            prop_assert_eq!(c.phase(), ClientPhase::Finished);
+            prop_assert_eq!(c.tracked(), 0);
+            prop_assert!(c.outcome().is_some());
+        }
+    }
+}
