@@ -124,3 +124,56 @@ fn refused_options_reach_the_client() {
     let (out, _) = measure(vec![(MS, Params { parallel: 40, ..Params::tcp(1) })]);
     assert_eq!(out[0], Err(ClientFailure::ServerError { i_errno: 6, errno: 0 }));
 }
+
+#[test]
+fn app_iperf3_client_measures_a_server() {
+    use cohort_boot::cmdline::App;
+    use support::{net, results_of, run};
+    let mut world = World::plain();
+    let mut server: Option<Iperf3Server> = None;
+    world.remote_app(move |_, sockets, now| {
+        let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
+        s.service(sockets, now)
+    });
+    let net = cohort_boot::cmdline::NetOptions { bytes: 2 << 20, ..net() };
+    let (result, out) = run(App::Iperf3Client, &mut world, net);
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let mbit = out.figure("net.iperf3_tcp", "fake");
+    assert!(mbit > 1.0, "{}", out.text());
+    let results = out.results();
+    let apps = results_of(&results, "app");
+    assert_eq!(apps.len(), 1);
+}
+
+#[test]
+fn app_iperf3_serves_clients_until_asked_to_stop() {
+    use cohort_boot::cmdline::App;
+    use support::{net, settings, Captured};
+    let mut world = World::plain();
+    let outcomes: Outcome = Rc::new(RefCell::new(Vec::new()));
+    let o = outcomes.clone();
+    let mut client: Option<Iperf3Client> = None;
+    let mut started = false;
+    world.remote_app(move |iface, sockets, now| {
+        if !started && now >= 5 * MS {
+            started = true;
+            let p = Params { reverse: true, bandwidth: 20_000_000, ..Params::tcp(1) };
+            client = Some(Iperf3Client::start(iface, sockets, LOCAL, 5201, p, &[3; 36], 45000, now).unwrap());
+        }
+        let Some(c) = client.as_mut() else { return false };
+        let moved = c.service(iface, sockets, now);
+        if c.done() && c.closed(sockets) {
+            o.borrow_mut().push(c.outcome().unwrap().clone());
+            client.take().unwrap().release(sockets);
+        }
+        moved
+    });
+    let mut out = Captured::default();
+    let clock = world.clock.clone();
+    let o = outcomes.clone();
+    let result = apps::run(App::Iperf3, &mut world, &settings(net()), &clock, &mut out, &mut || !o.borrow().is_empty());
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let got = outcomes.borrow();
+    let r = report(&got[0]);
+    assert!(r.bytes_received() > 2_000_000, "{}", r.bytes_received());
+}
