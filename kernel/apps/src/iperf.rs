@@ -40,7 +40,12 @@ fn tcp_socket() -> tcp::Socket<'static> {
 }
 
 fn udp_socket() -> udp::Socket<'static> {
-    let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]);
+    let buf = || {
+        udp::PacketBuffer::new(
+            vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            vec![0; UDP_BYTES],
+        )
+    };
     udp::Socket::new(buf(), buf())
 }
 
@@ -101,11 +106,24 @@ pub struct Iperf3Server {
 impl Iperf3Server {
     /// Listens on `port` with `connections` pooled TCP sockets (control,
     /// data streams and refused clients together) and one UDP socket.
-    pub fn new(sockets: &mut SocketSet<'static>, port: u16, connections: usize, cfg: ServerConfig) -> Self {
-        let tcp = (0..connections.max(2)).map(|_| (sockets.add(tcp_socket()), Slot::Idle)).collect();
+    pub fn new(
+        sockets: &mut SocketSet<'static>,
+        port: u16,
+        connections: usize,
+        cfg: ServerConfig,
+    ) -> Self {
+        let tcp = (0..connections.max(2))
+            .map(|_| (sockets.add(tcp_socket()), Slot::Idle))
+            .collect();
         let udp = sockets.add(udp_socket());
         let _ = sockets.get_mut::<udp::Socket>(udp).bind(port);
-        let mut s = Iperf3Server { port, server: Server::new(cfg), tcp, udp, buf: vec![0; MAX_DATAGRAM] };
+        let mut s = Iperf3Server {
+            port,
+            server: Server::new(cfg),
+            tcp,
+            udp,
+            buf: vec![0; MAX_DATAGRAM],
+        };
         s.listen(sockets);
         s
     }
@@ -199,7 +217,9 @@ impl Iperf3Server {
         let mut moved = false;
         let u = sockets.get_mut::<udp::Socket>(self.udp);
         for _ in 0..ROUND_BUDGET {
-            let Ok((n, meta)) = u.recv_slice(&mut self.buf) else { break };
+            let Ok((n, meta)) = u.recv_slice(&mut self.buf) else {
+                break;
+            };
             moved = true;
             let from: SocketAddr = meta.endpoint.into();
             if let Some(reply) = self.server.udp_recv(from, &self.buf[..n], now) {
@@ -210,7 +230,9 @@ impl Iperf3Server {
             if !u.can_send() {
                 break;
             }
-            let Some((to, n)) = self.server.udp_send(&mut self.buf, now) else { break };
+            let Some((to, n)) = self.server.udp_send(&mut self.buf, now) else {
+                break;
+            };
             moved = true;
             // Peers come from this IPv4-only stack.
             let SocketAddr::V4(to) = to else { continue };
@@ -253,14 +275,21 @@ impl Iperf3Client {
     ) -> Result<Self, String> {
         let peer = IpAddress::Ipv4(Ipv4Address::from(peer));
         let control = sockets.add(tcp_socket());
-        if let Err(e) = sockets.get_mut::<tcp::Socket>(control).connect(iface.context(), (peer, port), first_port) {
+        if let Err(e) = sockets.get_mut::<tcp::Socket>(control).connect(
+            iface.context(),
+            (peer, port),
+            first_port,
+        ) {
             sockets.remove(control);
             return Err(alloc::format!("connect: {e}"));
         }
         Ok(Iperf3Client {
             peer,
             port,
-            client: Client::new(ClientConfig::new(params, Cookie::from_random(random)), now_ns / 1000),
+            client: Client::new(
+                ClientConfig::new(params, Cookie::from_random(random)),
+                now_ns / 1000,
+            ),
             control,
             control_up: false,
             connecting: None,
@@ -285,7 +314,10 @@ impl Iperf3Client {
     /// bytes, IPERF_DONE among them, went out): then [`Iperf3Client::release`].
     pub fn closed(&self, sockets: &mut SocketSet<'static>) -> bool {
         let tcp_closed = |h: SocketHandle, sockets: &mut SocketSet<'static>| {
-            matches!(sockets.get::<tcp::Socket>(h).state(), tcp::State::Closed | tcp::State::TimeWait)
+            matches!(
+                sockets.get::<tcp::Socket>(h).state(),
+                tcp::State::Closed | tcp::State::TimeWait
+            )
         };
         tcp_closed(self.control, sockets) && self.tcp.iter().all(|h| tcp_closed(*h, sockets))
     }
@@ -306,7 +338,12 @@ impl Iperf3Client {
     }
 
     /// One round at `now_ns`; true if anything moved.
-    pub fn service(&mut self, iface: &mut Interface, sockets: &mut SocketSet<'static>, now_ns: u64) -> bool {
+    pub fn service(
+        &mut self,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'static>,
+        now_ns: u64,
+    ) -> bool {
         let now = now_ns / 1000;
         let mut moved = false;
         if !self.control_up && self.client.phase() == ClientPhase::Connecting {
@@ -351,7 +388,9 @@ impl Iperf3Client {
         for &h in &self.udp {
             let u = sockets.get_mut::<udp::Socket>(h);
             for _ in 0..ROUND_BUDGET {
-                let Ok((n, _)) = u.recv_slice(&mut self.buf) else { break };
+                let Ok((n, _)) = u.recv_slice(&mut self.buf) else {
+                    break;
+                };
                 moved = true;
                 self.client.udp_recv(h, &self.buf[..n], now);
             }
@@ -359,9 +398,13 @@ impl Iperf3Client {
                 if !u.can_send() {
                     break;
                 }
-                let Some(n) = self.client.udp_send(h, &mut self.buf, now) else { break };
+                let Some(n) = self.client.udp_send(h, &mut self.buf, now) else {
+                    break;
+                };
                 moved = true;
-                if u.send_slice(&self.buf[..n], (self.peer, self.port)).is_err() {
+                if u.send_slice(&self.buf[..n], (self.peer, self.port))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -372,7 +415,11 @@ impl Iperf3Client {
                 ClientAction::ConnectTcp => {
                     let h = sockets.add(tcp_socket());
                     let port = self.local_port();
-                    if sockets.get_mut::<tcp::Socket>(h).connect(iface.context(), (self.peer, self.port), port).is_ok() {
+                    if sockets
+                        .get_mut::<tcp::Socket>(h)
+                        .connect(iface.context(), (self.peer, self.port), port)
+                        .is_ok()
+                    {
                         self.connecting = Some(h);
                     } else {
                         sockets.remove(h);

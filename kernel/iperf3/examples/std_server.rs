@@ -58,7 +58,15 @@ fn main() {
                 }
                 a => {
                     eprintln!("std_server: {peer} accepted as {a:?} (conn {id})");
-                    conns.insert(id, Conn { s, inq: Vec::new(), outq: Vec::new(), closing: false });
+                    conns.insert(
+                        id,
+                        Conn {
+                            s,
+                            inq: Vec::new(),
+                            outq: Vec::new(),
+                            closing: false,
+                        },
+                    );
                 }
             }
         }
@@ -123,20 +131,26 @@ fn main() {
             }
         }
         for _ in 0..256 {
-            let Ok((n, from)) = udp.recv_from(&mut buf) else { break };
+            let Ok((n, from)) = udp.recv_from(&mut buf) else {
+                break;
+            };
             moved = true;
             if let Some(reply) = server.udp_recv(from, &buf[..n], now) {
                 let _ = udp.send_to(&reply, from);
             }
         }
         for _ in 0..256 {
-            let Some((to, n)) = server.udp_send(&mut buf, now) else { break };
+            let Some((to, n)) = server.udp_send(&mut buf, now) else {
+                break;
+            };
             moved = true;
             let _ = udp.send_to(&buf[..n], to);
         }
         while let Some(a) = server.poll(now) {
             moved = true;
-            let Some(c) = conns.get_mut(&a.handle()) else { continue };
+            let Some(c) = conns.get_mut(&a.handle()) else {
+                continue;
+            };
             match a {
                 Action::Close(_) => c.closing = true,
                 Action::Abort(_) => {
@@ -170,5 +184,9 @@ fn main() {
     }
     // Let the last bytes and closes go out.
     std::thread::sleep(Duration::from_millis(100));
-    eprintln!("std_server: idle {}, tracked {}", server.is_idle(), server.tracked());
+    eprintln!(
+        "std_server: idle {}, tracked {}",
+        server.is_idle(),
+        server.tracked()
+    );
 }

@@ -169,12 +169,20 @@ pub struct Report {
 impl Report {
     /// Bytes the client sent, all streams.
     pub fn bytes_sent(&self) -> u64 {
-        self.streams.iter().filter(|s| s.client_sends).map(|s| s.bytes).sum()
+        self.streams
+            .iter()
+            .filter(|s| s.client_sends)
+            .map(|s| s.bytes)
+            .sum()
     }
 
     /// Bytes the client received, all streams.
     pub fn bytes_received(&self) -> u64 {
-        self.streams.iter().filter(|s| !s.client_sends).map(|s| s.bytes).sum()
+        self.streams
+            .iter()
+            .filter(|s| !s.client_sends)
+            .map(|s| s.bytes)
+            .sum()
     }
 
     /// Bytes the server says it received on the client's sending streams.
@@ -361,7 +369,11 @@ impl<H: Copy + Eq> Client<H> {
             link: if tcp {
                 Link::Tcp { h, cookie_sent: 0 }
             } else {
-                Link::Udp { h, hello: false, up: false }
+                Link::Udp {
+                    h,
+                    hello: false,
+                    up: false,
+                }
             },
             open: true,
             stats: StreamStats::default(),
@@ -492,7 +504,8 @@ impl<H: Copy + Eq> Client<H> {
 
     /// Connection `h` is gone.
     pub fn closed(&mut self, h: H, now: Micros) {
-        self.actions.retain(|a| !matches!(a, ClientAction::Close(x) | ClientAction::Abort(x) if *x == h));
+        self.actions
+            .retain(|a| !matches!(a, ClientAction::Close(x) | ClientAction::Abort(x) if *x == h));
         if self.control == Some(h) {
             self.control_open = false;
             match self.phase {
@@ -678,11 +691,13 @@ impl<H: Copy + Eq> Client<H> {
             }
             Frame::JsonLength(n) => self.fail(ClientFailure::JsonTooLong(n), now),
             Frame::Json(body) => {
-                let ok = json::parse_results(&body, self.streams.len()).ok().filter(|r| {
-                    r.streams
-                        .iter()
-                        .all(|c| self.streams.iter().any(|s| i64::from(s.id) == c.id.0))
-                });
+                let ok = json::parse_results(&body, self.streams.len())
+                    .ok()
+                    .filter(|r| {
+                        r.streams
+                            .iter()
+                            .all(|c| self.streams.iter().any(|s| i64::from(s.id) == c.id.0))
+                    });
                 match ok {
                     Some(r) => {
                         self.server_results = Some(r);
@@ -743,7 +758,11 @@ impl<H: Copy + Eq> Client<H> {
                     id: s.id,
                     client_sends: s.sends,
                     bytes: s.stats.bytes,
-                    server: server.streams.iter().find(|r| r.id.0 == i64::from(s.id)).cloned(),
+                    server: server
+                        .streams
+                        .iter()
+                        .find(|r| r.id.0 == i64::from(s.id))
+                        .cloned(),
                 })
                 .collect(),
             server,

@@ -137,19 +137,17 @@ fn skip_string(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
     while i < b.len() {
         match b[i] {
             b'"' => return Ok(i + 1),
-            b'\\' => {
-                match b.get(i + 1) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                    Some(b'u') => {
-                        let hex = b.get(i + 2..i + 6).ok_or(JsonError::Malformed)?;
-                        if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return Err(JsonError::Malformed);
-                        }
-                        i += 6;
+            b'\\' => match b.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => {
+                    let hex = b.get(i + 2..i + 6).ok_or(JsonError::Malformed)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(JsonError::Malformed);
                     }
-                    _ => return Err(JsonError::Malformed),
+                    i += 6;
                 }
-            }
+                _ => return Err(JsonError::Malformed),
+            },
             0..=0x1f => return Err(JsonError::Malformed),
             _ => i += 1,
         }
@@ -413,7 +411,10 @@ pub fn parse_params(bytes: &[u8], limits: &Limits) -> Result<Params, Option<Refu
     let protocol = if w.sctp.is_some() {
         // What a Linux iperf3 3.12 built with SCTP but without kernel
         // support answers (fixture `sctp`): IESTREAMLISTEN, EPROTONOSUPPORT.
-        return Err(Some(Refusal::new(ierr::IESTREAMLISTEN, proto::errno::EPROTONOSUPPORT)));
+        return Err(Some(Refusal::new(
+            ierr::IESTREAMLISTEN,
+            proto::errno::EPROTONOSUPPORT,
+        )));
     } else if w.udp.is_some() {
         Protocol::Udp
     } else {

@@ -30,7 +30,7 @@ pub mod proto;
 pub mod server;
 pub mod stats;
 
-pub use json::{Params, Protocol, Results};
 pub use client::{Client, ClientAction, ClientConfig, ClientFailure, ClientPhase, Report};
+pub use json::{Params, Protocol, Results};
 pub use server::{Accept, Action, Event, Failure, Phase, Role, Server, ServerConfig};
 pub use stats::Micros;

@@ -245,7 +245,10 @@ impl<H> Test<H> {
         if self.omit_done || self.phase != Phase::Running {
             return;
         }
-        let omit = self.params.as_ref().map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
+        let omit = self
+            .params
+            .as_ref()
+            .map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
         let end = self.start.saturating_add(omit);
         if now >= end {
             self.omit_done = true;
@@ -364,11 +367,16 @@ impl<H: Copy + Eq> Server<H> {
     pub fn next_deadline(&self) -> Option<Micros> {
         let t = self.test.as_ref()?;
         let mut d = match t.phase {
-            Phase::Running => t.deadline.min(t.last_activity.saturating_add(self.cfg.idle_timeout)),
+            Phase::Running => t
+                .deadline
+                .min(t.last_activity.saturating_add(self.cfg.idle_timeout)),
             _ => t.phase_since.saturating_add(self.cfg.setup_timeout),
         };
         if t.phase == Phase::Running && !t.omit_done {
-            let omit = t.params.as_ref().map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
+            let omit = t
+                .params
+                .as_ref()
+                .map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
             d = d.min(t.start.saturating_add(omit));
         }
         for p in &t.pending {
@@ -416,12 +424,17 @@ impl<H: Copy + Eq> Server<H> {
                 Accept::Control
             }
             Some(t) => {
-                let tcp = t.params.as_ref().is_some_and(|p| p.protocol == Protocol::Tcp);
+                let tcp = t
+                    .params
+                    .as_ref()
+                    .is_some_and(|p| p.protocol == Protocol::Tcp);
                 let expected = t.params.as_ref().map_or(0, |p| p.stream_count() as usize);
                 let missing = expected.saturating_sub(t.streams.len());
                 let known = t.control == h
                     || t.pending.iter().any(|p| p.handle == h)
-                    || t.streams.iter().any(|s| matches!(s.link, Link::Tcp(x) if x == h));
+                    || t.streams
+                        .iter()
+                        .any(|s| matches!(s.link, Link::Tcp(x) if x == h));
                 if t.phase == Phase::CreateStreams
                     && tcp
                     && !known
@@ -464,7 +477,9 @@ impl<H: Copy + Eq> Server<H> {
             let p = t.pending.swap_remove(i);
             let ok = t.phase == Phase::CreateStreams
                 && t.cookie.is_some_and(|c| c.0 == p.buf)
-                && t.params.as_ref().is_some_and(|pa| t.streams.len() < pa.stream_count() as usize);
+                && t.params
+                    .as_ref()
+                    .is_some_and(|pa| t.streams.len() < pa.stream_count() as usize);
             if !ok {
                 self.actions.push_back(Action::Deny(h));
                 self.event(Event::Denied);
@@ -731,7 +746,11 @@ impl<H: Copy + Eq> Server<H> {
                 break;
             }
         }
-        if self.test.as_ref().is_some_and(|t| t.phase == Phase::Closing) {
+        if self
+            .test
+            .as_ref()
+            .is_some_and(|t| t.phase == Phase::Closing)
+        {
             return data.len();
         }
         used
@@ -778,9 +797,7 @@ impl<H: Copy + Eq> Server<H> {
                         Some((ierr::IERECVPARAMS, errno::EINVAL)),
                         now,
                     ),
-                    Err(Some(r)) => {
-                        self.fail(Failure::Refused(r), Some((r.i_errno, r.errno)), now)
-                    }
+                    Err(Some(r)) => self.fail(Failure::Refused(r), Some((r.i_errno, r.errno)), now),
                 }
             }
             (Phase::CreateStreams | Phase::Running, Frame::State(b)) => {
@@ -788,9 +805,7 @@ impl<H: Copy + Eq> Server<H> {
                     // iperf3 ignores a stray TEST_START from the client.
                     Some(State::TestStart) => t.reader.expect(Expect::State),
                     Some(State::TestEnd) if t.phase == Phase::Running => self.test_end(now),
-                    Some(State::ClientTerminate) => {
-                        self.fail(Failure::ClientTerminated, None, now)
-                    }
+                    Some(State::ClientTerminate) => self.fail(Failure::ClientTerminated, None, now),
                     _ => self.fail(
                         Failure::UnexpectedMessage(b),
                         Some((ierr::IEMESSAGE, errno::NONE)),
@@ -896,7 +911,13 @@ impl<H: Copy + Eq> Server<H> {
             return;
         };
         let client = match json::parse_results(body, t.streams.len()) {
-            Ok(r) if r.streams.iter().all(|c| t.streams.iter().any(|s| i64::from(s.id) == c.id.0)) => r,
+            Ok(r)
+                if r.streams
+                    .iter()
+                    .all(|c| t.streams.iter().any(|s| i64::from(s.id) == c.id.0)) =>
+            {
+                r
+            }
             _ => {
                 return self.fail(
                     Failure::ResultsMalformed,
@@ -924,7 +945,11 @@ impl<H: Copy + Eq> Server<H> {
                         bytes: Int(s.stats.bytes.min(i64::MAX as u64) as i64),
                         retransmits: Int(-1),
                         jitter: Num(if recv && udp { s.stats.jitter } else { 0.0 }),
-                        errors: Int(if recv { s.stats.errors.min(i64::MAX as u64) as i64 } else { 0 }),
+                        errors: Int(if recv {
+                            s.stats.errors.min(i64::MAX as u64) as i64
+                        } else {
+                            0
+                        }),
                         packets: Int(if !udp {
                             0
                         } else if recv {

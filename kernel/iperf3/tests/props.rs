@@ -74,7 +74,11 @@ fn run(ops: &[Op]) {
             let h = match a {
                 Action::Close(h) | Action::Abort(h) | Action::Deny(h) => h,
             };
-            assert_eq!(open.get(&h), Some(&true), "action on a closed handle: {a:?}");
+            assert_eq!(
+                open.get(&h),
+                Some(&true),
+                "action on a closed handle: {a:?}"
+            );
             open.insert(h, false);
         }
     };
@@ -244,11 +248,28 @@ proptest! {
 fn prescan_depth_and_examples() {
     use iperf3::json::prescan;
     let ok = |s: &str| prescan(s.as_bytes()).is_ok();
-    assert!(ok("{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\n\"],\"b\":{}}"));
+    assert!(ok(
+        "{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\n\"],\"b\":{}}"
+    ));
     assert!(ok(&format!("{}{}", "[".repeat(12), "]".repeat(12))));
     assert!(!ok(&format!("{}{}", "[".repeat(13), "]".repeat(13))));
-    for bad in ["", "{", "{\"a\"}", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "\"\\x\"",
-                "{\"a\":1}}", "tru", "[1 2]", "{1:2}", "\"\u{1}\""] {
+    for bad in [
+        "",
+        "{",
+        "{\"a\"}",
+        "{\"a\":}",
+        "[1,]",
+        "{\"a\":1,}",
+        "01",
+        "1.",
+        "-",
+        "\"\\x\"",
+        "{\"a\":1}}",
+        "tru",
+        "[1 2]",
+        "{1:2}",
+        "\"\u{1}\"",
+    ] {
         assert!(!ok(bad), "{bad:?}");
     }
     assert!(prescan(&[b'"', 0xff, b'"']).is_err());

@@ -64,7 +64,10 @@ fn shape(items: &[Item]) -> Vec<String> {
                     .keys()
                     .map(|k| k.as_str())
                     .filter(|k| {
-                        !matches!(*k, "congestion_used" | "server_output_text" | "server_output_json")
+                        !matches!(
+                            *k,
+                            "congestion_used" | "server_output_text" | "server_output_json"
+                        )
                     })
                     .collect();
                 keys.sort();
@@ -89,15 +92,20 @@ fn shape(items: &[Item]) -> Vec<String> {
 
 /// Everything the server was handed is closed or forgotten.
 fn assert_clean(d: &Driver, ev: &[WireEvent]) {
-    assert!(d.server.is_idle(), "server not idle: {:?}", d.server.phase());
+    assert!(
+        d.server.is_idle(),
+        "server not idle: {:?}",
+        d.server.phase()
+    );
     assert_eq!(d.server.tracked(), 0);
     for (h, a) in &d.accepts {
         if *a == Accept::Deny {
             continue;
         }
-        let acted = d.actions.iter().any(|x| {
-            matches!(x, Action::Close(y) | Action::Abort(y) | Action::Deny(y) if y == h)
-        });
+        let acted = d
+            .actions
+            .iter()
+            .any(|x| matches!(x, Action::Close(y) | Action::Abort(y) | Action::Deny(y) if y == h));
         let closed = ev
             .iter()
             .any(|e| !e.udp && e.conn == *h && e.kind == "eof" && e.dir == "c2s");
@@ -161,12 +169,21 @@ fn tcp_bidir() {
     let r = server_results(&d);
     assert_eq!(r["sender_has_retransmits"], 0);
     assert!(r["streams"][0]["bytes"].as_u64().unwrap() > 0);
-    assert_eq!(r["streams"][1]["bytes"].as_u64().unwrap(), d.sent_to(3).len() as u64);
+    assert_eq!(
+        r["streams"][1]["bytes"].as_u64().unwrap(),
+        d.sent_to(3).len() as u64
+    );
 }
 
 #[test]
 fn tcp_end_conditions_and_sizes() {
-    for n in ["tcp_n1M.json", "tcp_k100.json", "tcp_l1000.json", "tcp_gso_srvtxt.json", "tcp_gso_srvjson.json"] {
+    for n in [
+        "tcp_n1M.json",
+        "tcp_k100.json",
+        "tcp_l1000.json",
+        "tcp_gso_srvtxt.json",
+        "tcp_gso_srvjson.json",
+    ] {
         check_normal(n);
     }
 }
@@ -249,10 +266,12 @@ fn sctp_refused_like_iperf3() {
         assert_eq!(d.sent_to(1), control_bytes(&ev, "s2c"));
         assert_clean(&d, &ev);
         let events = d.events();
-        assert!(events.contains(&Event::Failed(Failure::Refused(iperf3::json::Refusal {
-            i_errno: 202,
-            errno: 93
-        }))));
+        assert!(
+            events.contains(&Event::Failed(Failure::Refused(iperf3::json::Refusal {
+                i_errno: 202,
+                errno: 93
+            })))
+        );
     }
 }
 
@@ -261,7 +280,9 @@ fn client_terminate() {
     let (mut d, ev) = replay("client_sigint.txt");
     assert_eq!(d.sent_to(1), control_bytes(&ev, "s2c"));
     assert_clean(&d, &ev);
-    assert!(d.events().contains(&Event::Failed(Failure::ClientTerminated)));
+    assert!(d
+        .events()
+        .contains(&Event::Failed(Failure::ClientTerminated)));
 }
 
 #[test]
@@ -291,7 +312,10 @@ fn busy_server_denies_second_client() {
                 }
             }
             // The driver writes the one byte and closes; nothing is kept.
-            assert_eq!(control_bytes(&second, "s2c"), vec![iperf3::server::ACCESS_DENIED]);
+            assert_eq!(
+                control_bytes(&second, "s2c"),
+                vec![iperf3::server::ACCESS_DENIED]
+            );
             assert_eq!(d.server.tracked(), 2);
             // The second client's cookie arrives anyway: discarded.
             assert_eq!(d.server.recv(101, &control_bytes(&second, "c2s"), now), 37);
@@ -312,8 +336,15 @@ fn recorded_documents_parse() {
     // Both sides' results of every recording parse, including 3.12's
     // 18446744073709551615 for -1, and server_output_{text,json}.
     for n in [
-        "tcp_t1.json", "tcp_reverse.json", "tcp_P2.json", "tcp_bidir.json", "udp_b10M.json",
-        "udp_reverse.json", "udp_P2_64bit.json", "tcp_gso_srvtxt.json", "tcp_gso_srvjson.json",
+        "tcp_t1.json",
+        "tcp_reverse.json",
+        "tcp_P2.json",
+        "tcp_bidir.json",
+        "udp_b10M.json",
+        "udp_reverse.json",
+        "udp_P2_64bit.json",
+        "tcp_gso_srvtxt.json",
+        "tcp_gso_srvjson.json",
     ] {
         let ev = load_wire(n);
         for dir in ["c2s", "s2c"] {

@@ -44,7 +44,12 @@ impl<S: Stack> Run<'_, S> {
     /// asks us to stop; one test at a time, busy clients are refused.
     pub(super) fn iperf3_serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
         let port = iperf_port(&self.net);
-        let mut server = Iperf3Server::new(self.stack.sockets(), port, SERVER_CONNECTIONS, ServerConfig::default());
+        let mut server = Iperf3Server::new(
+            self.stack.sockets(),
+            port,
+            SERVER_CONNECTIONS,
+            ServerConfig::default(),
+        );
         log::info!("iperf3: server on port {port}");
         let (mut finished, mut failed) = (0u64, 0u64);
         loop {
@@ -57,7 +62,13 @@ impl<S: Stack> Run<'_, S> {
                     IperfEvent::Finished(s) => {
                         finished += 1;
                         let secs = s.duration_us as f64 / 1e6;
-                        let mbit = |b: u64| if secs > 0.0 { b as f64 * 8.0 / secs / 1e6 } else { 0.0 };
+                        let mbit = |b: u64| {
+                            if secs > 0.0 {
+                                b as f64 * 8.0 / secs / 1e6
+                            } else {
+                                0.0
+                            }
+                        };
                         log::info!(
                             "iperf3: test done in {secs:.3} s: received {} bytes ({:.2} Mbit/s), sent {} bytes ({:.2} Mbit/s), UDP lost {} of {}",
                             s.bytes_received,
@@ -76,7 +87,9 @@ impl<S: Stack> Run<'_, S> {
                 }
             }
             if stop() {
-                log::info!("iperf3: shutdown requested after {finished} tests ({failed} ended early)");
+                log::info!(
+                    "iperf3: shutdown requested after {finished} tests ({failed} ended early)"
+                );
                 return Ok(());
             }
             if !polled && !moved {
@@ -90,7 +103,11 @@ impl<S: Stack> Run<'_, S> {
     pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
         let peer = self.peer()?;
         let port = iperf_port(&self.net);
-        let params = Params { time_s: 0, bytes: self.net.bytes, ..Params::tcp(0) };
+        let params = Params {
+            time_s: 0,
+            bytes: self.net.bytes,
+            ..Params::tcp(0)
+        };
         self.settle();
         log::info!("iperf3: -n {} to {}:{port}", self.net.bytes, ip(peer));
         let before = self.frames();
@@ -115,9 +132,14 @@ impl<S: Stack> Run<'_, S> {
             self.stack.profile().add(Part::App, ns);
             if moved {
                 last = now;
-            } else if now.saturating_sub(last) > STALL_TIMEOUT || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT {
+            } else if now.saturating_sub(last) > STALL_TIMEOUT
+                || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT
+            {
                 client.release(self.stack.sockets());
-                return Err(format!("iperf3: no progress for {} s", STALL_TIMEOUT / SECOND));
+                return Err(format!(
+                    "iperf3: no progress for {} s",
+                    STALL_TIMEOUT / SECOND
+                ));
             }
             if now.saturating_sub(last) > PROGRESS_EVERY {
                 log::info!("iperf3: waiting for the server");
@@ -152,9 +174,9 @@ impl<S: Stack> Run<'_, S> {
                 self.figure("net.iperf3_tcp", &path, r.upload_bps() / 1e6, "Mbit/s");
                 Ok(())
             }
-            Some(Err(ClientFailure::ServerError { i_errno, errno })) => {
-                Err(format!("iperf3: the server refused the test (i_errno {i_errno}, errno {errno})"))
-            }
+            Some(Err(ClientFailure::ServerError { i_errno, errno })) => Err(format!(
+                "iperf3: the server refused the test (i_errno {i_errno}, errno {errno})"
+            )),
             Some(Err(e)) => Err(format!("iperf3: {e}")),
             None => Err(String::from("iperf3: no outcome")),
         }

@@ -23,7 +23,9 @@ pub struct WireEvent {
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -46,9 +48,20 @@ pub fn load_wire(name: &str) -> Vec<WireEvent> {
             .and_then(|c| c.as_u64())
             .unwrap() as u32;
         let t = (v["t"].as_f64().unwrap() * 1e6) as Micros;
-        let dir = v.get("dir").and_then(|d| d.as_str()).unwrap_or("").to_string();
+        let dir = v
+            .get("dir")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_string();
         if let Some(ev) = v.get("event").and_then(|e| e.as_str()) {
-            out.push(WireEvent { t, udp, conn, kind: ev.to_string(), dir, bytes: Vec::new() });
+            out.push(WireEvent {
+                t,
+                udp,
+                conn,
+                kind: ev.to_string(),
+                dir,
+                bytes: Vec::new(),
+            });
             continue;
         }
         let mut bytes = unhex(v["hex"].as_str().unwrap());
@@ -56,7 +69,14 @@ pub fn load_wire(name: &str) -> Vec<WireEvent> {
         if bytes.len() < len {
             bytes.resize(len, 0);
         }
-        out.push(WireEvent { t, udp, conn, kind: "data".into(), dir, bytes });
+        out.push(WireEvent {
+            t,
+            udp,
+            conn,
+            kind: "data".into(),
+            dir,
+            bytes,
+        });
     }
     out
 }
@@ -256,7 +276,9 @@ pub fn assert_all_closed(d: &Driver, handles: &[u32]) {
         let n = d
             .actions
             .iter()
-            .filter(|a| matches!(a, Action::Close(x) | Action::Abort(x) | Action::Deny(x) if x == h))
+            .filter(
+                |a| matches!(a, Action::Close(x) | Action::Abort(x) | Action::Deny(x) if x == h),
+            )
             .count();
         let reported = d.closed.contains(h);
         if reported {
