@@ -18,6 +18,7 @@ use ::iperf3::server::{Accept, Action, Server, ServerConfig, ACCESS_DENIED};
 use ::iperf3::{Event, Params};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 /// TCP buffer per connection, each way.
@@ -27,6 +28,9 @@ const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 256 * 1024;
 /// Largest UDP datagram (iperf3's `MAX_UDP_BLOCKSIZE`).
 const MAX_DATAGRAM: usize = 65507;
+/// A peer silent this long (keep-alives unanswered) is given up.
+const PEER_TIMEOUT: Duration = Duration::from_secs(20);
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Work per socket per round, so one busy peer can't starve the loop.
 const ROUND_BUDGET: usize = 64;
 
@@ -36,6 +40,10 @@ fn tcp_socket() -> tcp::Socket<'static> {
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
     );
     s.set_nagle_enabled(false);
+    // A peer that stops answering (even one that never sends its FIN back)
+    // frees the socket: keep-alive probes, and a timeout on them.
+    s.set_keep_alive(Some(KEEP_ALIVE));
+    s.set_timeout(Some(PEER_TIMEOUT));
     s
 }
 
