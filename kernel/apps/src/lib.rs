@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod client;
 pub mod echo;
+pub mod iperf;
 pub mod netbench;
 pub mod pattern;
 pub mod profile;

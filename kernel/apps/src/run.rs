@@ -2,6 +2,8 @@
 //! (echo and the stream sink), the measuring clients (transfer, stream,
 //! rr), and netbench (in [`crate::netbench`]).
 
+mod iperf_app;
+
 use crate::client::{closed, Client};
 use crate::echo::Echo;
 use crate::pattern::CheckKind;
@@ -50,6 +52,8 @@ pub fn app_name(app: App) -> &'static str {
         App::Stream => "stream",
         App::Rr => "rr",
         App::Netbench => "netbench",
+        App::Iperf3 => "iperf3",
+        App::Iperf3Client => "iperf3-client",
     }
 }
 
@@ -144,6 +148,8 @@ impl<S: Stack> Run<'_, S> {
             }
             App::Rr => (0..self.net.reps).try_for_each(|_| self.rr(None).map(drop)),
             App::Netbench => self.netbench(),
+            App::Iperf3 => self.iperf3_serve(stop),
+            App::Iperf3Client => self.iperf3_client(),
         }
     }
 

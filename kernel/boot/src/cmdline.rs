@@ -39,6 +39,12 @@ pub enum App {
     /// Stream and RR to `net.peer` over the shared-memory channel, then
     /// over netfront, with the channel's setup and switch times.
     Netbench,
+    /// An iperf3 (3.12 protocol) server on port 5201, or `net.port` when
+    /// given, until `xl shutdown`.
+    Iperf3,
+    /// One iperf3 TCP test of `net.bytes` (`-n`) to the iperf3 server at
+    /// `net.peer` (port 5201, or `net.port`); print the throughput.
+    Iperf3Client,
 }
 
 /// Network settings. Without `net.ip` the address comes from DHCP.
@@ -434,7 +440,15 @@ fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
         "stream" => App::Stream,
         "rr" => App::Rr,
         "netbench" => App::Netbench,
-        _ => return Err(Error::BadValue { key, value, expected: "`echo`, `transfer`, `stream`, `rr` or `netbench`" }),
+        "iperf3" => App::Iperf3,
+        "iperf3-client" => App::Iperf3Client,
+        _ => {
+            return Err(Error::BadValue {
+                key,
+                value,
+                expected: "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3` or `iperf3-client`",
+            })
+        }
     })
 }
 
@@ -673,6 +687,8 @@ mod tests {
         assert_eq!((o.net.count, o.net.msg, o.net.sink), (10, 64, 19));
         assert_eq!(parse("app=stream").unwrap().mode, Mode::App(App::Stream));
         assert_eq!(parse("app=rr").unwrap().mode, Mode::App(App::Rr));
+        assert_eq!(parse("app=iperf3").unwrap().mode, Mode::App(App::Iperf3));
+        assert_eq!(parse("app=iperf3-client").unwrap().mode, Mode::App(App::Iperf3Client));
         assert_eq!(parse("").unwrap().chan, ChannelOptions::default());
         assert_eq!(parse("net.reps=5").unwrap().net.reps, 5);
         assert_eq!(parse("").unwrap().net.offload, Offload::ALL);

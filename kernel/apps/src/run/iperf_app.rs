@@ -1,0 +1,184 @@
+//! `app=iperf3` and `app=iperf3-client` on the app loop.
+
+use super::{ip, Run, PROGRESS_EVERY, SECOND, SETUP_TIMEOUT, STALL_TIMEOUT};
+use crate::iperf::{Iperf3Client, Iperf3Server};
+use crate::{Part, Stack};
+use ::iperf3::client::ClientFailure;
+use ::iperf3::server::ServerConfig;
+use ::iperf3::{Event as IperfEvent, Params};
+use alloc::format;
+use alloc::string::String;
+use cohort_boot::cmdline::NetOptions;
+
+/// TCP sockets the server pools: control, up to 16 streams per direction,
+/// and room for refused clients.
+const SERVER_CONNECTIONS: usize = 40;
+
+/// iperf3's port unless `net.port` was changed from its default.
+fn iperf_port(net: &NetOptions) -> u16 {
+    if net.port == NetOptions::default().port {
+        ::iperf3::proto::DEFAULT_PORT
+    } else {
+        net.port
+    }
+}
+
+/// 36 bytes for the cookie from the clock (the cookie names a test; it is
+/// not a secret).
+fn cookie_bytes(seed: u64) -> [u8; 36] {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut out = [0u8; 36];
+    for b in &mut out {
+        // splitmix64
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        *b = (z ^ (z >> 31)) as u8;
+    }
+    out
+}
+
+impl<S: Stack> Run<'_, S> {
+    /// An iperf3 server on port 5201 (or `net.port`) until the platform
+    /// asks us to stop; one test at a time, busy clients are refused.
+    pub(super) fn iperf3_serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
+        let port = iperf_port(&self.net);
+        let mut server = Iperf3Server::new(
+            self.stack.sockets(),
+            port,
+            SERVER_CONNECTIONS,
+            ServerConfig::default(),
+        );
+        log::info!("iperf3: server on port {port}");
+        let (mut finished, mut failed) = (0u64, 0u64);
+        loop {
+            let polled = self.stack.step();
+            let now = self.now();
+            let moved = self.timed(|s| server.service(s.sockets(), now));
+            while let Some(e) = server.take_event() {
+                match e {
+                    IperfEvent::Started(p) => log::info!("iperf3: test {p:?}"),
+                    IperfEvent::Finished(s) => {
+                        finished += 1;
+                        let secs = s.duration_us as f64 / 1e6;
+                        let mbit = |b: u64| {
+                            if secs > 0.0 {
+                                b as f64 * 8.0 / secs / 1e6
+                            } else {
+                                0.0
+                            }
+                        };
+                        log::info!(
+                            "iperf3: test done in {secs:.3} s: received {} bytes ({:.2} Mbit/s), sent {} bytes ({:.2} Mbit/s), UDP lost {} of {}",
+                            s.bytes_received,
+                            mbit(s.bytes_received),
+                            s.bytes_sent,
+                            mbit(s.bytes_sent),
+                            s.udp_lost,
+                            s.udp_packets
+                        );
+                    }
+                    IperfEvent::Failed(f) => {
+                        failed += 1;
+                        log::info!("iperf3: test ended early: {f:?}");
+                    }
+                    IperfEvent::Denied => log::info!("iperf3: busy, a client was refused"),
+                }
+            }
+            if stop() {
+                log::info!(
+                    "iperf3: shutdown requested after {finished} tests ({failed} ended early)"
+                );
+                return Ok(());
+            }
+            if !polled && !moved {
+                self.stack.wait();
+            }
+        }
+    }
+
+    /// One iperf3 TCP test of `net.bytes` (`-n`) to `net.peer` on port 5201
+    /// (or `net.port`); the receiver's throughput as a `BENCH` figure.
+    pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
+        let peer = self.peer()?;
+        let port = iperf_port(&self.net);
+        let params = Params {
+            time_s: 0,
+            bytes: self.net.bytes,
+            ..Params::tcp(0)
+        };
+        self.settle();
+        log::info!("iperf3: -n {} to {}:{port}", self.net.bytes, ip(peer));
+        let before = self.frames();
+        let now = self.now();
+        let random = cookie_bytes(now ^ u64::from(u32::from_be_bytes(peer)));
+        let local = self.local_port();
+        let mut client = {
+            let (iface, sockets) = self.stack.parts();
+            Iperf3Client::start(iface, sockets, peer, port, params, &random, local, now)?
+        };
+        let start = self.now();
+        let mut last = start;
+        while !client.done() {
+            let polled = self.stack.step();
+            let now = self.now();
+            let t0 = now;
+            let moved = {
+                let (iface, sockets) = self.stack.parts();
+                client.service(iface, sockets, now)
+            };
+            let ns = self.now().saturating_sub(t0);
+            self.stack.profile().add(Part::App, ns);
+            if moved {
+                last = now;
+            } else if now.saturating_sub(last) > STALL_TIMEOUT
+                || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT
+            {
+                client.release(self.stack.sockets());
+                return Err(format!(
+                    "iperf3: no progress for {} s",
+                    STALL_TIMEOUT / SECOND
+                ));
+            }
+            if now.saturating_sub(last) > PROGRESS_EVERY {
+                log::info!("iperf3: waiting for the server");
+            }
+            if !polled && !moved {
+                self.stack.wait();
+            }
+        }
+        // Let the close handshakes finish (bounded) so IPERF_DONE is delivered.
+        let deadline = self.now() + 2 * SECOND;
+        while !client.closed(self.stack.sockets()) && self.now() < deadline {
+            let now = self.now();
+            let (iface, sockets) = self.stack.parts();
+            client.service(iface, sockets, now);
+            if !self.stack.step() {
+                self.stack.wait();
+            }
+        }
+        let outcome = client.outcome().cloned();
+        client.release(self.stack.sockets());
+        let frames = self.frame_share(&before, "iperf3");
+        let path = self.path_label(None, frames);
+        match outcome {
+            Some(Ok(r)) => {
+                let secs = r.duration_us as f64 / 1e6;
+                self.print(format_args!(
+                    "iperf3: sent {} bytes in {secs:.3} s; the server received {} bytes, {:.2} Mbit/s over {path}",
+                    r.bytes_sent(),
+                    r.server_received(),
+                    r.upload_bps() / 1e6
+                ));
+                self.figure("net.iperf3_tcp", &path, r.upload_bps() / 1e6, "Mbit/s");
+                Ok(())
+            }
+            Some(Err(ClientFailure::ServerError { i_errno, errno })) => Err(format!(
+                "iperf3: the server refused the test (i_errno {i_errno}, errno {errno})"
+            )),
+            Some(Err(e)) => Err(format!("iperf3: {e}")),
+            None => Err(String::from("iperf3: no outcome")),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! iperf3 over two smoltcp interfaces: the Cohort client (remote end)
+//! measures the Cohort server (local end) — TCP, -R, -P 4, UDP — and a
+//! second client is refused while a test runs.
+
+mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use apps::iperf::{Iperf3Client, Iperf3Server};
+use apps::Stack;
+use iperf3::client::{ClientFailure, Report};
+use iperf3::server::ServerConfig;
+use iperf3::{Event, Params};
+use support::{World, LOCAL, MS, SECOND};
+
+type Outcome = Rc<RefCell<Vec<Result<Report, ClientFailure>>>>;
+
+/// Starts one client per entry of `starts` (time, params) at the remote
+/// end; runs until all are done and the server is idle again.
+fn measure(starts: Vec<(u64, Params)>) -> (Vec<Result<Report, ClientFailure>>, Vec<Event>) {
+    let mut world = World::plain();
+    let mut server = Iperf3Server::new(world.sockets(), 5201, 24, ServerConfig::default());
+    let outcomes: Outcome = Rc::new(RefCell::new(Vec::new()));
+    let o = outcomes.clone();
+    let n = starts.len();
+    let mut clients: Vec<Option<Iperf3Client>> = (0..n).map(|_| None).collect();
+    let mut done = vec![false; n];
+    let mut reported = vec![false; n];
+    world.remote_app(move |iface, sockets, now| {
+        let mut moved = false;
+        for (i, (at, p)) in starts.iter().enumerate() {
+            if clients[i].is_none() && !done[i] && now >= *at {
+                let random = [i as u8 * 7 + 1; 36];
+                let port = 40000 + 1000 * i as u16;
+                clients[i] = Some(
+                    Iperf3Client::start(iface, sockets, LOCAL, 5201, p.clone(), &random, port, now)
+                        .unwrap(),
+                );
+            }
+            if let Some(c) = clients[i].as_mut() {
+                moved |= c.service(iface, sockets, now);
+                if c.done() && !reported[i] {
+                    o.borrow_mut().push(c.outcome().unwrap().clone());
+                    reported[i] = true;
+                }
+                if c.done() && c.closed(sockets) {
+                    done[i] = true;
+                    clients[i].take().unwrap().release(sockets);
+                }
+            }
+        }
+        moved
+    });
+    let mut events = Vec::new();
+    loop {
+        let now = world.clock.now();
+        let moved = server.service(world.sockets(), now);
+        events.extend(std::iter::from_fn(|| server.take_event()));
+        let changed = world.step();
+        if !moved && !changed {
+            world.wait();
+        }
+        if outcomes.borrow().len() == n && server.state().is_idle() {
+            break;
+        }
+        assert!(
+            world.clock.now() < 120 * SECOND,
+            "stuck: server {:?}",
+            server.state().phase()
+        );
+    }
+    let out = outcomes.borrow().clone();
+    (out, events)
+}
+
+fn report(r: &Result<Report, ClientFailure>) -> &Report {
+    r.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn tcp_upload_download_and_parallel() {
+    for p in [
+        Params {
+            bandwidth: 40_000_000,
+            ..Params::tcp(1)
+        },
+        Params {
+            reverse: true,
+            bandwidth: 40_000_000,
+            ..Params::tcp(1)
+        },
+        Params {
+            parallel: 4,
+            bandwidth: 10_000_000,
+            ..Params::tcp(1)
+        },
+    ] {
+        let (out, events) = measure(vec![(MS, p.clone())]);
+        let r = report(&out[0]);
+        assert_eq!(r.streams.len(), usize::from(p.parallel));
+        let total = p.bandwidth * u64::from(p.parallel) / 8;
+        if p.reverse {
+            assert!(
+                r.bytes_received() > total * 8 / 10,
+                "{p:?}: {}",
+                r.bytes_received()
+            );
+            assert!(r.download_bps() > 0.0);
+        } else {
+            assert!(
+                r.server_received() > total * 8 / 10,
+                "{p:?}: {}",
+                r.server_received()
+            );
+            let bps = r.upload_bps();
+            assert!(
+                bps > 0.7 * (p.bandwidth * u64::from(p.parallel)) as f64,
+                "{bps}"
+            );
+        }
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Finished(_))),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn udp_with_loss_figures() {
+    let p = Params {
+        parallel: 2,
+        ..Params::udp(1, 5_000_000, 1400)
+    };
+    let (out, _) = measure(vec![(MS, p)]);
+    let r = report(&out[0]);
+    for s in &r.streams {
+        let srv = s.server.as_ref().unwrap();
+        assert!(srv.packets.0 > 400, "{srv:?}");
+        assert!(srv.errors.0 >= 0);
+    }
+}
+
+#[test]
+fn a_second_client_is_refused_and_the_server_serves_the_next() {
+    let (out, events) = measure(vec![
+        (
+            MS,
+            Params {
+                bandwidth: 10_000_000,
+                ..Params::tcp(1)
+            },
+        ),
+        (300 * MS, Params::tcp(1)),
+        (
+            3 * SECOND,
+            Params {
+                bandwidth: 10_000_000,
+                ..Params::tcp(1)
+            },
+        ),
+    ]);
+    assert_eq!(out.len(), 3);
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, Err(ClientFailure::AccessDenied)))
+            .count(),
+        1,
+        "{out:?}"
+    );
+    assert_eq!(out.iter().filter(|o| o.is_ok()).count(), 2);
+    assert!(events.contains(&Event::Denied));
+}
+
+#[test]
+fn refused_options_reach_the_client() {
+    let (out, _) = measure(vec![(
+        MS,
+        Params {
+            parallel: 40,
+            ..Params::tcp(1)
+        },
+    )]);
+    assert_eq!(
+        out[0],
+        Err(ClientFailure::ServerError {
+            i_errno: 6,
+            errno: 0
+        })
+    );
+}
+
+#[test]
+fn app_iperf3_client_measures_a_server() {
+    use cohort_boot::cmdline::App;
+    use support::{net, results_of, run};
+    let mut world = World::plain();
+    let mut server: Option<Iperf3Server> = None;
+    world.remote_app(move |_, sockets, now| {
+        let s = server
+            .get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
+        s.service(sockets, now)
+    });
+    let net = cohort_boot::cmdline::NetOptions {
+        bytes: 2 << 20,
+        ..net()
+    };
+    let (result, out) = run(App::Iperf3Client, &mut world, net);
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let mbit = out.figure("net.iperf3_tcp", "fake");
+    assert!(mbit > 1.0, "{}", out.text());
+    let results = out.results();
+    let apps = results_of(&results, "app");
+    assert_eq!(apps.len(), 1);
+}
+
+#[test]
+fn app_iperf3_serves_clients_until_asked_to_stop() {
+    use cohort_boot::cmdline::App;
+    use support::{net, settings, Captured};
+    let mut world = World::plain();
+    let outcomes: Outcome = Rc::new(RefCell::new(Vec::new()));
+    let o = outcomes.clone();
+    let mut client: Option<Iperf3Client> = None;
+    let mut started = false;
+    world.remote_app(move |iface, sockets, now| {
+        if !started && now >= 5 * MS {
+            started = true;
+            let p = Params {
+                reverse: true,
+                bandwidth: 20_000_000,
+                ..Params::tcp(1)
+            };
+            client = Some(
+                Iperf3Client::start(iface, sockets, LOCAL, 5201, p, &[3; 36], 45000, now).unwrap(),
+            );
+        }
+        let Some(c) = client.as_mut() else {
+            return false;
+        };
+        let moved = c.service(iface, sockets, now);
+        if c.done() && c.closed(sockets) {
+            o.borrow_mut().push(c.outcome().unwrap().clone());
+            client.take().unwrap().release(sockets);
+        }
+        moved
+    });
+    let mut out = Captured::default();
+    let clock = world.clock.clone();
+    let o = outcomes.clone();
+    let result = apps::run(
+        App::Iperf3,
+        &mut world,
+        &settings(net()),
+        &clock,
+        &mut out,
+        &mut || !o.borrow().is_empty(),
+    );
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let got = outcomes.borrow();
+    let r = report(&got[0]);
+    assert!(r.bytes_received() > 2_000_000, "{}", r.bytes_received());
+}
