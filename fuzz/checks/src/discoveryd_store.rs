@@ -143,6 +143,13 @@ impl Store for SimStore {
             Err(e) => Err(xs(e)),
         }
     }
+    fn owner(&mut self, path: &str) -> StoreResult<Option<DomId>> {
+        match self.c.get_perms(path) {
+            Ok(p) => Ok(p.first().map(|p| p.domid)),
+            Err(xen_proto::Error::Xs(XsError::Enoent)) => Ok(None),
+            Err(e) => Err(xs(e)),
+        }
+    }
     fn publish(&mut self, path: &str, value: &[u8], reader: DomId) -> StoreResult<()> {
         self.c
             .transaction(|tx| {

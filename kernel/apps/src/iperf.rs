@@ -35,10 +35,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const ROUND_BUDGET: usize = 64;
 
 fn tcp_socket() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-    );
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
     s.set_nagle_enabled(false);
     // A peer that stops answering (even one that never sends its FIN back)
     // frees the socket: keep-alive probes, and a timeout on them.
@@ -48,12 +45,7 @@ fn tcp_socket() -> tcp::Socket<'static> {
 }
 
 fn udp_socket() -> udp::Socket<'static> {
-    let buf = || {
-        udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-            vec![0; UDP_BYTES],
-        )
-    };
+    let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]);
     udp::Socket::new(buf(), buf())
 }
 
@@ -64,11 +56,7 @@ fn peer_gone(s: &tcp::Socket) -> bool {
 
 /// Moves bytes between a TCP socket and a state machine, both ways,
 /// within the round's budget; whether anything moved.
-fn pump(
-    s: &mut tcp::Socket,
-    mut recv: impl FnMut(&[u8]) -> usize,
-    mut send: impl FnMut(&mut [u8]) -> usize,
-) -> bool {
+fn pump(s: &mut tcp::Socket, mut recv: impl FnMut(&[u8]) -> usize, mut send: impl FnMut(&mut [u8]) -> usize) -> bool {
     let mut moved = false;
     for _ in 0..ROUND_BUDGET {
         match s.recv(|b| {
@@ -114,24 +102,11 @@ pub struct Iperf3Server {
 impl Iperf3Server {
     /// Listens on `port` with `connections` pooled TCP sockets (control,
     /// data streams and refused clients together) and one UDP socket.
-    pub fn new(
-        sockets: &mut SocketSet<'static>,
-        port: u16,
-        connections: usize,
-        cfg: ServerConfig,
-    ) -> Self {
-        let tcp = (0..connections.max(2))
-            .map(|_| (sockets.add(tcp_socket()), Slot::Idle))
-            .collect();
+    pub fn new(sockets: &mut SocketSet<'static>, port: u16, connections: usize, cfg: ServerConfig) -> Self {
+        let tcp = (0..connections.max(2)).map(|_| (sockets.add(tcp_socket()), Slot::Idle)).collect();
         let udp = sockets.add(udp_socket());
         let _ = sockets.get_mut::<udp::Socket>(udp).bind(port);
-        let mut s = Iperf3Server {
-            port,
-            server: Server::new(cfg),
-            tcp,
-            udp,
-            buf: vec![0; MAX_DATAGRAM],
-        };
+        let mut s = Iperf3Server { port, server: Server::new(cfg), tcp, udp, buf: vec![0; MAX_DATAGRAM] };
         s.listen(sockets);
         s
     }
@@ -283,21 +258,14 @@ impl Iperf3Client {
     ) -> Result<Self, String> {
         let peer = IpAddress::Ipv4(Ipv4Address::from(peer));
         let control = sockets.add(tcp_socket());
-        if let Err(e) = sockets.get_mut::<tcp::Socket>(control).connect(
-            iface.context(),
-            (peer, port),
-            first_port,
-        ) {
+        if let Err(e) = sockets.get_mut::<tcp::Socket>(control).connect(iface.context(), (peer, port), first_port) {
             sockets.remove(control);
             return Err(alloc::format!("connect: {e}"));
         }
         Ok(Iperf3Client {
             peer,
             port,
-            client: Client::new(
-                ClientConfig::new(params, Cookie::from_random(random)),
-                now_ns / 1000,
-            ),
+            client: Client::new(ClientConfig::new(params, Cookie::from_random(random)), now_ns / 1000),
             control,
             control_up: false,
             connecting: None,
@@ -322,10 +290,7 @@ impl Iperf3Client {
     /// bytes, IPERF_DONE among them, went out): then [`Iperf3Client::release`].
     pub fn closed(&self, sockets: &mut SocketSet<'static>) -> bool {
         let tcp_closed = |h: SocketHandle, sockets: &mut SocketSet<'static>| {
-            matches!(
-                sockets.get::<tcp::Socket>(h).state(),
-                tcp::State::Closed | tcp::State::TimeWait
-            )
+            matches!(sockets.get::<tcp::Socket>(h).state(), tcp::State::Closed | tcp::State::TimeWait)
         };
         tcp_closed(self.control, sockets) && self.tcp.iter().all(|h| tcp_closed(*h, sockets))
     }
@@ -346,12 +311,7 @@ impl Iperf3Client {
     }
 
     /// One round at `now_ns`; true if anything moved.
-    pub fn service(
-        &mut self,
-        iface: &mut Interface,
-        sockets: &mut SocketSet<'static>,
-        now_ns: u64,
-    ) -> bool {
+    pub fn service(&mut self, iface: &mut Interface, sockets: &mut SocketSet<'static>, now_ns: u64) -> bool {
         let now = now_ns / 1000;
         let mut moved = false;
         if !self.control_up && self.client.phase() == ClientPhase::Connecting {
@@ -410,9 +370,7 @@ impl Iperf3Client {
                     break;
                 };
                 moved = true;
-                if u.send_slice(&self.buf[..n], (self.peer, self.port))
-                    .is_err()
-                {
+                if u.send_slice(&self.buf[..n], (self.peer, self.port)).is_err() {
                     break;
                 }
             }
@@ -423,11 +381,7 @@ impl Iperf3Client {
                 ClientAction::ConnectTcp => {
                     let h = sockets.add(tcp_socket());
                     let port = self.local_port();
-                    if sockets
-                        .get_mut::<tcp::Socket>(h)
-                        .connect(iface.context(), (self.peer, self.port), port)
-                        .is_ok()
-                    {
+                    if sockets.get_mut::<tcp::Socket>(h).connect(iface.context(), (self.peer, self.port), port).is_ok() {
                         self.connecting = Some(h);
                     } else {
                         sockets.remove(h);

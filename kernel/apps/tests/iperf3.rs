@@ -33,10 +33,7 @@ fn measure(starts: Vec<(u64, Params)>) -> (Vec<Result<Report, ClientFailure>>, V
             if clients[i].is_none() && !done[i] && now >= *at {
                 let random = [i as u8 * 7 + 1; 36];
                 let port = 40000 + 1000 * i as u16;
-                clients[i] = Some(
-                    Iperf3Client::start(iface, sockets, LOCAL, 5201, p.clone(), &random, port, now)
-                        .unwrap(),
-                );
+                clients[i] = Some(Iperf3Client::start(iface, sockets, LOCAL, 5201, p.clone(), &random, port, now).unwrap());
             }
             if let Some(c) = clients[i].as_mut() {
                 moved |= c.service(iface, sockets, now);
@@ -64,11 +61,7 @@ fn measure(starts: Vec<(u64, Params)>) -> (Vec<Result<Report, ClientFailure>>, V
         if outcomes.borrow().len() == n && server.state().is_idle() {
             break;
         }
-        assert!(
-            world.clock.now() < 120 * SECOND,
-            "stuck: server {:?}",
-            server.state().phase()
-        );
+        assert!(world.clock.now() < 120 * SECOND, "stuck: server {:?}", server.state().phase());
     }
     let out = outcomes.borrow().clone();
     (out, events)
@@ -81,57 +74,29 @@ fn report(r: &Result<Report, ClientFailure>) -> &Report {
 #[test]
 fn tcp_upload_download_and_parallel() {
     for p in [
-        Params {
-            bandwidth: 40_000_000,
-            ..Params::tcp(1)
-        },
-        Params {
-            reverse: true,
-            bandwidth: 40_000_000,
-            ..Params::tcp(1)
-        },
-        Params {
-            parallel: 4,
-            bandwidth: 10_000_000,
-            ..Params::tcp(1)
-        },
+        Params { bandwidth: 40_000_000, ..Params::tcp(1) },
+        Params { reverse: true, bandwidth: 40_000_000, ..Params::tcp(1) },
+        Params { parallel: 4, bandwidth: 10_000_000, ..Params::tcp(1) },
     ] {
         let (out, events) = measure(vec![(MS, p.clone())]);
         let r = report(&out[0]);
         assert_eq!(r.streams.len(), usize::from(p.parallel));
         let total = p.bandwidth * u64::from(p.parallel) / 8;
         if p.reverse {
-            assert!(
-                r.bytes_received() > total * 8 / 10,
-                "{p:?}: {}",
-                r.bytes_received()
-            );
+            assert!(r.bytes_received() > total * 8 / 10, "{p:?}: {}", r.bytes_received());
             assert!(r.download_bps() > 0.0);
         } else {
-            assert!(
-                r.server_received() > total * 8 / 10,
-                "{p:?}: {}",
-                r.server_received()
-            );
+            assert!(r.server_received() > total * 8 / 10, "{p:?}: {}", r.server_received());
             let bps = r.upload_bps();
-            assert!(
-                bps > 0.7 * (p.bandwidth * u64::from(p.parallel)) as f64,
-                "{bps}"
-            );
+            assert!(bps > 0.7 * (p.bandwidth * u64::from(p.parallel)) as f64, "{bps}");
         }
-        assert!(
-            events.iter().any(|e| matches!(e, Event::Finished(_))),
-            "{events:?}"
-        );
+        assert!(events.iter().any(|e| matches!(e, Event::Finished(_))), "{events:?}");
     }
 }
 
 #[test]
 fn udp_with_loss_figures() {
-    let p = Params {
-        parallel: 2,
-        ..Params::udp(1, 5_000_000, 1400)
-    };
+    let p = Params { parallel: 2, ..Params::udp(1, 5_000_000, 1400) };
     let (out, _) = measure(vec![(MS, p)]);
     let r = report(&out[0]);
     for s in &r.streams {
@@ -144,50 +109,20 @@ fn udp_with_loss_figures() {
 #[test]
 fn a_second_client_is_refused_and_the_server_serves_the_next() {
     let (out, events) = measure(vec![
-        (
-            MS,
-            Params {
-                bandwidth: 10_000_000,
-                ..Params::tcp(1)
-            },
-        ),
+        (MS, Params { bandwidth: 10_000_000, ..Params::tcp(1) }),
         (300 * MS, Params::tcp(1)),
-        (
-            3 * SECOND,
-            Params {
-                bandwidth: 10_000_000,
-                ..Params::tcp(1)
-            },
-        ),
+        (3 * SECOND, Params { bandwidth: 10_000_000, ..Params::tcp(1) }),
     ]);
     assert_eq!(out.len(), 3);
-    assert_eq!(
-        out.iter()
-            .filter(|o| matches!(o, Err(ClientFailure::AccessDenied)))
-            .count(),
-        1,
-        "{out:?}"
-    );
+    assert_eq!(out.iter().filter(|o| matches!(o, Err(ClientFailure::AccessDenied))).count(), 1, "{out:?}");
     assert_eq!(out.iter().filter(|o| o.is_ok()).count(), 2);
     assert!(events.contains(&Event::Denied));
 }
 
 #[test]
 fn refused_options_reach_the_client() {
-    let (out, _) = measure(vec![(
-        MS,
-        Params {
-            parallel: 40,
-            ..Params::tcp(1)
-        },
-    )]);
-    assert_eq!(
-        out[0],
-        Err(ClientFailure::ServerError {
-            i_errno: 6,
-            errno: 0
-        })
-    );
+    let (out, _) = measure(vec![(MS, Params { parallel: 40, ..Params::tcp(1) })]);
+    assert_eq!(out[0], Err(ClientFailure::ServerError { i_errno: 6, errno: 0 }));
 }
 
 #[test]
@@ -197,14 +132,10 @@ fn app_iperf3_client_measures_a_server() {
     let mut world = World::plain();
     let mut server: Option<Iperf3Server> = None;
     world.remote_app(move |_, sockets, now| {
-        let s = server
-            .get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
+        let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
         s.service(sockets, now)
     });
-    let net = cohort_boot::cmdline::NetOptions {
-        bytes: 2 << 20,
-        ..net()
-    };
+    let net = cohort_boot::cmdline::NetOptions { bytes: 2 << 20, ..net() };
     let (result, out) = run(App::Iperf3Client, &mut world, net);
     assert_eq!(result, Ok(()), "{}", out.text());
     let mbit = out.figure("net.iperf3_tcp", "fake");
@@ -226,14 +157,8 @@ fn app_iperf3_serves_clients_until_asked_to_stop() {
     world.remote_app(move |iface, sockets, now| {
         if !started && now >= 5 * MS {
             started = true;
-            let p = Params {
-                reverse: true,
-                bandwidth: 20_000_000,
-                ..Params::tcp(1)
-            };
-            client = Some(
-                Iperf3Client::start(iface, sockets, LOCAL, 5201, p, &[3; 36], 45000, now).unwrap(),
-            );
+            let p = Params { reverse: true, bandwidth: 20_000_000, ..Params::tcp(1) };
+            client = Some(Iperf3Client::start(iface, sockets, LOCAL, 5201, p, &[3; 36], 45000, now).unwrap());
         }
         let Some(c) = client.as_mut() else {
             return false;
@@ -248,14 +173,7 @@ fn app_iperf3_serves_clients_until_asked_to_stop() {
     let mut out = Captured::default();
     let clock = world.clock.clone();
     let o = outcomes.clone();
-    let result = apps::run(
-        App::Iperf3,
-        &mut world,
-        &settings(net()),
-        &clock,
-        &mut out,
-        &mut || !o.borrow().is_empty(),
-    );
+    let result = apps::run(App::Iperf3, &mut world, &settings(net()), &clock, &mut out, &mut || !o.borrow().is_empty());
     assert_eq!(result, Ok(()), "{}", out.text());
     let got = outcomes.borrow();
     let r = report(&got[0]);

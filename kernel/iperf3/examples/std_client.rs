@@ -18,11 +18,7 @@ use iperf3::proto::Cookie;
 use iperf3::{Params, Protocol};
 
 enum Sock {
-    Tcp {
-        s: TcpStream,
-        outq: Vec<u8>,
-        eof: bool,
-    },
+    Tcp { s: TcpStream, outq: Vec<u8>, eof: bool },
     Udp(UdpSocket),
 }
 
@@ -59,26 +55,16 @@ fn main() {
     let seed = Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
     let mut random = [0u8; 36];
     for (i, b) in random.iter_mut().enumerate() {
-        *b = (seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(i as u64 * 1442695040888963407)
-            >> 33) as u8;
+        *b = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64 * 1442695040888963407) >> 33) as u8;
     }
     let t0 = Instant::now();
     let now = || t0.elapsed().as_micros() as u64;
-    let mut client: Client<usize> = Client::new(
-        ClientConfig::new(p.clone(), Cookie::from_random(&random)),
-        now(),
-    );
+    let mut client: Client<usize> = Client::new(ClientConfig::new(p.clone(), Cookie::from_random(&random)), now());
     let mut socks: Vec<Option<Sock>> = Vec::new();
     let control = TcpStream::connect(&addr).expect("connect");
     control.set_nonblocking(true).unwrap();
     control.set_nodelay(true).unwrap();
-    socks.push(Some(Sock::Tcp {
-        s: control,
-        outq: Vec::new(),
-        eof: false,
-    }));
+    socks.push(Some(Sock::Tcp { s: control, outq: Vec::new(), eof: false }));
     client.control_connected(0, now());
     let mut buf = vec![0u8; 256 * 1024];
     let deadline = Duration::from_secs(u64::from(p.time_s) + u64::from(p.omit_s) + 60);
@@ -162,11 +148,7 @@ fn main() {
                 ClientAction::ConnectTcp => {
                     let s = TcpStream::connect(&addr).expect("data connect");
                     s.set_nonblocking(true).unwrap();
-                    socks.push(Some(Sock::Tcp {
-                        s,
-                        outq: Vec::new(),
-                        eof: false,
-                    }));
+                    socks.push(Some(Sock::Tcp { s, outq: Vec::new(), eof: false }));
                     client.stream_connected(socks.len() - 1, t);
                 }
                 ClientAction::OpenUdp => {
@@ -203,10 +185,7 @@ fn main() {
                 r.download_bps() / 1e6
             );
             for s in &r.streams {
-                println!(
-                    "  stream {} client_sends={} bytes={} server={:?}",
-                    s.id, s.client_sends, s.bytes, s.server
-                );
+                println!("  stream {} client_sends={} bytes={} server={:?}", s.id, s.client_sends, s.bytes, s.server);
             }
         }
         Some(Err(e)) => {

@@ -58,15 +58,7 @@ fn main() {
                 }
                 a => {
                     eprintln!("std_server: {peer} accepted as {a:?} (conn {id})");
-                    conns.insert(
-                        id,
-                        Conn {
-                            s,
-                            inq: Vec::new(),
-                            outq: Vec::new(),
-                            closing: false,
-                        },
-                    );
+                    conns.insert(id, Conn { s, inq: Vec::new(), outq: Vec::new(), closing: false });
                 }
             }
         }
@@ -184,9 +176,5 @@ fn main() {
     }
     // Let the last bytes and closes go out.
     std::thread::sleep(Duration::from_millis(100));
-    eprintln!(
-        "std_server: idle {}, tracked {}",
-        server.is_idle(),
-        server.tracked()
-    );
+    eprintln!("std_server: idle {}, tracked {}", server.is_idle(), server.tracked());
 }

@@ -42,12 +42,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Settings with iperf3's defaults for everything but the test.
     pub fn new(params: Params, cookie: Cookie) -> Self {
-        ClientConfig {
-            params,
-            cookie,
-            max_results_json: proto::DEFAULT_MAX_RESULTS_JSON,
-            setup_timeout: 30_000_000,
-        }
+        ClientConfig { params, cookie, max_results_json: proto::DEFAULT_MAX_RESULTS_JSON, setup_timeout: 30_000_000 }
     }
 }
 
@@ -120,9 +115,7 @@ pub enum ClientFailure {
 impl core::fmt::Display for ClientFailure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            ClientFailure::AccessDenied => {
-                f.write_str("the server is busy running a test. try again later")
-            }
+            ClientFailure::AccessDenied => f.write_str("the server is busy running a test. try again later"),
             ClientFailure::ServerError { i_errno, errno } => {
                 write!(f, "server error i_errno={i_errno} errno={errno}")
             }
@@ -169,30 +162,17 @@ pub struct Report {
 impl Report {
     /// Bytes the client sent, all streams.
     pub fn bytes_sent(&self) -> u64 {
-        self.streams
-            .iter()
-            .filter(|s| s.client_sends)
-            .map(|s| s.bytes)
-            .sum()
+        self.streams.iter().filter(|s| s.client_sends).map(|s| s.bytes).sum()
     }
 
     /// Bytes the client received, all streams.
     pub fn bytes_received(&self) -> u64 {
-        self.streams
-            .iter()
-            .filter(|s| !s.client_sends)
-            .map(|s| s.bytes)
-            .sum()
+        self.streams.iter().filter(|s| !s.client_sends).map(|s| s.bytes).sum()
     }
 
     /// Bytes the server says it received on the client's sending streams.
     pub fn server_received(&self) -> u64 {
-        self.streams
-            .iter()
-            .filter(|s| s.client_sends)
-            .filter_map(|s| s.server.as_ref())
-            .map(|r| r.bytes.0.max(0) as u64)
-            .sum()
+        self.streams.iter().filter(|s| s.client_sends).filter_map(|s| s.server.as_ref()).map(|r| r.bytes.0.max(0) as u64).sum()
     }
 
     /// The receiver's figure iperf3 prints for the client-to-server
@@ -366,15 +346,7 @@ impl<H: Copy + Eq> Client<H> {
         self.streams.push(Stream {
             id: stream_id(index),
             sends,
-            link: if tcp {
-                Link::Tcp { h, cookie_sent: 0 }
-            } else {
-                Link::Udp {
-                    h,
-                    hello: false,
-                    up: false,
-                }
-            },
+            link: if tcp { Link::Tcp { h, cookie_sent: 0 } } else { Link::Udp { h, hello: false, up: false } },
             open: true,
             stats: StreamStats::default(),
         });
@@ -456,8 +428,7 @@ impl<H: Copy + Eq> Client<H> {
             Link::Udp { up, hello, .. } if !*up => {
                 // Anything else before the reply is ignored (iperf3 allows
                 // a few datagrams of reverse data to overtake it).
-                let reply =
-                    data == proto::UDP_CONNECT_REPLY || data == proto::UDP_LEGACY_CONNECT_REPLY;
+                let reply = data == proto::UDP_CONNECT_REPLY || data == proto::UDP_LEGACY_CONNECT_REPLY;
                 *up = *hello && reply;
             }
             Link::Udp { .. } if running && !s.sends => {
@@ -504,8 +475,7 @@ impl<H: Copy + Eq> Client<H> {
 
     /// Connection `h` is gone.
     pub fn closed(&mut self, h: H, now: Micros) {
-        self.actions
-            .retain(|a| !matches!(a, ClientAction::Close(x) | ClientAction::Abort(x) if *x == h));
+        self.actions.retain(|a| !matches!(a, ClientAction::Close(x) | ClientAction::Abort(x) if *x == h));
         if self.control == Some(h) {
             self.control_open = false;
             match self.phase {
@@ -574,9 +544,7 @@ impl<H: Copy + Eq> Client<H> {
         if self.omit_done || self.phase != ClientPhase::Running {
             return;
         }
-        let end = self
-            .start
-            .saturating_add(u64::from(self.cfg.params.omit_s) * 1_000_000);
+        let end = self.start.saturating_add(u64::from(self.cfg.params.omit_s) * 1_000_000);
         if now >= end {
             self.omit_done = true;
             self.start = end;
@@ -602,8 +570,7 @@ impl<H: Copy + Eq> Client<H> {
                 brecvd += s.stats.blocks;
             }
         }
-        let timed =
-            p.time_s > 0 && now >= self.start.saturating_add(u64::from(p.time_s) * 1_000_000);
+        let timed = p.time_s > 0 && now >= self.start.saturating_add(u64::from(p.time_s) * 1_000_000);
         let bytes = p.bytes > 0 && (sent >= p.bytes || recvd >= p.bytes);
         let blocks = p.blocks > 0 && (bsent >= p.blocks || brecvd >= p.blocks);
         if timed || bytes || blocks {
@@ -686,18 +653,12 @@ impl<H: Copy + Eq> Client<H> {
                     _ => self.fail(ClientFailure::UnexpectedMessage(b), now),
                 }
             }
-            Frame::ErrorCodes(i_errno, errno) => {
-                self.fail(ClientFailure::ServerError { i_errno, errno }, now)
-            }
+            Frame::ErrorCodes(i_errno, errno) => self.fail(ClientFailure::ServerError { i_errno, errno }, now),
             Frame::JsonLength(n) => self.fail(ClientFailure::JsonTooLong(n), now),
             Frame::Json(body) => {
                 let ok = json::parse_results(&body, self.streams.len())
                     .ok()
-                    .filter(|r| {
-                        r.streams
-                            .iter()
-                            .all(|c| self.streams.iter().any(|s| i64::from(s.id) == c.id.0))
-                    });
+                    .filter(|r| r.streams.iter().all(|c| self.streams.iter().any(|s| i64::from(s.id) == c.id.0)));
                 match ok {
                     Some(r) => {
                         self.server_results = Some(r);
@@ -758,11 +719,7 @@ impl<H: Copy + Eq> Client<H> {
                     id: s.id,
                     client_sends: s.sends,
                     bytes: s.stats.bytes,
-                    server: server
-                        .streams
-                        .iter()
-                        .find(|r| r.id.0 == i64::from(s.id))
-                        .cloned(),
+                    server: server.streams.iter().find(|r| r.id.0 == i64::from(s.id)).cloned(),
                 })
                 .collect(),
             server,

@@ -52,13 +52,7 @@ pub struct Reader {
 impl Reader {
     /// A reader waiting for `expect`.
     pub fn new(expect: Expect) -> Self {
-        Reader {
-            expect,
-            head: [0; COOKIE_LEN],
-            head_len: 0,
-            json_len: None,
-            body: Vec::new(),
-        }
+        Reader { expect, head: [0; COOKIE_LEN], head_len: 0, json_len: None, body: Vec::new() }
     }
 
     /// Changes what comes next; any partial item is dropped.

@@ -312,12 +312,7 @@ impl Params {
 
     /// A UDP test of `time_s` seconds at `bandwidth` bit/s per stream.
     pub fn udp(time_s: u32, bandwidth: u64, len: u32) -> Self {
-        Params {
-            protocol: Protocol::Udp,
-            bandwidth,
-            len,
-            ..Params::tcp(time_s)
-        }
+        Params { protocol: Protocol::Udp, bandwidth, len, ..Params::tcp(time_s) }
     }
 
     /// Number of data streams the test opens.
@@ -411,10 +406,7 @@ pub fn parse_params(bytes: &[u8], limits: &Limits) -> Result<Params, Option<Refu
     let protocol = if w.sctp.is_some() {
         // What a Linux iperf3 3.12 built with SCTP but without kernel
         // support answers (fixture `sctp`): IESTREAMLISTEN, EPROTONOSUPPORT.
-        return Err(Some(Refusal::new(
-            ierr::IESTREAMLISTEN,
-            proto::errno::EPROTONOSUPPORT,
-        )));
+        return Err(Some(Refusal::new(ierr::IESTREAMLISTEN, proto::errno::EPROTONOSUPPORT)));
     } else if w.udp.is_some() {
         Protocol::Udp
     } else {
@@ -464,9 +456,7 @@ pub fn parse_params(bytes: &[u8], limits: &Limits) -> Result<Params, Option<Refu
     };
     let bandwidth = non_neg(w.bandwidth, default_rate)?;
     let streams = parallel * if bidirectional { 2 } else { 1 };
-    if limits.max_total_rate != 0
-        && (bandwidth == 0 || bandwidth.saturating_mul(streams) > limits.max_total_rate)
-    {
+    if limits.max_total_rate != 0 && (bandwidth == 0 || bandwidth.saturating_mul(streams) > limits.max_total_rate) {
         return Err(Some(Refusal::new(ierr::IETOTALRATE, 0)));
     }
     if omit.saturating_add(time) > u64::from(limits.max_time_s) {
@@ -591,8 +581,7 @@ pub struct Results {
 /// Parses a results document; `max_streams` bounds `streams[]`.
 pub fn parse_results(bytes: &[u8], max_streams: usize) -> Result<Results, JsonError> {
     prescan(bytes)?;
-    let (r, _): (Results, usize) =
-        serde_json_core::from_slice(bytes).map_err(|_| JsonError::Malformed)?;
+    let (r, _): (Results, usize) = serde_json_core::from_slice(bytes).map_err(|_| JsonError::Malformed)?;
     if r.streams.len() > max_streams {
         return Err(JsonError::OutOfRange);
     }

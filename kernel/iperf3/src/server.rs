@@ -245,10 +245,7 @@ impl<H> Test<H> {
         if self.omit_done || self.phase != Phase::Running {
             return;
         }
-        let omit = self
-            .params
-            .as_ref()
-            .map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
+        let omit = self.params.as_ref().map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
         let end = self.start.saturating_add(omit);
         if now >= end {
             self.omit_done = true;
@@ -298,13 +295,7 @@ pub struct Server<H> {
 impl<H: Copy + Eq> Server<H> {
     /// An idle server.
     pub fn new(cfg: ServerConfig) -> Self {
-        Server {
-            cfg,
-            test: None,
-            actions: VecDeque::new(),
-            events: VecDeque::new(),
-            cpu: (0.0, 0.0, 0.0),
-        }
+        Server { cfg, test: None, actions: VecDeque::new(), events: VecDeque::new(), cpu: (0.0, 0.0, 0.0) }
     }
 
     /// The settings.
@@ -334,18 +325,13 @@ impl<H: Copy + Eq> Server<H> {
 
     /// Number of connection handles and UDP peers the server remembers.
     pub fn tracked(&self) -> usize {
-        self.test
-            .as_ref()
-            .map_or(0, |t| 1 + t.streams.len() + t.pending.len())
+        self.test.as_ref().map_or(0, |t| 1 + t.streams.len() + t.pending.len())
     }
 
     /// Role of a TCP data stream, if `h` is one.
     pub fn stream_role(&self, h: H) -> Option<Role> {
         let t = self.test.as_ref()?;
-        t.streams
-            .iter()
-            .find(|s| matches!(s.link, Link::Tcp(x) if x == h))
-            .map(|s| s.role)
+        t.streams.iter().find(|s| matches!(s.link, Link::Tcp(x) if x == h)).map(|s| s.role)
     }
 
     /// Whether `h` is the control connection.
@@ -367,16 +353,11 @@ impl<H: Copy + Eq> Server<H> {
     pub fn next_deadline(&self) -> Option<Micros> {
         let t = self.test.as_ref()?;
         let mut d = match t.phase {
-            Phase::Running => t
-                .deadline
-                .min(t.last_activity.saturating_add(self.cfg.idle_timeout)),
+            Phase::Running => t.deadline.min(t.last_activity.saturating_add(self.cfg.idle_timeout)),
             _ => t.phase_since.saturating_add(self.cfg.setup_timeout),
         };
         if t.phase == Phase::Running && !t.omit_done {
-            let omit = t
-                .params
-                .as_ref()
-                .map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
+            let omit = t.params.as_ref().map_or(0, |p| u64::from(p.omit_s) * 1_000_000);
             d = d.min(t.start.saturating_add(omit));
         }
         for p in &t.pending {
@@ -424,28 +405,14 @@ impl<H: Copy + Eq> Server<H> {
                 Accept::Control
             }
             Some(t) => {
-                let tcp = t
-                    .params
-                    .as_ref()
-                    .is_some_and(|p| p.protocol == Protocol::Tcp);
+                let tcp = t.params.as_ref().is_some_and(|p| p.protocol == Protocol::Tcp);
                 let expected = t.params.as_ref().map_or(0, |p| p.stream_count() as usize);
                 let missing = expected.saturating_sub(t.streams.len());
                 let known = t.control == h
                     || t.pending.iter().any(|p| p.handle == h)
-                    || t.streams
-                        .iter()
-                        .any(|s| matches!(s.link, Link::Tcp(x) if x == h));
-                if t.phase == Phase::CreateStreams
-                    && tcp
-                    && !known
-                    && t.pending.len() < missing + extra
-                {
-                    t.pending.push(Pending {
-                        handle: h,
-                        buf: [0; COOKIE_LEN],
-                        len: 0,
-                        since: now,
-                    });
+                    || t.streams.iter().any(|s| matches!(s.link, Link::Tcp(x) if x == h));
+                if t.phase == Phase::CreateStreams && tcp && !known && t.pending.len() < missing + extra {
+                    t.pending.push(Pending { handle: h, buf: [0; COOKIE_LEN], len: 0, since: now });
                     Accept::Stream
                 } else {
                     self.event(Event::Denied);
@@ -477,9 +444,7 @@ impl<H: Copy + Eq> Server<H> {
             let p = t.pending.swap_remove(i);
             let ok = t.phase == Phase::CreateStreams
                 && t.cookie.is_some_and(|c| c.0 == p.buf)
-                && t.params
-                    .as_ref()
-                    .is_some_and(|pa| t.streams.len() < pa.stream_count() as usize);
+                && t.params.as_ref().is_some_and(|pa| t.streams.len() < pa.stream_count() as usize);
             if !ok {
                 self.actions.push_back(Action::Deny(h));
                 self.event(Event::Denied);
@@ -500,11 +465,7 @@ impl<H: Copy + Eq> Server<H> {
             return 0;
         }
         let running = t.phase == Phase::Running;
-        if let Some(s) = t
-            .streams
-            .iter_mut()
-            .find(|s| matches!(s.link, Link::Tcp(x) if x == h))
-        {
+        if let Some(s) = t.streams.iter_mut().find(|s| matches!(s.link, Link::Tcp(x) if x == h)) {
             // Bytes count only while running, and only on receiving streams.
             if running && s.role == Role::Receive {
                 s.stats.received(data.len());
@@ -536,11 +497,7 @@ impl<H: Copy + Eq> Server<H> {
         };
         let (bw, len) = (p.bandwidth, p.len as usize);
         let elapsed = now.saturating_sub(t.start);
-        let Some(s) = t
-            .streams
-            .iter_mut()
-            .find(|s| matches!(s.link, Link::Tcp(x) if x == h))
-        else {
+        let Some(s) = t.streams.iter_mut().find(|s| matches!(s.link, Link::Tcp(x) if x == h)) else {
             return 0;
         };
         if s.role != Role::Send || !s.open || !s.stats.may_send(bw, elapsed) {
@@ -576,11 +533,7 @@ impl<H: Copy + Eq> Server<H> {
             t.pending.swap_remove(i);
             return;
         }
-        if let Some(s) = t
-            .streams
-            .iter_mut()
-            .find(|s| matches!(s.link, Link::Tcp(x) if x == h))
-        {
+        if let Some(s) = t.streams.iter_mut().find(|s| matches!(s.link, Link::Tcp(x) if x == h)) {
             // iperf3 keeps the test going; the client decides when it ends.
             s.open = false;
         }
@@ -597,10 +550,7 @@ impl<H: Copy + Eq> Server<H> {
         }
         let c64 = p.udp_counters_64bit;
         let expected = p.stream_count() as usize;
-        let known = t
-            .streams
-            .iter()
-            .position(|s| matches!(s.link, Link::Udp(a) if a == from));
+        let known = t.streams.iter().position(|s| matches!(s.link, Link::Udp(a) if a == from));
         match (t.phase, known) {
             (Phase::CreateStreams, None) if t.streams.len() < expected => {
                 // iperf3 does not look at the content of the connect datagram.
@@ -703,8 +653,7 @@ impl<H: Copy + Eq> Server<H> {
             }
             ph => {
                 if now.saturating_sub(t.phase_since) >= self.cfg.setup_timeout {
-                    let reply = (ph == Phase::CreateStreams)
-                        .then_some((ierr::IECREATESTREAM, errno::ETIMEDOUT));
+                    let reply = (ph == Phase::CreateStreams).then_some((ierr::IECREATESTREAM, errno::ETIMEDOUT));
                     self.fail(Failure::Timeout(ph), reply, now);
                 }
             }
@@ -746,11 +695,7 @@ impl<H: Copy + Eq> Server<H> {
                 break;
             }
         }
-        if self
-            .test
-            .as_ref()
-            .is_some_and(|t| t.phase == Phase::Closing)
-        {
+        if self.test.as_ref().is_some_and(|t| t.phase == Phase::Closing) {
             return data.len();
         }
         used
@@ -771,53 +716,35 @@ impl<H: Copy + Eq> Server<H> {
                     let max = self.cfg.max_params_json;
                     t.reader.expect(Expect::Json { max });
                 }
-                None => self.fail(
-                    Failure::BadCookie,
-                    Some((ierr::IERECVCOOKIE, errno::EINVAL)),
-                    now,
-                ),
+                None => self.fail(Failure::BadCookie, Some((ierr::IERECVCOOKIE, errno::EINVAL)), now),
             },
-            (Phase::Params, Frame::JsonLength(n)) => self.fail(
-                Failure::JsonTooLong(n),
-                Some((ierr::IERECVPARAMS, errno::EMSGSIZE)),
-                now,
-            ),
-            (Phase::Params, Frame::Json(body)) => {
-                match json::parse_params(&body, &self.cfg.limits) {
-                    Ok(p) => {
-                        t.out.push(State::CreateStreams.byte());
-                        t.phase = Phase::CreateStreams;
-                        t.phase_since = now;
-                        t.reader.expect(Expect::State);
-                        t.params = Some(p.clone());
-                        self.event(Event::Started(p));
-                    }
-                    Err(None) => self.fail(
-                        Failure::ParamsMalformed,
-                        Some((ierr::IERECVPARAMS, errno::EINVAL)),
-                        now,
-                    ),
-                    Err(Some(r)) => self.fail(Failure::Refused(r), Some((r.i_errno, r.errno)), now),
-                }
+            (Phase::Params, Frame::JsonLength(n)) => {
+                self.fail(Failure::JsonTooLong(n), Some((ierr::IERECVPARAMS, errno::EMSGSIZE)), now)
             }
+            (Phase::Params, Frame::Json(body)) => match json::parse_params(&body, &self.cfg.limits) {
+                Ok(p) => {
+                    t.out.push(State::CreateStreams.byte());
+                    t.phase = Phase::CreateStreams;
+                    t.phase_since = now;
+                    t.reader.expect(Expect::State);
+                    t.params = Some(p.clone());
+                    self.event(Event::Started(p));
+                }
+                Err(None) => self.fail(Failure::ParamsMalformed, Some((ierr::IERECVPARAMS, errno::EINVAL)), now),
+                Err(Some(r)) => self.fail(Failure::Refused(r), Some((r.i_errno, r.errno)), now),
+            },
             (Phase::CreateStreams | Phase::Running, Frame::State(b)) => {
                 match State::from_byte(b) {
                     // iperf3 ignores a stray TEST_START from the client.
                     Some(State::TestStart) => t.reader.expect(Expect::State),
                     Some(State::TestEnd) if t.phase == Phase::Running => self.test_end(now),
                     Some(State::ClientTerminate) => self.fail(Failure::ClientTerminated, None, now),
-                    _ => self.fail(
-                        Failure::UnexpectedMessage(b),
-                        Some((ierr::IEMESSAGE, errno::NONE)),
-                        now,
-                    ),
+                    _ => self.fail(Failure::UnexpectedMessage(b), Some((ierr::IEMESSAGE, errno::NONE)), now),
                 }
             }
-            (Phase::Results, Frame::JsonLength(n)) => self.fail(
-                Failure::JsonTooLong(n),
-                Some((ierr::IERECVRESULTS, errno::EMSGSIZE)),
-                now,
-            ),
+            (Phase::Results, Frame::JsonLength(n)) => {
+                self.fail(Failure::JsonTooLong(n), Some((ierr::IERECVRESULTS, errno::EMSGSIZE)), now)
+            }
             (Phase::Results, Frame::Json(body)) => self.results(&body, now),
             (Phase::Done, Frame::State(b)) => {
                 if b == State::IperfDone.byte() {
@@ -911,20 +838,8 @@ impl<H: Copy + Eq> Server<H> {
             return;
         };
         let client = match json::parse_results(body, t.streams.len()) {
-            Ok(r)
-                if r.streams
-                    .iter()
-                    .all(|c| t.streams.iter().any(|s| i64::from(s.id) == c.id.0)) =>
-            {
-                r
-            }
-            _ => {
-                return self.fail(
-                    Failure::ResultsMalformed,
-                    Some((ierr::IERECVRESULTS, errno::EINVAL)),
-                    now,
-                )
-            }
+            Ok(r) if r.streams.iter().all(|c| t.streams.iter().any(|s| i64::from(s.id) == c.id.0)) => r,
+            _ => return self.fail(Failure::ResultsMalformed, Some((ierr::IERECVRESULTS, errno::EINVAL)), now),
         };
         let duration = t.end.saturating_sub(t.start);
         let end_time = Num(duration as f64 / 1e6);
@@ -945,11 +860,7 @@ impl<H: Copy + Eq> Server<H> {
                         bytes: Int(s.stats.bytes.min(i64::MAX as u64) as i64),
                         retransmits: Int(-1),
                         jitter: Num(if recv && udp { s.stats.jitter } else { 0.0 }),
-                        errors: Int(if recv {
-                            s.stats.errors.min(i64::MAX as u64) as i64
-                        } else {
-                            0
-                        }),
+                        errors: Int(if recv { s.stats.errors.min(i64::MAX as u64) as i64 } else { 0 }),
                         packets: Int(if !udp {
                             0
                         } else if recv {

@@ -118,9 +118,7 @@ impl StreamStats {
     /// Whether a sender at `bandwidth` bit/s (0 = unlimited) may send now,
     /// `elapsed` µs after the pacing reference.
     pub fn may_send(&self, bandwidth: u64, elapsed: Micros) -> bool {
-        bandwidth == 0
-            || u128::from(self.paced_bytes) * 8 * 1_000_000
-                < u128::from(bandwidth) * u128::from(elapsed)
+        bandwidth == 0 || u128::from(self.paced_bytes) * 8 * 1_000_000 < u128::from(bandwidth) * u128::from(elapsed)
     }
 }
 

@@ -34,9 +34,7 @@ fn split_c2s(b: &[u8]) -> Vec<Up> {
     while i < b.len() {
         if b[i] == 0 {
             let n = u32::from_be_bytes(b[i..i + 4].try_into().unwrap()) as usize;
-            v.push(Up::Json(
-                serde_json::from_slice(&b[i + 4..i + 4 + n]).unwrap(),
-            ));
+            v.push(Up::Json(serde_json::from_slice(&b[i + 4..i + 4 + n]).unwrap()));
             i += 4 + n;
         } else {
             v.push(Up::State(b[i]));
@@ -53,19 +51,9 @@ fn shape(items: &[Up]) -> Vec<String> {
             Up::Cookie => "cookie".into(),
             Up::State(s) => format!("state {s}"),
             Up::Json(v) if v.get("streams").is_some() => {
-                let mut keys: Vec<&String> = v
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .filter(|k| *k != "congestion_used")
-                    .collect();
+                let mut keys: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "congestion_used").collect();
                 keys.sort();
-                let ids: Vec<i64> = v["streams"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s["id"].as_i64().unwrap())
-                    .collect();
+                let ids: Vec<i64> = v["streams"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
                 format!("results {keys:?} {ids:?}")
             }
             // Parameters must match exactly, key order included.
@@ -185,89 +173,31 @@ fn tcp_against_recorded_server() {
     assert_eq!(rep.server_received(), 1145503055);
     assert!((rep.upload_bps() - 1145503055.0 * 8.0 / 1.00056).abs() < 1.0);
     check("tcp_t1.txt", Params::tcp(1));
-    check(
-        "tcp_P2.json",
-        Params {
-            parallel: 2,
-            ..Params::tcp(1)
-        },
-    );
-    check(
-        "tcp_l1000.json",
-        Params {
-            len: 1000,
-            ..Params::tcp(1)
-        },
-    );
-    check(
-        "tcp_O1_t1.json",
-        Params {
-            omit_s: 1,
-            ..Params::tcp(1)
-        },
-    );
+    check("tcp_P2.json", Params { parallel: 2, ..Params::tcp(1) });
+    check("tcp_l1000.json", Params { len: 1000, ..Params::tcp(1) });
+    check("tcp_O1_t1.json", Params { omit_s: 1, ..Params::tcp(1) });
 }
 
 #[test]
 fn reverse_and_bidir_against_recorded_server() {
-    let rep = check(
-        "tcp_reverse.json",
-        Params {
-            reverse: true,
-            ..Params::tcp(1)
-        },
-    );
+    let rep = check("tcp_reverse.json", Params { reverse: true, ..Params::tcp(1) });
     assert!(rep.bytes_received() > 0);
-    check(
-        "tcp_bidir.json",
-        Params {
-            bidirectional: true,
-            ..Params::tcp(1)
-        },
-    );
+    check("tcp_bidir.json", Params { bidirectional: true, ..Params::tcp(1) });
 }
 
 #[test]
 fn bytes_and_blocks_end_conditions() {
     // -n 1M: TEST_END once 1 MiB is written; -k 100 -l 1000: after 100 writes.
-    check(
-        "tcp_n1M.json",
-        Params {
-            time_s: 0,
-            bytes: 1 << 20,
-            ..Params::tcp(0)
-        },
-    );
-    check(
-        "tcp_k100.json",
-        Params {
-            time_s: 0,
-            blocks: 100,
-            len: 1000,
-            ..Params::tcp(0)
-        },
-    );
+    check("tcp_n1M.json", Params { time_s: 0, bytes: 1 << 20, ..Params::tcp(0) });
+    check("tcp_k100.json", Params { time_s: 0, blocks: 100, len: 1000, ..Params::tcp(0) });
 }
 
 #[test]
 fn udp_against_recorded_server() {
     let rep = check("udp_b10M.json", Params::udp(1, 10_000_000, 32768));
     assert!(rep.server_received() > 0);
-    check(
-        "udp_P2_64bit.json",
-        Params {
-            parallel: 2,
-            udp_counters_64bit: true,
-            ..Params::udp(1, 5_000_000, 32768)
-        },
-    );
-    let rep = check(
-        "udp_reverse.json",
-        Params {
-            reverse: true,
-            ..Params::udp(1, 10_000_000, 32768)
-        },
-    );
+    check("udp_P2_64bit.json", Params { parallel: 2, udp_counters_64bit: true, ..Params::udp(1, 5_000_000, 32768) });
+    let rep = check("udp_reverse.json", Params { reverse: true, ..Params::udp(1, 10_000_000, 32768) });
     assert!(rep.bytes_received() > 0);
 }
 
@@ -278,29 +208,17 @@ fn refusals_from_recorded_server() {
     assert_eq!(r.up.len(), 37);
     assert_eq!(r.c.phase(), ClientPhase::Finished);
     let (r, _) = replay("sctp.json", Params::tcp(1));
-    assert_eq!(
-        r.c.outcome(),
-        Some(&Err(ClientFailure::ServerError {
-            i_errno: 202,
-            errno: 93
-        }))
-    );
+    assert_eq!(r.c.outcome(), Some(&Err(ClientFailure::ServerError { i_errno: 202, errno: 93 })));
     let (r, ev) = replay("server_sigint.txt", Params::tcp(5));
     assert_eq!(r.c.outcome(), Some(&Err(ClientFailure::ServerTerminated)));
     // Like iperf3, it still answers IPERF_DONE.
-    assert_eq!(
-        shape(&split_c2s(&r.up)),
-        shape(&split_c2s(&control_bytes(&ev, "c2s")))
-    );
+    assert_eq!(shape(&split_c2s(&r.up)), shape(&split_c2s(&control_bytes(&ev, "c2s"))));
     assert_eq!(r.c.tracked(), 0);
 }
 
 #[test]
 fn params_are_byte_identical_to_iperf3() {
-    let p = iperf3::json::write_params(&Params {
-        reverse: true,
-        ..Params::tcp(1)
-    });
+    let p = iperf3::json::write_params(&Params { reverse: true, ..Params::tcp(1) });
     assert_eq!(
         std::str::from_utf8(&p).unwrap(),
         "{\"tcp\":true,\"omit\":0,\"time\":1,\"num\":0,\"blockcount\":0,\"parallel\":1,\"reverse\":true,\"len\":131072,\"pacing_timer\":1000,\"client_version\":\"3.12\"}"
@@ -349,11 +267,7 @@ impl Net {
     fn connect(&mut self) -> u32 {
         let h = self.next;
         self.next += 1;
-        let mut c = Conn {
-            client_open: true,
-            server_open: true,
-            ..Default::default()
-        };
+        let mut c = Conn { client_open: true, server_open: true, ..Default::default() };
         if self.s.accept(h, self.now) == Accept::Deny {
             c.s2c.push_back(0xff);
             c.server_open = false;
@@ -469,10 +383,7 @@ impl Net {
         assert_eq!(self.c.phase(), ClientPhase::Finished);
         assert!(self.s.is_idle(), "{:?}", self.s.phase());
         let ev: Vec<_> = std::iter::from_fn(|| self.s.take_event()).collect();
-        assert!(
-            ev.iter().any(|e| matches!(e, iperf3::Event::Finished(_))),
-            "{ev:?}"
-        );
+        assert!(ev.iter().any(|e| matches!(e, iperf3::Event::Finished(_))), "{ev:?}");
         match self.c.outcome() {
             Some(Ok(r)) => r.clone(),
             o => panic!("{o:?}"),
@@ -484,35 +395,12 @@ impl Net {
 fn loopback_tcp_variants() {
     for p in [
         Params::tcp(1),
-        Params {
-            parallel: 4,
-            ..Params::tcp(1)
-        },
-        Params {
-            reverse: true,
-            ..Params::tcp(1)
-        },
-        Params {
-            bidirectional: true,
-            parallel: 2,
-            ..Params::tcp(1)
-        },
-        Params {
-            time_s: 0,
-            bytes: 3_000_000,
-            ..Params::tcp(0)
-        },
-        Params {
-            time_s: 0,
-            blocks: 50,
-            len: 1000,
-            ..Params::tcp(0)
-        },
-        Params {
-            omit_s: 1,
-            bandwidth: 8_000_000,
-            ..Params::tcp(1)
-        },
+        Params { parallel: 4, ..Params::tcp(1) },
+        Params { reverse: true, ..Params::tcp(1) },
+        Params { bidirectional: true, parallel: 2, ..Params::tcp(1) },
+        Params { time_s: 0, bytes: 3_000_000, ..Params::tcp(0) },
+        Params { time_s: 0, blocks: 50, len: 1000, ..Params::tcp(0) },
+        Params { omit_s: 1, bandwidth: 8_000_000, ..Params::tcp(1) },
     ] {
         let rep = Net::new(p.clone()).run();
         assert_eq!(rep.streams.len() as u32, p.stream_count(), "{p:?}");
@@ -524,12 +412,7 @@ fn loopback_tcp_variants() {
             // except bytes still in flight at TEST_END.
             assert!(s.bytes > 0, "{p:?}");
             let diff = (s.bytes as i64 - server.bytes.0).abs();
-            assert!(
-                diff <= 2 * 65536,
-                "{p:?}: {} vs {}",
-                s.bytes,
-                server.bytes.0
-            );
+            assert!(diff <= 2 * 65536, "{p:?}: {} vs {}", s.bytes, server.bytes.0);
         }
         if p.bandwidth > 0 {
             // 8 Mbit/s for 1 s.
@@ -549,15 +432,8 @@ fn loopback_tcp_variants() {
 fn loopback_udp_variants() {
     for p in [
         Params::udp(1, 1_000_000, 1250),
-        Params {
-            parallel: 2,
-            udp_counters_64bit: true,
-            ..Params::udp(1, 2_000_000, 1000)
-        },
-        Params {
-            reverse: true,
-            ..Params::udp(1, 1_000_000, 1250)
-        },
+        Params { parallel: 2, udp_counters_64bit: true, ..Params::udp(1, 2_000_000, 1000) },
+        Params { reverse: true, ..Params::udp(1, 1_000_000, 1250) },
     ] {
         assert_eq!(p.protocol, Protocol::Udp);
         let rep = Net::new(p.clone()).run();
@@ -565,10 +441,7 @@ fn loopback_udp_variants() {
             let server = s.server.as_ref().unwrap();
             let per_stream = p.bandwidth / 8;
             assert!(s.bytes > per_stream * 9 / 10, "{p:?} {s:?}");
-            assert!(
-                (s.bytes as i64 - server.bytes.0).abs() <= i64::from(p.len) * 2,
-                "{s:?}"
-            );
+            assert!((s.bytes as i64 - server.bytes.0).abs() <= i64::from(p.len) * 2, "{s:?}");
             assert_eq!(server.errors.0, 0);
         }
     }
@@ -577,20 +450,11 @@ fn loopback_udp_variants() {
 #[test]
 fn loopback_refusals_and_busy() {
     // A test the server refuses: the client gets iperf3's codes.
-    let mut n = Net::new(Params {
-        parallel: 100,
-        ..Params::tcp(1)
-    });
+    let mut n = Net::new(Params { parallel: 100, ..Params::tcp(1) });
     for _ in 0..100 {
         n.step();
     }
-    assert_eq!(
-        n.c.outcome(),
-        Some(&Err(ClientFailure::ServerError {
-            i_errno: 6,
-            errno: 0
-        }))
-    );
+    assert_eq!(n.c.outcome(), Some(&Err(ClientFailure::ServerError { i_errno: 6, errno: 0 })));
     assert!(n.s.is_idle());
     // A second client while one runs: ACCESS_DENIED, the first finishes.
     let mut n = Net::new(Params::tcp(1));
@@ -619,10 +483,7 @@ fn client_timeouts_and_closes() {
     assert_eq!(c.send(1, &mut buf, 0), 37);
     assert_eq!(c.poll(29_000_000), None);
     assert_eq!(c.poll(30_000_000), Some(ClientAction::Close(1)));
-    assert_eq!(
-        c.outcome(),
-        Some(&Err(ClientFailure::Timeout(ClientPhase::Cookie)))
-    );
+    assert_eq!(c.outcome(), Some(&Err(ClientFailure::Timeout(ClientPhase::Cookie))));
     // The control connection drops mid-test.
     let mut c: Client<u32> = Client::new(ClientConfig::new(Params::tcp(1), cookie()), 0);
     c.control_connected(1, 0);
@@ -633,17 +494,9 @@ fn client_timeouts_and_closes() {
     c.closed(1, 1);
     assert_eq!(c.poll(1), Some(ClientAction::Close(2)));
     assert_eq!(c.tracked(), 0);
-    assert_eq!(
-        c.outcome(),
-        Some(&Err(ClientFailure::ControlClosed(
-            ClientPhase::CreateStreams
-        )))
-    );
+    assert_eq!(c.outcome(), Some(&Err(ClientFailure::ControlClosed(ClientPhase::CreateStreams))));
     // Oversized or broken server results.
-    for bad in [
-        vec![0xff, 0xff, 0xff, 0xff],
-        framed("{\"cpu_util_total\":1}"),
-    ] {
+    for bad in [vec![0xff, 0xff, 0xff, 0xff], framed("{\"cpu_util_total\":1}")] {
         let mut n = Net::new(Params::tcp(1));
         for _ in 0..1100 {
             n.step();
@@ -653,11 +506,6 @@ fn client_timeouts_and_closes() {
         }
         assert_eq!(n.c.phase(), ClientPhase::Results);
         n.c.recv(1, &bad, n.now);
-        assert!(matches!(
-            n.c.outcome(),
-            Some(Err(
-                ClientFailure::JsonTooLong(_) | ClientFailure::ResultsMalformed
-            ))
-        ));
+        assert!(matches!(n.c.outcome(), Some(Err(ClientFailure::JsonTooLong(_) | ClientFailure::ResultsMalformed))));
     }
 }

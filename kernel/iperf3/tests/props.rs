@@ -19,9 +19,7 @@ fn piece() -> impl Strategy<Value = Vec<u8>> {
         Just(framed(&tcp_params(""))),
         Just(framed(&tcp_params(",\"parallel\":2"))),
         Just(framed(&tcp_params(",\"reverse\":true"))),
-        Just(framed(
-            "{\"udp\":true,\"time\":1,\"parallel\":1,\"len\":100,\"bandwidth\":1000000}"
-        )),
+        Just(framed("{\"udp\":true,\"time\":1,\"parallel\":1,\"len\":100,\"bandwidth\":1000000}")),
         Just(framed(&client_results(&[1], 10))),
         Just(framed(&client_results(&[1, 3], 10))),
         (0u8..20).prop_map(|b| vec![b]),
@@ -49,8 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         h.clone().prop_map(Op::Accept),
         (h.clone(), piece()).prop_map(|(h, b)| Op::Recv(h, b)),
-        (h.clone(), proptest::collection::vec(piece(), 1..4))
-            .prop_map(|(h, v)| Op::Recv(h, v.concat())),
+        (h.clone(), proptest::collection::vec(piece(), 1..4)).prop_map(|(h, v)| Op::Recv(h, v.concat())),
         h.clone().prop_map(Op::Send),
         h.prop_map(Op::Closed),
         (0u8..3, piece()).prop_map(|(p, b)| Op::Udp(p, b)),
@@ -74,11 +71,7 @@ fn run(ops: &[Op]) {
             let h = match a {
                 Action::Close(h) | Action::Abort(h) | Action::Deny(h) => h,
             };
-            assert_eq!(
-                open.get(&h),
-                Some(&true),
-                "action on a closed handle: {a:?}"
-            );
+            assert_eq!(open.get(&h), Some(&true), "action on a closed handle: {a:?}");
             open.insert(h, false);
         }
     };
@@ -248,9 +241,7 @@ proptest! {
 fn prescan_depth_and_examples() {
     use iperf3::json::prescan;
     let ok = |s: &str| prescan(s.as_bytes()).is_ok();
-    assert!(ok(
-        "{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\n\"],\"b\":{}}"
-    ));
+    assert!(ok("{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\n\"],\"b\":{}}"));
     assert!(ok(&format!("{}{}", "[".repeat(12), "]".repeat(12))));
     assert!(!ok(&format!("{}{}", "[".repeat(13), "]".repeat(13))));
     for bad in [

@@ -63,26 +63,11 @@ fn shape(items: &[Item]) -> Vec<String> {
                 let mut keys: Vec<&str> = o
                     .keys()
                     .map(|k| k.as_str())
-                    .filter(|k| {
-                        !matches!(
-                            *k,
-                            "congestion_used" | "server_output_text" | "server_output_json"
-                        )
-                    })
+                    .filter(|k| !matches!(*k, "congestion_used" | "server_output_text" | "server_output_json"))
                     .collect();
                 keys.sort();
-                let ids: Vec<i64> = o["streams"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s["id"].as_i64().unwrap())
-                    .collect();
-                let mut skeys: Vec<String> = o["streams"][0]
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .cloned()
-                    .collect();
+                let ids: Vec<i64> = o["streams"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
+                let mut skeys: Vec<String> = o["streams"][0].as_object().unwrap().keys().cloned().collect();
                 skeys.sort();
                 format!("json {keys:?} ids {ids:?} stream keys {skeys:?}")
             }
@@ -92,23 +77,14 @@ fn shape(items: &[Item]) -> Vec<String> {
 
 /// Everything the server was handed is closed or forgotten.
 fn assert_clean(d: &Driver, ev: &[WireEvent]) {
-    assert!(
-        d.server.is_idle(),
-        "server not idle: {:?}",
-        d.server.phase()
-    );
+    assert!(d.server.is_idle(), "server not idle: {:?}", d.server.phase());
     assert_eq!(d.server.tracked(), 0);
     for (h, a) in &d.accepts {
         if *a == Accept::Deny {
             continue;
         }
-        let acted = d
-            .actions
-            .iter()
-            .any(|x| matches!(x, Action::Close(y) | Action::Abort(y) | Action::Deny(y) if y == h));
-        let closed = ev
-            .iter()
-            .any(|e| !e.udp && e.conn == *h && e.kind == "eof" && e.dir == "c2s");
+        let acted = d.actions.iter().any(|x| matches!(x, Action::Close(y) | Action::Abort(y) | Action::Deny(y) if y == h));
+        let closed = ev.iter().any(|e| !e.udp && e.conn == *h && e.kind == "eof" && e.dir == "c2s");
         assert!(acted || closed, "handle {h} left open");
     }
 }
@@ -120,10 +96,7 @@ fn check_normal(name: &str) -> Driver {
     assert_eq!(got, want, "{name}: control answers differ");
     assert_clean(&d, &ev);
     let events = d.events();
-    assert!(
-        events.iter().any(|e| matches!(e, Event::Finished(_))),
-        "{name}: {events:?}"
-    );
+    assert!(events.iter().any(|e| matches!(e, Event::Finished(_))), "{name}: {events:?}");
     d
 }
 
@@ -169,21 +142,12 @@ fn tcp_bidir() {
     let r = server_results(&d);
     assert_eq!(r["sender_has_retransmits"], 0);
     assert!(r["streams"][0]["bytes"].as_u64().unwrap() > 0);
-    assert_eq!(
-        r["streams"][1]["bytes"].as_u64().unwrap(),
-        d.sent_to(3).len() as u64
-    );
+    assert_eq!(r["streams"][1]["bytes"].as_u64().unwrap(), d.sent_to(3).len() as u64);
 }
 
 #[test]
 fn tcp_end_conditions_and_sizes() {
-    for n in [
-        "tcp_n1M.json",
-        "tcp_k100.json",
-        "tcp_l1000.json",
-        "tcp_gso_srvtxt.json",
-        "tcp_gso_srvjson.json",
-    ] {
+    for n in ["tcp_n1M.json", "tcp_k100.json", "tcp_l1000.json", "tcp_gso_srvtxt.json", "tcp_gso_srvjson.json"] {
         check_normal(n);
     }
 }
@@ -266,12 +230,7 @@ fn sctp_refused_like_iperf3() {
         assert_eq!(d.sent_to(1), control_bytes(&ev, "s2c"));
         assert_clean(&d, &ev);
         let events = d.events();
-        assert!(
-            events.contains(&Event::Failed(Failure::Refused(iperf3::json::Refusal {
-                i_errno: 202,
-                errno: 93
-            })))
-        );
+        assert!(events.contains(&Event::Failed(Failure::Refused(iperf3::json::Refusal { i_errno: 202, errno: 93 }))));
     }
 }
 
@@ -280,9 +239,7 @@ fn client_terminate() {
     let (mut d, ev) = replay("client_sigint.txt");
     assert_eq!(d.sent_to(1), control_bytes(&ev, "s2c"));
     assert_clean(&d, &ev);
-    assert!(d
-        .events()
-        .contains(&Event::Failed(Failure::ClientTerminated)));
+    assert!(d.events().contains(&Event::Failed(Failure::ClientTerminated)));
 }
 
 #[test]
@@ -312,10 +269,7 @@ fn busy_server_denies_second_client() {
                 }
             }
             // The driver writes the one byte and closes; nothing is kept.
-            assert_eq!(
-                control_bytes(&second, "s2c"),
-                vec![iperf3::server::ACCESS_DENIED]
-            );
+            assert_eq!(control_bytes(&second, "s2c"), vec![iperf3::server::ACCESS_DENIED]);
             assert_eq!(d.server.tracked(), 2);
             // The second client's cookie arrives anyway: discarded.
             assert_eq!(d.server.recv(101, &control_bytes(&second, "c2s"), now), 37);
@@ -357,9 +311,8 @@ fn recorded_documents_parse() {
                 if b[i + 4] == b'{' && i + 4 + len <= b.len() && len > 2 {
                     let doc = &b[i + 4..i + 4 + len];
                     if doc.windows(9).any(|w| w == b"\"streams\"") {
-                        let r = iperf3::json::parse_results(doc, 128).unwrap_or_else(|e| {
-                            panic!("{n} {dir}: {e:?} {}", String::from_utf8_lossy(doc))
-                        });
+                        let r = iperf3::json::parse_results(doc, 128)
+                            .unwrap_or_else(|e| panic!("{n} {dir}: {e:?} {}", String::from_utf8_lossy(doc)));
                         assert!(!r.streams.is_empty());
                         if dir == "s2c" && !n.contains("reverse") && !n.contains("bidir") {
                             assert_eq!(r.sender_has_retransmits.0, -1);

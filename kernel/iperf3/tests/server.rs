@@ -37,9 +37,7 @@ fn full_tcp(d: &mut Driver, params: &str, streams: u32, t0: u64) {
         }
     }
     d.recv(1, &[4], t0 + 1_000_010);
-    let ids: Vec<u32> = (0..streams as usize)
-        .map(iperf3::server::stream_id)
-        .collect();
+    let ids: Vec<u32> = (0..streams as usize).map(iperf3::server::stream_id).collect();
     d.recv(1, &framed(&client_results(&ids, 5000)), t0 + 1_000_020);
     d.recv(1, &[16], t0 + 1_000_030);
     let out = d.sent_to(1)[before..].to_vec();
@@ -54,9 +52,7 @@ fn normal_test_and_ready_for_the_next() {
     full_tcp(&mut d, &tcp_params(""), 1, 0);
     assert_all_closed(&d, &[1, 2]);
     let ev = d.events();
-    let Some(Event::Finished(s)) = ev.iter().find(|e| matches!(e, Event::Finished(_))) else {
-        panic!("{ev:?}")
-    };
+    let Some(Event::Finished(s)) = ev.iter().find(|e| matches!(e, Event::Finished(_))) else { panic!("{ev:?}") };
     assert_eq!(s.bytes_received, 5000);
     assert_eq!(s.duration_us, 1_000_000);
     assert_eq!(s.client.streams[0].bytes.0, 5000);
@@ -74,37 +70,15 @@ fn results_json_has_every_key_iperf3_needs() {
     full_tcp(&mut d, &tcp_params(",\"parallel\":4"), 4, 0);
     let out = d.sent_to(1);
     let items = split_s2c(&out);
-    let Item::Json(v) = &items[5] else {
-        panic!("{items:?}")
-    };
-    for k in [
-        "cpu_util_total",
-        "cpu_util_user",
-        "cpu_util_system",
-        "sender_has_retransmits",
-        "streams",
-    ] {
+    let Item::Json(v) = &items[5] else { panic!("{items:?}") };
+    for k in ["cpu_util_total", "cpu_util_user", "cpu_util_system", "sender_has_retransmits", "streams"] {
         assert!(v.get(k).is_some(), "{k}");
     }
     assert_eq!(v["cpu_util_total"], 12.5);
-    let ids: Vec<i64> = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_i64().unwrap())
-        .collect();
+    let ids: Vec<i64> = v["streams"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [1, 3, 4, 5]);
     for s in v["streams"].as_array().unwrap() {
-        for k in [
-            "id",
-            "bytes",
-            "retransmits",
-            "jitter",
-            "errors",
-            "packets",
-            "start_time",
-            "end_time",
-        ] {
+        for k in ["id", "bytes", "retransmits", "jitter", "errors", "packets", "start_time", "end_time"] {
             assert!(s.get(k).is_some(), "{k}");
         }
         assert_eq!(s["bytes"], 5000);
@@ -134,11 +108,7 @@ fn parallel_4_starts_only_when_all_connected() {
 #[test]
 fn reverse_server_sends_and_paces() {
     let mut d = server();
-    handshake(
-        &mut d,
-        &tcp_params(",\"reverse\":true,\"bandwidth\":8000000"),
-        0,
-    );
+    handshake(&mut d, &tcp_params(",\"reverse\":true,\"bandwidth\":8000000"), 0);
     connect_tcp(&mut d, 2, 1, 0);
     assert_eq!(d.server.stream_role(2), Some(Role::Send));
     let mut buf = vec![0u8; 200_000];
@@ -204,10 +174,7 @@ fn udp_test_with_loss_and_reverse_pacing() {
 
     // Reverse: 1 Mbit/s of 1250-byte datagrams = 100 per second per stream.
     let mut d = server();
-    let p = p.replace(
-        "\"parallel\":2",
-        "\"parallel\":1,\"reverse\":true,\"udp_counters_64bit\":1",
-    );
+    let p = p.replace("\"parallel\":2", "\"parallel\":1,\"reverse\":true,\"udp_counters_64bit\":1");
     handshake(&mut d, &p, 0);
     d.udp(a, b"9876", 0);
     let mut buf = [0u8; 2000];
@@ -312,11 +279,7 @@ fn truncated_json() {
 
 #[test]
 fn malformed_json() {
-    let deep = format!(
-        "{{\"tcp\":true,\"x\":{}{}}}",
-        "[".repeat(100),
-        "]".repeat(100)
-    );
+    let deep = format!("{{\"tcp\":true,\"x\":{}{}}}", "[".repeat(100), "]".repeat(100));
     for bad in [
         "not json at all",
         "[1,2,3]",
@@ -340,7 +303,7 @@ fn malformed_json() {
     for bad in [
         "{}".to_string(),
         "{\"cpu_util_total\":1,\"cpu_util_user\":1,\"cpu_util_system\":1,\"sender_has_retransmits\":1}".into(),
-        client_results(&[7], 10),         // a stream we don't have
+        client_results(&[7], 10), // a stream we don't have
         client_results(&[1], 10).replace("\"bytes\":10", "\"bytes\":\"x\""),
         client_results(&[1], 10).replace("\"jitter\":0,", ""), // required key
     ] {
@@ -375,10 +338,7 @@ fn unknown_and_ignored_parameters_are_accepted() {
     assert_eq!(handshake(&mut d, p, 0), [9, 10]);
     let got = d.server.params().unwrap();
     assert!(got.reverse && got.udp_counters_64bit && got.get_server_output);
-    assert_eq!(
-        (got.parallel, got.len, got.bandwidth, got.burst, got.omit_s),
-        (2, 1200, 1_000_000, 10, 1)
-    );
+    assert_eq!((got.parallel, got.len, got.bandwidth, got.burst, got.omit_s), (2, 1200, 1_000_000, 10, 1));
 }
 
 #[test]
@@ -391,66 +351,26 @@ fn refusals_use_iperf3_error_codes() {
         (",\"len\":0", Limits::default(), 7, 0),
         (",\"time\":-1", Limits::default(), 114, 22),
         (",\"time\":100000", Limits::default(), 12, 0),
-        (
-            ",\"reverse\":true,\"bidirectional\":true",
-            Limits::default(),
-            25,
-            0,
-        ),
-        (
-            ",\"bidirectional\":true",
-            Limits {
-                bidirectional: false,
-                ..Limits::default()
-            },
-            13,
-            0,
-        ),
-        (
-            ",\"bandwidth\":10000000",
-            Limits {
-                max_total_rate: 1_000_000,
-                ..Limits::default()
-            },
-            27,
-            0,
-        ),
+        (",\"reverse\":true,\"bidirectional\":true", Limits::default(), 25, 0),
+        (",\"bidirectional\":true", Limits { bidirectional: false, ..Limits::default() }, 13, 0),
+        (",\"bandwidth\":10000000", Limits { max_total_rate: 1_000_000, ..Limits::default() }, 27, 0),
         (",\"sctp\":true", Limits::default(), 202, 93),
     ];
     for (extra, limits, i, e) in cases {
-        let mut d = Driver::new(Server::new(ServerConfig {
-            limits: *limits,
-            ..Default::default()
-        }));
+        let mut d = Driver::new(Server::new(ServerConfig { limits: *limits, ..Default::default() }));
         let mut out = handshake(&mut d, &tcp_params(extra), 0);
         assert_eq!(out.remove(0), 9);
         assert_eq!(out, server_error(*i, *e), "{extra}");
         assert_all_closed(&d, &[1]);
-        assert_eq!(
-            failed(&mut d),
-            [Failure::Refused(Refusal {
-                i_errno: *i,
-                errno: *e
-            })]
-        );
+        assert_eq!(failed(&mut d), [Failure::Refused(Refusal { i_errno: *i, errno: *e })]);
     }
     // UDP: datagram size bounds, or UDP switched off.
     for (p, limits, i) in [
         ("{\"udp\":true,\"len\":8}", Limits::default(), 20),
         ("{\"udp\":true,\"len\":65508}", Limits::default(), 20),
-        (
-            "{\"udp\":true}",
-            Limits {
-                udp: false,
-                ..Limits::default()
-            },
-            13,
-        ),
+        ("{\"udp\":true}", Limits { udp: false, ..Limits::default() }, 13),
     ] {
-        let mut d = Driver::new(Server::new(ServerConfig {
-            limits,
-            ..Default::default()
-        }));
+        let mut d = Driver::new(Server::new(ServerConfig { limits, ..Default::default() }));
         let out = handshake(&mut d, p, 0);
         assert_eq!(out[1..], server_error(i, 0));
     }
@@ -516,23 +436,14 @@ fn to_phase(phase: Phase) -> Driver {
     d
 }
 
-const PHASES: [Phase; 6] = [
-    Phase::Cookie,
-    Phase::Params,
-    Phase::CreateStreams,
-    Phase::Running,
-    Phase::Results,
-    Phase::Done,
-];
+const PHASES: [Phase; 6] = [Phase::Cookie, Phase::Params, Phase::CreateStreams, Phase::Running, Phase::Results, Phase::Done];
 
 #[test]
 fn client_disconnects_in_every_phase() {
     for phase in PHASES {
         let mut d = to_phase(phase);
         assert_eq!(d.server.phase(), Some(phase));
-        let streams: Vec<u32> = (2..6)
-            .filter(|h| d.accepts.iter().any(|(x, _)| x == h))
-            .collect();
+        let streams: Vec<u32> = (2..6).filter(|h| d.accepts.iter().any(|(x, _)| x == h)).collect();
         d.closed(1, 30);
         let mut all = vec![1];
         all.extend(&streams);
@@ -541,10 +452,7 @@ fn client_disconnects_in_every_phase() {
         if phase == Phase::Done {
             assert!(ev.iter().any(|e| matches!(e, Event::Finished(_))), "{ev:?}");
         } else {
-            assert!(
-                ev.contains(&Event::Failed(Failure::ControlClosed(phase))),
-                "{phase:?} {ev:?}"
-            );
+            assert!(ev.contains(&Event::Failed(Failure::ControlClosed(phase))), "{phase:?} {ev:?}");
         }
         // Ready for the next client.
         d.actions.clear();
@@ -561,9 +469,7 @@ fn client_terminates_in_every_phase_after_params() {
         d.recv(1, &[12], 30);
         d.closed(1, 30);
         assert!(d.server.is_idle(), "{phase:?}");
-        assert!(d
-            .events()
-            .contains(&Event::Failed(Failure::ClientTerminated)));
+        assert!(d.events().contains(&Event::Failed(Failure::ClientTerminated)));
     }
 }
 
@@ -579,10 +485,7 @@ fn data_stream_closing_early_does_not_end_the_test() {
     for h in [1, 2, 4, 5] {
         assert!(d.actions.contains(&Action::Close(h)), "{h}");
     }
-    assert!(
-        !d.actions.contains(&Action::Close(3))
-            || d.actions.iter().filter(|a| **a == Action::Close(3)).count() == 1
-    );
+    assert!(!d.actions.contains(&Action::Close(3)) || d.actions.iter().filter(|a| **a == Action::Close(3)).count() == 1);
     assert!(d.server.is_idle());
 }
 
@@ -636,17 +539,12 @@ fn timers_end_every_phase() {
         d.pump(late);
         // Flush the last control bytes, then everything is closed.
         d.pump(late);
-        let streams: Vec<u32> = (2..6)
-            .filter(|h| d.accepts.iter().any(|(x, _)| x == h))
-            .collect();
+        let streams: Vec<u32> = (2..6).filter(|h| d.accepts.iter().any(|(x, _)| x == h)).collect();
         let mut all = vec![1];
         all.extend(&streams);
         assert_all_closed(&d, &all);
         let ev = d.events();
-        assert!(
-            ev.contains(&Event::Failed(Failure::Timeout(phase))),
-            "{phase:?} {ev:?}"
-        );
+        assert!(ev.contains(&Event::Failed(Failure::Timeout(phase))), "{phase:?} {ev:?}");
         if phase == Phase::CreateStreams {
             assert!(d.sent_to(1).ends_with(&server_error(200, 110)));
         }
@@ -691,10 +589,7 @@ fn unknown_handles_are_harmless() {
     assert_eq!(d.server.recv(77, b"abc", 0), 3);
     assert_eq!(d.server.send(77, &mut [0; 10], 0), 0);
     d.server.closed(77, 0);
-    assert_eq!(
-        d.server.udp_recv("1.2.3.4:5".parse().unwrap(), b"9876", 0),
-        None
-    );
+    assert_eq!(d.server.udp_recv("1.2.3.4:5".parse().unwrap(), b"9876", 0), None);
     assert!(d.server.is_idle());
     let mut d = to_phase(Phase::Running);
     assert_eq!(d.server.recv(77, b"abc", 0), 3);

@@ -44,12 +44,7 @@ impl<S: Stack> Run<'_, S> {
     /// asks us to stop; one test at a time, busy clients are refused.
     pub(super) fn iperf3_serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
         let port = iperf_port(&self.net);
-        let mut server = Iperf3Server::new(
-            self.stack.sockets(),
-            port,
-            SERVER_CONNECTIONS,
-            ServerConfig::default(),
-        );
+        let mut server = Iperf3Server::new(self.stack.sockets(), port, SERVER_CONNECTIONS, ServerConfig::default());
         log::info!("iperf3: server on port {port}");
         let (mut finished, mut failed) = (0u64, 0u64);
         loop {
@@ -87,9 +82,7 @@ impl<S: Stack> Run<'_, S> {
                 }
             }
             if stop() {
-                log::info!(
-                    "iperf3: shutdown requested after {finished} tests ({failed} ended early)"
-                );
+                log::info!("iperf3: shutdown requested after {finished} tests ({failed} ended early)");
                 return Ok(());
             }
             if !polled && !moved {
@@ -103,11 +96,7 @@ impl<S: Stack> Run<'_, S> {
     pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
         let peer = self.peer()?;
         let port = iperf_port(&self.net);
-        let params = Params {
-            time_s: 0,
-            bytes: self.net.bytes,
-            ..Params::tcp(0)
-        };
+        let params = Params { time_s: 0, bytes: self.net.bytes, ..Params::tcp(0) };
         self.settle();
         log::info!("iperf3: -n {} to {}:{port}", self.net.bytes, ip(peer));
         let before = self.frames();
@@ -132,14 +121,9 @@ impl<S: Stack> Run<'_, S> {
             self.stack.profile().add(Part::App, ns);
             if moved {
                 last = now;
-            } else if now.saturating_sub(last) > STALL_TIMEOUT
-                || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT
-            {
+            } else if now.saturating_sub(last) > STALL_TIMEOUT || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT {
                 client.release(self.stack.sockets());
-                return Err(format!(
-                    "iperf3: no progress for {} s",
-                    STALL_TIMEOUT / SECOND
-                ));
+                return Err(format!("iperf3: no progress for {} s", STALL_TIMEOUT / SECOND));
             }
             if now.saturating_sub(last) > PROGRESS_EVERY {
                 log::info!("iperf3: waiting for the server");
@@ -174,9 +158,9 @@ impl<S: Stack> Run<'_, S> {
                 self.figure("net.iperf3_tcp", &path, r.upload_bps() / 1e6, "Mbit/s");
                 Ok(())
             }
-            Some(Err(ClientFailure::ServerError { i_errno, errno })) => Err(format!(
-                "iperf3: the server refused the test (i_errno {i_errno}, errno {errno})"
-            )),
+            Some(Err(ClientFailure::ServerError { i_errno, errno })) => {
+                Err(format!("iperf3: the server refused the test (i_errno {i_errno}, errno {errno})"))
+            }
             Some(Err(e)) => Err(format!("iperf3: {e}")),
             None => Err(String::from("iperf3: no outcome")),
         }

@@ -23,15 +23,11 @@ pub struct WireEvent {
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
 }
 
 pub fn load_wire(name: &str) -> Vec<WireEvent> {
@@ -43,25 +39,11 @@ pub fn load_wire(name: &str) -> Vec<WireEvent> {
             continue;
         };
         let udp = proto == "udp";
-        let conn = v
-            .get(if udp { "flow" } else { "conn" })
-            .and_then(|c| c.as_u64())
-            .unwrap() as u32;
+        let conn = v.get(if udp { "flow" } else { "conn" }).and_then(|c| c.as_u64()).unwrap() as u32;
         let t = (v["t"].as_f64().unwrap() * 1e6) as Micros;
-        let dir = v
-            .get("dir")
-            .and_then(|d| d.as_str())
-            .unwrap_or("")
-            .to_string();
+        let dir = v.get("dir").and_then(|d| d.as_str()).unwrap_or("").to_string();
         if let Some(ev) = v.get("event").and_then(|e| e.as_str()) {
-            out.push(WireEvent {
-                t,
-                udp,
-                conn,
-                kind: ev.to_string(),
-                dir,
-                bytes: Vec::new(),
-            });
+            out.push(WireEvent { t, udp, conn, kind: ev.to_string(), dir, bytes: Vec::new() });
             continue;
         }
         let mut bytes = unhex(v["hex"].as_str().unwrap());
@@ -69,14 +51,7 @@ pub fn load_wire(name: &str) -> Vec<WireEvent> {
         if bytes.len() < len {
             bytes.resize(len, 0);
         }
-        out.push(WireEvent {
-            t,
-            udp,
-            conn,
-            kind: "data".into(),
-            dir,
-            bytes,
-        });
+        out.push(WireEvent { t, udp, conn, kind: "data".into(), dir, bytes });
     }
     out
 }
@@ -273,13 +248,7 @@ pub fn client_results(ids: &[u32], bytes: u64) -> String {
 /// driver reported it closed (after which it must get none).
 pub fn assert_all_closed(d: &Driver, handles: &[u32]) {
     for h in handles {
-        let n = d
-            .actions
-            .iter()
-            .filter(
-                |a| matches!(a, Action::Close(x) | Action::Abort(x) | Action::Deny(x) if x == h),
-            )
-            .count();
+        let n = d.actions.iter().filter(|a| matches!(a, Action::Close(x) | Action::Abort(x) | Action::Deny(x) if x == h)).count();
         let reported = d.closed.contains(h);
         if reported {
             // An action before the report is fine; none after it.
