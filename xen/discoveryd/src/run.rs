@@ -2,9 +2,10 @@
 //! watch events and periodically; when xenstored goes away, reconnect with
 //! a growing pause and start over.
 //!
-//! A guest can rewrite its advert as often as it likes: scans come at most
-//! every [`Options::min_interval`], and a change during the interval
-//! leads to one scan at its end ([`Schedule`]): coalesced, never lost.
+//! A guest can rewrite its advert as often as it likes: after a burst of
+//! [`SCAN_BURST`], scans come once per [`Options::min_interval`] on
+//! average, and changes meanwhile lead to one scan when the limit allows
+//! ([`Schedule`]): coalesced, never lost.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,8 +16,8 @@ use crate::store::{Store, StoreError};
 pub const WATCH_TOKEN: &str = "cohort-discoveryd";
 
 /// Default [`Options::min_interval`]: a guest rewriting its advert in a
-/// loop costs dom0 at most 5 scans a second (a scan takes a few ms), and
-/// a new peer waits at most this long longer for its list.
+/// loop costs dom0 at most 5 scans a second on average (a scan takes a few
+/// ms). Guests that behave get their scans at once (see [`Schedule`]).
 pub const MIN_SCAN_INTERVAL: Duration = Duration::from_millis(200);
 /// Watch events taken per round of the loop, before looking at the
 /// schedule again (a stream of events cannot hold the loop).
@@ -26,7 +27,7 @@ pub const MAX_EVENTS_PER_ROUND: usize = 256;
 pub struct Options {
     /// Scan this often even without events (a safety net).
     pub rescan: Duration,
-    /// Never scan sooner than this after the end of the last scan.
+    /// The average interval between scans under a stream of changes.
     pub min_interval: Duration,
     /// Stop after the first scan.
     pub once: bool,
@@ -38,24 +39,40 @@ impl Default for Options {
     }
 }
 
-/// When to scan: at once, then after relevant changes but never sooner
-/// than `min_interval` after the last scan ended (changes meanwhile are
-/// remembered: one scan at the end of the interval covers them all), and
-/// every `rescan` whatever happens.
+/// Scans allowed back to back before the rate limit applies.
+pub const SCAN_BURST: usize = 4;
+
+/// When to scan: at once, then after relevant changes, and every `rescan`
+/// whatever happens. Changes are rate-limited, not delayed: up to
+/// [`SCAN_BURST`] scans may follow each other at once (a guest's creation
+/// and its advert a few milliseconds later each get theirs), but a scan
+/// never starts sooner than `SCAN_BURST * min_interval` after the scan
+/// `SCAN_BURST` scans before it, so a guest rewriting its advert in a loop
+/// gets one scan per `min_interval` on average. Changes while limited are
+/// remembered: one scan covers them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     rescan: Duration,
     min_interval: Duration,
     start: Instant,
-    /// When the last scan ended.
-    last: Option<Instant>,
+    /// When the last scans ended, oldest first once full.
+    recent: [Option<Instant>; SCAN_BURST],
+    /// Where the next scan's end goes in `recent`.
+    next: usize,
     /// A change not scanned yet.
     dirty: bool,
 }
 
 impl Schedule {
     pub fn new(opts: &Options, now: Instant) -> Schedule {
-        Schedule { rescan: opts.rescan, min_interval: opts.min_interval, start: now, last: None, dirty: true }
+        Schedule {
+            rescan: opts.rescan,
+            min_interval: opts.min_interval,
+            start: now,
+            recent: [None; SCAN_BURST],
+            next: 0,
+            dirty: true,
+        }
     }
 
     /// Something relevant changed.
@@ -65,14 +82,20 @@ impl Schedule {
 
     /// A scan ended at `now`.
     pub fn scanned(&mut self, now: Instant) {
-        self.last = Some(now);
+        self.recent[self.next] = Some(now);
+        self.next = (self.next + 1) % SCAN_BURST;
         self.dirty = false;
     }
 
     /// When the next scan is due.
     pub fn next_scan(&self) -> Instant {
-        let Some(last) = self.last else { return self.start };
-        let not_before = last + self.min_interval;
+        let last = self.recent[(self.next + SCAN_BURST - 1) % SCAN_BURST];
+        let Some(last) = last else { return self.start };
+        // The scan SCAN_BURST scans ago (the slot the next one overwrites).
+        let not_before = match self.recent[self.next] {
+            Some(oldest) => (oldest + self.min_interval * SCAN_BURST as u32).max(last),
+            None => last,
+        };
         if self.dirty {
             not_before
         } else {
@@ -214,34 +237,38 @@ mod tests {
     }
 
     #[test]
-    fn changes_wait_for_the_interval_and_are_not_lost() {
+    fn a_burst_of_changes_is_scanned_at_once_then_limited_and_not_lost() {
         let t0 = Instant::now();
         let mut s = schedule(t0);
-        s.scanned(t0);
-        assert!(!s.due(t0 + 199 * MS));
-        // Changes in the interval: one scan at its end.
+        // The first SCAN_BURST scans follow their changes at once.
+        for i in 0..SCAN_BURST as u32 {
+            let now = t0 + i * 5 * MS;
+            assert!(s.due(now), "scan {i}");
+            s.scanned(now);
+            s.changed();
+        }
+        // Then the next waits until SCAN_BURST intervals after the first.
+        assert!(!s.due(t0 + 799 * MS));
         s.changed();
-        assert!(!s.due(t0 + 10 * MS));
-        s.changed();
-        assert!(!s.due(t0 + 199 * MS));
-        assert!(s.due(t0 + 200 * MS));
-        s.scanned(t0 + 205 * MS);
+        assert!(!s.due(t0 + 799 * MS));
+        assert!(s.due(t0 + 800 * MS));
+        s.scanned(t0 + 800 * MS);
         assert!(!s.is_dirty());
         // Nothing changed: the periodic rescan.
-        assert!(!s.due(t0 + 1204 * MS));
-        assert!(s.due(t0 + 1205 * MS));
+        assert!(!s.due(t0 + 1799 * MS));
+        assert!(s.due(t0 + 1800 * MS));
         // A change long after the last scan: at once.
-        s.scanned(t0 + 1205 * MS);
+        s.scanned(t0 + 1800 * MS);
         s.changed();
         assert!(s.due(t0 + 5000 * MS));
     }
 
     #[test]
-    fn a_change_every_millisecond_scans_at_most_every_interval() {
+    fn a_change_every_millisecond_scans_at_most_once_per_interval_on_average() {
         let t0 = Instant::now();
         let mut s = schedule(t0);
         let mut scans = Vec::new();
-        for ms in 0..2000u32 {
+        for ms in 0..4000u32 {
             let now = t0 + ms * MS;
             s.changed();
             if s.due(now) {
@@ -249,8 +276,14 @@ mod tests {
                 s.scanned(now);
             }
         }
-        assert_eq!(scans, (0..10).map(|i| i * 200).collect::<Vec<u32>>());
-        // The last changes were not lost: a scan is due at the interval's end.
-        assert!(s.is_dirty() && s.due(t0 + 2000 * MS));
+        // 4 at once, then one per 200 ms on average (bursts of 4 every 800 ms).
+        assert_eq!(&scans[..8], &[0, 1, 2, 3, 800, 801, 802, 803]);
+        assert!(scans.len() <= SCAN_BURST + 4000 / 200, "{} scans", scans.len());
+        for w in scans.windows(SCAN_BURST + 1) {
+            assert!(w[SCAN_BURST] - w[0] >= 800, "{w:?}");
+        }
+        // The last changes were not lost: a scan is due when the limit allows.
+        assert!(s.is_dirty());
+        assert!(s.due(t0 + 4800 * MS));
     }
 }
