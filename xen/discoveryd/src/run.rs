@@ -40,12 +40,13 @@ impl Default for Options {
 }
 
 /// Scans allowed back to back before the rate limit applies.
-pub const SCAN_BURST: usize = 4;
+pub const SCAN_BURST: usize = 16;
 
 /// When to scan: at once, then after relevant changes, and every `rescan`
 /// whatever happens. Changes are rate-limited, not delayed: up to
-/// [`SCAN_BURST`] scans may follow each other at once (a guest's creation
-/// and its advert a few milliseconds later each get theirs), but a scan
+/// [`SCAN_BURST`] scans may follow each other at once (creating a guest
+/// changes several relevant nodes, its advert comes last, and each change
+/// gets its scan), but a scan
 /// never starts sooner than `SCAN_BURST * min_interval` after the scan
 /// `SCAN_BURST` scans before it, so a guest rewriting its advert in a loop
 /// gets one scan per `min_interval` on average. Changes while limited are
@@ -241,26 +242,27 @@ mod tests {
         let t0 = Instant::now();
         let mut s = schedule(t0);
         // The first SCAN_BURST scans follow their changes at once.
-        for i in 0..SCAN_BURST as u32 {
+        let burst = SCAN_BURST as u32;
+        for i in 0..burst {
             let now = t0 + i * 5 * MS;
             assert!(s.due(now), "scan {i}");
             s.scanned(now);
             s.changed();
         }
         // Then the next waits until SCAN_BURST intervals after the first.
-        assert!(!s.due(t0 + 799 * MS));
+        let limit = t0 + burst * 200 * MS;
+        assert!(!s.due(limit - MS));
         s.changed();
-        assert!(!s.due(t0 + 799 * MS));
-        assert!(s.due(t0 + 800 * MS));
-        s.scanned(t0 + 800 * MS);
+        assert!(s.due(limit));
+        s.scanned(limit);
         assert!(!s.is_dirty());
         // Nothing changed: the periodic rescan.
-        assert!(!s.due(t0 + 1799 * MS));
-        assert!(s.due(t0 + 1800 * MS));
+        assert!(!s.due(limit + 999 * MS));
+        assert!(s.due(limit + 1000 * MS));
         // A change long after the last scan: at once.
-        s.scanned(t0 + 1800 * MS);
+        s.scanned(limit + 1000 * MS);
         s.changed();
-        assert!(s.due(t0 + 5000 * MS));
+        assert!(s.due(limit + 8000 * MS));
     }
 
     #[test]
@@ -276,14 +278,16 @@ mod tests {
                 s.scanned(now);
             }
         }
-        // 4 at once, then one per 200 ms on average (bursts of 4 every 800 ms).
-        assert_eq!(&scans[..8], &[0, 1, 2, 3, 800, 801, 802, 803]);
+        // SCAN_BURST at once, then one per 200 ms on average.
+        let burst = SCAN_BURST as u32;
+        assert_eq!(&scans[..SCAN_BURST], (0..burst).collect::<Vec<u32>>().as_slice());
+        assert_eq!(scans[SCAN_BURST], burst * 200);
         assert!(scans.len() <= SCAN_BURST + 4000 / 200, "{} scans", scans.len());
         for w in scans.windows(SCAN_BURST + 1) {
-            assert!(w[SCAN_BURST] - w[0] >= 800, "{w:?}");
+            assert!(w[SCAN_BURST] - w[0] >= burst * 200, "{w:?}");
         }
         // The last changes were not lost: a scan is due when the limit allows.
         assert!(s.is_dirty());
-        assert!(s.due(t0 + 4800 * MS));
+        assert!(s.due(t0 + 8000 * MS));
     }
 }
