@@ -35,7 +35,7 @@
 //! | `channel_refused` | `peer`, `why` | `peer` speaks another layout version: no channel |
 //! | `channel_released` | `peer` | a closed channel's last grant is revoked, its pages freed |
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
-//! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use, event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
+//! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `netfront_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use but netfront's (channels), netfront's (its rings, posted receive buffers and transmits in flight: these vary), event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
 //! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
 //!
 //! `frames` inside `transfer`, `stream` and `rr` is the object
@@ -210,6 +210,7 @@ pub enum Event<S> {
     Resources {
         after: S,
         grant_refs: u64,
+        netfront_refs: u64,
         ports: u64,
         mapped: u64,
         pages: u64,
@@ -343,6 +344,7 @@ mod tests {
             Event::Resources {
                 after: "channel_released",
                 grant_refs: 512,
+                netfront_refs: 258,
                 ports: 3,
                 mapped: 0,
                 pages: 0,
@@ -397,7 +399,8 @@ mod tests {
     fn resources_line() {
         let r = Event::Resources {
             after: "channel_released",
-            grant_refs: 256,
+            grant_refs: 0,
+            netfront_refs: 258,
             ports: 2,
             mapped: 0,
             pages: 0,
@@ -406,7 +409,7 @@ mod tests {
         };
         assert_eq!(
             r.to_string(),
-            r#"EVENT {"kind":"resources","after":"channel_released","grant_refs":256,"ports":2,"mapped":0,"pages":0,"heap_used":70000,"frames":41}"#
+            r#"EVENT {"kind":"resources","after":"channel_released","grant_refs":0,"netfront_refs":258,"ports":2,"mapped":0,"pages":0,"heap_used":70000,"frames":41}"#
         );
     }
 
