@@ -21,6 +21,7 @@
 kernel=${1:-/cohort/cohort}
 minutes=${2:-30}
 seed=${3:-$(($(now_ms) % 1000000))}
+seed0=$seed
 HEAP_SLACK=16384
 SLOTS="1 2 3"
 
@@ -32,7 +33,7 @@ rnd() {
 echo "soak: seed $seed, $minutes minutes"
 
 # The servers: s1 in group lab, s2 in group lab2.
-srv_ip() { echo "198.18.0.$((40 + $1))"; }
+srv_ip() { echo "198.18.0.$((70 + $1))"; }
 srv_group() { [ "$1" = 1 ] && echo lab || echo lab2; }
 # The EVENT resources line after the channel_released for dom$2 on s$1,
 # as seven numbers: grant_refs ports mapped pages heap_used frames
@@ -182,7 +183,7 @@ sample() {
 
 discoveryd_running || discoveryd_start || { fail xen-soak-no-bytes-lost "no discovery daemon"; exit 0; }
 for s in 1 2; do
-    cohort_cfg "s$s" "$kernel" "net.ip=$(srv_ip $s)/15 app=echo net.group=$(srv_group $s)" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:04:0$s\" ]"
+    cohort_cfg "s$s" "$kernel" "net.ip=$(srv_ip $s)/15 app=echo net.group=$(srv_group $s)" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:05:7$s\" ]"
     xl_create "/tmp/s$s.cfg" || { fail xen-soak-no-bytes-lost "xl create s$s failed"; exit 0; }
 done
 for s in 1 2; do
@@ -241,7 +242,7 @@ if alone_cycle 1; then after1=$COUNTS; fi
 if alone_cycle 2; then after2=$COUNTS; fi
 [ -n "${after1:-}" ] && [ -n "${after2:-}" ] || after_failed=1
 t1=$(now_ms)
-echo "soak: $(((t1 - t0) / 1000)) s of churn, seed $seed: $started clients started, $destroyed destroyed, $shutdowns shut down ($clean_closes clean closes), $ended_alone ended, $restarts daemon restarts"
+echo "soak: $(((t1 - t0) / 1000)) s of churn, seed $seed0: $started clients started, $destroyed destroyed, $shutdowns shut down ($clean_closes clean closes), $ended_alone ended, $restarts daemon restarts"
 echo "soak: streams $streams, $matched matched, $bytes bytes verified; mismatches $mismatches; rr transactions $rr_done; app errors $app_errors; crashes $crashes"
 echo "soak: servers' counts before: s1 $before1; s2 $before2"
 echo "soak: servers' counts after:  s1 ${after1:-?}; s2 ${after2:-?}"
