@@ -91,6 +91,11 @@ harvest() {
     fi
 }
 
+# One `xl list` a round (each `xl` call is a process under emulation,
+# seconds when the lab is busy); STATE NAME reads it: empty when gone.
+snapshot() { XL_LIST=$(xl list 2>/dev/null); }
+state_of() { printf '%s\n' "$XL_LIST" | awk -v n="$1" '$1 == n { print $5 }'; }
+
 # Crashed or triple-faulted: explained (a LAB FAULT line when it is the
 # lab's), counted, destroyed.
 check_crash() {
@@ -103,10 +108,12 @@ check_crash() {
     return 1
 }
 
-# slot_act SLOT: one random step for a client slot.
+# slot_act SLOT: one random step for a client slot (by the round's
+# snapshot).
 slot_act() {
     _n=c$1
-    if dom_gone "$_n"; then
+    _st=$(state_of "$_n")
+    if [ -z "$_st" ]; then
         rnd 2; [ "$R" = 0 ] && _k=stream || _k=rr
         rnd 2; _srv=$((R + 1))
         if new_client "$_n" "$_k" "$_srv"; then
@@ -115,14 +122,13 @@ slot_act() {
         fi
         return
     fi
-    if check_crash "$_n"; then
-        xl destroy "$_n"; wait_gone "$_n" 30; harvest "$_n"; return
-    fi
-    if dom_shutdown "$_n"; then
-        # It ended by itself (or after our shutdown).
-        ended_alone=$((ended_alone + 1))
-        xl destroy "$_n"; wait_gone "$_n" 30; harvest "$_n"; return
-    fi
+    case $_st in
+        *c* | *sr*) return ;; # check_crashes has it
+        *s*)
+            # It ended by itself (or after our shutdown).
+            ended_alone=$((ended_alone + 1))
+            xl destroy "$_n"; wait_gone "$_n" 30; harvest "$_n"; return ;;
+    esac
     rnd 10
     case $R in
         0 | 1 | 2)
@@ -163,21 +169,12 @@ alone_cycle() {
 # Crashed guests now (one `xl list`): explained, counted; a client is
 # destroyed and its slot freed.
 check_crashes() {
-    for _n in $(xl list | awk 'NR > 1 && ($5 ~ /c/ || $5 ~ /sr/) { print $1 }'); do
+    for _n in $(printf '%s\n' "$XL_LIST" | awk 'NR > 1 && ($5 ~ /c/ || $5 ~ /sr/) { print $1 }'); do
         check_crash "$_n" || continue
         case $_n in
             s[12]) end=0 ;;
             *) xl destroy "$_n"; wait_gone "$_n" 30; harvest "$_n" ;;
         esac
-    done
-}
-
-# Servers' counts, for a progress line.
-sample() {
-    for _s in 1 2; do
-        # shellcheck disable=SC2046 # seven numbers, as words
-        set -- $(last_counts "$_s")
-        printf ' s%s: grant_refs %s ports %s mapped %s pages %s heap_used %s frames %s netfront_refs %s;' "$_s" "${1:-?}" "${2:-?}" "${3:-?}" "${4:-?}" "${5:-?}" "${6:-?}" "${7:-?}"
     done
 }
 
@@ -202,6 +199,14 @@ t0=$(now_ms)
 end=$((t0 + minutes * 60000))
 next_minute=1
 while [ "$(now_ms)" -lt "$end" ]; do
+    snapshot
+    check_crashes
+    for s in 1 2; do
+        case $(state_of "s$s") in
+            '' | *s*) echo "soak: server s$s ended ($(state_of "s$s"))"; end=0 ;;
+        esac
+    done
+    [ "$end" = 0 ] && break
     rnd 20
     if [ "$R" = 0 ]; then
         echo "soak: restarting the discovery daemon"
@@ -213,13 +218,6 @@ while [ "$(now_ms)" -lt "$end" ]; do
         rnd 3
         slot_act $((R + 1))
     fi
-    check_crashes
-    for s in 1 2; do
-        if dom_shutdown "s$s"; then
-            echo "soak: server s$s ended ($(dom_state "s$s"))"
-            end=0
-        fi
-    done
     rnd 4; sleep $((R + 1))
     t=$(now_ms)
     if [ $((t - t0)) -ge $((next_minute * 60000)) ]; then
@@ -253,6 +251,7 @@ if [ "$mismatches" = 0 ] && [ "$streams" -gt 0 ]; then
 else
     fail xen-soak-no-bytes-lost "$mismatches of $streams streams did not match"
 fi
+snapshot
 check_crashes
 if [ "$crashes" = 0 ]; then
     ok xen-soak-no-crashes "$started clients, $destroyed destroyed, $shutdowns shut down, $restarts daemon restarts"
