@@ -178,6 +178,15 @@ check_crashes() {
     done
 }
 
+# Servers' counts, for a progress line.
+sample() {
+    for _s in 1 2; do
+        # shellcheck disable=SC2046 # seven numbers, as words
+        set -- $(last_counts "$_s")
+        printf ' s%s: grant_refs %s ports %s mapped %s pages %s heap_used %s frames %s netfront_refs %s;' "$_s" "${1:-?}" "${2:-?}" "${3:-?}" "${4:-?}" "${5:-?}" "${6:-?}" "${7:-?}"
+    done
+}
+
 discoveryd_running || discoveryd_start || { fail xen-soak-no-bytes-lost "no discovery daemon"; exit 0; }
 for s in 1 2; do
     cohort_cfg "s$s" "$kernel" "net.ip=$(srv_ip $s)/15 app=echo net.group=$(srv_group $s)" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:05:7$s\" ]"
