@@ -68,7 +68,7 @@ new_client() {
 
 # Totals.
 started=0; destroyed=0; shutdowns=0; clean_closes=0; restarts=0; ended_alone=0
-streams=0; matched=0; bytes=0; mismatches=0; rr_done=0; app_errors=0; crashes=0
+streams=0; matched=0; bytes=0; mismatches=0; rr_done=0; app_errors=0; crashes=0; crashed_seen=
 # harvest NAME: adds what a client's console says to the totals (after it
 # is gone or powered off; xenconsoled keeps the log).
 harvest() {
@@ -100,6 +100,10 @@ state_of() { printf '%s\n' "$XL_LIST" | awk -v n="$1" '$1 == n { print $5 }'; }
 # lab's), counted, destroyed.
 check_crash() {
     if dom_crashed "$1"; then
+        # A crashed server stays in the list: counted once (by domid).
+        _key="$1:$(xl domid "$1" 2>/dev/null)"
+        case " $crashed_seen " in *" $_key "*) return 0 ;; esac
+        crashed_seen="$crashed_seen $_key"
         crashes=$((crashes + 1))
         echo "soak: $1 CRASHED ($(dom_state "$1"))"
         guest_explain "$1"
