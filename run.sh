@@ -26,6 +26,14 @@ usage: ./run.sh [COMMAND]
                            status is the guest's (0 = success). KEY=VALUE
                            arguments without `qemu` do the same
   xen-net, xen-channel     the real-Xen netfront, or channel, scenarios alone
+  cycles [CYCLES]          real Xen: a peer destroyed and re-created CYCLES
+                           times (default 100); the survivor's grant, port,
+                           page and memory counts after every cycle, constant
+  soak [MINUTES] [--seed N]  real Xen: stream and RR clients while peers are
+                           destroyed, re-created and shut down and the
+                           discovery daemon restarted, at random, for MINUTES
+                           (default 30); every stream SHA-256 checked, memory
+                           sampled (lines kept in target/long/)
   xen-lab                  an interactive dom0 shell on Xen inside QEMU, with
                            Cohort's image, an xl config and the discovery
                            daemon under /cohort
@@ -122,6 +130,10 @@ xen-net)
     ;;
 xen-channel)
     xen_scenario cohort-channel.sh
+    ;;
+cycles | soak)
+    ensure_qemu
+    exec cargo run --quiet -p cohort-harness -- "$@"
     ;;
 xen-lab)
     ensure_qemu

@@ -35,6 +35,7 @@
 //! | `channel_refused` | `peer`, `why` | `peer` speaks another layout version: no channel |
 //! | `channel_released` | `peer` | a closed channel's last grant is revoked, its pages freed |
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
+//! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `netfront_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use but netfront's (channels), netfront's (its rings, posted receive buffers and transmits in flight: these vary), event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
 //! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
 //!
 //! `frames` inside `transfer`, `stream` and `rr` is the object
@@ -206,6 +207,16 @@ pub enum Event<S> {
         mapped: u64,
         pages: u64,
     },
+    Resources {
+        after: S,
+        grant_refs: u64,
+        netfront_refs: u64,
+        ports: u64,
+        mapped: u64,
+        pages: u64,
+        heap_used: u64,
+        frames: u64,
+    },
     App {
         app: S,
         ok: bool,
@@ -330,6 +341,16 @@ mod tests {
                 mapped: 0,
                 pages: 0
             },
+            Event::Resources {
+                after: "channel_released",
+                grant_refs: 512,
+                netfront_refs: 258,
+                ports: 3,
+                mapped: 0,
+                pages: 0,
+                heap_used: 1 << 20,
+                frames: 100
+            },
             Event::App { app: "stream", ok: false, error: Some("the sink got 3 bytes") },
         ]
     }
@@ -375,6 +396,24 @@ mod tests {
     }
 
     #[test]
+    fn resources_line() {
+        let r = Event::Resources {
+            after: "channel_released",
+            grant_refs: 0,
+            netfront_refs: 258,
+            ports: 2,
+            mapped: 0,
+            pages: 0,
+            heap_used: 70000,
+            frames: 41,
+        };
+        assert_eq!(
+            r.to_string(),
+            r#"EVENT {"kind":"resources","after":"channel_released","grant_refs":0,"netfront_refs":258,"ports":2,"mapped":0,"pages":0,"heap_used":70000,"frames":41}"#
+        );
+    }
+
+    #[test]
     fn every_kind_reads_back() {
         let (a, b) = (sha('a'), sha('b'));
         for written in every_kind(&a, &b) {
@@ -413,6 +452,7 @@ mod tests {
                 "channel_refused",
                 "channel_released",
                 "device_closed",
+                "resources",
                 "app"
             ]
         );

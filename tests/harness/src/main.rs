@@ -61,6 +61,23 @@ enum Cmd {
         #[arg(value_parser = ["wall", "virtual"])]
         clock: Option<String>,
     },
+    /// 100 (or CYCLES) peer destroy/re-create cycles under real Xen: the
+    /// survivor guest's grant, port, page and memory counts after every
+    /// cycle, which must stay constant (tests/xen/scenarios/cohort-cycles.sh).
+    Cycles {
+        #[arg(default_value_t = 100)]
+        cycles: u32,
+    },
+    /// The churn soak under real Xen for MINUTES (default 30): stream and RR
+    /// clients while peers are destroyed, re-created and shut down and the
+    /// discovery daemon restarted, at random (tests/xen/scenarios/cohort-soak.sh).
+    Soak {
+        #[arg(default_value_t = 30)]
+        minutes: u32,
+        /// The PRNG's seed (default: from dom0's clock; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Build the kernel and/or the dom0 daemon and print their paths.
     Build {
         #[arg(value_parser = ["kernel", "daemon"], required = true)]
@@ -410,6 +427,48 @@ fn bench(only: Option<&str>) -> Result<ExitCode, String> {
     }
 }
 
+/// Lines of the long runs (cycles, soak) kept in their file.
+fn kept_long(line: &str) -> bool {
+    ["RESULT", "RETRY", "LAB FAULT", "cycle", "soak:", "---", "cohort-dom0: running"].iter().any(|p| line.starts_with(p))
+        || line.contains("passed")
+}
+
+/// One long scenario in the lab: dom0's output on the terminal, its
+/// RESULT, RETRY and progress lines also in target/long/NAME-TIME.txt;
+/// the exit status from the RESULT lines.
+fn long_run(name: &str, spec: &str, seconds: u64) -> Result<ExitCode, String> {
+    let config = lab::Config {
+        scenarios: vec![scenario(spec)],
+        scenario_timeout: Duration::from_secs(seconds),
+        timeout: Duration::from_secs(seconds + 600),
+        ..lab::Config::default()
+    }
+    .with_cohort(&artifacts::kernel()?, &artifacts::daemon()?);
+    let dir = artifacts::target_dir("long");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
+        .map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{name}-{stamp}.txt"));
+    let mut file = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    say(&format!("{name}: Xen 4.17 and a Debian dom0 under QEMU TCG, wall clock; lines kept in {}", path.display()));
+    let run = lab_run(&config, &mut |line, phase| {
+        if lab::shown(line, phase, false) {
+            println!("{line}");
+            if kept_long(line) {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    })?;
+    let (passed, failed) = run.counts();
+    let _ = writeln!(file, "{passed} passed, {failed} failed ({})", run.end.describe());
+    for fault in run.lab_faults() {
+        say(&format!("lab fault: {fault}"));
+    }
+    say(&format!("{name}: kept in {}", path.display()));
+    Ok(lab_exit(&run))
+}
+
 fn build(what: &[String]) -> Result<ExitCode, String> {
     for w in what {
         let path = if w == "kernel" { artifacts::kernel()? } else { artifacts::daemon()? };
@@ -427,6 +486,19 @@ fn main() -> ExitCode {
         Cmd::Tap { kernel, cmdline } => tap_command(kernel, &cmdline),
         Cmd::Demo => demo(),
         Cmd::Bench { clock } => bench(clock.as_deref()),
+        Cmd::Cycles { cycles } => long_run(
+            "cycles",
+            &format!("tests/xen/scenarios/cohort-cycles.sh /cohort/cohort {cycles}"),
+            600 + 60 * u64::from(cycles),
+        ),
+        Cmd::Soak { minutes, seed } => long_run(
+            "soak",
+            &format!(
+                "tests/xen/scenarios/cohort-soak.sh /cohort/cohort {minutes}{}",
+                seed.map(|s| format!(" {s}")).unwrap_or_default()
+            ),
+            900 + 60 * u64::from(minutes),
+        ),
         Cmd::Build { what } => build(&what),
         Cmd::Report { file, prefix } => report_to(&file, prefix.as_deref(), &mut std::io::stdout()).map(|()| ExitCode::SUCCESS),
     };
@@ -462,6 +534,20 @@ mod tests {
         let config = lab_config(&args).unwrap();
         assert_eq!(config.scenarios[0].args, "a b");
         assert!(config.linux_guest && config.files[0].dest == "cohort");
+    }
+
+    #[test]
+    fn long_runs_parse_and_keep_progress() {
+        let Cmd::Soak { minutes, seed } = Cli::try_parse_from(["h", "soak"]).unwrap().command else { panic!() };
+        assert_eq!((minutes, seed), (30, None));
+        let Cmd::Soak { minutes, seed } = Cli::try_parse_from(["h", "soak", "10", "--seed", "7"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((minutes, seed), (10, Some(7)));
+        let Cmd::Cycles { cycles } = Cli::try_parse_from(["h", "cycles"]).unwrap().command else { panic!() };
+        assert_eq!(cycles, 100);
+        assert!(kept_long("cycles: 10 of 100, 120 s") && kept_long("cycle 3: dom7 ...") && kept_long("soak: minute 1 of 10"));
+        assert!(kept_long(r#"RESULT {"name":"x","ok":true}"#) && !kept_long("(XEN) HVM d1 save") && !kept_long("(d3) EVENT"));
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub fn open_port(port: u32) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// How many ports are open (bound and waited on): the timer, xenstore,
+/// netfront's and every channel's.
+pub fn open_ports() -> usize {
+    OPEN.lock().len
+}
+
 /// Removes `port` from the wait set and forgets its undelivered events.
 pub fn close_port(port: u32) {
     let mut open = OPEN.lock();

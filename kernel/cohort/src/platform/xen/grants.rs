@@ -124,6 +124,17 @@ fn flags(addr: u64) -> &'static AtomicU16 {
     unsafe { &*(addr as *const AtomicU16) }
 }
 
+/// Refs granted by each pool now: (netfront's: its rings, the posted
+/// receive buffers and the transmits in flight, which vary with traffic;
+/// the general pool's: channels, tests).
+pub fn refs_by_pool() -> (usize, usize) {
+    STATE.get().map_or((0, 0), |s| {
+        let s = s.lock();
+        let granted = |a: &RefAllocator| a.capacity() - a.available();
+        (granted(&s.netfront_refs), granted(&s.refs))
+    })
+}
+
 /// Refs granted and pages mapped now, for leak reports.
 pub fn in_use() -> (usize, u32, u32) {
     STATE.get().map_or((0, 0, 0), |s| {

@@ -158,9 +158,32 @@ fn log_note(note: Note, listed_at_ns: Option<u64>) {
         Note::Released { peer } => {
             log::info!("channel to dom{peer}: released (every grant revoked, pages freed)");
             crate::println!("{}", ResultLine::<&str>::ChannelReleased { peer });
+            print_resources("channel_released");
         }
         Note::Failed { peer, why } => log::warn!("channel to dom{peer}: {why}"),
     }
+}
+
+/// The guest's live counts (an `EVENT resources` line): what a scenario
+/// compares across peer lifecycles to see that nothing leaks. Netfront's
+/// refs apart: its transmits in flight make them vary.
+fn print_resources(after: &str) {
+    let (_, mapped, pages) = grants::in_use();
+    let (netfront_refs, refs) = grants::refs_by_pool();
+    let usage = crate::memory::usage();
+    crate::println!(
+        "{}",
+        ResultLine::Resources {
+            after,
+            grant_refs: refs as u64,
+            netfront_refs: netfront_refs as u64,
+            ports: super::events::open_ports() as u64,
+            mapped: u64::from(mapped),
+            pages: u64::from(pages),
+            heap_used: usage.heap_used as u64,
+            frames: usage.frames_allocated as u64,
+        }
+    );
 }
 
 impl Device for ResidentNet {
