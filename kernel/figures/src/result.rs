@@ -36,6 +36,10 @@
 //! | `channel_released` | `peer` | a closed channel's last grant is revoked, its pages freed |
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
 //! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
+//! | `offloads` | `device` (`netfront`), `tx`, `rx` (each `none` or a comma list of `sg`, `csum`, `gso`) | the network device connected with these offloads (`netfront: offloads ...`) |
+//! | `test` | `name`, `ok` | a kernel test (`test=`) passed or failed (`test NAME ... ok`) |
+//! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
+//! | `boot_failed` | `what` (e.g. `kernel command line`), `key` (the option it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
 //!
 //! `frames` inside `transfer`, `stream` and `rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -211,6 +215,25 @@ pub enum Event<S> {
         ok: bool,
         error: Option<S>,
     },
+    Offloads {
+        device: S,
+        tx: S,
+        rx: S,
+    },
+    Test {
+        name: S,
+        ok: bool,
+    },
+    TestResult {
+        ok: bool,
+        passed: u64,
+        failed: u64,
+        ignored: u64,
+    },
+    BootFailed {
+        what: S,
+        key: Option<S>,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -331,6 +354,10 @@ mod tests {
                 pages: 0
             },
             Event::App { app: "stream", ok: false, error: Some("the sink got 3 bytes") },
+            Event::Offloads { device: "netfront", tx: "sg,csum,gso", rx: "none" },
+            Event::Test { name: "xen_xenstore_watch", ok: true },
+            Event::TestResult { ok: false, passed: 40, failed: 1, ignored: 2 },
+            Event::BootFailed { what: "kernel command line", key: Some("bad.key") },
         ]
     }
 
@@ -413,7 +440,11 @@ mod tests {
                 "channel_refused",
                 "channel_released",
                 "device_closed",
-                "app"
+                "app",
+                "offloads",
+                "test",
+                "test_result",
+                "boot_failed"
             ]
         );
     }
@@ -451,6 +482,14 @@ mod tests {
         assert!(read(r#"EVENT {"kind":"no_such_kind"}"#).is_err());
         assert!(read(r#"EVENT {"kind":"channel_released"}"#).unwrap_err().contains("missing field"));
         assert!(read(r#"EVENT {"peer":3}"#).is_err(), "no kind");
+        assert_eq!(
+            Event::<&str>::BootFailed { what: "kernel command line", key: None }.to_string(),
+            r#"EVENT {"kind":"boot_failed","what":"kernel command line","key":null}"#
+        );
+        assert_eq!(
+            Event::Test { name: "stack_overflow", ok: true }.to_string(),
+            r#"EVENT {"kind":"test","name":"stack_overflow","ok":true}"#
+        );
     }
 
     #[test]
