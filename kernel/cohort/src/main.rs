@@ -63,7 +63,10 @@ extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     install_hooks();
     let on_xen = start_cpu_and_console();
     let boot = read_boot_info(start_info_paddr, on_xen);
-    let options = cmdline::parse(boot.cmdline()).unwrap_or_else(|e| boot_failure("kernel command line", e));
+    let options = cmdline::parse(boot.cmdline()).unwrap_or_else(|e| {
+        println!("{}", figures::Event::BootFailed { what: "kernel command line", key: e.key() });
+        boot_failure("kernel command line", e)
+    });
     set_log_level(options.log_level);
     let heap = memory::init(&boot.memmap).unwrap_or_else(|e| boot_failure("memory", e));
     let time = start_clock_and_timer(on_xen, options.timer_hz);

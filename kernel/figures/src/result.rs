@@ -37,6 +37,10 @@
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
 //! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `netfront_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use but netfront's (channels), netfront's (its rings, posted receive buffers and transmits in flight: these vary), event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
 //! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
+//! | `offloads` | `device` (`netfront`), `tx`, `rx` (each `none` or a comma list of `sg`, `csum`, `gso`) | the network device connected with these offloads (`netfront: offloads ...`) |
+//! | `test` | `name`, `ok` | a kernel test (`test=`) passed or failed (`test NAME ... ok`) |
+//! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
+//! | `boot_failed` | `what` (e.g. `kernel command line`), `key` (the option it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
 //!
 //! `frames` inside `transfer`, `stream` and `rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -222,6 +226,25 @@ pub enum Event<S> {
         ok: bool,
         error: Option<S>,
     },
+    Offloads {
+        device: S,
+        tx: S,
+        rx: S,
+    },
+    Test {
+        name: S,
+        ok: bool,
+    },
+    TestResult {
+        ok: bool,
+        passed: u64,
+        failed: u64,
+        ignored: u64,
+    },
+    BootFailed {
+        what: S,
+        key: Option<S>,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -352,6 +375,10 @@ mod tests {
                 frames: 100
             },
             Event::App { app: "stream", ok: false, error: Some("the sink got 3 bytes") },
+            Event::Offloads { device: "netfront", tx: "sg,csum,gso", rx: "none" },
+            Event::Test { name: "xen_xenstore_watch", ok: true },
+            Event::TestResult { ok: false, passed: 40, failed: 1, ignored: 2 },
+            Event::BootFailed { what: "kernel command line", key: Some("bad.key") },
         ]
     }
 
@@ -453,7 +480,11 @@ mod tests {
                 "channel_released",
                 "device_closed",
                 "resources",
-                "app"
+                "app",
+                "offloads",
+                "test",
+                "test_result",
+                "boot_failed"
             ]
         );
     }
@@ -491,6 +522,14 @@ mod tests {
         assert!(read(r#"EVENT {"kind":"no_such_kind"}"#).is_err());
         assert!(read(r#"EVENT {"kind":"channel_released"}"#).unwrap_err().contains("missing field"));
         assert!(read(r#"EVENT {"peer":3}"#).is_err(), "no kind");
+        assert_eq!(
+            Event::<&str>::BootFailed { what: "kernel command line", key: None }.to_string(),
+            r#"EVENT {"kind":"boot_failed","what":"kernel command line","key":null}"#
+        );
+        assert_eq!(
+            Event::Test { name: "stack_overflow", ok: true }.to_string(),
+            r#"EVENT {"kind":"test","name":"stack_overflow","ok":true}"#
+        );
     }
 
     #[test]

@@ -59,18 +59,35 @@ pub fn kernel() -> Result<PathBuf, String> {
     Ok(dir.join(TARGET).join("release/cohort"))
 }
 
-/// Builds the dom0 discovery daemon, static so that it runs on the lab
-/// dom0's libc, into `target/dom0` and returns the binary.
+/// Builds the dom0 discovery daemon and the scenarios' event reader
+/// (`cohort-event`, next to it: see [`event_tool`]), static so that they
+/// run on the lab dom0's libc, into `target/dom0` and returns the daemon.
 pub fn daemon() -> Result<PathBuf, String> {
     let dir = target_dir("dom0");
     let mut command = Command::new(cargo());
     command
         .current_dir(root())
-        .args(["build", "--release", "--quiet", "-p", "discoveryd", "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "discoveryd",
+            "-p",
+            "cohort-event",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(&dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS");
-    run(command, "the dom0 discovery daemon (static, target/dom0)")?;
+    run(command, "the dom0 discovery daemon and cohort-event (static, target/dom0)")?;
     Ok(dir.join(TARGET).join("release/cohort-discoveryd"))
+}
+
+/// `cohort-event`, which [`daemon`] builds next to the daemon it returns.
+pub fn event_tool(daemon: &Path) -> PathBuf {
+    daemon.with_file_name("cohort-event")
 }

@@ -111,11 +111,14 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Cohort's kernel as `/cohort/cohort` and the discovery daemon as
-    /// `/cohort/cohort-discoveryd` (dom0's /init starts it).
+    /// Cohort's kernel as `/cohort/cohort`, the discovery daemon as
+    /// `/cohort/cohort-discoveryd` (dom0's /init starts it) and the
+    /// scenarios' EVENT reader as `/cohort/cohort-event` (built next to
+    /// the daemon: `artifacts::daemon`).
     pub fn with_cohort(mut self, kernel: &Path, daemon: &Path) -> Config {
         self.files.push(Inject { src: kernel.into(), dest: "cohort".into() });
         self.files.push(Inject { src: daemon.into(), dest: "cohort-discoveryd".into() });
+        self.files.push(Inject { src: crate::artifacts::event_tool(daemon), dest: "cohort-event".into() });
         self
     }
 }

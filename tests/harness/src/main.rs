@@ -166,14 +166,14 @@ fn run(kernel: Option<PathBuf>, icount: bool, timeout: u64, cmdline: &[String]) 
     Ok(ExitCode::from(boot.outcome.exit_code() as u8))
 }
 
-/// An xl config for each injected ELF image (not the daemon), for the shell.
+/// An xl config for each injected ELF image (not the dom0 tools), for the shell.
 fn shell_configs(config: &mut lab::Config) -> Result<(), String> {
     let dir = artifacts::target_dir("lab").join(format!("cfg-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut cfgs = Vec::new();
     for f in &config.files {
         let elf = fs::read(&f.src).map(|b| b.starts_with(b"\x7fELF")).unwrap_or(false);
-        if !elf || f.dest == "cohort-discoveryd" {
+        if !elf || f.dest == "cohort-discoveryd" || f.dest == "cohort-event" {
             continue;
         }
         let name = Path::new(&f.dest).file_stem().unwrap_or_default().to_string_lossy().into_owned();

@@ -262,8 +262,46 @@ discoveryd_start() {
     echo $! > /run/cohort-discoveryd.pid
 }
 
-# A guest's frame share line from a measurement ("... (99.87% channel)"):
-# the percentage, or nothing.
-channel_share() { guest_log "$1" | grep -E "^.*$2: [0-9]+ frames over the channel" | tail -n1 | sed -n 's/.*(\([0-9.]*\)% channel).*/\1/p'; }
+# channel_share GUEST OF: the channel's share in percent of the frames of
+# GUEST's last measurement OF (stream, rr, ...; its `frames` event), or
+# nothing.
+channel_share() { event_field "$1" frames share of="$2"; }
 # Whether $1 >= $2 for decimals (awk: busybox has no bc).
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+
+# A Cohort guest's EVENT {json} lines (schema: kernel/figures/src/result.rs),
+# read by cohort-event (tests/xen/event-tool, put in the lab next to the
+# daemon): every check on what a Cohort guest did reads these, never its
+# human log lines. KIND is the event's kind, KEY=VALUE its fields (a string
+# as is, else as JSON: true, 3, null; frames.channel for a field of an
+# object). A KIND or KEY the schema does not have is said, and counts as
+# not found.
+COHORT_EVENT=/cohort/cohort-event
+# cohort_event GUEST ARGS...: cohort-event on GUEST's console log; its
+# status (0 found, 1 not, 2 usage). Lines that are not events (one still
+# being written) are left out quietly.
+cohort_event() {
+    _g=$1; shift
+    "$COHORT_EVENT" "/var/log/xen/console/guest-$_g.log" "$@" 2>/tmp/cohort-event.err
+    _rc=$?
+    [ "$_rc" = 2 ] && echo "cohort-event $*: $(grep -v 'not an event' /tmp/cohort-event.err)" >&2
+    return "$_rc"
+}
+# guest_event GUEST KIND [KEY=VALUE...]: has GUEST such an event?
+guest_event() { cohort_event "$@" >/dev/null; }
+# no_event GUEST KIND [KEY=VALUE...]: GUEST has no such event (and the
+# question was a good one: a misspelt KEY is no answer).
+no_event() { cohort_event "$@" >/dev/null; [ $? = 1 ]; }
+# guest_events GUEST KIND [KEY=VALUE...]: the matching events, for people.
+guest_events() { cohort_event "$@"; }
+# event_field GUEST KIND FIELD [KEY=VALUE...]: FIELD of the last match.
+event_field() { _g=$1 _k=$2 _f=$3; shift 3; cohort_event "$_g" "$_k" "$@" --get "$_f" --last; }
+# event_count GUEST KIND [KEY=VALUE...]: how many events match.
+event_count() { cohort_event "$@" --count; }
+# no_channel GUEST [PEER]: GUEST's log has nothing of a channel (to PEER,
+# or to anyone): never up, closed, refused or released.
+no_channel() {
+    for _k in channel_up channel_closed channel_refused channel_released; do
+        no_event "$1" "$_k" ${2:+"peer=$2"} || return 1
+    done
+}

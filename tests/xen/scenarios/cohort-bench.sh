@@ -110,12 +110,12 @@ netbench_config() {
     echo "bench: netbench configuration $configs_done of $configs_total ($1), ${_el} s so far$_left"
     net_guest srv 30 "app=echo net.group=lab $2" "$3"
     xl_create /tmp/srv.cfg
-    if ! wait_until 60 guest_has srv "net: address"; then
+    if ! wait_until 60 guest_event srv address; then
         guest_explain srv; fail "xen-bench-net-$1" "server guest has no address"; finish srv; return
     fi
     net_guest nb 31 "app=netbench net.group=lab net.peer=198.18.0.30 net.bytes=16777216 net.count=2000 net.reps=3 $2" "$3"
     xl_create /tmp/nb.cfg
-    if wait_quietly 1800 dom_shutdown nb && ! dom_crashed nb && wait_until 20 console_has nb "channel.rr_speedup"; then
+    if wait_quietly 1800 dom_shutdown nb && ! dom_crashed nb && wait_until 20 guest_event nb app app=netbench ok=true; then
         echo "netbench $1 ($2 $3):"
         log nb | grep -E "^netbench: TCP_STREAM|^netbench: switch|^netbench: channel"
         log nb | grep '^BENCH' | sed "s|\"path\":\"\([^\"]*\)\"|\"path\":\"\1/$1\"|"
@@ -159,11 +159,11 @@ xl_create /tmp/srv.cfg
 net_guest victim 32 "app=rr net.group=lab net.peer=198.18.0.30 net.count=10000000" ""
 xl_create /tmp/victim.cfg
 v=$(xl domid victim)
-if wait_until 120 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log victim | grep -q 'rr: [0-9]* of'"; then
+if wait_until 120 guest_event victim progress app=rr; then
     xl destroy victim
     t0=$(now_ms)
-    if wait_until 60 guest_has srv "channel to dom$v: closed" && t1=$(now_ms) \
-        && wait_until 60 guest_has srv "channel to dom$v: released"; then
+    if wait_until 60 guest_event srv channel_closed peer="$v" && t1=$(now_ms) \
+        && wait_until 60 guest_event srv channel_released peer="$v"; then
         t2=$(now_ms)
         figure channel.departure_to_closed channel $((t1 - t0)) ms
         figure channel.departure_to_released channel $((t2 - t0)) ms
@@ -181,7 +181,7 @@ if dom_crashed srv || ! dom_state srv | grep -q .; then
     echo "the server guest is gone or crashed ($(dom_state srv)); starting a new one for what follows"
     finish srv
     xl_create /tmp/srv.cfg
-    wait_until 60 guest_has srv "net: address" || echo "the new server guest has no address"
+    wait_until 60 guest_event srv address || echo "the new server guest has no address"
 fi
 
 if dom0_stream 198.18.0.30 dom0-to-guest-netfront && dom0_stream 198.18.0.30 dom0-to-guest-netfront \
@@ -224,12 +224,13 @@ ref_client() {
 # and the figure is of the path, like the others here. Its figures get the
 # path cohort-to-linux-netfront. The SHA-256 of this path is what
 # cohort-linux.sh checks.
+# all_streams_matched: c2l reported $REF_REPS streams whose count matched.
+all_streams_matched() { [ "$(event_count c2l stream match=true)" -ge "$REF_REPS" ]; }
 cohort_to_linux() {
     net_guest c2l 52 "app=stream net.peer=$1 net.bytes=16777216 net.reps=$REF_REPS net.check=count" ""
     xl_create /tmp/c2l.cfg
-    if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l \
-        && wait_until 20 sh -c "[ \$(. /usr/share/cohort/scenario-lib.sh; guest_log c2l | grep -c '^stream: .*(match)') -ge $REF_REPS ]"; then
-        log c2l | grep "^stream:"
+    if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l && wait_until 20 all_streams_matched; then
+        guest_events c2l stream
         log c2l | grep '^BENCH' | sed 's|"path":"[^"]*"|"path":"cohort-to-linux-netfront"|'
         ok xen-bench-cohort-to-linux
     else

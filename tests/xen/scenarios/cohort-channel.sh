@@ -23,12 +23,12 @@ guest() {
     xl_create "/tmp/$1.cfg"
 }
 domid() { xl domid "$1" 2>/dev/null; }
-has() { guest_has "$1" "$2"; }
 # Ended: powered off, crashed or triple-faulted.
 ended() { case $(dom_state "$1") in *s*) return 0 ;; esac; return 1; }
-# The measurement line of a client, and whether it matched.
-matched() { guest_log "$1" | grep -E "^$2: .*\(match\)" | tail -n1; }
-# Seconds since the guest's boot of its first log line containing TEXT.
+# matched NAME KIND: client NAME's measurement KIND (its event) matched.
+matched() { guest_event "$1" "$2" match=true; }
+# Seconds since the guest's boot of its first log line containing TEXT
+# (for people: the console's timestamp).
 logged_at() { guest_log "$1" | grep -F "$2" | head -n1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 
 discoveryd_running || discoveryd_start || { fail xen-channel-daemon "no discovery daemon"; exit 0; }
@@ -36,21 +36,21 @@ discoveryd_running || discoveryd_start || { fail xen-channel-daemon "no discover
 # 1. Two guests of group "lab": the channel comes up, and a 64 MiB TCP
 #    stream from the second to the first goes over it, verified.
 guest srv 20 "app=echo net.group=lab"
-if ! wait_until 60 has srv "net: address"; then
+if ! wait_until 60 guest_event srv address; then
     guest_explain srv; fail xen-channel-up-64MiB "the server guest never got its address"; exit 0
 fi
 srv_id=$(domid srv)
 guest cli 21 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=67108864"
 cli_id=$(domid cli)
-if wait_until 600 ended cli && ! dom_crashed cli && matched cli stream >/dev/null; then
-    up=$(guest_log cli | grep "channel to dom$srv_id" | grep -F ": up" | head -n1)
+if wait_until 600 ended cli && ! dom_crashed cli && matched cli stream; then
+    up=$(guest_events cli channel_up peer="$srv_id" --first)
     share=$(channel_share cli stream)
     at=$(logged_at cli "channel to dom$srv_id")
-    echo "client: ${up#*INFO }"
-    echo "server: $(guest_log srv | grep "channel to dom$cli_id" | grep -F ": up" | head -n1 | sed 's/^.*INFO *//')"
+    echo "client: $up"
+    echo "server: $(guest_events srv channel_up peer="$cli_id" --first)"
     echo "channel up $at s after the client's boot (its PVH entry)"
-    matched cli stream
-    guest_log cli | grep -E "^stream: [0-9]+ frames"
+    guest_events cli stream
+    guest_events cli frames of=stream
     if [ -n "$up" ] && [ -n "$share" ] && at_least "$share" 99; then
         ok xen-channel-up-64MiB
     else
@@ -66,10 +66,10 @@ guest_finish cli
 #    the server over netfront.
 guest other 22 "app=stream net.group=other net.peer=198.18.0.20 net.bytes=8388608"
 other_id=$(domid other)
-if wait_until 300 ended other && matched other stream >/dev/null; then
-    matched other stream
+if wait_until 300 ended other && matched other stream; then
+    guest_events other stream
     share=$(channel_share other stream)
-    if [ "$share" = "0.00" ] && ! guest_has srv "channel to dom$other_id" && ! guest_has other "channel to dom$srv_id"; then
+    if [ "$(event_field other frames channel of=stream)" = 0 ] && no_channel srv "$other_id" && no_channel other "$srv_id"; then
         ok xen-channel-other-group-uses-netfront
     else
         fail xen-channel-other-group-uses-netfront "a channel across groups (share ${share:-?}%)"
@@ -94,20 +94,20 @@ wait_until 60 rogue_advert
 claim=$(rogue_advert)
 guest pol 27 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
 pol_id=$(domid pol)
-if wait_until 300 ended rogue && wait_until 300 ended pol && matched rogue stream >/dev/null && matched pol stream >/dev/null; then
+if wait_until 300 ended rogue && wait_until 300 ended pol && matched rogue stream && matched pol stream; then
     echo "rogue (dom$rogue_id) advertised: ${claim:-nothing}"
     grep -E "policy|dom$rogue_id not listed" "$DISCOVERYD_LOG" | tail -n 3
-    matched rogue stream; matched pol stream
+    guest_events rogue stream; guest_events pol stream
     rshare=$(channel_share rogue stream)
     pshare=$(channel_share pol stream)
     echo "channel share: rogue ${rshare:-?}%, pol ${pshare:-?}%"
     if ! echo "$claim" | grep -q "group=lab"; then
         fail xen-channel-group-not-given-by-dom0 "rogue did not claim lab (advert: ${claim:-none})"
-    elif [ "$rshare" != "0.00" ] || guest_has srv "channel to dom$rogue_id" || guest_has rogue "channel to dom"; then
+    elif [ "$(event_field rogue frames channel of=stream)" != 0 ] || ! no_channel srv "$rogue_id" || ! no_channel rogue; then
         fail xen-channel-group-not-given-by-dom0 "rogue got a channel (share ${rshare:-?}%)"
     elif ! grep -q "dom$rogue_id not listed: not in the policy" "$DISCOVERYD_LOG"; then
         fail xen-channel-group-not-given-by-dom0 "the daemon did not say it left rogue out"
-    elif ! guest_has srv "channel to dom$pol_id" || [ -z "$pshare" ] || ! at_least "$pshare" 99; then
+    elif ! guest_event srv channel_up peer="$pol_id" || [ -z "$pshare" ] || ! at_least "$pshare" 99; then
         fail xen-channel-group-not-given-by-dom0 "pol, given lab by the policy, got no channel (share ${pshare:-?}%)"
     else
         ok xen-channel-group-not-given-by-dom0 "rogue ${rshare}% channel, pol ${pshare}%"
@@ -127,7 +127,7 @@ discoveryd_start
 #    dom0 (an 8 MiB echo running meanwhile) is not disturbed.
 guest cli2 23 "app=rr net.group=lab net.peer=198.18.0.20 net.count=10000000"
 cli2_id=$(domid cli2)
-if wait_until 60 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log cli2 | grep -q 'rr: [0-9]* of'"; then
+if wait_until 60 guest_event cli2 progress app=rr; then
     head -c 8388608 /dev/urandom > /tmp/dom0-in
     (timeout 300 nc 198.18.0.20 7 < /tmp/dom0-in > /tmp/dom0-out) &
     ncpid=$!
@@ -135,12 +135,12 @@ if wait_until 60 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log cli2 | gr
     xl destroy cli2
     wait_gone cli2 10
     t0=$(now_ms)
-    if wait_until 30 guest_has srv "channel to dom$cli2_id: closed" && wait_until 30 guest_has srv "channel to dom$cli2_id: released"; then
+    if wait_until 30 guest_event srv channel_closed peer="$cli2_id" && wait_until 30 guest_event srv channel_released peer="$cli2_id"; then
         t1=$(now_ms)
         wait $ncpid
         sent=$(sha256sum < /tmp/dom0-in | cut -d' ' -f1)
         back=$(sha256sum < /tmp/dom0-out | cut -d' ' -f1)
-        guest_log srv | grep "channel to dom$cli2_id" | sed 's/^.*\(WARN\|INFO\) *//'
+        guest_events srv channel_closed peer="$cli2_id"; guest_events srv channel_released peer="$cli2_id"
         echo "server noticed and released within $((t1 - t0)) ms of the destroy (dom0 clock)"
         if [ "$sent" = "$back" ]; then
             echo "dom0 <-> server echo during the destroy: 8 MiB, sha256 match"
@@ -162,10 +162,10 @@ fi
 #    uses it.
 guest cli3 24 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
 cli3_id=$(domid cli3)
-if wait_until 300 ended cli3 && matched cli3 stream >/dev/null; then
+if wait_until 300 ended cli3 && matched cli3 stream; then
     share=$(channel_share cli3 stream)
-    matched cli3 stream
-    if guest_has srv "channel to dom$cli3_id" && [ -n "$share" ] && at_least "$share" 99; then
+    guest_events cli3 stream
+    if guest_event srv channel_up peer="$cli3_id" && [ -n "$share" ] && at_least "$share" 99; then
         echo "channel share of the new transfer: $share%"
         ok xen-channel-peer-recreated
     else
@@ -182,15 +182,14 @@ guest_finish cli3
 #    now that netfront's offloads move 64 MiB in less.
 discoveryd_stop
 guest late 25 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=268435456"
-if wait_until 90 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log late | grep -q 'stream: .* acknowledged'"; then
+if wait_until 90 guest_event late progress app=stream; then
     discoveryd_start
-    if wait_until 300 ended late && matched late stream >/dev/null; then
-        matched late stream
-        line=$(guest_log late | grep -E "^stream: [0-9]+ frames" | tail -n1)
-        echo "$line"
-        ch=$(echo "$line" | sed -n 's/^stream: \([0-9]*\) frames.*/\1/p')
-        nf=$(echo "$line" | sed -n 's/.*channel, \([0-9]*\) over netfront.*/\1/p')
-        if guest_has late "channel to dom$srv_id" && [ "${ch:-0}" -gt 0 ] && [ "${nf:-0}" -gt 0 ]; then
+    if wait_until 300 ended late && matched late stream; then
+        guest_events late stream
+        guest_events late frames of=stream --last
+        ch=$(event_field late frames channel of=stream)
+        nf=$(event_field late frames netfront of=stream)
+        if guest_event late channel_up peer="$srv_id" && [ "${ch:-0}" -gt 0 ] && [ "${nf:-0}" -gt 0 ]; then
             ok xen-channel-takes-over-a-running-stream
         else
             fail xen-channel-takes-over-a-running-stream "frames did not move to the channel (channel ${ch:-?}, netfront ${nf:-?})"
@@ -207,8 +206,9 @@ guest_finish late
 # 6. The server shuts down cleanly: channels closed, every grant back.
 d=$srv_id
 xenstore-write "/local/domain/$d/control/shutdown" poweroff
-if wait_until 60 dom_shutdown srv && ! dom_crashed srv && has srv "channels closed; grant refs in use 0, mapped 0, pages 0"; then
-    guest_log srv | grep -F "channels closed" | sed 's/^.*INFO *//'
+if wait_until 60 dom_shutdown srv && ! dom_crashed srv \
+    && guest_event srv device_closed channels_released=true grant_refs=0 mapped=0 pages=0; then
+    guest_events srv device_closed
     ok xen-channel-clean-shutdown
 else
     guest_explain srv; fail xen-channel-clean-shutdown "no clean close on xl shutdown"

@@ -26,7 +26,7 @@ discoveryd_running || discoveryd_start || { fail cohort-demo "no discovery daemo
 
 echo "demo: starting guest 'alpha' (TCP echo and stream sink)"
 demo_guest alpha 40 "app=echo"
-wait_until 60 guest_has alpha "net: address" || { guest_explain alpha; fail cohort-demo "alpha got no address"; exit 0; }
+wait_until 60 guest_event alpha address || { guest_explain alpha; fail cohort-demo "alpha got no address"; exit 0; }
 echo "demo: starting guest 'beta' (netbench against alpha: $bytes-byte streams, $count transactions)"
 demo_guest beta 41 "app=netbench net.peer=198.18.0.40 net.bytes=$bytes net.count=$count"
 # Progress: beta's lines as they come.
@@ -52,7 +52,7 @@ p_ch=$(figure net.tcp_rr_latency_p99 channel) p_nf=$(figure net.tcp_rr_latency_p
 m_ch=$(figure net.tcp_rr_latency_mean channel) m_nf=$(figure net.tcp_rr_latency_mean netfront)
 up=$(figure channel.up_after_boot channel) sw=$(figure channel.switch_to_netfront netfront)
 clock=$(guest_log beta | grep -o '"clock":"[a-z]*"' | head -n1 | cut -d'"' -f4)
-if [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom_crashed beta; then
+if guest_event beta netbench && [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom_crashed beta; then
     echo
     config=$(guest_log beta | sed -n 's/.*channels: \(.*\)$/\1/p' | head -n1)
     echo "Same transfer, same two guests, two paths ($clock clock; Xen nested in QEMU TCG):"

@@ -24,9 +24,10 @@ size=16777216
 COHORT_SINK=198.18.0.60 LINUX_CHECK=198.18.0.61 LINUX_SINK=198.18.0.62 COHORT_STREAM=198.18.0.63
 # Every check this file declares (the `# result:` lines above).
 ALL=$(sed -n 's/^# result: \([^ ]*\).*/\1/p' "$0")
-# The line Cohort's netfront logs at connect, with every offload on and off.
-OFFLOADS_ON="netfront: offloads tx sg,csum,gso rx sg,csum,gso"
-OFFLOADS_OFF="netfront: offloads tx none rx none"
+# The offloads Cohort's netfront says it connected with (its `offloads`
+# event: each direction's), every one on and off.
+OFFLOADS_ON="sg,csum,gso"
+OFFLOADS_OFF="none"
 
 # cohort NAME IP CMDLINE: a Cohort guest with a vif on xenbr0.
 cohort() { cohort_cfg "$1" "$kernel" "net.ip=$2/15 $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:04:${2##*.}\" ]"; }
@@ -47,10 +48,10 @@ linux_explain() {
     return 0
 }
 # offloads NAME EXPECTED: does Cohort guest NAME's netfront say it
-# negotiated EXPECTED? Says what it logged instead if not.
+# negotiated EXPECTED both ways? Says what it reported instead if not.
 offloads() {
-    guest_has "$1" "$2" && return 0
-    echo "$1 logged \`$(guest_log "$1" | grep -o 'netfront: offloads.*' | head -n1)\`, expected \`$2\`"
+    guest_event "$1" offloads device=netfront tx="$2" rx="$2" && return 0
+    echo "$1 reported \`$(guest_events "$1" offloads)\`, expected tx and rx \`$2\`"
     return 1
 }
 
@@ -65,7 +66,7 @@ fi
 linux_to_cohort() {
     cohort lxsink "$COHORT_SINK" "app=echo $2"
     why=
-    if ! xl_create /tmp/lxsink.cfg || ! wait_until 60 guest_has lxsink "net: address $COHORT_SINK"; then
+    if ! xl_create /tmp/lxsink.cfg || ! wait_until 60 guest_event lxsink address ip="$COHORT_SINK"; then
         why="the Cohort guest never reported its address"
     elif ! offloads lxsink "$3"; then
         why="netfront did not negotiate the expected offloads"
@@ -85,7 +86,7 @@ linux_to_cohort() {
         fi
     fi
     if [ -z "$why" ]; then
-        guest_log lxsink | grep -o 'netfront: offloads.*' | head -n1
+        guest_events lxsink offloads
         guest_log lxcheck | grep "^netref: stream-check"
         ok "$1"
     else
@@ -130,8 +131,8 @@ cohort_to_linux() {
             why="the Linux serve guest stopped during the stream ($(dom_state lxsrv))"
         elif dom_crashed lxstream; then
             why="the Cohort guest crashed ($(dom_state lxstream)): a mismatch or a failed stream"
-        elif ! wait_until 20 sh -c ". /usr/share/cohort/scenario-lib.sh; guest_log lxstream | grep -q '^stream: $size bytes.* sha256 [0-9a-f]* (match)'"; then
-            why="no \`stream: ... (match)\` line from the Cohort guest"
+        elif ! wait_until 20 guest_event lxstream stream bytes=$size check=sha256 match=true; then
+            why="no \`stream\` event with the SHA-256 matching from the Cohort guest"
         elif ! offloads lxstream "$3"; then
             why="netfront did not negotiate the expected offloads"
         elif ! wait_until 20 sh -c "[ \$(. /usr/share/cohort/scenario-lib.sh; guest_log lxsrv | grep -c '^netref: sink: $size bytes, answered $size [0-9a-f]') -gt $sinks ]"; then
@@ -139,8 +140,8 @@ cohort_to_linux() {
         fi
     fi
     if [ -z "$why" ]; then
-        guest_log lxstream | grep -o 'netfront: offloads.*' | head -n1
-        guest_log lxstream | grep "^stream:"
+        guest_events lxstream offloads
+        guest_events lxstream stream
         guest_log lxsrv | grep "^netref: sink:" | tail -n1
         ok "$1"
     else

@@ -15,7 +15,6 @@ size=16777216
 # guest NAME MAC-SUFFIX CMDLINE: a Cohort guest with a vif on xenbr0.
 guest() { cohort_cfg "$1" "$kernel" "$3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:00:$2\" ]"; }
 log() { guest_log "$1"; }
-has() { guest_has "$1" "$2"; }
 crashed() { dom_crashed "$1"; }
 explain() { guest_explain "$1"; }
 finish() { guest_finish "$1"; }
@@ -23,7 +22,7 @@ finish() { guest_finish "$1"; }
 # 1. An echo guest gets its address and answers dom0's ping.
 guest echo 10 "app=echo net.ip=198.18.0.10/15 net.port=7"
 xl_create /tmp/echo.cfg
-if wait_until 60 has echo "net: address 198.18.0.10"; then
+if wait_until 60 guest_event echo address ip=198.18.0.10; then
     if ping -c 3 -W 5 198.18.0.10 >/tmp/ping.out 2>&1; then
         tail -2 /tmp/ping.out; ok xen-net-dom0-pings-guest
     else
@@ -52,7 +51,7 @@ rm -f /tmp/echo-in /tmp/echo-out
 # 3. A second guest sends 16 MiB to the first through the bridge.
 guest sender 11 "app=transfer net.ip=198.18.0.11/15 net.peer=198.18.0.10 net.port=7 net.bytes=$size"
 xl_create /tmp/sender.cfg
-if wait_until 600 dom_shutdown sender && ! crashed sender && wait_until 20 has sender "(match)"; then
+if wait_until 600 dom_shutdown sender && ! crashed sender && wait_until 20 guest_event sender transfer bytes=$size match=true; then
     log sender | grep "^transfer:"
     ok xen-net-two-guests-16MiB
 else
@@ -66,8 +65,8 @@ d=$(xl domid echo)
 # What `xl shutdown` does for a guest with PV shutdown support; xl itself
 # crashes now and then in this dom0 (see xl_create), xenstore-write does not.
 xenstore-write "/local/domain/$d/control/shutdown" poweroff
-if wait_until 60 dom_shutdown echo && ! crashed echo && has echo "netfront: closed" \
-    && has echo "grant refs in use 0, mapped 0, pages 0" \
+if wait_until 60 dom_shutdown echo && ! crashed echo \
+    && guest_event echo device_closed device=netfront netfront_closed=true grant_refs=0 mapped=0 pages=0 \
     && [ "$(xenstore-read "/local/domain/0/backend/vif/$d/0/state" 2>/dev/null)" = 6 ]; then
     log echo | grep -E "netfront: closed|echo:" | tail -3
     ok xen-net-clean-shutdown

@@ -136,12 +136,15 @@ fn run_one(index: usize, test: &Test) {
 
 fn pass(name: &str) {
     PASSED.fetch_add(1, Ordering::Relaxed);
-    crate::console::print_emergency(format_args!("test {name} ... ok\n"));
+    crate::console::print_emergency(format_args!("test {name} ... ok\n{}\n", figures::Event::Test { name, ok: true }));
 }
 
 fn fail(name: &str, why: &str) {
     FAILED.fetch_add(1, Ordering::Relaxed);
-    crate::console::print_emergency(format_args!("test {name} ... FAILED\n    {why}\n"));
+    crate::console::print_emergency(format_args!(
+        "test {name} ... FAILED\n    {why}\n{}\n",
+        figures::Event::Test { name, ok: false }
+    ));
 }
 
 fn finish() -> ! {
@@ -152,9 +155,15 @@ fn finish() -> ! {
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
     crate::console::print_emergency(format_args!(
         "\ntest result: {verdict}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; 0 filtered out; \
-         finished in {}.{:03}s\n{passed} passed, {failed} failed\n",
+         finished in {}.{:03}s\n{passed} passed, {failed} failed\n{}\n",
         ns / 1_000_000_000,
-        ns % 1_000_000_000 / 1_000_000
+        ns % 1_000_000_000 / 1_000_000,
+        figures::Event::<&str>::TestResult {
+            ok: failed == 0,
+            passed: passed as u64,
+            failed: failed as u64,
+            ignored: ignored as u64
+        }
     ));
     exit(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
 }

@@ -24,6 +24,9 @@ pub fn open(offload: Offload) -> Result<XenNet, String> {
         None => Err("no xenstore client".into()),
         Some(Ok(nf)) => {
             log::info!("netfront: offloads {}", offloads_line(&nf));
+            let n = nf.negotiated();
+            let (tx, rx) = (offload_names(n.tx), offload_names(n.rx));
+            crate::println!("{}", figures::Event::Offloads { device: "netfront", tx: tx.as_str(), rx: rx.as_str() });
             Ok(nf)
         }
         Some(Err(e)) => Err(format!("netfront on {VIF}: {e:?} (does the xl config have vif = [\"bridge=...\"]?)")),
@@ -32,17 +35,18 @@ pub fn open(offload: Offload) -> Result<XenNet, String> {
 
 /// What each direction uses, e.g. `tx sg,csum,gso rx sg,csum,gso`.
 pub fn offloads_line(nf: &XenNet) -> String {
-    let names = |o: Offloads| {
-        let on: Vec<&str> =
-            [("sg", o.sg), ("csum", o.csum), ("gso", o.gso)].iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
-        if on.is_empty() {
-            String::from("none")
-        } else {
-            on.join(",")
-        }
-    };
     let n = nf.negotiated();
-    format!("tx {} rx {}", names(n.tx), names(n.rx))
+    format!("tx {} rx {}", offload_names(n.tx), offload_names(n.rx))
+}
+
+/// One direction's offloads: `sg,csum,gso`, or `none`.
+fn offload_names(o: Offloads) -> String {
+    let on: Vec<&str> = [("sg", o.sg), ("csum", o.csum), ("gso", o.gso)].iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+    if on.is_empty() {
+        String::from("none")
+    } else {
+        on.join(",")
+    }
 }
 
 pub fn counters_line(nf: &XenNet) -> String {

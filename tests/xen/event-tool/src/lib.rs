@@ -1,0 +1,372 @@
+//! `cohort-event`: what a Xen scenario in dom0 (busybox sh, no python or
+//! jq) asks of a Cohort guest's console log. It reads only the guest's
+//! `EVENT {json}` lines, with the same serde types the kernel writes them
+//! with ([`figures::Event`]; schema in `kernel/figures/src/result.rs`), so
+//! no pass or fail depends on a human log line.
+//!
+//! ```text
+//! cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
+//! ```
+//!
+//! * `FILE`: the console log (`-`: standard input). Every line holding
+//!   `EVENT {` is read, wherever it starts (consoles prefix lines, e.g.
+//!   `(d3) `); a line whose object does not read as an event (garbage, a
+//!   line still being written) is said on standard error and never matches.
+//! * `KIND`: the event's `kind` (`stream`, `channel_closed`, ...). A kind
+//!   the schema does not have is a usage error.
+//! * `KEY=VALUE`: the event's field `KEY` reads `VALUE`: a string as is,
+//!   anything else as its JSON (`true`, `3`, `null`, `99.5`). `KEY` may
+//!   name a field inside an object: `frames.channel`.
+//! * `--get FIELD`: print that field of each match (as for `KEY=VALUE`),
+//!   not the match's JSON object.
+//! * `--first`, `--last`: only the first, or last, match.
+//! * `--count`: print how many events match.
+//!
+//! Exit status: 0 if an event matched, 1 if none did (or the file cannot
+//! be read: a scenario polls a log that is not there yet), 2 for a usage
+//! error (also a `KEY` or `FIELD` that the kind's events do not have).
+
+use std::ffi::OsString;
+
+use figures::{event_json_in, Event};
+use serde_json::Value;
+
+pub const USAGE: &str = "usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]";
+
+pub const HELP: &str = "\
+usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
+
+Finds a Cohort guest's EVENT {json} lines of kind KIND in the console log
+FILE (- for standard input) whose fields equal the given values (strings
+as they are, other values as JSON: true, 3, null; a.b names a field of an
+object). Prints each match's JSON object, or its FIELD with --get, or the
+number of matches with --count. Lines that do not read as an event are
+said on standard error and never match.
+
+Exit status: 0 found, 1 not found (or FILE unreadable), 2 usage error.
+";
+
+/// Which matches to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    All,
+    First,
+    Last,
+}
+
+/// One invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    pub file: String,
+    pub kind: String,
+    pub fields: Vec<(String, String)>,
+    pub get: Option<String>,
+    pub pick: Pick,
+    pub count: bool,
+}
+
+/// What a query found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// What to print, one line each.
+    pub lines: Vec<String>,
+    pub found: bool,
+    /// `line N: why` for each line with `EVENT {` that is not an event.
+    pub unreadable: Vec<String>,
+    /// A `KEY` or `FIELD` that events of the kind do not have (a
+    /// misspelt key would else never match, silently): a usage error.
+    pub no_such_field: Option<String>,
+}
+
+/// Is `kind` one of the schema's kinds? serde says so: an object with only
+/// the tag is missing fields for a known kind, an unknown variant else.
+fn known_kind(kind: &str) -> bool {
+    let probe = serde_json::json!({ "kind": kind });
+    match serde_json::from_value::<Event<String>>(probe) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().contains("unknown variant"),
+    }
+}
+
+/// A field as the command line gives it: a string as is, else JSON.
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn field<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(object, |v, key| v.as_object()?.get(key))
+}
+
+/// The event on a console line: `None` without `EVENT {`, `Some(Err)` if
+/// what follows is not an event.
+pub fn event_in(line: &str) -> Option<Result<Event<String>, String>> {
+    let json = event_json_in(line)?;
+    Some(match serde_json::Deserializer::from_str(json).into_iter::<Event<String>>().next() {
+        Some(Ok(event)) => Ok(event),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("nothing after EVENT".into()),
+    })
+}
+
+impl Query {
+    /// `Ok(None)`: help was asked for.
+    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Query>, String> {
+        use lexopt::prelude::*;
+        let mut parser = lexopt::Parser::from_args(args);
+        let (mut positional, mut get, mut pick, mut count) = (Vec::new(), None, Pick::All, false);
+        let pick_once = |pick: &mut Pick, to: Pick| {
+            if *pick != Pick::All && *pick != to {
+                return Err("--first and --last exclude each other".to_string());
+            }
+            *pick = to;
+            Ok(())
+        };
+        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+            match arg {
+                Long("help") | Short('h') => return Ok(None),
+                Long("get") => get = Some(parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?),
+                Long("first") => pick_once(&mut pick, Pick::First)?,
+                Long("last") => pick_once(&mut pick, Pick::Last)?,
+                Long("count") => count = true,
+                Value(v) => positional.push(v.string().map_err(|e| e.to_string())?),
+                other => return Err(other.unexpected().to_string()),
+            }
+        }
+        let mut positional = positional.into_iter();
+        let file = positional.next().ok_or("no FILE")?;
+        let kind = positional.next().ok_or("no KIND")?;
+        if !known_kind(&kind) {
+            return Err(format!("no event kind `{kind}` (kernel/figures/src/result.rs lists them)"));
+        }
+        let fields = positional
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() && k != "kind" => Ok((k.to_string(), v.to_string())),
+                _ => Err(format!("`{kv}` is not KEY=VALUE")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if count && get.is_some() {
+            return Err("--count and --get exclude each other".into());
+        }
+        Ok(Some(Query { file, kind, fields, get, pick, count }))
+    }
+
+    pub fn read_input(&self) -> Result<String, String> {
+        let bytes = if self.file == "-" {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+        } else {
+            std::fs::read(&self.file)
+        };
+        // Consoles may carry stray bytes; the EVENT lines are ASCII.
+        bytes.map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| format!("{}: {e}", self.file))
+    }
+
+    /// The answer for a log's text.
+    pub fn run(&self, text: &str) -> Answer {
+        let mut answer = Answer::default();
+        let mut matches = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let event = match event_in(line) {
+                None => continue,
+                Some(Err(why)) => {
+                    answer.unreadable.push(format!("line {}: not an event ({why}): {}", n + 1, line.trim_end()));
+                    continue;
+                }
+                Some(Ok(event)) => event,
+            };
+            let Ok(object) = serde_json::to_value(&event) else { continue };
+            if object.get("kind").and_then(Value::as_str) != Some(self.kind.as_str()) {
+                continue;
+            }
+            if answer.no_such_field.is_none() {
+                answer.no_such_field = self.unknown_field(&object);
+            }
+            if self.fields.iter().all(|(k, v)| field(&object, k).is_some_and(|f| as_text(f) == *v)) {
+                matches.push((event, object));
+            }
+        }
+        let matches: Vec<(Event<String>, Value)> = match self.pick {
+            Pick::All => matches,
+            Pick::First => matches.into_iter().take(1).collect(),
+            Pick::Last => matches.pop().into_iter().collect(),
+        };
+        answer.found = !matches.is_empty();
+        if self.count {
+            answer.lines.push(matches.len().to_string());
+            return answer;
+        }
+        for (event, object) in matches {
+            answer.lines.push(match &self.get {
+                Some(name) => field(&object, name).map_or_else(String::new, as_text),
+                // In the schema's order, as the guest wrote it.
+                None => serde_json::to_string(&event).unwrap_or_default(),
+            });
+        }
+        answer
+    }
+
+    /// The first `KEY` or `FIELD` whose top-level name an event of this
+    /// kind does not have (`frames.channel` is fine where `frames` is
+    /// `null`: that event just does not match).
+    fn unknown_field(&self, event: &Value) -> Option<String> {
+        let has = |k: &String| event.get(k.split('.').next().unwrap_or_default()).is_some();
+        self.fields
+            .iter()
+            .map(|(k, _)| k)
+            .chain(self.get.iter())
+            .find(|k| !has(k))
+            .map(|k| format!("{} events have no field `{k}`", self.kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A console log as xenconsoled and Xen's ring give them: human lines,
+    /// prefixed EVENT lines, garbage, a line cut while being written.
+    const LOG: &str = concat!(
+        "[    0.001] INFO  cohort: hvm_start_info version 1; command line: `app=stream`\n",
+        "(d3) EVENT {\"kind\":\"address\",\"ip\":\"198.18.0.21\",\"prefix\":15,\"source\":\"static\"}\n",
+        "[    1.200] INFO  residency: channel to dom2 (00:16:3e:c0:01:20): up, 5.600 ms after dom0 listed it\n",
+        "EVENT {\"kind\":\"channel_up\",\"peer\":2,\"mac\":\"00:16:3e:c0:01:20\",\"after_listed_ms\":5.6,\"xen_time_ns\":99}\r\n",
+        "EVENT {\"kind\":\"progress\",\"app\":\"stream\",\"done\":1000,\"total\":67108864,\"unit\":\"bytes\"}\n",
+        "EVENT {\"kind\":\"progress\",\"app\":\"stream\",\"done\":2000,\"total\":67108864,\"unit\":\"bytes\"}\n",
+        "EVENT {\"kind\":\"no_such_kind\",\"x\":1}\n",
+        "garbage \u{1} EVENT {not json}\n",
+        "EVENT {\"kind\":\"frames\",\"of\":\"stream\",\"channel\":48216,\"netfront\":3,\"share\":99.994}\n",
+        "EVENT {\"kind\":\"stream\",\"path\":\"channel\",\"bytes\":67108864,\"seconds\":1.5,\"mbit_per_s\":357.913,",
+        "\"check\":\"sha256\",\"sent_digest\":\"ab\",\"sink_bytes\":67108864,\"sink_digest\":\"ab\",\"match\":true,",
+        "\"frames\":{\"channel\":48216,\"netfront\":3,\"share\":99.994}} trailing words\n",
+        "EVENT {\"kind\":\"stream\",\"path\":\"netfront\",\"bytes\":5,\"seconds\":1.0,\"mbit_per_s\":0.0,",
+        "\"check\":\"count\",\"sent_digest\":\"\",\"sink_bytes\":5,\"sink_digest\":\"\",\"match\":false,\"frames\":null}\n",
+        "(d3) EVENT {\"kind\":\"channel_closed\",\"peer\":2,\"mac\":\"00:16:3e:c0:01:20\",\"why\":\"the peer withdrew\",\"was_up\":true,\"xen_time_ns\":7}\n",
+        "EVENT {\"kind\":\"app\",\"app\":\"stream\",\"ok\":true,\"err",
+    );
+
+    fn args(line: &str) -> Vec<OsString> {
+        line.split_whitespace().map(OsString::from).collect()
+    }
+
+    fn query(line: &str) -> Query {
+        Query::parse(args(line)).unwrap().unwrap()
+    }
+
+    fn answer(line: &str) -> Answer {
+        query(line).run(LOG)
+    }
+
+    #[test]
+    fn finds_events_by_kind_and_fields() {
+        let a = answer("log address");
+        assert!(a.found);
+        assert_eq!(a.lines, [r#"{"kind":"address","ip":"198.18.0.21","prefix":15,"source":"static"}"#]);
+        assert!(answer("log address ip=198.18.0.21 prefix=15").found);
+        assert!(!answer("log address ip=198.18.0.2").found, "a prefix of the value is not the value");
+        assert!(answer("log channel_up peer=2").found, "a CRLF line");
+        assert!(!answer("log channel_up peer=3").found);
+        assert!(answer("log channel_closed peer=2 was_up=true").found, "a (dN) prefix");
+        assert!(!answer("log channel_released peer=2").found);
+        assert!(answer("log stream match=true path=channel").found);
+        assert!(answer("log stream match=false frames=null").found);
+        assert!(answer("log stream frames.channel=48216").found);
+        assert!(!answer("log stream frames.channel=0").found);
+    }
+
+    #[test]
+    fn gets_fields_counts_and_picks() {
+        assert_eq!(answer("log progress app=stream --get done").lines, ["1000", "2000"]);
+        assert_eq!(answer("log progress --get done --last").lines, ["2000"]);
+        assert_eq!(answer("log progress --get done --first").lines, ["1000"]);
+        assert_eq!(answer("log frames of=stream --get share").lines, ["99.994"]);
+        assert_eq!(answer("log stream --get frames.netfront").lines, ["3", ""]);
+        assert_eq!(answer("log stream --count").lines, ["2"]);
+        assert_eq!(answer("log stream match=true --count").lines, ["1"]);
+        let none = answer("log rr --count");
+        assert_eq!((none.found, none.lines.as_slice()), (false, ["0".to_string()].as_slice()));
+        let none = answer("log rr");
+        assert!(!none.found && none.lines.is_empty());
+    }
+
+    #[test]
+    fn lines_that_are_not_events_are_said_and_never_match() {
+        let a = answer("log app");
+        assert!(!a.found, "a line still being written");
+        let lines: Vec<&str> = a.unreadable.iter().map(|l| &l[..l.find(':').unwrap()]).collect();
+        assert_eq!(lines, ["line 7", "line 8", "line 13"]);
+        assert!(a.unreadable[0].contains("no_such_kind"));
+        // Human lines are never read, even when they say the same.
+        let human = "[ 1.0] INFO stream: 5 bytes, sha256 ab (match)\nchannel to dom2: closed\n";
+        let a = query("log stream").run(human);
+        assert!(!a.found && a.unreadable.is_empty());
+    }
+
+    #[test]
+    fn a_field_the_kind_lacks_is_a_usage_error() {
+        assert_eq!(answer("log stream mach=true").no_such_field.as_deref(), Some("stream events have no field `mach`"));
+        assert!(answer("log progress --get dones").no_such_field.is_some());
+        assert_eq!(answer("log stream frames.channel=1").no_such_field, None);
+    }
+
+    #[test]
+    fn usage() {
+        let q = query("/var/log/x.log rr path=channel --get p99_us --last");
+        assert_eq!(
+            q,
+            Query {
+                file: "/var/log/x.log".into(),
+                kind: "rr".into(),
+                fields: vec![("path".into(), "channel".into())],
+                get: Some("p99_us".into()),
+                pick: Pick::Last,
+                count: false,
+            }
+        );
+        assert_eq!(query("- app --get=error").get.as_deref(), Some("error"));
+        assert_eq!(Query::parse(args("--help")), Ok(None));
+        for bad in [
+            "",
+            "log",
+            "log strem",
+            "log stream match",
+            "log stream =1",
+            "log stream kind=rr",
+            "log rr --first --last",
+            "log rr --count --get x",
+            "log rr --bogus",
+            "log rr --get",
+        ] {
+            assert!(Query::parse(args(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_kind_of_the_schema_is_known() {
+        for kind in [
+            "address",
+            "progress",
+            "frames",
+            "transfer",
+            "stream",
+            "rr",
+            "netbench",
+            "served",
+            "channel_up",
+            "channel_closed",
+            "channel_refused",
+            "channel_released",
+            "device_closed",
+            "app",
+            "offloads",
+            "test",
+            "test_result",
+            "boot_failed",
+        ] {
+            assert!(known_kind(kind), "{kind}");
+        }
+        assert!(!known_kind("Stream") && !known_kind("") && !known_kind("x\"y"));
+    }
+}
