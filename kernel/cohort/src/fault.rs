@@ -104,6 +104,10 @@ pub fn fatal_exception(frame: &InterruptFrame) -> ! {
         Some(stack) => crate::eprintln_emergency!("  stack overflow: cr2 is in the guard page below the {stack}"),
         None => {}
     }
+    crate::eprintln_emergency!(
+        "{}",
+        figures::Event::Fault { vector: fault.vector, rip: fault.rip, cr2: fault.cr2, guard: fault.guard }
+    );
     if let Some(hooks) = HOOKS.get() {
         (hooks.on_fault)(&fault);
     }
@@ -118,6 +122,8 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         Some(at) => crate::eprintln_emergency!("PANIC at {}:{}: {}", at.file(), at.line(), info.message()),
         None => crate::eprintln_emergency!("PANIC: {}", info.message()),
     }
+    let (file, line) = info.location().map_or((None, 0), |at| (Some(at.file()), at.line()));
+    crate::eprintln_emergency!("{}", figures::Event::Panic { file, line });
     if let Some(hooks) = HOOKS.get() {
         (hooks.on_panic)();
     }

@@ -174,6 +174,17 @@ fn log_boot_summary(boot: &BootInfo, heap: memory::HeapRegion, time: &Timekeepin
         usage.frames_free
     );
     info!("timer: {} Hz, {}", time.timer_hz, time.timer_source);
+    println!(
+        "{}",
+        figures::Event::Booted {
+            entry: "pvh",
+            ram_kib: boot.memmap.total_ram() / 1024,
+            tsc_hz: time.tsc_hz,
+            heap_kib: heap.heap_size / 1024,
+            frames_free: usage.frames_free as u64,
+            timer_hz: time.timer_hz,
+        }
+    );
 }
 
 fn log_memory_map(map: &MemoryMap) {

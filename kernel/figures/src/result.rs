@@ -40,7 +40,12 @@
 //! | `offloads` | `device` (`netfront`), `tx`, `rx` (each `none` or a comma list of `sg`, `csum`, `gso`) | the network device connected with these offloads (`netfront: offloads ...`) |
 //! | `test` | `name`, `ok` | a kernel test (`test=`) passed or failed (`test NAME ... ok`) |
 //! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
-//! | `boot_failed` | `what` (e.g. `kernel command line`), `key` (the option it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
+//! | `boot_failed` | `what` (`kernel command line`, `kernel test`, ...), `key` (the option or test it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
+//! | `booted` | `entry` (`pvh`), `ram_kib`, `tsc_hz`, `heap_kib`, `frames_free`, `timer_hz` | the boot is done (after the human summary); what the command line asks runs next |
+//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address |
+//! | `test_ignored` | `name`, `why` (`isolated`: it ends the kernel, boot with `test=NAME`; or what it needs) | a kernel test not run in this boot (`test NAME ... ignored, ...`) |
+//! | `panic` | `file`, `line` (`null`, 0 when unknown) | the kernel panicked (`PANIC at ...`, with the message); it stops next |
+//! | `fault` | `vector`, `rip`, `cr2`, `guard` (`null page`, a stack's name, or `null`) | a CPU exception stopped the kernel (after the register dump) |
 //!
 //! `frames` inside `transfer`, `stream` and `rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -245,6 +250,39 @@ pub enum Event<S> {
         what: S,
         key: Option<S>,
     },
+    /// The boot finished; what the command line asks runs next.
+    Booted {
+        entry: S,
+        ram_kib: u64,
+        tsc_hz: u64,
+        heap_kib: u64,
+        frames_free: u64,
+        timer_hz: u32,
+    },
+    /// A network device is up (before any address).
+    NetDevice {
+        device: S,
+        mac: S,
+        link_up: bool,
+    },
+    /// A kernel test not run in this boot, and why.
+    TestIgnored {
+        name: S,
+        why: S,
+    },
+    /// The kernel panicked (the message is on the line before).
+    Panic {
+        file: Option<S>,
+        line: u32,
+    },
+    /// A CPU exception stopped the kernel; `guard` names the guard page
+    /// `cr2` fell in (a stack overflow or a null access).
+    Fault {
+        vector: u64,
+        rip: u64,
+        cr2: u64,
+        guard: Option<S>,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -379,6 +417,18 @@ mod tests {
             Event::Test { name: "xen_xenstore_watch", ok: true },
             Event::TestResult { ok: false, passed: 40, failed: 1, ignored: 2 },
             Event::BootFailed { what: "kernel command line", key: Some("bad.key") },
+            Event::Booted {
+                entry: "pvh",
+                ram_kib: 32_000,
+                tsc_hz: 2_999_999_000,
+                heap_kib: 4096,
+                frames_free: 7000,
+                timer_hz: 100
+            },
+            Event::NetDevice { device: "virtio-net", mac: "52:54:00:12:34:56", link_up: true },
+            Event::TestIgnored { name: "stack_overflow", why: "isolated" },
+            Event::Panic { file: Some("kernel/cohort/src/main.rs"), line: 7 },
+            Event::Fault { vector: 14, rip: 0x20_1000, cr2: 0, guard: Some("null page") },
         ]
     }
 
@@ -484,7 +534,12 @@ mod tests {
                 "offloads",
                 "test",
                 "test_result",
-                "boot_failed"
+                "boot_failed",
+                "booted",
+                "net_device",
+                "test_ignored",
+                "panic",
+                "fault"
             ]
         );
     }

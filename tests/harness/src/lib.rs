@@ -1,7 +1,7 @@
 //! Host side of Cohort's tests and benchmarks: builds the kernel and the
 //! dom0 daemon, boots them under plain QEMU and under Xen in QEMU, follows
 //! the serial consoles, classifies how each boot ended, and reads the
-//! libtest-style, `RESULT` and `BENCH` lines the guests and dom0 print.
+//! `EVENT`, `RESULT` and `BENCH` lines the guests and dom0 print.
 //!
 //! `cargo test` runs the suites through tests/emulator.rs; the
 //! `cohort-harness` binary (src/main.rs) runs single boots, the lab, the
@@ -11,8 +11,8 @@ pub mod artifacts;
 pub mod bench;
 pub mod console;
 pub mod cpio;
+pub mod kernel_events;
 pub mod lab;
-pub mod libtest;
 pub mod protocol;
 pub mod qemu;
 pub mod report;

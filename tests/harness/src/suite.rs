@@ -2,8 +2,9 @@
 //! in a particular way under plain QEMU, each one named test of
 //! `cargo test` (tests/emulator.rs).
 
-use crate::libtest::{Report, Status};
+use crate::kernel_events::{events, KernelEvent, Report, Status};
 use crate::qemu::{self, Boot, Config, Outcome};
+use figures::Event;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -34,32 +35,39 @@ fn expect(boot: &Boot, outcome: Outcome) -> Result<(), String> {
     }
 }
 
-fn expect_line(boot: &Boot, needle: &str) -> Result<(), String> {
-    boot.has_line(needle).then_some(()).ok_or_else(|| format!("no console line contains `{needle}`"))
+fn boot_events(boot: &Boot) -> Vec<KernelEvent> {
+    events(boot.lines.iter().map(String::as_str))
+}
+
+/// The first event `pick` accepts, or an error naming `what` was expected.
+fn expect_event<T>(boot: &Boot, what: &str, pick: impl FnMut(&KernelEvent) -> Option<T>) -> Result<T, String> {
+    boot_events(boot).iter().find_map(pick).ok_or_else(|| format!("no `{what}` event on the console"))
 }
 
 fn check_summary_boot(boot: &Boot) -> Result<(), String> {
     expect(boot, Outcome::Success)?;
-    for needle in [qemu::BANNER_PREFIX, "memory map:", "TSC:", "PVH entry -> kernel_main:", "heap:", "powering off"] {
-        expect_line(boot, needle)?;
+    let (ram_kib, tsc_hz, heap_kib, frames_free) = expect_event(boot, "booted", |e| match e {
+        Event::Booted { ram_kib, tsc_hz, heap_kib, frames_free, .. } => Some((*ram_kib, *tsc_hz, *heap_kib, *frames_free)),
+        _ => None,
+    })?;
+    // QEMU's 32 MiB, less what the firmware keeps; a TSC QEMU would run.
+    if !(16 * 1024..=32 * 1024).contains(&ram_kib) || tsc_hz < 100_000_000 || heap_kib == 0 || frames_free == 0 {
+        return Err(format!(
+            "implausible boot: {ram_kib} KiB RAM, TSC {tsc_hz} Hz, heap {heap_kib} KiB, {frames_free} free frames"
+        ));
     }
     Ok(())
 }
 
 fn check_all_tests(boot: &Boot) -> Result<(), String> {
-    let report = Report::from_lines(boot.lines.iter().map(String::as_str));
+    let report = Report::from_events(&boot_events(boot));
     let summary = report.consistent()?;
     expect(boot, Outcome::Success)?;
     if summary.failed != 0 || summary.passed == 0 {
-        let failed: Vec<&str> = report.tests.iter().filter(|t| t.status == Status::Failed).map(|t| t.name.as_str()).collect();
+        let failed = report.named(|s| *s == Status::Failed);
         return Err(format!("{} passed, {} failed: {}", summary.passed, summary.failed, failed.join(", ")));
     }
-    let listed: BTreeSet<&str> = report
-        .tests
-        .iter()
-        .filter(|t| matches!(&t.status, Status::Ignored(why) if why.starts_with("isolated")))
-        .map(|t| t.name.as_str())
-        .collect();
+    let listed: BTreeSet<&str> = report.named(|s| matches!(s, Status::Ignored(why) if why == "isolated")).into_iter().collect();
     let booted: BTreeSet<&str> = ISOLATED.into_iter().collect();
     if listed != booted {
         return Err(format!(
@@ -71,7 +79,7 @@ fn check_all_tests(boot: &Boot) -> Result<(), String> {
 }
 
 fn check_isolated(boot: &Boot) -> Result<(), String> {
-    let summary = Report::from_lines(boot.lines.iter().map(String::as_str)).consistent()?;
+    let summary = Report::from_events(&boot_events(boot)).consistent()?;
     expect(boot, Outcome::Success)?;
     if (summary.passed, summary.failed) != (1, 0) {
         return Err(format!("{} passed, {} failed", summary.passed, summary.failed));
@@ -82,31 +90,41 @@ fn check_isolated(boot: &Boot) -> Result<(), String> {
 /// The runner must report a failing test as failed, with consistent counts.
 fn check_reported_failure(boot: &Boot) -> Result<(), String> {
     expect(boot, Outcome::Failure)?;
-    let summary = Report::from_lines(boot.lines.iter().map(String::as_str)).consistent()?;
+    let summary = Report::from_events(&boot_events(boot)).consistent()?;
     if (summary.passed, summary.failed, summary.ok) != (0, 1, false) {
         return Err(format!("summary {summary:?}, expected exactly one failure"));
     }
     Ok(())
 }
 
-fn check_bad_key(boot: &Boot) -> Result<(), String> {
+/// The boot failed, and said which part refused and about which key.
+fn check_boot_failed(boot: &Boot, what: &str, key: &str) -> Result<(), String> {
     expect(boot, Outcome::Failure)?;
-    expect_line(boot, "error: kernel command line: unknown option `bad.key`")
+    let (got_what, got_key) = expect_event(boot, "boot_failed", |e| match e {
+        Event::BootFailed { what, key } => Some((what.clone(), key.clone())),
+        _ => None,
+    })?;
+    if (got_what.as_str(), got_key.as_deref()) != (what, Some(key)) {
+        return Err(format!("boot_failed about {got_what:?} {got_key:?}, expected {what:?} `{key}`"));
+    }
+    Ok(())
+}
+
+fn check_bad_key(boot: &Boot) -> Result<(), String> {
+    check_boot_failed(boot, "kernel command line", "bad.key")
 }
 
 fn check_bad_value(boot: &Boot) -> Result<(), String> {
-    expect(boot, Outcome::Failure)?;
-    expect_line(boot, "option `timer.hz`: bad value `fast`")
+    check_boot_failed(boot, "kernel command line", "timer.hz")
 }
 
 fn check_unknown_test(boot: &Boot) -> Result<(), String> {
-    expect(boot, Outcome::Failure)?;
-    expect_line(boot, "no kernel test named `no_such_test`")
+    check_boot_failed(boot, "kernel test", "no_such_test")
 }
 
 fn check_panic(boot: &Boot) -> Result<(), String> {
     check_reported_failure(boot)?;
-    expect_line(boot, "PANIC at ")
+    expect_event(boot, "panic", |e| matches!(e, Event::Panic { .. }).then_some(()))
 }
 
 fn check_reset(boot: &Boot) -> Result<(), String> {
@@ -186,18 +204,49 @@ mod tests {
         Boot { outcome, lines, to_banner: None, elapsed: Duration::ZERO }
     }
 
+    fn test(name: &str, ok: bool) -> String {
+        Event::Test { name, ok }.to_string()
+    }
+
+    fn result(passed: u64, failed: u64, ignored: u64) -> String {
+        Event::<&str>::TestResult { ok: failed == 0, passed, failed, ignored }.to_string()
+    }
+
     #[test]
     fn test_all_must_list_the_isolated_tests_it_boots() {
-        let mut lines = vec!["test heap_alloc ... ok".to_string()];
+        let mut lines = vec![test("heap_alloc", true)];
         for name in ISOLATED {
-            lines.push(format!("test {name} ... ignored, isolated: boot with test={name}"));
+            lines.push(Event::TestIgnored { name, why: "isolated" }.to_string());
         }
-        lines.push("test result: ok. 1 passed; 0 failed; 3 ignored; 0 measured".into());
+        lines.push(result(1, 0, 3));
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         assert_eq!(check_all_tests(&boot(Outcome::Success, &refs)), Ok(()));
-        let fewer = ["test heap_alloc ... ok", "test result: ok. 1 passed; 0 failed; 0 ignored;"];
+        let fewer = [test("heap_alloc", true), result(1, 0, 0)];
+        let fewer: Vec<&str> = fewer.iter().map(String::as_str).collect();
         assert!(check_all_tests(&boot(Outcome::Success, &fewer)).unwrap_err().contains("ISOLATED"));
-        let failed = ["test a ... FAILED", "test result: FAILED. 0 passed; 1 failed; 0 ignored;"];
+        let failed = [test("a", false), result(0, 1, 0)];
+        let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
         assert!(check_all_tests(&boot(Outcome::Failure, &failed)).is_err());
+    }
+
+    #[test]
+    fn boot_failures_must_name_the_part_and_key() {
+        let line = Event::BootFailed { what: "kernel command line", key: Some("timer.hz") }.to_string();
+        let b = boot(Outcome::Failure, &["error: whatever the wording", &line]);
+        assert_eq!(check_bad_value(&b), Ok(()));
+        assert!(check_bad_key(&b).unwrap_err().contains("bad.key"));
+        assert!(check_bad_value(&boot(Outcome::Failure, &["error: option `timer.hz`: bad value `fast`"])).is_err());
+        assert!(check_bad_value(&boot(Outcome::Success, &[&line])).is_err());
+    }
+
+    #[test]
+    fn a_summary_boot_needs_a_plausible_booted_event() {
+        let booted = |ram_kib| {
+            Event::Booted { entry: "pvh", ram_kib, tsc_hz: 2_000_000_000, heap_kib: 4096, frames_free: 5000, timer_hz: 100 }
+                .to_string()
+        };
+        assert_eq!(check_summary_boot(&boot(Outcome::Success, &[&booted(31_000)])), Ok(()));
+        assert!(check_summary_boot(&boot(Outcome::Success, &[&booted(0)])).is_err());
+        assert!(check_summary_boot(&boot(Outcome::Success, &["memory map:", "heap:", "powering off"])).is_err());
     }
 }

@@ -5,16 +5,19 @@
 //! checks are tests/net/netcheck.py, run inside the namespace. Needs root.
 //!
 //! Four checks, in order, each a `CheckResult`:
-//!   qemu-tap-boot         QEMU starts, the guest prints its banner and
-//!                         brings up the virtio-net device
+//!   qemu-tap-boot         QEMU starts, the guest brings up the virtio-net
+//!                         device (its `net_device` event)
 //!   qemu-tap-ping         the guest answers ICMP echo from the host side
 //!   qemu-tap-tcp-echo     16 MiB of random bytes through the guest's TCP
 //!                         echo come back with the same SHA-256
-//!   qemu-tap-guest-alive  the guest still runs, with no panic or fault
+//!   qemu-tap-guest-alive  the guest still runs, with no `panic`, `fault`,
+//!                         `boot_failed` or failed `app` event
 
 use crate::console::{self, Console, Next};
+use crate::kernel_events::events;
 use crate::protocol::CheckResult;
 use crate::{artifacts, qemu};
+use figures::Event;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,33 +149,42 @@ fn try_run(config: &Config, verbose: bool) -> Result<Vec<CheckResult>, String> {
     let show = |lines: &[String]| format!("\n    --- guest console (last 20 lines):\n{}", console::tail(lines, 20, "    | "));
     let mut results = Vec::new();
 
-    // 1. Boot: the banner and the virtio-net probe's line, within 30 s.
+    // 1. Boot: the kernel's `net_device` event for virtio-net, within 30 s.
     let boot_deadline = (Instant::now() + Duration::from_secs(30)).min(deadline);
-    let probed = |l: &String| l.contains("virtio-net ") || l.contains("virtio-net:");
+    let device_up = |line: &str| {
+        events([line]).into_iter().find_map(|e| match e {
+            Event::NetDevice { device, mac, link_up } if device == "virtio-net" => Some((mac, link_up)),
+            _ => None,
+        })
+    };
+    let mut up = None;
     while let Next::Line(_, line) = guest.next(boot_deadline) {
         if verbose {
             eprintln!("    | {line}");
         }
+        up = device_up(&line);
         lines.push(line);
-        if lines.last().is_some_and(probed) {
+        if up.is_some() {
             break;
         }
     }
-    let mac_line = lines.iter().find(|l| l.contains("virtio-net ") && l.contains(" MAC "));
-    let booted = if !guest.running() {
-        results.push(CheckResult::fail(CHECKS[0], format!("QEMU exited before the device was up{}", show(&lines))));
-        false
-    } else if !lines.iter().any(|l| l.starts_with(qemu::BANNER_PREFIX)) {
-        results.push(CheckResult::fail(CHECKS[0], format!("no banner on the console within 30 s{}", show(&lines))));
-        false
-    } else if let Some(l) = mac_line {
-        let at = l.find("virtio-net ").unwrap_or(0);
-        let detail: String = l[at..].split(", features").next().unwrap_or("").to_string();
-        results.push(CheckResult::pass(CHECKS[0], detail));
-        true
-    } else {
-        results.push(CheckResult::fail(CHECKS[0], format!("the guest did not bring up virtio-net{}", show(&lines))));
-        false
+    let booted = match up {
+        _ if !guest.running() => {
+            results.push(CheckResult::fail(CHECKS[0], format!("QEMU exited before the device was up{}", show(&lines))));
+            false
+        }
+        Some((mac, link_up)) => {
+            results.push(CheckResult::pass(
+                CHECKS[0],
+                format!("virtio-net MAC {mac}, link {}", if link_up { "up" } else { "down" }),
+            ));
+            true
+        }
+        None => {
+            let why = "no `net_device` event for virtio-net within 30 s";
+            results.push(CheckResult::fail(CHECKS[0], format!("{why}{}", show(&lines))));
+            false
+        }
     };
 
     let netcheck = artifacts::root().join("tests/net/netcheck.py");
@@ -218,14 +230,14 @@ fn try_run(config: &Config, verbose: bool) -> Result<Vec<CheckResult>, String> {
 
     // 4. Still alive, and nothing went wrong on the way.
     guest.drain(&mut lines);
-    let bad = lines.iter().find(|l| {
-        let l = l.to_lowercase();
-        l.contains("panic") || l.contains("fault") || l.contains("error")
+    // A panic, a CPU exception, a refused boot or a failed app, as events.
+    let bad = events(lines.iter().map(String::as_str)).into_iter().find(|e| {
+        matches!(e, Event::Panic { .. } | Event::Fault { .. } | Event::BootFailed { .. } | Event::App { ok: false, .. })
     });
     results.push(if !guest.running() {
         CheckResult::fail(CHECKS[3], format!("QEMU is gone{}", show(&lines)))
-    } else if let Some(l) = bad {
-        CheckResult::fail(CHECKS[3], format!("{l}{}", show(&lines)))
+    } else if let Some(e) = bad {
+        CheckResult::fail(CHECKS[3], format!("{e:?}{}", show(&lines)))
     } else if Instant::now() > deadline {
         CheckResult::fail(CHECKS[3], format!("the run took more than {} s", config.timeout.as_secs()))
     } else {

@@ -94,9 +94,16 @@ wait_until 60 rogue_advert
 claim=$(rogue_advert)
 guest pol 27 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=16777216"
 pol_id=$(domid pol)
+# What dom0 published (discovery's format: `v1 DOMID=MAC ...`), read once
+# srv's list names pol, while rogue still runs.
+peers_of() { xenstore-read "/local/domain/0/cohort/peers/$1" 2>/dev/null; }
+lists() { case " $(peers_of "$srv_id") " in *" $pol_id="*) return 0 ;; esac; return 1; }
+wait_until 60 lists
+srv_list=$(peers_of "$srv_id")
+rogue_list=$(peers_of "$rogue_id")
 if wait_until 300 ended rogue && wait_until 300 ended pol && matched rogue stream && matched pol stream; then
     echo "rogue (dom$rogue_id) advertised: ${claim:-nothing}"
-    grep -E "policy|dom$rogue_id not listed" "$DISCOVERYD_LOG" | tail -n 3
+    echo "dom0's lists: srv (dom$srv_id): ${srv_list:-none}; rogue: ${rogue_list:-none}"
     guest_events rogue stream; guest_events pol stream
     rshare=$(channel_share rogue stream)
     pshare=$(channel_share pol stream)
@@ -105,8 +112,8 @@ if wait_until 300 ended rogue && wait_until 300 ended pol && matched rogue strea
         fail xen-channel-group-not-given-by-dom0 "rogue did not claim lab (advert: ${claim:-none})"
     elif [ "$(event_field rogue frames channel of=stream)" != 0 ] || ! no_channel srv "$rogue_id" || ! no_channel rogue; then
         fail xen-channel-group-not-given-by-dom0 "rogue got a channel (share ${rshare:-?}%)"
-    elif ! grep -q "dom$rogue_id not listed: not in the policy" "$DISCOVERYD_LOG"; then
-        fail xen-channel-group-not-given-by-dom0 "the daemon did not say it left rogue out"
+    elif case " $srv_list " in *" $rogue_id="*) true ;; *) false ;; esac || [ "${rogue_list:-v1}" != v1 ]; then
+        fail xen-channel-group-not-given-by-dom0 "dom0 listed rogue: srv's list ${srv_list:-none}, rogue's ${rogue_list:-none}"
     elif ! guest_event srv channel_up peer="$pol_id" || [ -z "$pshare" ] || ! at_least "$pshare" 99; then
         fail xen-channel-group-not-given-by-dom0 "pol, given lab by the policy, got no channel (share ${pshare:-?}%)"
     else

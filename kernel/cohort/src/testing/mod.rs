@@ -93,10 +93,12 @@ pub fn run(selection: TestSelection<'_>) -> ! {
                     Kind::Regular => {
                         IGNORED.fetch_add(1, Ordering::Relaxed);
                         crate::println!("test {} ... ignored, {}", test.name, test.needs.why());
+                        crate::println!("{}", figures::Event::TestIgnored { name: test.name, why: test.needs.why() });
                     }
                     Kind::Isolated { .. } => {
                         IGNORED.fetch_add(1, Ordering::Relaxed);
                         crate::println!("test {} ... ignored, isolated: boot with test={}", test.name, test.name);
+                        crate::println!("{}", figures::Event::TestIgnored { name: test.name, why: "isolated" });
                     }
                     Kind::Deliberate | Kind::Scenario => {}
                 }
@@ -105,6 +107,7 @@ pub fn run(selection: TestSelection<'_>) -> ! {
         TestSelection::Named(name) => match tests.iter().position(|t| t.name == name) {
             Some(index) if !tests[index].runs_here() => {
                 crate::println!("error: kernel test `{name}` {}", tests[index].needs.why());
+                crate::println!("{}", figures::Event::BootFailed { what: "kernel test", key: Some(name) });
                 exit(ExitStatus::Failure);
             }
             Some(index) => {
@@ -113,6 +116,7 @@ pub fn run(selection: TestSelection<'_>) -> ! {
             }
             None => {
                 crate::println!("error: no kernel test named `{name}`; the tests are:");
+                crate::println!("{}", figures::Event::BootFailed { what: "kernel test", key: Some(name) });
                 for t in tests {
                     crate::println!("  {}", t.name);
                 }

@@ -313,6 +313,8 @@ pub fn probe(ram: &MemoryMap) -> Option<Driver> {
                 driver.features(),
                 if driver.link_up() { "up" } else { "down" }
             );
+            let mac = alloc::format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+            crate::println!("{}", figures::Event::NetDevice { device: "virtio-net", mac: &mac, link_up: driver.link_up() });
             Some(Driver(driver))
         }
         Err(e) => {

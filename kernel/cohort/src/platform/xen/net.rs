@@ -27,6 +27,9 @@ pub fn open(offload: Offload) -> Result<XenNet, String> {
             let n = nf.negotiated();
             let (tx, rx) = (offload_names(n.tx), offload_names(n.rx));
             crate::println!("{}", figures::Event::Offloads { device: "netfront", tx: tx.as_str(), rx: rx.as_str() });
+            let m = nf.mac();
+            let mac = format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+            crate::println!("{}", figures::Event::NetDevice { device: "netfront", mac: &mac, link_up: true });
             Ok(nf)
         }
         Some(Err(e)) => Err(format!("netfront on {VIF}: {e:?} (does the xl config have vif = [\"bridge=...\"]?)")),
