@@ -64,7 +64,8 @@ finish badkey
 # 4. A stack overflow inside a Xen guest is caught by the guard page.
 guest overflow "test=stack_overflow"
 xl_create /tmp/overflow.cfg
-if ended overflow && ! crashed overflow && passed overflow stack_overflow; then
+if ended overflow && ! crashed overflow && passed overflow stack_overflow \
+    && guest_event overflow fault vector=14 guard="boot stack"; then
     ok xen-stack-overflow-caught
 else
     explain overflow; fail xen-stack-overflow-caught "guard page fault not reported as expected"
