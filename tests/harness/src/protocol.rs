@@ -182,6 +182,38 @@ mod tests {
         }
     }
 
+    /// A wait gives up at once (status 2, said) when a guest named by
+    /// `needs` has ended or is gone, times out (1) while it runs, and
+    /// ignores it after `needs` alone. `dom_state` is stubbed: no Xen here.
+    #[test]
+    fn needs_ends_a_wait_at_once() {
+        let lib = crate::artifacts::root().join("tests/xen/dom0/scenario-lib.sh");
+        let script = r#". "$1"
+            dom_state() { case $1 in srv) echo "$STATE" ;; *) echo "-b----" ;; esac; }
+            needs srv
+            STATE=-b----; wait_until 1 false; echo "running $?"
+            STATE=--ps--; wait_until 60 false; echo "shutdown $?"
+            STATE=; wait_quietly 60 false; echo "gone $?"
+            STATE=-----c; wait_until 60 false; echo "crashed $?"
+            needs; wait_until 1 false; echo "none $?""#;
+        for shell in shells() {
+            let started = std::time::Instant::now();
+            let out = std::process::Command::new(&shell[0])
+                .args(&shell[1..])
+                .arg("-c")
+                .arg(script)
+                .args(["sh", lib.to_str().unwrap()])
+                .env("LAB_FAULTS", std::env::temp_dir().join("cohort-needs-unused"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let codes: Vec<&str> = text.lines().filter(|l| !l.starts_with("wait: ")).collect();
+            assert_eq!(codes, ["running 1", "shutdown 2", "gone 2", "crashed 2", "none 1"], "{shell:?}:\n{text}");
+            assert!(text.contains("wait: srv, which this waits on, is gone: giving up at once"), "{text}");
+            assert!(started.elapsed().as_secs() < 30, "the waits on an ended guest did not end at once");
+        }
+    }
+
     #[test]
     fn lines_round_trip() {
         let mut r = CheckResult::fail("n", "why: \"quoted\"\ttab");

@@ -60,11 +60,41 @@ lab_fault() { printf '%s\n' "$*" | tee -a "$LAB_FAULTS"; }
 # Milliseconds since dom0 kernel start (monotonic enough for measurements).
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 
-# wait_until TIMEOUT_S CMD...   poll CMD every 50 ms until it succeeds.
+# needs NAME...: the guests the waits that follow depend on (`needs` alone:
+# none). A wait gives up at once, returning 2, when one of them has
+# crashed, shut down or gone, and says so: a client must not wait out its
+# timeout for a server that is no longer there.
+NEEDS=
+needs() { NEEDS="$*"; }
+# needed_gone: prints which needed guest ended, and how; false while all run.
+needed_gone() {
+    for _n in $NEEDS; do
+        _st=$(dom_state "$_n")
+        case $_st in
+            '') echo "$_n, which this waits on, is gone" ;;
+            *c*|*s*) echo "$_n, which this waits on, ended (state $_st)" ;;
+            *) continue ;;
+        esac
+        return 0
+    done
+    return 1
+}
+# waited_on TICK: on every 20th tick, whether a needed guest ended (said).
+waited_on() {
+    [ -n "$NEEDS" ] && [ $(($1 % 20)) = 19 ] || return 1
+    _why=$(needed_gone) || return 1
+    echo "wait: $_why: giving up at once"
+}
+
+# wait_until TIMEOUT_S CMD...   poll CMD every 50 ms until it succeeds;
+# 1 at the timeout, 2 at once when a guest named by `needs` ended.
 wait_until() {
     _deadline=$(( $(now_ms) + $1 * 1000 )); shift
+    _tick=0
     while ! "$@" >/dev/null 2>&1; do
         [ "$(now_ms)" -ge "$_deadline" ] && return 1
+        waited_on $_tick && return 2
+        _tick=$((_tick + 1))
         sleep 0.05
     done
 }
@@ -76,8 +106,10 @@ wait_until() {
 # request/response round trips.
 wait_quietly() {
     _deadline=$(( $(now_ms) + $1 * 1000 )); shift
+    _tick=19
     while ! "$@" >/dev/null 2>&1; do
         [ "$(now_ms)" -ge "$_deadline" ] && return 1
+        waited_on $_tick && return 2
         sleep 1
     done
 }

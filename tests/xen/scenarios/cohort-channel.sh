@@ -40,6 +40,8 @@ if ! wait_until 60 guest_event srv address; then
     guest_explain srv; fail xen-channel-up-64MiB "the server guest never got its address"; exit 0
 fi
 srv_id=$(domid srv)
+# Every client below talks to srv: a wait ends at once if srv is gone.
+needs srv
 guest cli 21 "app=stream net.group=lab net.peer=198.18.0.20 net.bytes=67108864"
 cli_id=$(domid cli)
 if wait_until 600 ended cli && ! dom_crashed cli && matched cli stream; then
@@ -211,6 +213,7 @@ fi
 guest_finish late
 
 # 6. The server shuts down cleanly: channels closed, every grant back.
+needs
 d=$srv_id
 xenstore-write "/local/domain/$d/control/shutdown" poweroff
 if wait_until 60 dom_shutdown srv && ! dom_crashed srv \

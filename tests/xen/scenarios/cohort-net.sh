@@ -51,12 +51,14 @@ rm -f /tmp/echo-in /tmp/echo-out
 # 3. A second guest sends 16 MiB to the first through the bridge.
 guest sender 11 "app=transfer net.ip=198.18.0.11/15 net.peer=198.18.0.10 net.port=7 net.bytes=$size"
 xl_create /tmp/sender.cfg
+needs echo
 if wait_until 600 dom_shutdown sender && ! crashed sender && wait_until 20 guest_event sender transfer bytes=$size match=true; then
     log sender | grep "^transfer:"
     ok xen-net-two-guests-16MiB
 else
     explain sender; fail xen-net-two-guests-16MiB "transfer did not complete with matching SHA-256"
 fi
+needs
 finish sender
 
 # 4. `xl shutdown`: the guest closes netfront (backend Closed, every grant
