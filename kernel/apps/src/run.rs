@@ -235,10 +235,11 @@ impl<S: Stack> Run<'_, S> {
             }
             if stop() {
                 log::info!(
-                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes",
+                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes; {}",
                     echo.tcp_bytes,
                     echo.udp_packets,
-                    sink.bytes
+                    sink.bytes,
+                    self.stack.device_ref().counters()
                 );
                 self.result(&Event::<&str>::Served {
                     tcp_bytes: echo.tcp_bytes,

@@ -262,6 +262,7 @@ dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; 
 # come back.
 guest_explain() {
     echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
+    vif_explain "$(xl domid "$1" 2>/dev/null)"
     echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
     _ctx=$(xen-hvmctx "$(xl domid "$1" 2>/dev/null)" 2>&1)
     echo "$_ctx" | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
@@ -272,6 +273,18 @@ guest_explain() {
                *sr*) lab_fault "LAB FAULT (suspected): $1 triple-faulted at rip 0x$_rip: exception delivery itself failed, which Cohort's IST stacks should make impossible" ;;
            esac ;;
     esac
+}
+# vif_explain DOMID: netback's side of each of the domain's vifs: link
+# state, bridge, backend state and frame counts (tx: towards the guest).
+vif_explain() {
+    [ -n "$1" ] || return 0
+    for _v in /sys/class/net/vif"$1".*; do
+        [ -e "$_v" ] || continue
+        _s=$_v/statistics
+        _dev=${_v##*/}
+        _be=/local/domain/0/backend/vif/$1/${_dev#*.}
+        echo "--- $_dev: $(cat "$_v/operstate") carrier $(cat "$_v/carrier" 2>/dev/null || echo ?), bridge $(basename "$(readlink "$_v/master" 2>/dev/null)" 2>/dev/null), backend state $(xenstore-read "$_be/state" 2>/dev/null) hotplug $(xenstore-read "$_be/hotplug-status" 2>/dev/null); to the guest $(cat "$_s/tx_packets") frames ($(cat "$_s/tx_dropped") dropped), from it $(cat "$_s/rx_packets") ($(cat "$_s/rx_dropped") dropped)"
+    done
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
 
