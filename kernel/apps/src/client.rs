@@ -7,6 +7,7 @@ use crate::stream::Stream;
 use crate::transfer::Transfer;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
@@ -36,6 +37,11 @@ pub struct Progress {
     pub unit: &'static str,
     /// The line to log.
     pub line: String,
+}
+
+/// A TCP socket with `rx` and `tx` bytes of buffer.
+pub fn socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; rx]), tcp::SocketBuffer::new(vec![0; tx]))
 }
 
 /// Adds `socket` and connects it to `peer:port` from `local_port`; the
@@ -76,6 +82,18 @@ pub fn await_connected(socket: &tcp::Socket, connected_ns: &mut Option<u64>, now
 /// Whether `handle`'s side of the close handshake is over.
 pub fn closed(sockets: &mut SocketSet<'static>, handle: SocketHandle) -> bool {
     matches!(sockets.get::<tcp::Socket>(handle).state(), tcp::State::Closed | tcp::State::TimeWait)
+}
+
+/// Seconds from `connected_ns` to `done_ns`; unset, they count as 0 and
+/// as `connected_ns`.
+pub fn elapsed_s(connected_ns: Option<u64>, done_ns: Option<u64>) -> f64 {
+    let start = connected_ns.unwrap_or(0);
+    (done_ns.unwrap_or(start) - start) as f64 / 1e9
+}
+
+/// Throughput of `bytes` in `seconds`, in Mbit/s.
+pub fn mbit_per_s(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 * 8.0 / seconds.max(1e-9) / 1e6
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -62,7 +62,7 @@ impl Rr {
         local_port: u16,
     ) -> Result<Rr, String> {
         let size = msg.max(4096);
-        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; size]), tcp::SocketBuffer::new(vec![0; size]));
+        let mut socket = crate::client::socket(size, size);
         // One small segment each way per transaction, sent at once; the
         // next request carries the ACK of a response, as netperf's TCP_RR
         // on Linux does (acknowledging each response by itself cost a
@@ -161,10 +161,9 @@ impl Rr {
         self.latencies.sort_unstable();
         let n = self.latencies.len().max(1);
         let pick = |q: usize| self.latencies.get((self.latencies.len() * q / 100).min(n - 1)).copied().unwrap_or(0);
-        let start = self.connected_ns.unwrap_or(0);
         RrReport {
             transactions: self.done,
-            seconds: (self.done_ns.unwrap_or(start) - start) as f64 / 1e9,
+            seconds: crate::client::elapsed_s(self.connected_ns, self.done_ns),
             mean_us: self.latency_sum as f64 / f64::from(self.done.max(1)) / 1e3,
             p50_us: pick(50) as f64 / 1e3,
             p99_us: pick(99) as f64 / 1e3,

@@ -49,7 +49,7 @@ impl StreamReport {
     }
 
     pub fn mbit_per_s(&self) -> f64 {
-        self.bytes as f64 * 8.0 / self.seconds.max(1e-9) / 1e6
+        crate::client::mbit_per_s(self.bytes, self.seconds)
     }
 }
 
@@ -63,8 +63,7 @@ impl Stream {
         kind: CheckKind,
         local_port: u16,
     ) -> Result<Stream, String> {
-        let socket =
-            tcp::Socket::new(tcp::SocketBuffer::new(alloc::vec![0; 4096]), tcp::SocketBuffer::new(alloc::vec![0; BUFFER]));
+        let socket = crate::client::socket(4096, BUFFER);
         let handle = crate::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Stream {
             handle,
@@ -168,10 +167,9 @@ impl Stream {
         let sink_digest = String::from(words.next().unwrap_or(""));
         let kind = self.check.kind();
         sockets.remove(self.handle);
-        let start = self.connected_ns.unwrap_or(0);
         StreamReport {
             bytes: self.sent,
-            seconds: (self.done_ns.unwrap_or(start) - start) as f64 / 1e9,
+            seconds: crate::client::elapsed_s(self.connected_ns, self.done_ns),
             kind,
             sent_digest: self.check.finish(),
             sink_bytes,

@@ -43,7 +43,7 @@ impl Report {
 
     /// Payload throughput of one direction (the same bytes go each way).
     pub fn mbit_per_s(&self) -> f64 {
-        self.bytes as f64 * 8.0 / self.seconds.max(1e-9) / 1e6
+        crate::client::mbit_per_s(self.bytes, self.seconds)
     }
 }
 
@@ -56,7 +56,7 @@ impl Transfer {
         total: u64,
         local_port: u16,
     ) -> Result<Transfer, String> {
-        let socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER]));
+        let socket = crate::client::socket(BUFFER, BUFFER);
         let handle = crate::client::connect(iface, sockets, socket, peer, port, local_port)?;
         Ok(Transfer {
             handle,
@@ -138,11 +138,9 @@ impl Transfer {
     /// The measurement; the socket goes back to `sockets`.
     pub fn report(self, sockets: &mut SocketSet<'static>) -> Report {
         sockets.remove(self.handle);
-        let start = self.connected_ns.unwrap_or(0);
-        let end = self.done_ns.unwrap_or(start);
         Report {
             bytes: self.received,
-            seconds: (end - start) as f64 / 1e9,
+            seconds: crate::client::elapsed_s(self.connected_ns, self.done_ns),
             sent_sha256: hex(&self.tx_hash.finalize()),
             received_sha256: hex(&self.rx_hash.finalize()),
         }

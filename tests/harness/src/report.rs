@@ -295,6 +295,31 @@ fn text_cell(s: &str) -> String {
 
 const FEW: &str = "A figure with n < 3 above rests on too few repetitions for a claim (at least 3).\n\n";
 
+/// (name, normalized path, clock) of the figures the tables show.
+type Shown<'f> = BTreeSet<(&'f str, (&'f str, &'f str), &'f str)>;
+
+/// Ends a table of `clock`: a blank line, the note on too few repetitions
+/// when any of `stats` has n < 3, and the compared figures of `clock` on a
+/// path `in_table` accepts noted as shown.
+fn end_table<'f>(
+    out: &mut String,
+    mut stats: impl Iterator<Item = Stat>,
+    shown: &mut Shown<'f>,
+    figures: &'f [Figure],
+    clock: &str,
+    in_table: impl Fn(&str) -> bool,
+) {
+    out.push('\n');
+    if stats.any(|s| s.n < 3) {
+        out.push_str(FEW);
+    }
+    for f in figures.iter().filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str())) {
+        if in_table(&f.path) {
+            shown.insert((&f.name, split_path(&f.path), &f.clock));
+        }
+    }
+}
+
 /// The Markdown report: the channel/netfront comparison per clock, the
 /// Linux reference per clock, then every figure not already shown.
 pub fn markdown(figures: &[Figure]) -> String {
@@ -302,8 +327,7 @@ pub fn markdown(figures: &[Figure]) -> String {
         "Figures are the median of n repetitions, with (min–max) when n > 1; \
          ratios are ratios of medians within one clock of this run.\n\n",
     );
-    // (name, normalized path, clock) of the figures the tables show.
-    let mut shown: BTreeSet<(&str, (&str, &str), &str)> = BTreeSet::new();
+    let mut shown = Shown::new();
     for clock in clocks(figures) {
         let rows = comparison(figures, &clock);
         if rows.is_empty() {
@@ -328,15 +352,8 @@ pub fn markdown(figures: &[Figure]) -> String {
                 n_cell(row.stats()),
             );
         }
-        out.push('\n');
-        if rows.iter().flat_map(Row::stats).any(|s| s.n < 3) {
-            out.push_str(FEW);
-        }
-        for f in figures.iter().filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str())) {
-            if KINDS.contains(&split_path(&f.path).0) {
-                shown.insert((&f.name, split_path(&f.path), &f.clock));
-            }
-        }
+        let stats = rows.iter().flat_map(Row::stats);
+        end_table(&mut out, stats, &mut shown, figures, &clock, |path| KINDS.contains(&split_path(path).0));
     }
     for clock in clocks(figures) {
         let rows = reference(figures, &clock);
@@ -360,15 +377,10 @@ pub fn markdown(figures: &[Figure]) -> String {
                 n_cell([row.stream, row.rr, row.p50].into_iter().flatten()),
             );
         }
-        out.push('\n');
-        if rows.iter().flat_map(|r| [r.stream, r.rr, r.p50]).flatten().any(|s| s.n < 3) {
-            out.push_str(FEW);
-        }
-        for f in figures.iter().filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str())) {
-            if REFERENCE_PATHS.iter().any(|(p, _)| split_path(p) == split_path(&f.path)) {
-                shown.insert((&f.name, split_path(&f.path), &f.clock));
-            }
-        }
+        let stats = rows.iter().flat_map(|r| [r.stream, r.rr, r.p50]).flatten();
+        end_table(&mut out, stats, &mut shown, figures, &clock, |path| {
+            REFERENCE_PATHS.iter().any(|(p, _)| split_path(p) == split_path(path))
+        });
     }
     let others: Vec<Summary> = summarize(figures)
         .into_iter()

@@ -233,6 +233,16 @@ fn still_works(w: &World, nf: &mut Nf, seq: u32) {
     }
 }
 
+/// Takes `nf` down, connects again, checks frames move both ways on the
+/// new connection, and ends the test with nothing leaked.
+fn reconnect_works_and_finish(mut w: World, nf: Nf) {
+    w.shutdown(nf);
+    let mut nf = w.connect();
+    still_works(&w, &mut nf, 10);
+    w.shutdown(nf);
+    w.finish();
+}
+
 fn delta(a: Counters, b: Counters) -> (u64, u64) {
     (b.bad_responses.total() - a.bad_responses.total(), b.tx_frames - a.tx_frames)
 }
@@ -285,6 +295,20 @@ fn tx_misbehaviour_is_counted_and_survived() {
     w.finish();
 }
 
+/// The backend flags frame `seq` with `flags` and sends frame `seq + 1`
+/// behind it: no frame arrives, and one is counted as dropped for its
+/// flags (`what`).
+fn two_slots_dropped_for_flags(w: &World, nf: &mut Nf, flags: u16, seq: u32, what: &str) {
+    let before = nf.counters().rx_drops;
+    w.nb.push_fault(NetbackFault::RxFlags(flags));
+    w.nb.inject_rx(frame(seq, 100));
+    w.nb.inject_rx(frame(seq + 1, 100));
+    w.pump(nf);
+    assert_eq!(nf.poll_rx(), None, "{what}");
+    let after = nf.counters().rx_drops;
+    assert_eq!(after.unsupported_flags, before.unsupported_flags + 1, "{what}");
+}
+
 #[test]
 fn rx_misbehaviour_is_counted_and_survived() {
     use netfront::wire::{NETRXF_CSUM_BLANK, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA};
@@ -325,25 +349,12 @@ fn rx_misbehaviour_is_counted_and_survived() {
     still_works(&w, &mut nf, 5000);
 
     // more_data without feature-sg: this slot and its continuation go.
-    let before = nf.counters().rx_drops;
-    w.nb.push_fault(NetbackFault::RxFlags(NETRXF_MORE_DATA));
-    w.nb.inject_rx(frame(3, 100));
-    w.nb.inject_rx(frame(4, 100));
-    w.pump(&mut nf);
-    assert_eq!(nf.poll_rx(), None);
-    let after = nf.counters().rx_drops;
-    assert_eq!(after.unsupported_flags, before.unsupported_flags + 1, "one chain of two slots, dropped");
+    two_slots_dropped_for_flags(&w, &mut nf, NETRXF_MORE_DATA, 3, "one chain of two slots, dropped");
     still_works(&w, &mut nf, 6000);
 
-    // extra_info without GSO: the next slot is an extra, consumed.
-    let before = nf.counters().rx_drops;
-    w.nb.push_fault(NetbackFault::RxFlags(NETRXF_EXTRA_INFO));
-    w.nb.inject_rx(frame(5, 100));
-    w.nb.inject_rx(frame(6, 100)); // its slot is read as the extra
-    w.pump(&mut nf);
-    assert_eq!(nf.poll_rx(), None);
-    let after = nf.counters().rx_drops;
-    assert_eq!(after.unsupported_flags, before.unsupported_flags + 1, "the frame and its extra, dropped");
+    // extra_info without GSO: the next slot (frame 6's) is read as the
+    // extra, consumed.
+    two_slots_dropped_for_flags(&w, &mut nf, NETRXF_EXTRA_INFO, 5, "the frame and its extra, dropped");
     assert_eq!(nf.counters().rx_extra_slots, 1);
     still_works(&w, &mut nf, 7000);
     assert!(nf.is_up());
@@ -368,11 +379,7 @@ fn spurious_tx_response_takes_the_device_down_until_reconnect() {
     w.pump(&mut nf);
     assert_eq!(nf.poll_rx(), None);
     // Teardown still releases everything, and a new connection works.
-    w.shutdown(nf);
-    let mut nf = w.connect();
-    still_works(&w, &mut nf, 10);
-    w.shutdown(nf);
-    w.finish();
+    reconnect_works_and_finish(w, nf);
 }
 
 #[test]
@@ -397,11 +404,7 @@ fn spurious_rx_response_is_caught_by_the_slot_id_check() {
     nf.transmit(&frame(4, 64)).unwrap();
     w.pump(&mut nf);
     assert_eq!(w.nb.take_tx(), vec![frame(4, 64)]);
-    w.shutdown(nf);
-    let mut nf = w.connect();
-    still_works(&w, &mut nf, 10);
-    w.shutdown(nf);
-    w.finish();
+    reconnect_works_and_finish(w, nf);
 }
 
 #[test]

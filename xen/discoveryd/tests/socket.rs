@@ -3,7 +3,9 @@
 //! away.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use discoveryd::store::{SocketStore, Store, StoreError};
@@ -25,15 +27,26 @@ fn read_request(s: &mut impl Read) -> (Header, Vec<u8>) {
     (h, p)
 }
 
-#[test]
-fn replies_in_pieces_events_in_between_and_a_lost_daemon() {
-    let dir = std::env::temp_dir().join(format!("cohort-xs-{}", std::process::id()));
+/// A xenstored that `script` plays on its first connection, on a thread,
+/// at a socket in a fresh directory `<name>-<pid>`; returns a store
+/// connected to it, the directory and the thread.
+fn scripted_xenstored(name: &str, script: impl FnOnce(UnixStream) + Send + 'static) -> (SocketStore, PathBuf, JoinHandle<()>) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("socket");
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).unwrap();
     let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        let (s, _) = listener.accept().unwrap();
+        script(s);
+    });
+    let store = SocketStore::connect(&path).unwrap();
+    (store, dir, server)
+}
+
+#[test]
+fn replies_in_pieces_events_in_between_and_a_lost_daemon() {
+    let (mut store, dir, server) = scripted_xenstored("cohort-xs", |mut s| {
         // read: a watch event first, then the reply in three pieces.
         let (h, p) = read_request(&mut s);
         assert_eq!((h.msg_type, &p[..]), (MsgType::Read, &b"/a\0"[..]));
@@ -61,7 +74,6 @@ fn replies_in_pieces_events_in_between_and_a_lost_daemon() {
         }
         // Then xenstored dies.
     });
-    let mut store = SocketStore::connect(&path).unwrap();
     assert_eq!(store.read("/a").unwrap().as_deref(), Some(&b"value"[..]));
     let ev = store.next_event(Duration::ZERO).unwrap().expect("the event that came first");
     assert_eq!((ev.path.as_str(), ev.token.as_str()), ("/local/domain/7", "tok"));
@@ -76,13 +88,7 @@ fn replies_in_pieces_events_in_between_and_a_lost_daemon() {
 fn a_flood_of_events_collapses_into_one_rescan() {
     use discoveryd::store::{MAX_QUEUED_EVENTS, OVERFLOW_PATH};
     const FLOOD: usize = 3 * MAX_QUEUED_EVENTS;
-    let dir = std::env::temp_dir().join(format!("cohort-xs-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("socket");
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+    let (mut store, dir, server) = scripted_xenstored("cohort-xs-flood", |mut s| {
         // Events between a request and its reply, far more than the queue holds.
         let (h, _) = read_request(&mut s);
         let mut burst = Vec::new();
@@ -98,7 +104,6 @@ fn a_flood_of_events_collapses_into_one_rescan() {
         // Stay connected until the client goes.
         let _ = s.read(&mut [0u8; 1]);
     });
-    let mut store = SocketStore::connect(&path).unwrap();
     assert_eq!(store.read("/a").unwrap().as_deref(), Some(&b"value"[..]));
     assert_eq!(store.overflows(), 1);
     // Every event of the flood is dropped: 1024 queued and cleared, the
@@ -121,13 +126,7 @@ fn a_flood_of_events_collapses_into_one_rescan() {
 /// reply without permissions a protocol error.
 #[test]
 fn owners_come_from_get_perms() {
-    let dir = std::env::temp_dir().join(format!("cohort-xs-perms-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("socket");
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+    let (mut store, dir, server) = scripted_xenstored("cohort-xs-perms", |mut s| {
         for reply in [&b"n0\0r7\0"[..], b"b7\0", b"", b"ENOENT\0"] {
             let (h, p) = read_request(&mut s);
             assert_eq!((h.msg_type, &p[..]), (MsgType::GetPerms, &b"/local/domain/7/name\0"[..]));
@@ -136,7 +135,6 @@ fn owners_come_from_get_perms() {
         }
         let _ = s.read(&mut [0u8; 1]);
     });
-    let mut store = SocketStore::connect(&path).unwrap();
     assert_eq!(store.owner("/local/domain/7/name"), Ok(Some(0)), "the toolstack's");
     assert_eq!(store.owner("/local/domain/7/name"), Ok(Some(7)), "the guest's own");
     assert!(matches!(store.owner("/local/domain/7/name"), Err(StoreError::Protocol(_))), "no owner");

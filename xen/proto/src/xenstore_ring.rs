@@ -118,28 +118,9 @@ impl<R: XenstoreRing> RingTransport<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::cell::{Cell, RefCell};
-    use std::vec;
+    use crate::test_support::{drain_requests, FakePage};
+    use core::cell::Cell;
     use std::vec::Vec;
-
-    /// A page only this test touches; the test plays xenstored by hand.
-    struct FakePage(RefCell<[u8; 4096]>);
-
-    impl SharedPage for FakePage {
-        fn read_u32(&self, off: usize) -> u32 {
-            let p = self.0.borrow();
-            u32::from_le_bytes(p[off..off + 4].try_into().unwrap())
-        }
-        fn write_u32(&self, off: usize, v: u32) {
-            self.0.borrow_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        fn read_bytes(&self, off: usize, buf: &mut [u8]) {
-            buf.copy_from_slice(&self.0.borrow()[off..off + buf.len()]);
-        }
-        fn write_bytes(&self, off: usize, data: &[u8]) {
-            self.0.borrow_mut()[off..off + data.len()].copy_from_slice(data);
-        }
-    }
 
     struct FakeRing {
         page: FakePage,
@@ -164,23 +145,7 @@ mod tests {
     }
 
     fn transport() -> RingTransport<FakeRing> {
-        RingTransport::new(FakeRing { page: FakePage(RefCell::new([0; 4096])), notifies: Cell::new(0) })
-    }
-
-    /// Plays the daemon: consumes everything in the request ring.
-    fn drain_requests(page: &FakePage) -> Vec<u8> {
-        let cons = page.read_u32(offset::REQ_CONS);
-        let prod = page.read_u32(offset::REQ_PROD);
-        let mut out = vec![];
-        let mut c = cons;
-        while c != prod {
-            let mut b = [0u8];
-            page.read_bytes(offset::REQ + ring::mask(c), &mut b);
-            out.push(b[0]);
-            c = c.wrapping_add(1);
-        }
-        page.write_u32(offset::REQ_CONS, prod);
-        out
+        RingTransport::new(FakeRing { page: FakePage::new(), notifies: Cell::new(0) })
     }
 
     /// Plays the daemon: appends `data` to the response ring.

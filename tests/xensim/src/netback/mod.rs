@@ -55,6 +55,11 @@ const RSP_EVENT: usize = 12;
 const RING_HDR: usize = 64;
 const RING_SLOTS: u32 = 256;
 
+// Response status of both rings (netif.h).
+const RSP_OKAY: i16 = 0;
+const RSP_ERROR: i16 = -1;
+const RSP_NULL: i16 = 1;
+
 // netif_extra_info (netif.h).
 const EXTRA_TYPE_GSO: u8 = 1;
 const EXTRA_FLAG_MORE: u8 = 1;
@@ -169,6 +174,11 @@ struct Inner {
 pub struct Netback {
     inner: Rc<RefCell<Inner>>,
     xen: Xen,
+}
+
+/// Where entry `idx` of a ring of `entry`-byte slots starts.
+fn slot_offset(idx: u32, entry: usize) -> usize {
+    RING_HDR + (idx % RING_SLOTS) as usize * entry
 }
 
 fn ring_u16(p: &impl SharedPage, off: usize) -> u16 {

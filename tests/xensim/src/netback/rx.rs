@@ -5,8 +5,8 @@ use xen_proto::iface::{GrantTable, SharedPage, XenError, PAGE_SIZE};
 
 use super::faults::{Applies, NetbackFault};
 use super::{
-    gso_extra, push_responses, ring_u16, Conn, FrontendFeatures, Inner, QueuedRx, EXTRA_FLAG_MORE, GSO_TYPE_TCPV4, REQ_EVENT,
-    REQ_PROD, RING_HDR, RING_SLOTS,
+    gso_extra, push_responses, ring_u16, slot_offset, Conn, FrontendFeatures, Inner, QueuedRx, EXTRA_FLAG_MORE, GSO_TYPE_TCPV4,
+    REQ_EVENT, REQ_PROD, RSP_ERROR,
 };
 use crate::page::SimMapping;
 
@@ -15,7 +15,6 @@ const NETRXF_DATA_VALIDATED: u16 = 1;
 const NETRXF_CSUM_BLANK: u16 = 2;
 const NETRXF_MORE_DATA: u16 = 4;
 const NETRXF_EXTRA_INFO: u16 = 8;
-const RSP_ERROR: i16 = -1;
 /// A packet never exceeds this (GSO < 64 KiB, MTU ≤ 65517).
 const MAX_PACKET: usize = 65535;
 /// Offset claimed by [`NetbackFault::RxSlotOutsidePage`].
@@ -223,10 +222,6 @@ fn slots_available(ring: &SimMapping, cons: u32, needed: u32) -> bool {
     }
 }
 
-fn slot_at(idx: u32) -> usize {
-    RING_HDR + (idx % RING_SLOTS) as usize * RX_SLOT
-}
-
 impl Inner {
     /// Delivers queued packets into posted buffers; true if the frontend
     /// must be notified.
@@ -268,13 +263,13 @@ impl Inner {
     /// responses (published later, all at once).
     fn rx_write(&mut self, conn: &mut Conn, slots: Vec<Slot>) {
         for (k, slot) in slots.into_iter().enumerate() {
-            let at = slot_at(conn.rx_req_cons);
+            let at = slot_offset(conn.rx_req_cons, RX_SLOT);
             let rsp = conn.rx_rsp_prod_pvt;
             conn.rx_req_cons = conn.rx_req_cons.wrapping_add(1);
             conn.rx_rsp_prod_pvt = conn.rx_rsp_prod_pvt.wrapping_add(1);
             let (bytes, mut flags, mut offset, status) = match slot {
                 Slot::Extra(e) => {
-                    conn.rx.write_bytes(slot_at(rsp), &e);
+                    conn.rx.write_bytes(slot_offset(rsp, RX_SLOT), &e);
                     continue;
                 }
                 Slot::Data { bytes, flags, offset, status } => (bytes, flags, offset, status),
@@ -320,5 +315,5 @@ fn write_rx_rsp(p: &SimMapping, idx: u32, id: u16, offset: u16, flags: u16, stat
     b[2..4].copy_from_slice(&offset.to_le_bytes());
     b[4..6].copy_from_slice(&flags.to_le_bytes());
     b[6..].copy_from_slice(&status.to_le_bytes());
-    p.write_bytes(slot_at(idx), &b);
+    p.write_bytes(slot_offset(idx, RX_SLOT), &b);
 }

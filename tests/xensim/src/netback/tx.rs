@@ -6,8 +6,8 @@ use xen_proto::iface::{GrantTable, SharedPage, PAGE_SIZE};
 use super::faults::{Applies, NetbackFault};
 use super::inet::{self, CsumBlank, NotL4};
 use super::{
-    final_check_requests, push_responses, ring_u16, Conn, Inner, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO, GSO_TYPE_TCPV4, REQ_PROD,
-    RING_HDR, RING_SLOTS,
+    final_check_requests, push_responses, ring_u16, slot_offset, Conn, Inner, EXTRA_FLAG_MORE, EXTRA_TYPE_GSO, GSO_TYPE_TCPV4,
+    REQ_PROD, RING_SLOTS, RSP_ERROR, RSP_NULL, RSP_OKAY,
 };
 use crate::page::SimMapping;
 
@@ -16,9 +16,6 @@ const NETTXF_CSUM_BLANK: u16 = 1;
 const NETTXF_DATA_VALIDATED: u16 = 2;
 const NETTXF_MORE_DATA: u16 = 4;
 const NETTXF_EXTRA_INFO: u16 = 8;
-const RSP_OKAY: i16 = 0;
-const RSP_ERROR: i16 = -1;
-const RSP_NULL: i16 = 1;
 /// Linux leaves stale bytes in a NULL response's id; ours are these.
 const NULL_ID: u16 = 0xdead;
 const GSO_TYPE_TCPV6: u8 = 2;
@@ -84,12 +81,8 @@ struct TxReq {
     size: u16,
 }
 
-fn slot_at(idx: u32) -> usize {
-    RING_HDR + (idx % RING_SLOTS) as usize * TX_SLOT
-}
-
 fn read_req(ring: &SimMapping, idx: u32) -> TxReq {
-    let at = slot_at(idx);
+    let at = slot_offset(idx, TX_SLOT);
     TxReq {
         gref: ring.read_u32(at),
         offset: ring_u16(ring, at + 4),
@@ -101,7 +94,7 @@ fn read_req(ring: &SimMapping, idx: u32) -> TxReq {
 
 fn read_extra(ring: &SimMapping, idx: u32) -> [u8; 8] {
     let mut e = [0u8; 8];
-    ring.read_bytes(slot_at(idx), &mut e);
+    ring.read_bytes(slot_offset(idx, TX_SLOT), &mut e);
     e
 }
 
@@ -399,5 +392,5 @@ fn write_tx_rsp(p: &SimMapping, idx: u32, id: u16, status: i16) {
     let mut b = [0u8; 4];
     b[..2].copy_from_slice(&id.to_le_bytes());
     b[2..].copy_from_slice(&status.to_le_bytes());
-    p.write_bytes(slot_at(idx), &b);
+    p.write_bytes(slot_offset(idx, TX_SLOT), &b);
 }

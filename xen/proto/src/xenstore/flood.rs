@@ -12,29 +12,13 @@ use xenstore_wire::{Header, MsgType};
 use super::{Client, Config};
 use crate::error::Error;
 use crate::iface::{SharedPage, XenError, XenstoreRing};
-
-struct Page(RefCell<[u8; 4096]>);
-
-impl SharedPage for Page {
-    fn read_u32(&self, off: usize) -> u32 {
-        u32::from_le_bytes(self.0.borrow()[off..off + 4].try_into().unwrap())
-    }
-    fn write_u32(&self, off: usize, v: u32) {
-        self.0.borrow_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    fn read_bytes(&self, off: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.0.borrow()[off..off + buf.len()]);
-    }
-    fn write_bytes(&self, off: usize, data: &[u8]) {
-        self.0.borrow_mut()[off..off + data.len()].copy_from_slice(data);
-    }
-}
+use crate::test_support::{drain_requests, FakePage};
 
 /// Consumes every request and answers none; whenever the guest kicks it,
 /// fills the response ring with watch events. Each kick costs 10 us of
 /// the clock; waits advance it by their timeout.
 struct Flood {
-    page: Page,
+    page: FakePage,
     clock: Cell<u64>,
     sent: Cell<u64>,
     /// The guest's requests, as consumed.
@@ -47,7 +31,7 @@ const FLOOD_LIMIT: u64 = 5_000_000;
 
 impl Flood {
     fn new() -> Flood {
-        Flood { page: Page(RefCell::new([0; 4096])), clock: Cell::new(0), sent: Cell::new(0), requests: RefCell::new(Vec::new()) }
+        Flood { page: FakePage::new(), clock: Cell::new(0), sent: Cell::new(0), requests: RefCell::new(Vec::new()) }
     }
 
     fn event() -> Vec<u8> {
@@ -60,15 +44,7 @@ impl Flood {
 
     fn serve(&self) {
         let p = &self.page;
-        let (cons, prod) = (p.read_u32(offset::REQ_CONS), p.read_u32(offset::REQ_PROD));
-        let mut c = cons;
-        while c != prod {
-            let mut b = [0u8];
-            p.read_bytes(offset::REQ + mask(c), &mut b);
-            self.requests.borrow_mut().push(b[0]);
-            c = c.wrapping_add(1);
-        }
-        p.write_u32(offset::REQ_CONS, prod);
+        self.requests.borrow_mut().extend(drain_requests(p));
         let ev = Flood::event();
         loop {
             let (cons, mut prod) = (p.read_u32(offset::RSP_CONS), p.read_u32(offset::RSP_PROD));
@@ -87,8 +63,8 @@ impl Flood {
 }
 
 impl XenstoreRing for Flood {
-    type Page = Page;
-    fn page(&self) -> &Page {
+    type Page = FakePage;
+    fn page(&self) -> &FakePage {
         &self.page
     }
     fn notify(&mut self) -> Result<(), XenError> {
