@@ -143,6 +143,29 @@ fn app_iperf3_client_measures_a_server() {
     let results = out.results();
     let apps = results_of(&results, "app");
     assert_eq!(apps.len(), 1);
+    // Its `iperf3` event: what it sent, what the server says it received.
+    match results_of(&results, "iperf3").as_slice() {
+        [figures::Event::Iperf3 {
+            role,
+            ok: true,
+            protocol,
+            streams: 1,
+            reverse: false,
+            bytes_sent,
+            bytes_received,
+            mbit_per_s,
+            i_errno: None,
+            ..
+        }] => {
+            assert_eq!((role.as_str(), protocol.as_deref()), ("client", Some("tcp")));
+            // The server stops counting at TEST_END: what was in flight
+            // then is sent but not received, as with iperf3's own server.
+            assert_eq!(*bytes_sent, 2 << 20);
+            assert!(*bytes_received > 0 && *bytes_received <= *bytes_sent, "{bytes_received}");
+            assert!((mbit_per_s - mbit).abs() < 0.01, "{mbit_per_s} {mbit}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -178,4 +201,24 @@ fn app_iperf3_serves_clients_until_asked_to_stop() {
     let got = outcomes.borrow();
     let r = report(&got[0]);
     assert!(r.bytes_received() > 2_000_000, "{}", r.bytes_received());
+    // The server's `iperf3` event counts what it sent: at least what the
+    // client received (the rest was in flight at TEST_END).
+    let results = out.results();
+    match support::results_of(&results, "iperf3").as_slice() {
+        [figures::Event::Iperf3 {
+            role,
+            ok: true,
+            protocol,
+            reverse: true,
+            streams: 1,
+            bytes_sent,
+            bytes_received: 0,
+            error: None,
+            ..
+        }] => {
+            assert_eq!((role.as_str(), protocol.as_deref()), ("server", Some("tcp")));
+            assert!(*bytes_sent >= r.bytes_received() && r.bytes_received() > 0, "{bytes_sent}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

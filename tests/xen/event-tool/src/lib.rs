@@ -359,6 +359,7 @@ mod tests {
             "channel_refused",
             "channel_released",
             "device_closed",
+            "iperf3",
             "app",
             "offloads",
             "test",
