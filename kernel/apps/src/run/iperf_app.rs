@@ -161,13 +161,39 @@ impl<S: Stack> Run<'_, S> {
         }
     }
 
-    /// One iperf3 TCP test of `net.bytes` (`-n`) to `net.peer` on port 5201
-    /// (or `net.port`); the receiver's throughput as a `BENCH` figure.
+    /// `net.reps` iperf3 TCP tests of `net.bytes` (`-n`) to `net.peer` on
+    /// port 5201 (or `net.port`), one after the other; each reports the
+    /// receiver's throughput as a `BENCH` figure and an `iperf3` event. A
+    /// server still busy with the previous test (it answers ACCESS_DENIED)
+    /// is asked again, up to `BUSY_TRIES` times, half a second apart.
     pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
+        const BUSY_TRIES: u32 = 10;
         let peer = self.peer()?;
+        self.settle();
+        for _ in 0..self.net.reps.max(1) {
+            let mut tries = 0;
+            loop {
+                match self.iperf3_test(peer) {
+                    Err(Some(ClientFailure::AccessDenied)) if tries + 1 < BUSY_TRIES => {
+                        tries += 1;
+                        log::info!("iperf3: the server is busy; asking again in 0.5 s");
+                        self.pause(SECOND / 2);
+                    }
+                    Err(Some(e)) => return Err(format!("iperf3: {e}")),
+                    Err(None) => return Err(String::from("iperf3: no outcome")),
+                    Ok(Err(why)) => return Err(why),
+                    Ok(Ok(())) => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One test: `Ok(Err)` for a failure of our own (no progress), `Err`
+    /// for what the client machine reported (or `None`: nothing).
+    fn iperf3_test(&mut self, peer: [u8; 4]) -> Result<Result<(), String>, Option<ClientFailure>> {
         let port = iperf_port(&self.net);
         let params = Params { time_s: 0, bytes: self.net.bytes, ..Params::tcp(0) };
-        self.settle();
         log::info!("iperf3: -n {} to {}:{port}", self.net.bytes, ip(peer));
         let before = self.frames();
         let now = self.now();
@@ -175,7 +201,10 @@ impl<S: Stack> Run<'_, S> {
         let local = self.local_port();
         let mut client = {
             let (iface, sockets) = self.stack.parts();
-            Iperf3Client::start(iface, sockets, peer, port, params, &random, local, now)?
+            match Iperf3Client::start(iface, sockets, peer, port, params, &random, local, now) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            }
         };
         let start = self.now();
         let mut last = start;
@@ -193,7 +222,7 @@ impl<S: Stack> Run<'_, S> {
                 last = now;
             } else if now.saturating_sub(last) > STALL_TIMEOUT || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT {
                 client.release(self.stack.sockets());
-                return Err(format!("iperf3: no progress for {} s", STALL_TIMEOUT / SECOND));
+                return Ok(Err(format!("iperf3: no progress for {} s", STALL_TIMEOUT / SECOND)));
             }
             if now.saturating_sub(last) > PROGRESS_EVERY {
                 log::info!("iperf3: waiting for the server");
@@ -242,19 +271,19 @@ impl<S: Stack> Run<'_, S> {
                     error: None,
                     frames,
                 });
-                Ok(())
+                Ok(Ok(()))
             }
             Some(Err(ClientFailure::ServerError { i_errno, errno })) => {
                 let why = format!("iperf3: the server refused the test (i_errno {i_errno}, errno {errno})");
                 self.result(&not_run("client", Some(i_errno), &why, frames));
-                Err(why)
+                Ok(Err(why))
             }
             Some(Err(e)) => {
                 let why = format!("iperf3: {e}");
                 self.result(&not_run("client", None, &why, frames));
-                Err(why)
+                Err(Some(e))
             }
-            None => Err(String::from("iperf3: no outcome")),
+            None => Err(None),
         }
     }
 }
