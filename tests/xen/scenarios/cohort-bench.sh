@@ -37,6 +37,34 @@ dom0_ping() {
     figure net.icmp_rtt "$2" "$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')" ms
 }
 finish() { guest_finish "$1"; }
+# iperf3 figures: Debian's iperf3 3.12 (in dom0 and the Linux guests) and
+# Cohort's app=iperf3 / app=iperf3-client, 16 MiB (-n) per test, 3 tests
+# per path, beside netbench's and netref's figures for the same paths:
+# `net.iperf3_tcp`, the receiver's Mbit/s (iperf3's receiver line). Each
+# report passes cohort-event's checks (tests/xen/event-tool) first.
+IPERF_BYTES=16777216
+IPERF_REPS=3
+# iperf_figure PATH FILE [TAG]: the figure of one iperf3 -J report (a file,
+# or the report after `IPERF3 TAG` in a Linux guest's console log), once it
+# passes the checks; says why not otherwise.
+iperf_figure() {
+    _path=$1; shift
+    if ! _sum=$("$COHORT_EVENT" --iperf3 "$@"); then
+        echo "iperf3 report $*: $_sum"; return 1
+    fi
+    echo "iperf3 $_path: $_sum"
+    figure net.iperf3_tcp "$_path" "$("$COHORT_EVENT" --iperf3 "$@" --get end.sum_received.bits_per_second \
+        | awk '{ printf "%.3f", $1 / 1e6 }')" Mbit/s
+}
+# dom0_iperf IP PATH: dom0's iperf3 -c IP -n 16 MiB, $IPERF_REPS times.
+dom0_iperf() {
+    _i=0
+    while [ $_i -lt $IPERF_REPS ]; do
+        timeout 300 iperf3 -c "$1" -n $IPERF_BYTES -J > /tmp/iperf3-bench.json 2>/tmp/iperf3.err
+        iperf_figure "$2" /tmp/iperf3-bench.json || return 1
+        _i=$((_i + 1))
+    done
+}
 
 # xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
 # (dom0's clock; the poll adds up to 5 ms). Median of 5 guests.
@@ -151,6 +179,39 @@ if [ "$clock" = virtual ]; then
     netbench_config no-offload "net.offload=none" ""
 fi
 
+# iperf3 between two Cohort guests: app=iperf3-client (net.reps=3) against
+# app=iperf3, over the channel (both in group "lab") and over netfront (the
+# client in no group), paths as netbench's default configuration. Then
+# dom0's iperf3 against the same server. The server stays for the Linux
+# client below (Linux to Cohort).
+net_guest isrv 33 "app=iperf3 net.group=lab" ""
+xl_create /tmp/isrv.cfg
+# cohort_iperf NAME GROUP-OPTION PATH-SUFFIX: one client's 3 tests.
+cohort_iperf() {
+    net_guest icli 34 "app=iperf3-client $2 net.peer=198.18.0.33 net.bytes=$IPERF_BYTES net.reps=$IPERF_REPS" ""
+    xl_create /tmp/icli.cfg
+    if wait_quietly 600 dom_shutdown icli && ! dom_crashed icli && wait_until 20 guest_event icli app ok=true \
+        && [ "$(event_count icli iperf3 role=client ok=true)" = $IPERF_REPS ]; then
+        guest_events icli iperf3 role=client
+        log icli | grep '^BENCH' | sed "s|\"path\":\"\([^\"]*\)\"|\"path\":\"\1/$3\"|"
+        ok "xen-bench-iperf3-$1"
+    else
+        guest_explain icli; fail "xen-bench-iperf3-$1" "app=iperf3-client did not finish its $IPERF_REPS tests"
+    fi
+    finish icli
+}
+if wait_until 60 guest_event isrv address; then
+    cohort_iperf cohort-channel "net.group=lab" default
+    cohort_iperf cohort-netfront "" default
+    if dom0_iperf 198.18.0.33 dom0-to-guest-netfront; then
+        ok xen-bench-iperf3-dom0-to-cohort
+    else
+        fail xen-bench-iperf3-dom0-to-cohort "dom0's iperf3 against Cohort's server failed"
+    fi
+else
+    guest_explain isrv; fail xen-bench-iperf3-cohort "Cohort's iperf3 server has no address"
+fi
+
 # A peer destroyed in the middle of request/response traffic: dom0's clock
 # from `xl destroy` returning to the survivor's log saying the channel is
 # closed, and released (every grant back).
@@ -197,22 +258,30 @@ else
 fi
 
 # Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
-# bridge, measured by netref (tests/xen/linux-guest) the way netbench
-# measures, 3 times each (ref.reps, as net.reps for netbench): Linux to
-# Linux (with TSO/GSO, then without), Linux to Cohort (the server above,
-# whose group Linux is not in), Cohort to Linux, and dom0 to Linux. Only
-# with the lab's --linux-guest.
+# bridge, 3 times each (ref.reps, as net.reps for netbench): Linux to Linux
+# (with TSO/GSO, then without), Linux to Cohort (the servers above, whose
+# group Linux is not in), Cohort to Linux, and dom0 to Linux. Stream
+# throughput is Debian's iperf3 (-n 16 MiB: `net.iperf3_tcp`, from the
+# Linux client's -J reports); request/response is netref's (iperf3 has no
+# such mode: `net.tcp_rr`, `net.tcp_rr_latency_p50`). Only with the lab's
+# --linux-guest.
 REF_REPS=3
 # linux_tail NAME: a Linux guest's last console lines, quoted (scenario-lib).
 linux_tail() { log "$1" | tail -15 | quoted; }
-# ref_client NAME PEER [CMDLINE]: a Linux client's streams and request/response runs.
+# ref_client NAME PEER IPERF-PEER [CMDLINE]: a Linux client's iperf3 tests
+# (against IPERF-PEER) and request/response runs (against PEER's echo).
 ref_client() {
-    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ref.reps=$REF_REPS ${3:-}" \
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.ipeer=$3 ref.path=$1-netfront ref.clock=$clock ref.bytes=$IPERF_BYTES ref.count=2000 ref.reps=$REF_REPS ${4:-}" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
     if linux_up lcli 300 "linux-guest: eth0" && wait_quietly 1800 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
-        log lcli | grep -E "^netref: (stream|rr)"
+        _i=1 _bad=
+        while [ $_i -le $REF_REPS ]; do
+            iperf_figure "$1-netfront" /var/log/xen/console/guest-lcli.log "stream-$_i" || _bad=1
+            _i=$((_i + 1))
+        done
+        log lcli | grep -E "^netref: rr"
         log lcli | grep '^BENCH'
-        ok "xen-bench-$1"
+        if [ -z "$_bad" ]; then ok "xen-bench-$1"; else fail "xen-bench-$1" "an iperf3 report did not pass its checks"; fi
     else
         linux_tail lcli; fail "xen-bench-$1" "the Linux client did not finish"
     fi
@@ -237,15 +306,29 @@ cohort_to_linux() {
         guest_explain c2l; fail xen-bench-cohort-to-linux "the Cohort stream into Linux did not finish with the count matching"
     fi
     finish c2l
+    # The same path measured by iperf3: Cohort's client against iperf3 -s.
+    net_guest c2l 52 "app=iperf3-client net.peer=$1 net.bytes=$IPERF_BYTES net.reps=$IPERF_REPS" ""
+    xl_create /tmp/c2l.cfg
+    if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l && wait_until 20 guest_event c2l app ok=true \
+        && [ "$(event_count c2l iperf3 role=client ok=true)" = $IPERF_REPS ]; then
+        guest_events c2l iperf3 role=client
+        log c2l | grep '^BENCH' | sed 's|"path":"[^"]*"|"path":"cohort-to-linux-netfront"|'
+        ok xen-bench-iperf3-cohort-to-linux
+    else
+        guest_explain c2l; fail xen-bench-iperf3-cohort-to-linux "app=iperf3-client against iperf3 -s did not finish its $IPERF_REPS tests"
+    fi
+    finish c2l
 }
 if [ -f /cohort/linux/vmlinuz ]; then
     linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:50" ]'
     if linux_up lsrv 300 "netref: sink on"; then
         log lsrv | grep "^linux-guest: eth0"
-        ref_client linux-to-linux 198.18.0.50
+        ref_client linux-to-linux 198.18.0.50 198.18.0.50
         # Standard-size frames only, as Cohort's netfront sends them.
-        ref_client linux-to-linux-nogso 198.18.0.50 ref.gso=off
-        ref_client linux-to-cohort 198.18.0.30
+        ref_client linux-to-linux-nogso 198.18.0.50 198.18.0.50 ref.gso=off
+        # Cohort's echo (srv) for request/response, its iperf3 server (isrv)
+        # for the streams.
+        ref_client linux-to-cohort 198.18.0.30 198.18.0.33
         cohort_to_linux 198.18.0.50
         if dom0_stream 198.18.0.50 dom0-to-linux-netfront && dom0_stream 198.18.0.50 dom0-to-linux-netfront \
             && dom0_stream 198.18.0.50 dom0-to-linux-netfront; then
@@ -253,10 +336,16 @@ if [ -f /cohort/linux/vmlinuz ]; then
         else
             fail xen-bench-dom0-to-linux "stream into the Linux guest failed"
         fi
+        if dom0_iperf 198.18.0.50 dom0-to-linux-netfront; then
+            ok xen-bench-iperf3-dom0-to-linux
+        else
+            fail xen-bench-iperf3-dom0-to-linux "dom0's iperf3 against the Linux guest's iperf3 -s failed"
+        fi
         dom0_ping 198.18.0.50 dom0-linux-netfront || echo "dom0 could not ping the Linux guest"
     else
         linux_tail lsrv; fail xen-bench-linux-reference "the Linux guest did not come up"
     fi
     finish lsrv
 fi
+finish isrv
 finish srv

@@ -134,9 +134,11 @@ pub fn check_refused(report: &Value, expected: &str) -> Result<String, String> {
 /// A test that ran as asked and whose ends agree: no `error`;
 /// `start.test_start` says the protocol, stream count and direction asked
 /// for; `end.sum_sent` and `end.sum_received` both count bytes (> 0) over
-/// a time (> 0); the receiver got no more than the sender sent, and at
-/// least half of it (the rest can only have been in flight when the test
-/// ended); `end.streams` has one entry per stream, whose sender and
+/// a time (> 0); the receiver got no more than the sender sent (in a
+/// timed test what was still in the sender's buffers when it ended is
+/// sent but not received: a loaded lab with long round trips leaves most
+/// of a short test there, so no lower bound is set);
+/// `end.streams` has one entry per stream, whose sender and
 /// receiver bytes add up to the sums. UDP: `end.sum` reports packets
 /// (> 0), lost packets (no more than those) and a `lost_percent` that is
 /// their ratio.
@@ -168,9 +170,6 @@ pub fn check_test(report: &Value, want: &Check) -> Result<String, String> {
     }
     if received > sent {
         return Err(format!("received {received} bytes, more than the {sent} sent"));
-    }
-    if received < sent / 2 {
-        return Err(format!("received {received} bytes, less than half the {sent} sent"));
     }
     let per_stream = report.pointer("/end/streams").and_then(Value::as_array).ok_or("the report has no `end.streams`")?;
     if per_stream.len() as u64 != streams {
@@ -261,7 +260,13 @@ mod tests {
         assert!(tcp(&|r| r["end"]["sum_received"]["bytes"] = 0.into()).unwrap_err().contains("both must be counted"));
         assert!(tcp(&|r| r["end"]["sum_sent"]["bytes"] = 0.into()).is_err());
         assert!(tcp(&|r| r["end"]["sum_received"]["bytes"] = 1163788289u64.into()).unwrap_err().contains("more than"));
-        assert!(tcp(&|r| r["end"]["sum_received"]["bytes"] = 1000.into()).unwrap_err().contains("half"));
+        // A timed test may leave most of what was sent in flight.
+        assert!(tcp(&|r| {
+            r["end"]["sum_received"]["bytes"] = 1000.into();
+            r["end"]["streams"][0]["receiver"]["bytes"] = 1000.into();
+        })
+        .is_ok());
+        assert!(tcp(&|r| r["end"]["sum_received"]["bytes"] = 1000.into()).unwrap_err().contains("add up"));
         assert!(tcp(&|r| r["end"]["streams"][0]["sender"]["bytes"] = 5.into()).unwrap_err().contains("add up"));
         assert!(tcp(&|r| r["end"]["streams"] = Value::Array(vec![])).unwrap_err().contains("0 entries"));
         assert!(tcp(&|r| {
