@@ -1,11 +1,16 @@
 #!/bin/sh
 # Cohort's Xen benchmarks; every figure is a BENCH line on this console.
-#   cohort-bench.sh CLOCK [KERNEL]   CLOCK: wall, or virtual under -icount
+#   cohort-bench.sh CLOCK [KERNEL] [quick]   CLOCK: wall, or virtual under -icount
+# quick: without the kernel benchmarks, the netbench configurations and the
+# departure measurement (the rest: iperf3, dom0's streams, the Linux
+# reference), to check those parts of this script in a shorter lab run.
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 clock=${1:-wall}
 kernel=${2:-/cohort/cohort}
+scope=${3:-all}
+full() { [ "$scope" != quick ]; }
 guest() { cohort_cfg "$1" "$kernel" "$2 bench.clock=$clock"; }
 log() { guest_log "$1"; }
 # figures NAME LAST: the guest's BENCH lines, once xenconsoled has logged LAST.
@@ -66,52 +71,54 @@ dom0_iperf() {
     done
 }
 
-# xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
-# (dom0's clock; the poll adds up to 5 ms). Median of 5 guests.
-guest boot "bench=boot"
-times=""
-for i in 1 2 3 4 5; do
-    rm -f /var/log/xen/console/guest-boot.log
-    t0=$(now_ms)
-    xl_create /tmp/boot.cfg
-    n=0 d=$(xl domid boot)
-    until xl dmesg | grep -q "(d$d) Cohort .*kernel_main"; do
-        n=$((n + 1)); [ $n -gt 6000 ] && { fail xen-bench-boot "no banner"; exit 0; }
-        sleep 0.005
+if full; then
+    # xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
+    # (dom0's clock; the poll adds up to 5 ms). Median of 5 guests.
+    guest boot "bench=boot"
+    times=""
+    for i in 1 2 3 4 5; do
+        rm -f /var/log/xen/console/guest-boot.log
+        t0=$(now_ms)
+        xl_create /tmp/boot.cfg
+        n=0 d=$(xl domid boot)
+        until xl dmesg | grep -q "(d$d) Cohort .*kernel_main"; do
+            n=$((n + 1)); [ $n -gt 6000 ] && { fail xen-bench-boot "no banner"; exit 0; }
+            sleep 0.005
+        done
+        t1=$(now_ms)
+        times="$times $((t1 - t0))"
+        wait_until 30 dom_shutdown boot
+        [ "$i" = 5 ] && figures boot image.loaded_size | sed 's/"path":"boot"/"path":"xen-pvh"/'
+        finish boot
     done
-    t1=$(now_ms)
-    times="$times $((t1 - t0))"
-    wait_until 30 dom_shutdown boot
-    [ "$i" = 5 ] && figures boot image.loaded_size | sed 's/"path":"boot"/"path":"xen-pvh"/'
-    finish boot
-done
-# shellcheck disable=SC2086 # $times: the five figures, one a word each
-median=$(printf '%s\n' $times | sort -n | sed -n 3p)
-echo "xl create -> banner, ms:$times"
-bench xl_create_to_kernel_main "$median" ms
-ok xen-bench-boot
+    # shellcheck disable=SC2086 # $times: the five figures, one a word each
+    median=$(printf '%s\n' $times | sort -n | sed -n 3p)
+    echo "xl create -> banner, ms:$times"
+    bench xl_create_to_kernel_main "$median" ms
+    ok xen-bench-boot
 
-guest prims "bench=xen"
-xl_create /tmp/prims.cfg
-if wait_until 60 dom_shutdown prims && figures prims hypercall_round_trip | grep -q hypercall_round_trip; then
-    figures prims hypercall_round_trip; ok xen-bench-primitives
-else
-    log prims | grep -v INFO | tail; fail xen-bench-primitives "no figures"
-fi
-finish prims
+    guest prims "bench=xen"
+    xl_create /tmp/prims.cfg
+    if wait_until 60 dom_shutdown prims && figures prims hypercall_round_trip | grep -q hypercall_round_trip; then
+        figures prims hypercall_round_trip; ok xen-bench-primitives
+    else
+        log prims | grep -v INFO | tail; fail xen-bench-primitives "no figures"
+    fi
+    finish prims
 
-guest ping "bench=evtchn_ping"
-guest pong "bench=evtchn_pong"
-xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p
-a=$(xl domid ping) b=$(xl domid pong)
-xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
-xl unpause ping; xl unpause pong
-if wait_until 300 dom_shutdown ping && figures ping notify_to_remote_handler | grep -q notify_to_remote; then
-    figures ping notify_to_remote_handler; figures pong grant_map_unmap; ok xen-bench-evtchn
-else
-    log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"
+    guest ping "bench=evtchn_ping"
+    guest pong "bench=evtchn_pong"
+    xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p
+    a=$(xl domid ping) b=$(xl domid pong)
+    xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
+    xl unpause ping; xl unpause pong
+    if wait_until 300 dom_shutdown ping && figures ping notify_to_remote_handler | grep -q notify_to_remote; then
+        figures ping notify_to_remote_handler; figures pong grant_map_unmap; ok xen-bench-evtchn
+    else
+        log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"
+    fi
+    finish ping; finish pong
 fi
-finish ping; finish pong
 
 
 # Networking. Two guests of group "lab" per configuration: netbench
@@ -154,29 +161,31 @@ netbench_config() {
     finish nb
     finish srv
 }
-configs_total=2
-[ "$clock" = virtual ] && configs_total=16
-netbench_config default "" ""
-netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
-if [ "$clock" = virtual ]; then
-    # The factors (virtual time only: it does not depend on the host's load),
-    # each varied alone from the default.
-    netbench_config samecpu "" 'cpus = "1"'
-    netbench_config events "chan.spin=0" ""
-    netbench_config spin100 "chan.spin=100" ""
-    netbench_config spin1ms "chan.spin=1000" ""
-    netbench_config poll "chan.poll=on" ""
-    netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
-    netbench_config mtu9000 "chan.mtu=9000 chan.pages=32" ""
-    netbench_config mtu16k "chan.mtu=16384" ""
-    netbench_config mtu64k "chan.mtu=65521" ""
-    # Rings of 32 pages hold 3 frames of 32 KiB; fewer pages cannot hold
-    # the two a ring must (the guest refuses the configuration).
-    netbench_config ring32 "chan.pages=32" ""
-    netbench_config msg1k "net.msg=1024" ""
-    netbench_config msg8k "net.msg=8192" ""
-    netbench_config reno "net.cc=reno" ""
-    netbench_config no-offload "net.offload=none" ""
+if full; then
+    configs_total=2
+    [ "$clock" = virtual ] && configs_total=16
+    netbench_config default "" ""
+    netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
+    if [ "$clock" = virtual ]; then
+        # The factors (virtual time only: it does not depend on the host's load),
+        # each varied alone from the default.
+        netbench_config samecpu "" 'cpus = "1"'
+        netbench_config events "chan.spin=0" ""
+        netbench_config spin100 "chan.spin=100" ""
+        netbench_config spin1ms "chan.spin=1000" ""
+        netbench_config poll "chan.poll=on" ""
+        netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
+        netbench_config mtu9000 "chan.mtu=9000 chan.pages=32" ""
+        netbench_config mtu16k "chan.mtu=16384" ""
+        netbench_config mtu64k "chan.mtu=65521" ""
+        # Rings of 32 pages hold 3 frames of 32 KiB; fewer pages cannot hold
+        # the two a ring must (the guest refuses the configuration).
+        netbench_config ring32 "chan.pages=32" ""
+        netbench_config msg1k "net.msg=1024" ""
+        netbench_config msg8k "net.msg=8192" ""
+        netbench_config reno "net.cc=reno" ""
+        netbench_config no-offload "net.offload=none" ""
+    fi
 fi
 
 # iperf3 between two Cohort guests: app=iperf3-client (net.reps=3) against
@@ -212,35 +221,38 @@ else
     guest_explain isrv; fail xen-bench-iperf3-cohort "Cohort's iperf3 server has no address"
 fi
 
-# A peer destroyed in the middle of request/response traffic: dom0's clock
-# from `xl destroy` returning to the survivor's log saying the channel is
-# closed, and released (every grant back).
-net_guest srv 30 "app=echo net.group=lab" ""
-xl_create /tmp/srv.cfg
-net_guest victim 32 "app=rr net.group=lab net.peer=198.18.0.30 net.count=10000000" ""
-xl_create /tmp/victim.cfg
-v=$(xl domid victim)
-if wait_until 120 guest_event victim progress app=rr; then
-    xl destroy victim
-    t0=$(now_ms)
-    if wait_until 60 guest_event srv channel_closed peer="$v" && t1=$(now_ms) \
-        && wait_until 60 guest_event srv channel_released peer="$v"; then
-        t2=$(now_ms)
-        figure channel.departure_to_closed channel $((t1 - t0)) ms
-        figure channel.departure_to_released channel $((t2 - t0)) ms
-        ok xen-bench-net-departure
+if full; then
+    # A peer destroyed in the middle of request/response traffic: dom0's clock
+    # from `xl destroy` returning to the survivor's log saying the channel is
+    # closed, and released (every grant back).
+    net_guest srv 30 "app=echo net.group=lab" ""
+    xl_create /tmp/srv.cfg
+    net_guest victim 32 "app=rr net.group=lab net.peer=198.18.0.30 net.count=10000000" ""
+    xl_create /tmp/victim.cfg
+    v=$(xl domid victim)
+    if wait_until 120 guest_event victim progress app=rr; then
+        xl destroy victim
+        t0=$(now_ms)
+        if wait_until 60 guest_event srv channel_closed peer="$v" && t1=$(now_ms) \
+            && wait_until 60 guest_event srv channel_released peer="$v"; then
+            t2=$(now_ms)
+            figure channel.departure_to_closed channel $((t1 - t0)) ms
+            figure channel.departure_to_released channel $((t2 - t0)) ms
+            ok xen-bench-net-departure
+        else
+            guest_explain srv; fail xen-bench-net-departure "the server did not close and release the channel"
+        fi
     else
-        guest_explain srv; fail xen-bench-net-departure "the server did not close and release the channel"
+        guest_explain victim; fail xen-bench-net-departure "the rr client never ran"
     fi
-else
-    guest_explain victim; fail xen-bench-net-departure "the rr client never ran"
+    finish victim
 fi
-finish victim
 # The measurements below need the server: one that died (a lab fault, say)
 # is replaced, and that is said.
 if dom_crashed srv || ! dom_state srv | grep -q .; then
-    echo "the server guest is gone or crashed ($(dom_state srv)); starting a new one for what follows"
+    echo "the server guest is gone, crashed or not started ($(dom_state srv)); starting a new one for what follows"
     finish srv
+    net_guest srv 30 "app=echo net.group=lab" ""
     xl_create /tmp/srv.cfg
     wait_until 60 guest_event srv address || echo "the new server guest has no address"
 fi
