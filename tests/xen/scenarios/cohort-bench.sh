@@ -2,8 +2,10 @@
 # Cohort's Xen benchmarks; every figure is a BENCH line on this console.
 #   cohort-bench.sh CLOCK [KERNEL] [quick]   CLOCK: wall, or virtual under -icount
 # quick: without the kernel benchmarks, the netbench configurations and the
-# departure measurement (the rest: iperf3, dom0's streams, the Linux
-# reference), to check those parts of this script in a shorter lab run.
+# departure measurement, and with 1 MiB streams and 20 request/response
+# transactions (the rest: iperf3, dom0's streams, the Linux reference), to
+# check those parts of this script in a shorter lab run; its figures are
+# not comparable with a full run's.
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -11,6 +13,9 @@ clock=${1:-wall}
 kernel=${2:-/cohort/cohort}
 scope=${3:-all}
 full() { [ "$scope" != quick ]; }
+# The streams' bytes and the request/response transactions outside netbench.
+STREAM_BYTES=16777216 RR_COUNT=2000
+full || STREAM_BYTES=1048576 RR_COUNT=20
 guest() { cohort_cfg "$1" "$kernel" "$2 bench.clock=$clock"; }
 log() { guest_log "$1"; }
 # figures NAME LAST: the guest's BENCH lines, once xenconsoled has logged LAST.
@@ -18,14 +23,14 @@ figures() { wait_until 20 console_has "$1" "$2"; log "$1" | grep '^BENCH'; }
 # figure NAME PATH VALUE UNIT; bench NAME VALUE UNIT is a figure of path "xen".
 figure() { printf 'BENCH {"name":"%s","path":"%s","value":%s,"unit":"%s","clock":"%s"}\n' "$1" "$2" "$3" "$4" "$clock"; }
 bench() { figure "$1" xen "$2" "$3"; }
-# dom0_stream IP PATH: 16 MiB of zeros from dom0's busybox nc into the sink
+# dom0_stream IP PATH: 16 MiB ($STREAM_BYTES) of zeros from dom0's busybox nc into the sink
 # at IP, after the 8-byte "count only" magic: Cohort's sink then counts as
 # netref's does, instead of hashing (SHA-256 in software costs a Cohort
 # guest about 55 instructions a byte, which would be what is measured).
 # The sink must answer the byte count first; prints the figure. The
 # data's integrity through dom0 is what xen-net-dom0-echo-16MiB checks.
 dom0_stream() {
-    _size=16777216
+    _size=$STREAM_BYTES
     _t0=$(now_ms)
     _answer=$({ printf cohort-n; head -c $_size /dev/zero; } | timeout 600 nc "$1" 9)
     _t1=$(now_ms)
@@ -47,7 +52,7 @@ finish() { guest_finish "$1"; }
 # per path, beside netbench's and netref's figures for the same paths:
 # `net.iperf3_tcp`, the receiver's Mbit/s (iperf3's receiver line). Each
 # report passes cohort-event's checks (tests/xen/event-tool) first.
-IPERF_BYTES=16777216
+IPERF_BYTES=$STREAM_BYTES
 IPERF_REPS=3
 # iperf_figure PATH FILE [TAG]: the figure of one iperf3 -J report (a file,
 # or the report after `IPERF3 TAG` in a Linux guest's console log), once it
@@ -283,7 +288,7 @@ linux_tail() { log "$1" | tail -15 | quoted; }
 # ref_client NAME PEER IPERF-PEER [CMDLINE]: a Linux client's iperf3 tests
 # (against IPERF-PEER) and request/response runs (against PEER's echo).
 ref_client() {
-    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.ipeer=$3 ref.path=$1-netfront ref.clock=$clock ref.bytes=$IPERF_BYTES ref.count=2000 ref.reps=$REF_REPS ${4:-}" \
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.ipeer=$3 ref.path=$1-netfront ref.clock=$clock ref.bytes=$IPERF_BYTES ref.count=$RR_COUNT ref.reps=$REF_REPS ${4:-}" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
     if linux_up lcli 300 "linux-guest: eth0" && wait_quietly 1800 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
         _i=1 _bad=
@@ -308,7 +313,7 @@ ref_client() {
 # all_streams_matched: c2l reported $REF_REPS streams whose count matched.
 all_streams_matched() { [ "$(event_count c2l stream match=true)" -ge "$REF_REPS" ]; }
 cohort_to_linux() {
-    net_guest c2l 52 "app=stream net.peer=$1 net.bytes=16777216 net.reps=$REF_REPS net.check=count" ""
+    net_guest c2l 52 "app=stream net.peer=$1 net.bytes=$STREAM_BYTES net.reps=$REF_REPS net.check=count" ""
     xl_create /tmp/c2l.cfg
     if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l && wait_until 20 all_streams_matched; then
         guest_events c2l stream
