@@ -344,7 +344,15 @@ if [ -f /cohort/linux/vmlinuz ]; then
         # Standard-size frames only, as Cohort's netfront sends them.
         ref_client linux-to-linux-nogso 198.18.0.50 198.18.0.50 ref.gso=off
         # Cohort's echo (srv) for request/response, its iperf3 server (isrv)
-        # for the streams.
+        # for the streams; one that died (a lab fault, say) is replaced,
+        # and that is said.
+        if dom_crashed isrv || ! dom_state isrv | grep -q .; then
+            dom_state isrv | grep -q . && guest_explain isrv
+            echo "Cohort's iperf3 server is gone or crashed ($(dom_state isrv)); starting a new one"
+            finish isrv
+            xl_create /tmp/isrv.cfg
+            wait_until 60 guest_event isrv address || echo "the new iperf3 server has no address"
+        fi
         ref_client linux-to-cohort 198.18.0.30 198.18.0.33
         cohort_to_linux 198.18.0.50
         if dom0_stream 198.18.0.50 dom0-to-linux-netfront && dom0_stream 198.18.0.50 dom0-to-linux-netfront \
