@@ -176,6 +176,39 @@ fn app_iperf3_client_measures_a_server() {
 }
 
 #[test]
+fn app_iperf3_client_asks_again_when_refused() {
+    // No listener for the first 300 ms (a stock iperf3 -s reopens its
+    // listener after a test): the first connection is refused, and the
+    // client asks again half a second later.
+    use cohort_boot::cmdline::App;
+    use support::{net, results_of, run};
+    let mut world = World::plain();
+    let mut server: Option<Iperf3Server> = None;
+    world.remote_app(move |_, sockets, now| {
+        if now < 300 * MS {
+            return false;
+        }
+        let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
+        s.service(sockets, now)
+    });
+    let net = cohort_boot::cmdline::NetOptions { bytes: 1 << 20, ..net() };
+    let (result, out) = run(App::Iperf3Client, &mut world, net);
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let results = out.results();
+    let tests: Vec<(bool, Option<String>)> = results_of(&results, "iperf3")
+        .iter()
+        .map(|e| match e {
+            figures::Event::Iperf3 { ok, error, .. } => (*ok, error.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    match tests.as_slice() {
+        [(false, Some(refused)), (true, None)] => assert!(refused.contains("Connecting"), "{refused}"),
+        other => panic!("{other:?}\n{}", out.text()),
+    }
+}
+
+#[test]
 fn app_iperf3_serves_clients_until_asked_to_stop() {
     use cohort_boot::cmdline::App;
     use support::{net, settings, Captured};

@@ -3,7 +3,7 @@
 use super::{ip, Run, PROGRESS_EVERY, SECOND, SETUP_TIMEOUT, STALL_TIMEOUT};
 use crate::iperf::{Iperf3Client, Iperf3Server};
 use crate::{Part, Stack};
-use ::iperf3::client::ClientFailure;
+use ::iperf3::client::{ClientFailure, ClientPhase};
 use ::iperf3::server::Failure;
 use ::iperf3::server::ServerConfig;
 use ::iperf3::{Event as IperfEvent, Params, Protocol};
@@ -164,8 +164,10 @@ impl<S: Stack> Run<'_, S> {
     /// `net.reps` iperf3 TCP tests of `net.bytes` (`-n`) to `net.peer` on
     /// port 5201 (or `net.port`), one after the other; each reports the
     /// receiver's throughput as a `BENCH` figure and an `iperf3` event. A
-    /// server still busy with the previous test (it answers ACCESS_DENIED)
-    /// is asked again, up to `BUSY_TRIES` times, half a second apart.
+    /// server still busy with the previous test (it answers ACCESS_DENIED),
+    /// or not listening yet (a stock `iperf3 -s` may reopen its listener
+    /// after a test: the connection is refused), is asked again, up to
+    /// `BUSY_TRIES` times, half a second apart.
     pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
         const BUSY_TRIES: u32 = 10;
         let peer = self.peer()?;
@@ -174,9 +176,11 @@ impl<S: Stack> Run<'_, S> {
             let mut tries = 0;
             loop {
                 match self.iperf3_test(peer) {
-                    Err(Some(ClientFailure::AccessDenied)) if tries + 1 < BUSY_TRIES => {
+                    Err(Some(e @ (ClientFailure::AccessDenied | ClientFailure::ControlClosed(ClientPhase::Connecting))))
+                        if tries + 1 < BUSY_TRIES =>
+                    {
                         tries += 1;
-                        log::info!("iperf3: the server is busy; asking again in 0.5 s");
+                        log::info!("iperf3: {e}; asking again in 0.5 s");
                         self.pause(SECOND / 2);
                     }
                     Err(Some(e)) => return Err(format!("iperf3: {e}")),
