@@ -165,20 +165,27 @@ impl<S: Stack> Run<'_, S> {
     /// port 5201 (or `net.port`), one after the other; each reports the
     /// receiver's throughput as a `BENCH` figure and an `iperf3` event. A
     /// server still busy with the previous test (it answers ACCESS_DENIED),
-    /// or not listening yet (a stock `iperf3 -s` may reopen its listener
-    /// after a test: the connection is refused), is asked again, up to
-    /// `BUSY_TRIES` times, half a second apart.
+    /// or not listening yet (a stock `iperf3 -s` 3.12 reopens its listener
+    /// after a test: a connection then is refused, or closed after our
+    /// cookie, before the server said anything), is asked again, up to
+    /// `BUSY_TRIES` times, half a second apart; and each test after the
+    /// first starts half a second after the one before, as a person or a
+    /// script running iperf3 again would.
     pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
         const BUSY_TRIES: u32 = 10;
         let peer = self.peer()?;
         self.settle();
-        for _ in 0..self.net.reps.max(1) {
+        for rep in 0..self.net.reps.max(1) {
+            if rep > 0 {
+                self.pause(SECOND / 2);
+            }
             let mut tries = 0;
             loop {
                 match self.iperf3_test(peer) {
-                    Err(Some(e @ (ClientFailure::AccessDenied | ClientFailure::ControlClosed(ClientPhase::Connecting))))
-                        if tries + 1 < BUSY_TRIES =>
-                    {
+                    Err(Some(
+                        e @ (ClientFailure::AccessDenied
+                        | ClientFailure::ControlClosed(ClientPhase::Connecting | ClientPhase::Cookie)),
+                    )) if tries + 1 < BUSY_TRIES => {
                         tries += 1;
                         log::info!("iperf3: {e}; asking again in 0.5 s");
                         self.pause(SECOND / 2);
