@@ -10,6 +10,9 @@
 #   /usr/lib/xen-4.17/bin/...     xl, xenstored (C), xenconsoled, xen-init-dom0,
 #                                 xenconsole, libxl-save-helper, readnotes
 #   /usr/bin/xenstore-*           xenstore CLI
+#   /usr/bin/iperf3               Debian's iperf3 3.12 (libiperf0, libsctp1,
+#                                 libcrypto from libssl3), for dom0 and the
+#                                 Linux reference guests
 #   /lib/x86_64-linux-gnu/*.so*   their ldd closure (glibc from the host)
 #   /lib/modules/KVER/...         Xen backend/bridge modules + dependencies,
 #                                 load order in /etc/cohort/modules
@@ -111,6 +114,10 @@ done
 install -m 755 "$root/usr/bin/xenstore" usr/bin/xenstore
 copy_libs "$root/usr/bin/xenstore"
 for c in "${XENSTORE_CMDS[@]}"; do ln -s xenstore "usr/bin/$c"; done
+# iperf3 needs /dev/urandom (devtmpfs) and a writable /tmp (its stream
+# buffers are mkstemp files), which dom0 and the Linux guests have.
+install -m 755 "$root/usr/bin/iperf3" usr/bin/iperf3
+copy_libs "$root/usr/bin/iperf3"
 cp -L "$ldso" lib64/ld-linux-x86-64.so.2
 ln -s ../../lib64/ld-linux-x86-64.so.2 lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
 # xl (via glibc's pthread_cancel/backtrace) dlopens libgcc_s.so.1.

@@ -42,6 +42,9 @@ fi
 # libgcc_s.so.1 for pthread_cancel/backtraces in xl.  Generic non-Xen libs
 # (libuuid, zlib, lzma, zstd) are fetched too so the dom0 is self-contained;
 # only glibc itself (libc, libm, ld-linux) is copied from the host.
+# iperf3 (3.12, with libiperf0 and what it links: libsctp1, libssl3's
+# libcrypto) goes into dom0 and the Linux reference guests: the stock tool
+# the lab measures Cohort with (tests/xen/scenarios/cohort-iperf3.sh).
 # shellcheck disable=SC2206
 PKGS=(
     xen-hypervisor-${XEN_VER}-amd64 xen-utils-${XEN_VER} xen-utils-common xenstore-utils
@@ -49,6 +52,7 @@ PKGS=(
     libxenstore4 libxentoollog1 libxendevicemodel1 libxenhypfs1 libxentoolcore1
     libyajl2 libuuid1 zlib1g liblzma5 libzstd1 libgcc-s1
     busybox-static
+    iperf3 libiperf0 libsctp1 libssl3
 )
 
 # Versions come from the local apt lists.  If apt knows nothing (fresh
@@ -172,14 +176,17 @@ else
     rm -f "$root.tmp/vmlinux"
 fi
 
-# --- verify the toolstack's shared-library closure with ldd -------------------
+# --- verify the toolstack's (and iperf3's) shared-library closure with ldd -----
 # Everything must resolve either inside the extracted tree or to glibc
 # (which build-initramfs.sh copies from the host).
 libpath="$root.tmp/lib/x86_64-linux-gnu:$root.tmp/usr/lib/x86_64-linux-gnu"
 bad=""
-for b in xl xenstored xenconsoled xen-init-dom0 xenconsole libxl-save-helper; do
-    f="$root.tmp/usr/lib/xen-${XEN_VER}/bin/$b"
-    [ -x "$f" ] || die "expected toolstack binary missing: $f"
+for b in xl xenstored xenconsoled xen-init-dom0 xenconsole libxl-save-helper /usr/bin/iperf3; do
+    case $b in
+        /*) f="$root.tmp$b" ;;
+        *) f="$root.tmp/usr/lib/xen-${XEN_VER}/bin/$b" ;;
+    esac
+    [ -x "$f" ] || die "expected binary missing: $f"
     while read -r line; do
         case $line in
             *"not found"*) bad+="  $b: $line"$'\n' ;;

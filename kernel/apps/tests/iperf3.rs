@@ -135,14 +135,77 @@ fn app_iperf3_client_measures_a_server() {
         let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
         s.service(sockets, now)
     });
-    let net = cohort_boot::cmdline::NetOptions { bytes: 2 << 20, ..net() };
+    // Two tests, one after the other (net.reps), on the same server.
+    let net = cohort_boot::cmdline::NetOptions { bytes: 2 << 20, reps: 2, ..net() };
     let (result, out) = run(App::Iperf3Client, &mut world, net);
     assert_eq!(result, Ok(()), "{}", out.text());
-    let mbit = out.figure("net.iperf3_tcp", "fake");
-    assert!(mbit > 1.0, "{}", out.text());
+    let figures: Vec<f64> =
+        out.figures().iter().filter(|f| f.name == "net.iperf3_tcp" && f.path == "fake").map(|f| f.value).collect();
+    assert_eq!(figures.len(), 2, "{}", out.text());
+    assert!(figures.iter().all(|m| *m > 1.0), "{}", out.text());
     let results = out.results();
     let apps = results_of(&results, "app");
     assert_eq!(apps.len(), 1);
+    // Its `iperf3` event: what it sent, what the server says it received.
+    let tests = results_of(&results, "iperf3");
+    assert_eq!(tests.len(), 2, "{tests:?}");
+    for (test, mbit) in tests.iter().zip(&figures) {
+        match test {
+            figures::Event::Iperf3 {
+                role,
+                ok: true,
+                protocol,
+                streams: 1,
+                reverse: false,
+                bytes_sent,
+                bytes_received,
+                mbit_per_s,
+                i_errno: None,
+                ..
+            } => {
+                assert_eq!((role.as_str(), protocol.as_deref()), ("client", Some("tcp")));
+                // The server stops counting at TEST_END: what was in flight
+                // then is sent but not received, as with iperf3's own server.
+                assert_eq!(*bytes_sent, 2 << 20);
+                assert!(*bytes_received > 0 && *bytes_received <= *bytes_sent, "{bytes_received}");
+                assert!((mbit_per_s - mbit).abs() < 0.01, "{mbit_per_s} {mbit}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn app_iperf3_client_asks_again_when_refused() {
+    // No listener for the first 300 ms (a stock iperf3 -s reopens its
+    // listener after a test): the first connection is refused, and the
+    // client asks again half a second later.
+    use cohort_boot::cmdline::App;
+    use support::{net, results_of, run};
+    let mut world = World::plain();
+    let mut server: Option<Iperf3Server> = None;
+    world.remote_app(move |_, sockets, now| {
+        if now < 300 * MS {
+            return false;
+        }
+        let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 8, ServerConfig::default()));
+        s.service(sockets, now)
+    });
+    let net = cohort_boot::cmdline::NetOptions { bytes: 1 << 20, ..net() };
+    let (result, out) = run(App::Iperf3Client, &mut world, net);
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let results = out.results();
+    let tests: Vec<(bool, Option<String>)> = results_of(&results, "iperf3")
+        .iter()
+        .map(|e| match e {
+            figures::Event::Iperf3 { ok, error, .. } => (*ok, error.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    match tests.as_slice() {
+        [(false, Some(refused)), (true, None)] => assert!(refused.contains("Connecting"), "{refused}"),
+        other => panic!("{other:?}\n{}", out.text()),
+    }
 }
 
 #[test]
@@ -178,4 +241,24 @@ fn app_iperf3_serves_clients_until_asked_to_stop() {
     let got = outcomes.borrow();
     let r = report(&got[0]);
     assert!(r.bytes_received() > 2_000_000, "{}", r.bytes_received());
+    // The server's `iperf3` event counts what it sent: at least what the
+    // client received (the rest was in flight at TEST_END).
+    let results = out.results();
+    match support::results_of(&results, "iperf3").as_slice() {
+        [figures::Event::Iperf3 {
+            role,
+            ok: true,
+            protocol,
+            reverse: true,
+            streams: 1,
+            bytes_sent,
+            bytes_received: 0,
+            error: None,
+            ..
+        }] => {
+            assert_eq!((role.as_str(), protocol.as_deref()), ("server", Some("tcp")));
+            assert!(*bytes_sent >= r.bytes_received() && r.bytes_received() > 0, "{bytes_sent}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

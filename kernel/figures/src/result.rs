@@ -36,7 +36,8 @@
 //! | `channel_released` | `peer` | a closed channel's last grant is revoked, its pages freed |
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
 //! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `netfront_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use but netfront's (channels), netfront's (its rings, posted receive buffers and transmits in flight: these vary), event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
-//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
+//! | `iperf3` | `role` (`server` or `client`), `ok`, `protocol` (`tcp`, `udp`; `null` if refused before it was known), `streams`, `reverse`, `seconds`, `bytes_sent`, `bytes_received`, `mbit_per_s`, `udp_packets`, `udp_lost`, `i_errno` (iperf3's error number of a refusal, else `null`), `error` (`null` when ok), `frames` | an iperf3 test ended (`app=iperf3`: each test, a refused or busy client too; `app=iperf3-client`: its one test). Bytes are this guest's, counted by it (the client's `bytes_received` is what the server reported receiving); `mbit_per_s` is the bytes received over `seconds` (the client: the server's figure, as iperf3's receiver line; the server: both ways summed); `frames` covers the test (the server: from its parameters to its end) |
+//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
 //! | `offloads` | `device` (`netfront`), `tx`, `rx` (each `none` or a comma list of `sg`, `csum`, `gso`) | the network device connected with these offloads (`netfront: offloads ...`) |
 //! | `test` | `name`, `ok` | a kernel test (`test=`) passed or failed (`test NAME ... ok`) |
 //! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
@@ -226,6 +227,23 @@ pub enum Event<S> {
         heap_used: u64,
         frames: u64,
     },
+    Iperf3 {
+        role: S,
+        ok: bool,
+        protocol: Option<S>,
+        streams: u16,
+        reverse: bool,
+        seconds: f64,
+        bytes_sent: u64,
+        bytes_received: u64,
+        #[serde(serialize_with = "thousandths")]
+        mbit_per_s: f64,
+        udp_packets: u64,
+        udp_lost: u64,
+        i_errno: Option<i32>,
+        error: Option<S>,
+        frames: Option<Frames>,
+    },
     App {
         app: S,
         ok: bool,
@@ -412,6 +430,22 @@ mod tests {
                 heap_used: 1 << 20,
                 frames: 100
             },
+            Event::Iperf3 {
+                role: "server",
+                ok: true,
+                protocol: Some("udp"),
+                streams: 4,
+                reverse: false,
+                seconds: 2.000125,
+                bytes_sent: 0,
+                bytes_received: 262_144_000,
+                mbit_per_s: 1048.5,
+                udp_packets: 8000,
+                udp_lost: 3,
+                i_errno: None,
+                error: None,
+                frames,
+            },
             Event::App { app: "stream", ok: false, error: Some("the sink got 3 bytes") },
             Event::Offloads { device: "netfront", tx: "sg,csum,gso", rx: "none" },
             Event::Test { name: "xen_xenstore_watch", ok: true },
@@ -442,6 +476,26 @@ mod tests {
         assert_eq!(
             Event::App { app: "echo", ok: true, error: None::<&str> }.to_string(),
             r#"EVENT {"kind":"app","app":"echo","ok":true,"error":null}"#
+        );
+        let refused = Event::Iperf3 {
+            role: "server",
+            ok: false,
+            protocol: None,
+            streams: 0,
+            reverse: false,
+            seconds: 0.0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            mbit_per_s: 0.0,
+            udp_packets: 0,
+            udp_lost: 0,
+            i_errno: Some(202),
+            error: Some("refused"),
+            frames: None,
+        };
+        assert_eq!(
+            refused.to_string(),
+            r#"EVENT {"kind":"iperf3","role":"server","ok":false,"protocol":null,"streams":0,"reverse":false,"seconds":0.0,"bytes_sent":0,"bytes_received":0,"mbit_per_s":0.0,"udp_packets":0,"udp_lost":0,"i_errno":202,"error":"refused","frames":null}"#
         );
         let rr = Event::Rr {
             path: "channel",
@@ -530,6 +584,7 @@ mod tests {
                 "channel_released",
                 "device_closed",
                 "resources",
+                "iperf3",
                 "app",
                 "offloads",
                 "test",

@@ -219,21 +219,29 @@ pub fn comparison(figures: &[Figure], clock: &str) -> Vec<Row> {
 pub struct ReferenceRow {
     pub what: &'static str,
     pub stream: Option<Stat>,
+    /// `net.iperf3_tcp`, Mbit/s: iperf3's receiver figure.
+    pub iperf3: Option<Stat>,
     pub rr: Option<Stat>,
     pub p50: Option<Stat>,
 }
 
 const REFERENCE_PATHS: [(&str, &str); 7] = [
-    ("netfront", "Cohort to Cohort (netbench, default)"),
-    ("linux-to-linux-netfront", "Linux to Linux (netref)"),
-    ("linux-to-linux-nogso-netfront", "Linux to Linux, no TSO/GSO (netref)"),
-    ("linux-to-cohort-netfront", "Linux to Cohort (netref)"),
-    ("cohort-to-linux-netfront", "Cohort to Linux (Linux sink)"),
-    ("dom0-to-guest-netfront", "dom0 to Cohort (busybox nc)"),
-    ("dom0-to-linux-netfront", "dom0 to Linux (busybox nc)"),
+    ("netfront", "Cohort to Cohort (default)"),
+    ("linux-to-linux-netfront", "Linux to Linux"),
+    ("linux-to-linux-nogso-netfront", "Linux to Linux, no TSO/GSO"),
+    ("linux-to-cohort-netfront", "Linux to Cohort"),
+    ("cohort-to-linux-netfront", "Cohort to Linux"),
+    ("dom0-to-guest-netfront", "dom0 to Cohort"),
+    ("dom0-to-linux-netfront", "dom0 to Linux"),
 ];
 /// The row the others are compared with.
-const LINUX_TO_LINUX: &str = "Linux to Linux (netref)";
+const LINUX_TO_LINUX: &str = "Linux to Linux";
+/// iperf3's figure, beside the others in the reference table.
+const IPERF3: &str = "net.iperf3_tcp";
+/// What measured each column of the reference table.
+const REFERENCE_NOTE: &str = "stream: netbench (Cohort to Cohort), Cohort's stream app into netref's sink \
+(Cohort to Linux), busybox nc into the sink (dom0); iperf3: Debian's iperf3 3.12, or Cohort's \
+app=iperf3-client against app=iperf3 or iperf3 -s; RR: netbench or netref (one-byte request/response).\n\n";
 
 pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
     REFERENCE_PATHS
@@ -241,10 +249,11 @@ pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
         .map(|&(path, what)| ReferenceRow {
             what,
             stream: stat(figures, COMPARED[0], path, clock),
+            iperf3: stat(figures, IPERF3, path, clock),
             rr: stat(figures, COMPARED[1], path, clock),
             p50: stat(figures, COMPARED[2], path, clock),
         })
-        .filter(|row| row.stream.is_some() || row.rr.is_some())
+        .filter(|row| row.stream.is_some() || row.iperf3.is_some() || row.rr.is_some())
         .collect()
 }
 
@@ -298,23 +307,25 @@ const FEW: &str = "A figure with n < 3 above rests on too few repetitions for a 
 /// (name, normalized path, clock) of the figures the tables show.
 type Shown<'f> = BTreeSet<(&'f str, (&'f str, &'f str), &'f str)>;
 
-/// Ends a table of `clock`: a blank line, the note on too few repetitions
-/// when any of `stats` has n < 3, and the compared figures of `clock` on a
-/// path `in_table` accepts noted as shown.
+/// Ends a table of `clock`: a blank line, `note`, the note on too few
+/// repetitions when any of `stats` has n < 3, and the figures of `clock`
+/// that `in_table(name, path)` accepts noted as shown.
 fn end_table<'f>(
     out: &mut String,
+    note: &str,
     mut stats: impl Iterator<Item = Stat>,
     shown: &mut Shown<'f>,
     figures: &'f [Figure],
     clock: &str,
-    in_table: impl Fn(&str) -> bool,
+    in_table: impl Fn(&str, &str) -> bool,
 ) {
     out.push('\n');
+    out.push_str(note);
     if stats.any(|s| s.n < 3) {
         out.push_str(FEW);
     }
-    for f in figures.iter().filter(|f| f.clock == clock && COMPARED.contains(&f.name.as_str())) {
-        if in_table(&f.path) {
+    for f in figures.iter().filter(|f| f.clock == clock) {
+        if in_table(&f.name, &f.path) {
             shown.insert((&f.name, split_path(&f.path), &f.clock));
         }
     }
@@ -353,7 +364,9 @@ pub fn markdown(figures: &[Figure]) -> String {
             );
         }
         let stats = rows.iter().flat_map(Row::stats);
-        end_table(&mut out, stats, &mut shown, figures, &clock, |path| KINDS.contains(&split_path(path).0));
+        end_table(&mut out, "", stats, &mut shown, figures, &clock, |name, path| {
+            COMPARED.contains(&name) && KINDS.contains(&split_path(path).0)
+        });
     }
     for clock in clocks(figures) {
         let rows = reference(figures, &clock);
@@ -362,24 +375,28 @@ pub fn markdown(figures: &[Figure]) -> String {
         }
         let linux = rows.iter().find(|r| r.what == LINUX_TO_LINUX);
         let _ = writeln!(out, "### Netfront: Cohort and Linux guests ({clock} clock)\n");
-        out.push_str("| path | stream (Mbit/s) | vs Linux to Linux | RR (/s) | vs Linux to Linux | RR p50 (us) | n |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str(
+            "| path | stream (Mbit/s) | vs Linux to Linux | iperf3 (Mbit/s) | vs Linux to Linux | RR (/s) | vs Linux to Linux | RR p50 (us) | n |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for row in &rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.what,
                 stat_cell(row.stream, 1),
                 ratio_cell(ratio(row.stream, linux.and_then(|l| l.stream))),
+                stat_cell(row.iperf3, 1),
+                ratio_cell(ratio(row.iperf3, linux.and_then(|l| l.iperf3))),
                 stat_cell(row.rr, 0),
                 ratio_cell(ratio(row.rr, linux.and_then(|l| l.rr))),
                 stat_cell(row.p50, 1),
-                n_cell([row.stream, row.rr, row.p50].into_iter().flatten()),
+                n_cell([row.stream, row.iperf3, row.rr, row.p50].into_iter().flatten()),
             );
         }
-        let stats = rows.iter().flat_map(|r| [r.stream, r.rr, r.p50]).flatten();
-        end_table(&mut out, stats, &mut shown, figures, &clock, |path| {
-            REFERENCE_PATHS.iter().any(|(p, _)| split_path(p) == split_path(path))
+        let stats = rows.iter().flat_map(|r| [r.stream, r.iperf3, r.rr, r.p50]).flatten();
+        end_table(&mut out, REFERENCE_NOTE, stats, &mut shown, figures, &clock, |name, path| {
+            (COMPARED.contains(&name) || name == IPERF3) && REFERENCE_PATHS.iter().any(|(p, _)| split_path(p) == split_path(path))
         });
     }
     let others: Vec<Summary> = summarize(figures)
@@ -716,22 +733,45 @@ mod tests {
         assert_eq!(
             rows[0],
             ReferenceRow {
-                what: "Cohort to Cohort (netbench, default)",
+                what: "Cohort to Cohort (default)",
                 stream: s(200.0, 200.0, 200.0, 1),
+                iperf3: None,
                 rr: s(2300.0, 2300.0, 2300.0, 1),
                 p50: None
             }
         );
-        assert_eq!(rows[1].what, "Linux to Linux (netref)");
+        assert_eq!(rows[1].what, "Linux to Linux");
         assert_eq!((rows[1].stream, rows[1].rr), (s(900.0, 700.0, 1000.0, 3), s(5000.0, 5000.0, 5000.0, 1)));
-        assert_eq!((rows[2].what, rows[2].stream), ("Cohort to Linux (Linux sink)", s(300.0, 300.0, 300.0, 1)));
+        assert_eq!((rows[2].what, rows[2].stream), ("Cohort to Linux", s(300.0, 300.0, 300.0, 1)));
         let md = markdown(&figures);
-        assert!(md.contains("| Cohort to Cohort (netbench, default) | 200.0 | 0.22x | 2300 | 0.46x | - | 1 |"), "{md}");
-        assert!(md.contains("| Linux to Linux (netref) | 900.0 (700.0–1000.0) | 1.0x | 5000 | 1.0x | 150.0 | 1–3 |"), "{md}");
-        assert!(md.contains("| Cohort to Linux (Linux sink) | 300.0 | 0.33x | - | - | - | 1 |"), "{md}");
-        assert!(md.contains("| Linux to Linux (netref) | 80.0 | 1.0x | - | - | - | 1 |"), "{md}");
-        assert!(md.contains("| dom0 to Cohort (busybox nc) | 40.0 | 0.50x |"), "{md}");
+        assert!(md.contains("| Cohort to Cohort (default) | 200.0 | 0.22x | - | - | 2300 | 0.46x | - | 1 |"), "{md}");
+        assert!(md.contains("| Linux to Linux | 900.0 (700.0–1000.0) | 1.0x | - | - | 5000 | 1.0x | 150.0 | 1–3 |"), "{md}");
+        assert!(md.contains("| Cohort to Linux | 300.0 | 0.33x | - | - | - | - | - | 1 |"), "{md}");
+        assert!(md.contains("| Linux to Linux | 80.0 | 1.0x | - | - | - | - | - | 1 |"), "{md}");
+        assert!(md.contains("| dom0 to Cohort | 40.0 | 0.50x |"), "{md}");
         assert!(!md.contains("| net.tcp_stream | linux-to-linux-netfront"), "shown figures are not repeated: {md}");
+    }
+
+    #[test]
+    fn iperf3_figures_sit_beside_the_others() {
+        let mut figures = vec![
+            fig("net.tcp_rr", "linux-to-linux-netfront", 5000.0, "virtual"),
+            fig("net.tcp_stream", "netfront/default", 1300.0, "virtual"),
+            fig("net.iperf3_tcp", "netfront/default", 1200.0, "virtual"),
+            fig("net.iperf3_tcp", "channel/default", 4000.0, "virtual"),
+        ];
+        for v in [900.0, 950.0, 1000.0] {
+            figures.push(fig("net.iperf3_tcp", "linux-to-linux-netfront", v, "virtual"));
+        }
+        let rows = reference(&figures, "virtual");
+        assert_eq!(rows[0].iperf3, s(1200.0, 1200.0, 1200.0, 1));
+        assert_eq!(rows[1].iperf3, s(950.0, 900.0, 1000.0, 3));
+        let md = markdown(&figures);
+        assert!(md.contains("| Cohort to Cohort (default) | 1300.0 | - | 1200.0 | 1.3x | - | - | - | 1 |"), "{md}");
+        assert!(md.contains("| Linux to Linux | - | - | 950.0 (900.0–1000.0) | 1.0x | 5000 | 1.0x | - | 1–3 |"), "{md}");
+        assert!(md.contains("iperf3: Debian's iperf3 3.12"), "{md}");
+        assert!(!md.contains("| net.iperf3_tcp | linux-to-linux-netfront"), "shown figures are not repeated: {md}");
+        assert!(md.contains("| net.iperf3_tcp | channel/default | virtual | 4000.000 |"), "{md}");
     }
 
     #[test]

@@ -19,11 +19,12 @@ use std::time::Duration;
 
 /// The scenario files `cargo test` runs on real Xen, in this order, with
 /// Linux reference guests: what `./run.sh test` ran before.
-pub const FILES: [&str; 4] = [
+pub const FILES: [&str; 5] = [
     "tests/xen/scenarios/cohort.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-net.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-channel.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-linux.sh /cohort/cohort",
+    "tests/xen/scenarios/cohort-iperf3.sh /cohort/cohort",
 ];
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(900);
 pub const TIMEOUT: Duration = Duration::from_secs(2400);
@@ -143,7 +144,7 @@ mod tests {
     fn the_suite_declares_its_checks() {
         let files = files(&crate::artifacts::root()).unwrap();
         let count: usize = files.iter().map(|f| f.checks.len()).sum();
-        assert_eq!(count, 21, "{files:?}");
+        assert_eq!(count, 29, "{files:?}");
         assert!(files[1].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
         assert_eq!(test_name(&files[1], Some("x")), "xen::cohort-net.sh::x");
         assert_eq!(declared("#!/bin/sh\n# result: a  what a checks\n  # result: b\n# results: c\n"), ["a", "b"]);

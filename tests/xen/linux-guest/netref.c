@@ -1,6 +1,13 @@
 /*
  * netref: the Linux side of Cohort's reference measurements, run in a
- * Linux guest on the same harness. It speaks what Cohort's services speak:
+ * Linux guest on the same harness, for what no stock tool measures:
+ * one-byte (MSG-byte) request/response against Cohort's echo (iperf3 has
+ * no request/response mode), transfers whose SHA-256 is checked end to end
+ * against Cohort's pattern, and a sink that answers as Cohort's does (for
+ * Cohort's own stream app). Stream throughput is measured with Debian's
+ * iperf3 instead (tests/xen/linux-guest/init, ref.role=client; the lab's
+ * cohort-iperf3.sh and cohort-bench.sh). It speaks what Cohort's services
+ * speak:
  *
  *   netref serve SINK-PORT ECHO-PORT
  *       a TCP sink and a TCP echo. The sink reads a connection to EOF and
@@ -8,12 +15,6 @@
  *       every byte, lower-case hex), unless the stream opens with Cohort's
  *       "count only" magic "cohort-n" (8 bytes, not counted): then it
  *       hashes nothing and answers "<bytes> -\n", as Cohort's does
- *   netref stream HOST PORT BYTES PATH CLOCK
- *       sends BYTES to a sink, waits for its answer; prints Mbit/s. The
- *       stream opens with Cohort's "count only" magic, so a Cohort sink
- *       counts as this one does instead of hashing: both ends measure the
- *       path, not a digest (then the kernel's view of the connection:
- *       tcp_info)
  *   netref stream-check HOST PORT BYTES
  *       sends BYTES of Cohort's xorshift64 pattern (what its stream app
  *       sends; no magic) and requires the sink's answer to be exactly
@@ -377,59 +378,6 @@ static void echo(int lfd)
     }
 }
 
-/* What the sending kernel saw of a connection: its window, round trip and
- * what limited it (busy time split by what held it back). */
-static void tcp_info_line(int fd)
-{
-    struct tcp_info ti;
-    socklen_t len = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-        return;
-    printf("netref: tcp_info: mss %u cwnd %u ssthresh %u rtt %u us (min %u, var %u) peer window %u "
-           "retrans %u segs out %u in %u busy %llu us: rwnd-limited %llu us, sndbuf-limited %llu us; "
-           "delivery %.1f Mbit/s; wscale %u/%u\n",
-           ti.tcpi_snd_mss, ti.tcpi_snd_cwnd, ti.tcpi_snd_ssthresh, ti.tcpi_rtt, ti.tcpi_min_rtt, ti.tcpi_rttvar,
-           ti.tcpi_snd_wnd, ti.tcpi_total_retrans, ti.tcpi_segs_out, ti.tcpi_segs_in,
-           (unsigned long long)ti.tcpi_busy_time, (unsigned long long)ti.tcpi_rwnd_limited,
-           (unsigned long long)ti.tcpi_sndbuf_limited, (double)ti.tcpi_delivery_rate * 8 / 1e6,
-           ti.tcpi_snd_wscale, ti.tcpi_rcv_wscale);
-}
-
-static int stream(const char *host, int port, unsigned long long bytes, const char *path, const char *clock)
-{
-    static char buf[65536];
-    char answer[256];
-    memset(buf, 0x5a, sizeof buf);
-    int fd = connect_to(host, port);
-    double t0 = now_s();
-    if (write_all(fd, COUNT_MAGIC, sizeof COUNT_MAGIC) < 0)
-        die("stream write");
-    for (unsigned long long left = bytes; left > 0;) {
-        size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
-        if (write_all(fd, buf, n) < 0)
-            die("stream write");
-        left -= n;
-    }
-    shutdown(fd, SHUT_WR);
-    ssize_t got = 0, r;
-    while (got < (ssize_t)sizeof answer - 1 && (r = read(fd, answer + got, sizeof answer - 1 - (size_t)got)) > 0)
-        got += r;
-    double secs = now_s() - t0;
-    tcp_info_line(fd);
-    close(fd);
-    answer[got > 0 ? got : 0] = 0;
-    answer[strcspn(answer, "\n")] = 0;
-    if (strtoull(answer, NULL, 10) != bytes) {
-        fprintf(stderr, "netref: stream: sent %llu bytes, the sink answered `%s`\n", bytes, answer);
-        return 1;
-    }
-    double mbit = (double)bytes * 8 / secs / 1e6;
-    printf("netref: stream: %llu bytes in %.3f s, %.1f Mbit/s (sink answered `%s`)\n", bytes, secs, mbit, answer);
-    bench("net.tcp_stream", path, mbit, "Mbit/s", clock);
-    return 0;
-}
-
 /* Sends BYTES of Cohort's pattern, as its stream app does, and requires
  * the sink's answer to be "<BYTES> <sha256 of what was sent>". */
 static int stream_check(const char *host, int port, unsigned long long bytes)
@@ -538,8 +486,6 @@ int main(int argc, char **argv)
         echo(echo_fd);
     } else if (argc == 3 && strcmp(argv[1], "no-gso") == 0) {
         return no_gso(argv[2]);
-    } else if (argc == 7 && strcmp(argv[1], "stream") == 0) {
-        return stream(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10), argv[5], argv[6]);
     } else if (argc == 5 && strcmp(argv[1], "stream-check") == 0) {
         return stream_check(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
     } else if (argc == 2 && strcmp(argv[1], "selftest") == 0) {
@@ -552,7 +498,7 @@ int main(int argc, char **argv)
         }
         return rr(argv[2], atoi(argv[3]), count, msg, argv[6], argv[7]);
     }
-    fprintf(stderr, "usage: netref serve SINK-PORT ECHO-PORT | stream HOST PORT BYTES PATH CLOCK | stream-check HOST PORT BYTES\n"
+    fprintf(stderr, "usage: netref serve SINK-PORT ECHO-PORT | stream-check HOST PORT BYTES\n"
                     "       | rr HOST PORT COUNT MSG PATH CLOCK | no-gso IFACE | selftest\n");
     return 2;
 }

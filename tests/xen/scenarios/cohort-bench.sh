@@ -1,11 +1,21 @@
 #!/bin/sh
 # Cohort's Xen benchmarks; every figure is a BENCH line on this console.
-#   cohort-bench.sh CLOCK [KERNEL]   CLOCK: wall, or virtual under -icount
+#   cohort-bench.sh CLOCK [KERNEL] [quick]   CLOCK: wall, or virtual under -icount
+# quick: without the kernel benchmarks, the netbench configurations and the
+# departure measurement, and with 1 MiB streams and 20 request/response
+# transactions (the rest: iperf3, dom0's streams, the Linux reference), to
+# check those parts of this script in a shorter lab run; its figures are
+# not comparable with a full run's.
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
 clock=${1:-wall}
 kernel=${2:-/cohort/cohort}
+scope=${3:-all}
+full() { [ "$scope" != quick ]; }
+# The streams' bytes and the request/response transactions outside netbench.
+STREAM_BYTES=16777216 RR_COUNT=2000
+full || STREAM_BYTES=1048576 RR_COUNT=20
 guest() { cohort_cfg "$1" "$kernel" "$2 bench.clock=$clock"; }
 log() { guest_log "$1"; }
 # figures NAME LAST: the guest's BENCH lines, once xenconsoled has logged LAST.
@@ -13,14 +23,14 @@ figures() { wait_until 20 console_has "$1" "$2"; log "$1" | grep '^BENCH'; }
 # figure NAME PATH VALUE UNIT; bench NAME VALUE UNIT is a figure of path "xen".
 figure() { printf 'BENCH {"name":"%s","path":"%s","value":%s,"unit":"%s","clock":"%s"}\n' "$1" "$2" "$3" "$4" "$clock"; }
 bench() { figure "$1" xen "$2" "$3"; }
-# dom0_stream IP PATH: 16 MiB of zeros from dom0's busybox nc into the sink
+# dom0_stream IP PATH: 16 MiB ($STREAM_BYTES) of zeros from dom0's busybox nc into the sink
 # at IP, after the 8-byte "count only" magic: Cohort's sink then counts as
 # netref's does, instead of hashing (SHA-256 in software costs a Cohort
 # guest about 55 instructions a byte, which would be what is measured).
 # The sink must answer the byte count first; prints the figure. The
 # data's integrity through dom0 is what xen-net-dom0-echo-16MiB checks.
 dom0_stream() {
-    _size=16777216
+    _size=$STREAM_BYTES
     _t0=$(now_ms)
     _answer=$({ printf cohort-n; head -c $_size /dev/zero; } | timeout 600 nc "$1" 9)
     _t1=$(now_ms)
@@ -37,53 +47,83 @@ dom0_ping() {
     figure net.icmp_rtt "$2" "$(tail -1 /tmp/ping.out | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')" ms
 }
 finish() { guest_finish "$1"; }
-
-# xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
-# (dom0's clock; the poll adds up to 5 ms). Median of 5 guests.
-guest boot "bench=boot"
-times=""
-for i in 1 2 3 4 5; do
-    rm -f /var/log/xen/console/guest-boot.log
-    t0=$(now_ms)
-    xl_create /tmp/boot.cfg
-    n=0 d=$(xl domid boot)
-    until xl dmesg | grep -q "(d$d) Cohort .*kernel_main"; do
-        n=$((n + 1)); [ $n -gt 6000 ] && { fail xen-bench-boot "no banner"; exit 0; }
-        sleep 0.005
+# iperf3 figures: Debian's iperf3 3.12 (in dom0 and the Linux guests) and
+# Cohort's app=iperf3 / app=iperf3-client, 16 MiB (-n) per test, 3 tests
+# per path, beside netbench's and netref's figures for the same paths:
+# `net.iperf3_tcp`, the receiver's Mbit/s (iperf3's receiver line). Each
+# report passes cohort-event's checks (tests/xen/event-tool) first.
+IPERF_BYTES=$STREAM_BYTES
+IPERF_REPS=3
+# iperf_figure PATH FILE [TAG]: the figure of one iperf3 -J report (a file,
+# or the report after `IPERF3 TAG` in a Linux guest's console log), once it
+# passes the checks; says why not otherwise.
+iperf_figure() {
+    _path=$1; shift
+    if ! _sum=$("$COHORT_EVENT" --iperf3 "$@"); then
+        echo "iperf3 report $*: $_sum"; return 1
+    fi
+    echo "iperf3 $_path: $_sum"
+    figure net.iperf3_tcp "$_path" "$("$COHORT_EVENT" --iperf3 "$@" --get end.sum_received.bits_per_second \
+        | awk '{ printf "%.3f", $1 / 1e6 }')" Mbit/s
+}
+# dom0_iperf IP PATH: dom0's iperf3 -c IP -n 16 MiB, $IPERF_REPS times.
+dom0_iperf() {
+    _i=0
+    while [ $_i -lt $IPERF_REPS ]; do
+        timeout 300 iperf3 -c "$1" -n $IPERF_BYTES -J > /tmp/iperf3-bench.json 2>/tmp/iperf3.err
+        iperf_figure "$2" /tmp/iperf3-bench.json || return 1
+        _i=$((_i + 1))
     done
-    t1=$(now_ms)
-    times="$times $((t1 - t0))"
-    wait_until 30 dom_shutdown boot
-    [ "$i" = 5 ] && figures boot image.loaded_size | sed 's/"path":"boot"/"path":"xen-pvh"/'
-    finish boot
-done
-# shellcheck disable=SC2086 # $times: the five figures, one a word each
-median=$(printf '%s\n' $times | sort -n | sed -n 3p)
-echo "xl create -> banner, ms:$times"
-bench xl_create_to_kernel_main "$median" ms
-ok xen-bench-boot
+}
 
-guest prims "bench=xen"
-xl_create /tmp/prims.cfg
-if wait_until 60 dom_shutdown prims && figures prims hypercall_round_trip | grep -q hypercall_round_trip; then
-    figures prims hypercall_round_trip; ok xen-bench-primitives
-else
-    log prims | grep -v INFO | tail; fail xen-bench-primitives "no figures"
-fi
-finish prims
+if full; then
+    # xl create -> Cohort's kernel_main, seen as its port-0xe9 line in `xl dmesg`
+    # (dom0's clock; the poll adds up to 5 ms). Median of 5 guests.
+    guest boot "bench=boot"
+    times=""
+    for i in 1 2 3 4 5; do
+        rm -f /var/log/xen/console/guest-boot.log
+        t0=$(now_ms)
+        xl_create /tmp/boot.cfg
+        n=0 d=$(xl domid boot)
+        until xl dmesg | grep -q "(d$d) Cohort .*kernel_main"; do
+            n=$((n + 1)); [ $n -gt 6000 ] && { fail xen-bench-boot "no banner"; exit 0; }
+            sleep 0.005
+        done
+        t1=$(now_ms)
+        times="$times $((t1 - t0))"
+        wait_until 30 dom_shutdown boot
+        [ "$i" = 5 ] && figures boot image.loaded_size | sed 's/"path":"boot"/"path":"xen-pvh"/'
+        finish boot
+    done
+    # shellcheck disable=SC2086 # $times: the five figures, one a word each
+    median=$(printf '%s\n' $times | sort -n | sed -n 3p)
+    echo "xl create -> banner, ms:$times"
+    bench xl_create_to_kernel_main "$median" ms
+    ok xen-bench-boot
 
-guest ping "bench=evtchn_ping"
-guest pong "bench=evtchn_pong"
-xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p
-a=$(xl domid ping) b=$(xl domid pong)
-xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
-xl unpause ping; xl unpause pong
-if wait_until 300 dom_shutdown ping && figures ping notify_to_remote_handler | grep -q notify_to_remote; then
-    figures ping notify_to_remote_handler; figures pong grant_map_unmap; ok xen-bench-evtchn
-else
-    log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"
+    guest prims "bench=xen"
+    xl_create /tmp/prims.cfg
+    if wait_until 60 dom_shutdown prims && figures prims hypercall_round_trip | grep -q hypercall_round_trip; then
+        figures prims hypercall_round_trip; ok xen-bench-primitives
+    else
+        log prims | grep -v INFO | tail; fail xen-bench-primitives "no figures"
+    fi
+    finish prims
+
+    guest ping "bench=evtchn_ping"
+    guest pong "bench=evtchn_pong"
+    xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p
+    a=$(xl domid ping) b=$(xl domid pong)
+    xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
+    xl unpause ping; xl unpause pong
+    if wait_until 300 dom_shutdown ping && figures ping notify_to_remote_handler | grep -q notify_to_remote; then
+        figures ping notify_to_remote_handler; figures pong grant_map_unmap; ok xen-bench-evtchn
+    else
+        log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"
+    fi
+    finish ping; finish pong
 fi
-finish ping; finish pong
 
 
 # Networking. Two guests of group "lab" per configuration: netbench
@@ -126,60 +166,98 @@ netbench_config() {
     finish nb
     finish srv
 }
-configs_total=2
-[ "$clock" = virtual ] && configs_total=16
-netbench_config default "" ""
-netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
-if [ "$clock" = virtual ]; then
-    # The factors (virtual time only: it does not depend on the host's load),
-    # each varied alone from the default.
-    netbench_config samecpu "" 'cpus = "1"'
-    netbench_config events "chan.spin=0" ""
-    netbench_config spin100 "chan.spin=100" ""
-    netbench_config spin1ms "chan.spin=1000" ""
-    netbench_config poll "chan.poll=on" ""
-    netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
-    netbench_config mtu9000 "chan.mtu=9000 chan.pages=32" ""
-    netbench_config mtu16k "chan.mtu=16384" ""
-    netbench_config mtu64k "chan.mtu=65521" ""
-    # Rings of 32 pages hold 3 frames of 32 KiB; fewer pages cannot hold
-    # the two a ring must (the guest refuses the configuration).
-    netbench_config ring32 "chan.pages=32" ""
-    netbench_config msg1k "net.msg=1024" ""
-    netbench_config msg8k "net.msg=8192" ""
-    netbench_config reno "net.cc=reno" ""
-    netbench_config no-offload "net.offload=none" ""
+if full; then
+    configs_total=2
+    [ "$clock" = virtual ] && configs_total=16
+    netbench_config default "" ""
+    netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
+    if [ "$clock" = virtual ]; then
+        # The factors (virtual time only: it does not depend on the host's load),
+        # each varied alone from the default.
+        netbench_config samecpu "" 'cpus = "1"'
+        netbench_config events "chan.spin=0" ""
+        netbench_config spin100 "chan.spin=100" ""
+        netbench_config spin1ms "chan.spin=1000" ""
+        netbench_config poll "chan.poll=on" ""
+        netbench_config mtu1500 "chan.mtu=1500 chan.pages=16" ""
+        netbench_config mtu9000 "chan.mtu=9000 chan.pages=32" ""
+        netbench_config mtu16k "chan.mtu=16384" ""
+        netbench_config mtu64k "chan.mtu=65521" ""
+        # Rings of 32 pages hold 3 frames of 32 KiB; fewer pages cannot hold
+        # the two a ring must (the guest refuses the configuration).
+        netbench_config ring32 "chan.pages=32" ""
+        netbench_config msg1k "net.msg=1024" ""
+        netbench_config msg8k "net.msg=8192" ""
+        netbench_config reno "net.cc=reno" ""
+        netbench_config no-offload "net.offload=none" ""
+    fi
 fi
 
-# A peer destroyed in the middle of request/response traffic: dom0's clock
-# from `xl destroy` returning to the survivor's log saying the channel is
-# closed, and released (every grant back).
-net_guest srv 30 "app=echo net.group=lab" ""
-xl_create /tmp/srv.cfg
-net_guest victim 32 "app=rr net.group=lab net.peer=198.18.0.30 net.count=10000000" ""
-xl_create /tmp/victim.cfg
-v=$(xl domid victim)
-if wait_until 120 guest_event victim progress app=rr; then
-    xl destroy victim
-    t0=$(now_ms)
-    if wait_until 60 guest_event srv channel_closed peer="$v" && t1=$(now_ms) \
-        && wait_until 60 guest_event srv channel_released peer="$v"; then
-        t2=$(now_ms)
-        figure channel.departure_to_closed channel $((t1 - t0)) ms
-        figure channel.departure_to_released channel $((t2 - t0)) ms
-        ok xen-bench-net-departure
+# iperf3 between two Cohort guests: app=iperf3-client (net.reps=3) against
+# app=iperf3, over the channel (both in group "lab") and over netfront (the
+# client in no group), paths as netbench's default configuration. Then
+# dom0's iperf3 against the same server. The server stays for the Linux
+# client below (Linux to Cohort).
+net_guest isrv 33 "app=iperf3 net.group=lab" ""
+xl_create /tmp/isrv.cfg
+# cohort_iperf NAME GROUP-OPTION PATH-SUFFIX: one client's 3 tests.
+cohort_iperf() {
+    net_guest icli 34 "app=iperf3-client $2 net.peer=198.18.0.33 net.bytes=$IPERF_BYTES net.reps=$IPERF_REPS" ""
+    xl_create /tmp/icli.cfg
+    if wait_quietly 600 dom_shutdown icli && ! dom_crashed icli && wait_until 20 guest_event icli app ok=true \
+        && [ "$(event_count icli iperf3 role=client ok=true)" = $IPERF_REPS ]; then
+        guest_events icli iperf3 role=client
+        log icli | grep '^BENCH' | sed "s|\"path\":\"\([^\"]*\)\"|\"path\":\"\1/$3\"|"
+        ok "xen-bench-iperf3-$1"
     else
-        guest_explain srv; fail xen-bench-net-departure "the server did not close and release the channel"
+        guest_explain icli; fail "xen-bench-iperf3-$1" "app=iperf3-client did not finish its $IPERF_REPS tests"
+    fi
+    finish icli
+}
+if wait_until 60 guest_event isrv address; then
+    cohort_iperf cohort-channel "net.group=lab" default
+    cohort_iperf cohort-netfront "" default
+    if dom0_iperf 198.18.0.33 dom0-to-guest-netfront; then
+        ok xen-bench-iperf3-dom0-to-cohort
+    else
+        fail xen-bench-iperf3-dom0-to-cohort "dom0's iperf3 against Cohort's server failed"
     fi
 else
-    guest_explain victim; fail xen-bench-net-departure "the rr client never ran"
+    guest_explain isrv; fail xen-bench-iperf3-cohort "Cohort's iperf3 server has no address"
 fi
-finish victim
+
+if full; then
+    # A peer destroyed in the middle of request/response traffic: dom0's clock
+    # from `xl destroy` returning to the survivor's log saying the channel is
+    # closed, and released (every grant back).
+    net_guest srv 30 "app=echo net.group=lab" ""
+    xl_create /tmp/srv.cfg
+    net_guest victim 32 "app=rr net.group=lab net.peer=198.18.0.30 net.count=10000000" ""
+    xl_create /tmp/victim.cfg
+    v=$(xl domid victim)
+    if wait_until 120 guest_event victim progress app=rr; then
+        xl destroy victim
+        t0=$(now_ms)
+        if wait_until 60 guest_event srv channel_closed peer="$v" && t1=$(now_ms) \
+            && wait_until 60 guest_event srv channel_released peer="$v"; then
+            t2=$(now_ms)
+            figure channel.departure_to_closed channel $((t1 - t0)) ms
+            figure channel.departure_to_released channel $((t2 - t0)) ms
+            ok xen-bench-net-departure
+        else
+            guest_explain srv; fail xen-bench-net-departure "the server did not close and release the channel"
+        fi
+    else
+        guest_explain victim; fail xen-bench-net-departure "the rr client never ran"
+    fi
+    finish victim
+fi
 # The measurements below need the server: one that died (a lab fault, say)
 # is replaced, and that is said.
 if dom_crashed srv || ! dom_state srv | grep -q .; then
-    echo "the server guest is gone or crashed ($(dom_state srv)); starting a new one for what follows"
+    echo "the server guest is gone, crashed or not started ($(dom_state srv)); starting a new one for what follows"
     finish srv
+    net_guest srv 30 "app=echo net.group=lab" ""
     xl_create /tmp/srv.cfg
     wait_until 60 guest_event srv address || echo "the new server guest has no address"
 fi
@@ -197,22 +275,30 @@ else
 fi
 
 # Reference: Linux guests (dom0's Debian kernel and its netfront) on the same
-# bridge, measured by netref (tests/xen/linux-guest) the way netbench
-# measures, 3 times each (ref.reps, as net.reps for netbench): Linux to
-# Linux (with TSO/GSO, then without), Linux to Cohort (the server above,
-# whose group Linux is not in), Cohort to Linux, and dom0 to Linux. Only
-# with the lab's --linux-guest.
+# bridge, 3 times each (ref.reps, as net.reps for netbench): Linux to Linux
+# (with TSO/GSO, then without), Linux to Cohort (the servers above, whose
+# group Linux is not in), Cohort to Linux, and dom0 to Linux. Stream
+# throughput is Debian's iperf3 (-n 16 MiB: `net.iperf3_tcp`, from the
+# Linux client's -J reports); request/response is netref's (iperf3 has no
+# such mode: `net.tcp_rr`, `net.tcp_rr_latency_p50`). Only with the lab's
+# --linux-guest.
 REF_REPS=3
 # linux_tail NAME: a Linux guest's last console lines, quoted (scenario-lib).
 linux_tail() { log "$1" | tail -15 | quoted; }
-# ref_client NAME PEER [CMDLINE]: a Linux client's streams and request/response runs.
+# ref_client NAME PEER IPERF-PEER [CMDLINE]: a Linux client's iperf3 tests
+# (against IPERF-PEER) and request/response runs (against PEER's echo).
 ref_client() {
-    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.path=$1-netfront ref.clock=$clock ref.bytes=16777216 ref.count=2000 ref.reps=$REF_REPS ${3:-}" \
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=$2 ref.ipeer=$3 ref.path=$1-netfront ref.clock=$clock ref.bytes=$IPERF_BYTES ref.count=$RR_COUNT ref.reps=$REF_REPS ${4:-}" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:51" ]'
     if linux_up lcli 300 "linux-guest: eth0" && wait_quietly 1800 dom_shutdown lcli && guest_has lcli "linux-guest: done"; then
-        log lcli | grep -E "^netref: (stream|rr)"
+        _i=1 _bad=
+        while [ $_i -le $REF_REPS ]; do
+            iperf_figure "$1-netfront" /var/log/xen/console/guest-lcli.log "stream-$_i" || _bad=1
+            _i=$((_i + 1))
+        done
+        log lcli | grep -E "^netref: rr"
         log lcli | grep '^BENCH'
-        ok "xen-bench-$1"
+        if [ -z "$_bad" ]; then ok "xen-bench-$1"; else fail "xen-bench-$1" "an iperf3 report did not pass its checks"; fi
     else
         linux_tail lcli; fail "xen-bench-$1" "the Linux client did not finish"
     fi
@@ -227,7 +313,7 @@ ref_client() {
 # all_streams_matched: c2l reported $REF_REPS streams whose count matched.
 all_streams_matched() { [ "$(event_count c2l stream match=true)" -ge "$REF_REPS" ]; }
 cohort_to_linux() {
-    net_guest c2l 52 "app=stream net.peer=$1 net.bytes=16777216 net.reps=$REF_REPS net.check=count" ""
+    net_guest c2l 52 "app=stream net.peer=$1 net.bytes=$STREAM_BYTES net.reps=$REF_REPS net.check=count" ""
     xl_create /tmp/c2l.cfg
     if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l && wait_until 20 all_streams_matched; then
         guest_events c2l stream
@@ -237,15 +323,37 @@ cohort_to_linux() {
         guest_explain c2l; fail xen-bench-cohort-to-linux "the Cohort stream into Linux did not finish with the count matching"
     fi
     finish c2l
+    # The same path measured by iperf3: Cohort's client against iperf3 -s.
+    net_guest c2l 52 "app=iperf3-client net.peer=$1 net.bytes=$IPERF_BYTES net.reps=$IPERF_REPS" ""
+    xl_create /tmp/c2l.cfg
+    if wait_quietly 1200 dom_shutdown c2l && ! dom_crashed c2l && wait_until 20 guest_event c2l app ok=true \
+        && [ "$(event_count c2l iperf3 role=client ok=true)" = $IPERF_REPS ]; then
+        guest_events c2l iperf3 role=client
+        log c2l | grep '^BENCH' | sed 's|"path":"[^"]*"|"path":"cohort-to-linux-netfront"|'
+        ok xen-bench-iperf3-cohort-to-linux
+    else
+        guest_explain c2l; fail xen-bench-iperf3-cohort-to-linux "app=iperf3-client against iperf3 -s did not finish its $IPERF_REPS tests"
+    fi
+    finish c2l
 }
 if [ -f /cohort/linux/vmlinuz ]; then
     linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:02:50" ]'
     if linux_up lsrv 300 "netref: sink on"; then
         log lsrv | grep "^linux-guest: eth0"
-        ref_client linux-to-linux 198.18.0.50
+        ref_client linux-to-linux 198.18.0.50 198.18.0.50
         # Standard-size frames only, as Cohort's netfront sends them.
-        ref_client linux-to-linux-nogso 198.18.0.50 ref.gso=off
-        ref_client linux-to-cohort 198.18.0.30
+        ref_client linux-to-linux-nogso 198.18.0.50 198.18.0.50 ref.gso=off
+        # Cohort's echo (srv) for request/response, its iperf3 server (isrv)
+        # for the streams; one that died (a lab fault, say) is replaced,
+        # and that is said.
+        if dom_crashed isrv || ! dom_state isrv | grep -q .; then
+            dom_state isrv | grep -q . && guest_explain isrv
+            echo "Cohort's iperf3 server is gone or crashed ($(dom_state isrv)); starting a new one"
+            finish isrv
+            xl_create /tmp/isrv.cfg
+            wait_until 60 guest_event isrv address || echo "the new iperf3 server has no address"
+        fi
+        ref_client linux-to-cohort 198.18.0.30 198.18.0.33
         cohort_to_linux 198.18.0.50
         if dom0_stream 198.18.0.50 dom0-to-linux-netfront && dom0_stream 198.18.0.50 dom0-to-linux-netfront \
             && dom0_stream 198.18.0.50 dom0-to-linux-netfront; then
@@ -253,10 +361,16 @@ if [ -f /cohort/linux/vmlinuz ]; then
         else
             fail xen-bench-dom0-to-linux "stream into the Linux guest failed"
         fi
+        if dom0_iperf 198.18.0.50 dom0-to-linux-netfront; then
+            ok xen-bench-iperf3-dom0-to-linux
+        else
+            fail xen-bench-iperf3-dom0-to-linux "dom0's iperf3 against the Linux guest's iperf3 -s failed"
+        fi
         dom0_ping 198.18.0.50 dom0-linux-netfront || echo "dom0 could not ping the Linux guest"
     else
         linux_tail lsrv; fail xen-bench-linux-reference "the Linux guest did not come up"
     fi
     finish lsrv
 fi
+finish isrv
 finish srv

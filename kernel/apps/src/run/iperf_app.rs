@@ -3,12 +3,15 @@
 use super::{ip, Run, PROGRESS_EVERY, SECOND, SETUP_TIMEOUT, STALL_TIMEOUT};
 use crate::iperf::{Iperf3Client, Iperf3Server};
 use crate::{Part, Stack};
-use ::iperf3::client::ClientFailure;
+use ::iperf3::client::{ClientFailure, ClientPhase};
+use ::iperf3::server::Failure;
 use ::iperf3::server::ServerConfig;
-use ::iperf3::{Event as IperfEvent, Params};
+use ::iperf3::{Event as IperfEvent, Params, Protocol};
 use alloc::format;
 use alloc::string::String;
 use cohort_boot::cmdline::NetOptions;
+use figures::{Event, Frames};
+use netdev::{NetDevice, PathFrames};
 
 /// TCP sockets the server pools: control, up to 16 streams per direction,
 /// and room for refused clients.
@@ -39,7 +42,51 @@ fn cookie_bytes(seed: u64) -> [u8; 36] {
     out
 }
 
+/// The protocol's name in `iperf3` events.
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+/// Megabits per second of `bytes` over `secs` (0 without time).
+fn mbit(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes as f64 * 8.0 / secs / 1e6
+    } else {
+        0.0
+    }
+}
+
+/// An `iperf3` event of a test that did not run: refused, busy or broken.
+fn not_run<'a>(role: &'a str, i_errno: Option<i32>, error: &'a str, frames: Option<Frames>) -> Event<&'a str> {
+    Event::Iperf3 {
+        role,
+        ok: false,
+        protocol: None,
+        streams: 0,
+        reverse: false,
+        seconds: 0.0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        mbit_per_s: 0.0,
+        udp_packets: 0,
+        udp_lost: 0,
+        i_errno,
+        error: Some(error),
+        frames,
+    }
+}
+
 impl<S: Stack> Run<'_, S> {
+    /// The frames both ways since `before`, on a device with channels.
+    fn frames_since(&mut self, before: &PathFrames) -> Option<Frames> {
+        self.stack.device().paths()?;
+        let (channel, netfront) = self.frames().since(before);
+        Some(Frames::new(channel, netfront))
+    }
+
     /// An iperf3 server on port 5201 (or `net.port`) until the platform
     /// asks us to stop; one test at a time, busy clients are refused.
     pub(super) fn iperf3_serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
@@ -47,38 +94,61 @@ impl<S: Stack> Run<'_, S> {
         let mut server = Iperf3Server::new(self.stack.sockets(), port, SERVER_CONNECTIONS, ServerConfig::default());
         log::info!("iperf3: server on port {port}");
         let (mut finished, mut failed) = (0u64, 0u64);
+        // The frames when the running test's parameters were accepted.
+        let mut test_frames = self.frames();
         loop {
             let polled = self.stack.step();
             let now = self.now();
             let moved = self.timed(|s| server.service(s.sockets(), now));
             while let Some(e) = server.take_event() {
                 match e {
-                    IperfEvent::Started(p) => log::info!("iperf3: test {p:?}"),
+                    IperfEvent::Started(p) => {
+                        test_frames = self.frames();
+                        log::info!("iperf3: test {p:?}");
+                    }
                     IperfEvent::Finished(s) => {
                         finished += 1;
                         let secs = s.duration_us as f64 / 1e6;
-                        let mbit = |b: u64| {
-                            if secs > 0.0 {
-                                b as f64 * 8.0 / secs / 1e6
-                            } else {
-                                0.0
-                            }
-                        };
                         log::info!(
                             "iperf3: test done in {secs:.3} s: received {} bytes ({:.2} Mbit/s), sent {} bytes ({:.2} Mbit/s), UDP lost {} of {}",
                             s.bytes_received,
-                            mbit(s.bytes_received),
+                            mbit(s.bytes_received, secs),
                             s.bytes_sent,
-                            mbit(s.bytes_sent),
+                            mbit(s.bytes_sent, secs),
                             s.udp_lost,
                             s.udp_packets
                         );
+                        let frames = self.frames_since(&test_frames);
+                        self.result(&Event::Iperf3 {
+                            role: "server",
+                            ok: true,
+                            protocol: Some(protocol_name(s.params.protocol)),
+                            streams: s.params.parallel,
+                            reverse: s.params.reverse,
+                            seconds: secs,
+                            bytes_sent: s.bytes_sent,
+                            bytes_received: s.bytes_received,
+                            mbit_per_s: mbit(s.bytes_received + s.bytes_sent, secs),
+                            udp_packets: s.udp_packets,
+                            udp_lost: s.udp_lost,
+                            i_errno: None,
+                            error: None,
+                            frames,
+                        });
                     }
                     IperfEvent::Failed(f) => {
                         failed += 1;
                         log::info!("iperf3: test ended early: {f:?}");
+                        let (i_errno, why) = match &f {
+                            Failure::Refused(r) => (Some(r.i_errno), String::from("refused")),
+                            other => (None, format!("{other:?}")),
+                        };
+                        self.result(&not_run("server", i_errno, &why, None));
                     }
-                    IperfEvent::Denied => log::info!("iperf3: busy, a client was refused"),
+                    IperfEvent::Denied => {
+                        log::info!("iperf3: busy, a client was refused");
+                        self.result(&not_run("server", None, "busy", None));
+                    }
                 }
             }
             if stop() {
@@ -91,13 +161,50 @@ impl<S: Stack> Run<'_, S> {
         }
     }
 
-    /// One iperf3 TCP test of `net.bytes` (`-n`) to `net.peer` on port 5201
-    /// (or `net.port`); the receiver's throughput as a `BENCH` figure.
+    /// `net.reps` iperf3 TCP tests of `net.bytes` (`-n`) to `net.peer` on
+    /// port 5201 (or `net.port`), one after the other; each reports the
+    /// receiver's throughput as a `BENCH` figure and an `iperf3` event. A
+    /// server still busy with the previous test (it answers ACCESS_DENIED),
+    /// or not listening yet (a stock `iperf3 -s` 3.12 reopens its listener
+    /// after a test: a connection then is refused, or closed after our
+    /// cookie, before the server said anything), is asked again, up to
+    /// `BUSY_TRIES` times, half a second apart; and each test after the
+    /// first starts half a second after the one before, as a person or a
+    /// script running iperf3 again would.
     pub(super) fn iperf3_client(&mut self) -> Result<(), String> {
+        const BUSY_TRIES: u32 = 10;
         let peer = self.peer()?;
+        self.settle();
+        for rep in 0..self.net.reps.max(1) {
+            if rep > 0 {
+                self.pause(SECOND / 2);
+            }
+            let mut tries = 0;
+            loop {
+                match self.iperf3_test(peer) {
+                    Err(Some(
+                        e @ (ClientFailure::AccessDenied
+                        | ClientFailure::ControlClosed(ClientPhase::Connecting | ClientPhase::Cookie)),
+                    )) if tries + 1 < BUSY_TRIES => {
+                        tries += 1;
+                        log::info!("iperf3: {e}; asking again in 0.5 s");
+                        self.pause(SECOND / 2);
+                    }
+                    Err(Some(e)) => return Err(format!("iperf3: {e}")),
+                    Err(None) => return Err(String::from("iperf3: no outcome")),
+                    Ok(Err(why)) => return Err(why),
+                    Ok(Ok(())) => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One test: `Ok(Err)` for a failure of our own (no progress), `Err`
+    /// for what the client machine reported (or `None`: nothing).
+    fn iperf3_test(&mut self, peer: [u8; 4]) -> Result<Result<(), String>, Option<ClientFailure>> {
         let port = iperf_port(&self.net);
         let params = Params { time_s: 0, bytes: self.net.bytes, ..Params::tcp(0) };
-        self.settle();
         log::info!("iperf3: -n {} to {}:{port}", self.net.bytes, ip(peer));
         let before = self.frames();
         let now = self.now();
@@ -105,7 +212,10 @@ impl<S: Stack> Run<'_, S> {
         let local = self.local_port();
         let mut client = {
             let (iface, sockets) = self.stack.parts();
-            Iperf3Client::start(iface, sockets, peer, port, params, &random, local, now)?
+            match Iperf3Client::start(iface, sockets, peer, port, params, &random, local, now) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            }
         };
         let start = self.now();
         let mut last = start;
@@ -123,7 +233,7 @@ impl<S: Stack> Run<'_, S> {
                 last = now;
             } else if now.saturating_sub(last) > STALL_TIMEOUT || now.saturating_sub(start) > SETUP_TIMEOUT + STALL_TIMEOUT {
                 client.release(self.stack.sockets());
-                return Err(format!("iperf3: no progress for {} s", STALL_TIMEOUT / SECOND));
+                return Ok(Err(format!("iperf3: no progress for {} s", STALL_TIMEOUT / SECOND)));
             }
             if now.saturating_sub(last) > PROGRESS_EVERY {
                 log::info!("iperf3: waiting for the server");
@@ -156,13 +266,35 @@ impl<S: Stack> Run<'_, S> {
                     r.upload_bps() / 1e6
                 ));
                 self.figure("net.iperf3_tcp", &path, r.upload_bps() / 1e6, "Mbit/s");
-                Ok(())
+                self.result(&Event::Iperf3 {
+                    role: "client",
+                    ok: true,
+                    protocol: Some(protocol_name(r.params.protocol)),
+                    streams: r.params.parallel,
+                    reverse: r.params.reverse,
+                    seconds: secs,
+                    bytes_sent: r.bytes_sent(),
+                    bytes_received: r.server_received(),
+                    mbit_per_s: r.upload_bps() / 1e6,
+                    udp_packets: 0,
+                    udp_lost: 0,
+                    i_errno: None,
+                    error: None,
+                    frames,
+                });
+                Ok(Ok(()))
             }
             Some(Err(ClientFailure::ServerError { i_errno, errno })) => {
-                Err(format!("iperf3: the server refused the test (i_errno {i_errno}, errno {errno})"))
+                let why = format!("iperf3: the server refused the test (i_errno {i_errno}, errno {errno})");
+                self.result(&not_run("client", Some(i_errno), &why, frames));
+                Ok(Err(why))
             }
-            Some(Err(e)) => Err(format!("iperf3: {e}")),
-            None => Err(String::from("iperf3: no outcome")),
+            Some(Err(e)) => {
+                let why = format!("iperf3: {e}");
+                self.result(&not_run("client", None, &why, frames));
+                Err(Some(e))
+            }
+            None => Err(None),
         }
     }
 }

@@ -22,11 +22,16 @@
 //! * `--first`, `--last`: only the first, or last, match.
 //! * `--count`: print how many events match.
 //!
+//! `cohort-event --iperf3 ...` checks a stock iperf3 client's `-J` report
+//! instead ([`iperf3`]).
+//!
 //! Exit status: 0 if an event matched, 1 if none did (or the file cannot
 //! be read: a scenario polls a log that is not there yet), 2 for a usage
 //! error (also a `KEY` or `FIELD` that the kind's events do not have).
 
 use std::ffi::OsString;
+
+pub mod iperf3;
 
 use figures::{event_json_in, Event};
 use serde_json::Value;
@@ -44,6 +49,14 @@ number of matches with --count. Lines that do not read as an event are
 said on standard error and never match.
 
 Exit status: 0 found, 1 not found (or FILE unreadable), 2 usage error.
+
+cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--streams N] [--error TEXT] [--get FIELD]
+
+Checks iperf3's -J report in FILE (or, with TAG, the last one printed after
+`IPERF3 TAG ` in a console log): a test that ran as asked, both ends'
+bytes counted and consistent; or, with --error, a test refused with
+exactly that message. Prints a summary (or FIELD); exit status 0 passed,
+1 failed, 2 usage error.
 ";
 
 /// Which matches to keep.
@@ -359,6 +372,7 @@ mod tests {
             "channel_refused",
             "channel_released",
             "device_closed",
+            "iperf3",
             "app",
             "offloads",
             "test",

@@ -1,12 +1,52 @@
-//! `cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]`
+//! `cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]`,
+//! `cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--streams N] [--error TEXT] [--get FIELD]`
 //!
 //! See the crate documentation ([`cohort_event`]).
 
 use std::io::Write;
 use std::process::ExitCode;
 
+/// `--iperf3`: check a stock iperf3 client's -J report.
+fn iperf3(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let check = match cohort_event::iperf3::Check::parse(args) {
+        Ok(check) => check,
+        Err(e) => {
+            eprintln!("cohort-event: {e}");
+            eprintln!("{}", cohort_event::iperf3::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let read = if check.file == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(&check.file)
+    };
+    let text = match read {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            println!("cohort-event: {}: {e}", check.file);
+            return ExitCode::from(1);
+        }
+    };
+    match check.run(&text) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("{why}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let query = match cohort_event::Query::parse(std::env::args_os().skip(1)) {
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "--iperf3") {
+        return iperf3(args.skip(1));
+    }
+    let query = match cohort_event::Query::parse(args) {
         Ok(Some(query)) => query,
         Ok(None) => {
             print!("{}", cohort_event::HELP);
