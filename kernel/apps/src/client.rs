@@ -91,9 +91,13 @@ pub fn elapsed_s(connected_ns: Option<u64>, done_ns: Option<u64>) -> f64 {
     (done_ns.unwrap_or(start) - start) as f64 / 1e9
 }
 
-/// Throughput of `bytes` in `seconds`, in Mbit/s.
+/// Throughput of `bytes` in `seconds`, in Mbit/s (0 without time).
 pub fn mbit_per_s(bytes: u64, seconds: f64) -> f64 {
-    bytes as f64 * 8.0 / seconds.max(1e-9) / 1e6
+    if seconds > 0.0 {
+        bytes as f64 * 8.0 / seconds / 1e6
+    } else {
+        0.0
+    }
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -118,11 +118,11 @@ pub fn fatal_exception(frame: &InterruptFrame) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
-    match info.location() {
-        Some(at) => crate::eprintln_emergency!("PANIC at {}:{}: {}", at.file(), at.line(), info.message()),
+    let (file, line) = info.location().map_or((None, 0), |at| (Some(at.file()), at.line()));
+    match file {
+        Some(file) => crate::eprintln_emergency!("PANIC at {file}:{line}: {}", info.message()),
         None => crate::eprintln_emergency!("PANIC: {}", info.message()),
     }
-    let (file, line) = info.location().map_or((None, 0), |at| (Some(at.file()), at.line()));
     crate::eprintln_emergency!("{}", figures::Event::Panic { file, line });
     if let Some(hooks) = HOOKS.get() {
         (hooks.on_panic)();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub mod result;
 
-pub use result::{event_json_in, Event, Frames, EVENT_JSON_MAX, EVENT_PREFIX};
+pub use result::{event_json_in, Event, Frames, EVENT_JSON_MAX, EVENT_PREFIX, KINDS};
 
 /// What precedes the JSON object of a figure in a line.
 pub const PREFIX: &str = "BENCH ";

@@ -93,6 +93,35 @@ impl Frames {
     }
 }
 
+/// Every event's `kind`, in the order of [`Event`]'s variants.
+pub const KINDS: [&str; 25] = [
+    "address",
+    "progress",
+    "frames",
+    "transfer",
+    "stream",
+    "rr",
+    "netbench",
+    "served",
+    "channel_up",
+    "channel_closed",
+    "channel_refused",
+    "channel_released",
+    "device_closed",
+    "resources",
+    "iperf3",
+    "app",
+    "offloads",
+    "test",
+    "test_result",
+    "boot_failed",
+    "booted",
+    "net_device",
+    "test_ignored",
+    "panic",
+    "fault",
+];
+
 /// One result or event of a guest. `S` is `&str` where it is written (the
 /// kernel) and `String` where it is read (the harness). See the module's
 /// docs for when each is printed.
@@ -567,36 +596,7 @@ mod tests {
                 String::from(&rest[..rest.find('"').unwrap()])
             })
             .collect();
-        assert_eq!(
-            kinds,
-            [
-                "address",
-                "progress",
-                "frames",
-                "transfer",
-                "stream",
-                "rr",
-                "netbench",
-                "served",
-                "channel_up",
-                "channel_closed",
-                "channel_refused",
-                "channel_released",
-                "device_closed",
-                "resources",
-                "iperf3",
-                "app",
-                "offloads",
-                "test",
-                "test_result",
-                "boot_failed",
-                "booted",
-                "net_device",
-                "test_ignored",
-                "panic",
-                "fault"
-            ]
-        );
+        assert_eq!(kinds, KINDS);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `app=iperf3` and `app=iperf3-client` on the app loop.
 
 use super::{ip, Run, PROGRESS_EVERY, SECOND, SETUP_TIMEOUT, STALL_TIMEOUT};
+use crate::client::mbit_per_s;
 use crate::iperf::{Iperf3Client, Iperf3Server};
 use crate::{Part, Stack};
 use ::iperf3::client::{ClientFailure, ClientPhase};
@@ -47,15 +48,6 @@ fn protocol_name(p: Protocol) -> &'static str {
     match p {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
-    }
-}
-
-/// Megabits per second of `bytes` over `secs` (0 without time).
-fn mbit(bytes: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        bytes as f64 * 8.0 / secs / 1e6
-    } else {
-        0.0
     }
 }
 
@@ -112,9 +104,9 @@ impl<S: Stack> Run<'_, S> {
                         log::info!(
                             "iperf3: test done in {secs:.3} s: received {} bytes ({:.2} Mbit/s), sent {} bytes ({:.2} Mbit/s), UDP lost {} of {}",
                             s.bytes_received,
-                            mbit(s.bytes_received, secs),
+                            mbit_per_s(s.bytes_received, secs),
                             s.bytes_sent,
-                            mbit(s.bytes_sent, secs),
+                            mbit_per_s(s.bytes_sent, secs),
                             s.udp_lost,
                             s.udp_packets
                         );
@@ -128,7 +120,7 @@ impl<S: Stack> Run<'_, S> {
                             seconds: secs,
                             bytes_sent: s.bytes_sent,
                             bytes_received: s.bytes_received,
-                            mbit_per_s: mbit(s.bytes_received + s.bytes_sent, secs),
+                            mbit_per_s: mbit_per_s(s.bytes_received + s.bytes_sent, secs),
                             udp_packets: s.udp_packets,
                             udp_lost: s.udp_lost,
                             i_errno: None,
