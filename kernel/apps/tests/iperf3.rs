@@ -262,3 +262,66 @@ fn app_iperf3_serves_clients_until_asked_to_stop() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn app_iperf3_client_runs_what_the_iperf3_keys_ask_for() {
+    // `iperf3.` keys as iperf3's -t, -R, -P, -u, -b: each test's event
+    // says what ran, with the receiver's byte count, and its BENCH name
+    // says which test it was.
+    use cohort_boot::cmdline::{App, Iperf3Test, NetOptions};
+    use support::{net, results_of, run};
+    for (test, name, streams) in [
+        (Iperf3Test { time_s: 1, reverse: true, ..Iperf3Test::default() }, "net.iperf3_tcp_reverse", 1),
+        (Iperf3Test { time_s: 1, parallel: 4, ..Iperf3Test::default() }, "net.iperf3_tcp_p4", 4),
+        (Iperf3Test { time_s: 1, udp: true, bitrate: 4_000_000, ..Iperf3Test::default() }, "net.iperf3_udp", 1),
+        (
+            Iperf3Test { time_s: 1, udp: true, reverse: true, bitrate: 4_000_000, len: 1000, ..Iperf3Test::default() },
+            "net.iperf3_udp_reverse",
+            1,
+        ),
+    ] {
+        let mut world = World::plain();
+        let mut server: Option<Iperf3Server> = None;
+        world.remote_app(move |_, sockets, now| {
+            let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 16, ServerConfig::default()));
+            s.service(sockets, now)
+        });
+        let (result, out) = run(App::Iperf3Client, &mut world, NetOptions { iperf3: test, ..net() });
+        assert_eq!(result, Ok(()), "{test:?}: {}", out.text());
+        let figures: Vec<f64> = out.figures().iter().filter(|f| f.name == name).map(|f| f.value).collect();
+        assert_eq!(figures.len(), 1, "{name}: {}", out.text());
+        let results = out.results();
+        match results_of(&results, "iperf3").as_slice() {
+            [figures::Event::Iperf3 {
+                ok: true,
+                protocol,
+                streams: s,
+                reverse,
+                seconds,
+                bytes_sent,
+                bytes_received,
+                mbit_per_s,
+                udp_packets,
+                udp_lost,
+                ..
+            }] => {
+                let udp = protocol.as_deref() == Some("udp");
+                assert_eq!((udp, *s, *reverse), (test.udp, streams, test.reverse), "{name}");
+                assert!(*seconds > 0.9 && *seconds < 1.5, "{name}: -t 1 ran {seconds} s");
+                assert!(*bytes_received > 0 && *bytes_received <= *bytes_sent, "{name}: {bytes_received} of {bytes_sent}");
+                assert!((mbit_per_s - figures[0]).abs() < 0.01, "{name}");
+                if udp {
+                    // 4 Mbit/s for a second in datagrams of the asked size.
+                    let len = if test.len > 0 { test.len } else { 1460 };
+                    let expected = 4_000_000 / 8 / u64::from(len);
+                    assert!(*udp_packets > expected * 8 / 10 && *udp_packets < expected * 12 / 10, "{name}: {udp_packets}");
+                    assert!(*udp_lost <= *udp_packets, "{name}");
+                    assert!(*mbit_per_s > 3.0 && *mbit_per_s < 5.0, "{name}: {mbit_per_s}");
+                } else {
+                    assert_eq!(*udp_packets, 0, "{name}");
+                }
+            }
+            other => panic!("{name}: {other:?}\n{}", out.text()),
+        }
+    }
+}

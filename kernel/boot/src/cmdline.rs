@@ -42,8 +42,9 @@ pub enum App {
     /// An iperf3 (3.12 protocol) server on port 5201, or `net.port` when
     /// given, until `xl shutdown`.
     Iperf3,
-    /// One iperf3 TCP test of `net.bytes` (`-n`) to the iperf3 server at
-    /// `net.peer` (port 5201, or `net.port`); print the throughput.
+    /// `net.reps` iperf3 tests to the iperf3 server at `net.peer` (port
+    /// 5201, or `net.port`), shaped by the `iperf3.` keys (`-t`, `-n`,
+    /// `-P`, `-R`, `-u`, `-b`, `-l`); print the throughput.
     Iperf3Client,
 }
 
@@ -69,7 +70,44 @@ pub struct NetOptions {
     pub cc: CongestionControl,
     /// What `app=stream` asks the sink to check.
     pub check: StreamCheck,
+    /// The test `app=iperf3-client` asks for.
+    pub iperf3: Iperf3Test,
 }
+
+/// The `iperf3.` keys: the test `app=iperf3-client` asks the server for,
+/// named after iperf3's own options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Iperf3Test {
+    /// `-t`: seconds; 0 means `-n net.bytes` ends the test instead.
+    pub time_s: u32,
+    /// `-P`: streams.
+    pub parallel: u16,
+    /// `-R`: the server sends.
+    pub reverse: bool,
+    /// `-u`: UDP instead of TCP.
+    pub udp: bool,
+    /// `-b`: bit/s per stream; 0 means iperf3's default (unlimited for
+    /// TCP, 1 Mbit/s for UDP).
+    pub bitrate: u64,
+    /// `-l`: bytes per write or datagram; 0 means iperf3's default (128 KiB
+    /// for TCP, 1460 for UDP).
+    pub len: u32,
+}
+
+impl Default for Iperf3Test {
+    fn default() -> Self {
+        Iperf3Test { time_s: 0, parallel: 1, reverse: false, udp: false, bitrate: 0, len: 0 }
+    }
+}
+
+/// `iperf3.time` at most (an hour: a measurement, not a soak).
+pub const IPERF3_TIME_MAX: u32 = 3600;
+/// `iperf3.parallel` at most (what Cohort's iperf3 server takes too).
+pub const IPERF3_PARALLEL_MAX: u32 = 16;
+/// `iperf3.len` at most (iperf3's own limit for TCP blocks).
+pub const IPERF3_LEN_MAX: u32 = 1 << 20;
+/// `iperf3.bitrate` at most: 100 Gbit/s.
+pub const IPERF3_BITRATE_MAX: u64 = 100_000_000_000;
 
 /// `net.check=`: SHA-256 of the data (correctness), or the count alone
 /// (throughput: hashing in software would be what is measured).
@@ -102,6 +140,7 @@ impl Default for NetOptions {
             offload: Offload::ALL,
             cc: CongestionControl::None,
             check: StreamCheck::Sha256,
+            iperf3: Iperf3Test::default(),
         }
     }
 }
@@ -268,6 +307,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.cc",
     "net.check",
     "net.group",
+    "iperf3.time",
+    "iperf3.parallel",
+    "iperf3.reverse",
+    "iperf3.udp",
+    "iperf3.bitrate",
+    "iperf3.len",
     "chan.pages",
     "chan.poll",
     "chan.spin",
@@ -368,6 +413,7 @@ fn apply<'a>(options: &mut Options<'a>, key: &'a str, value: &'a str) -> Result<
         "net.group" => options.chan.group = Some(parse_group(key, value)?),
         _ if key.starts_with("net.") => apply_net(&mut options.net, key, value)?,
         _ if key.starts_with("chan.") => apply_chan(&mut options.chan, key, value)?,
+        _ if key.starts_with("iperf3.") => apply_iperf3(&mut options.net.iperf3, key, value)?,
         _ => unreachable_key(key)?,
     }
     Ok(())
@@ -401,6 +447,38 @@ fn apply_net<'a>(net: &mut NetOptions, key: &'a str, value: &'a str) -> Result<(
         _ => return unreachable_key(key),
     }
     Ok(())
+}
+
+/// Sets the `iperf3.` option `key` from `value`.
+fn apply_iperf3<'a>(test: &mut Iperf3Test, key: &'a str, value: &'a str) -> Result<(), Error<'a>> {
+    match key {
+        "iperf3.time" => test.time_s = parse_range(key, value, 1, IPERF3_TIME_MAX, "seconds from 1 to 3600")?,
+        "iperf3.parallel" => {
+            test.parallel = parse_range(key, value, 1, IPERF3_PARALLEL_MAX, "a stream count from 1 to 16")? as u16
+        }
+        "iperf3.reverse" => test.reverse = parse_on_off(key, value)?,
+        "iperf3.udp" => test.udp = parse_on_off(key, value)?,
+        "iperf3.bitrate" => test.bitrate = parse_bitrate(key, value)?,
+        "iperf3.len" => test.len = parse_range(key, value, 1, IPERF3_LEN_MAX, "a size from 1 to 1048576 bytes")?,
+        _ => return unreachable_key(key),
+    }
+    Ok(())
+}
+
+/// Bits per second, with iperf3's suffixes K, M, G (powers of 1000).
+fn parse_bitrate<'a>(key: &'a str, value: &'a str) -> Result<u64, Error<'a>> {
+    let bad = Error::BadValue { key, value, expected: "bit/s from 1 to 100G, with an optional K, M or G suffix" };
+    let (digits, scale) = match value.as_bytes().last() {
+        Some(b'K' | b'k') => (&value[..value.len() - 1], 1_000),
+        Some(b'M' | b'm') => (&value[..value.len() - 1], 1_000_000),
+        Some(b'G' | b'g') => (&value[..value.len() - 1], 1_000_000_000),
+        _ => (value, 1),
+    };
+    let n = digits.parse::<u64>().map_err(|_| bad)?;
+    match n.checked_mul(scale) {
+        Some(bps) if (1..=IPERF3_BITRATE_MAX).contains(&bps) => Ok(bps),
+        _ => Err(bad),
+    }
 }
 
 /// Sets the `chan.` option `key` from `value`.
@@ -770,6 +848,33 @@ mod tests {
             parse("net.ip=1.2.3.256/8").unwrap_err().to_string(),
             "option `net.ip`: bad value `1.2.3.256/8` (expected an IPv4 address with prefix length, a.b.c.d/n)"
         );
+    }
+
+    #[test]
+    fn iperf3_keys_shape_the_client_test() {
+        let o = parse("app=iperf3-client iperf3.time=2 iperf3.parallel=4 iperf3.reverse=on").unwrap();
+        let t = o.net.iperf3;
+        assert_eq!((t.time_s, t.parallel, t.reverse, t.udp), (2, 4, true, false));
+        let t = parse("iperf3.udp=1 iperf3.bitrate=10M iperf3.len=1400").unwrap().net.iperf3;
+        assert_eq!((t.udp, t.bitrate, t.len), (true, 10_000_000, 1400));
+        assert_eq!(parse("iperf3.bitrate=1500").unwrap().net.iperf3.bitrate, 1500);
+        assert_eq!(parse("iperf3.bitrate=2g").unwrap().net.iperf3.bitrate, 2_000_000_000);
+        assert_eq!(parse("").unwrap().net.iperf3, Iperf3Test::default());
+        for (line, key) in [
+            ("iperf3.time=0", "iperf3.time"),
+            ("iperf3.time=3601", "iperf3.time"),
+            ("iperf3.parallel=0", "iperf3.parallel"),
+            ("iperf3.parallel=17", "iperf3.parallel"),
+            ("iperf3.reverse=yes", "iperf3.reverse"),
+            ("iperf3.bitrate=0", "iperf3.bitrate"),
+            ("iperf3.bitrate=M", "iperf3.bitrate"),
+            ("iperf3.bitrate=101G", "iperf3.bitrate"),
+            ("iperf3.bitrate=99999999999999999G", "iperf3.bitrate"),
+            ("iperf3.len=0", "iperf3.len"),
+            ("iperf3.len=1048577", "iperf3.len"),
+        ] {
+            assert!(matches!(parse(line), Err(Error::BadValue { key: k, .. }) if k == key), "{line}: {:?}", parse(line));
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::framing::{push_json, Expect, Frame, Reader};
+use crate::framing::{feed_control, push_json, ControlEnd, Expect, Frame, Reader};
 use crate::json::{self, Int, Num, Params, Protocol, Results, StreamResult};
 use crate::proto::{self, Cookie, State, COOKIE_LEN};
 use crate::server::{server_role, stream_id, Role};
@@ -142,6 +142,11 @@ pub struct StreamReport {
     pub client_sends: bool,
     /// Bytes the client sent or received.
     pub bytes: u64,
+    /// UDP: datagrams the client sent, or the highest sequence number it
+    /// received.
+    pub packets: u64,
+    /// UDP, client receiving: datagrams lost.
+    pub lost: u64,
     /// What the server reported for it, if it did.
     pub server: Option<StreamResult>,
 }
@@ -198,6 +203,39 @@ impl Report {
             return 0.0;
         }
         self.bytes_received() as f64 * 8.0 * 1e6 / self.duration_us as f64
+    }
+
+    /// The receiver's figure of the test's direction, in bit/s: what
+    /// iperf3 prints on its "receiver" line.
+    pub fn receiver_bps(&self) -> f64 {
+        if self.params.reverse {
+            self.download_bps()
+        } else {
+            self.upload_bps()
+        }
+    }
+
+    /// Bytes the receiving side counted.
+    pub fn receiver_bytes(&self) -> u64 {
+        if self.params.reverse {
+            self.bytes_received()
+        } else {
+            self.server_received()
+        }
+    }
+
+    /// UDP, as the receiving side counted them: (datagrams expected,
+    /// datagrams lost), all streams.
+    pub fn udp_loss(&self) -> (u64, u64) {
+        let positive = |n: i64| n.max(0) as u64;
+        self.streams
+            .iter()
+            .map(|s| match (s.client_sends, &s.server) {
+                (false, _) => (s.packets, s.lost),
+                (true, Some(r)) => (positive(r.packets.0), positive(r.errors.0)),
+                (true, None) => (0, 0),
+            })
+            .fold((0, 0), |(p, l), (sp, sl)| (p + sp, l + sl))
     }
 }
 
@@ -362,7 +400,7 @@ impl<H: Copy + Eq> Client<H> {
     pub fn recv(&mut self, h: H, data: &[u8], now: Micros) -> usize {
         self.omit_check(now);
         if self.control == Some(h) {
-            return self.control_recv(data, now);
+            return feed_control(self, data, now);
         }
         let running = self.phase == ClientPhase::Running;
         if let Some(s) = self.streams.iter_mut().find(|s| s.handle() == h) {
@@ -580,29 +618,7 @@ impl<H: Copy + Eq> Client<H> {
         }
     }
 
-    fn control_recv(&mut self, data: &[u8], now: Micros) -> usize {
-        let mut used = 0;
-        for _ in 0..=data.len() {
-            if matches!(self.phase, ClientPhase::Closing | ClientPhase::Finished) {
-                return data.len();
-            }
-            let (n, frame) = self.reader.feed(&data[used..]);
-            used += n;
-            match frame {
-                Some(f) => self.control_frame(f, now),
-                None => break,
-            }
-            if used >= data.len() {
-                break;
-            }
-        }
-        if matches!(self.phase, ClientPhase::Closing | ClientPhase::Finished) {
-            return data.len();
-        }
-        used
-    }
-
-    fn control_frame(&mut self, f: Frame, now: Micros) {
+    fn on_control_frame(&mut self, f: Frame, now: Micros) {
         use ClientPhase as P;
         match f {
             Frame::State(b) => {
@@ -719,6 +735,8 @@ impl<H: Copy + Eq> Client<H> {
                     id: s.id,
                     client_sends: s.sends,
                     bytes: s.stats.bytes,
+                    packets: if s.sends { s.stats.packets } else { s.stats.packet_count },
+                    lost: if s.sends { 0 } else { s.stats.errors },
                     server: server.streams.iter().find(|r| r.id.0 == i64::from(s.id)).cloned(),
                 })
                 .collect(),
@@ -762,5 +780,18 @@ impl<H: Copy + Eq> Client<H> {
         self.control = None;
         self.control_open = false;
         self.phase = ClientPhase::Finished;
+    }
+}
+
+impl<H: Copy + Eq> ControlEnd for Client<H> {
+    fn control_reader(&mut self) -> Option<&mut Reader> {
+        match self.phase {
+            ClientPhase::Closing | ClientPhase::Finished => None,
+            _ => Some(&mut self.reader),
+        }
+    }
+
+    fn control_frame(&mut self, f: Frame, now: Micros) {
+        self.on_control_frame(f, now);
     }
 }

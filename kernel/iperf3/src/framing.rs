@@ -39,6 +39,40 @@ pub enum Frame {
     JsonLength(u32),
 }
 
+/// One end of a control connection, as [`feed_control`] drives it.
+pub(crate) trait ControlEnd {
+    /// The reader while the connection still reads; `None` once it is
+    /// done (closing or finished), when whatever comes is consumed unread.
+    fn control_reader(&mut self) -> Option<&mut Reader>;
+    /// Acts on one complete item.
+    fn control_frame(&mut self, f: Frame, now: u64);
+}
+
+/// Feeds `data` to `end`'s reader item by item; returns the bytes used
+/// (all of them once `end` is done).
+pub(crate) fn feed_control(end: &mut impl ControlEnd, data: &[u8], now: u64) -> usize {
+    let mut used = 0;
+    // Each round consumes at least one byte or ends the loop.
+    for _ in 0..=data.len() {
+        let Some(reader) = end.control_reader() else {
+            return data.len();
+        };
+        let (n, frame) = reader.feed(&data[used..]);
+        used += n;
+        match frame {
+            Some(f) => end.control_frame(f, now),
+            None => break,
+        }
+        if used >= data.len() {
+            break;
+        }
+    }
+    if end.control_reader().is_none() {
+        return data.len();
+    }
+    used
+}
+
 /// See the module doc.
 #[derive(Debug)]
 pub struct Reader {

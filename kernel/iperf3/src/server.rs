@@ -28,7 +28,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::framing::{push_json, Expect, Frame, Reader};
+use crate::framing::{feed_control, push_json, ControlEnd, Expect, Frame, Reader};
 use crate::json::{self, Int, Limits, Num, Params, Protocol, Refusal, Results, StreamResult};
 use crate::proto::{self, errno, ierr, server_error_bytes, Cookie, State, COOKIE_LEN};
 use crate::stats::{fill_payload, udp_header_len, write_udp_header, Micros, StreamStats};
@@ -431,7 +431,7 @@ impl<H: Copy + Eq> Server<H> {
         };
         t.omit_check(now);
         if t.control == h {
-            return self.control_recv(data, now);
+            return feed_control(self, data, now);
         }
         if let Some(i) = t.pending.iter().position(|p| p.handle == h) {
             let p = &mut t.pending[i];
@@ -675,33 +675,7 @@ impl<H: Copy + Eq> Server<H> {
         }
     }
 
-    fn control_recv(&mut self, data: &[u8], now: Micros) -> usize {
-        let mut used = 0;
-        // Each round consumes at least one byte or ends the loop.
-        for _ in 0..=data.len() {
-            let Some(t) = &mut self.test else {
-                return data.len();
-            };
-            if t.phase == Phase::Closing {
-                return data.len();
-            }
-            let (n, frame) = t.reader.feed(&data[used..]);
-            used += n;
-            match frame {
-                Some(f) => self.control_frame(f, now),
-                None => break,
-            }
-            if used >= data.len() {
-                break;
-            }
-        }
-        if self.test.as_ref().is_some_and(|t| t.phase == Phase::Closing) {
-            return data.len();
-        }
-        used
-    }
-
-    fn control_frame(&mut self, f: Frame, now: Micros) {
+    fn on_control_frame(&mut self, f: Frame, now: Micros) {
         let Some(t) = &mut self.test else {
             return;
         };
@@ -936,5 +910,15 @@ impl<H: Copy + Eq> Server<H> {
                 t.out.clear();
             }
         }
+    }
+}
+
+impl<H: Copy + Eq> ControlEnd for Server<H> {
+    fn control_reader(&mut self) -> Option<&mut Reader> {
+        self.test.as_mut().filter(|t| t.phase != Phase::Closing).map(|t| &mut t.reader)
+    }
+
+    fn control_frame(&mut self, f: Frame, now: Micros) {
+        self.on_control_frame(f, now);
     }
 }

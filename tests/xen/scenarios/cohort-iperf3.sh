@@ -19,6 +19,7 @@
 # result: xen-iperf3-dom0-sctp-refused-then-served  --sctp gets iperf3's own error, the next client is served
 # result: xen-iperf3-linux-to-cohort           a Linux guest's iperf3 -c -t 2 -J into Cohort's server
 # result: xen-iperf3-cohort-to-linux           Cohort's app=iperf3-client against iperf3 -s in a Linux guest
+# result: xen-iperf3-cohort-to-linux-options   the same with the iperf3. keys: -t 2 -R -P 2, then -t 2 -u -b 10M
 # result: xen-iperf3-cohort-to-cohort-channel  Cohort's client against Cohort's server, one group: over the channel
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -222,6 +223,7 @@ client_agrees() {
 # guest; neither is in a group: netfront only.
 if ! $have_linux; then
     fail xen-iperf3-cohort-to-linux "no /cohort/linux/vmlinuz (the lab needs --linux-guest)"
+    fail xen-iperf3-cohort-to-linux-options "no /cohort/linux/vmlinuz (the lab needs --linux-guest)"
 else
     linux lsrv "$LSRV" "ref.role=serve"
     why=
@@ -249,6 +251,54 @@ else
         linux_explain lsrv; fail xen-iperf3-cohort-to-linux "$why"
     fi
     guest_finish c2l
+    # The iperf3. keys against the same stock server: -R -P 2 (the server
+    # sends on two streams), then UDP; each test's event must say what ran,
+    # with what the receiving side counted.
+    why='' options=''
+    if [ -z "$(dom_state lsrv)" ] || dom_crashed lsrv; then
+        why="the Linux iperf3 -s guest is gone ($(dom_state lsrv))"
+    else
+        for test in "iperf3.time=2 iperf3.reverse=on iperf3.parallel=2" "iperf3.time=2 iperf3.udp=on iperf3.bitrate=10M"; do
+            cohort c2lo "$C2L" "app=iperf3-client net.peer=$LSRV $test"
+            if ! xl_create /tmp/c2lo.cfg; then
+                why="xl create failed ($test)"
+            elif ! wait_quietly 300 dom_shutdown c2lo || dom_crashed c2lo; then
+                why="the Cohort client did not finish ($test: $(dom_state c2lo))"
+            elif ! wait_until 20 guest_event c2lo app ok=true; then
+                why="the Cohort client did not end well ($test): $(guest_events c2lo app)"
+            else
+                case $test in
+                *udp*) expect="protocol=udp streams=1 reverse=false" bench=net.iperf3_udp ;;
+                *) expect="protocol=tcp streams=2 reverse=true" bench=net.iperf3_tcp_reverse_p2 ;;
+                esac
+                # shellcheck disable=SC2086 # expect is a list of fields
+                sent=$(event_field c2lo iperf3 bytes_sent role=client ok=true $expect)
+                got=$(event_field c2lo iperf3 bytes_received role=client ok=true)
+                packets=$(event_field c2lo iperf3 udp_packets role=client ok=true)
+                lost=$(event_field c2lo iperf3 udp_lost role=client ok=true)
+                if [ -z "$sent" ]; then
+                    why="no iperf3 event with $expect ($test): $(guest_events c2lo iperf3)"
+                elif [ "${got:-0}" -le 0 ] || [ "$got" -gt "$sent" ]; then
+                    why="the receiver counted ${got:-?} of $sent bytes ($test)"
+                elif [ "$bench" = net.iperf3_udp ] && { [ "${packets:-0}" -le 0 ] || [ "${lost:-0}" -gt "$packets" ]; }; then
+                    why="UDP: ${lost:-?} lost of ${packets:-?} datagrams ($test)"
+                elif ! guest_log c2lo | grep '^BENCH' | grep -q "\"name\":\"$bench\""; then
+                    why="no BENCH $bench figure ($test)"
+                else
+                    guest_events c2lo iperf3
+                    options="$options $bench $(event_field c2lo iperf3 mbit_per_s role=client) Mbit/s;"
+                fi
+            fi
+            [ -z "$why" ] || { dom_state c2lo | grep -q . && guest_explain c2lo; }
+            guest_finish c2lo
+            [ -z "$why" ] || break
+        done
+    fi
+    if [ -z "$why" ]; then
+        ok xen-iperf3-cohort-to-linux-options "${options# }"
+    else
+        linux_explain lsrv; fail xen-iperf3-cohort-to-linux-options "$why"
+    fi
     guest_finish lsrv
 fi
 

@@ -4,7 +4,8 @@ use super::{ip, Run, PROGRESS_EVERY, SECOND, SETUP_TIMEOUT, STALL_TIMEOUT};
 use crate::client::mbit_per_s;
 use crate::iperf::{Iperf3Client, Iperf3Server};
 use crate::{Part, Stack};
-use ::iperf3::client::{ClientFailure, ClientPhase};
+use ::iperf3::client::{ClientFailure, ClientPhase, Report};
+use ::iperf3::proto;
 use ::iperf3::server::Failure;
 use ::iperf3::server::ServerConfig;
 use ::iperf3::{Event as IperfEvent, Params, Protocol};
@@ -41,6 +42,69 @@ fn cookie_bytes(seed: u64) -> [u8; 36] {
         *b = (z ^ (z >> 31)) as u8;
     }
     out
+}
+
+/// The test the `iperf3.` keys ask for: `-t` when given, else `-n
+/// net.bytes`; iperf3's defaults for what is not given.
+fn test_params(net: &NetOptions) -> Params {
+    let t = net.iperf3;
+    let base = if t.udp { Params::udp(0, proto::DEFAULT_UDP_RATE, proto::DEFAULT_UDP_LEN) } else { Params::tcp(0) };
+    let (time_s, bytes) = if t.time_s > 0 { (t.time_s, 0) } else { (0, net.bytes) };
+    Params {
+        time_s,
+        bytes,
+        parallel: t.parallel,
+        reverse: t.reverse,
+        bandwidth: if t.bitrate > 0 { t.bitrate } else { base.bandwidth },
+        len: if t.len > 0 { t.len } else { base.len },
+        ..base
+    }
+}
+
+/// The test as iperf3's own flags, for the log.
+struct IperfFlags<'a>(&'a Params);
+
+impl core::fmt::Display for IperfFlags<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let p = self.0;
+        if p.time_s > 0 {
+            write!(f, "-t {}", p.time_s)?;
+        } else {
+            write!(f, "-n {}", p.bytes)?;
+        }
+        if p.protocol == Protocol::Udp {
+            write!(f, " -u")?;
+        }
+        if p.bandwidth > 0 {
+            write!(f, " -b {}", p.bandwidth)?;
+        }
+        write!(f, " -l {}", p.len)?;
+        if p.parallel > 1 {
+            write!(f, " -P {}", p.parallel)?;
+        }
+        if p.reverse {
+            write!(f, " -R")?;
+        }
+        Ok(())
+    }
+}
+
+/// The BENCH name of a test: `net.iperf3_tcp` for the plain upload, with
+/// `_reverse` and `_pN` for `-R` and `-P N`, `udp` for `-u`.
+fn figure_name(p: &Params) -> String {
+    let mut name = format!("net.iperf3_{}", protocol_name(p.protocol));
+    if p.reverse {
+        name.push_str("_reverse");
+    }
+    if p.parallel > 1 {
+        name.push_str(&format!("_p{}", p.parallel));
+    }
+    name
+}
+
+/// Bytes the server says it sent on the streams we received (`-R`).
+fn server_sent(r: &Report) -> u64 {
+    r.streams.iter().filter(|s| !s.client_sends).filter_map(|s| s.server.as_ref()).map(|x| x.bytes.0.max(0) as u64).sum()
 }
 
 /// The protocol's name in `iperf3` events.
@@ -196,8 +260,8 @@ impl<S: Stack> Run<'_, S> {
     /// for what the client machine reported (or `None`: nothing).
     fn iperf3_test(&mut self, peer: [u8; 4]) -> Result<Result<(), String>, Option<ClientFailure>> {
         let port = iperf_port(&self.net);
-        let params = Params { time_s: 0, bytes: self.net.bytes, ..Params::tcp(0) };
-        log::info!("iperf3: -n {} to {}:{port}", self.net.bytes, ip(peer));
+        let params = test_params(&self.net);
+        log::info!("iperf3: {} to {}:{port}", IperfFlags(&params), ip(peer));
         let before = self.frames();
         let now = self.now();
         let random = cookie_bytes(now ^ u64::from(u32::from_be_bytes(peer)));
@@ -251,13 +315,15 @@ impl<S: Stack> Run<'_, S> {
         match outcome {
             Some(Ok(r)) => {
                 let secs = r.duration_us as f64 / 1e6;
+                let mbit = r.receiver_bps() / 1e6;
+                let (udp_packets, udp_lost) = r.udp_loss();
+                let (sent, received) =
+                    if r.params.reverse { (server_sent(&r), r.bytes_received()) } else { (r.bytes_sent(), r.server_received()) };
                 self.print(format_args!(
-                    "iperf3: sent {} bytes in {secs:.3} s; the server received {} bytes, {:.2} Mbit/s over {path}",
-                    r.bytes_sent(),
-                    r.server_received(),
-                    r.upload_bps() / 1e6
+                    "iperf3: {} sent {sent} bytes in {secs:.3} s; the receiver counted {received} bytes, {mbit:.2} Mbit/s over {path}",
+                    if r.params.reverse { "the server" } else { "we" },
                 ));
-                self.figure("net.iperf3_tcp", &path, r.upload_bps() / 1e6, "Mbit/s");
+                self.figure(&figure_name(&r.params), &path, mbit, "Mbit/s");
                 self.result(&Event::Iperf3 {
                     role: "client",
                     ok: true,
@@ -265,11 +331,11 @@ impl<S: Stack> Run<'_, S> {
                     streams: r.params.parallel,
                     reverse: r.params.reverse,
                     seconds: secs,
-                    bytes_sent: r.bytes_sent(),
-                    bytes_received: r.server_received(),
-                    mbit_per_s: r.upload_bps() / 1e6,
-                    udp_packets: 0,
-                    udp_lost: 0,
+                    bytes_sent: sent,
+                    bytes_received: received,
+                    mbit_per_s: mbit,
+                    udp_packets,
+                    udp_lost,
                     i_errno: None,
                     error: None,
                     frames,
