@@ -26,9 +26,10 @@ usage: ./run.sh [COMMAND]
                            status is the guest's (0 = success). KEY=VALUE
                            arguments without `qemu` do the same
   xen-net, xen-channel     the real-Xen netfront, or channel, scenarios alone
-  cycles [CYCLES]          real Xen: a peer destroyed and re-created CYCLES
-                           times (default 100); the survivor's grant, port,
-                           page and memory counts after every cycle, constant
+  cycles [CYCLES]          real Xen: a peer destroyed (under stream, then
+                           RR traffic, in turn) and re-created CYCLES times
+                           (default 100); the survivor's grant, port, page
+                           and memory counts after every cycle, constant
   soak [MINUTES] [--seed N]  real Xen: stream and RR clients while peers are
                            destroyed, re-created and shut down and the
                            discovery daemon restarted, at random, for MINUTES

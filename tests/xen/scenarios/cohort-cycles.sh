@@ -2,8 +2,11 @@
 # Lifecycle at scale under real Xen: one survivor guest (app=echo, group
 # lab) and a peer destroyed and re-created CYCLES times. Each cycle the
 # peer is created, gets its channel (EVENT channel_up on the survivor),
-# streams 1 MiB to the survivor's sink (SHA-256 checked, EVENT stream),
-# and is destroyed with `xl destroy` in the middle of its next stream; the
+# and measures: odd cycles stream 1 MiB to the survivor's sink (SHA-256
+# checked, EVENT stream), even cycles run 500 TCP_RR transactions with its
+# echo (EVENT rr); then it is destroyed with `xl destroy` in the middle of
+# its next stream or RR run (destruction under request/response traffic
+# is what the lab fault was seen with, README "The lab's fault"); the
 # survivor closes and releases the channel (EVENT channel_released) and
 # prints its live counts (EVENT resources: grant refs in use, event-channel
 # ports bound, peer pages mapped, pages granted out, heap bytes, frames).
@@ -17,7 +20,7 @@
 # predecessor's address would open its first connection from the same
 # port (Cohort's first local port is fixed), onto the survivor's
 # half-open connection from the destroyed one, and wait out its timeout.
-# result: xen-cycles-counts-constant   100 destroy/re-create cycles: the survivor's counts constant, every transfer matched
+# result: xen-cycles-counts-constant   100 destroy/re-create cycles under stream and RR traffic: the survivor's counts constant, every transfer matched
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -29,8 +32,6 @@ retries=0
 SRV_IP=198.18.0.30
 CHECK=xen-cycles-counts-constant
 
-# The survivor's console, and the peer's.
-srv_has() { guest_has survivor "$1"; }
 # The EVENT resources line printed right after the survivor's
 # channel_released for dom$1.
 released_counts() {
@@ -38,16 +39,17 @@ released_counts() {
         sed -n 's/.*"grant_refs":\([0-9]*\),"netfront_refs":\([0-9]*\),"ports":\([0-9]*\),"mapped":\([0-9]*\),"pages":\([0-9]*\),"heap_used":\([0-9]*\),"frames":\([0-9]*\)}.*/\1 \3 \4 \5 \7 \6 \2/p'
 }
 has_counts() { [ -n "$(released_counts "$1")" ]; }
-channel_up() { srv_has "\"kind\":\"channel_up\",\"peer\":$1,"; }
+channel_up() { guest_event survivor channel_up peer="$1"; }
 up_or_ended() { channel_up "$1" || dom_shutdown peer; }
-# The peer's first EVENT stream line, or its end.
-streamed() { guest_has peer '"kind":"stream"' || dom_shutdown peer; }
+# The peer's first EVENT line of the cycle's measurement (stream or rr),
+# or its end.
+measured() { guest_event peer "$traffic" || dom_shutdown peer; }
 
 discoveryd_running || discoveryd_start || { fail "$CHECK" "no discovery daemon"; exit 0; }
 
 cohort_cfg survivor "$kernel" "net.ip=$SRV_IP/15 app=echo net.group=lab" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:03:01" ]'
 xl_create /tmp/survivor.cfg || { fail "$CHECK" "xl create survivor failed"; exit 0; }
-if ! wait_until 60 srv_has "net: address"; then
+if ! wait_until 60 guest_event survivor address ip="$SRV_IP"; then
     guest_explain survivor; fail "$CHECK" "the survivor never got its address"; exit 0
 fi
 srv_id=$(xl domid survivor)
@@ -59,6 +61,7 @@ differ=0
 heap_min=
 heap_max=
 mismatched=0
+rr_cycles=0
 paths=
 problem=
 n=0
@@ -69,7 +72,12 @@ while [ "$n" -lt "$cycles" ]; do
     lo=$((n % 250 + 1))
     ip=198.18.$((4 + hi)).$lo
     mac=$(printf '00:16:3e:c3:%02x:%02x' "$hi" "$lo")
-    cohort_cfg peer "$kernel" "net.ip=$ip/15 app=stream net.group=lab net.peer=$SRV_IP net.bytes=1048576 net.reps=100 net.check=sha256" \
+    if [ $((n % 2)) = 0 ]; then
+        traffic=rr app="app=rr net.count=500"
+    else
+        traffic=stream app="app=stream net.bytes=1048576 net.check=sha256"
+    fi
+    cohort_cfg peer "$kernel" "net.ip=$ip/15 $app net.group=lab net.peer=$SRV_IP net.reps=100" \
         "vif = [ \"bridge=xenbr0,mac=$mac\" ]"
     if ! xl_create /tmp/peer.cfg; then
         problem="cycle $n: xl create failed"; break
@@ -90,16 +98,20 @@ while [ "$n" -lt "$cycles" ]; do
         fi
         problem="cycle $n: no channel_up for dom$id on the survivor"; break
     fi
-    if ! wait_until 120 streamed || ! guest_has peer '"kind":"stream"'; then
+    if ! wait_until 120 measured || ! guest_event peer "$traffic"; then
         guest_explain peer
-        problem="cycle $n: dom$id's first stream did not end"; break
+        problem="cycle $n: dom$id's first $traffic did not end"; break
     fi
-    line=$(guest_log peer | grep -F '"kind":"stream"' | head -n1)
-    path=$(echo "$line" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
-    case $line in
-        *'"match":true'*) ;;
-        *) mismatched=$((mismatched + 1)); echo "cycle $n: MISMATCH: $line" ;;
-    esac
+    line=$(guest_events peer "$traffic" --first)
+    path=$(cohort_event peer "$traffic" --first --get path)
+    # The cycle's first measurement: all 500 transactions, or the stream's
+    # digests equal.
+    if [ "$traffic" = rr ]; then
+        rr_cycles=$((rr_cycles + 1))
+        [ "$(cohort_event peer rr --first --get transactions)" = 500 ] || { mismatched=$((mismatched + 1)); echo "cycle $n: RR SHORT: $line"; }
+    else
+        [ "$(cohort_event peer stream --first --get match)" = true ] || { mismatched=$((mismatched + 1)); echo "cycle $n: MISMATCH: $line"; }
+    fi
     case " $paths " in *" $path "*) ;; *) paths="$paths $path" ;; esac
     xl destroy peer
     wait_gone peer 30
@@ -120,7 +132,7 @@ while [ "$n" -lt "$cycles" ]; do
         same=DIFFERENT; differ=$((differ + 1))
     fi
     c1=$(now_ms)
-    echo "cycle $n: dom$id ($ip) stream over $path $(echo "$line" | grep -q '"match":true' && echo match || echo MISMATCH); frames $(echo "$line" | sed -n 's/.*"frames":{"channel":\([0-9]*\),"netfront":\([0-9]*\).*/\1 channel, \2 netfront/p'); survivor: $counts heap_used $heap netfront_refs $nf_refs ($same); $(((c1 - c0) / 1000)).$(((c1 - c0) % 1000 / 100)) s"
+    echo "cycle $n: dom$id ($ip) $traffic over $path; frames $(echo "$line" | sed -n 's/.*"frames":{"channel":\([0-9]*\),"netfront":\([0-9]*\).*/\1 channel, \2 netfront/p'); survivor: $counts heap_used $heap netfront_refs $nf_refs ($same); $(((c1 - c0) / 1000)).$(((c1 - c0) % 1000 / 100)) s"
     if [ $((n % 10)) = 0 ]; then
         echo "cycles: $n of $cycles, $(((c1 - t0) / 1000)) s"
     fi
@@ -129,7 +141,7 @@ while [ "$n" -lt "$cycles" ]; do
     fi
 done
 t1=$(now_ms)
-echo "cycles: $n of $cycles done in $(((t1 - t0) / 1000)) s; after cycle 1: $first heap_used ${first_heap:-?}; heap min ${heap_min:-?} max ${heap_max:-?}; paths:${paths:- none}; mismatches $mismatched; cycles with other counts $differ; peers re-created $retries"
+echo "cycles: $n of $cycles done in $(((t1 - t0) / 1000)) s; after cycle 1: $first heap_used ${first_heap:-?}; heap min ${heap_min:-?} max ${heap_max:-?}; paths:${paths:- none}; of them under RR $rr_cycles; mismatches $mismatched; cycles with other counts $differ; peers re-created $retries"
 guest_log survivor | grep -F '"kind":"resources"' | tail -n1
 
 if [ -n "$problem" ]; then
@@ -139,7 +151,7 @@ elif [ "$mismatched" != 0 ]; then
 elif [ "$differ" != 0 ]; then
     fail "$CHECK" "$differ of $n cycles left other counts than cycle 1 ($first, heap $first_heap +- $HEAP_SLACK)"
 else
-    ok "$CHECK" "$n cycles in $(((t1 - t0) / 1000)) s: survivor $first, heap_used $heap_min..$heap_max; $n transfers matched (over$paths); peers re-created $retries"
+    ok "$CHECK" "$n cycles ($rr_cycles destroyed under RR) in $(((t1 - t0) / 1000)) s: survivor $first, heap_used $heap_min..$heap_max; $n measurements complete (over$paths); peers re-created $retries"
 fi
 guest_finish peer
 guest_finish survivor
