@@ -264,7 +264,10 @@ pub fn qemu_args(config: &Config, prepared: &Prepared, initrd: &Path, mode: Mode
     );
     let mut args: Vec<String> = vec![
         "-accel".into(),
-        env("COHORT_ACCEL", "tcg"),
+        // One TCG thread for all vCPUs: every nested-SVM fault seen in this
+        // lab came with multi-threaded TCG (README, "What the nested lab
+        // taught us").
+        env("COHORT_ACCEL", "tcg,thread=single"),
         "-cpu".into(),
         env("COHORT_CPU", "max,-x2apic,-xsave"),
         "-m".into(),
