@@ -33,8 +33,22 @@ pub const PROGRESS_EVERY: u64 = 5 * SECOND;
 const RETRY_AFTER: u64 = SECOND / 2;
 /// The close handshake after a measurement may take this long.
 const CLOSE_TIMEOUT: u64 = 2 * SECOND;
-/// Clients' local ports start here.
+/// Clients' local ports: IANA's dynamic range, 49152-65535.
 const FIRST_PORT: u16 = 49152;
+const DYNAMIC_PORTS: u64 = 16384;
+
+/// Where in the dynamic range a run's first client port lies, from the
+/// clock at its start: a re-created guest with its predecessor's address
+/// must not reconnect from the same port onto the peer's half-open
+/// connection of the old one (and wait out its timeout).
+fn first_port(now_ns: u64) -> u16 {
+    // splitmix64's finalizer: nanoseconds apart land ports apart.
+    let mut z = now_ns.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    FIRST_PORT + (z % DYNAMIC_PORTS) as u16
+}
 
 /// What the command line says about the applications.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +94,8 @@ pub fn run<S: Stack>(
         mac[4],
         mac[5]
     );
-    let mut run = Run { stack, net: settings.net, bench_clock: settings.clock, clock, out, next_port: FIRST_PORT };
+    let mut run =
+        Run { stack, net: settings.net, bench_clock: settings.clock, clock, out, next_port: first_port(clock.now_ns()) };
     let result = run.wait_for_address().and_then(|()| run.app(app, stop));
     let closed = run.stack.device().shutdown();
     match &closed {
@@ -551,4 +566,22 @@ impl<S: Stack> Run<'_, S> {
 /// `a.b.c.d`.
 pub(crate) fn ip([a, b, c, d]: [u8; 4]) -> String {
     format!("{a}.{b}.{c}.{d}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_ports_spread_over_the_dynamic_range() {
+        let ports: alloc::vec::Vec<u16> = (0..1000u64).map(|i| first_port(1_000_000_000 + i * 1000)).collect();
+        assert!(ports.iter().all(|p| *p >= FIRST_PORT));
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // 1000 draws from 16384 ports: about 30 collide.
+        assert!(distinct.len() > 900, "{}", distinct.len());
+        assert!(distinct[0] < FIRST_PORT + 1000 && *distinct.last().unwrap() > u16::MAX - 1000, "{distinct:?}");
+        assert_ne!(first_port(5_000_000_000), first_port(5_000_000_001));
+    }
 }

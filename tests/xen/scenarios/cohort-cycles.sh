@@ -17,9 +17,10 @@
 #   cohort-cycles.sh [KERNEL] [CYCLES]   (default /cohort/cohort, 100)
 # The heap may differ by a little (HEAP_SLACK bytes); the rest not at all.
 # Each peer gets an address and MAC of its own: a re-created peer with its
-# predecessor's address would open its first connection from the same
-# port (Cohort's first local port is fixed), onto the survivor's
-# half-open connection from the destroyed one, and wait out its timeout.
+# predecessor's address could open its first connection from the same
+# port (Cohort draws its first local port from the clock: 1 in 16384),
+# onto the survivor's half-open connection from the destroyed one, and
+# wait out its timeout.
 # result: xen-cycles-counts-constant   100 destroy/re-create cycles under stream and RR traffic: the survivor's counts constant, every transfer matched
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
