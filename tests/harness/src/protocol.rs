@@ -214,6 +214,46 @@ mod tests {
         }
     }
 
+    /// `linux_up` waits for a Linux guest's event (cohort-event, stubbed,
+    /// is asked for exactly the kind and fields given), re-creates a guest
+    /// that crashed while booting twice at most, each said in a `RETRY`
+    /// line, and gives up at once when a guest named by `needs` is gone.
+    #[test]
+    fn linux_up_waits_for_an_event() {
+        let lib = crate::artifacts::root().join("tests/xen/dom0/scenario-lib.sh");
+        let script = r#". "$1"
+            xl_create() { echo "create $1"; }
+            guest_finish() { :; }
+            dom_state() { case $1 in srv) echo "$SRV" ;; *) echo "$CLI" ;; esac; }
+            ask() { [ "$*" = "/var/log/xen/console/guest-cli.log listening service=sink" ] && [ "$UP" = yes ]; }
+            COHORT_EVENT=ask
+            SRV=-b---- CLI=-b---- UP=yes; linux_up cli 5 listening service=sink; echo "up $?"
+            CLI=---sr- UP=no; linux_up cli 1 listening service=sink; echo "crashing $?"
+            CLI=--ps-- UP=no; linux_up cli 60 listening service=sink; echo "ended $?"
+            needs srv; SRV= CLI=-b---- UP=no; linux_up cli 60 listening service=sink; echo "needed gone $?""#;
+        for shell in shells() {
+            let started = std::time::Instant::now();
+            let out = std::process::Command::new(&shell[0])
+                .args(&shell[1..])
+                .arg("-c")
+                .arg(script)
+                .args(["sh", lib.to_str().unwrap()])
+                .env("LAB_FAULTS", std::env::temp_dir().join("cohort-linux-up-unused"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let outcomes: Vec<&str> = text.lines().filter(|l| l.ends_with(" 0") || l.ends_with(" 1")).collect();
+            assert_eq!(outcomes, ["up 0", "crashing 1", "ended 1", "needed gone 1"], "{shell:?}:\n{text}");
+            // 1 + 3 + 1 + 1 boots; the two re-creations of the crashing one said.
+            assert_eq!(text.lines().filter(|l| *l == "create /tmp/cli.cfg").count(), 6, "{text}");
+            let retries: Vec<Line> = text.lines().filter_map(parse).map(|l| l.unwrap()).collect();
+            assert_eq!(retries.len(), 2, "{text}");
+            assert!(retries.iter().all(|l| matches!(l, Line::Retry(r) if r.what == "Linux guest cli")), "{text}");
+            assert!(text.contains("wait: srv, which this waits on, is gone: giving up at once"), "{text}");
+            assert!(started.elapsed().as_secs() < 30, "linux_up waited out a timeout");
+        }
+    }
+
     #[test]
     fn lines_round_trip() {
         let mut r = CheckResult::fail("n", "why: \"quoted\"\ttab");
