@@ -23,6 +23,7 @@ use std::rc::Rc;
 
 use arbitrary::Arbitrary;
 use xen_proto::iface::{SharedPage, XenError, XenstoreRing};
+use xen_proto::test_support::FakePage;
 use xen_proto::xenbus::{self, XenbusState};
 use xen_proto::xenstore::{Client, Config};
 use xen_proto::Error;
@@ -204,29 +205,9 @@ fn parse_everything(m: &Message) {
     let _ = XenbusState::parse(&m.payload);
 }
 
-/// The shared page of the fake ring (both ends hold it).
-#[derive(Clone)]
-struct Page(Rc<RefCell<[u8; 4096]>>);
-
-impl SharedPage for Page {
-    fn read_u32(&self, o: usize) -> u32 {
-        let b = self.0.borrow();
-        u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-    }
-    fn write_u32(&self, o: usize, v: u32) {
-        self.0.borrow_mut()[o..o + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    fn read_bytes(&self, o: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.0.borrow()[o..o + buf.len()]);
-    }
-    fn write_bytes(&self, o: usize, d: &[u8]) {
-        self.0.borrow_mut()[o..o + d.len()].copy_from_slice(d);
-    }
-}
-
 /// The hostile daemon.
 struct Daemon {
-    page: Page,
+    page: FakePage,
     script: VecDeque<Action>,
     /// Requests read, not answered.
     requests: VecDeque<Message>,
@@ -376,14 +357,14 @@ impl Daemon {
 }
 
 struct FakeRing {
-    page: Page,
+    page: FakePage,
     daemon: Rc<RefCell<Daemon>>,
     waits: Rc<RefCell<u64>>,
 }
 
 impl XenstoreRing for FakeRing {
-    type Page = Page;
-    fn page(&self) -> &Page {
+    type Page = FakePage;
+    fn page(&self) -> &FakePage {
         &self.page
     }
     fn notify(&mut self) -> Result<(), XenError> {
@@ -402,9 +383,9 @@ impl XenstoreRing for FakeRing {
 }
 
 fn client(ops: Vec<ClientOp>, script: Vec<Action>) {
-    let page = Page(Rc::new(RefCell::new([0; 4096])));
+    let page = FakePage::new();
     let daemon = Rc::new(RefCell::new(Daemon {
-        page: page.clone(),
+        page: page.clone(), // the same page: both ends of the ring hold it
         script: script.into_iter().take(MAX_SCRIPT).collect(),
         requests: VecDeque::new(),
         decoder: Decoder::new(),

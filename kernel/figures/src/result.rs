@@ -18,16 +18,22 @@
 //! thousandth, but for `seconds` (as precise as the clock); an optional
 //! value that is unknown is `null`.
 //!
+//! The Linux reference guests of the Xen lab (`tests/xen/linux-guest`:
+//! its init, a shell script, and `netref`, in C) print the same lines,
+//! written by hand in the same order, for everything a scenario checks of
+//! them: `address`, `listening`, `stream` (netref's `stream-check`), `rr`
+//! (netref's), `sink` and `app` (the guest's role ended).
+//!
 //! # The events
 //!
 //! | `kind` | keys after `kind` | printed when |
 //! |---|---|---|
-//! | `address` | `ip` (dotted quad), `prefix`, `source` (`static` or `dhcp`) | the interface has its IPv4 address (`net: address ...`) |
+//! | `address` | `ip` (dotted quad), `prefix`, `source` (`static` or `dhcp`) | the interface has its IPv4 address (`net: address ...`; a Linux reference guest: eth0 is up with it, `linux-guest: eth0 ...`) |
 //! | `progress` | `app` (`transfer`, `stream`, `rr`), `done`, `total`, `unit` (`bytes` or `transactions`) | a measuring client's progress line (every 5 s): bytes echoed or acknowledged, transactions done |
 //! | `frames` | `of` (what was measured: `transfer`, `stream`, `rr`, `channel phase`, `netfront phase`, `switching stream`), `channel`, `netfront`, `share` | the frames a measurement moved, both ways, by path, and the channel's share in percent (on a device with channels: Xen) |
 //! | `transfer` | `bytes`, `seconds`, `mbit_per_s`, `sent_sha256`, `received_sha256`, `match`, `frames` | `app=transfer` ended: what went to the echo and came back |
-//! | `stream` | `path`, `bytes`, `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `sent_digest`, `sink_bytes`, `sink_digest`, `match`, `frames` | a TCP_STREAM ended: what the sink says it received |
-//! | `rr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | a TCP_RR ended |
+//! | `stream` | `path`, `bytes`, `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `sent_digest`, `sink_bytes`, `sink_digest`, `match`, `frames` | a TCP_STREAM ended: what the sink says it received (netref's `stream-check`: path `netfront`, check `sha256`, `match` only when the sink's answer was exactly one line of `bytes` and `sent_digest`; `frames` `null`) |
+//! | `rr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | a TCP_RR ended (also netref's `rr`, with its `PATH` and `frames` `null`) |
 //! | `netbench` | `reps`, `up_ms`, `stream_channel_mbit`, `stream_netfront_mbit`, `stream_speedup`, `rr_channel_per_s`, `rr_netfront_per_s`, `rr_speedup`, `p50_channel_us`, `p50_netfront_us`, `switch_ms`, `back_ms` | `app=netbench` ended (medians of `reps` runs; `switch_ms` is `null` if the switching stream never resumed) |
 //! | `served` | `tcp_bytes`, `udp_packets`, `sink_bytes`, `sink_streams` | `app=echo` was asked to stop |
 //! | `channel_up` | `peer` (domid), `mac`, `after_listed_ms`, `xen_time_ns` | the channel to `peer` is up: frames to it take the channel |
@@ -37,7 +43,7 @@
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
 //! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `netfront_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use but netfront's (channels), netfront's (its rings, posted receive buffers and transmits in flight: these vary), event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
 //! | `iperf3` | `role` (`server` or `client`), `ok`, `protocol` (`tcp`, `udp`; `null` if refused before it was known), `streams`, `reverse`, `seconds`, `bytes_sent`, `bytes_received`, `mbit_per_s`, `udp_packets`, `udp_lost`, `i_errno` (iperf3's error number of a refusal, else `null`), `error` (`null` when ok), `frames` | an iperf3 test ended (`app=iperf3`: each test, a refused or busy client too; `app=iperf3-client`: its one test). Bytes are this guest's, counted by it (the client's `bytes_received` is what the server reported receiving); `mbit_per_s` is the bytes received over `seconds` (the client: the server's figure, as iperf3's receiver line; the server: both ways summed); `frames` covers the test (the server: from its parameters to its end) |
-//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next |
+//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`; a Linux reference guest's role: `linux-serve`, `linux-client`, `linux-check`, `linux-iperf3`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next (a Linux reference guest: its role ended, or failed before it began; `linux-serve` only fails) |
 //! | `offloads` | `device` (`netfront`), `tx`, `rx` (each `none` or a comma list of `sg`, `csum`, `gso`) | the network device connected with these offloads (`netfront: offloads ...`) |
 //! | `test` | `name`, `ok` | a kernel test (`test=`) passed or failed (`test NAME ... ok`) |
 //! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
@@ -47,6 +53,8 @@
 //! | `test_ignored` | `name`, `why` (`isolated`: it ends the kernel, boot with `test=NAME`; or what it needs) | a kernel test not run in this boot (`test NAME ... ignored, ...`) |
 //! | `panic` | `file`, `line` (`null`, 0 when unknown) | the kernel panicked (`PANIC at ...`, with the message); it stops next |
 //! | `fault` | `vector`, `rip`, `cr2`, `guard` (`null page`, a stack's name, or `null`) | a CPU exception stopped the kernel (after the register dump) |
+//! | `listening` | `service` (`iperf3`, `sink`, `echo`), `port` | a Linux reference guest's server listens (`ref.role=serve`: iperf3 -s, then netref's sink and echo, both printed once both listen) |
+//! | `sink` | `bytes`, `check` (`sha256` or `count`), `digest` (the SHA-256 in lower-case hex; `null` for `count`) | netref's sink answered a stream (`bytes` without the count-only magic) |
 //!
 //! `frames` inside `transfer`, `stream` and `rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -94,7 +102,7 @@ impl Frames {
 }
 
 /// Every event's `kind`, in the order of [`Event`]'s variants.
-pub const KINDS: [&str; 25] = [
+pub const KINDS: [&str; 27] = [
     "address",
     "progress",
     "frames",
@@ -120,6 +128,8 @@ pub const KINDS: [&str; 25] = [
     "test_ignored",
     "panic",
     "fault",
+    "listening",
+    "sink",
 ];
 
 /// One result or event of a guest. `S` is `&str` where it is written (the
@@ -330,6 +340,18 @@ pub enum Event<S> {
         cr2: u64,
         guard: Option<S>,
     },
+    /// A Linux reference guest's server listens on `port`.
+    Listening {
+        service: S,
+        port: u16,
+    },
+    /// netref's sink answered a stream: `digest` is `None` for one that
+    /// asked for the count only.
+    Sink {
+        bytes: u64,
+        check: S,
+        digest: Option<S>,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -492,6 +514,8 @@ mod tests {
             Event::TestIgnored { name: "stack_overflow", why: "isolated" },
             Event::Panic { file: Some("kernel/cohort/src/main.rs"), line: 7 },
             Event::Fault { vector: 14, rip: 0x20_1000, cr2: 0, guard: Some("null page") },
+            Event::Listening { service: "sink", port: 9 },
+            Event::Sink { bytes: 1 << 24, check: "sha256", digest: Some(a) },
         ]
     }
 
@@ -553,6 +577,48 @@ mod tests {
             closed.to_string(),
             r#"EVENT {"kind":"device_closed","device":"netfront","clean":true,"netfront_closed":true,"channels_released":true,"grant_refs":0,"mapped":0,"pages":0}"#
         );
+    }
+
+    /// The lines the Linux reference guests write by hand (netref.c's
+    /// printf formats, the init's printf) are these events' lines, keys in
+    /// order.
+    #[test]
+    fn linux_reference_guests_lines() {
+        let a = sha('a');
+        let written = [
+            (
+                r#"EVENT {"kind":"address","ip":"198.18.0.61","prefix":15,"source":"static"}"#,
+                Event::Address { ip: "198.18.0.61", prefix: 15, source: "static" },
+            ),
+            (r#"EVENT {"kind":"listening","service":"iperf3","port":5201}"#, Event::Listening { service: "iperf3", port: 5201 }),
+            (
+                r#"EVENT {"kind":"sink","bytes":1000,"check":"count","digest":null}"#,
+                Event::Sink { bytes: 1000, check: "count", digest: None },
+            ),
+            (
+                r#"EVENT {"kind":"app","app":"linux-check","ok":false,"error":"netref stream-check failed"}"#,
+                Event::App { app: "linux-check", ok: false, error: Some("netref stream-check failed") },
+            ),
+        ];
+        for (line, event) in written {
+            assert_eq!(event.to_string(), line);
+            assert_eq!(read(line).unwrap(), read(&event.to_string()).unwrap());
+        }
+        let sink = std::format!(r#"EVENT {{"kind":"sink","bytes":16777216,"check":"sha256","digest":"{a}"}}"#);
+        assert_eq!(Event::Sink { bytes: 1 << 24, check: "sha256", digest: Some(a.as_str()) }.to_string(), sink);
+        // netref's numbers: seconds to the microsecond, the rest to the
+        // thousandth, all with a fraction; they read as the schema's.
+        let stream = std::format!(
+            r#"EVENT {{"kind":"stream","path":"netfront","bytes":64,"seconds":0.000108,"mbit_per_s":4.744,"check":"sha256","sent_digest":"{a}","sink_bytes":0,"sink_digest":"\"q\"\\\u0001\u00ff","match":false,"frames":null}}"#
+        );
+        match read(&stream).unwrap() {
+            Event::Stream { bytes: 64, sink_bytes: 0, sink_digest, matched: false, frames: None, .. } => {
+                assert_eq!(sink_digest, "\"q\"\\\u{1}\u{ff}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let rr = r#"EVENT {"kind":"rr","path":"linux-to-linux-netfront","transactions":40,"seconds":0.001703,"per_second":23487.962,"mean_us":42.125,"p50_us":12.318,"p99_us":1081.563,"frames":null}"#;
+        assert!(matches!(read(rr).unwrap(), Event::Rr { transactions: 40, frames: None, .. }));
     }
 
     #[test]

@@ -148,24 +148,32 @@ mod tests {
         shells
     }
 
+    /// Runs `script` in `shell` with scenario-lib.sh as `$1` (then `args`)
+    /// and LAB_FAULTS at `faults`; what it printed.
+    fn with_lib(shell: &[String], script: &str, args: &[&str], faults: &std::path::Path) -> String {
+        let lib = crate::artifacts::root().join("tests/xen/dom0/scenario-lib.sh");
+        let out = std::process::Command::new(&shell[0])
+            .args(&shell[1..])
+            .arg("-c")
+            .arg(script)
+            .args(["sh", lib.to_str().unwrap()])
+            .args(args)
+            .env("LAB_FAULTS", faults)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// `ok`, `fail`, `retry` and `lab_fault` of scenario-lib.sh print lines
     /// this schema reads back exactly, whatever the reason holds.
     #[test]
     fn scenario_lib_prints_this_schema() {
-        let lib = crate::artifacts::root().join("tests/xen/dom0/scenario-lib.sh");
         let reason = "a\\b \"q\" tab\there\u{1} é 100% %s\nline2";
         for shell in shells() {
             let faults = std::env::temp_dir().join(format!("cohort-lab-faults-{}-{}", std::process::id(), shell.len()));
             let _ = std::fs::remove_file(&faults);
-            let out = std::process::Command::new(&shell[0])
-                .args(&shell[1..])
-                .arg("-c")
-                .arg(r#". "$1"; ok a; ok b "12 ms"; lab_fault "LAB FAULT: x"; fail c "$2"; fail d plain; retry "xl create /tmp/a.cfg" "$2""#)
-                .args(["sh", lib.to_str().unwrap(), reason])
-                .env("LAB_FAULTS", &faults)
-                .output()
-                .unwrap();
-            let text = String::from_utf8(out.stdout).unwrap();
+            let script = r#". "$1"; ok a; ok b "12 ms"; lab_fault "LAB FAULT: x"; fail c "$2"; fail d plain; retry "xl create /tmp/a.cfg" "$2""#;
+            let text = with_lib(&shell, script, &[reason], &faults);
             let parsed: Vec<Line> = text.lines().filter_map(parse).map(|l| l.unwrap()).collect();
             let mut c = CheckResult::fail("c", reason);
             c.lab_fault = Some("LAB FAULT: x".into());
@@ -187,7 +195,6 @@ mod tests {
     /// ignores it after `needs` alone. `dom_state` is stubbed: no Xen here.
     #[test]
     fn needs_ends_a_wait_at_once() {
-        let lib = crate::artifacts::root().join("tests/xen/dom0/scenario-lib.sh");
         let script = r#". "$1"
             dom_state() { case $1 in srv) echo "$STATE" ;; *) echo "-b----" ;; esac; }
             needs srv
@@ -198,19 +205,42 @@ mod tests {
             needs; wait_until 1 false; echo "none $?""#;
         for shell in shells() {
             let started = std::time::Instant::now();
-            let out = std::process::Command::new(&shell[0])
-                .args(&shell[1..])
-                .arg("-c")
-                .arg(script)
-                .args(["sh", lib.to_str().unwrap()])
-                .env("LAB_FAULTS", std::env::temp_dir().join("cohort-needs-unused"))
-                .output()
-                .unwrap();
-            let text = String::from_utf8(out.stdout).unwrap();
+            let text = with_lib(&shell, script, &[], &std::env::temp_dir().join("cohort-needs-unused"));
             let codes: Vec<&str> = text.lines().filter(|l| !l.starts_with("wait: ")).collect();
             assert_eq!(codes, ["running 1", "shutdown 2", "gone 2", "crashed 2", "none 1"], "{shell:?}:\n{text}");
             assert!(text.contains("wait: srv, which this waits on, is gone: giving up at once"), "{text}");
             assert!(started.elapsed().as_secs() < 30, "the waits on an ended guest did not end at once");
+        }
+    }
+
+    /// `linux_up` waits for a Linux guest's event (cohort-event, stubbed,
+    /// is asked for exactly the kind and fields given), re-creates a guest
+    /// that crashed while booting twice at most, each said in a `RETRY`
+    /// line, and gives up at once when a guest named by `needs` is gone.
+    #[test]
+    fn linux_up_waits_for_an_event() {
+        let script = r#". "$1"
+            xl_create() { echo "create $1"; }
+            guest_finish() { :; }
+            dom_state() { case $1 in srv) echo "$SRV" ;; *) echo "$CLI" ;; esac; }
+            ask() { [ "$*" = "/var/log/xen/console/guest-cli.log listening service=sink" ] && [ "$UP" = yes ]; }
+            COHORT_EVENT=ask
+            SRV=-b---- CLI=-b---- UP=yes; linux_up cli 5 listening service=sink; echo "up $?"
+            CLI=---sr- UP=no; linux_up cli 1 listening service=sink; echo "crashing $?"
+            CLI=--ps-- UP=no; linux_up cli 60 listening service=sink; echo "ended $?"
+            needs srv; SRV= CLI=-b---- UP=no; linux_up cli 60 listening service=sink; echo "needed gone $?""#;
+        for shell in shells() {
+            let started = std::time::Instant::now();
+            let text = with_lib(&shell, script, &[], &std::env::temp_dir().join("cohort-linux-up-unused"));
+            let outcomes: Vec<&str> = text.lines().filter(|l| l.ends_with(" 0") || l.ends_with(" 1")).collect();
+            assert_eq!(outcomes, ["up 0", "crashing 1", "ended 1", "needed gone 1"], "{shell:?}:\n{text}");
+            // 1 + 3 + 1 + 1 boots; the two re-creations of the crashing one said.
+            assert_eq!(text.lines().filter(|l| *l == "create /tmp/cli.cfg").count(), 6, "{text}");
+            let retries: Vec<Line> = text.lines().filter_map(parse).map(|l| l.unwrap()).collect();
+            assert_eq!(retries.len(), 2, "{text}");
+            assert!(retries.iter().all(|l| matches!(l, Line::Retry(r) if r.what == "Linux guest cli")), "{text}");
+            assert!(text.contains("wait: srv, which this waits on, is gone: giving up at once"), "{text}");
+            assert!(started.elapsed().as_secs() < 30, "linux_up waited out a timeout");
         }
     }
 

@@ -220,22 +220,29 @@ ${3:-}
 CFG
 }
 
-# linux_up NAME SECONDS TEXT: creates /tmp/NAME.cfg and waits for TEXT on
-# its console. Debian's kernel triple-faults now and then very early in its
-# PVH boot in this nested lab (cr4 not yet set up; the other boots of the
-# same image are fine), so a guest that did is re-created, twice at most,
-# and each such boot is reported.
+# linux_up NAME SECONDS KIND [KEY=VALUE...]: creates /tmp/NAME.cfg and
+# waits for such an event of the guest (`address`: eth0 has its address;
+# `listening service=...`: a server listens; see linux-guest/init), giving
+# up when the guest ends first (or, with `needs`, a needed guest ends).
+# Debian's kernel triple-faults now and then very early in its PVH boot in
+# this nested lab (cr4 not yet set up; the other boots of the same image
+# are fine), so a guest that did is re-created, twice at most, and each
+# such boot is reported.
 linux_up() {
-    for _try in 1 2 3; do
-        xl_create "/tmp/$1.cfg" || return 1
-        wait_until "$2" sh -c ". /usr/share/cohort/scenario-lib.sh; guest_has $1 '$3' || dom_shutdown $1" || return 1
-        guest_has "$1" "$3" && return 0
-        dom_crashed "$1" || return 1
-        retry "Linux guest $1" "crashed while booting (try $_try, state $(dom_state "$1")): re-created"
-        guest_finish "$1"
+    _up=$1 _secs=$2; shift 2
+    for _boot in 1 2 3; do
+        xl_create "/tmp/$_up.cfg" || return 1
+        wait_until "$_secs" event_or_end "$_up" "$@" || return 1
+        guest_event "$_up" "$@" && return 0
+        dom_crashed "$_up" && [ "$_boot" -lt 3 ] || return 1
+        retry "Linux guest $_up" "crashed while booting (try $_boot, state $(dom_state "$_up")): re-created"
+        guest_finish "$_up"
     done
     return 1
 }
+# event_or_end GUEST KIND [KEY=VALUE...]: GUEST has such an event, or has
+# ended (shut down or crashed).
+event_or_end() { guest_event "$@" || dom_shutdown "$1"; }
 
 # quoted: a guest's console as a scenario prints it. The harness stops the
 # whole boot at the first "Kernel panic" (or "Panic on CPU", ...) on the serial

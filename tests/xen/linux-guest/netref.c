@@ -29,7 +29,13 @@
  *       SHA-256 against FIPS 180-4's examples and the pattern's first words
  *
  * Measurements print one BENCH line each, like the guest's, with the
- * guest's CLOCK_MONOTONIC (virtual under -icount).
+ * guest's CLOCK_MONOTONIC (virtual under -icount). What the lab's
+ * scenarios check is printed as Cohort's guests print it, one
+ * `EVENT {json}` line each (schema: figures::Event, in
+ * kernel/figures/src/result.rs; keys in its order): `listening` (serve,
+ * once both ports listen), `sink` (each stream the sink answered),
+ * `stream` (stream-check: its outcome, mismatch included) and `rr`. The
+ * lines starting `netref:` are for people.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -45,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -68,6 +75,24 @@ static void bench(const char *name, const char *path, double value, const char *
     printf("BENCH {\"name\":\"%s\",\"path\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"clock\":\"%s\"}\n",
            name, path, value, unit, clock);
     fflush(stdout);
+}
+
+/* Writes s[0..n) as a JSON string, quotes included: printable ASCII as it
+ * is but for the quote and backslash, every other byte (a peer's answer
+ * may hold anything) as \u00XX, so the line stays one line of ASCII. */
+static void json_str(const char *s, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20 || c > 0x7e)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -337,10 +362,10 @@ static void sink_one(int fd)
             sha256_update(&s, p, n);
     }
     int n;
+    char hex[65];
     if (count_only) {
         n = snprintf(buf, sizeof buf, "%llu -\n", total); /* Cohort's sink says "-" for no digest */
     } else {
-        char hex[65];
         if (head_len < sizeof head) /* shorter than the magic: all of it is data */
             sha256_update(&s, head, head_len);
         sha256_hex(&s, hex);
@@ -348,6 +373,10 @@ static void sink_one(int fd)
     }
     write_all(fd, buf, (size_t)n);
     printf("netref: sink: %llu bytes, answered %.*s", total, n, buf);
+    if (count_only)
+        printf("EVENT {\"kind\":\"sink\",\"bytes\":%llu,\"check\":\"count\",\"digest\":null}\n", total);
+    else
+        printf("EVENT {\"kind\":\"sink\",\"bytes\":%llu,\"check\":\"sha256\",\"digest\":\"%s\"}\n", total, hex);
     fflush(stdout);
 }
 
@@ -413,6 +442,19 @@ static int stream_check(const char *host, int port, unsigned long long bytes)
     int match = complete && strcmp(answer, expected) == 0;
     printf("netref: stream-check: %llu bytes, sha256 %s in %.3f s; the sink answered `%s`%s (%s)\n", bytes, hex,
            secs, answer, complete ? "" : " (no full line)", match ? "match" : "MISMATCH");
+    /* The answer's two words, as Cohort's stream app reads them (a count
+     * that is not a decimal number is 0); `match` is the exact comparison
+     * above. */
+    size_t count_len = strcspn(answer, " ");
+    unsigned long long sink_bytes = 0;
+    if (count_len > 0 && count_len <= 19 && strspn(answer, "0123456789") == count_len)
+        sink_bytes = strtoull(answer, NULL, 10);
+    const char *digest = answer + count_len + strspn(answer + count_len, " ");
+    printf("EVENT {\"kind\":\"stream\",\"path\":\"netfront\",\"bytes\":%llu,\"seconds\":%.6f,\"mbit_per_s\":%.3f,"
+           "\"check\":\"sha256\",\"sent_digest\":\"%s\",\"sink_bytes\":%llu,\"sink_digest\":",
+           bytes, secs, secs > 0 ? (double)bytes * 8 / secs / 1e6 : 0.0, hex, sink_bytes);
+    json_str(digest, strcspn(digest, " "));
+    printf(",\"match\":%s,\"frames\":null}\n", match ? "true" : "false");
     fflush(stdout);
     return match ? 0 : 1;
 }
@@ -446,9 +488,19 @@ static int rr(const char *host, int port, int count, int msg, const char *path, 
     }
     double secs = now_s() - t0;
     close(fd);
+    double sum = 0;
+    for (int i = 0; i < count; i++)
+        sum += lat[i];
     qsort(lat, (size_t)count, sizeof *lat, cmp_double);
-    double p50 = lat[count / 2] * 1e6, per_s = count / secs;
+    /* Percentiles as Cohort's rr picks them: the sorted sample at
+     * count * q / 100. */
+    double p50 = lat[count / 2] * 1e6, p99 = lat[(int)((long long)count * 99 / 100)] * 1e6, per_s = count / secs;
     printf("netref: rr: %d transactions of %d bytes in %.3f s, %.0f/s, p50 %.1f us\n", count, msg, secs, per_s, p50);
+    printf("EVENT {\"kind\":\"rr\",\"path\":");
+    json_str(path, strlen(path));
+    printf(",\"transactions\":%d,\"seconds\":%.6f,\"per_second\":%.3f,\"mean_us\":%.3f,\"p50_us\":%.3f,"
+           "\"p99_us\":%.3f,\"frames\":null}\n",
+           count, secs, per_s, sum / count * 1e6, p50, p99);
     bench("net.tcp_rr", path, per_s, "transactions/s", clock);
     bench("net.tcp_rr_latency_p50", path, p50, "us", clock);
     return 0;
@@ -478,11 +530,17 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc == 4 && strcmp(argv[1], "serve") == 0) {
-        int sink_fd = listen_on(atoi(argv[2])), echo_fd = listen_on(atoi(argv[3]));
-        printf("netref: sink on %s, echo on %s\n", argv[2], argv[3]);
+        int sink_port = atoi(argv[2]), echo_port = atoi(argv[3]);
+        int sink_fd = listen_on(sink_port), echo_fd = listen_on(echo_port);
+        printf("netref: sink on %d, echo on %d\n", sink_port, echo_port);
+        printf("EVENT {\"kind\":\"listening\",\"service\":\"sink\",\"port\":%d}\n", sink_port);
+        printf("EVENT {\"kind\":\"listening\",\"service\":\"echo\",\"port\":%d}\n", echo_port);
         fflush(stdout);
-        if (fork() == 0)
+        if (fork() == 0) {
+            /* The sink ends with the echo (a test on the host stops both). */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
             sink(sink_fd);
+        }
         echo(echo_fd);
     } else if (argc == 3 && strcmp(argv[1], "no-gso") == 0) {
         return no_gso(argv[2]);

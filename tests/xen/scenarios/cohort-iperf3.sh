@@ -178,7 +178,7 @@ else
     linux lcli "$LCLI" "ref.role=iperf3 ref.peer=$SRV ref.iperf=-t,2"
     why=
     log=/var/log/xen/console/guest-lcli.log
-    if ! linux_up lcli 300 "linux-guest: eth0"; then
+    if ! linux_up lcli 300 address; then
         why="the Linux guest did not come up"
     elif ! wait_quietly 300 dom_shutdown lcli || dom_crashed lcli; then
         why="the Linux guest's iperf3 did not finish ($(dom_state lcli))"
@@ -228,7 +228,7 @@ else
     linux lsrv "$LSRV" "ref.role=serve"
     why=
     size=16777216
-    if ! linux_up lsrv 300 "linux-guest: iperf3 -s on 5201"; then
+    if ! linux_up lsrv 300 listening service=iperf3; then
         why="the Linux iperf3 -s guest did not come up"
     else
         cohort c2l "$C2L" "app=iperf3-client net.peer=$LSRV net.bytes=$size"

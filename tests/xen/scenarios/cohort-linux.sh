@@ -7,6 +7,10 @@
 # Cohort's pattern into Cohort's sink and requires the SHA-256 of what it
 # sent in the answer. Cohort to Linux: Cohort's stream app sends into
 # netref's sink and requires the same. Needs the lab's --linux-guest.
+# Every check reads the guests' EVENT lines (the Linux guests' init and
+# netref print them as Cohort's guests do: tests/xen/linux-guest), never
+# their human lines; a wait ends at once when a peer it depends on has
+# ended (`needs`).
 #   cohort-linux.sh [KERNEL]   (default /cohort/cohort)
 # Checks (each a test of `cargo test`, see tests/xen/README.md):
 # result: xen-linux-to-cohort-16MiB             Linux's netref into Cohort's sink, offloads on
@@ -62,7 +66,9 @@ if [ ! -f /cohort/linux/vmlinuz ] || [ ! -f /cohort/linux/initrd ]; then
 fi
 
 # linux_to_cohort NAME COHORT-CMDLINE-EXTRA EXPECTED-OFFLOADS: Cohort's
-# echo app (its sink on 9), a Linux guest's stream-check into it.
+# echo app (its sink on 9), a Linux guest's stream-check into it: netref
+# sends Cohort's pattern, and its `stream` event says whether the sink's
+# answer was exactly the byte count and the SHA-256 of what it sent.
 linux_to_cohort() {
     cohort lxsink "$COHORT_SINK" "app=echo $2"
     why=
@@ -71,23 +77,25 @@ linux_to_cohort() {
     elif ! offloads lxsink "$3"; then
         why="netfront did not negotiate the expected offloads"
     else
+        needs lxsink
         linux lxcheck "$LINUX_CHECK" "ref.role=check ref.peer=$COHORT_SINK ref.bytes=$size"
-        if ! linux_up lxcheck 300 "linux-guest: eth0"; then
-            why="the Linux guest did not come up"
-        elif ! wait_quietly 600 sh -c ". /usr/share/cohort/scenario-lib.sh; dom_shutdown lxcheck || dom_shutdown lxsink" \
-            || ! dom_shutdown lxcheck; then
+        if ! linux_up lxcheck 300 address ip="$LINUX_CHECK"; then
+            why="the Linux guest did not come up ($(dom_state lxcheck); the Cohort guest $(dom_state lxsink))"
+        elif ! wait_quietly 600 dom_shutdown lxcheck; then
             why="the Linux guest's stream-check did not finish ($(dom_state lxcheck); the Cohort guest $(dom_state lxsink))"
         elif dom_crashed lxcheck; then
             why="the Linux guest crashed ($(dom_state lxcheck))"
-        elif ! guest_has lxcheck "linux-guest: done" || ! guest_log lxcheck | grep -q "^netref: stream-check: $size bytes.*(match)"; then
+        elif ! guest_event lxcheck app app=linux-check ok=true \
+            || ! guest_event lxcheck stream bytes=$size check=sha256 match=true; then
             why="Linux's stream-check failed: the Cohort sink's answer did not match the SHA-256 Linux sent, or the stream broke"
         elif dom_shutdown lxsink || ! dom_state lxsink | grep -q .; then
             why="the Cohort echo guest stopped or crashed ($(dom_state lxsink))"
         fi
+        needs
     fi
     if [ -z "$why" ]; then
         guest_events lxsink offloads
-        guest_log lxcheck | grep "^netref: stream-check"
+        guest_events lxcheck stream
         ok "$1"
     else
         dom_state lxsink | grep -q . && guest_explain lxsink
@@ -106,27 +114,33 @@ linux_sink() {
         guest_finish lxsrv
     fi
     linux lxsrv "$LINUX_SINK" "ref.role=serve"
-    if linux_up lxsrv 300 "netref: sink on"; then
-        guest_log lxsrv | grep "^linux-guest: eth0"
+    if linux_up lxsrv 300 listening service=sink; then
+        guest_events lxsrv address
     else
         linux_explain lxsrv; return 1
     fi
 }
 
+# sink_answered: lxsrv's sink answered more streams of $size bytes with a
+# SHA-256 than the $sinks it had before this check.
+sink_answered() { [ "$(event_count lxsrv sink bytes=$size check=sha256)" -gt "$sinks" ]; }
+
 # cohort_to_linux NAME COHORT-CMDLINE-EXTRA EXPECTED-OFFLOADS: Cohort's
 # stream app into the sink of the Linux serve guest lxsrv; Cohort checks
-# the SHA-256 netref answers and crashes on a mismatch.
+# the SHA-256 netref answers and crashes on a mismatch, and netref's
+# `sink` event must give the SHA-256 Cohort sent.
 cohort_to_linux() {
     why=
     if ! linux_sink; then
         why="the Linux serve guest did not come up"
     else
+        needs lxsrv
         cohort lxstream "$COHORT_STREAM" "app=stream net.peer=$LINUX_SINK net.bytes=$size $2"
-        sinks=$(guest_log lxsrv | grep -c "^netref: sink:")
+        sinks=$(event_count lxsrv sink bytes=$size check=sha256)
         if ! xl_create /tmp/lxstream.cfg; then
             why="xl create failed"
-        elif ! wait_quietly 600 sh -c ". /usr/share/cohort/scenario-lib.sh; dom_shutdown lxstream || dom_shutdown lxsrv"; then
-            why="the Cohort stream did not finish"
+        elif ! wait_quietly 600 dom_shutdown lxstream; then
+            why="the Cohort stream did not finish ($(dom_state lxstream); the Linux serve guest $(dom_state lxsrv))"
         elif dom_shutdown lxsrv; then
             why="the Linux serve guest stopped during the stream ($(dom_state lxsrv))"
         elif dom_crashed lxstream; then
@@ -135,14 +149,17 @@ cohort_to_linux() {
             why="no \`stream\` event with the SHA-256 matching from the Cohort guest"
         elif ! offloads lxstream "$3"; then
             why="netfront did not negotiate the expected offloads"
-        elif ! wait_until 20 sh -c "[ \$(. /usr/share/cohort/scenario-lib.sh; guest_log lxsrv | grep -c '^netref: sink: $size bytes, answered $size [0-9a-f]') -gt $sinks ]"; then
-            why="the Linux sink did not log a SHA-256 answer for $size bytes"
+        elif ! wait_until 20 sink_answered; then
+            why="the Linux sink reported no SHA-256 answer for $size bytes"
+        elif [ "$(event_field lxsrv sink digest bytes=$size check=sha256)" != "$(event_field lxstream stream sent_digest)" ]; then
+            why="the Linux sink's SHA-256 is not the one Cohort sent"
         fi
+        needs
     fi
     if [ -z "$why" ]; then
         guest_events lxstream offloads
         guest_events lxstream stream
-        guest_log lxsrv | grep "^netref: sink:" | tail -n1
+        guest_events lxsrv sink --last
         ok "$1"
     else
         dom_state lxstream | grep -q . && guest_explain lxstream

@@ -12,8 +12,8 @@ pub mod error;
 pub mod grant_refs;
 pub mod iface;
 pub mod ring_index;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod values;
 pub mod xenbus;
 pub mod xenstore;

@@ -1,26 +1,38 @@
-//! What the unit tests share: a shared page in plain memory, and the
-//! daemon's side of the xenstore request ring.
+//! What tests share (this crate's unit tests, and with the `test-support`
+//! feature other crates' tests and the fuzz targets in `fuzz/checks`): a
+//! shared page in plain memory, and the daemon's side of the xenstore
+//! request ring.
 
+use alloc::rc::Rc;
+use alloc::vec::Vec;
 use core::cell::RefCell;
-use std::vec::Vec;
 
 use xenstore_wire::ring::{mask, offset};
 
-use crate::iface::SharedPage;
+use crate::iface::{SharedPage, PAGE_SIZE};
 
-/// A page in plain memory; the tests play the other side by hand.
-pub(crate) struct FakePage(RefCell<[u8; 4096]>);
+/// A page in plain memory; the tests play the other side by hand. Its
+/// clones are the same page, so each end of a fake ring can hold one.
+#[derive(Clone)]
+pub struct FakePage(Rc<RefCell<[u8; PAGE_SIZE]>>);
 
 impl FakePage {
     /// A page of zeros.
-    pub(crate) fn new() -> FakePage {
-        FakePage(RefCell::new([0; 4096]))
+    pub fn new() -> FakePage {
+        FakePage(Rc::new(RefCell::new([0; PAGE_SIZE])))
+    }
+}
+
+impl Default for FakePage {
+    fn default() -> FakePage {
+        FakePage::new()
     }
 }
 
 impl SharedPage for FakePage {
     fn read_u32(&self, off: usize) -> u32 {
-        u32::from_le_bytes(self.0.borrow()[off..off + 4].try_into().unwrap())
+        let b = self.0.borrow();
+        u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
     }
     fn write_u32(&self, off: usize, v: u32) {
         self.0.borrow_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
@@ -34,7 +46,7 @@ impl SharedPage for FakePage {
 }
 
 /// Plays the daemon: consumes everything in the request ring.
-pub(crate) fn drain_requests(page: &FakePage) -> Vec<u8> {
+pub fn drain_requests(page: &FakePage) -> Vec<u8> {
     let cons = page.read_u32(offset::REQ_CONS);
     let prod = page.read_u32(offset::REQ_PROD);
     let mut out = Vec::new();

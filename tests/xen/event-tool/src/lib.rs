@@ -1,8 +1,10 @@
 //! `cohort-event`: what a Xen scenario in dom0 (busybox sh, no python or
-//! jq) asks of a Cohort guest's console log. It reads only the guest's
-//! `EVENT {json}` lines, with the same serde types the kernel writes them
-//! with ([`figures::Event`]; schema in `kernel/figures/src/result.rs`), so
-//! no pass or fail depends on a human log line.
+//! jq) asks of a guest's console log: a Cohort guest's, or a Linux
+//! reference guest's (`tests/xen/linux-guest`: its init and `netref` print
+//! the same lines). It reads only the guest's `EVENT {json}` lines, with
+//! the same serde types the kernel writes them with ([`figures::Event`];
+//! schema in `kernel/figures/src/result.rs`), so no pass or fail depends
+//! on a human log line.
 //!
 //! ```text
 //! cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
@@ -41,7 +43,7 @@ pub const USAGE: &str = "usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIE
 pub const HELP: &str = "\
 usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
 
-Finds a Cohort guest's EVENT {json} lines of kind KIND in the console log
+Finds a guest's EVENT {json} lines of kind KIND in the console log
 FILE (- for standard input) whose fields equal the given values (strings
 as they are, other values as JSON: true, 3, null; a.b names a field of an
 object). Prints each match's JSON object, or its FIELD with --get, or the
