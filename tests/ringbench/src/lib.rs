@@ -212,3 +212,54 @@ pub fn summary(all: &[(bool, usize, Series)]) -> String {
     }
     s
 }
+
+/// Where a frame's time goes (`--diagnose`; progress and the table go to
+/// standard error, no figures): per size, the nanoseconds per frame of
+///
+/// - every transport on one thread ([`run::one_thread`]): the instructions
+///   and one core's cache, no line crossing between cores;
+/// - across the two cores: the channel, the memcpy stream, and the memcpy
+///   stream with the channel's index traffic (`memcpy_eager`, see
+///   [`transport::memcpy_pair`]).
+///
+/// If `memcpy_eager` across cores lands near the channel while the
+/// channel's one-thread cost is small, the gap to memcpy is the index
+/// traffic (reading the peer's index on every call, publishing on every
+/// frame, a `SeqCst` fence and a read of the peer's event index per
+/// frame), not the ring's arithmetic or its copies.
+pub fn diagnose(plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<String, String> {
+    let cross = plan.cross.ok_or("--diagnose needs two cores")?;
+    let local = [Kind::Channel, Kind::ChannelAtomic, Kind::Memcpy, Kind::Rtrb, Kind::MemcpyEager];
+    let remote = [Kind::Channel, Kind::Memcpy, Kind::MemcpyEager];
+    let mut s = String::from("ns per frame, median (min–max):\n");
+    for &len in &plan.sizes {
+        let mut one: Vec<Vec<f64>> = vec![Vec::new(); local.len()];
+        let mut two: Vec<Vec<f64>> = vec![Vec::new(); remote.len()];
+        let frames = (plan.bytes / len as u64).max(1000);
+        for rep in 0..plan.reps {
+            for (i, &kind) in local.iter().enumerate() {
+                let (mut tx, mut rx) = transport::pair(kind, plan.ring_bytes, len)?;
+                let o = run::one_thread(&mut *tx, &mut *rx, len, frames)?;
+                one[i].push(o.elapsed.as_nanos() as f64 / frames as f64);
+            }
+            for i in 0..remote.len() {
+                let i = (i + rep) % remote.len();
+                let o = measure(remote[i], plan, len, plan.bytes, cross, Check::Stamps)?;
+                two[i].push(o.elapsed.as_nanos() as f64 / o.frames as f64);
+            }
+            progress(&format!("diagnosis {len} B rep {}/{}", rep + 1, plan.reps));
+        }
+        s.push_str(&format!("  {len}-byte frames\n"));
+        let mut row = |label: &str, kind: Kind, v: &[f64]| {
+            let (m, lo, hi) = spread(v);
+            s.push_str(&format!("    {label:<10} {:<15} {m:8.1} ({lo:.1}–{hi:.1})\n", kind.name()));
+        };
+        for (i, &k) in local.iter().enumerate() {
+            row("one thread", k, &one[i]);
+        }
+        for (i, &k) in remote.iter().enumerate() {
+            row("two cores", k, &two[i]);
+        }
+    }
+    Ok(s)
+}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ringbench [--quick] [--reps N] [--bytes N] [--sizes A,B,..] [--only KIND,..]
-//!           [--ring-bytes N] [--no-same-core] [--out PATH]
+//!           [--ring-bytes N] [--no-same-core] [--out PATH] [--diagnose]
 //! ```
 //!
 //! `BENCH` lines on standard output (and, with `--out`, the same figures
@@ -14,10 +14,10 @@ use std::process::ExitCode;
 
 use cohort_ringbench::run::Placement;
 use cohort_ringbench::transport::Kind;
-use cohort_ringbench::{cores, run_plan, summary, Plan, RING_BYTES, SIZES};
+use cohort_ringbench::{cores, diagnose, run_plan, summary, Plan, RING_BYTES, SIZES};
 
 const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--bytes N] [--sizes A,B,..] [--only KIND,..] \
-[--ring-bytes N] [--no-same-core] [--out PATH]
+[--ring-bytes N] [--no-same-core] [--out PATH] [--diagnose]
 
   --quick         3 repetitions of 8 MiB per transfer (a check, not figures)
   --reps N        repetitions (default 5)
@@ -26,9 +26,17 @@ const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--bytes N] [--sizes 
   --only K,..     transports: channel, channel_atomic, memcpy, rtrb (default all)
   --ring-bytes N  shared buffer per transport (default 65536: the channel's 16 pages)
   --no-same-core  leave out the runs with both threads on one core
-  --out PATH      also write the figures to PATH, one JSON object a line";
+  --out PATH      also write the figures to PATH, one JSON object a line
+  --diagnose      instead: where a frame's time goes (ns per frame on one thread
+                  and across cores, with memcpy_eager; no figures)";
 
-fn parse() -> Result<(Plan, Option<std::path::PathBuf>), lexopt::Error> {
+struct Args {
+    plan: Plan,
+    out: Option<std::path::PathBuf>,
+    diagnose: bool,
+}
+
+fn parse() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let (a, b) = cores();
     let mut plan = Plan {
@@ -41,6 +49,7 @@ fn parse() -> Result<(Plan, Option<std::path::PathBuf>), lexopt::Error> {
         same: Some(Placement { tx_core: a, rx_core: a }),
     };
     let mut out = None;
+    let mut diagnose = false;
     let mut parser = lexopt::Parser::from_env();
     let list = |v: String| -> Result<Vec<String>, lexopt::Error> { Ok(v.split(',').map(str::to_string).collect()) };
     while let Some(arg) = parser.next()? {
@@ -65,6 +74,7 @@ fn parse() -> Result<(Plan, Option<std::path::PathBuf>), lexopt::Error> {
                     .collect::<Result<_, _>>()?
             }
             Long("no-same-core") => plan.same = None,
+            Long("diagnose") => diagnose = true,
             Long("out") => out = Some(parser.value()?.into()),
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -76,12 +86,12 @@ fn parse() -> Result<(Plan, Option<std::path::PathBuf>), lexopt::Error> {
     if plan.reps == 0 {
         return Err("--reps must be at least 1".into());
     }
-    Ok((plan, out))
+    Ok(Args { plan, out, diagnose })
 }
 
 fn main() -> ExitCode {
-    let (plan, out) = match parse() {
-        Ok(p) => p,
+    let Args { plan, out, diagnose: diag } = match parse() {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("ringbench: {e}\n{USAGE}");
             return ExitCode::from(2);
@@ -93,6 +103,18 @@ fn main() -> ExitCode {
             eprintln!("ringbench: threads on cores {} and {b} (and both on {} for same-core)", a.unwrap_or(0), a.unwrap_or(0))
         }
         _ => eprintln!("ringbench: fewer than two cores to pin to: same-core runs only"),
+    }
+    if diag {
+        return match diagnose(&plan, &mut |p| eprintln!("ringbench: {p}")) {
+            Ok(table) => {
+                eprint!("\n{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringbench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let mut file = match &out {
         Some(path) => {

@@ -227,3 +227,39 @@ pub fn transfer(
     let (full, tx_yields) = sent?;
     Ok(Outcome { elapsed, frames, bytes: frames * len as u64, full, empty, yields: rx_yields + tx_yields })
 }
+
+/// The same transfer on one thread, no second core and no waiting: send
+/// until the transport is full, receive until it is empty, again. What a
+/// frame costs in instructions and in the cache of one core, without the
+/// cache lines crossing to another (the split `--diagnose` prints).
+pub fn one_thread(tx: &mut dyn Tx, rx: &mut dyn Rx, len: usize, frames: u64) -> Result<Outcome, String> {
+    if len < 16 {
+        return Err(format!("frames of {len} bytes cannot carry the 16 bytes of stamps"));
+    }
+    let mut frame = bodies(len).swap_remove(0);
+    let mut out = Vec::with_capacity(len);
+    let (mut sent, mut got, mut full, mut empty) = (0u64, 0u64, 0u64, 0u64);
+    let t0 = Instant::now();
+    while got < frames {
+        while sent < frames {
+            stamp(&mut frame, sent);
+            if !tx.try_send(&frame)? {
+                full += 1;
+                break;
+            }
+            sent += 1;
+        }
+        let before = got;
+        while rx.try_recv(&mut out)? {
+            if out.len() != len || stamps(&out) != (got, got) {
+                return Err(format!("frame {got} altered"));
+            }
+            got += 1;
+        }
+        empty += 1;
+        if got == before {
+            return Err(format!("no progress after {got} frames"));
+        }
+    }
+    Ok(Outcome { elapsed: t0.elapsed(), frames, bytes: frames * len as u64, full, empty, yields: 0 })
+}

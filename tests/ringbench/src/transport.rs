@@ -3,7 +3,7 @@
 //! in (from the sender's buffer into shared memory) and one copy out (into
 //! the receiver's buffer), through a shared buffer of the same size.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use channel::{Channel, Config, SendError};
@@ -21,10 +21,16 @@ pub enum Kind {
     Memcpy,
     /// `rtrb`'s byte ring.
     Rtrb,
+    /// A diagnosis, not a baseline: the memcpy stream with the channel's
+    /// index traffic (see [`memcpy_pair`]'s `eager`).
+    MemcpyEager,
 }
 
 impl Kind {
+    /// The transports the benchmark compares.
     pub const ALL: [Kind; 4] = [Kind::Channel, Kind::ChannelAtomic, Kind::Memcpy, Kind::Rtrb];
+    /// Those and the diagnoses.
+    pub const EVERY: [Kind; 5] = [Kind::Channel, Kind::ChannelAtomic, Kind::Memcpy, Kind::Rtrb, Kind::MemcpyEager];
 
     /// The middle part of the figures' names (`ring.<name>.throughput.N`).
     pub fn name(self) -> &'static str {
@@ -33,11 +39,12 @@ impl Kind {
             Kind::ChannelAtomic => AtomicMem::NAME,
             Kind::Memcpy => "memcpy",
             Kind::Rtrb => "rtrb",
+            Kind::MemcpyEager => "memcpy_eager",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == s)
+        Kind::EVERY.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -70,8 +77,8 @@ pub fn pair(kind: Kind, ring_bytes: usize, frame_len: usize) -> Result<Halves, S
             let (a, b) = channel_pair::<AtomicMem>(ring_bytes, frame_len)?;
             (Box::new(a), Box::new(b))
         }
-        Kind::Memcpy => {
-            let (a, b) = memcpy_pair(ring_bytes, frame_len)?;
+        Kind::Memcpy | Kind::MemcpyEager => {
+            let (a, b) = memcpy_pair(ring_bytes, frame_len, kind == Kind::MemcpyEager)?;
             (Box::new(a), Box::new(b))
         }
         Kind::Rtrb => {
@@ -134,9 +141,11 @@ impl<B: Backing> Rx for ChannelEnd<B> {
     }
 }
 
-/// A cache line of its own for an index.
+/// A cache line of its own for an index (and, for the eager variant, a
+/// word beside it that the other side reads, as the channel's event
+/// indices sit beside its ring indices).
 #[repr(align(64))]
-struct Line(AtomicU64);
+struct Line(AtomicU64, AtomicU64);
 
 struct Slots {
     mem: RawMem,
@@ -146,6 +155,7 @@ struct Slots {
     slots: u64,
     stride: usize,
     len: usize,
+    eager: bool,
 }
 
 pub struct MemcpyTx {
@@ -175,7 +185,15 @@ pub struct MemcpyRx {
 /// into another's has no hand-off at all and says nothing about a stream;
 /// two copies through a shared buffer are what the channel, rtrb and this
 /// all do.)
-pub fn memcpy_pair(ring_bytes: usize, frame_len: usize) -> Result<(MemcpyTx, MemcpyRx), String> {
+///
+/// `eager` makes it a diagnosis of the channel's cost rather than a bound:
+/// each side then reads the other's index on every call (no cached copy)
+/// and, after publishing its own, makes a `SeqCst` fence and reads the
+/// word beside the other's index, which is what the channel's send and
+/// receive do per frame in polling mode (the peer's consumer or producer
+/// index, then the peer's event index after a `SeqCst` fence). The copies
+/// and the slots stay as they are.
+pub fn memcpy_pair(ring_bytes: usize, frame_len: usize, eager: bool) -> Result<(MemcpyTx, MemcpyRx), String> {
     let stride = frame_len.div_ceil(64) * 64;
     let slots = ring_bytes / stride.max(1);
     if slots < 2 || frame_len == 0 {
@@ -183,11 +201,12 @@ pub fn memcpy_pair(ring_bytes: usize, frame_len: usize) -> Result<(MemcpyTx, Mem
     }
     let s = Arc::new(Slots {
         mem: RawMem::new(ring_bytes),
-        head: Line(AtomicU64::new(0)),
-        tail: Line(AtomicU64::new(0)),
+        head: Line(AtomicU64::new(0), AtomicU64::new(0)),
+        tail: Line(AtomicU64::new(0), AtomicU64::new(0)),
         slots: slots as u64,
         stride,
         len: frame_len,
+        eager,
     });
     Ok((MemcpyTx { s: s.clone(), head: 0, tail_seen: 0, full: 0, scratch: Vec::new() }, MemcpyRx { s, tail: 0, head_seen: 0 }))
 }
@@ -198,7 +217,7 @@ impl Tx for MemcpyTx {
         if frame.len() != s.len {
             return Err(format!("memcpy stream of {}-byte slots given {} bytes", s.len, frame.len()));
         }
-        if self.head - self.tail_seen == s.slots {
+        if s.eager || self.head - self.tail_seen == s.slots {
             self.tail_seen = s.tail.0.load(Ordering::Acquire);
             if self.head - self.tail_seen == s.slots {
                 self.full += 1;
@@ -209,6 +228,10 @@ impl Tx for MemcpyTx {
         s.mem.fill(at, frame.len(), &mut self.scratch, |slot| slot.copy_from_slice(frame));
         self.head += 1;
         s.head.0.store(self.head, Ordering::Release);
+        if s.eager {
+            fence(Ordering::SeqCst);
+            std::hint::black_box(s.tail.1.load(Ordering::Relaxed));
+        }
         Ok(true)
     }
     fn full(&self) -> u64 {
@@ -219,7 +242,7 @@ impl Tx for MemcpyTx {
 impl Rx for MemcpyRx {
     fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
         let s = &*self.s;
-        if self.tail == self.head_seen {
+        if s.eager || self.tail == self.head_seen {
             self.head_seen = s.head.0.load(Ordering::Acquire);
             if self.tail == self.head_seen {
                 return Ok(false);
@@ -230,6 +253,10 @@ impl Rx for MemcpyRx {
         s.mem.read(at, out);
         self.tail += 1;
         s.tail.0.store(self.tail, Ordering::Release);
+        if s.eager {
+            fence(Ordering::SeqCst);
+            std::hint::black_box(s.head.1.load(Ordering::Relaxed));
+        }
         Ok(true)
     }
 }

@@ -2,7 +2,7 @@
 //! transport, and a transfer that loses, repeats or alters a frame ends in
 //! an error, never in a figure.
 
-use cohort_ringbench::run::{transfer, Check, Placement};
+use cohort_ringbench::run::{one_thread, transfer, Check, Placement};
 use cohort_ringbench::transport::{pair, Kind, Rx};
 use cohort_ringbench::{Figure, RING_BYTES};
 
@@ -20,13 +20,27 @@ fn every_transport_moves_every_frame_intact() {
     // (partial words for channel_atomic, padded records for the channel)
     // and the largest the channel's 16-page ring takes.
     for len in [16, 64, 1001, 1500, 1514, 9000, 32_000] {
-        for kind in Kind::ALL {
+        for kind in Kind::EVERY {
             let (tx, rx) = pair(kind, RING_BYTES, len).unwrap();
             let n = frames(len);
             let out = transfer(tx, rx, len, n, UNPINNED, Check::Full).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
             assert_eq!(out.frames, n);
             assert_eq!(out.bytes, n * len as u64);
             assert!(out.gbit_per_s() > 0.0);
+        }
+    }
+}
+
+#[test]
+fn on_one_thread_too() {
+    for len in [64, 1001, 9000] {
+        for kind in Kind::EVERY {
+            let (mut tx, mut rx) = pair(kind, RING_BYTES, len).unwrap();
+            let o = one_thread(&mut *tx, &mut *rx, len, 2000).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+            assert_eq!(o.frames, 2000);
+            // The ring filled up (2000 frames never fit at once) and
+            // drained again.
+            assert!(o.full >= 1 && o.empty >= 2, "{}: {o:?}", kind.name());
         }
     }
 }
