@@ -68,6 +68,12 @@ pub struct Plan {
     pub kinds: Vec<Kind>,
     pub reps: usize,
     /// Bytes moved per transfer (each transport, size and repetition).
+    /// `ringbench` moves 32 MiB: milliseconds a transfer, long enough for
+    /// the ring's steady state (it is 64 KiB), short enough that on a
+    /// shared 2-core host most transfers run without another task taking
+    /// a core (in a check with 1514-byte frames, transfers of 256 MiB were
+    /// preempted about 60 times each and ran 2.7x slower, the channel and
+    /// memcpy alike; the summary counts preemptions).
     pub bytes: u64,
     pub ring_bytes: usize,
     /// The two threads on two cores (`cross`) and on one (`same`).
@@ -144,7 +150,7 @@ pub fn run_plan(
                     let kind = plan.kinds[(i + rep) % n];
                     let o = measure(kind, plan, len, plan.bytes, at, Check::Stamps)?;
                     progress(&format!(
-                        "{} {len} B rep {}/{}: {} {:.2} Gbit/s, {:.0} frames/s ({} full, {} empty, {} yields)",
+                        "{} {len} B rep {}/{}: {} {:.2} Gbit/s, {:.0} frames/s ({} full, {} empty, {} yields, {} preempted)",
                         if same { "same core" } else { "cross core" },
                         rep + 1,
                         plan.reps,
@@ -153,7 +159,8 @@ pub fn run_plan(
                         o.frames_per_s(),
                         o.full,
                         o.empty,
-                        o.yields
+                        o.yields,
+                        o.preempted
                     ));
                     emit(&Figure::new(format!("{prefix}{}.throughput.{len}", kind.name()), o.gbit_per_s(), "Gbit/s"));
                     emit(&Figure::new(format!("{prefix}{}.frames.{len}", kind.name()), o.frames_per_s(), "frames/s"));
@@ -188,8 +195,9 @@ pub fn summary(all: &[(bool, usize, Series)]) -> String {
             let (g, glo, ghi) = spread(&o.iter().map(Outcome::gbit_per_s).collect::<Vec<_>>());
             let (f, flo, fhi) = spread(&o.iter().map(Outcome::frames_per_s).collect::<Vec<_>>());
             let per = |x: fn(&Outcome) -> u64| spread(&o.iter().map(|o| x(o) as f64 / o.frames as f64).collect::<Vec<_>>()).0;
+            let preempted: u64 = o.iter().map(|o| o.preempted).sum();
             s.push_str(&format!(
-                "  {:<15} {g:7.2} Gbit/s ({glo:.2}–{ghi:.2})  {:6.2} Mframes/s ({:.2}–{:.2})  per frame: {:.3} full, {:.3} empty, {:.4} yields\n",
+                "  {:<15} {g:7.2} Gbit/s ({glo:.2}–{ghi:.2})  {:6.2} Mframes/s ({:.2}–{:.2})  per frame: {:.3} full, {:.3} empty, {:.4} yields; preempted {preempted}x in {} runs\n",
                 k.name(),
                 f / 1e6,
                 flo / 1e6,
@@ -197,6 +205,7 @@ pub fn summary(all: &[(bool, usize, Series)]) -> String {
                 per(|o| o.full),
                 per(|o| o.empty),
                 per(|o| o.yields),
+                o.len(),
             ));
         }
         let ch = series.of(Kind::Channel);

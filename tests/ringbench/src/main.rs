@@ -21,7 +21,7 @@ const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--bytes N] [--sizes 
 
   --quick         3 repetitions of 8 MiB per transfer (a check, not figures)
   --reps N        repetitions (default 5)
-  --bytes N       bytes per transfer (default 256 MiB; at least 1000 frames)
+  --bytes N       bytes per transfer (default 32 MiB; at least 1000 frames)
   --sizes A,B     frame sizes in bytes (default 64,1500,1514,9000)
   --only K,..     transports: channel, channel_atomic, memcpy, rtrb (default all)
   --ring-bytes N  shared buffer per transport (default 65536: the channel's 16 pages)
@@ -43,7 +43,7 @@ fn parse() -> Result<Args, lexopt::Error> {
         sizes: SIZES.to_vec(),
         kinds: Kind::ALL.to_vec(),
         reps: 5,
-        bytes: 256 << 20,
+        bytes: 32 << 20,
         ring_bytes: RING_BYTES,
         cross: b.map(|_| Placement { tx_core: a, rx_core: b }),
         same: Some(Placement { tx_core: a, rx_core: a }),

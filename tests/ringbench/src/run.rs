@@ -39,6 +39,11 @@ pub struct Outcome {
     pub empty: u64,
     /// Waits that gave up the core (`thread::yield_now`), both threads.
     pub yields: u64,
+    /// Times another task ran on either thread's core during the transfer
+    /// (involuntary context switches, from `/proc/thread-self/status`, 0
+    /// where it cannot be read: a preemption, or a yield that let another
+    /// task run): the transfer then measured the host's load too.
+    pub preempted: u64,
 }
 
 impl Outcome {
@@ -110,6 +115,12 @@ impl Backoff {
     }
 }
 
+/// This thread's involuntary context switches so far (0 if unknown).
+fn preemptions() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 fn pin(core: Option<usize>) -> Result<(), String> {
     let Some(core) = core else { return Ok(()) };
     if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -139,10 +150,11 @@ pub fn transfer(
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (start, stop) = (start.clone(), stop.clone());
-        std::thread::spawn(move || -> Result<(u64, u64), String> {
+        std::thread::spawn(move || -> Result<(u64, u64, u64), String> {
             let pinned = pin(at.tx_core);
             start.wait();
             pinned?;
+            let preempted = preemptions();
             let bodies = bodies(len);
             let mut frame = bodies[0].clone();
             let mut wait = Backoff { tries: 0, yields: 0 };
@@ -164,15 +176,16 @@ pub fn transfer(
                 }
                 wait.reset();
             }
-            Ok((tx.full(), wait.yields))
+            Ok((tx.full(), wait.yields, preemptions() - preempted))
         })
     };
     let receiver = {
         let stop = stop.clone();
-        std::thread::spawn(move || -> Result<(Duration, u64, u64), String> {
+        std::thread::spawn(move || -> Result<(Duration, u64, u64, u64), String> {
             let pinned = pin(at.rx_core);
             start.wait();
             pinned?;
+            let preempted = preemptions();
             let t0 = Instant::now();
             let bodies = if check == Check::Full { bodies(len) } else { Vec::new() };
             let mut expected = vec![0u8; len];
@@ -212,10 +225,11 @@ pub fn transfer(
                 }
             }
             let elapsed = t0.elapsed();
+            let preempted = preemptions() - preempted;
             // Nothing more may come: a transport that delivered a frame
             // twice would show it here.
             match rx.try_recv(&mut out) {
-                Ok(false) => Ok((elapsed, empty, wait.yields)),
+                Ok(false) => Ok((elapsed, empty, wait.yields, preempted)),
                 Ok(true) => Err(format!("a frame after the last of {frames}")),
                 Err(e) => Err(e),
             }
@@ -223,9 +237,17 @@ pub fn transfer(
     };
     let received = receiver.join().map_err(|_| "the receiving thread panicked".to_string())?;
     let sent = sender.join().map_err(|_| "the sending thread panicked".to_string())?;
-    let (elapsed, empty, rx_yields) = received?;
-    let (full, tx_yields) = sent?;
-    Ok(Outcome { elapsed, frames, bytes: frames * len as u64, full, empty, yields: rx_yields + tx_yields })
+    let (elapsed, empty, rx_yields, rx_preempted) = received?;
+    let (full, tx_yields, tx_preempted) = sent?;
+    Ok(Outcome {
+        elapsed,
+        frames,
+        bytes: frames * len as u64,
+        full,
+        empty,
+        yields: rx_yields + tx_yields,
+        preempted: rx_preempted + tx_preempted,
+    })
 }
 
 /// The same transfer on one thread, no second core and no waiting: send
@@ -261,5 +283,5 @@ pub fn one_thread(tx: &mut dyn Tx, rx: &mut dyn Rx, len: usize, frames: u64) -> 
             return Err(format!("no progress after {got} frames"));
         }
     }
-    Ok(Outcome { elapsed: t0.elapsed(), frames, bytes: frames * len as u64, full, empty, yields: 0 })
+    Ok(Outcome { elapsed: t0.elapsed(), frames, bytes: frames * len as u64, full, empty, yields: 0, preempted: 0 })
 }

@@ -176,3 +176,39 @@ fn figures_read_back_as_the_harness_reads_them() {
     );
     assert!(back.value > 0.0);
 }
+
+#[test]
+fn a_plan_gives_every_figure_once_a_repetition() {
+    let plan = cohort_ringbench::Plan {
+        sizes: vec![64, 1514],
+        kinds: Kind::ALL.to_vec(),
+        reps: 2,
+        bytes: 64 << 10,
+        ring_bytes: RING_BYTES,
+        cross: Some(UNPINNED),
+        same: None,
+    };
+    let mut figures = Vec::new();
+    let all = cohort_ringbench::run_plan(&plan, &mut |f| figures.push(f.clone()), &mut |_| {}).unwrap();
+    assert_eq!(all.len(), 2);
+    for len in [64, 1514] {
+        let mut names: Vec<String> = Vec::new();
+        for kind in Kind::ALL {
+            names.push(format!("ring.{}.throughput.{len}", kind.name()));
+            names.push(format!("ring.{}.frames.{len}", kind.name()));
+        }
+        names.push(format!("ring.channel_vs_memcpy.{len}"));
+        names.push(format!("ring.channel_vs_rtrb.{len}"));
+        for name in names {
+            let of: Vec<&Figure> = figures.iter().filter(|f| f.name == name).collect();
+            assert_eq!(of.len(), 2, "{name}");
+            assert!(of.iter().all(|f| f.value > 0.0 && f.path == "host" && f.clock == "wall"), "{name}: {of:?}");
+        }
+    }
+    assert_eq!(figures.len(), 2 * 2 * (4 * 2 + 2));
+    // The ratio is the channel's throughput over the other's, same repetition.
+    let first = |name: &str| figures.iter().find(|f| f.name == name).unwrap().value;
+    let ratio = first("ring.channel.throughput.64") / first("ring.memcpy.throughput.64");
+    assert!((first("ring.channel_vs_memcpy.64") - ratio).abs() < 0.01 * ratio.max(0.1), "{ratio}");
+    assert!(cohort_ringbench::summary(&all).contains("channel / memcpy"));
+}
