@@ -28,8 +28,9 @@ use serde::Serialize;
 use run::{Check, Outcome, Placement};
 use transport::Kind;
 
-/// The frame sizes measured unless told otherwise: small, a 1500-byte
-/// payload, the channel's default MTU (`ring::ETH_FRAME`, 1514), jumbo.
+/// The frame sizes measured unless told otherwise: small, 1500 bytes, the
+/// channel's default largest frame (`ring::ETH_FRAME`, 1514: 1500 bytes of
+/// payload and the Ethernet header), jumbo.
 pub const SIZES: [usize; 4] = [64, 1500, channel::ring::ETH_FRAME, 9000];
 /// The channel's default ring (`Config::default().ring_pages`): 16 pages.
 pub const RING_BYTES: usize = 16 * xen_proto::iface::PAGE_SIZE;
