@@ -18,6 +18,9 @@ usage: ./run.sh [COMMAND]
                            kernel, -D warnings), cargo fmt --check, shellcheck
   bench [wall|virtual]     every benchmark: BENCH lines, target/bench/ files
                            (with a clock: only the Xen benchmarks of that clock)
+  ringbench [ARGS...]      the host ring benchmark (no QEMU): the channel's ring
+                           between two pinned threads beside memcpy and rtrb;
+                           ARGS as `ringbench --help` (e.g. --quick, --out PATH)
   fuzz [SECONDS] [TARGET...]  coverage-guided fuzzing: each target SECONDS
                            (default 120), one at a time (fuzz/run.sh; FUZZ_RUNS=N
                            stops a target after N executions)
@@ -120,6 +123,10 @@ bench)
     shift
     ensure_qemu
     exec cargo run --quiet -p cohort-harness -- bench "$@"
+    ;;
+ringbench)
+    shift
+    exec cargo run --release --quiet -p cohort-ringbench -- "$@"
     ;;
 fuzz)
     shift
