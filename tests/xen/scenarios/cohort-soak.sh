@@ -162,8 +162,8 @@ alone_cycle() {
     COUNTS=
     new_client w "stream" "$1" || return 1
     _id=$(xl domid w)
-    wait_until 60 guest_has "s$1" "\"kind\":\"channel_up\",\"peer\":$_id," || { guest_explain w; return 1; }
-    wait_until 120 guest_has w '"kind":"stream"' || { guest_explain w; return 1; }
+    wait_until 60 guest_event "s$1" channel_up peer="$_id" || { guest_explain w; return 1; }
+    wait_until 120 guest_event w stream || { guest_explain w; return 1; }
     xl destroy w; wait_gone w 30
     harvest w
     wait_until 60 has_counts_after "$1" "$_id" || return 1
@@ -197,7 +197,7 @@ for s in 1 2; do
     xl_create "/tmp/s$s.cfg" || { fail xen-soak-no-bytes-lost "xl create s$s failed"; exit 0; }
 done
 for s in 1 2; do
-    if ! wait_until 60 guest_has "s$s" "net: address"; then
+    if ! wait_until 60 guest_event "s$s" address; then
         guest_explain "s$s"; fail xen-soak-no-bytes-lost "server s$s never got its address"; exit 0
     fi
 done
