@@ -1,0 +1,430 @@
+//! `target/study/report.md`: one section per question, each figure (SVG and
+//! PNG beside the report) followed by the spread it draws, as a table, and
+//! the sentences that answer the question from the measured medians.
+//!
+//! Every figure block has the same shape, which [`super::structure`]
+//! checks:
+//!
+//! ```text
+//! ![TITLE](NAME.svg)
+//!
+//! PNG: [NAME.png](NAME.png). Spread: ...
+//!
+//! | series | value | n | median | min | max | q1 | q3 | unit |
+//! ```
+
+use super::chart::{self, Panel, Series};
+use super::matrix::{Path as FramePath, Workload};
+use super::points::{Record, Spread};
+use crate::report::Figure;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What the run was, for the report's head.
+pub struct RunInfo {
+    pub quick: bool,
+    pub planned: usize,
+    pub reps: u32,
+}
+
+/// A figure of the report: its file name, title, panels and the rows of
+/// its spread table.
+struct Figure2 {
+    name: String,
+    title: String,
+    panels: Vec<Panel>,
+}
+
+const CAVEAT: &str = "**The lab's caveat.** Xen 4.17 runs nested in QEMU's TCG emulator, and every figure here is \
+taken under QEMU's virtual clock (`-icount shift=0`: one emulated instruction is one nanosecond). Throughput and \
+latency therefore count instructions on the paths measured, not time on real hardware: ratios between paths and \
+configurations carry over better than absolute values. Each point is one client guest that repeats its measurement \
+(after one warm-up repetition, dropped) against one server guest; the spread is over those repetitions.";
+
+/// The spread table of a figure's panels.
+fn spread_table(out: &mut String, panels: &[Panel]) {
+    out.push_str("| panel | series | value | n | median | min | max | q1 | q3 | unit |\n");
+    out.push_str("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    for p in panels {
+        for s in &p.series {
+            for (c, spread) in p.categories.iter().zip(&s.spreads) {
+                let Some(v) = spread else { continue };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {c} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+                    p.title, s.label, v.n, v.median, v.min, v.max, v.q1, v.q3, p.unit
+                );
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Writes the figure's files into `dir` and its block into `out`.
+fn figure_block(out: &mut String, dir: &Path, fig: &Figure2) -> Result<(), String> {
+    chart::write(dir, &fig.name, &fig.panels)?;
+    let _ = writeln!(out, "![{}]({}.svg)\n", fig.title, fig.name);
+    let _ = writeln!(
+        out,
+        "PNG: [{0}.png]({0}.png). Spread: each dot is the median, the box the interquartile range (q1–q3) and the whisker min–max of the repetitions.\n",
+        fig.name
+    );
+    spread_table(out, &fig.panels);
+    Ok(())
+}
+
+fn spread_of(records: &[&Record], pick: impl Fn(&Record) -> bool, figure: &str) -> Option<Spread> {
+    records.iter().find(|r| pick(r)).and_then(|r| r.figure(figure)).map(|m| m.spread)
+}
+
+/// Overheads in percent of the layer off, one per repetition pair (the
+/// i-th on against the i-th off); `higher_is_better` for rates.
+pub fn overheads(on: &[f64], off: &[f64], higher_is_better: bool) -> Vec<f64> {
+    on.iter()
+        .zip(off)
+        .filter(|(_, off)| **off != 0.0)
+        .map(|(on, off)| if higher_is_better { (off - on) / off * 100.0 } else { (on - off) / off * 100.0 })
+        .collect()
+}
+
+const Q2_FIGURES: [(&str, &str, Workload, bool); 4] = [
+    ("net.tcp_stream", "TCP stream", Workload::Stream, true),
+    ("net.tcp_rr", "TCP request/response rate", Workload::Rr, true),
+    ("net.tcp_rr_latency_p50", "RR latency p50", Workload::Rr, false),
+    ("net.tcp_rr_latency_p99", "RR latency p99", Workload::Rr, false),
+];
+
+fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), String> {
+    out.push_str("## Question 2: what residency awareness costs remote traffic\n\n");
+    out.push_str(
+        "The same remote peer (group `far`: dom0 lists it, but it is no one's co-resident peer), reached over netfront \
+         by a client with the residency layer on (group `near`: advertised, listed by dom0, watching its list) and off \
+         (no group). Overhead = how much worse the layer-on figure is than the layer-off one, in percent, per \
+         repetition pair (the i-th on against the i-th off); median with min–max. The goal is at most 1%.\n\n",
+    );
+    let q2: Vec<&Record> = records.iter().copied().filter(|r| r.question == 2).collect();
+    let value = |v: &'static str| move |r: &Record| r.value == v;
+    let mut rows = String::new();
+    let mut sentences = Vec::new();
+    for (name, label, workload, higher) in Q2_FIGURES {
+        let on = q2.iter().find(|r| r.value == "on" && r.workload == workload).and_then(|r| r.figure(name));
+        let off = q2.iter().find(|r| r.value == "off" && r.workload == workload).and_then(|r| r.figure(name));
+        let (Some(on), Some(off)) = (on, off) else { continue };
+        let Some(o) = Spread::of(&overheads(&on.values, &off.values, higher)) else { continue };
+        let _ = writeln!(
+            rows,
+            "| {label} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {} | {:+.2}% ({:+.2}% to {:+.2}%) |",
+            on.spread.median,
+            on.spread.min,
+            on.spread.max,
+            off.spread.median,
+            off.spread.min,
+            off.spread.max,
+            on.unit,
+            o.median,
+            o.min,
+            o.max
+        );
+        sentences.push(format!("{label}: {:+.2}% (min {:+.2}%, max {:+.2}%)", o.median, o.min, o.max));
+    }
+    let runs: BTreeSet<&str> = q2.iter().map(|r| r.run.as_str()).collect();
+    if runs.len() > 1 {
+        let _ = writeln!(out, "**Note:** these points come from {} lab boots (a resumed run); compare with care.\n", runs.len());
+    }
+    if !rows.is_empty() {
+        let _ = writeln!(out, "**Answer.** Overhead of the residency layer on the remote path: {}.\n", sentences.join("; "));
+        out.push_str(
+            "| figure | layer on: median (min–max) | layer off: median (min–max) | unit | overhead: median (min to max) |\n",
+        );
+        out.push_str("| --- | --- | --- | --- | --- |\n");
+        out.push_str(&rows);
+        out.push('\n');
+    }
+    let cats = vec!["on".to_string(), "off".to_string()];
+    let one = |name: &str, workload: Workload| -> Vec<Option<Spread>> {
+        ["on", "off"]
+            .iter()
+            .map(|v| spread_of(&q2, |r| value(v)(r) && r.workload == workload && r.path == FramePath::Netfront, name))
+            .collect()
+    };
+    let panels = vec![
+        Panel {
+            title: "TCP stream, remote path".into(),
+            unit: "Mbit/s".into(),
+            categories: cats.clone(),
+            series: vec![Series { label: "netfront".into(), spreads: one("net.tcp_stream", Workload::Stream) }],
+        },
+        Panel {
+            title: "TCP RR rate, remote path".into(),
+            unit: "transactions/s".into(),
+            categories: cats.clone(),
+            series: vec![Series { label: "netfront".into(), spreads: one("net.tcp_rr", Workload::Rr) }],
+        },
+        Panel {
+            title: "TCP RR latency, remote path".into(),
+            unit: "us".into(),
+            categories: cats,
+            series: vec![
+                Series { label: "p50".into(), spreads: one("net.tcp_rr_latency_p50", Workload::Rr) },
+                Series { label: "p99".into(), spreads: one("net.tcp_rr_latency_p99", Workload::Rr) },
+            ],
+        },
+    ];
+    let panels: Vec<Panel> =
+        panels.into_iter().filter(|p| p.series.iter().any(|s| s.spreads.iter().any(Option::is_some))).collect();
+    if panels.is_empty() {
+        out.push_str("No point of this question completed.\n\n");
+        return Ok(());
+    }
+    let title = "Question 2: remote path with the residency layer on and off".to_string();
+    figure_block(out, dir, &Figure2 { name: "q2-residency".into(), title, panels })
+}
+
+/// A factor's values in the matrix's order.
+fn values_of(records: &[&Record]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in records {
+        if !v.contains(&r.value) {
+            v.push(r.value.clone());
+        }
+    }
+    v
+}
+
+fn factor_title(factor: &str) -> &str {
+    match factor {
+        "msg" => "message size (bytes)",
+        "notify" => "notification mode",
+        "mtu" => "channel MTU (bytes)",
+        "pages" => "ring pages",
+        "placement" => "vCPU placement",
+        other => other,
+    }
+}
+
+/// One figure per factor: per workload its main figure (and for RR the
+/// p50 latency) against the factor's values, a series per path.
+fn factor_figure(factor: &str, records: &[&Record]) -> Figure2 {
+    let cats = values_of(records);
+    let paths: Vec<FramePath> =
+        [FramePath::Channel, FramePath::Netfront].into_iter().filter(|p| records.iter().any(|r| r.path == *p)).collect();
+    let mut panels = Vec::new();
+    let mut add = |title: String, unit: &str, workload: Workload, name: &str| {
+        let series: Vec<Series> = paths
+            .iter()
+            .map(|&path| Series {
+                label: path.as_str().into(),
+                spreads: cats
+                    .iter()
+                    .map(|c| spread_of(records, |r| &r.value == c && r.path == path && r.workload == workload, name))
+                    .collect(),
+            })
+            .filter(|s| s.spreads.iter().any(Option::is_some))
+            .collect();
+        if !series.is_empty() {
+            panels.push(Panel { title, unit: unit.into(), categories: cats.clone(), series });
+        }
+    };
+    add("TCP stream".into(), "Mbit/s", Workload::Stream, "net.tcp_stream");
+    add("TCP RR rate".into(), "transactions/s", Workload::Rr, "net.tcp_rr");
+    add("TCP RR latency p50".into(), "us", Workload::Rr, "net.tcp_rr_latency_p50");
+    Figure2 { name: format!("q3-{factor}"), title: format!("Question 3: {} (virtual clock)", factor_title(factor)), panels }
+}
+
+/// RR payload throughput from the measured rates: request and response
+/// bytes per second, per repetition (message size × 2 × rate).
+fn rr_payload(records: &[&Record]) -> Option<Figure2> {
+    let rr: Vec<&Record> = records.iter().copied().filter(|r| r.workload == Workload::Rr).collect();
+    let cats = values_of(&rr);
+    let series: Vec<Series> = [FramePath::Channel, FramePath::Netfront]
+        .into_iter()
+        .map(|path| Series {
+            label: path.as_str().into(),
+            spreads: cats
+                .iter()
+                .map(|c| {
+                    let r = rr.iter().find(|r| &r.value == c && r.path == path)?;
+                    let size: f64 = c.parse().ok()?;
+                    let rates = &r.figure("net.tcp_rr")?.values;
+                    Spread::of(&rates.iter().map(|t| t * size * 2.0 * 8.0 / 1e6).collect::<Vec<_>>())
+                })
+                .collect(),
+        })
+        .filter(|s| s.spreads.iter().any(Option::is_some))
+        .collect();
+    (!series.is_empty()).then(|| Figure2 {
+        name: "q3-msg-throughput".into(),
+        title: "Question 3: RR payload throughput against message size, per path".into(),
+        panels: vec![Panel { title: "RR payload (both directions)".into(), unit: "Mbit/s".into(), categories: cats, series }],
+    })
+}
+
+fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), String> {
+    out.push_str("## Question 3: what shapes the channel's throughput and latency\n\n");
+    out.push_str(
+        "Each factor is varied alone from the defaults (channel MTU 32768 in 64-page rings, events after a 25 µs spin, \
+         1-byte RR messages, vCPUs where Xen puts them); client and server are co-resident in group `study` (the \
+         channel), and for message size also reached over netfront (the client in no group).\n\n",
+    );
+    let q3: Vec<&Record> = records.iter().copied().filter(|r| r.question == 3).collect();
+    let factors: Vec<&str> = {
+        let mut f: Vec<&str> = Vec::new();
+        for r in &q3 {
+            if !f.contains(&r.factor.as_str()) {
+                f.push(&r.factor);
+            }
+        }
+        f
+    };
+    if factors.is_empty() {
+        out.push_str("No point of this question completed.\n\n");
+    }
+    for factor in factors {
+        let of: Vec<&Record> = q3.iter().copied().filter(|r| r.factor == factor).collect();
+        let _ = writeln!(out, "### Factor: {}\n", factor_title(factor));
+        let fig = factor_figure(factor, &of);
+        answer_factor(out, &of);
+        figure_block(out, dir, &fig)?;
+        if factor == "msg" {
+            if let Some(fig) = rr_payload(&of) {
+                figure_block(out, dir, &fig)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A sentence per workload and path: the best and worst value of the
+/// factor by median.
+fn answer_factor(out: &mut String, records: &[&Record]) {
+    for workload in [Workload::Stream, Workload::Rr] {
+        for path in [FramePath::Channel, FramePath::Netfront] {
+            let (name, unit) = workload.main_figure();
+            let mut v: Vec<(&str, f64)> = records
+                .iter()
+                .filter(|r| r.workload == workload && r.path == path)
+                .filter_map(|r| Some((r.value.as_str(), r.figure(name)?.spread.median)))
+                .collect();
+            if v.len() < 2 {
+                continue;
+            }
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let (best, worst) = (v[0], v[v.len() - 1]);
+            let _ = writeln!(
+                out,
+                "- {} over {}: highest at {} ({:.1} {unit}), lowest at {} ({:.1} {unit}), {:.2}x apart (medians).",
+                workload.as_str(),
+                path.as_str(),
+                best.0,
+                best.1,
+                worst.0,
+                worst.1,
+                if worst.1 > 0.0 { best.1 / worst.1 } else { f64::NAN }
+            );
+        }
+    }
+    out.push('\n');
+}
+
+/// HOOK for the host ring benchmark (`tests/ringbench`, another crate):
+/// its `BENCH` lines (path `host`, clock `wall`), kept by whoever runs it
+/// in `target/study/ringbench.jsonl` (a `BENCH {...}` line or a bare
+/// object a line); the `ring.*` figures get a table and a figure here.
+pub fn ring_figures(text: &str) -> Vec<Figure> {
+    text.lines()
+        .filter_map(|l| {
+            let json = figures::json_in(l).unwrap_or(l.trim());
+            serde_json::from_str::<Figure>(json).ok()
+        })
+        .filter(|f| f.name.starts_with("ring."))
+        .collect()
+}
+
+fn ring_section(out: &mut String, dir: &Path, ring: &[Figure]) -> Result<(), String> {
+    out.push_str("## Limits: the host ring benchmark\n\n");
+    out.push_str("<!-- HOOK: ring.* figures from target/study/ringbench.jsonl (tests/ringbench's BENCH lines). -->\n\n");
+    if ring.is_empty() {
+        out.push_str(
+            "Not in this run: no `target/study/ringbench.jsonl` with `ring.*` figures (the host ring benchmark, \
+             `tests/ringbench`, writes them; it is run separately).\n\n",
+        );
+        return Ok(());
+    }
+    let summaries = crate::report::summarize(ring);
+    let units: Vec<String> = summaries.iter().map(|s| s.unit.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let panels: Vec<Panel> = units
+        .iter()
+        .map(|unit| {
+            let of: Vec<_> = summaries.iter().filter(|s| &s.unit == unit).collect();
+            Panel {
+                title: format!("host ring benchmark ({unit})"),
+                unit: unit.clone(),
+                categories: of.iter().map(|s| s.name.trim_start_matches("ring.").to_string()).collect(),
+                series: vec![Series {
+                    label: "host, wall clock".into(),
+                    spreads: of.iter().map(|s| Spread::of(&s.values)).collect(),
+                }],
+            }
+        })
+        .collect();
+    figure_block(
+        out,
+        dir,
+        &Figure2 { name: "ring".into(), title: "Host ring benchmark: channel ring, memcpy, rtrb".into(), panels },
+    )
+}
+
+/// The report of `records` (writing its figures into `dir`).
+pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) -> Result<String, String> {
+    let mut out = String::new();
+    out.push_str("# Cohort: the measurement study\n\n");
+    let runs: BTreeSet<&str> = records.iter().map(|r| r.run.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "Matrix: {} ({} of {} points measured), {} repetitions a point, lab boots: {}. Made by `./run.sh study{}` \
+         from `target/study/points.jsonl`.\n",
+        if info.quick { "quick" } else { "full" },
+        records.len(),
+        info.planned,
+        info.reps,
+        runs.into_iter().collect::<Vec<_>>().join(", "),
+        if info.quick { " --quick" } else { "" }
+    );
+    out.push_str(CAVEAT);
+    out.push_str("\n\n");
+    let all: Vec<&Record> = records.iter().collect();
+    question2(&mut out, dir, &all)?;
+    question3(&mut out, dir, &all)?;
+    ring_section(&mut out, dir, ring)?;
+    out.push_str("## Not measured yet\n\n");
+    out.push_str(
+        "- Question 1 (mixtures of co-resident and remote flows from one guest): needs an application that runs N \
+         concurrent flows to several peers; not built yet.\n\
+         - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
+         - Question 3's number of co-resident peers and guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
+         - The published anchors (XenLoop, MemPipe, XWAY) are not compared here: their figures are wall-clock times on real hardware.\n",
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_per_repetition_pair() {
+        assert_eq!(overheads(&[99.0, 98.0], &[100.0, 100.0], true), [1.0, 2.0]);
+        assert_eq!(overheads(&[12.5], &[10.0], false), [25.0]);
+        assert!(overheads(&[1.0], &[0.0], true).is_empty());
+    }
+
+    #[test]
+    fn ring_hook_reads_bench_lines_and_bare_objects() {
+        let text = "BENCH {\"name\":\"ring.stream\",\"path\":\"host\",\"value\":3.5,\"unit\":\"GB/s\",\"clock\":\"wall\"}\n\
+                    {\"name\":\"ring.memcpy\",\"path\":\"host\",\"value\":5,\"unit\":\"GB/s\",\"clock\":\"wall\"}\n\
+                    {\"name\":\"other\",\"path\":\"host\",\"value\":5,\"unit\":\"GB/s\",\"clock\":\"wall\"}\nnoise";
+        let f = ring_figures(text);
+        assert_eq!(f.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["ring.stream", "ring.memcpy"]);
+    }
+}
