@@ -13,6 +13,8 @@ pub enum Workload {
     Stream,
     /// TCP_RR with the server's echo (`app=rr`).
     Rr,
+    /// Concurrent streams to several servers' sinks (`app=mix`).
+    Mix,
 }
 
 impl Workload {
@@ -22,6 +24,7 @@ impl Workload {
         match self {
             Workload::Stream => ("net.tcp_stream", "Mbit/s"),
             Workload::Rr => ("net.tcp_rr", "transactions/s"),
+            Workload::Mix => ("net.mix_aggregate", "Mbit/s"),
         }
     }
 
@@ -29,6 +32,7 @@ impl Workload {
         match self {
             Workload::Stream => "stream",
             Workload::Rr => "rr",
+            Workload::Mix => "mix",
         }
     }
 }
@@ -40,6 +44,9 @@ impl Workload {
 pub enum Path {
     Channel,
     Netfront,
+    /// Some frames over a channel, some over netfront (a mixture).
+    #[serde(rename = "channel+netfront")]
+    Both,
 }
 
 impl Path {
@@ -47,6 +54,7 @@ impl Path {
         match self {
             Path::Channel => "channel",
             Path::Netfront => "netfront",
+            Path::Both => "channel+netfront",
         }
     }
 }
@@ -58,14 +66,23 @@ pub struct Scale {
     pub reps: u32,
     pub stream_bytes: u64,
     pub rr_count: u32,
+    /// Bytes of each of question 1's concurrent flows.
+    pub flow_bytes: u64,
     /// Seconds a point's client may take, in dom0.
     pub point_timeout: u64,
 }
 
 /// `./run.sh study --quick`: the same questions, short transfers, fewer
 /// factor values; its figures are not comparable with a full run's.
-pub const QUICK: Scale = Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, point_timeout: 300 };
-pub const FULL: Scale = Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, point_timeout: 1200 };
+pub const QUICK: Scale = Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, flow_bytes: 1 << 20, point_timeout: 300 };
+pub const FULL: Scale = Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, flow_bytes: 4 << 20, point_timeout: 1200 };
+
+/// Question 1's flows from the one client, and its servers' addresses
+/// (cohort-study.sh: server K is 198.18.0.(40+K)): a co-resident one in
+/// the client's group, a remote one in another.
+pub const FLOWS: usize = 4;
+const LOCAL_SERVER: &str = "198.18.0.40";
+const REMOTE_SERVER: &str = "198.18.0.41";
 
 /// One point of the matrix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +92,9 @@ pub struct Point {
     pub question: u8,
     pub factor: &'static str,
     pub value: String,
+    /// Which of a comparison's sides (question 1: `residency on`, `residency
+    /// off`); empty for a plain sweep.
+    pub series: &'static str,
     pub workload: Workload,
     pub path: Path,
     /// The server's options after `app=echo`.
@@ -101,7 +121,7 @@ impl Sweep<'_> {
         let (server_group, client_group) = match path {
             Path::Channel => (GROUP, Some(GROUP)),
             // The same server as the channel points; the client in no group.
-            Path::Netfront => (GROUP, None),
+            Path::Netfront | Path::Both => (GROUP, None),
         };
         self.custom(value, workload, path, &format!("net.group={server_group}"), client_group, both, xl)
     }
@@ -124,6 +144,7 @@ impl Sweep<'_> {
         let app = match workload {
             Workload::Stream => format!("app=stream net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Rr => format!("app=rr net.count={} net.reps={reps}", s.rr_count),
+            Workload::Mix => format!("app=mix net.bytes={} net.reps={reps}", s.flow_bytes),
         };
         let group = client_group.map(|g| format!(" net.group={g}")).unwrap_or_default();
         let both = if both.is_empty() { String::new() } else { format!(" {both}") };
@@ -132,6 +153,7 @@ impl Sweep<'_> {
             question: self.question,
             factor: self.factor,
             value: value.to_string(),
+            series: "",
             workload,
             path,
             server: format!("{server}{both}"),
@@ -155,6 +177,31 @@ pub fn matrix(quick: bool) -> Vec<Point> {
     for workload in [Workload::Stream, Workload::Rr] {
         for (value, group) in [("on", Some("near")), ("off", None)] {
             points.push(q2.custom(value, workload, Path::Netfront, "net.group=far", group, "", ""));
+        }
+    }
+
+    // Question 1: FLOWS concurrent streams from one client, `local` of them
+    // to a co-resident server (group "study"), the rest to a remote one
+    // (group "far"), with the client in group "study" (residency on: the
+    // local flows take the channel) and in none (off: all take netfront).
+    let q1 = Sweep { question: 1, factor: "local", scale };
+    let locals: &[usize] = if quick { &[0, 2, 4] } else { &[0, 1, 2, 3, 4] };
+    for &local in locals {
+        let peers: Vec<&str> = (0..FLOWS).map(|i| if i < local { LOCAL_SERVER } else { REMOTE_SERVER }).collect();
+        let peers = format!("net.peers={}", peers.join(","));
+        let value = format!("{}%", 100 * local / FLOWS);
+        for (series, group) in [("residency on", Some(GROUP)), ("residency off", None)] {
+            let path = match (group, local) {
+                (None, _) | (_, 0) => Path::Netfront,
+                (_, l) if l == FLOWS => Path::Channel,
+                _ => Path::Both,
+            };
+            let servers = format!("net.group={GROUP};net.group=far");
+            let mut p = q1.custom(&value, Workload::Mix, path, &servers, group, "", "");
+            p.client = format!("{} {peers}", p.client);
+            p.series = series;
+            p.id = format!("q1/local={value}/{}/mix", if group.is_some() { "on" } else { "off" });
+            points.push(p);
         }
     }
 
@@ -249,15 +296,34 @@ mod tests {
     }
 
     #[test]
+    fn question_1_mixes_local_and_remote_flows_with_residency_on_and_off() {
+        let full = matrix(false);
+        let q1: Vec<_> = full.iter().filter(|p| p.question == 1).collect();
+        assert_eq!(q1.len(), 10, "five mixtures, residency on and off");
+        for p in &q1 {
+            let local: usize = p.value.trim_end_matches('%').parse::<usize>().unwrap() * FLOWS / 100;
+            assert_eq!(p.client.matches(LOCAL_SERVER).count(), local, "{}", p.client);
+            assert_eq!(p.client.matches(REMOTE_SERVER).count(), FLOWS - local, "{}", p.client);
+            assert_eq!(p.client.contains("net.group=study"), p.series == "residency on");
+            assert_eq!(p.server, "net.group=study;net.group=far");
+        }
+        let on_half = q1.iter().find(|p| p.id == "q1/local=50%/on/mix").unwrap();
+        assert_eq!(on_half.path, Path::Both);
+        assert_eq!(q1.iter().find(|p| p.id == "q1/local=100%/off/mix").unwrap().path, Path::Netfront);
+    }
+
+    #[test]
     fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
         for p in matrix(false) {
             assert!(p.client.contains(&format!("net.reps={}", FULL.reps + 1)), "{}", p.client);
             let channel = p.client.contains(&format!("net.group={GROUP}"));
-            assert_eq!(channel, p.path == Path::Channel, "{}", p.id);
+            if p.question != 1 {
+                assert_eq!(channel, p.path == Path::Channel, "{}", p.id);
+            }
         }
         let full = matrix(false);
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
-        for f in ["residency", "msg", "notify", "mtu", "pages", "placement"] {
+        for f in ["local", "residency", "msg", "notify", "mtu", "pages", "placement"] {
             assert!(factors.contains(f), "{f}");
         }
         assert!(matrix(true).len() < full.len());

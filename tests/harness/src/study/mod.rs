@@ -231,6 +231,7 @@ mod tests {
             Workload::Rr => {
                 &[("net.tcp_rr", "transactions/s"), ("net.tcp_rr_latency_p50", "us"), ("net.tcp_rr_latency_p99", "us")]
             }
+            Workload::Mix => &[("net.mix_aggregate", "Mbit/s"), ("net.mix_flow_slowest", "Mbit/s")],
         };
         let figures: Vec<Figure> = names
             .iter()
@@ -256,7 +257,13 @@ mod tests {
         let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
         let text = report::write(&dir, &info, &records, &[]).unwrap();
         assert_eq!(structure::check(&text, &dir, &questions(&all), 5), Vec::<String>::new(), "{text}");
-        for q in ["## Question 2:", "## Question 3:", "### Factor: message size", "### Factor: notification mode"] {
+        for q in [
+            "## Question 1:",
+            "## Question 2:",
+            "## Question 3:",
+            "### Factor: message size",
+            "### Factor: notification mode",
+        ] {
             assert!(text.contains(q), "{q}");
         }
         assert!(text.contains("overhead"), "{text}");

@@ -55,6 +55,9 @@ pub struct Record {
     pub question: u8,
     pub factor: String,
     pub value: String,
+    /// Which side of a comparison (question 1's `residency on`/`off`).
+    #[serde(default)]
+    pub series: String,
     pub workload: Workload,
     pub path: FramePath,
     /// The lab boot that measured it (its start, UTC): comparisons are
@@ -118,6 +121,7 @@ impl Record {
             question: point.question,
             factor: point.factor.into(),
             value: point.value.clone(),
+            series: point.series.into(),
             workload: point.workload,
             path: point.path,
             run: run.into(),

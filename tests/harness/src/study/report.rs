@@ -88,6 +88,90 @@ pub fn overheads(on: &[f64], off: &[f64], higher_is_better: bool) -> Vec<f64> {
         .collect()
 }
 
+/// The gain of residency per repetition pair: on / off.
+pub fn gains(on: &[f64], off: &[f64]) -> Vec<f64> {
+    on.iter().zip(off).filter(|(_, off)| **off > 0.0).map(|(on, off)| on / off).collect()
+}
+
+fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), String> {
+    out.push_str(
+        "## Question 1: what the channel gains under mixtures of local and remote traffic
+
+",
+    );
+    let _ = writeln!(
+        out,
+        "One client guest runs {} concurrent TCP streams (`app=mix`, counted by the sinks), a fraction of them to a \
+         co-resident server (group `study`) and the rest to a remote one (group `far`: listed by dom0, co-resident for \
+         no one). With residency on the client is in group `study`, so its local flows take the channel; with it off \
+         the client is in no group and every flow takes netfront. Gain = aggregate throughput on / off, per repetition \
+         pair; median with min–max.\n",
+        super::matrix::FLOWS
+    );
+    let q1: Vec<&Record> = records.iter().copied().filter(|r| r.question == 1).collect();
+    let cats = values_of(&q1);
+    let side = |series: &str, name: &str| -> Vec<Option<Spread>> {
+        cats.iter().map(|c| spread_of(&q1, |r| &r.value == c && r.series == series, name)).collect()
+    };
+    let mut gain = Vec::new();
+    let mut sentences = Vec::new();
+    for c in &cats {
+        let on = q1.iter().find(|r| &r.value == c && r.series == "residency on").and_then(|r| r.figure("net.mix_aggregate"));
+        let off = q1.iter().find(|r| &r.value == c && r.series == "residency off").and_then(|r| r.figure("net.mix_aggregate"));
+        let g = on.zip(off).and_then(|(on, off)| Spread::of(&gains(&on.values, &off.values)));
+        if let Some(g) = g {
+            sentences.push(format!("{c} local: {:.2}x ({:.2}–{:.2})", g.median, g.min, g.max));
+        }
+        gain.push(g);
+    }
+    if !sentences.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Answer.** Aggregate throughput with residency on over off, by local fraction: {}.\n",
+            sentences.join("; ")
+        );
+    }
+    let runs: BTreeSet<&str> = q1.iter().map(|r| r.run.as_str()).collect();
+    if runs.len() > 1 {
+        let _ = writeln!(out, "**Note:** these points come from {} lab boots (a resumed run); compare with care.\n", runs.len());
+    }
+    let series = |name: &str| {
+        ["residency on", "residency off"]
+            .iter()
+            .map(|s| Series { label: s.to_string(), spreads: side(s, name) })
+            .collect::<Vec<_>>()
+    };
+    let panels: Vec<Panel> = [
+        Panel {
+            title: "Aggregate throughput".into(),
+            unit: "Mbit/s".into(),
+            categories: cats.clone(),
+            series: series("net.mix_aggregate"),
+        },
+        Panel {
+            title: "Slowest flow".into(),
+            unit: "Mbit/s".into(),
+            categories: cats.clone(),
+            series: series("net.mix_flow_slowest"),
+        },
+        Panel {
+            title: "Gain, on / off".into(),
+            unit: "x".into(),
+            categories: cats.clone(),
+            series: vec![Series { label: "gain".into(), spreads: gain }],
+        },
+    ]
+    .into_iter()
+    .filter(|p| p.series.iter().any(|s| s.spreads.iter().any(Option::is_some)))
+    .collect();
+    if panels.is_empty() {
+        out.push_str("No point of this question completed.\n\n");
+        return Ok(());
+    }
+    let title = "Question 1: throughput and gain against the local fraction".to_string();
+    figure_block(out, dir, &Figure2 { name: "q1-mixtures".into(), title, panels })
+}
+
 const Q2_FIGURES: [(&str, &str, Workload, bool); 4] = [
     ("net.tcp_stream", "TCP stream", Workload::Stream, true),
     ("net.tcp_rr", "TCP request/response rate", Workload::Rr, true),
@@ -394,13 +478,13 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str(CAVEAT);
     out.push_str("\n\n");
     let all: Vec<&Record> = records.iter().collect();
+    question1(&mut out, dir, &all)?;
     question2(&mut out, dir, &all)?;
     question3(&mut out, dir, &all)?;
     ring_section(&mut out, dir, ring)?;
     out.push_str("## Not measured yet\n\n");
     out.push_str(
-        "- Question 1 (mixtures of co-resident and remote flows from one guest): needs an application that runs N \
-         concurrent flows to several peers; not built yet.\n\
+        "- Question 1's RR latency under the mixture, instructions per byte, and dom0 and the Linux reference as peers.\n\
          - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
          - Question 3's number of co-resident peers and guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
          - The published anchors (XenLoop, MemPipe, XWAY) are not compared here: their figures are wall-clock times on real hardware.\n",
