@@ -185,7 +185,10 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         "The same remote peer (group `far`: dom0 lists it, but it is no one's co-resident peer), reached over netfront \
          by a client with the residency layer on (group `near`: advertised, listed by dom0, watching its list) and off \
          (no group). Overhead = how much worse the layer-on figure is than the layer-off one, in percent, per \
-         repetition pair (the i-th on against the i-th off); median with min–max. The goal is at most 1%.\n\n",
+         repetition pair (the i-th on against the i-th off); median with min–max. The goal is at most 1%. In a \
+         group the interface's MTU is the channel's (32768), so TCP to a netfront peer goes as GSO frames: that is \
+         part of what the layer being on changes on the remote path. Where the cost goes (the guests' profile lines) \
+         is not in this report.\n\n",
     );
     let q2: Vec<&Record> = records.iter().copied().filter(|r| r.question == 2).collect();
     let value = |v: &'static str| move |r: &Record| r.value == v;
