@@ -117,7 +117,8 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
             match record.and_then(|r| points::append(file, &r)) {
                 Ok(()) => say(&progress.line(&id)),
                 Err(e) => {
-                    say(&format!("point {id} failed: {e}"));
+                    let seen: Vec<String> = got.iter().map(|f| format!("{} {:.1} over {}", f.name, f.value, f.path)).collect();
+                    say(&format!("point {id} failed: {e}; its figures: {}", seen.join(", ")));
                     failed.push((id, e));
                 }
             }
@@ -288,7 +289,7 @@ mod tests {
         let records = [record(on, 98.0), record(off, 99.0)];
         let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
         let text = report::write(&dir, &info, &records, &[]).unwrap();
-        assert!(text.contains("TCP stream: +0.98% (min +0.96%, max +1.00%)"), "{text}");
+        assert!(text.contains("on, TCP stream: +0.98% (min +0.96%, max +1.00%)"), "{text}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
