@@ -273,6 +273,15 @@ pub fn matrix(quick: bool) -> Vec<Point> {
                 points.push(placement.point(value, workload, Path::Channel, "", xl));
             }
         }
+        // 1 to 7 co-resident servers, one concurrent stream to each.
+        let peers = Sweep { question: 3, factor: "peers", scale };
+        for n in [1, 2, 4, 7] {
+            let servers: Vec<String> = (0..n).map(|_| format!("net.group={GROUP}")).collect();
+            let addrs: Vec<String> = (0..n).map(|k| format!("198.18.0.{}", 40 + k)).collect();
+            let mut p = peers.custom(&n.to_string(), Workload::Mix, Path::Both, &servers.join(";"), Some(GROUP), "", "");
+            p.client = format!("{} net.peers={}", p.client, addrs.join(","));
+            points.push(p);
+        }
     }
     points
 }
@@ -333,17 +342,29 @@ mod tests {
     }
 
     #[test]
+    fn the_peers_factor_streams_to_each_of_up_to_seven_co_resident_servers() {
+        let full = matrix(false);
+        let seven = full.iter().find(|p| p.id == "q3/peers=7/mix/channel+netfront").unwrap();
+        assert_eq!(seven.server.split(';').count(), 7);
+        assert!(seven.server.split(';').all(|s| s == "net.group=study"));
+        assert!(seven
+            .client
+            .ends_with("net.peers=198.18.0.40,198.18.0.41,198.18.0.42,198.18.0.43,198.18.0.44,198.18.0.45,198.18.0.46"));
+        assert!(seven.client.contains("net.group=study"));
+    }
+
+    #[test]
     fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
         for p in matrix(false) {
             assert!(p.client.contains(&format!("net.reps={}", FULL.reps + 1)), "{}", p.client);
             let channel = p.client.contains(&format!("net.group={GROUP}"));
-            if p.question != 1 {
+            if p.workload != Workload::Mix {
                 assert_eq!(channel, p.path == Path::Channel, "{}", p.id);
             }
         }
         let full = matrix(false);
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
-        for f in ["local", "residency", "msg", "notify", "mtu", "pages", "placement"] {
+        for f in ["local", "residency", "msg", "notify", "mtu", "pages", "placement", "peers"] {
             assert!(factors.contains(f), "{f}");
         }
         assert!(matrix(true).len() < full.len());

@@ -316,6 +316,7 @@ fn factor_title(factor: &str) -> &str {
         "mtu" => "channel MTU (bytes)",
         "pages" => "ring pages",
         "placement" => "vCPU placement",
+        "peers" => "co-resident peers (one stream to each)",
         other => other,
     }
 }
@@ -324,8 +325,10 @@ fn factor_title(factor: &str) -> &str {
 /// p50 latency) against the factor's values, a series per path.
 fn factor_figure(factor: &str, records: &[&Record]) -> Figure2 {
     let cats = values_of(records);
-    let paths: Vec<FramePath> =
-        [FramePath::Channel, FramePath::Netfront].into_iter().filter(|p| records.iter().any(|r| r.path == *p)).collect();
+    let paths: Vec<FramePath> = [FramePath::Channel, FramePath::Netfront, FramePath::Both]
+        .into_iter()
+        .filter(|p| records.iter().any(|r| r.path == *p))
+        .collect();
     let mut panels = Vec::new();
     let mut add = |title: String, unit: &str, workload: Workload, name: &str| {
         let series: Vec<Series> = paths
@@ -346,6 +349,8 @@ fn factor_figure(factor: &str, records: &[&Record]) -> Figure2 {
     add("TCP stream".into(), "Mbit/s", Workload::Stream, "net.tcp_stream");
     add("TCP RR rate".into(), "transactions/s", Workload::Rr, "net.tcp_rr");
     add("TCP RR latency p50".into(), "us", Workload::Rr, "net.tcp_rr_latency_p50");
+    add("Concurrent streams, in all".into(), "Mbit/s", Workload::Mix, "net.mix_aggregate");
+    add("Concurrent streams, slowest".into(), "Mbit/s", Workload::Mix, "net.mix_flow_slowest");
     Figure2 { name: format!("q3-{factor}"), title: format!("Question 3: {} (virtual clock)", factor_title(factor)), panels }
 }
 
@@ -415,8 +420,8 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
 /// A sentence per workload and path: the best and worst value of the
 /// factor by median.
 fn answer_factor(out: &mut String, records: &[&Record]) {
-    for workload in [Workload::Stream, Workload::Rr] {
-        for path in [FramePath::Channel, FramePath::Netfront] {
+    for workload in [Workload::Stream, Workload::Rr, Workload::Mix] {
+        for path in [FramePath::Channel, FramePath::Netfront, FramePath::Both] {
             let (name, unit) = workload.main_figure();
             let mut v: Vec<(&str, f64)> = records
                 .iter()
@@ -519,7 +524,7 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str(
         "- Question 1's RR latency under the mixture, and dom0 and the Linux reference as peers.\n\
          - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
-         - Question 3's number of co-resident peers and guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
+         - Question 3's guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
          - The published anchors (XenLoop, MemPipe, XWAY) are not compared here: their figures are wall-clock times on real hardware.\n",
     );
     Ok(out)
