@@ -28,9 +28,9 @@ pub struct RunInfo {
     pub reps: u32,
 }
 
-/// A figure of the report: its file name, title, panels and the rows of
-/// its spread table.
-struct Figure2 {
+/// A figure of the report: its files' name (SVG and PNG), its title and
+/// its panels (whose spreads its table lists).
+struct ReportFigure {
     name: String,
     title: String,
     panels: Vec<Panel>,
@@ -62,7 +62,7 @@ fn spread_table(out: &mut String, panels: &[Panel]) {
 }
 
 /// Writes the figure's files into `dir` and its block into `out`.
-fn figure_block(out: &mut String, dir: &Path, fig: &Figure2) -> Result<(), String> {
+fn figure_block(out: &mut String, dir: &Path, fig: &ReportFigure) -> Result<(), String> {
     chart::write(dir, &fig.name, &fig.panels)?;
     let _ = writeln!(out, "![{}]({}.svg)\n", fig.title, fig.name);
     let _ = writeln!(
@@ -193,7 +193,7 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         return Ok(());
     }
     let title = "Question 1: throughput and gain against the local fraction".to_string();
-    figure_block(out, dir, &Figure2 { name: "q1-mixtures".into(), title, panels })
+    figure_block(out, dir, &ReportFigure { name: "q1-mixtures".into(), title, panels })
 }
 
 const Q2_FIGURES: [(&str, &str, Workload, bool); 4] = [
@@ -295,7 +295,7 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         return Ok(());
     }
     let title = "Question 2: remote path with the residency layer off and on".to_string();
-    figure_block(out, dir, &Figure2 { name: "q2-residency".into(), title, panels })
+    figure_block(out, dir, &ReportFigure { name: "q2-residency".into(), title, panels })
 }
 
 /// A factor's values in the matrix's order.
@@ -323,7 +323,7 @@ fn factor_title(factor: &str) -> &str {
 
 /// One figure per factor: per workload its main figure (and for RR the
 /// p50 latency) against the factor's values, a series per path.
-fn factor_figure(factor: &str, records: &[&Record]) -> Figure2 {
+fn factor_figure(factor: &str, records: &[&Record]) -> ReportFigure {
     let cats = values_of(records);
     let paths: Vec<FramePath> = [FramePath::Channel, FramePath::Netfront, FramePath::Both]
         .into_iter()
@@ -351,12 +351,12 @@ fn factor_figure(factor: &str, records: &[&Record]) -> Figure2 {
     add("TCP RR latency p50".into(), "us", Workload::Rr, "net.tcp_rr_latency_p50");
     add("Concurrent streams, in all".into(), "Mbit/s", Workload::Mix, "net.mix_aggregate");
     add("Concurrent streams, slowest".into(), "Mbit/s", Workload::Mix, "net.mix_flow_slowest");
-    Figure2 { name: format!("q3-{factor}"), title: format!("Question 3: {} (virtual clock)", factor_title(factor)), panels }
+    ReportFigure { name: format!("q3-{factor}"), title: format!("Question 3: {} (virtual clock)", factor_title(factor)), panels }
 }
 
 /// RR payload throughput from the measured rates: request and response
 /// bytes per second, per repetition (message size × 2 × rate).
-fn rr_payload(records: &[&Record]) -> Option<Figure2> {
+fn rr_payload(records: &[&Record]) -> Option<ReportFigure> {
     let rr: Vec<&Record> = records.iter().copied().filter(|r| r.workload == Workload::Rr).collect();
     let cats = values_of(&rr);
     let series: Vec<Series> = [FramePath::Channel, FramePath::Netfront]
@@ -375,7 +375,7 @@ fn rr_payload(records: &[&Record]) -> Option<Figure2> {
         })
         .filter(|s| s.spreads.iter().any(Option::is_some))
         .collect();
-    (!series.is_empty()).then(|| Figure2 {
+    (!series.is_empty()).then(|| ReportFigure {
         name: "q3-msg-throughput".into(),
         title: "Question 3: RR payload throughput against message size, per path".into(),
         panels: vec![Panel { title: "RR payload (both directions)".into(), unit: "Mbit/s".into(), categories: cats, series }],
@@ -493,7 +493,7 @@ fn ring_section(out: &mut String, dir: &Path, ring: &[Figure]) -> Result<(), Str
     figure_block(
         out,
         dir,
-        &Figure2 { name: "ring".into(), title: "Host ring benchmark: channel ring, memcpy, rtrb".into(), panels },
+        &ReportFigure { name: "ring".into(), title: "Host ring benchmark: channel ring, memcpy, rtrb".into(), panels },
     )
 }
 
