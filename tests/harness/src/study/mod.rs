@@ -289,7 +289,7 @@ mod tests {
         let records = [record(on, 98.0), record(off, 99.0)];
         let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
         let text = report::write(&dir, &info, &records, &[]).unwrap();
-        assert!(text.contains("on, TCP stream: +0.98% (min +0.96%, max +1.00%)"), "{text}");
+        assert!(text.contains("on, TCP stream: +0.98% (min +0.96%, max +1.00%; of the medians +0.98%)"), "{text}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -105,7 +105,8 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
          co-resident server (group `study`) and the rest to a remote one (group `far`: listed by dom0, co-resident for \
          no one). With residency on the client is in group `study`, so its local flows take the channel; with it off \
          the client is in no group and every flow takes netfront. Gain = aggregate throughput on / off, per repetition \
-         pair; median with min–max. Virtual time per byte (8000 / aggregate Mbit/s) counts the instructions the \
+         pair; median with min–max. The aggregate is all flows' bytes over the time until the last flow ends: with \
+         flows of equal size it is bound by the slowest. Virtual time per byte (8000 / aggregate Mbit/s) counts the instructions the \
          whole machine (Xen, dom0 and the guests) ran per byte moved, as long as no CPU idled; idle time counts \
          too, so it is an upper bound. With residency on the interface's MTU is the channel's (32768), so the remote \
          flows go to netfront as GSO frames: the gain at 0% local is that alone (question 2 separates it).\n",
@@ -122,8 +123,9 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         let on = q1.iter().find(|r| &r.value == c && r.series == "residency on").and_then(|r| r.figure("net.mix_aggregate"));
         let off = q1.iter().find(|r| &r.value == c && r.series == "residency off").and_then(|r| r.figure("net.mix_aggregate"));
         let g = on.zip(off).and_then(|(on, off)| Spread::of(&gains(&on.values, &off.values)));
-        if let Some(g) = g {
-            sentences.push(format!("{c} local: {:.2}x ({:.2}–{:.2})", g.median, g.min, g.max));
+        if let (Some(g), Some((on, off))) = (g, on.zip(off)) {
+            let of_medians = on.spread.median / off.spread.median;
+            sentences.push(format!("{c} local: {:.2}x ({:.2}–{:.2}; of the medians {of_medians:.2}x)", g.median, g.min, g.max));
         }
         gain.push(g);
     }
@@ -228,9 +230,10 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
             let off = q2.iter().find(|r| r.value == "off" && r.workload == workload).and_then(|r| r.figure(name));
             let (Some(on), Some(off)) = (on, off) else { continue };
             let Some(o) = Spread::of(&overheads(&on.values, &off.values, higher)) else { continue };
+            let of_medians = overheads(&[on.spread.median], &[off.spread.median], higher).first().copied().unwrap_or(f64::NAN);
             let _ = writeln!(
                 rows,
-                "| {side} | {label} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {} | {:+.2}% ({:+.2}% to {:+.2}%) |",
+                "| {side} | {label} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {} | {:+.2}% ({:+.2}% to {:+.2}%) | {of_medians:+.2}% |",
                 on.spread.median,
                 on.spread.min,
                 on.spread.max,
@@ -242,7 +245,10 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
                 o.min,
                 o.max
             );
-            sentences.push(format!("{side}, {label}: {:+.2}% (min {:+.2}%, max {:+.2}%)", o.median, o.min, o.max));
+            sentences.push(format!(
+                "{side}, {label}: {:+.2}% (min {:+.2}%, max {:+.2}%; of the medians {of_medians:+.2}%)",
+                o.median, o.min, o.max
+            ));
         }
     }
     let runs: BTreeSet<&str> = q2.iter().map(|r| r.run.as_str()).collect();
@@ -252,9 +258,9 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
     if !rows.is_empty() {
         let _ = writeln!(out, "**Answer.** Overhead of the residency layer on the remote path: {}.\n", sentences.join("; "));
         out.push_str(
-            "| layer on as | figure | layer on: median (min–max) | layer off: median (min–max) | unit | overhead: median (min to max) |\n",
+            "| layer on as | figure | layer on: median (min–max) | layer off: median (min–max) | unit | overhead per pair: median (min to max) | overhead of the medians |\n",
         );
-        out.push_str("| --- | --- | --- | --- | --- | --- |\n");
+        out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
         out.push_str(&rows);
         out.push('\n');
     }
@@ -463,33 +469,71 @@ pub fn ring_figures(text: &str) -> Vec<Figure> {
         .collect()
 }
 
+/// `ring.[samecore.]<series>.<bytes>` → (`[samecore.]<series>`, bytes);
+/// `None` for a name of another shape.
+fn ring_name(name: &str) -> Option<(&str, u64)> {
+    let rest = name.strip_prefix("ring.")?;
+    let (series, bytes) = rest.rsplit_once('.')?;
+    Some((series, bytes.parse().ok()?))
+}
+
 fn ring_section(out: &mut String, dir: &Path, ring: &[Figure]) -> Result<(), String> {
     out.push_str("## Limits: the host ring benchmark\n\n");
     out.push_str("<!-- HOOK: ring.* figures from target/study/ringbench.jsonl (tests/ringbench's BENCH lines). -->\n\n");
     if ring.is_empty() {
         out.push_str(
             "Not in this run: no `target/study/ringbench.jsonl` with `ring.*` figures (the host ring benchmark, \
-             `tests/ringbench`, writes them; it is run separately).\n\n",
+             `tests/ringbench`: `./run.sh ringbench --out target/study/ringbench.jsonl`, then `./run.sh study \
+             --report`).\n\n",
         );
         return Ok(());
     }
+    out.push_str(
+        "The channel's ring between two pinned host threads, beside two memcpys through a shared buffer and the \
+         `rtrb` SPSC ring, in one run (`tests/ringbench`, wall clock, on the host: not the lab). Ratios are per \
+         repetition; the goal is the channel at 0.7 of memcpy or more.\n\n",
+    );
     let summaries = crate::report::summarize(ring);
+    let mut answers = Vec::new();
+    for s in summaries.iter().filter(|s| s.name.starts_with("ring.channel_vs_memcpy.")) {
+        if let Some((_, bytes)) = ring_name(&s.name) {
+            answers.push(format!("{bytes} B: {:.2} ({:.2}–{:.2})", s.stat.median, s.stat.min, s.stat.max));
+        }
+    }
+    if !answers.is_empty() {
+        let _ = writeln!(out, "**Answer.** The channel's ring as a fraction of memcpy, by frame size: {}.\n", answers.join("; "));
+    }
+    // A panel per unit: a series per transport (or ratio), frame sizes across.
     let units: Vec<String> = summaries.iter().map(|s| s.unit.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let panels: Vec<Panel> = units
-        .iter()
-        .map(|unit| {
-            let of: Vec<_> = summaries.iter().filter(|s| &s.unit == unit).collect();
-            Panel {
-                title: format!("host ring benchmark ({unit})"),
-                unit: unit.clone(),
-                categories: of.iter().map(|s| s.name.trim_start_matches("ring.").to_string()).collect(),
-                series: vec![Series {
-                    label: "host, wall clock".into(),
-                    spreads: of.iter().map(|s| Spread::of(&s.values)).collect(),
-                }],
+    let mut panels = Vec::new();
+    for unit in &units {
+        let of: Vec<_> = summaries.iter().filter(|s| &s.unit == unit).filter_map(|s| Some((ring_name(&s.name)?, s))).collect();
+        let sizes: Vec<u64> = of.iter().map(|((_, b), _)| *b).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut names: Vec<&str> = Vec::new();
+        for ((n, _), _) in &of {
+            if !names.contains(n) {
+                names.push(n);
             }
-        })
-        .collect();
+        }
+        let series: Vec<Series> = names
+            .iter()
+            .map(|n| Series {
+                label: n.to_string(),
+                spreads: sizes
+                    .iter()
+                    .map(|b| of.iter().find(|((m, c), _)| m == n && c == b).and_then(|(_, s)| Spread::of(&s.values)))
+                    .collect(),
+            })
+            .collect();
+        if !series.is_empty() {
+            let categories = sizes.iter().map(|b| format!("{b} B")).collect();
+            panels.push(Panel { title: format!("host ring benchmark ({unit})"), unit: unit.clone(), categories, series });
+        }
+    }
+    if panels.is_empty() {
+        out.push_str("No `ring.<series>.<bytes>` figure among the ring figures.\n\n");
+        return Ok(());
+    }
     figure_block(
         out,
         dir,
@@ -539,6 +583,31 @@ mod tests {
         assert_eq!(overheads(&[99.0, 98.0], &[100.0, 100.0], true), [1.0, 2.0]);
         assert_eq!(overheads(&[12.5], &[10.0], false), [25.0]);
         assert!(overheads(&[1.0], &[0.0], true).is_empty());
+    }
+
+    #[test]
+    fn ring_figures_get_a_figure_by_frame_size_and_the_fraction_of_memcpy() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-ring-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = |name: &str, value: f64, unit: &str| {
+            format!("{{\"name\":\"{name}\",\"path\":\"host\",\"value\":{value},\"unit\":\"{unit}\",\"clock\":\"wall\"}}\n")
+        };
+        let mut text = String::new();
+        for rep in 0..5 {
+            let r = f64::from(rep);
+            for bytes in [64, 1500] {
+                text += &line(&format!("ring.channel.throughput.{bytes}"), 20.0 + r, "Gbit/s");
+                text += &line(&format!("ring.memcpy.throughput.{bytes}"), 25.0 + r, "Gbit/s");
+                text += &line(&format!("ring.samecore.channel.throughput.{bytes}"), 10.0 + r, "Gbit/s");
+                text += &line(&format!("ring.channel_vs_memcpy.{bytes}"), 0.8 + r / 100.0, "ratio");
+            }
+        }
+        let mut out = String::new();
+        ring_section(&mut out, &dir, &ring_figures(&text)).unwrap();
+        assert!(out.contains("by frame size: 64 B: 0.82 (0.80–0.84); 1500 B: 0.82 (0.80–0.84)."), "{out}");
+        assert!(out.contains("| host ring benchmark (Gbit/s) | samecore.channel.throughput | 1500 B | 5 | 12.0 |"), "{out}");
+        assert_eq!(crate::study::structure::check(&format!("## Limits\n{out}"), &dir, &[], 5), Vec::<String>::new());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
