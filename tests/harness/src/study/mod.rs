@@ -137,6 +137,11 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
     Ok(failed)
 }
 
+/// The points of `all` that `kept` has no record of, in order.
+pub fn not_kept(all: &[Point], kept: &[Record]) -> Vec<Point> {
+    all.iter().filter(|p| !kept.iter().any(|r| r.id == p.id)).cloned().collect()
+}
+
 /// Writes report.md from the kept points and checks its structure; the
 /// problems found.
 pub fn write_report(dir: &Path, quick: bool) -> Result<Vec<String>, String> {
@@ -188,13 +193,19 @@ pub fn run(options: Options) -> Result<bool, String> {
             file.display()
         ));
         for attempt in 1..=BOOTS {
-            let kept: Vec<String> = points::load(&file)?.into_iter().map(|r| r.id).collect();
-            let todo: Vec<Point> = all.iter().filter(|p| !kept.contains(&p.id)).cloned().collect();
+            let todo = not_kept(&all, &points::load(&file)?);
             if todo.is_empty() {
                 break;
             }
             say(&format!("lab boot {attempt} of at most {BOOTS}: {} points", todo.len()));
-            let failed = boot(&dir, &file, &todo, options.quick, &mut progress)?;
+            // A boot that could not run is said; the report is still written.
+            let failed = match boot(&dir, &file, &todo, options.quick, &mut progress) {
+                Ok(failed) => failed,
+                Err(e) => {
+                    say(&format!("the lab could not run: {e}"));
+                    break;
+                }
+            };
             for (id, why) in &failed {
                 say(&format!("not measured: {id}: {why}"));
             }
@@ -275,6 +286,16 @@ mod tests {
         // A point with fewer repetitions than the run asks for.
         assert!(!structure::check(&report::write(&dir, &info, &records, &[]).unwrap(), &dir, &[2, 3], 6).is_empty());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resuming_measures_only_the_points_not_kept() {
+        let all = matrix(true);
+        let kept: Vec<Record> = all.iter().take(5).map(|p| record(p, 1.0)).collect();
+        let todo = not_kept(&all, &kept);
+        assert_eq!(todo.len(), all.len() - 5);
+        assert_eq!(todo, all[5..].to_vec());
+        assert!(not_kept(&all, &all.iter().map(|p| record(p, 1.0)).collect::<Vec<_>>()).is_empty());
     }
 
     #[test]

@@ -568,6 +568,7 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str(
         "- Question 1's RR latency under the mixture, and dom0 and the Linux reference as peers.\n\
          - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
+         - Workloads: TCP MAERTS (the stream the other way), UDP stream with loss and UDP RR, TCP connect/request/response (short connections).\n\
          - Question 3's guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
          - The published anchors (XenLoop, MemPipe, XWAY) are not compared here: their figures are wall-clock times on real hardware.\n",
     );
