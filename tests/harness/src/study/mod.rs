@@ -86,7 +86,7 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
     let plan = dir.join("plan.tsv");
     fs::write(&plan, matrix::plan(todo)).map_err(|e| format!("{}: {e}", plan.display()))?;
     let scenario_secs = 300 + scale.point_timeout * todo.len() as u64;
-    let mut config = lab::Config {
+    let config = lab::Config {
         scenarios: vec![lab::Scenario {
             file: artifacts::root().join("tests/xen/scenarios/cohort-study.sh"),
             args: format!("/cohort/study-plan.tsv /cohort/cohort {}", scale.point_timeout),
@@ -98,7 +98,6 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
         ..lab::Config::default()
     }
     .with_cohort(&artifacts::kernel()?, &artifacts::daemon()?);
-    config.verbose = false;
     let run_id = stamp();
     let by_id: HashMap<&str, &Point> = todo.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut figures: HashMap<String, Vec<Figure>> = HashMap::new();
