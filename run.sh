@@ -21,6 +21,16 @@ usage: ./run.sh [COMMAND]
   ringbench [ARGS...]      the host ring benchmark (no QEMU): the channel's ring
                            between two pinned threads beside memcpy and rtrb;
                            ARGS as `ringbench --help` (e.g. --quick, --out PATH)
+  study [--quick] [--resume] [--report]
+                           the measurement study (issue 16), unattended, under
+                           the virtual clock: every point of its matrix the
+                           median of 5 repetitions, appended to
+                           target/study/points.jsonl as it completes, progress
+                           with the time left; then target/study/report.md
+                           with SVG and PNG figures, its structure checked.
+                           --quick: the reduced matrix (CI); --resume: keep
+                           the points already measured; --report: no lab,
+                           only the report from the points kept
   fuzz [SECONDS] [TARGET...]  coverage-guided fuzzing: each target SECONDS
                            (default 120), one at a time (fuzz/run.sh; FUZZ_RUNS=N
                            stops a target after N executions)
@@ -127,6 +137,10 @@ bench)
 ringbench)
     shift
     exec cargo run --release --quiet -p cohort-ringbench -- "$@"
+study)
+    shift
+    ensure_qemu
+    exec cargo run --quiet -p cohort-harness -- study "$@"
     ;;
 fuzz)
     shift

@@ -3,6 +3,7 @@
 //! rr), and netbench (in [`crate::netbench`]).
 
 mod iperf_app;
+mod mix_app;
 
 use crate::client::{closed, Client};
 use crate::echo::Echo;
@@ -68,6 +69,7 @@ pub fn app_name(app: App) -> &'static str {
         App::Netbench => "netbench",
         App::Iperf3 => "iperf3",
         App::Iperf3Client => "iperf3-client",
+        App::Mix => "mix",
     }
 }
 
@@ -165,6 +167,7 @@ impl<S: Stack> Run<'_, S> {
             App::Netbench => self.netbench(),
             App::Iperf3 => self.iperf3_serve(stop),
             App::Iperf3Client => self.iperf3_client(),
+            App::Mix => self.mix(),
         }
     }
 

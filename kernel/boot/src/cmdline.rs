@@ -46,6 +46,10 @@ pub enum App {
     /// 5201, or `net.port`), shaped by the `iperf3.` keys (`-t`, `-n`,
     /// `-P`, `-R`, `-u`, `-b`, `-l`); print the throughput.
     Iperf3Client,
+    /// Concurrent TCP streams of `net.bytes` each, one to the sink of each
+    /// address of `net.peers` (an address twice: two flows to it); the
+    /// aggregate and per-flow throughput (the study's mixtures).
+    Mix,
 }
 
 /// Network settings. Without `net.ip` the address comes from DHCP.
@@ -72,6 +76,24 @@ pub struct NetOptions {
     pub check: StreamCheck,
     /// The test `app=iperf3-client` asks for.
     pub iperf3: Iperf3Test,
+    /// `app=mix`'s flows: one peer address each.
+    pub peers: Peers,
+}
+
+/// `net.peers`: 1 to `PEERS_MAX` addresses, comma-separated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peers {
+    addrs: [[u8; 4]; PEERS_MAX],
+    len: usize,
+}
+
+/// `net.peers` at most (a sink serves 4 streams at once: two peers' worth).
+pub const PEERS_MAX: usize = 8;
+
+impl Peers {
+    pub fn as_slice(&self) -> &[[u8; 4]] {
+        &self.addrs[..self.len]
+    }
 }
 
 /// The `iperf3.` keys: the test `app=iperf3-client` asks the server for,
@@ -141,6 +163,7 @@ impl Default for NetOptions {
             cc: CongestionControl::None,
             check: StreamCheck::Sha256,
             iperf3: Iperf3Test::default(),
+            peers: Peers::default(),
         }
     }
 }
@@ -307,6 +330,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.cc",
     "net.check",
     "net.group",
+    "net.peers",
     "iperf3.time",
     "iperf3.parallel",
     "iperf3.reverse",
@@ -444,6 +468,7 @@ fn apply_net<'a>(net: &mut NetOptions, key: &'a str, value: &'a str) -> Result<(
         "net.offload" => net.offload = parse_offload(key, value)?,
         "net.check" => net.check = parse_check(key, value)?,
         "net.cc" => net.cc = parse_cc(key, value)?,
+        "net.peers" => net.peers = parse_peers(key, value)?,
         _ => return unreachable_key(key),
     }
     Ok(())
@@ -520,11 +545,12 @@ fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
         "netbench" => App::Netbench,
         "iperf3" => App::Iperf3,
         "iperf3-client" => App::Iperf3Client,
+        "mix" => App::Mix,
         _ => {
             return Err(Error::BadValue {
                 key,
                 value,
-                expected: "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3` or `iperf3-client`",
+                expected: "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client` or `mix`",
             })
         }
     })
@@ -633,6 +659,24 @@ fn parse_ipv4<'a>(key: &'a str, value: &'a str) -> Result<[u8; 4], Error<'a>> {
         Ok(addr) => Ok(addr.octets()),
         Err(_) => Err(Error::BadValue { key, value, expected: "an IPv4 address a.b.c.d" }),
     }
+}
+
+fn parse_peers<'a>(key: &'a str, value: &'a str) -> Result<Peers, Error<'a>> {
+    let mut peers = Peers::default();
+    for part in value.split(',') {
+        let slot = peers.addrs.get_mut(peers.len).ok_or(Error::BadValue {
+            key,
+            value,
+            expected: "1 to 8 IPv4 addresses, a.b.c.d,e.f.g.h",
+        })?;
+        *slot = parse_ipv4(key, part).map_err(|_| Error::BadValue {
+            key,
+            value,
+            expected: "1 to 8 IPv4 addresses, a.b.c.d,e.f.g.h",
+        })?;
+        peers.len += 1;
+    }
+    Ok(peers)
 }
 
 fn parse_cidr<'a>(key: &'a str, value: &'a str) -> Result<Ipv4Cidr, Error<'a>> {
@@ -904,6 +948,21 @@ mod tests {
         assert_eq!(parse("test=all bench=boot"), Err(Error::ConflictingModes));
         assert_eq!(Error::ConflictingModes.key(), None);
         assert_eq!(Error::Duplicate { key: "log" }.key(), Some("log"));
+    }
+
+    #[test]
+    fn mix_peers_are_one_to_eight_addresses() {
+        let o = parse("app=mix net.peers=10.0.0.2,10.0.0.3,10.0.0.2").unwrap();
+        assert_eq!(o.mode, Mode::App(App::Mix));
+        assert_eq!(o.net.peers.as_slice(), [[10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 2]]);
+        assert_eq!(parse("").unwrap().net.peers.as_slice(), [] as [[u8; 4]; 0]);
+        let nine = ["1.2.3.4"; 9].join(",");
+        for bad in [nine.as_str(), "1.2.3.4,", "1.2.3", ",1.2.3.4"] {
+            let line = std::format!("net.peers={bad}");
+            assert!(matches!(parse(&line), Err(Error::BadValue { key: "net.peers", .. })), "{bad}");
+        }
+        let eight = ["1.2.3.4"; 8].join(",");
+        assert_eq!(parse(&std::format!("net.peers={eight}")).unwrap().net.peers.as_slice().len(), PEERS_MAX);
     }
 
     #[test]

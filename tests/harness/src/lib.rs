@@ -16,6 +16,7 @@ pub mod lab;
 pub mod protocol;
 pub mod qemu;
 pub mod report;
+pub mod study;
 pub mod suite;
 pub mod suites;
 pub mod summary;

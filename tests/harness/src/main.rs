@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use cohort_harness::protocol::Line;
-use cohort_harness::{artifacts, bench, lab, protocol, qemu, report, tap};
+use cohort_harness::{artifacts, bench, lab, protocol, qemu, report, study, tap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,22 @@ enum Cmd {
     Bench {
         #[arg(value_parser = ["wall", "virtual"])]
         clock: Option<String>,
+    },
+    /// The measurement study (issue 16): its matrix of points, each the
+    /// median of 5 repetitions under the virtual clock, in one lab boot;
+    /// points kept in target/study/points.jsonl as they complete, then
+    /// target/study/report.md with SVG and PNG figures, its structure
+    /// checked. Exits 0 when every point was measured and the report holds.
+    Study {
+        /// The reduced matrix (a few minutes of measuring, for CI).
+        #[arg(long)]
+        quick: bool,
+        /// Keep the points already in target/study/points.jsonl; measure the rest.
+        #[arg(long)]
+        resume: bool,
+        /// No lab: only write the report from the points kept.
+        #[arg(long, conflicts_with = "resume")]
+        report: bool,
     },
     /// 100 (or CYCLES) peer destroy/re-create cycles under real Xen: the
     /// survivor guest's grant, port, page and memory counts after every
@@ -503,6 +519,13 @@ fn main() -> ExitCode {
             900 + 60 * u64::from(minutes),
         ),
         Cmd::Build { what } => build(&what),
+        Cmd::Study { quick, resume, report } => study::run(study::Options { quick, resume, report_only: report }).map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
         Cmd::Report { file, prefix } => report_to(&file, prefix.as_deref(), &mut std::io::stdout()).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -551,6 +574,16 @@ mod tests {
         assert_eq!(cycles, 100);
         assert!(kept_long("cycles: 10 of 100, 120 s") && kept_long("cycle 3: dom7 ...") && kept_long("soak: minute 1 of 10"));
         assert!(kept_long(r#"RESULT {"name":"x","ok":true}"#) && !kept_long("(XEN) HVM d1 save") && !kept_long("(d3) EVENT"));
+    }
+
+    #[test]
+    fn study_options_parse() {
+        let Cmd::Study { quick, resume, report } = Cli::try_parse_from(["h", "study", "--quick", "--resume"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert!(quick && resume && !report);
+        assert!(Cli::try_parse_from(["h", "study", "--report", "--resume"]).is_err());
     }
 
     #[test]

@@ -426,7 +426,7 @@ pub fn markdown(figures: &[Figure]) -> String {
 /// Registers the DejaVu fonts (from the dejavu crate) as plotters'
 /// "sans-serif": with the `ab_glyph` feature plotters loads no system
 /// fonts, and the bitmap backend needs one to draw text.
-fn fonts() -> Result<(), String> {
+pub(crate) fn fonts() -> Result<(), String> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()

@@ -1,0 +1,372 @@
+//! The study's matrix: every point is one workload on one path with one
+//! factor set to one value, everything else at the default (each factor is
+//! varied alone). A point is one client guest that repeats its measurement
+//! `reps` times against one server guest (tests/xen/scenarios/cohort-study.sh).
+
+use serde::{Deserialize, Serialize};
+
+/// What the client measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// TCP_STREAM into the server's sink (`app=stream`, count only).
+    Stream,
+    /// TCP_RR with the server's echo (`app=rr`).
+    Rr,
+    /// Concurrent streams to several servers' sinks (`app=mix`).
+    Mix,
+}
+
+impl Workload {
+    /// The figure every repetition of this workload prints (the client's
+    /// `BENCH` line), and its unit.
+    pub fn main_figure(self) -> (&'static str, &'static str) {
+        match self {
+            Workload::Stream => ("net.tcp_stream", "Mbit/s"),
+            Workload::Rr => ("net.tcp_rr", "transactions/s"),
+            Workload::Mix => ("net.mix_aggregate", "Mbit/s"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Workload::Stream => "stream",
+            Workload::Rr => "rr",
+            Workload::Mix => "mix",
+        }
+    }
+}
+
+/// The path the point's frames must take; the client's figures name the
+/// path they took, and a point whose figures name another has failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    Channel,
+    Netfront,
+    /// Some frames over a channel, some over netfront (a mixture).
+    #[serde(rename = "channel+netfront")]
+    Both,
+}
+
+impl Path {
+    /// Whether a figure's `path` label is this path. A mixture's label
+    /// is `channel` when netfront's frames are under 1% (an ARP exchange
+    /// on netfront is more than that of a short transfer's frames), and
+    /// `channel+netfront` otherwise: both say the channel carried frames.
+    pub fn accepts(self, label: &str) -> bool {
+        match self {
+            Path::Both => label == "channel+netfront" || label == "channel",
+            _ => label == self.as_str(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Channel => "channel",
+            Path::Netfront => "netfront",
+            Path::Both => "channel+netfront",
+        }
+    }
+}
+
+/// How much each repetition moves, and how many there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scale {
+    /// Measured repetitions per point (a warm-up one more runs first).
+    pub reps: u32,
+    pub stream_bytes: u64,
+    pub rr_count: u32,
+    /// Bytes of each of question 1's concurrent flows.
+    pub flow_bytes: u64,
+    /// Seconds a point's client may take, in dom0.
+    pub point_timeout: u64,
+}
+
+/// `./run.sh study --quick`: the same questions, short transfers, fewer
+/// factor values; its figures are not comparable with a full run's.
+pub const QUICK: Scale = Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, flow_bytes: 1 << 20, point_timeout: 300 };
+pub const FULL: Scale = Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, flow_bytes: 4 << 20, point_timeout: 1200 };
+
+/// Question 1's flows from the one client, and its servers' addresses
+/// (cohort-study.sh: server K is 198.18.0.(40+K)): a co-resident one in
+/// the client's group, a remote one in another.
+pub const FLOWS: usize = 4;
+const LOCAL_SERVER: &str = "198.18.0.40";
+const REMOTE_SERVER: &str = "198.18.0.41";
+
+/// One point of the matrix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Point {
+    /// `q2/residency=on/stream`: unique, the key `--resume` skips by.
+    pub id: String,
+    pub question: u8,
+    pub factor: &'static str,
+    pub value: String,
+    /// Which of a comparison's sides (question 1: `residency on`, `residency
+    /// off`); empty for a plain sweep.
+    pub series: &'static str,
+    pub workload: Workload,
+    pub path: Path,
+    /// The server's options after `app=echo`.
+    pub server: String,
+    /// The client's options (app, group, factor), without `net.peer`.
+    pub client: String,
+    /// Extra lines of both guests' xl configs.
+    pub xl: String,
+}
+
+/// The group of the channel points (client and server co-resident).
+const GROUP: &str = "study";
+
+/// A point builder: the factor's value as options of both guests.
+struct Sweep<'a> {
+    question: u8,
+    factor: &'static str,
+    scale: &'a Scale,
+}
+
+impl Sweep<'_> {
+    /// `both`: options for server and client; `xl`: config lines of both.
+    fn point(&self, value: &str, workload: Workload, path: Path, both: &str, xl: &str) -> Point {
+        let (server_group, client_group) = match path {
+            Path::Channel => (GROUP, Some(GROUP)),
+            // The same server as the channel points; the client in no group.
+            Path::Netfront | Path::Both => (GROUP, None),
+        };
+        self.custom(value, workload, path, &format!("net.group={server_group}"), client_group, both, xl)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn custom(
+        &self,
+        value: &str,
+        workload: Workload,
+        path: Path,
+        server: &str,
+        client_group: Option<&str>,
+        both: &str,
+        xl: &str,
+    ) -> Point {
+        let s = self.scale;
+        // One warm-up repetition first: it may start before the channel is
+        // up; the harness drops it.
+        let reps = s.reps + 1;
+        let app = match workload {
+            Workload::Stream => format!("app=stream net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
+            Workload::Rr => format!("app=rr net.count={} net.reps={reps}", s.rr_count),
+            Workload::Mix => format!("app=mix net.bytes={} net.reps={reps}", s.flow_bytes),
+        };
+        let group = client_group.map(|g| format!(" net.group={g}")).unwrap_or_default();
+        let both = if both.is_empty() { String::new() } else { format!(" {both}") };
+        Point {
+            id: format!("q{}/{}={}/{}/{}", self.question, self.factor, value, workload.as_str(), path.as_str()),
+            question: self.question,
+            factor: self.factor,
+            value: value.to_string(),
+            series: "",
+            workload,
+            path,
+            server: format!("{server}{both}"),
+            client: format!("{app}{group}{both}"),
+            xl: xl.to_string(),
+        }
+    }
+}
+
+/// The points of a run, in the order they run (points sharing a server
+/// follow each other, so the scenario keeps it).
+pub fn matrix(quick: bool) -> Vec<Point> {
+    let scale = if quick { &QUICK } else { &FULL };
+    let mut points = Vec::new();
+
+    // Question 2: the same remote peer (group "far", so dom0 lists it but
+    // it is no one's co-resident peer), from a client with the residency
+    // layer on (group "near": advertised, listed, watching) and off (no
+    // group). Both take netfront.
+    // In a group the interface's MTU is the channel's, so TCP to netfront
+    // peers goes as GSO frames; `on-mtu1500` keeps netfront's MTU, so that
+    // it differs from `off` by the layer alone.
+    let q2 = Sweep { question: 2, factor: "residency", scale };
+    for workload in [Workload::Stream, Workload::Rr] {
+        for (value, group, both) in [("off", None, ""), ("on-mtu1500", Some("near"), "chan.mtu=1500"), ("on", Some("near"), "")] {
+            let mut p = q2.custom(value, workload, Path::Netfront, "net.group=far", group, "", "");
+            if !both.is_empty() {
+                p.client = format!("{} {both}", p.client);
+            }
+            points.push(p);
+        }
+    }
+
+    // Question 1: FLOWS concurrent streams from one client, `local` of them
+    // to a co-resident server (group "study"), the rest to a remote one
+    // (group "far"), with the client in group "study" (residency on: the
+    // local flows take the channel) and in none (off: all take netfront).
+    let q1 = Sweep { question: 1, factor: "local", scale };
+    let locals: &[usize] = if quick { &[0, 2, 4] } else { &[0, 1, 2, 3, 4] };
+    for &local in locals {
+        let peers: Vec<&str> = (0..FLOWS).map(|i| if i < local { LOCAL_SERVER } else { REMOTE_SERVER }).collect();
+        let peers = format!("net.peers={}", peers.join(","));
+        let value = format!("{}%", 100 * local / FLOWS);
+        for (series, group) in [("residency on", Some(GROUP)), ("residency off", None)] {
+            let path = match (group, local) {
+                (None, _) | (_, 0) => Path::Netfront,
+                _ => Path::Both,
+            };
+            let servers = format!("net.group={GROUP};net.group=far");
+            let mut p = q1.custom(&value, Workload::Mix, path, &servers, group, "", "");
+            p.client = format!("{} {peers}", p.client);
+            p.series = series;
+            p.id = format!("q1/local={value}/{}/mix", if group.is_some() { "on" } else { "off" });
+            points.push(p);
+        }
+    }
+
+    // Question 3: one factor at a time from the defaults (channel MTU
+    // 32768 in 64-page rings, events after a 25 us spin, message 1 byte).
+    let msg = Sweep { question: 3, factor: "msg", scale };
+    let sizes: &[u32] = if quick { &[1, 1024] } else { &[1, 64, 1024, 16384, 65536] };
+    for path in [Path::Channel, Path::Netfront] {
+        for size in sizes {
+            points.push(msg.point(&size.to_string(), Workload::Rr, path, &format!("net.msg={size}"), ""));
+        }
+    }
+    let notify = Sweep { question: 3, factor: "notify", scale };
+    let modes: &[(&str, &str)] = if quick {
+        &[("events", "chan.spin=0"), ("spin25us", "chan.spin=25")]
+    } else {
+        &[
+            ("events", "chan.spin=0"),
+            ("spin25us", "chan.spin=25"),
+            ("spin100us", "chan.spin=100"),
+            ("spin1ms", "chan.spin=1000"),
+            ("poll", "chan.poll=on"),
+        ]
+    };
+    let workloads: &[Workload] = if quick { &[Workload::Rr] } else { &[Workload::Rr, Workload::Stream] };
+    for &workload in workloads {
+        for (value, options) in modes {
+            points.push(notify.point(value, workload, Path::Channel, options, ""));
+        }
+    }
+    if !quick {
+        let mtu = Sweep { question: 3, factor: "mtu", scale };
+        // Rings must hold two frames: small MTUs in fewer pages are fine,
+        // 1500 and 9000 as `./run.sh bench` measures them.
+        for (value, options) in [
+            ("1500", "chan.mtu=1500 chan.pages=16"),
+            ("9000", "chan.mtu=9000 chan.pages=32"),
+            ("16384", "chan.mtu=16384"),
+            ("32768", "chan.mtu=32768"),
+            ("65521", "chan.mtu=65521"),
+        ] {
+            points.push(mtu.point(value, Workload::Stream, Path::Channel, options, ""));
+        }
+        // 32 pages are the fewest that hold 32 KiB frames.
+        let pages = Sweep { question: 3, factor: "pages", scale };
+        for n in [32, 64] {
+            points.push(pages.point(&n.to_string(), Workload::Stream, Path::Channel, &format!("chan.pages={n}"), ""));
+        }
+        let placement = Sweep { question: 3, factor: "placement", scale };
+        for workload in [Workload::Stream, Workload::Rr] {
+            for (value, xl) in [("spread", ""), ("same-pcpu", "cpus = \"1\"")] {
+                points.push(placement.point(value, workload, Path::Channel, "", xl));
+            }
+        }
+        // 1 to 7 co-resident servers, one concurrent stream to each.
+        let peers = Sweep { question: 3, factor: "peers", scale };
+        for n in [1, 2, 4, 7] {
+            let servers: Vec<String> = (0..n).map(|_| format!("net.group={GROUP}")).collect();
+            let addrs: Vec<String> = (0..n).map(|k| format!("198.18.0.{}", 40 + k)).collect();
+            let mut p = peers.custom(&n.to_string(), Workload::Mix, Path::Both, &servers.join(";"), Some(GROUP), "", "");
+            p.client = format!("{} net.peers={}", p.client, addrs.join(","));
+            points.push(p);
+        }
+    }
+    points
+}
+
+/// The scenario's plan: one point a line, `ID SERVER CLIENT XL`, tab-separated.
+pub fn plan(points: &[Point]) -> String {
+    points.iter().map(|p| format!("{}\t{}\t{}\t{}\n", p.id, p.server, p.client, p.xl)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_and_plans_have_four_fields() {
+        for quick in [true, false] {
+            let points = matrix(quick);
+            let ids: HashSet<_> = points.iter().map(|p| p.id.as_str()).collect();
+            assert_eq!(ids.len(), points.len());
+            for line in plan(&points).lines() {
+                assert_eq!(line.split('\t').count(), 4, "{line}");
+                assert!(!line.contains('\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn question_2_compares_the_same_peer_with_the_layer_on_and_off() {
+        let points = matrix(true);
+        let q2: Vec<_> = points.iter().filter(|p| p.question == 2).collect();
+        assert_eq!(q2.len(), 6);
+        for p in &q2 {
+            assert_eq!(p.server, "net.group=far");
+            assert_eq!(p.path, Path::Netfront);
+            assert_eq!(p.client.contains("net.group=near"), p.value != "off", "{}", p.client);
+            assert_eq!(p.client.contains("chan.mtu=1500"), p.value == "on-mtu1500", "{}", p.client);
+        }
+    }
+
+    #[test]
+    fn question_1_mixes_local_and_remote_flows_with_residency_on_and_off() {
+        let full = matrix(false);
+        let q1: Vec<_> = full.iter().filter(|p| p.question == 1).collect();
+        assert_eq!(q1.len(), 10, "five mixtures, residency on and off");
+        for p in &q1 {
+            let local: usize = p.value.trim_end_matches('%').parse::<usize>().unwrap() * FLOWS / 100;
+            assert_eq!(p.client.matches(LOCAL_SERVER).count(), local, "{}", p.client);
+            assert_eq!(p.client.matches(REMOTE_SERVER).count(), FLOWS - local, "{}", p.client);
+            assert_eq!(p.client.contains("net.group=study"), p.series == "residency on");
+            assert_eq!(p.server, "net.group=study;net.group=far");
+        }
+        let on_half = q1.iter().find(|p| p.id == "q1/local=50%/on/mix").unwrap();
+        assert_eq!(on_half.path, Path::Both);
+        assert!(Path::Both.accepts("channel") && Path::Both.accepts("channel+netfront") && !Path::Both.accepts("netfront"));
+        assert!(Path::Netfront.accepts("netfront") && !Path::Netfront.accepts("channel+netfront"));
+        assert_eq!(q1.iter().find(|p| p.id == "q1/local=100%/off/mix").unwrap().path, Path::Netfront);
+    }
+
+    #[test]
+    fn the_peers_factor_streams_to_each_of_up_to_seven_co_resident_servers() {
+        let full = matrix(false);
+        let seven = full.iter().find(|p| p.id == "q3/peers=7/mix/channel+netfront").unwrap();
+        assert_eq!(seven.server.split(';').count(), 7);
+        assert!(seven.server.split(';').all(|s| s == "net.group=study"));
+        assert!(seven
+            .client
+            .ends_with("net.peers=198.18.0.40,198.18.0.41,198.18.0.42,198.18.0.43,198.18.0.44,198.18.0.45,198.18.0.46"));
+        assert!(seven.client.contains("net.group=study"));
+    }
+
+    #[test]
+    fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
+        for p in matrix(false) {
+            assert!(p.client.contains(&format!("net.reps={}", FULL.reps + 1)), "{}", p.client);
+            let channel = p.client.contains(&format!("net.group={GROUP}"));
+            if p.workload != Workload::Mix {
+                assert_eq!(channel, p.path == Path::Channel, "{}", p.id);
+            }
+        }
+        let full = matrix(false);
+        let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
+        for f in ["local", "residency", "msg", "notify", "mtu", "pages", "placement", "peers"] {
+            assert!(factors.contains(f), "{f}");
+        }
+        assert!(matrix(true).len() < full.len());
+    }
+}

@@ -1,0 +1,315 @@
+//! `./run.sh study [--quick] [--resume]`: the measurement study (issue 16).
+//!
+//! The matrix ([`matrix`]) is run in as few lab boots as it can be (one,
+//! unless points fail and are tried once more): the points go to dom0 as a
+//! plan file, tests/xen/scenarios/cohort-study.sh measures them one after
+//! another under the virtual clock, and each completed point is appended
+//! at once to `target/study/points.jsonl` ([`points`]); `--resume` skips
+//! the points already there. Then `target/study/report.md` with its
+//! figures ([`report`], [`chart`]), whose structure is checked
+//! ([`structure`]).
+
+pub mod chart;
+pub mod matrix;
+pub mod points;
+pub mod report;
+pub mod structure;
+
+use crate::lab::{self, Inject};
+use crate::{artifacts, report::Figure};
+use matrix::{Point, FULL, QUICK};
+use points::{Record, Said};
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Lab boots at most: the first, and one more for points that failed.
+const BOOTS: usize = 2;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub quick: bool,
+    pub resume: bool,
+    /// Only write the report from the points kept.
+    pub report_only: bool,
+}
+
+fn say(msg: &str) {
+    eprintln!("\x1b[1mstudy:\x1b[0m {msg}");
+}
+
+/// Points done out of all, and the time left at the pace so far.
+struct Progress {
+    total: usize,
+    done: usize,
+    started: Instant,
+    done_here: usize,
+}
+
+impl Progress {
+    fn line(&mut self, id: &str) -> String {
+        self.done += 1;
+        self.done_here += 1;
+        let elapsed = self.started.elapsed().as_secs();
+        let left = (self.total - self.done) as u64 * elapsed / self.done_here as u64;
+        format!(
+            "{} of {} points done ({id}); {} min {} s so far, about {} min {} s left",
+            self.done,
+            self.total,
+            elapsed / 60,
+            elapsed % 60,
+            left / 60,
+            left % 60
+        )
+    }
+}
+
+/// The questions a matrix measures.
+pub fn questions(points: &[Point]) -> Vec<u8> {
+    let mut q: Vec<u8> = points.iter().map(|p| p.question).collect();
+    q.sort_unstable();
+    q.dedup();
+    q
+}
+
+fn stamp() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
+        .unwrap_or_default()
+}
+
+/// One lab boot measuring `todo`; completed points are appended to `file`
+/// as they come. The ids that failed, with why.
+fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Progress) -> Result<Vec<(String, String)>, String> {
+    let scale = if quick { &QUICK } else { &FULL };
+    let plan = dir.join("plan.tsv");
+    fs::write(&plan, matrix::plan(todo)).map_err(|e| format!("{}: {e}", plan.display()))?;
+    let scenario_secs = 300 + scale.point_timeout * todo.len() as u64;
+    let config = lab::Config {
+        scenarios: vec![lab::Scenario {
+            file: artifacts::root().join("tests/xen/scenarios/cohort-study.sh"),
+            args: format!("/cohort/study-plan.tsv /cohort/cohort {}", scale.point_timeout),
+        }],
+        files: vec![Inject { src: plan, dest: "study-plan.tsv".into() }],
+        icount: true,
+        scenario_timeout: Duration::from_secs(scenario_secs),
+        timeout: Duration::from_secs(scenario_secs + 900),
+        ..lab::Config::default()
+    }
+    .with_cohort(&artifacts::kernel()?, &artifacts::daemon()?);
+    let run_id = stamp();
+    let by_id: HashMap<&str, &Point> = todo.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut figures: HashMap<String, Vec<Figure>> = HashMap::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut finished: Vec<String> = Vec::new();
+    let mut on_line = |line: &str, phase: bool| match points::said(line) {
+        Some(Said::Figure { id, figure }) => figures.entry(id).or_default().push(figure),
+        Some(Said::End { id, ok, why }) => {
+            finished.push(id.clone());
+            let Some(point) = by_id.get(id.as_str()) else {
+                say(&format!("the scenario measured `{id}`, which is not in the plan"));
+                return;
+            };
+            let got = figures.remove(&id).unwrap_or_default();
+            let record = if ok { Record::from_figures(point, &run_id, &got, 1, scale.reps as usize) } else { Err(why) };
+            match record.and_then(|r| points::append(file, &r)) {
+                Ok(()) => say(&progress.line(&id)),
+                Err(e) => {
+                    let seen: Vec<String> = got.iter().map(|f| format!("{} {:.1} over {}", f.name, f.value, f.path)).collect();
+                    say(&format!("point {id} failed: {e}; its figures: {}", seen.join(", ")));
+                    failed.push((id, e));
+                }
+            }
+        }
+        None if lab::shown(line, phase, false) => println!("{line}"),
+        None => {}
+    };
+    let run = lab::run(&config, &mut on_line, &mut |_| {})?;
+    say(&format!("lab boot ended: {}", run.end.describe()));
+    for fault in run.lab_faults() {
+        say(&format!("lab fault: {fault}"));
+    }
+    for p in todo.iter().filter(|p| !finished.contains(&p.id)) {
+        failed.push((p.id.clone(), "not measured: the lab boot ended first".into()));
+    }
+    Ok(failed)
+}
+
+/// The points of `all` that `kept` has no record of, in order.
+pub fn not_kept(all: &[Point], kept: &[Record]) -> Vec<Point> {
+    all.iter().filter(|p| !kept.iter().any(|r| r.id == p.id)).cloned().collect()
+}
+
+/// Writes report.md from the kept points and checks its structure; the
+/// problems found.
+pub fn write_report(dir: &Path, quick: bool) -> Result<Vec<String>, String> {
+    let all = matrix::matrix(quick);
+    let records = points::load(&dir.join("points.jsonl"))?;
+    let ring = fs::read_to_string(dir.join("ringbench.jsonl")).map(|t| report::ring_figures(&t)).unwrap_or_default();
+    let reps = if quick { QUICK.reps } else { FULL.reps };
+    let info = report::RunInfo { quick, planned: all.len(), reps };
+    let text = report::write(dir, &info, &records, &ring)?;
+    let path = dir.join("report.md");
+    fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    say(&format!("report: {}", path.display()));
+    Ok(structure::check(&text, dir, &questions(&all), reps as usize))
+}
+
+/// The matrix a points file belongs to, kept beside it.
+fn matrix_marker(dir: &Path) -> PathBuf {
+    dir.join("matrix")
+}
+
+/// Runs the study; `Ok(true)` when every point was measured and the
+/// report's structure holds.
+pub fn run(options: Options) -> Result<bool, String> {
+    let dir = artifacts::target_dir("study");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = dir.join("points.jsonl");
+    let kind = if options.quick { "quick" } else { "full" };
+    if !options.report_only {
+        if options.resume {
+            let kept = fs::read_to_string(matrix_marker(&dir)).unwrap_or_default();
+            if !kept.trim().is_empty() && kept.trim() != kind {
+                return Err(format!("the points kept are of the {} matrix: resume it with the same options", kept.trim()));
+            }
+        } else if file.exists() {
+            let prev = dir.join("points.prev.jsonl");
+            fs::rename(&file, &prev).map_err(|e| format!("{}: {e}", file.display()))?;
+            say(&format!("the last run's points moved to {}", prev.display()));
+        }
+        fs::write(matrix_marker(&dir), kind).map_err(|e| e.to_string())?;
+        let all = matrix::matrix(options.quick);
+        let done: Vec<String> = points::load(&file)?.into_iter().map(|r| r.id).collect();
+        let mut progress = Progress { total: all.len(), done: 0, started: Instant::now(), done_here: 0 };
+        progress.done = all.iter().filter(|p| done.contains(&p.id)).count();
+        say(&format!(
+            "{kind} matrix: {} points, {} already kept; each point {} repetitions after a warm-up, virtual clock; points in {}",
+            all.len(),
+            progress.done,
+            if options.quick { QUICK.reps } else { FULL.reps },
+            file.display()
+        ));
+        for attempt in 1..=BOOTS {
+            let todo = not_kept(&all, &points::load(&file)?);
+            if todo.is_empty() {
+                break;
+            }
+            say(&format!("lab boot {attempt} of at most {BOOTS}: {} points", todo.len()));
+            // A boot that could not run is said; the report is still written.
+            let failed = match boot(&dir, &file, &todo, options.quick, &mut progress) {
+                Ok(failed) => failed,
+                Err(e) => {
+                    say(&format!("the lab could not run: {e}"));
+                    break;
+                }
+            };
+            for (id, why) in &failed {
+                say(&format!("not measured: {id}: {why}"));
+            }
+            if failed.len() == todo.len() {
+                break;
+            }
+        }
+    }
+    let problems = write_report(&dir, options.quick)?;
+    for p in &problems {
+        say(&format!("report structure: {p}"));
+    }
+    let all = matrix::matrix(options.quick);
+    let kept: Vec<String> = points::load(&file)?.into_iter().map(|r| r.id).collect();
+    let missing = all.iter().filter(|p| !kept.contains(&p.id)).count();
+    if missing > 0 {
+        say(&format!(
+            "{missing} of {} points not measured (`./run.sh study{} --resume` measures them)",
+            all.len(),
+            if options.quick { " --quick" } else { "" }
+        ));
+    }
+    Ok(problems.is_empty() && missing == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matrix::{matrix, Path as FramePath, Workload};
+    use super::*;
+
+    /// A record of `point` with five repetitions of each of its figures.
+    fn record(point: &Point, base: f64) -> Record {
+        let names: &[(&str, &str)] = match point.workload {
+            Workload::Stream => &[("net.tcp_stream", "Mbit/s")],
+            Workload::Rr => {
+                &[("net.tcp_rr", "transactions/s"), ("net.tcp_rr_latency_p50", "us"), ("net.tcp_rr_latency_p99", "us")]
+            }
+            Workload::Mix => &[("net.mix_aggregate", "Mbit/s"), ("net.mix_flow_slowest", "Mbit/s")],
+        };
+        let figures: Vec<Figure> = names
+            .iter()
+            .flat_map(|(name, unit)| {
+                (0..6).map(move |i| Figure {
+                    name: name.to_string(),
+                    path: point.path.as_str().into(),
+                    value: base + i as f64,
+                    unit: unit.to_string(),
+                    clock: "virtual".into(),
+                })
+            })
+            .collect();
+        Record::from_figures(point, "2026-01-01T00:00:00Z", &figures, 1, 5).unwrap()
+    }
+
+    #[test]
+    fn a_quick_reports_structure_holds_and_fails_without_a_question_or_its_spread() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-report-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(true);
+        let records: Vec<Record> = all.iter().enumerate().map(|(i, p)| record(p, 100.0 + i as f64)).collect();
+        let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert_eq!(structure::check(&text, &dir, &questions(&all), 5), Vec::<String>::new(), "{text}");
+        for q in [
+            "## Question 1:",
+            "## Question 2:",
+            "## Question 3:",
+            "### Factor: message size",
+            "### Factor: notification mode",
+        ] {
+            assert!(text.contains(q), "{q}");
+        }
+        assert!(text.contains("overhead"), "{text}");
+        // Without the question 2 points the section has no figure.
+        let no_q2: Vec<Record> = records.iter().filter(|r| r.question != 2).cloned().collect();
+        let text = report::write(&dir, &info, &no_q2, &[]).unwrap();
+        assert!(structure::check(&text, &dir, &questions(&all), 5).iter().any(|p| p.contains("has no figure")));
+        // A point with fewer repetitions than the run asks for.
+        assert!(!structure::check(&report::write(&dir, &info, &records, &[]).unwrap(), &dir, &[2, 3], 6).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resuming_measures_only_the_points_not_kept() {
+        let all = matrix(true);
+        let kept: Vec<Record> = all.iter().take(5).map(|p| record(p, 1.0)).collect();
+        let todo = not_kept(&all, &kept);
+        assert_eq!(todo.len(), all.len() - 5);
+        assert_eq!(todo, all[5..].to_vec());
+        assert!(not_kept(&all, &all.iter().map(|p| record(p, 1.0)).collect::<Vec<_>>()).is_empty());
+    }
+
+    #[test]
+    fn question_2_overhead_is_stated_per_repetition_pair() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-q2-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(true);
+        let on = all.iter().find(|p| p.id == "q2/residency=on/stream/netfront").unwrap();
+        let off = all.iter().find(|p| p.id == "q2/residency=off/stream/netfront").unwrap();
+        assert_eq!((on.path, off.path), (FramePath::Netfront, FramePath::Netfront));
+        // On: 99..103 after the warm-up; off: 100..104: overhead 1% down to 0.96%.
+        let records = [record(on, 98.0), record(off, 99.0)];
+        let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(text.contains("on, TCP stream: +0.98% (min +0.96%, max +1.00%; of the medians +0.98%)"), "{text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,104 @@
+#!/bin/sh
+# The measurement study's points in one lab boot (`./run.sh study`; the
+# harness's src/study/ writes the plan, reads what this prints, keeps the
+# points and writes the report).
+#   cohort-study.sh PLAN [KERNEL] [POINT_TIMEOUT_S]
+# PLAN has one point a line, tab-separated:
+#   ID  SERVERS  CLIENT-CMDLINE  XL-EXTRA
+# SERVERS: each server's options after app=echo, `;` between servers;
+# server K (from 0, at most 8) is 198.18.0.(40+K), the client 198.18.0.49.
+# Per point: the echo/sink server guests (kept while the next point asks
+# for the same servers and xl lines) and a measuring client guest (app=stream,
+# app=rr or app=mix, with net.reps=N), all under the virtual clock. Lines
+# for the harness, one per figure and one at each point's end:
+#   STUDY-BENCH ID BENCH {...}       the client's figures, as it printed them
+#   STUDY-END ID ok                  or: STUDY-END ID fail REASON
+# result: study-points   every point of the plan measured: its client ran to the end and reported success
+# shellcheck source=../dom0/scenario-lib.sh
+. /usr/share/cohort/scenario-lib.sh
+
+plan=${1:-/cohort/study-plan.tsv}
+kernel=${2:-/cohort/cohort}
+point_timeout=${3:-600}
+tab=$(printf '\t')
+
+[ -f "$plan" ] || { fail study-points "no plan at $plan"; exit 0; }
+discoveryd_running || discoveryd_start
+
+# study_guest NAME LAST-OCTET CMDLINE XL-EXTRA: a Cohort guest on xenbr0.
+study_guest() {
+    cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 bench.clock=virtual $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:03:$2\" ]
+$4"
+}
+# servers_alive: every server guest of the last point still runs.
+servers_alive() {
+    for _k in $servers_up; do
+        dom_state "srv$_k" | grep -q . && ! dom_shutdown "srv$_k" && ! dom_crashed "srv$_k" || return 1
+    done
+}
+servers_finish() {
+    for _k in $servers_up; do guest_finish "srv$_k"; done
+    servers_up=
+}
+# servers_start SERVERS XL: starts srv0, srv1, ...; false (said) when one
+# gets no address.
+servers_start() {
+    _k=0
+    _rest=$1
+    while [ -n "$_rest" ] && [ $_k -lt 8 ]; do
+        _opts=${_rest%%;*}
+        case $_rest in *\;*) _rest=${_rest#*;} ;; *) _rest= ;; esac
+        study_guest "srv$_k" $((40 + _k)) "app=echo $_opts" "$2"
+        servers_up="$servers_up $_k"
+        xl_create "/tmp/srv$_k.cfg" || return 1
+        _k=$((_k + 1))
+    done
+    for _k in $servers_up; do
+        wait_until 60 guest_event "srv$_k" address || { guest_explain "srv$_k"; return 1; }
+    done
+}
+# point_end ID ok|fail [REASON]
+point_end() { echo "STUDY-END $*"; }
+
+server_key=
+servers_up=
+total=$(grep -c . "$plan")
+n=0 failed=0
+while IFS=$tab read -r id server client xl <&3; do
+    [ -n "$id" ] || continue
+    n=$((n + 1))
+    echo "study: point $n of $total: $id"
+    # New servers when the point asks for others, or one of the last died.
+    if [ "$server|$xl" != "$server_key" ] || ! servers_alive; then
+        servers_finish
+        server_key=
+        if ! servers_start "$server" "$xl"; then
+            servers_finish
+            point_end "$id" fail "a server guest has no address"; failed=$((failed + 1)); continue
+        fi
+        server_key="$server|$xl"
+    fi
+    study_guest cli 49 "$client net.peer=198.18.0.40" "$xl"
+    if ! xl_create /tmp/cli.cfg; then
+        point_end "$id" fail "xl create of the client failed"; failed=$((failed + 1)); continue
+    fi
+    # shellcheck disable=SC2046 # one name a word
+    needs $(for _k in $servers_up; do echo "srv$_k"; done)
+    if wait_quietly "$point_timeout" dom_shutdown cli && ! dom_crashed cli && wait_until 20 guest_event cli app ok=true; then
+        guest_log cli | grep '^BENCH' | sed "s|^|STUDY-BENCH $id |"
+        point_end "$id" ok
+    else
+        guest_explain cli
+        point_end "$id" fail "the client did not finish (state $(dom_state cli))"
+        failed=$((failed + 1))
+    fi
+    needs
+    guest_finish cli
+done 3< "$plan"
+servers_finish
+
+if [ "$failed" = 0 ] && [ "$n" -gt 0 ]; then
+    ok study-points "$n points"
+else
+    fail study-points "$failed of $n points failed"
+fi
