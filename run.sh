@@ -137,6 +137,7 @@ bench)
 ringbench)
     shift
     exec cargo run --release --quiet -p cohort-ringbench -- "$@"
+    ;;
 study)
     shift
     ensure_qemu
