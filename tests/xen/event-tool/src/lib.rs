@@ -7,7 +7,8 @@
 //! on a human log line.
 //!
 //! ```text
-//! cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
+//! cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]'] [--get FIELD[,FIELD...]]
+//!              [--first|--last] [--count]
 //! ```
 //!
 //! * `FILE`: the console log (`-`: standard input). Every line holding
@@ -19,8 +20,11 @@
 //! * `KEY=VALUE`: the event's field `KEY` reads `VALUE`: a string as is,
 //!   anything else as its JSON (`true`, `3`, `null`, `99.5`). `KEY` may
 //!   name a field inside an object: `frames.channel`.
+//! * `--after 'KIND [KEY=VALUE...]'`: only events after the first event
+//!   that matches this (one argument; none match if it is not there).
 //! * `--get FIELD`: print that field of each match (as for `KEY=VALUE`),
-//!   not the match's JSON object.
+//!   not the match's JSON object; `--get A,B,C`: those fields, separated
+//!   by spaces.
 //! * `--first`, `--last`: only the first, or last, match.
 //! * `--count`: print how many events match.
 //!
@@ -38,17 +42,20 @@ pub mod iperf3;
 use figures::{event_json_in, Event};
 use serde_json::Value;
 
-pub const USAGE: &str = "usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]";
+pub const USAGE: &str =
+    "usage: cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]'] [--get FIELD[,FIELD...]] [--first|--last] [--count]";
 
 pub const HELP: &str = "\
-usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
+usage: cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]']
+                    [--get FIELD[,FIELD...]] [--first|--last] [--count]
 
 Finds a guest's EVENT {json} lines of kind KIND in the console log
 FILE (- for standard input) whose fields equal the given values (strings
 as they are, other values as JSON: true, 3, null; a.b names a field of an
-object). Prints each match's JSON object, or its FIELD with --get, or the
-number of matches with --count. Lines that do not read as an event are
-said on standard error and never match.
+object); with --after, only those after the first event that matches its
+argument. Prints each match's JSON object, or its FIELDs (separated by
+spaces) with --get, or the number of matches with --count. Lines that do
+not read as an event are said on standard error and never match.
 
 Exit status: 0 found, 1 not found (or FILE unreadable), 2 usage error.
 
@@ -69,13 +76,22 @@ pub enum Pick {
     Last,
 }
 
+/// Events of one kind whose fields read the given values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    pub kind: String,
+    pub fields: Vec<(String, String)>,
+}
+
 /// One invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     pub file: String,
-    pub kind: String,
-    pub fields: Vec<(String, String)>,
-    pub get: Option<String>,
+    pub filter: Filter,
+    /// Only events after the first that this matches.
+    pub after: Option<Filter>,
+    /// Fields to print, in order.
+    pub get: Vec<String>,
     pub pick: Pick,
     pub count: bool,
 }
@@ -115,6 +131,41 @@ fn field<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(object, |v, key| v.as_object()?.get(key))
 }
 
+impl Filter {
+    /// `KIND KEY=VALUE...`, as words.
+    fn parse(mut words: impl Iterator<Item = String>) -> Result<Filter, String> {
+        let kind = words.next().ok_or("no KIND")?;
+        if !known_kind(&kind) {
+            return Err(format!("no event kind `{kind}`; the kinds: {}", figures::KINDS.join(", ")));
+        }
+        let fields = words
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() && k != "kind" => Ok((k.to_string(), v.to_string())),
+                _ => Err(format!("`{kv}` is not KEY=VALUE")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Filter { kind, fields })
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        object.get("kind").and_then(Value::as_str) == Some(self.kind.as_str())
+            && self.fields.iter().all(|(k, v)| field(object, k).is_some_and(|f| as_text(f) == *v))
+    }
+
+    /// The first `KEY` (or one of `extra`) whose top-level name this
+    /// kind's `event` lacks (`frames.channel` is fine where `frames` is
+    /// `null`: that event just does not match).
+    fn unknown_field<'a>(&'a self, event: &Value, extra: &'a [String]) -> Option<String> {
+        let has = |k: &&String| event.get(k.split('.').next().unwrap_or_default()).is_some();
+        self.fields
+            .iter()
+            .map(|(k, _)| k)
+            .chain(extra)
+            .find(|k| !has(k))
+            .map(|k| format!("{} events have no field `{k}`", self.kind))
+    }
+}
+
 /// The event on a console line: `None` without `EVENT {`, `Some(Err)` if
 /// what follows is not an event.
 pub fn event_in(line: &str) -> Option<Result<Event<String>, String>> {
@@ -131,7 +182,8 @@ impl Query {
     pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Query>, String> {
         use lexopt::prelude::*;
         let mut parser = lexopt::Parser::from_args(args);
-        let (mut positional, mut get, mut pick, mut count) = (Vec::new(), None, Pick::All, false);
+        let (mut positional, mut get, mut pick, mut count) = (Vec::new(), Vec::new(), Pick::All, false);
+        let mut after = None;
         let pick_once = |pick: &mut Pick, to: Pick| {
             if *pick != Pick::All && *pick != to {
                 return Err("--first and --last exclude each other".to_string());
@@ -142,7 +194,17 @@ impl Query {
         while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
             match arg {
                 Long("help") | Short('h') => return Ok(None),
-                Long("get") => get = Some(parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?),
+                Long("get") => {
+                    let fields = parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?;
+                    get = fields.split(',').map(str::to_string).collect();
+                    if get.iter().any(String::is_empty) {
+                        return Err(format!("`--get {fields}`: an empty FIELD"));
+                    }
+                }
+                Long("after") => {
+                    let spec = parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?;
+                    after = Some(Filter::parse(spec.split_whitespace().map(str::to_string)).map_err(|e| format!("--after: {e}"))?);
+                }
                 Long("first") => pick_once(&mut pick, Pick::First)?,
                 Long("last") => pick_once(&mut pick, Pick::Last)?,
                 Long("count") => count = true,
@@ -152,20 +214,11 @@ impl Query {
         }
         let mut positional = positional.into_iter();
         let file = positional.next().ok_or("no FILE")?;
-        let kind = positional.next().ok_or("no KIND")?;
-        if !known_kind(&kind) {
-            return Err(format!("no event kind `{kind}`; the kinds: {}", figures::KINDS.join(", ")));
-        }
-        let fields = positional
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() && k != "kind" => Ok((k.to_string(), v.to_string())),
-                _ => Err(format!("`{kv}` is not KEY=VALUE")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if count && get.is_some() {
+        let filter = Filter::parse(positional)?;
+        if count && !get.is_empty() {
             return Err("--count and --get exclude each other".into());
         }
-        Ok(Some(Query { file, kind, fields, get, pick, count }))
+        Ok(Some(Query { file, filter, after, get, pick, count }))
     }
 
     pub fn read_input(&self) -> Result<String, String> {
@@ -183,6 +236,7 @@ impl Query {
     pub fn run(&self, text: &str) -> Answer {
         let mut answer = Answer::default();
         let mut matches = Vec::new();
+        let mut before = self.after.as_ref();
         for (n, line) in text.lines().enumerate() {
             let event = match event_in(line) {
                 None => continue,
@@ -193,13 +247,22 @@ impl Query {
                 Some(Ok(event)) => event,
             };
             let Ok(object) = serde_json::to_value(&event) else { continue };
-            if object.get("kind").and_then(Value::as_str) != Some(self.kind.as_str()) {
+            if let Some(after) = before {
+                if object.get("kind").and_then(Value::as_str) == Some(after.kind.as_str()) && answer.no_such_field.is_none() {
+                    answer.no_such_field = after.unknown_field(&object, &[]);
+                }
+                if after.matches(&object) {
+                    before = None;
+                }
+                continue;
+            }
+            if object.get("kind").and_then(Value::as_str) != Some(self.filter.kind.as_str()) {
                 continue;
             }
             if answer.no_such_field.is_none() {
-                answer.no_such_field = self.unknown_field(&object);
+                answer.no_such_field = self.filter.unknown_field(&object, &self.get);
             }
-            if self.fields.iter().all(|(k, v)| field(&object, k).is_some_and(|f| as_text(f) == *v)) {
+            if self.filter.matches(&object) {
                 matches.push((event, object));
             }
         }
@@ -214,26 +277,16 @@ impl Query {
             return answer;
         }
         for (event, object) in matches {
-            answer.lines.push(match &self.get {
-                Some(name) => field(&object, name).map_or_else(String::new, as_text),
+            answer.lines.push(if self.get.is_empty() {
                 // In the schema's order, as the guest wrote it.
-                None => serde_json::to_string(&event).unwrap_or_default(),
+                serde_json::to_string(&event).unwrap_or_default()
+            } else {
+                let values: Vec<String> =
+                    self.get.iter().map(|name| field(&object, name).map_or_else(String::new, as_text)).collect();
+                values.join(" ")
             });
         }
         answer
-    }
-
-    /// The first `KEY` or `FIELD` whose top-level name an event of this
-    /// kind does not have (`frames.channel` is fine where `frames` is
-    /// `null`: that event just does not match).
-    fn unknown_field(&self, event: &Value) -> Option<String> {
-        let has = |k: &String| event.get(k.split('.').next().unwrap_or_default()).is_some();
-        self.fields
-            .iter()
-            .map(|(k, _)| k)
-            .chain(self.get.iter())
-            .find(|k| !has(k))
-            .map(|k| format!("{} events have no field `{k}`", self.kind))
     }
 }
 
@@ -307,6 +360,27 @@ mod tests {
     }
 
     #[test]
+    fn after_starts_at_the_first_match_of_another_event() {
+        // `--after` is one argument; `args` splits on spaces, so build it.
+        let after = |line: &str, spec: &str| {
+            let mut a = args(line);
+            a.extend(["--after".into(), spec.into()]);
+            Query::parse(a).unwrap().unwrap().run(LOG)
+        };
+        assert_eq!(after("log progress --get done", "channel_up peer=2").lines, ["1000", "2000"]);
+        assert_eq!(after("log progress --get done", "progress done=1000").lines, ["2000"], "not the line itself");
+        assert_eq!(after("log progress --count", "frames").lines, ["0"]);
+        let missing = after("log stream", "channel_up peer=3");
+        assert!(!missing.found && missing.lines.is_empty(), "no start: nothing matches");
+        assert_eq!(after("log stream --get bytes,match,frames.channel", "channel_up").lines, ["67108864 true 48216", "5 false "]);
+        assert_eq!(
+            after("log stream", "channel_up per=2").no_such_field.as_deref(),
+            Some("channel_up events have no field `per`")
+        );
+        assert!(answer("log stream --get bytes,mach").no_such_field.is_some());
+    }
+
+    #[test]
     fn lines_that_are_not_events_are_said_and_never_match() {
         let a = answer("log app");
         assert!(!a.found, "a line still being written");
@@ -333,14 +407,14 @@ mod tests {
             q,
             Query {
                 file: "/var/log/x.log".into(),
-                kind: "rr".into(),
-                fields: vec![("path".into(), "channel".into())],
-                get: Some("p99_us".into()),
+                filter: Filter { kind: "rr".into(), fields: vec![("path".into(), "channel".into())] },
+                after: None,
+                get: vec!["p99_us".into()],
                 pick: Pick::Last,
                 count: false,
             }
         );
-        assert_eq!(query("- app --get=error").get.as_deref(), Some("error"));
+        assert_eq!(query("- app --get=error").get, ["error"]);
         assert_eq!(Query::parse(args("--help")), Ok(None));
         for bad in [
             "",
@@ -353,6 +427,10 @@ mod tests {
             "log rr --count --get x",
             "log rr --bogus",
             "log rr --get",
+            "log rr --get a,,b",
+            "log rr --after",
+            "log rr --after strem",
+            "log rr --after stream=1",
         ] {
             assert!(Query::parse(args(bad)).is_err(), "{bad}");
         }
