@@ -49,7 +49,7 @@
 //! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
 //! | `boot_failed` | `what` (`kernel command line`, `kernel test`, ...), `key` (the option or test it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
 //! | `booted` | `entry` (`pvh`), `ram_kib`, `tsc_hz`, `heap_kib`, `frames_free`, `timer_hz` | the boot is done (after the human summary); what the command line asks runs next |
-//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address |
+//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address; netfront again with `link_up` false when netback broke the ring protocol and netfront stopped |
 //! | `test_ignored` | `name`, `why` (`isolated`: it ends the kernel, boot with `test=NAME`; or what it needs) | a kernel test not run in this boot (`test NAME ... ignored, ...`) |
 //! | `panic` | `file`, `line` (`null`, 0 when unknown) | the kernel panicked (`PANIC at ...`, with the message); it stops next |
 //! | `fault` | `vector`, `rip`, `cr2`, `guard` (`null page`, a stack's name, or `null`) | a CPU exception stopped the kernel (after the register dump) |
@@ -316,7 +316,8 @@ pub enum Event<S> {
         frames_free: u64,
         timer_hz: u32,
     },
-    /// A network device is up (before any address).
+    /// A network device is up (before any address), or netfront stopped
+    /// because netback broke the ring protocol (`link_up` false).
     NetDevice {
         device: S,
         mac: S,

@@ -203,7 +203,8 @@ impl Query {
                 }
                 Long("after") => {
                     let spec = parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?;
-                    after = Some(Filter::parse(spec.split_whitespace().map(str::to_string)).map_err(|e| format!("--after: {e}"))?);
+                    after =
+                        Some(Filter::parse(spec.split_whitespace().map(str::to_string)).map_err(|e| format!("--after: {e}"))?);
                 }
                 Long("first") => pick_once(&mut pick, Pick::First)?,
                 Long("last") => pick_once(&mut pick, Pick::Last)?,
