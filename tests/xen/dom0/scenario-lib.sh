@@ -350,6 +350,11 @@ guest_events() { cohort_event "$@"; }
 event_field() { _g=$1 _k=$2 _f=$3; shift 3; cohort_event "$_g" "$_k" "$@" --get "$_f" --last; }
 # event_count GUEST KIND [KEY=VALUE...]: how many events match.
 event_count() { cohort_event "$@" --count; }
+# has_figure GUEST NAME: GUEST printed a BENCH figure NAME (read as JSON).
+has_figure() { guest_event "$1" bench name="$2"; }
+# figure_value GUEST NAME PATH: the value of GUEST's last figure NAME over
+# PATH; empty if there is none.
+figure_value() { cohort_event "$1" bench name="$2" path="$3" --last --get value; }
 # no_channel GUEST [PEER]: GUEST's log has nothing of a channel (to PEER,
 # or to anyone): never up, closed, refused or released.
 no_channel() {

@@ -214,7 +214,7 @@ client_agrees() {
         why="the server received ${_got:-?} of $2 bytes at ${_mbit:-?} Mbit/s"; return 1
     fi
     # The BENCH figure is the event's rate.
-    if ! guest_log "$1" | grep '^BENCH' | grep -q "\"name\":\"net.iperf3_tcp\""; then
+    if ! has_figure "$1" net.iperf3_tcp; then
         why="no BENCH net.iperf3_tcp figure"; return 1
     fi
 }
@@ -282,7 +282,7 @@ else
                     why="the receiver counted ${got:-?} of $sent bytes ($test)"
                 elif [ "$bench" = net.iperf3_udp ] && { [ "${packets:-0}" -le 0 ] || [ "${lost:-0}" -gt "$packets" ]; }; then
                     why="UDP: ${lost:-?} lost of ${packets:-?} datagrams ($test)"
-                elif ! guest_log c2lo | grep '^BENCH' | grep -q "\"name\":\"$bench\""; then
+                elif ! has_figure c2lo "$bench"; then
                     why="no BENCH $bench figure ($test)"
                 else
                     guest_events c2lo iperf3

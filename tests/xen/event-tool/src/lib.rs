@@ -16,7 +16,9 @@
 //!   `(d3) `); a line whose object does not read as an event (garbage, a
 //!   line still being written) is said on standard error and never matches.
 //! * `KIND`: the event's `kind` (`stream`, `channel_closed`, ...). A kind
-//!   the schema does not have is a usage error.
+//!   the schema does not have is a usage error. `bench` reads the
+//!   `BENCH {json}` figure lines instead ([`figures::Figure`]: `name`,
+//!   `path`, `value`, `unit`, `clock`).
 //! * `KEY=VALUE`: the event's field `KEY` reads `VALUE`: a string as is,
 //!   anything else as its JSON (`true`, `3`, `null`, `99.5`). `KEY` may
 //!   name a field inside an object: `frames.channel`.
@@ -39,7 +41,7 @@ use std::ffi::OsString;
 
 pub mod iperf3;
 
-use figures::{event_json_in, Event};
+use figures::{event_json_in, Event, Figure};
 use serde_json::Value;
 
 pub const USAGE: &str =
@@ -52,7 +54,8 @@ usage: cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]']
 Finds a guest's EVENT {json} lines of kind KIND in the console log
 FILE (- for standard input) whose fields equal the given values (strings
 as they are, other values as JSON: true, 3, null; a.b names a field of an
-object); with --after, only those after the first event that matches its
+object; KIND bench: the BENCH figure lines, fields name, path, value, unit,
+clock); with --after, only those after the first event that matches its
 argument. Prints each match's JSON object, or its FIELDs (separated by
 spaces) with --get, or the number of matches with --count. Lines that do
 not read as an event are said on standard error and never match.
@@ -109,9 +112,16 @@ pub struct Answer {
     pub no_such_field: Option<String>,
 }
 
-/// Is `kind` one of the schema's kinds? serde says so: an object with only
-/// the tag is missing fields for a known kind, an unknown variant else.
+/// The pseudo-kind of `BENCH {json}` figure lines.
+pub const BENCH: &str = "bench";
+
+/// Is `kind` one of the schema's kinds (or [`BENCH`])? serde says so: an
+/// object with only the tag is missing fields for a known kind, an unknown
+/// variant else.
 fn known_kind(kind: &str) -> bool {
+    if kind == BENCH {
+        return true;
+    }
     let probe = serde_json::json!({ "kind": kind });
     match serde_json::from_value::<Event<String>>(probe) {
         Ok(_) => true,
@@ -177,6 +187,33 @@ pub fn event_in(line: &str) -> Option<Result<Event<String>, String>> {
     })
 }
 
+/// What a console line holds: an event, a figure (as an object of kind
+/// [`BENCH`]), or, `Some(Err)`, something that does not read as either.
+fn record_in(line: &str) -> Option<Result<(Value, String), String>> {
+    if let Some(event) = event_in(line) {
+        return Some(event.and_then(|e| {
+            let object = serde_json::to_value(&e).map_err(|e| e.to_string())?;
+            // In the schema's order, as the guest wrote it.
+            let text = serde_json::to_string(&e).map_err(|e| e.to_string())?;
+            Ok((object, text))
+        }));
+    }
+    let json = figures::json_in(line)?;
+    Some(match serde_json::Deserializer::from_str(json).into_iter::<Figure<String>>().next() {
+        Some(Ok(figure)) => (|| {
+            let text = serde_json::to_string(&figure)?;
+            let mut object = serde_json::to_value(&figure)?;
+            if let Some(o) = object.as_object_mut() {
+                o.insert("kind".into(), Value::String(BENCH.into()));
+            }
+            Ok::<_, serde_json::Error>((object, text))
+        })()
+        .map_err(|e| e.to_string()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("nothing after BENCH".into()),
+    })
+}
+
 impl Query {
     /// `Ok(None)`: help was asked for.
     pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Query>, String> {
@@ -239,15 +276,14 @@ impl Query {
         let mut matches = Vec::new();
         let mut before = self.after.as_ref();
         for (n, line) in text.lines().enumerate() {
-            let event = match event_in(line) {
+            let (object, text) = match record_in(line) {
                 None => continue,
                 Some(Err(why)) => {
                     answer.unreadable.push(format!("line {}: not an event ({why}): {}", n + 1, line.trim_end()));
                     continue;
                 }
-                Some(Ok(event)) => event,
+                Some(Ok(record)) => record,
             };
-            let Ok(object) = serde_json::to_value(&event) else { continue };
             if let Some(after) = before {
                 if object.get("kind").and_then(Value::as_str) == Some(after.kind.as_str()) && answer.no_such_field.is_none() {
                     answer.no_such_field = after.unknown_field(&object, &[]);
@@ -264,10 +300,10 @@ impl Query {
                 answer.no_such_field = self.filter.unknown_field(&object, &self.get);
             }
             if self.filter.matches(&object) {
-                matches.push((event, object));
+                matches.push((text, object));
             }
         }
-        let matches: Vec<(Event<String>, Value)> = match self.pick {
+        let matches: Vec<(String, Value)> = match self.pick {
             Pick::All => matches,
             Pick::First => matches.into_iter().take(1).collect(),
             Pick::Last => matches.pop().into_iter().collect(),
@@ -277,10 +313,9 @@ impl Query {
             answer.lines.push(matches.len().to_string());
             return answer;
         }
-        for (event, object) in matches {
+        for (text, object) in matches {
             answer.lines.push(if self.get.is_empty() {
-                // In the schema's order, as the guest wrote it.
-                serde_json::to_string(&event).unwrap_or_default()
+                text
             } else {
                 let values: Vec<String> =
                     self.get.iter().map(|name| field(&object, name).map_or_else(String::new, as_text)).collect();
@@ -307,6 +342,9 @@ mod tests {
         "EVENT {\"kind\":\"no_such_kind\",\"x\":1}\n",
         "garbage \u{1} EVENT {not json}\n",
         "EVENT {\"kind\":\"frames\",\"of\":\"stream\",\"channel\":48216,\"netfront\":3,\"share\":99.994}\n",
+        "BENCH {\"name\":\"net.tcp_stream\",\"path\":\"channel\",\"value\":357.913,\"unit\":\"Mbit/s\",\"clock\":\"virtual\"}\n",
+        "(d3) BENCH {\"name\":\"net.tcp_stream\",\"path\":\"netfront\",\"value\":100.5,\"unit\":\"Mbit/s\",\"clock\":\"virtual\"}\n",
+        "BENCH {\"name\":\"net.tcp_rr\",\"path\":\"channel\",\"value\":\"fast\"}\n",
         "EVENT {\"kind\":\"stream\",\"path\":\"channel\",\"bytes\":67108864,\"seconds\":1.5,\"mbit_per_s\":357.913,",
         "\"check\":\"sha256\",\"sent_digest\":\"ab\",\"sink_bytes\":67108864,\"sink_digest\":\"ab\",\"match\":true,",
         "\"frames\":{\"channel\":48216,\"netfront\":3,\"share\":99.994}} trailing words\n",
@@ -382,11 +420,25 @@ mod tests {
     }
 
     #[test]
+    fn bench_reads_the_figure_lines() {
+        assert_eq!(answer("log bench name=net.tcp_stream --get path,value").lines, ["channel 357.913", "netfront 100.5"]);
+        assert_eq!(
+            answer("log bench path=netfront").lines,
+            [r#"{"name":"net.tcp_stream","path":"netfront","value":100.5,"unit":"Mbit/s","clock":"virtual"}"#]
+        );
+        assert_eq!(answer("log bench --count").lines, ["2"], "a figure line that does not read is none");
+        assert!(!answer("log bench name=net.tcp_rr").found);
+        assert_eq!(answer("log bench nme=x").no_such_field.as_deref(), Some("bench events have no field `nme`"));
+        // Events are not figures, nor figures events.
+        assert!(!answer("log frames of=bench").found);
+    }
+
+    #[test]
     fn lines_that_are_not_events_are_said_and_never_match() {
         let a = answer("log app");
         assert!(!a.found, "a line still being written");
         let lines: Vec<&str> = a.unreadable.iter().map(|l| &l[..l.find(':').unwrap()]).collect();
-        assert_eq!(lines, ["line 7", "line 8", "line 13"]);
+        assert_eq!(lines, ["line 7", "line 8", "line 12", "line 16"]);
         assert!(a.unreadable[0].contains("no_such_kind"));
         // Human lines are never read, even when they say the same.
         let human = "[ 1.0] INFO stream: 5 bytes, sha256 ab (match)\nchannel to dom2: closed\n";
