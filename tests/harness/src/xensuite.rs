@@ -144,7 +144,7 @@ mod tests {
     fn the_suite_declares_its_checks() {
         let files = files(&crate::artifacts::root()).unwrap();
         let count: usize = files.iter().map(|f| f.checks.len()).sum();
-        assert_eq!(count, 30, "{files:?}");
+        assert_eq!(count, 31, "{files:?}");
         assert!(files[1].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
         assert_eq!(test_name(&files[1], Some("x")), "xen::cohort-net.sh::x");
         assert_eq!(declared("#!/bin/sh\n# result: a  what a checks\n  # result: b\n# results: c\n"), ["a", "b"]);
