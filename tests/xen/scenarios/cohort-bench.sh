@@ -10,6 +10,8 @@
 . /usr/share/cohort/scenario-lib.sh
 
 clock=${1:-wall}
+# Linux against Cohort as the same guest type.
+LINUX_TYPE=pvh
 kernel=${2:-/cohort/cohort}
 scope=${3:-all}
 full() { [ "$scope" != quick ]; }
