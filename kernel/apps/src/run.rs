@@ -2,7 +2,9 @@
 //! (echo and the stream sink), the measuring clients (transfer, stream,
 //! rr), and netbench (in [`crate::netbench`]).
 
+mod crr_app;
 mod iperf_app;
+mod maerts_app;
 mod mix_app;
 
 use crate::client::{closed, Client};
@@ -10,6 +12,7 @@ use crate::echo::Echo;
 use crate::pattern::CheckKind;
 use crate::rr::{Rr, RrReport, BUCKETS_US};
 use crate::sink::Sink;
+use crate::source::Source;
 use crate::stream::{Stream, StreamReport};
 use crate::transfer::Transfer;
 use crate::{Clock, Output, Part, Stack};
@@ -51,6 +54,13 @@ fn first_port(now_ns: u64) -> u16 {
     FIRST_PORT + (z % DYNAMIC_PORTS) as u16
 }
 
+/// The next client port, from `next` (wrapping within the dynamic range).
+fn take_port(next: &mut u16) -> u16 {
+    let port = *next;
+    *next = next.checked_add(1).unwrap_or(FIRST_PORT);
+    port
+}
+
 /// What the command line says about the applications.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -70,6 +80,8 @@ pub fn app_name(app: App) -> &'static str {
         App::Iperf3 => "iperf3",
         App::Iperf3Client => "iperf3-client",
         App::Mix => "mix",
+        App::Maerts => "maerts",
+        App::Crr => "crr",
     }
 }
 
@@ -117,7 +129,7 @@ pub(crate) struct Run<'a, S: Stack> {
     bench_clock: BenchClock,
     clock: &'a dyn Clock,
     out: &'a mut dyn Output,
-    next_port: u16,
+    pub(crate) next_port: u16,
 }
 
 impl<S: Stack> Run<'_, S> {
@@ -146,9 +158,7 @@ impl<S: Stack> Run<'_, S> {
     }
 
     fn local_port(&mut self) -> u16 {
-        let port = self.next_port;
-        self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PORT);
-        port
+        take_port(&mut self.next_port)
     }
 
     fn app(&mut self, app: App, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
@@ -168,6 +178,8 @@ impl<S: Stack> Run<'_, S> {
             App::Iperf3 => self.iperf3_serve(stop),
             App::Iperf3Client => self.iperf3_client(),
             App::Mix => self.mix(),
+            App::Maerts => self.maerts_reps(),
+            App::Crr => self.crr_reps(),
         }
     }
 
@@ -223,29 +235,32 @@ impl<S: Stack> Run<'_, S> {
         Ok(self.now() - start)
     }
 
-    /// Echo (TCP and UDP) on `net.port` and the stream sink on `net.sink`,
-    /// until the platform asks us to stop.
+    /// Echo (TCP and UDP) on `net.port`, the stream sink on `net.sink` and
+    /// the stream source on `net.source`, until the platform asks us to stop.
     fn serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
-        let (port, sink_port) = (self.net.port, self.net.sink);
+        let (port, sink_port, source_port) = (self.net.port, self.net.sink, self.net.source);
         let mut echo = Echo::new(self.stack.sockets(), port)?;
         let mut sink = Sink::new(self.stack.sockets(), sink_port);
-        log::info!("net: TCP and UDP echo on port {port}, stream sink on port {sink_port}");
+        let mut source = Source::new(self.stack.sockets(), source_port);
+        log::info!("net: TCP and UDP echo on port {port}, stream sink on port {sink_port}, stream source on port {source_port}");
         let mut next_report = self.now() + PROGRESS_EVERY;
         let mut reported = (0, 0, 0);
         loop {
             let polled = self.stack.step();
-            let moved = self.timed(|s| echo.service(s.sockets()) | sink.service(s.sockets()));
+            let moved = self.timed(|s| echo.service(s.sockets()) | sink.service(s.sockets()) | source.service(s.sockets()));
             if self.now() > next_report {
                 next_report += PROGRESS_EVERY;
-                let now = (echo.tcp_bytes, echo.udp_packets, sink.bytes);
+                let now = (echo.tcp_bytes, echo.udp_packets, sink.bytes + source.bytes);
                 if now != reported {
                     reported = now;
                     log::info!(
-                        "echo: {} TCP bytes, {} UDP packets; sink: {} bytes in {} streams; {}; {}",
+                        "echo: {} TCP bytes, {} UDP packets; sink: {} bytes in {} streams; source: {} bytes in {} streams; {}; {}",
                         echo.tcp_bytes,
                         echo.udp_packets,
                         sink.bytes,
                         sink.streams,
+                        source.bytes,
+                        source.streams,
                         self.stack.device_ref().counters(),
                         self.stack.profile().take_line()
                     );
@@ -253,10 +268,11 @@ impl<S: Stack> Run<'_, S> {
             }
             if stop() {
                 log::info!(
-                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes; {}",
+                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes; source {} bytes; {}",
                     echo.tcp_bytes,
                     echo.udp_packets,
                     sink.bytes,
+                    source.bytes,
                     self.stack.device_ref().counters()
                 );
                 self.result(&Event::<&str>::Served {
