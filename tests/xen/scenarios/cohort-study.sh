@@ -9,7 +9,8 @@
 # server K (from 0, at most 8) is 198.18.0.(40+K), the client 198.18.0.49.
 # Per point: the echo/sink server guests (kept while the next point asks
 # for the same servers and xl lines) and a measuring client guest (app=stream,
-# app=rr or app=mix, with net.reps=N), all under the virtual clock. Lines
+# app=maerts, app=rr, app=crr or app=mix, with net.reps=N), all under the
+# virtual clock. Lines
 # for the harness, one per figure and one at each point's end:
 #   STUDY-BENCH ID BENCH {...}       the client's figures, as it printed them
 #   STUDY-END ID ok                  or: STUDY-END ID fail REASON

@@ -15,6 +15,10 @@ pub enum Workload {
     Rr,
     /// Concurrent streams to several servers' sinks (`app=mix`).
     Mix,
+    /// TCP_MAERTS from the server's source (`app=maerts`, count only).
+    Maerts,
+    /// TCP_CRR with the server's echo, a connection each (`app=crr`).
+    Crr,
 }
 
 impl Workload {
@@ -25,6 +29,8 @@ impl Workload {
             Workload::Stream => ("net.tcp_stream", "Mbit/s"),
             Workload::Rr => ("net.tcp_rr", "transactions/s"),
             Workload::Mix => ("net.mix_aggregate", "Mbit/s"),
+            Workload::Maerts => ("net.tcp_maerts", "Mbit/s"),
+            Workload::Crr => ("net.tcp_crr", "transactions/s"),
         }
     }
 
@@ -33,6 +39,8 @@ impl Workload {
             Workload::Stream => "stream",
             Workload::Rr => "rr",
             Workload::Mix => "mix",
+            Workload::Maerts => "maerts",
+            Workload::Crr => "crr",
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct Scale {
     pub reps: u32,
     pub stream_bytes: u64,
     pub rr_count: u32,
+    /// TCP_CRR's transactions (each is a connection: dearer than RR's).
+    pub crr_count: u32,
     /// Bytes of each of question 1's concurrent flows.
     pub flow_bytes: u64,
     /// Seconds a point's client may take, in dom0.
@@ -85,8 +95,10 @@ pub struct Scale {
 
 /// `./run.sh study --quick`: the same questions, short transfers, fewer
 /// factor values; its figures are not comparable with a full run's.
-pub const QUICK: Scale = Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, flow_bytes: 1 << 20, point_timeout: 300 };
-pub const FULL: Scale = Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, flow_bytes: 4 << 20, point_timeout: 1200 };
+pub const QUICK: Scale =
+    Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, crr_count: 100, flow_bytes: 1 << 20, point_timeout: 300 };
+pub const FULL: Scale =
+    Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, crr_count: 1000, flow_bytes: 4 << 20, point_timeout: 1200 };
 
 /// Question 1's flows from the one client, and its servers' addresses
 /// (cohort-study.sh: server K is 198.18.0.(40+K)): a co-resident one in
@@ -115,6 +127,10 @@ pub struct Point {
     /// Extra lines of both guests' xl configs.
     pub xl: String,
 }
+
+/// Question 3's `workload` factor, in its order: the stream each way,
+/// then request/response on one connection and a connection each.
+pub const WORKLOADS: [Workload; 4] = [Workload::Stream, Workload::Maerts, Workload::Rr, Workload::Crr];
 
 /// The group of the channel points (client and server co-resident).
 const GROUP: &str = "study";
@@ -156,6 +172,8 @@ impl Sweep<'_> {
             Workload::Stream => format!("app=stream net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Rr => format!("app=rr net.count={} net.reps={reps}", s.rr_count),
             Workload::Mix => format!("app=mix net.bytes={} net.reps={reps}", s.flow_bytes),
+            Workload::Maerts => format!("app=maerts net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
+            Workload::Crr => format!("app=crr net.count={} net.reps={reps}", s.crr_count),
         };
         let group = client_group.map(|g| format!(" net.group={g}")).unwrap_or_default();
         let both = if both.is_empty() { String::new() } else { format!(" {both}") };
@@ -229,6 +247,15 @@ pub fn matrix(quick: bool) -> Vec<Point> {
     for path in [Path::Channel, Path::Netfront] {
         for size in sizes {
             points.push(msg.point(&size.to_string(), Workload::Rr, path, &format!("net.msg={size}"), ""));
+        }
+    }
+    // The four TCP workloads at the defaults, over each path: the stream
+    // each way (the client sends; MAERTS: it receives), and transactions
+    // on one connection against a connection each (CRR).
+    let workload = Sweep { question: 3, factor: "workload", scale };
+    for path in [Path::Channel, Path::Netfront] {
+        for w in WORKLOADS {
+            points.push(workload.point(w.as_str(), w, path, "", ""));
         }
     }
     let notify = Sweep { question: 3, factor: "notify", scale };
@@ -342,6 +369,26 @@ mod tests {
     }
 
     #[test]
+    fn the_workload_factor_has_each_tcp_workload_over_each_path_quick_and_full() {
+        for (quick, scale) in [(true, &QUICK), (false, &FULL)] {
+            let points = matrix(quick);
+            let w: Vec<&Point> = points.iter().filter(|p| p.factor == "workload").collect();
+            assert_eq!(w.len(), 8);
+            for path in [Path::Channel, Path::Netfront] {
+                let ids: Vec<&str> = w.iter().filter(|p| p.path == path).map(|p| p.id.as_str()).collect();
+                let expected: Vec<String> =
+                    WORKLOADS.iter().map(|w| format!("q3/workload={0}/{0}/{1}", w.as_str(), path.as_str())).collect();
+                assert_eq!(ids, expected);
+            }
+            let maerts = w.iter().find(|p| p.workload == Workload::Maerts).unwrap();
+            assert!(maerts.client.starts_with(&format!("app=maerts net.check=count net.bytes={} ", scale.stream_bytes)));
+            let crr = w.iter().find(|p| p.workload == Workload::Crr).unwrap();
+            assert!(crr.client.starts_with(&format!("app=crr net.count={} ", scale.crr_count)), "{}", crr.client);
+            assert_eq!(crr.server, "net.group=study", "the echo and source of app=echo serve both");
+        }
+    }
+
+    #[test]
     fn the_peers_factor_streams_to_each_of_up_to_seven_co_resident_servers() {
         let full = matrix(false);
         let seven = full.iter().find(|p| p.id == "q3/peers=7/mix/channel+netfront").unwrap();
@@ -364,7 +411,7 @@ mod tests {
         }
         let full = matrix(false);
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
-        for f in ["local", "residency", "msg", "notify", "mtu", "pages", "placement", "peers"] {
+        for f in ["local", "residency", "msg", "workload", "notify", "mtu", "pages", "placement", "peers"] {
             assert!(factors.contains(f), "{f}");
         }
         assert!(matrix(true).len() < full.len());

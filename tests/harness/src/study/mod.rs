@@ -14,6 +14,7 @@ pub mod matrix;
 pub mod points;
 pub mod report;
 pub mod structure;
+pub mod workloads;
 
 use crate::lab::{self, Inject};
 use crate::{artifacts, report::Figure};
@@ -243,6 +244,8 @@ mod tests {
                 &[("net.tcp_rr", "transactions/s"), ("net.tcp_rr_latency_p50", "us"), ("net.tcp_rr_latency_p99", "us")]
             }
             Workload::Mix => &[("net.mix_aggregate", "Mbit/s"), ("net.mix_flow_slowest", "Mbit/s")],
+            Workload::Maerts => &[("net.tcp_maerts", "Mbit/s")],
+            Workload::Crr => &[("net.tcp_crr", "transactions/s"), ("net.tcp_crr_latency_p50", "us")],
         };
         let figures: Vec<Figure> = names
             .iter()
@@ -274,6 +277,8 @@ mod tests {
             "## Question 3:",
             "### Factor: message size",
             "### Factor: notification mode",
+            "### Factor: TCP workload (STREAM, MAERTS, RR, CRR)",
+            "![Question 3: the TCP workloads over each path (virtual clock)](q3-workload.svg)",
         ] {
             assert!(text.contains(q), "{q}");
         }
@@ -284,6 +289,48 @@ mod tests {
         assert!(structure::check(&text, &dir, &questions(&all), 5).iter().any(|p| p.contains("has no figure")));
         // A point with fewer repetitions than the run asks for.
         assert!(!structure::check(&report::write(&dir, &info, &records, &[]).unwrap(), &dir, &[2, 3], 6).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_workload_factor_compares_maerts_with_stream_and_crr_with_rr_per_pair() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-workload-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(true);
+        let find = |id: &str| all.iter().find(|p| p.id == id).unwrap();
+        // After the warm-up: MAERTS 200..204, STREAM 100..104; CRR 50..54, RR 100..104.
+        let records = [
+            record(find("q3/workload=maerts/maerts/channel"), 199.0),
+            record(find("q3/workload=stream/stream/channel"), 99.0),
+            record(find("q3/workload=crr/crr/netfront"), 49.0),
+            record(find("q3/workload=rr/rr/netfront"), 99.0),
+        ];
+        let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(
+            text.contains(
+                "- MAERTS (the server sends) against STREAM over channel: 202.0 (200.0–204.0) against 102.0 (100.0–104.0) \
+                 Mbit/s; 1.98x per repetition pair (1.96–2.00)."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- CRR (a connection each) against RR over netfront: 52.0 (50.0–54.0) against 102.0 (100.0–104.0) \
+                 transactions/s; 0.51x per repetition pair (0.50–0.52)."
+            ),
+            "{text}"
+        );
+        // Each point's spread is in the figure's table: median, min, max, q1, q3.
+        assert!(
+            text.contains("| TCP stream each way | channel | maerts | 5 | 202.0 | 200.0 | 204.0 | 201.0 | 203.0 | Mbit/s |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Transaction latency p50 | netfront | crr | 5 | 52.0 | 50.0 | 54.0 | 51.0 | 53.0 | us |"),
+            "{text}"
+        );
+        assert!(!text.contains("MAERTS (the stream the other way)"), "no longer listed as not measured");
         fs::remove_dir_all(&dir).unwrap();
     }
 
