@@ -7,12 +7,14 @@
 //! at once to `target/study/points.jsonl` ([`points`]); `--resume` skips
 //! the points already there. Then `target/study/report.md` with its
 //! figures ([`report`], [`chart`]), whose structure is checked
-//! ([`structure`]).
+//! ([`structure`]). A full run (not `--quick`) also runs the host ring
+//! benchmark ([`ring`]) for the report's limits section.
 
 pub mod chart;
 pub mod matrix;
 pub mod points;
 pub mod report;
+pub mod ring;
 pub mod structure;
 pub mod workloads;
 
@@ -147,14 +149,18 @@ pub fn not_kept(all: &[Point], kept: &[Record]) -> Vec<Point> {
 pub fn write_report(dir: &Path, quick: bool) -> Result<Vec<String>, String> {
     let all = matrix::matrix(quick);
     let records = points::load(&dir.join("points.jsonl"))?;
-    let ring = fs::read_to_string(dir.join("ringbench.jsonl")).map(|t| report::ring_figures(&t)).unwrap_or_default();
+    let ring = fs::read_to_string(dir.join(ring::FILE)).map(|t| report::ring_figures(&t)).unwrap_or_default();
     let reps = if quick { QUICK.reps } else { FULL.reps };
     let info = report::RunInfo { quick, planned: all.len(), reps };
     let text = report::write(dir, &info, &records, &ring)?;
     let path = dir.join("report.md");
     fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     say(&format!("report: {}", path.display()));
-    Ok(structure::check(&text, dir, &questions(&all), reps as usize))
+    let mut problems = structure::check(&text, dir, &questions(&all), reps as usize);
+    if !quick && ring.is_empty() {
+        problems.push(format!("a full run's report has no ring figures (no {} with ring.* figures)", ring::FILE));
+    }
+    Ok(problems)
 }
 
 /// The matrix a points file belongs to, kept beside it.
@@ -169,6 +175,7 @@ pub fn run(options: Options) -> Result<bool, String> {
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let file = dir.join("points.jsonl");
     let kind = if options.quick { "quick" } else { "full" };
+    let mut ring_failed = false;
     if !options.report_only {
         if options.resume {
             let kept = fs::read_to_string(matrix_marker(&dir)).unwrap_or_default();
@@ -213,6 +220,20 @@ pub fn run(options: Options) -> Result<bool, String> {
                 break;
             }
         }
+        let kept = fs::read_to_string(dir.join(ring::FILE)).ok();
+        if ring::wanted(options.quick, options.resume, kept.as_deref()) {
+            say("host ring benchmark (tests/ringbench, no QEMU): ./run.sh ringbench --out target/study/ringbench.jsonl");
+            let started = Instant::now();
+            match ring::run(&dir, &mut |line| say(line)) {
+                Ok(n) => say(&format!("ring benchmark done: {n} figures in {} s", started.elapsed().as_secs())),
+                Err(e) => {
+                    say(&format!("ring benchmark: {e}"));
+                    ring_failed = true;
+                }
+            }
+        } else if !options.quick {
+            say("ring benchmark: its figures are kept from the run resumed");
+        }
     }
     let problems = write_report(&dir, options.quick)?;
     for p in &problems {
@@ -228,7 +249,7 @@ pub fn run(options: Options) -> Result<bool, String> {
             if options.quick { " --quick" } else { "" }
         ));
     }
-    Ok(problems.is_empty() && missing == 0)
+    Ok(problems.is_empty() && missing == 0 && !ring_failed)
 }
 
 #[cfg(test)]
@@ -331,6 +352,19 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("MAERTS (the stream the other way)"), "no longer listed as not measured");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_runs_report_needs_the_ring_figures_and_a_quick_ones_does_not() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-ringcheck-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let lacks = |quick| write_report(&dir, quick).unwrap().iter().any(|p| p.contains("has no ring figures"));
+        assert!(lacks(false));
+        assert!(!lacks(true));
+        let figure = r#"{"name":"ring.channel.throughput.64","path":"host","value":20,"unit":"Gbit/s","clock":"wall"}"#;
+        fs::write(dir.join(ring::FILE), (0..5).map(|_| format!("{figure}\n")).collect::<String>()).unwrap();
+        assert!(!lacks(false));
         fs::remove_dir_all(&dir).unwrap();
     }
 

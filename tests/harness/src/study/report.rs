@@ -495,8 +495,8 @@ fn ring_section(out: &mut String, dir: &Path, ring: &[Figure]) -> Result<(), Str
     if ring.is_empty() {
         out.push_str(
             "Not in this run: no `target/study/ringbench.jsonl` with `ring.*` figures (the host ring benchmark, \
-             `tests/ringbench`: `./run.sh ringbench --out target/study/ringbench.jsonl`, then `./run.sh study \
-             --report`).\n\n",
+             `tests/ringbench`, which a full `./run.sh study` runs; or `./run.sh ringbench --out \
+             target/study/ringbench.jsonl`, then `./run.sh study --report`).\n\n",
         );
         return Ok(());
     }
