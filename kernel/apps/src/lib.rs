@@ -1,7 +1,7 @@
 //! Cohort's network applications, on whatever runs a smoltcp interface
 //! for them: the services (TCP and UDP [`echo`], the stream [`sink`] and
 //! [`source`]), the measuring clients ([`transfer`], [`stream`],
-//! [`maerts`], [`rr`], [`crr`]) and [`netbench`],
+//! [`maerts`], [`rr`], [`crr`], [`udp_rr`]) and [`netbench`],
 //! which measures the shared-memory channel against netfront in one run;
 //! [`run()`] runs the one `app=` names.
 //!
@@ -33,6 +33,7 @@ pub mod source;
 pub mod spread;
 pub mod stream;
 pub mod transfer;
+pub mod udp_rr;
 
 use core::fmt;
 

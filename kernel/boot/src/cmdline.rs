@@ -58,6 +58,10 @@ pub enum App {
     /// at `net.peer`:`net.port`, each on a new connection; print the rate
     /// and latency percentiles.
     Crr,
+    /// UDP_RR: `net.count` request/response datagrams of `net.msg` bytes
+    /// (at most 1472) with the UDP echo at `net.peer`:`net.port`; a
+    /// datagram unanswered for 100 ms is lost, counted, and the next goes.
+    UdpRr,
 }
 
 /// Network settings. Without `net.ip` the address comes from DHCP.
@@ -562,13 +566,13 @@ fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
         "mix" => App::Mix,
         "maerts" => App::Maerts,
         "crr" => App::Crr,
-        _ => {
-            return Err(Error::BadValue {
-                key,
-                value,
-                expected: "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`, `mix`, `maerts` or `crr`",
-            })
-        }
+        "udp-rr" => App::UdpRr,
+        _ => return Err(Error::BadValue {
+            key,
+            value,
+            expected:
+                "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`, `mix`, `maerts`, `crr` or `udp-rr`",
+        }),
     })
 }
 
@@ -972,6 +976,7 @@ mod tests {
         let o = parse("app=maerts net.source=1919").unwrap();
         assert_eq!((o.mode, o.net.source), (Mode::App(App::Maerts), 1919));
         assert_eq!(parse("app=crr").unwrap().mode, Mode::App(App::Crr));
+        assert_eq!(parse("app=udp-rr").unwrap().mode, Mode::App(App::UdpRr));
         assert_eq!(parse("").unwrap().net.source, 19);
         assert!(matches!(parse("app=tcp_crr"), Err(Error::BadValue { key: "app", .. })));
     }
