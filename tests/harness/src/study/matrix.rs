@@ -19,6 +19,14 @@ pub enum Workload {
     Maerts,
     /// TCP_CRR with the server's echo, a connection each (`app=crr`).
     Crr,
+    /// UDP_RR with the server's UDP echo (`app=udp-rr`).
+    #[serde(rename = "udp-rr")]
+    UdpRr,
+    /// A UDP stream faster than netfront carries, into an iperf3 server
+    /// (`app=iperf3-client iperf3.udp=on`, the server `app=iperf3`): the
+    /// rate received and the datagrams lost.
+    #[serde(rename = "udp-stream")]
+    UdpStream,
 }
 
 impl Workload {
@@ -31,6 +39,8 @@ impl Workload {
             Workload::Mix => ("net.mix_aggregate", "Mbit/s"),
             Workload::Maerts => ("net.tcp_maerts", "Mbit/s"),
             Workload::Crr => ("net.tcp_crr", "transactions/s"),
+            Workload::UdpRr => ("net.udp_rr", "transactions/s"),
+            Workload::UdpStream => ("net.iperf3_udp", "Mbit/s"),
         }
     }
 
@@ -41,6 +51,8 @@ impl Workload {
             Workload::Mix => "mix",
             Workload::Maerts => "maerts",
             Workload::Crr => "crr",
+            Workload::UdpRr => "udp-rr",
+            Workload::UdpStream => "udp-stream",
         }
     }
 }
@@ -58,10 +70,11 @@ pub enum Path {
 }
 
 impl Path {
-    /// Whether a figure's `path` label is this path. A mixture's label
-    /// is `channel` when netfront's frames are under 1% (an ARP exchange
-    /// on netfront is more than that of a short transfer's frames), and
-    /// `channel+netfront` otherwise: both say the channel carried frames.
+    /// Whether a figure's `path` label is this path. The guest labels a
+    /// measurement `channel` when netfront carried under 1% of its frames
+    /// or no more than a few broadcasts (an ARP refresh, which only
+    /// netfront carries), and `channel+netfront` otherwise: a mixture's
+    /// label may be either, both say the channel carried frames.
     pub fn accepts(self, label: &str) -> bool {
         match self {
             Path::Both => label == "channel+netfront" || label == "channel",
@@ -128,9 +141,21 @@ pub struct Point {
     pub xl: String,
 }
 
-/// Question 3's `workload` factor, in its order: the stream each way,
-/// then request/response on one connection and a connection each.
-pub const WORKLOADS: [Workload; 4] = [Workload::Stream, Workload::Maerts, Workload::Rr, Workload::Crr];
+/// Question 3's `workload` factor, in its order: the TCP stream each way,
+/// request/response on one connection and a connection each, UDP
+/// request/response and the UDP stream.
+pub const WORKLOADS: [Workload; 6] = [
+    Workload::Stream,
+    Workload::Maerts,
+    Workload::Rr,
+    Workload::Crr,
+    Workload::UdpRr,
+    Workload::UdpStream,
+];
+
+/// The UDP stream's sending rate (iperf3's `-b`): above what netfront
+/// carries in the lab (TCP: some 400 Mbit/s), below the channel's.
+pub const UDP_BITRATE: &str = "1G";
 
 /// The group of the channel points (client and server co-resident).
 const GROUP: &str = "study";
@@ -174,6 +199,11 @@ impl Sweep<'_> {
             Workload::Mix => format!("app=mix net.bytes={} net.reps={reps}", s.flow_bytes),
             Workload::Maerts => format!("app=maerts net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Crr => format!("app=crr net.count={} net.reps={reps}", s.crr_count),
+            Workload::UdpRr => format!("app=udp-rr net.count={} net.reps={reps}", s.rr_count),
+            Workload::UdpStream => format!(
+                "app=iperf3-client iperf3.udp=on iperf3.bitrate={UDP_BITRATE} net.bytes={} net.reps={reps}",
+                s.stream_bytes
+            ),
         };
         let group = client_group.map(|g| format!(" net.group={g}")).unwrap_or_default();
         let both = if both.is_empty() { String::new() } else { format!(" {both}") };
@@ -249,13 +279,20 @@ pub fn matrix(quick: bool) -> Vec<Point> {
             points.push(msg.point(&size.to_string(), Workload::Rr, path, &format!("net.msg={size}"), ""));
         }
     }
-    // The four TCP workloads at the defaults, over each path: the stream
-    // each way (the client sends; MAERTS: it receives), and transactions
-    // on one connection against a connection each (CRR).
+    // The workloads at the defaults, over each path: the TCP stream each
+    // way (the client sends; MAERTS: it receives), transactions on one
+    // connection against a connection each (CRR), UDP request/response,
+    // and a UDP stream into an iperf3 server (the servers' `app=echo`
+    // serves the rest). One workload's two paths follow each other, so
+    // the iperf3 server starts once.
     let workload = Sweep { question: 3, factor: "workload", scale };
-    for path in [Path::Channel, Path::Netfront] {
-        for w in WORKLOADS {
-            points.push(workload.point(w.as_str(), w, path, "", ""));
+    for w in WORKLOADS {
+        for path in [Path::Channel, Path::Netfront] {
+            let mut p = workload.point(w.as_str(), w, path, "", "");
+            if w == Workload::UdpStream {
+                p.server = format!("app=iperf3 {}", p.server);
+            }
+            points.push(p);
         }
     }
     let notify = Sweep { question: 3, factor: "notify", scale };
@@ -373,7 +410,7 @@ mod tests {
         for (quick, scale) in [(true, &QUICK), (false, &FULL)] {
             let points = matrix(quick);
             let w: Vec<&Point> = points.iter().filter(|p| p.factor == "workload").collect();
-            assert_eq!(w.len(), 8);
+            assert_eq!(w.len(), 12);
             for path in [Path::Channel, Path::Netfront] {
                 let ids: Vec<&str> = w.iter().filter(|p| p.path == path).map(|p| p.id.as_str()).collect();
                 let expected: Vec<String> =
@@ -385,6 +422,17 @@ mod tests {
             let crr = w.iter().find(|p| p.workload == Workload::Crr).unwrap();
             assert!(crr.client.starts_with(&format!("app=crr net.count={} ", scale.crr_count)), "{}", crr.client);
             assert_eq!(crr.server, "net.group=study", "the echo and source of app=echo serve both");
+            let udp_rr = w.iter().find(|p| p.workload == Workload::UdpRr).unwrap();
+            assert!(udp_rr.client.starts_with(&format!("app=udp-rr net.count={} ", scale.rr_count)), "{}", udp_rr.client);
+            for udp in w.iter().filter(|p| p.workload == Workload::UdpStream) {
+                assert_eq!(udp.server, "app=iperf3 net.group=study", "an iperf3 server instead of the echo");
+                assert!(udp.client.starts_with("app=iperf3-client iperf3.udp=on iperf3.bitrate=1G net.bytes="), "{}", udp.client);
+            }
+            // The iperf3 points follow each other: one server start.
+            let at: Vec<usize> =
+                points.iter().enumerate().filter(|(_, p)| p.server.starts_with("app=")).map(|(i, _)| i).collect();
+            assert_eq!(at.len(), 2);
+            assert_eq!(at[1], at[0] + 1);
         }
     }
 

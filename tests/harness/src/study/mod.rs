@@ -267,6 +267,8 @@ mod tests {
             Workload::Mix => &[("net.mix_aggregate", "Mbit/s"), ("net.mix_flow_slowest", "Mbit/s")],
             Workload::Maerts => &[("net.tcp_maerts", "Mbit/s")],
             Workload::Crr => &[("net.tcp_crr", "transactions/s"), ("net.tcp_crr_latency_p50", "us")],
+            Workload::UdpRr => &[("net.udp_rr", "transactions/s"), ("net.udp_rr_lost", "datagrams")],
+            Workload::UdpStream => &[("net.iperf3_udp", "Mbit/s"), ("net.iperf3_udp_loss", "%")],
         };
         let figures: Vec<Figure> = names
             .iter()
@@ -298,8 +300,8 @@ mod tests {
             "## Question 3:",
             "### Factor: message size",
             "### Factor: notification mode",
-            "### Factor: TCP workload (STREAM, MAERTS, RR, CRR)",
-            "![Question 3: the TCP workloads over each path (virtual clock)](q3-workload.svg)",
+            "### Factor: workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
+            "![Question 3: the workloads over each path (virtual clock)](q3-workload.svg)",
         ] {
             assert!(text.contains(q), "{q}");
         }
@@ -325,6 +327,8 @@ mod tests {
             record(find("q3/workload=stream/stream/channel"), 99.0),
             record(find("q3/workload=crr/crr/netfront"), 49.0),
             record(find("q3/workload=rr/rr/netfront"), 99.0),
+            record(find("q3/workload=udp-rr/udp-rr/netfront"), 149.0),
+            record(find("q3/workload=udp-stream/udp-stream/netfront"), 9.0),
         ];
         let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
         let text = report::write(&dir, &info, &records, &[]).unwrap();
@@ -344,14 +348,33 @@ mod tests {
         );
         // Each point's spread is in the figure's table: median, min, max, q1, q3.
         assert!(
-            text.contains("| TCP stream each way | channel | maerts | 5 | 202.0 | 200.0 | 204.0 | 201.0 | 203.0 | Mbit/s |"),
+            text.contains(
+                "- UDP RR against TCP RR over netfront: 152.0 (150.0–154.0) against 102.0 (100.0–104.0) \
+                 transactions/s; 1.49x per repetition pair (1.48–1.50)."
+            ),
+            "{text}"
+        );
+        // The UDP stream's figures: its rate and its loss (10..14 here).
+        assert!(
+            text.contains(
+                "- UDP stream sent at 1G bit/s over netfront: 12.0 (10.0–14.0) Mbit/s received, 12.00% (10.00–14.00%) of \
+                 the datagrams lost."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Streams (received) | channel | maerts | 5 | 202.0 | 200.0 | 204.0 | 201.0 | 203.0 | Mbit/s |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| UDP stream loss | netfront | udp-stream | 5 | 12.0 | 10.0 | 14.0 | 11.0 | 13.0 | % |"),
             "{text}"
         );
         assert!(
             text.contains("| Transaction latency p50 | netfront | crr | 5 | 52.0 | 50.0 | 54.0 | 51.0 | 53.0 | us |"),
             "{text}"
         );
-        assert!(!text.contains("MAERTS (the stream the other way)"), "no longer listed as not measured");
+        assert!(!text.contains("- Workloads:"), "no workload is listed as not measured any more");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -323,7 +323,7 @@ fn factor_title(factor: &str) -> &str {
         "pages" => "ring pages",
         "placement" => "vCPU placement",
         "peers" => "co-resident peers (one stream to each)",
-        "workload" => "TCP workload (STREAM, MAERTS, RR, CRR)",
+        "workload" => "workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
         other => other,
     }
 }
@@ -414,9 +414,12 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         let _ = writeln!(out, "### Factor: {}\n", factor_title(factor));
         if factor == "workload" {
             out.push_str(
-                "The stream each way (STREAM: the client sends to the server's sink; MAERTS: the server's source \
-                 sends to the client, counted by both), and transactions on one connection (RR) against a new \
-                 connection each (CRR: connect, request, response, close, timed to the server's FIN), at the \
+                "The TCP stream each way (STREAM: the client sends to the server's sink; MAERTS: the server's \
+                 source sends to the client, counted by both), transactions on one connection (RR) against a new \
+                 connection each (CRR: connect, request, response, close, timed to the server's FIN), UDP \
+                 request/response with the server's UDP echo (a request unanswered for 100 ms is lost, counted, \
+                 and the next sent), and a UDP stream sent at a fixed rate above what netfront carries into an \
+                 iperf3 server (`app=iperf3`; the rate the receiver counted and the datagrams it missed), at the \
                  defaults, over each path.\n\n",
             );
             super::workloads::answer(out, &of);
@@ -580,7 +583,6 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str(
         "- Question 1's RR latency under the mixture, and dom0 and the Linux reference as peers.\n\
          - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
-         - Workloads: UDP stream with loss and UDP RR.\n\
          - Question 3's guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
          - The published anchors (XenLoop, MemPipe, XWAY) are not compared here: their figures are wall-clock times on real hardware.\n",
     );
