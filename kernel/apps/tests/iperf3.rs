@@ -375,11 +375,43 @@ fn app_iperf3_client_runs_what_the_iperf3_keys_ask_for() {
                     assert!(*udp_packets > expected * 8 / 10 && *udp_packets < expected * 12 / 10, "{name}: {udp_packets}");
                     assert!(*udp_lost <= *udp_packets, "{name}");
                     assert!(*mbit_per_s > 3.0 && *mbit_per_s < 5.0, "{name}: {mbit_per_s}");
+                    let loss = *udp_lost as f64 * 100.0 / *udp_packets as f64;
+                    assert_eq!(out.figure(&format!("{name}_loss"), "fake"), (loss * 1000.0).round() / 1000.0, "{name}");
+                    assert_eq!(out.figures().iter().find(|f| f.name.ends_with("_loss")).map(|f| f.unit.as_str()), Some("%"));
                 } else {
                     assert_eq!(*udp_packets, 0, "{name}");
+                    assert!(!out.figures().iter().any(|f| f.name.ends_with("_loss")), "{name}");
                 }
             }
             other => panic!("{name}: {other:?}\n{}", out.text()),
         }
     }
+}
+
+#[test]
+fn a_udp_stream_of_net_bytes_ends_with_its_bytes_and_says_its_loss() {
+    // As the study runs it: -u -b 2G -n 1 MiB, here over the simulated
+    // gigabit wire, which loses nothing (the sender waits for room in its
+    // socket's buffer): a loss figure of 0.
+    use cohort_boot::cmdline::{App, Iperf3Test, NetOptions};
+    use support::{net, results_of, run};
+    let mut world = World::plain();
+    let mut server: Option<Iperf3Server> = None;
+    world.remote_app(move |_, sockets, now| {
+        let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 16, ServerConfig::default()));
+        s.service(sockets, now)
+    });
+    let test = Iperf3Test { udp: true, bitrate: 2_000_000_000, ..Iperf3Test::default() };
+    let (result, out) = run(App::Iperf3Client, &mut world, NetOptions { iperf3: test, bytes: 1 << 20, ..net() });
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let results = out.results();
+    let [figures::Event::Iperf3 { ok: true, bytes_sent, udp_packets, udp_lost, .. }] = results_of(&results, "iperf3").as_slice()
+    else {
+        panic!("{}", out.text())
+    };
+    assert!(*bytes_sent >= 1 << 20, "{bytes_sent}");
+    assert!(*udp_packets >= (1 << 20) / 1460, "{udp_packets}");
+    let loss = out.figure("net.iperf3_udp_loss", "fake");
+    assert_eq!((loss, *udp_lost), (0.0, 0));
+    assert!(out.figure("net.iperf3_udp", "fake") > 0.0);
 }
