@@ -5,6 +5,10 @@ pub type DomId = u16;
 pub const DOMID_SELF: DomId = 0x7ff0;
 
 pub mod nr {
+    pub const SET_TRAP_TABLE: u32 = 0;
+    pub const MMU_UPDATE: u32 = 1;
+    pub const FPU_TASKSWITCH: u32 = 5;
+    pub const UPDATE_VA_MAPPING: u32 = 14;
     pub const MEMORY_OP: u32 = 12;
     pub const XEN_VERSION: u32 = 17;
     pub const CONSOLE_IO: u32 = 18;
@@ -224,6 +228,28 @@ pub struct SchedShutdown {
     pub reason: u32,
 }
 
+/// One entry of a PV trap table (`struct trap_info`); a zero `address`
+/// ends the table.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-3: the privilege level that may raise it with `int`; bit 4:
+    /// mask events on entry.
+    pub flags: u8,
+    pub cs: u16,
+    pub address: u64,
+}
+
+/// One `mmu_update` request: `*ptr = val`, `ptr` a machine address with
+/// the request type in its low two bits.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MmuUpdate {
+    pub ptr: u64,
+    pub val: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +281,9 @@ mod tests {
         assert_eq!(offset_of!(GnttabCopy, len), 32);
         assert_eq!(offset_of!(GnttabCopy, status), 36);
         assert_eq!(size_of::<SchedPoll>(), 24);
+        assert_eq!(size_of::<MmuUpdate>(), 16);
+        assert_eq!(size_of::<TrapInfo>(), 16);
+        assert_eq!(offset_of!(TrapInfo, cs), 2);
+        assert_eq!(offset_of!(TrapInfo, address), 8);
     }
 }
