@@ -34,6 +34,10 @@ pub enum Needs {
     /// Device interrupts: plain QEMU (on Xen, events are polled and no
     /// interrupt is ever taken).
     Interrupts,
+    /// Exceptions on stacks of their own (IST): not as a Xen PV guest.
+    ExceptionStacks,
+    /// Xen with a mapped grant table (not as a PV guest yet).
+    XenGrants,
 }
 
 impl Needs {
@@ -42,6 +46,8 @@ impl Needs {
             Needs::Any => "",
             Needs::Xen => "needs Xen",
             Needs::Interrupts => "needs interrupts (on Xen, events are polled)",
+            Needs::ExceptionStacks => "needs IST exception stacks (a Xen PV guest has none)",
+            Needs::XenGrants => "needs Xen's grant table (not mapped as a PV guest yet)",
         }
     }
 }
@@ -59,6 +65,8 @@ impl Test {
             Needs::Any => true,
             Needs::Xen => crate::platform::on_xen(),
             Needs::Interrupts => !crate::platform::on_xen(),
+            Needs::ExceptionStacks => crate::arch::guest::ops().exception_stacks(),
+            Needs::XenGrants => crate::platform::on_xen() && crate::platform::xen::startup().grant_tables(),
         }
     }
 }
