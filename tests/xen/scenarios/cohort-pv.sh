@@ -6,6 +6,7 @@
 # result: xen-pv-bad-cmdline-crashes   a PV guest with a bad command-line key names it, then crashes
 # result: xen-pv-guest-tests-poweroff  test=all as a PV guest: every test that applies passes, the rest are ignored as such
 # result: xen-pv-null-write-caught     a null-pointer write faults through the PV trap table and is reported
+# result: xen-pv-boot-bench            bench=boot as PVH and as PV: each prints its boot figures, named after its entry
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -82,3 +83,23 @@ else
     pv_explain pvnull; fail xen-pv-null-write-caught "the null-pointer write was not reported through the trap table"
 fi
 guest_finish pvnull
+
+# 5. The boot benchmark, one PVH and one PV guest of the same image: the
+# BENCH lines (the boot times are named after the entry that ran), with
+# the paths cohort-bench.sh gives them: xen-pvh and xen-pv.
+cohort_cfg pvhboot "$kernel" "bench=boot"
+pv_guest pvboot "bench=boot"
+# bench_lines NAME PATH: the guest's BENCH lines, path boot renamed PATH.
+bench_lines() { guest_log "$1" | grep '^BENCH ' | sed "s/\"path\":\"boot\"/\"path\":\"$2\"/"; }
+if xl_create /tmp/pvhboot.cfg && ended pvhboot && ! dom_crashed pvhboot \
+    && xl_create /tmp/pvboot.cfg && ended pvboot && ! dom_crashed pvboot \
+    && wait_console pvhboot '"name":"image.loaded_size"' 20 && wait_console pvboot '"name":"image.loaded_size"' 20 \
+    && guest_has pvhboot 'BENCH {"name":"boot.pvh_entry_to_ready"' \
+    && guest_has pvboot 'BENCH {"name":"boot.pv_entry_to_ready"'; then
+    bench_lines pvhboot xen-pvh
+    bench_lines pvboot xen-pv
+    ok xen-pv-boot-bench "$(bench_lines pvboot xen-pv | grep -F boot.pv_entry_to_ready)"
+else
+    pv_explain pvboot; fail xen-pv-boot-bench "no boot figures from both a PVH and a PV guest"
+fi
+guest_finish pvhboot; guest_finish pvboot
