@@ -281,6 +281,22 @@ pub fn sched_poll(ports: &mut [u32], timeout_abs_ns: u64) -> Result<()> {
     check(unsafe { call(nr::SCHED_OP, u64::from(schedop::POLL), ptr(&mut op), 0) }).map(drop)
 }
 
+/// Grows our grant table to `frames.len()` frames and fills `frames` with
+/// their frame numbers (machine frames for a PV guest, which maps them
+/// itself).
+pub fn grant_setup_table(frames: &mut [u64]) -> core::result::Result<(), GrantError> {
+    let nr_frames = u32::try_from(frames.len()).map_err(|_| GrantError::Hypercall(Errno::EINVAL))?;
+    let mut op = GnttabSetupTable { dom: DOMID_SELF, nr_frames, status: 0, frame_list: frames.as_mut_ptr() as u64 };
+    // SAFETY: GNTTABOP_setup_table reads `op` and writes at most nr_frames
+    // entries into `frames` (count 1: one structure).
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::SETUP_TABLE), ptr(&mut op), 1) })
+        .map_err(GrantError::Hypercall)?;
+    if op.status != 0 {
+        return Err(GrantError::Status(op.status));
+    }
+    Ok(())
+}
+
 /// Copies between granted pages and our own frames without mapping them.
 /// Each element's `status` is set; the call fails only as a whole.
 ///

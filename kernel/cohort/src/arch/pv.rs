@@ -68,22 +68,25 @@ fn table_at(p2m: &P2m<'_>, entry: u64, mapped_below: u64, what: &'static str) ->
 }
 
 /// Maps every pseudo-physical page of `[0, ram_end)` (up to the first
-/// GiB) that the builder left unmapped, read-write. `pt_base` is the
-/// builder's top-level table (start_info), `boot_end` the end of the
-/// bootstrap area: new tables are taken from the frames after it.
-pub fn map_ram(p2m: &P2m<'_>, pt_base: u64, ram_end: u64, boot_end: u64) -> Result<Mapped, Error> {
+/// GiB) that the builder left unmapped, read-write, and gives the rest of
+/// `[0, tables_to)` empty last-level tables (where grants are mapped later:
+/// Xen maps a grant at a virtual address only where a table exists).
+/// `pt_base` is the builder's top-level table (start_info), `boot_end` the
+/// end of the bootstrap area: new tables are taken from the frames after it.
+pub fn map_ram(p2m: &P2m<'_>, pt_base: u64, ram_end: u64, boot_end: u64, tables_to: u64) -> Result<Mapped, Error> {
     let limit = ram_end.min(L2_SPAN).min(p2m.len() * PAGE_SIZE);
+    let tables_to = tables_to.max(limit).min(L2_SPAN);
     let (l3, _) = table_at(p2m, read_entry(pt_base, 0), boot_end, "level-4 entry 0")?;
     let (l2, l2_mfn) = table_at(p2m, read_entry(l3, 0), boot_end, "level-3 entry 0")?;
     let mut mapped = Mapped { ram_end: limit, tables_end: boot_end, tables_made: 0, entries_added: 0 };
     // Pages below this are mapped read-write (the builder's area, then ours).
     let mut mapped_below = boot_end;
     let mut chunk = 0;
-    while chunk < limit {
+    while chunk < tables_to {
         let index = chunk / TABLE_SPAN;
         let entry = read_entry(l2, index);
         let first_pfn = chunk / PAGE_SIZE;
-        let pages = ((limit - chunk) / PAGE_SIZE).min(512);
+        let pages = (limit.saturating_sub(chunk) / PAGE_SIZE).min(512);
         if entry & pte::PRESENT != 0 {
             let (l1, l1_mfn) = table_at(p2m, entry, boot_end, "level-2 entry")?;
             mapped.entries_added += fill_holes(p2m, l1, l1_mfn, first_pfn, pages)?;

@@ -36,8 +36,6 @@ pub enum Needs {
     Interrupts,
     /// Exceptions on stacks of their own (IST): not as a Xen PV guest.
     ExceptionStacks,
-    /// Xen with a mapped grant table (not as a PV guest yet).
-    XenGrants,
 }
 
 impl Needs {
@@ -47,7 +45,6 @@ impl Needs {
             Needs::Xen => "needs Xen",
             Needs::Interrupts => "needs interrupts (on Xen, events are polled)",
             Needs::ExceptionStacks => "needs IST exception stacks (a Xen PV guest has none)",
-            Needs::XenGrants => "needs Xen's grant table (not mapped as a PV guest yet)",
         }
     }
 }
@@ -66,7 +63,6 @@ impl Test {
             Needs::Xen => crate::platform::on_xen(),
             Needs::Interrupts => !crate::platform::on_xen(),
             Needs::ExceptionStacks => crate::arch::guest::ops().exception_stacks(),
-            Needs::XenGrants => crate::platform::on_xen() && crate::platform::xen::startup().grant_tables(),
         }
     }
 }

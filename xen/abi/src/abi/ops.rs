@@ -55,6 +55,7 @@ pub mod gnttabop {
     pub const UNMAP_GRANT_REF: u32 = 1;
     pub const COPY: u32 = 5;
     pub const QUERY_SIZE: u32 = 6;
+    pub const SETUP_TABLE: u32 = 2;
     pub const GTF_PERMIT_ACCESS: u16 = 1;
     pub const GTF_READONLY: u16 = 1 << 2;
     pub const GTF_READING: u16 = 1 << 3;
@@ -185,6 +186,17 @@ pub struct GnttabQuerySize {
     pub status: i16,
 }
 
+/// `gnttab_setup_table`: grows our table to `nr_frames` and lists its
+/// frames (machine frames, for a PV guest) in `frame_list`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct GnttabSetupTable {
+    pub dom: DomId,
+    pub nr_frames: u32,
+    pub status: i16,
+    pub frame_list: u64,
+}
+
 /// One side of a `gnttab_copy`: a grant ref (with `GNTCOPY_*_GREF`) or
 /// our own frame, plus the domain and the offset in the page.
 #[repr(C)]
@@ -282,6 +294,10 @@ mod tests {
         assert_eq!(offset_of!(GnttabCopy, status), 36);
         assert_eq!(size_of::<SchedPoll>(), 24);
         assert_eq!(size_of::<MmuUpdate>(), 16);
+        assert_eq!(size_of::<GnttabSetupTable>(), 24);
+        assert_eq!(offset_of!(GnttabSetupTable, nr_frames), 4);
+        assert_eq!(offset_of!(GnttabSetupTable, status), 8);
+        assert_eq!(offset_of!(GnttabSetupTable, frame_list), 16);
         assert_eq!(size_of::<TrapInfo>(), 16);
         assert_eq!(offset_of!(TrapInfo, cs), 2);
         assert_eq!(offset_of!(TrapInfo, address), 8);

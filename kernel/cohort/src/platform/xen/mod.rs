@@ -49,9 +49,11 @@ pub trait Startup: Sync {
     fn store(&self) -> Result<(u64, u32), &'static str>;
     /// Makes the kernel's page at `page` show shared_info.
     fn map_shared_info(&self, page: u64) -> Result<(), &'static str>;
-    /// Whether the grant table can be mapped (not yet under PV:
-    /// docs/pv.md).
-    fn grant_tables(&self) -> bool;
+    /// Maps grant-table frame i at `addrs[i]` (in the window above RAM).
+    fn map_grant_table(&self, addrs: &[u64]) -> Result<(), &'static str>;
+    /// The frame number a grant entry names for our page at `addr`: its
+    /// guest frame (PVH), its machine frame (PV).
+    fn grant_frame(&self, addr: u64) -> Option<u64>;
 }
 
 /// PVH: HVM params and XENMEM_add_to_physmap.
@@ -81,8 +83,18 @@ impl Startup for Hvm {
             .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")
     }
 
-    fn grant_tables(&self) -> bool {
-        true
+    fn map_grant_table(&self, addrs: &[u64]) -> Result<(), &'static str> {
+        for (i, &addr) in addrs.iter().enumerate() {
+            // SAFETY: `addr` is in the window above RAM: nothing of ours
+            // lives there, so Xen may put grant-table frame i at it.
+            unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_GRANT_TABLE, i as u64, addr / 4096) }
+                .map_err(|_| "XENMEM_add_to_physmap(grant_table) failed")?;
+        }
+        Ok(())
+    }
+
+    fn grant_frame(&self, addr: u64) -> Option<u64> {
+        Some(addr / 4096)
     }
 }
 
@@ -176,12 +188,8 @@ pub fn with_xenstore<T>(f: impl FnOnce(&mut Xenstore) -> T) -> Option<T> {
 /// After interrupts are on: the PV console, grant tables and xenstore.
 pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
     let has_console = console::is_registered();
-    let refs = if startup().grant_tables() {
-        let window = physmap::Window::new(map).map_err(|_| "no room above RAM for the grant window")?;
-        Some(grants::init(window)?)
-    } else {
-        None
-    };
+    let window = physmap::Window::new(map).map_err(|_| "no room above RAM for the grant window")?;
+    let refs = grants::init(window)?;
     let ring = store::StoreRing::open()?;
     let client = XENSTORE.call_once(|| spin::Mutex::new(Xenstore::new(ring)));
     let version = version().map_err(|_| "XENVER_version failed")?;
@@ -189,12 +197,9 @@ pub fn init_services(map: &MemoryMap) -> Result<(), &'static str> {
     let domid = client.read_string("domid").map_err(|_| "cannot read `domid` from xenstore")?;
     let name = client.read_string("name").unwrap_or_else(|_| "?".into());
     log::info!("Xen {version}; domid {domid}, name `{name}` (from xenstore)");
-    let console = if has_console { "PV console ring" } else { "port 0xe9 only" };
-    match refs {
-        Some(refs) => log::info!("Xen services: {refs} grant refs, events polled (no upcall), console: {console}"),
-        None => {
-            log::info!("Xen services: no grant table (not mapped under PV yet), events polled (no upcall), console: {console}")
-        }
-    }
+    log::info!(
+        "Xen services: {refs} grant refs, events polled (no upcall), console: {}",
+        if has_console { "PV console ring" } else { "port 0xe9 only" }
+    );
     Ok(())
 }

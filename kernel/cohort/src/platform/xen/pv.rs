@@ -62,8 +62,21 @@ impl Startup for Pv {
             .map_err(|_| "update_va_mapping(shared_info) failed")
     }
 
-    fn grant_tables(&self) -> bool {
-        false
+    fn map_grant_table(&self, addrs: &[u64]) -> Result<(), &'static str> {
+        let mut frames = [0u64; super::grants::MAX_FRAMES];
+        let frames = frames.get_mut(..addrs.len()).ok_or("too many grant-table frames")?;
+        hypercall::grant_setup_table(frames).map_err(|_| "GNTTABOP_setup_table failed")?;
+        for (&addr, &mfn) in addrs.iter().zip(frames.iter()) {
+            // SAFETY: `addr` is in the window above RAM (a table exists,
+            // nothing is mapped there); Xen lets us map our own grant table.
+            unsafe { hypercall::update_va_mapping(addr, leaf_pte(mfn, true)) }
+                .map_err(|_| "update_va_mapping(grant-table frame) failed")?;
+        }
+        Ok(())
+    }
+
+    fn grant_frame(&self, addr: u64) -> Option<u64> {
+        p2m(self).mfn(addr / PAGE_SIZE)
     }
 }
 
@@ -100,7 +113,12 @@ pub fn boot(start_info_va: u64, entry_rsp: u64) -> Result<PvBoot, String> {
     }
     let pv = PV.call_once(|| Pv { info, boot_end });
     super::console::register();
-    let mapped = arch::pv::map_ram(&p2m(pv), pv.info.pt_base, pv.info.ram_bytes(), boot_end).map_err(|e| format!("{e}"))?;
+    // Tables for the grant window above RAM too (RAM the map reaches, as
+    // the memory map will say: `physmap::Window::new` puts it there).
+    let ram_end = pv.info.ram_bytes().min(1 << 30);
+    let (_, window_end) = super::physmap::span(ram_end);
+    let mapped =
+        arch::pv::map_ram(&p2m(pv), pv.info.pt_base, pv.info.ram_bytes(), boot_end, window_end).map_err(|e| format!("{e}"))?;
     Ok(PvBoot {
         cmdline: pv.info.cmdline(),
         ram_end: mapped.ram_end,

@@ -26,7 +26,7 @@ pub static ALL: &[Test] = &[
     Test { name: "xen_xenstore_roundtrip", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_roundtrip },
     Test { name: "xen_xenstore_watch", kind: Kind::Regular, needs: Needs::Xen, run: xen::xenstore_watch },
     Test { name: "xen_event_loopback", kind: Kind::Regular, needs: Needs::Xen, run: xen::event_loopback },
-    Test { name: "xen_grant_refs", kind: Kind::Regular, needs: Needs::XenGrants, run: xen::grant_refs },
+    Test { name: "xen_grant_refs", kind: Kind::Regular, needs: Needs::Xen, run: xen::grant_refs },
     Test {
         name: "stack_overflow",
         kind: Kind::Isolated { expect_fault: cpu::is_boot_stack_overflow },
@@ -49,6 +49,6 @@ pub static ALL: &[Test] = &[
     Test { name: "deliberate_panic", kind: Kind::Deliberate, needs: Needs::Any, run: runner::deliberate_panic },
     Test { name: "triple_fault", kind: Kind::Deliberate, needs: Needs::Any, run: runner::triple_fault },
     Test { name: "hang", kind: Kind::Deliberate, needs: Needs::Any, run: runner::hang },
-    Test { name: "xen_grant_offer", kind: Kind::Scenario, needs: Needs::XenGrants, run: xen::grant_offer },
-    Test { name: "xen_grant_accept", kind: Kind::Scenario, needs: Needs::XenGrants, run: xen::grant_accept },
+    Test { name: "xen_grant_offer", kind: Kind::Scenario, needs: Needs::Xen, run: xen::grant_offer },
+    Test { name: "xen_grant_accept", kind: Kind::Scenario, needs: Needs::Xen, run: xen::grant_accept },
 ];
