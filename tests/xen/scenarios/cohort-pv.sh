@@ -9,6 +9,8 @@
 # result: xen-pv-boot-bench            bench=boot as PVH and as PV: each prints its boot figures, named after its entry
 # result: xen-pv-grant-to-pvh          a PV guest grants a page and an event channel to a PVH guest, which maps it
 # result: xen-pvh-grant-to-pv          a PVH guest grants a page and an event channel to a PV guest, which maps it
+# result: xen-pv-net-dom0-echo         a PV guest's netfront: its address, dom0's ping, 4 MiB through its TCP echo (SHA-256)
+# result: xen-pv-net-clean-shutdown    a PV poweroff request closes the PV guest's netfront cleanly
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -135,3 +137,38 @@ exchange() {
 }
 exchange xen-pv-grant-to-pvh pv pvh
 exchange xen-pvh-grant-to-pv pvh pv
+
+# 7. Netfront as a PV guest (its rings and buffers are grants as above),
+# against dom0's netback: 198.18.0.90 (MAC 00:16:3e:c0:07:90).
+cohort_cfg pvecho "$kernel" "app=echo net.ip=198.18.0.90/15 net.port=7" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:90" ]'
+sed -i 's/^type = "pvh"$/type = "pv"/' /tmp/pvecho.cfg
+size=4194304
+if xl_create /tmp/pvecho.cfg && wait_until 60 guest_event pvecho address ip=198.18.0.90 \
+    && ping -c 3 -W 5 198.18.0.90 >/tmp/pvping.out 2>&1; then
+    tail -1 /tmp/pvping.out
+    head -c $size /dev/urandom > /tmp/pvecho-in
+    t0=$(now_ms)
+    timeout 300 nc 198.18.0.90 7 < /tmp/pvecho-in > /tmp/pvecho-out
+    t1=$(now_ms)
+    sent=$(sha256sum < /tmp/pvecho-in | cut -d' ' -f1)
+    back=$(sha256sum < /tmp/pvecho-out | cut -d' ' -f1)
+    if [ "$sent" = "$back" ]; then
+        ok xen-pv-net-dom0-echo "$size bytes back in $((t1 - t0)) ms, sha256 $sent"
+    else
+        pv_explain pvecho; fail xen-pv-net-dom0-echo "sent sha256 $sent, got $(wc -c < /tmp/pvecho-out) bytes with $back"
+    fi
+    rm -f /tmp/pvecho-in /tmp/pvecho-out
+else
+    cat /tmp/pvping.out 2>/dev/null; pv_explain pvecho; fail xen-pv-net-dom0-echo "no address event or no ping reply"
+fi
+d=$(xl domid pvecho 2>/dev/null)
+[ -n "$d" ] && xenstore-write "/local/domain/$d/control/shutdown" poweroff
+if [ -n "$d" ] && wait_until 60 dom_shutdown pvecho && ! dom_crashed pvecho \
+    && guest_event pvecho device_closed device=netfront netfront_closed=true grant_refs=0 mapped=0 pages=0 \
+    && [ "$(xenstore-read "/local/domain/0/backend/vif/$d/0/state" 2>/dev/null)" = 6 ]; then
+    guest_log pvecho | grep -E "netfront" | tail -3
+    ok xen-pv-net-clean-shutdown
+else
+    pv_explain pvecho; fail xen-pv-net-clean-shutdown "no clean netfront close on a poweroff request"
+fi
+guest_finish pvecho
