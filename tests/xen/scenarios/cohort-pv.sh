@@ -11,6 +11,8 @@
 # result: xen-pvh-grant-to-pv          a PVH guest grants a page and an event channel to a PV guest, which maps it
 # result: xen-pv-net-dom0-echo         a PV guest's netfront: its address, dom0's ping, 4 MiB through its TCP echo (SHA-256)
 # result: xen-pv-net-clean-shutdown    a PV poweroff request closes the PV guest's netfront cleanly
+# result: xen-pv-channel-pv-to-pvh     a PV client streams 8 MiB to a PVH server of its group, >= 99 % over the channel
+# result: xen-pv-channel-pvh-to-pv     a PVH client streams 8 MiB to a PV server of its group, >= 99 % over the channel
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -172,3 +174,40 @@ else
     pv_explain pvecho; fail xen-pv-net-clean-shutdown "no clean netfront close on a poweroff request"
 fi
 guest_finish pvecho
+
+# 8. The shared-memory channel between a PV and a PVH guest of one group
+# (the discovery daemon's lists), each way round: the client's 8 MiB
+# stream, SHA-256 checked, with at least 99 % of its frames on the
+# channel. Server 198.18.0.91, client .92 (MACs c0:07:91, c0:07:92).
+# channel CHECK SERVER_TYPE CLIENT_TYPE
+channel() {
+    _s=${2}srv _c=${3}cli
+    cohort_cfg "$_s" "$kernel" "app=echo net.group=pvlab net.ip=198.18.0.91/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:91" ]'
+    cohort_cfg "$_c" "$kernel" "app=stream net.group=pvlab net.ip=198.18.0.92/15 net.peer=198.18.0.91 net.bytes=8388608" \
+        'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:92" ]'
+    sed -i "s/^type = \"pvh\"$/type = \"$2\"/" "/tmp/$_s.cfg"
+    sed -i "s/^type = \"pvh\"$/type = \"$3\"/" "/tmp/$_c.cfg"
+    if xl_create "/tmp/$_s.cfg" && wait_until 60 guest_event "$_s" address && xl_create "/tmp/$_c.cfg" \
+        && needs "$_s" && wait_until 300 dom_shutdown "$_c" && ! dom_crashed "$_c" \
+        && guest_event "$_c" stream match=true; then
+        _up=$(guest_events "$_c" channel_up peer="$(xl domid "$_s")" --first)
+        _share=$(channel_share "$_c" stream)
+        guest_events "$_c" stream
+        if [ -n "$_up" ] && [ -n "$_share" ] && at_least "$_share" 99; then
+            ok "$1" "channel up ($_up), ${_share}% of the stream's frames on it"
+        else
+            fail "$1" "channel not up or only ${_share:-?}% of the frames took it"
+        fi
+    else
+        pv_explain "$_s"; pv_explain "$_c"; tail -5 "$DISCOVERYD_LOG"
+        fail "$1" "the 8 MiB stream did not complete with a matching SHA-256"
+    fi
+    needs
+    guest_finish "$_c"; guest_finish "$_s"
+}
+if discoveryd_running || discoveryd_start; then
+    channel xen-pv-channel-pv-to-pvh pvh pv
+    channel xen-pv-channel-pvh-to-pv pv pvh
+else
+    fail xen-pv-channel-pv-to-pvh "no discovery daemon"; fail xen-pv-channel-pvh-to-pv "no discovery daemon"
+fi
