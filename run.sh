@@ -27,10 +27,13 @@ usage: ./run.sh [COMMAND]
                            median of 5 repetitions, appended to
                            target/study/points.jsonl as it completes, progress
                            with the time left; then target/study/report.md
-                           with SVG and PNG figures, its structure checked.
-                           --quick: the reduced matrix (CI); --resume: keep
-                           the points already measured; --report: no lab,
-                           only the report from the points kept
+                           with SVG and PNG figures, its structure checked;
+                           a full run also runs `ringbench` (host, no QEMU)
+                           into target/study/ringbench.jsonl for the report.
+                           --quick: the reduced matrix (CI), no ringbench;
+                           --resume: keep the points (and ring figures)
+                           already measured; --report: no lab, only the
+                           report from the points kept
   fuzz [SECONDS] [TARGET...]  coverage-guided fuzzing: each target SECONDS
                            (default 120), one at a time (fuzz/run.sh; FUZZ_RUNS=N
                            stops a target after N executions)

@@ -150,9 +150,17 @@ pub struct Channel<G: RegionGrants, E: EventChannels> {
     send_limit: usize,
     size: usize,
     tx_prod: u32,
+    /// The peer's consumer index as we last read and checked it: our free
+    /// space is never less than it says, so it is read again only when
+    /// a frame does not fit (each read moves a cache line the peer writes).
+    peer_cons: u32,
     /// `tx_prod` when we last looked at the peer's data event.
     tx_checked: u32,
     rx_cons: u32,
+    /// The peer's producer index as we last read and checked it: records
+    /// up to it are published, so it is read again only once we have
+    /// consumed them.
+    peer_prod: u32,
     /// `rx_cons` when we last looked at the peer's space event.
     rx_checked: u32,
     /// What the peer did wrong, once it did (stage Broken).
@@ -187,8 +195,10 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             send_limit: ring::ETH_FRAME,
             size: config.ring_pages as usize * PAGE_SIZE,
             tx_prod: 0,
+            peer_cons: 0,
             tx_checked: 0,
             rx_cons: 0,
+            peer_prod: 0,
             rx_checked: 0,
             violation: None,
             counters: ChannelCounters::default(),
@@ -421,10 +431,15 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         let (Some(side), Some(ring), Some(control)) = (&self.peer_side, &self.ring, &self.control) else {
             return Err((SendError::Down, f));
         };
-        // The peer's consumer index, read once (and once more after asking
-        // for a space event).
-        let mut cons = side.control.read_u32(layout::RX_CONS);
-        let placed = match ring::place(self.tx_prod, cons, self.size, len, self.send_limit) {
+        // The consumer index we last read; if the frame does not fit, the
+        // peer's, read once (and once more after asking for a space event).
+        let mut cons = self.peer_cons;
+        let mut placed = ring::place(self.tx_prod, cons, self.size, len, self.send_limit);
+        if let Err(PlaceError::Full { .. }) = placed {
+            cons = side.control.read_u32(layout::RX_CONS);
+            placed = ring::place(self.tx_prod, cons, self.size, len, self.send_limit);
+        }
+        let placed = match placed {
             Err(PlaceError::Full { cons_needed }) => {
                 // Ask for an event once the peer has consumed enough, then
                 // look again: it may have done so meanwhile.
@@ -438,7 +453,10 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             other => other,
         };
         let placement = match placed {
-            Ok(p) => p,
+            Ok(p) => {
+                self.peer_cons = cons;
+                p
+            }
             Err(PlaceError::Full { .. }) => {
                 self.counters.ring_full += 1;
                 return Err((SendError::Full, f));
@@ -464,13 +482,18 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         control.write_u32(layout::TX_PROD, self.tx_prod);
         self.counters.tx_frames += 1;
         self.counters.tx_bytes += len as u64;
+        if self.config.polling {
+            // We never notify: no need to order the index before a read
+            // of the peer's event index (a full fence per frame).
+            return Ok((out, true));
+        }
         // SeqCst: the new index is visible before we read whether the peer
         // asked for an event (it arms, then re-reads our index).
         fence(Ordering::SeqCst);
         let event = side.control.read_u32(layout::RX_DATA_EVENT);
         let due = notify_due(self.tx_checked, self.tx_prod, event);
         self.tx_checked = self.tx_prod;
-        if due && !self.config.polling {
+        if due {
             notify(&mut self.evt, self.port, &mut self.counters);
         }
         Ok((out, true))
@@ -511,11 +534,13 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             return Ok(false);
         };
         let Some(peer_ring) = &side.ring else { return Ok(false) };
-        let prod = side.control.read_u32(layout::TX_PROD);
-        // Acquire: records are read only after the index that published
-        // them.
-        fence(Ordering::Acquire);
-        let mut avail = ring::available(prod, self.rx_cons, side.size)?;
+        if self.peer_prod == self.rx_cons {
+            self.peer_prod = side.control.read_u32(layout::TX_PROD);
+            // Acquire: records are read only after the index that
+            // published them.
+            fence(Ordering::Acquire);
+        }
+        let mut avail = ring::available(self.peer_prod, self.rx_cons, side.size)?;
         for _ in 0..ring::MAX_RECORDS_PER_CALL {
             if avail == 0 {
                 break;
@@ -534,14 +559,16 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             avail -= next.wrapping_sub(self.rx_cons) as usize;
             self.rx_cons = next;
             control.write_u32(layout::RX_CONS, self.rx_cons);
-            // SeqCst: the new consumer index is visible before we read
-            // whether the peer waits for space.
-            fence(Ordering::SeqCst);
-            let event = side.control.read_u32(layout::TX_SPACE_EVENT);
-            let due = notify_due(self.rx_checked, self.rx_cons, event);
-            self.rx_checked = self.rx_cons;
-            if due && !self.config.polling {
-                notify(&mut self.evt, self.port, &mut self.counters);
+            // Polling, we never notify (nor need the fence before the read).
+            if !self.config.polling {
+                // SeqCst: the new consumer index is visible before we read
+                // whether the peer waits for space.
+                fence(Ordering::SeqCst);
+                let event = side.control.read_u32(layout::TX_SPACE_EVENT);
+                if notify_due(self.rx_checked, self.rx_cons, event) {
+                    notify(&mut self.evt, self.port, &mut self.counters);
+                }
+                self.rx_checked = self.rx_cons;
             }
             if let Record::Frame { len, .. } = record {
                 self.counters.rx_frames += 1;

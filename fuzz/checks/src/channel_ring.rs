@@ -224,6 +224,10 @@ struct Us {
     size: usize,
     max_frame: usize,
     polling: bool,
+    /// The peer's consumer index as the channel last used it: it sends
+    /// against this and reads the peer's again only when a frame does not
+    /// fit.
+    cons_seen: u32,
 }
 
 impl Us {
@@ -275,7 +279,8 @@ fn run(input: Input) {
     let control = xen.granted_page(us_id, our_offer.control_ref).expect("our control page is granted");
     let ring_refs: Vec<GrantRef> = (0..our_pages as usize).map(|i| control.read_u32(layout::GREFS_AT + 4 * i)).collect();
     let ring = ring_refs.iter().map(|&g| xen.granted_page(us_id, g).expect("our ring page is granted")).collect();
-    let mut us = Us { chan, id: us_id, control, ring, size: our_pages as usize * PAGE_SIZE, max_frame, polling: s.polling };
+    let mut us =
+        Us { chan, id: us_id, control, ring, size: our_pages as usize * PAGE_SIZE, max_frame, polling: s.polling, cons_seen: 0 };
     assert_eq!(our_offer.event_channel.is_some(), us_id < peer_id, "the lower domid names the port");
 
     // The peer: pages granted read-only to us, a header, an offer.
@@ -564,12 +569,18 @@ fn step(us: &mut Us, peer: &mut Peer, op: &Op) {
         Op::Send { len, fill } => {
             let len = usize::from(*len) % (ring::MAX_CHANNEL_FRAME + 16);
             let frame = pattern(len, *fill);
-            let cons = peer.get(PeerField::RxCons);
-            let want = expected_send(us, cons, len);
+            let (want, cons) = match expected_send(us, us.cons_seen, len) {
+                Err(SendError::Full) => {
+                    let fresh = peer.get(PeerField::RxCons);
+                    (expected_send(us, fresh, len), fresh)
+                }
+                other => (other, us.cons_seen),
+            };
             let before = us.tx_prod();
             let got = us.chan.send(&frame);
             match (want, got) {
                 (Ok((record_at, pad)), Ok(())) => {
+                    us.cons_seen = cons;
                     let after = us.tx_prod();
                     assert!(after.wrapping_sub(cons) as usize <= us.size, "published more than the ring holds");
                     let mut h = [0u8; ring::HEADER];

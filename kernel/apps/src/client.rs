@@ -1,7 +1,9 @@
-//! What the app loop needs of a measuring client (transfer, stream, rr):
+//! What the app loop needs of a measuring client (transfer, stream, rr,
+//! maerts):
 //! the loop retries refused connections, prints progress, and waits for
 //! the close handshake before taking the report.
 
+use crate::maerts::Maerts;
 use crate::rr::Rr;
 use crate::stream::Stream;
 use crate::transfer::Transfer;
@@ -27,7 +29,7 @@ pub trait Client {
 /// How far a client got: for its progress line and `EVENT` event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// `transfer`, `stream` or `rr`.
+    /// `transfer`, `stream`, `rr`, `maerts` or `crr`.
     pub app: &'static str,
     /// Bytes echoed back, bytes acknowledged, or transactions done...
     pub done: u64,
@@ -161,5 +163,25 @@ impl Client for Rr {
         let (done, count) = Rr::progress(self);
         let line = format!("rr: {done} of {count} transactions");
         Progress { app: "rr", done: u64::from(done), total: u64::from(count), unit: "transactions", line }
+    }
+}
+
+impl Client for Maerts {
+    fn service(&mut self, sockets: &mut SocketSet<'static>, now_ns: u64) -> Result<bool, String> {
+        Maerts::service(self, sockets, now_ns)
+    }
+    fn connected(&self) -> bool {
+        self.connected_ns.is_some()
+    }
+    fn done(&self) -> bool {
+        Maerts::done(self)
+    }
+    fn handle(&self) -> SocketHandle {
+        Maerts::handle(self)
+    }
+    fn progress(&self, _: &mut SocketSet<'static>) -> Progress {
+        let (received, total) = Maerts::progress(self);
+        let line = format!("maerts: received {:.1} of {:.1} MiB", mib(received), mib(total));
+        Progress { app: "maerts", done: received, total, unit: "bytes", line }
     }
 }

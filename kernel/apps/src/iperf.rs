@@ -21,8 +21,22 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-/// TCP buffer per connection, each way.
-const TCP_BUFFER: usize = 64 * 1024;
+/// TCP buffer of a data stream, each way, as the stream app's and the
+/// sink's: with 64 KiB, Cohort's iperf3 moved a third less over netfront
+/// (README, "Benchmarks").
+const STREAM_BUFFER: usize = 128 * 1024;
+/// TCP buffer, each way, of a control connection and of the server's pooled
+/// sockets beyond the first [`SERVER_STREAM_SOCKETS`].
+const POOL_BUFFER: usize = 64 * 1024;
+/// The server's first pooled sockets get [`STREAM_BUFFER`]: smoltcp gives a
+/// new connection to the first listening socket in its set, so an idle
+/// server's next test has them for its control connection and first three
+/// streams. All 40 would not fit a 32 MiB guest's heap (7.5 MiB).
+pub const SERVER_STREAM_SOCKETS: usize = 4;
+/// What the client's data streams buffer, both ways together: 16 streams
+/// get [`STREAM_BUFFER`] each way, more get less (never below
+/// [`POOL_BUFFER`] / 4).
+const CLIENT_STREAMS_BUDGET: usize = 4 * 1024 * 1024;
 /// UDP: datagrams and bytes buffered each way.
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 256 * 1024;
@@ -34,8 +48,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Work per socket per round, so one busy peer can't starve the loop.
 const ROUND_BUDGET: usize = 64;
 
-fn tcp_socket() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
+/// A TCP socket with `buffer` bytes each way.
+fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buffer]), tcp::SocketBuffer::new(vec![0; buffer]));
     s.set_nagle_enabled(false);
     // A peer that stops answering (even one that never sends its FIN back)
     // frees the socket: keep-alive probes, and a timeout on them.
@@ -101,9 +116,11 @@ pub struct Iperf3Server {
 
 impl Iperf3Server {
     /// Listens on `port` with `connections` pooled TCP sockets (control,
-    /// data streams and refused clients together) and one UDP socket.
+    /// data streams and refused clients together; the first
+    /// [`SERVER_STREAM_SOCKETS`] with larger buffers) and one UDP socket.
     pub fn new(sockets: &mut SocketSet<'static>, port: u16, connections: usize, cfg: ServerConfig) -> Self {
-        let tcp = (0..connections.max(2)).map(|_| (sockets.add(tcp_socket()), Slot::Idle)).collect();
+        let buffer = |i| if i < SERVER_STREAM_SOCKETS { STREAM_BUFFER } else { POOL_BUFFER };
+        let tcp = (0..connections.max(2)).map(|i| (sockets.add(tcp_socket(buffer(i))), Slot::Idle)).collect();
         let udp = sockets.add(udp_socket());
         let _ = sockets.get_mut::<udp::Socket>(udp).bind(port);
         let mut s = Iperf3Server { port, server: Server::new(cfg), tcp, udp, buf: vec![0; MAX_DATAGRAM] };
@@ -239,6 +256,8 @@ pub struct Iperf3Client {
     tcp: Vec<SocketHandle>,
     udp: Vec<SocketHandle>,
     next_port: u16,
+    /// Each data stream's TCP buffer, each way.
+    stream_buffer: usize,
     buf: Vec<u8>,
 }
 
@@ -257,7 +276,9 @@ impl Iperf3Client {
         now_ns: u64,
     ) -> Result<Self, String> {
         let peer = IpAddress::Ipv4(Ipv4Address::from(peer));
-        let control = sockets.add(tcp_socket());
+        let stream_buffer =
+            (CLIENT_STREAMS_BUDGET / (2 * params.stream_count().max(1) as usize)).clamp(POOL_BUFFER / 4, STREAM_BUFFER);
+        let control = sockets.add(tcp_socket(POOL_BUFFER));
         if let Err(e) = sockets.get_mut::<tcp::Socket>(control).connect(iface.context(), (peer, port), first_port) {
             sockets.remove(control);
             return Err(alloc::format!("connect: {e}"));
@@ -272,6 +293,7 @@ impl Iperf3Client {
             tcp: Vec::new(),
             udp: Vec::new(),
             next_port: first_port.wrapping_add(1).max(1024),
+            stream_buffer,
             buf: vec![0; MAX_DATAGRAM],
         })
     }
@@ -379,7 +401,7 @@ impl Iperf3Client {
             moved = true;
             match a {
                 ClientAction::ConnectTcp => {
-                    let h = sockets.add(tcp_socket());
+                    let h = sockets.add(tcp_socket(self.stream_buffer));
                     let port = self.local_port();
                     if sockets.get_mut::<tcp::Socket>(h).connect(iface.context(), (self.peer, self.port), port).is_ok() {
                         self.connecting = Some(h);

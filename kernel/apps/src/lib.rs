@@ -1,6 +1,7 @@
 //! Cohort's network applications, on whatever runs a smoltcp interface
-//! for them: the services (TCP and UDP [`echo`], the stream [`sink`]), the
-//! measuring clients ([`transfer`], [`stream`], [`rr`]) and [`netbench`],
+//! for them: the services (TCP and UDP [`echo`], the stream [`sink`] and
+//! [`source`]), the measuring clients ([`transfer`], [`stream`],
+//! [`maerts`], [`rr`], [`crr`], [`udp_rr`]) and [`netbench`],
 //! which measures the shared-memory channel against netfront in one run;
 //! [`run()`] runs the one `app=` names.
 //!
@@ -17,17 +18,22 @@
 extern crate alloc;
 
 pub mod client;
+pub mod crr;
 pub mod echo;
 pub mod iperf;
+pub mod latency;
+pub mod maerts;
 pub mod netbench;
 pub mod pattern;
 pub mod profile;
 pub mod rr;
 pub mod run;
 pub mod sink;
+pub mod source;
 pub mod spread;
 pub mod stream;
 pub mod transfer;
+pub mod udp_rr;
 
 use core::fmt;
 

@@ -177,6 +177,46 @@ impl Check {
     }
 }
 
+/// The sending side of a checked stream: the next chunk of the pattern,
+/// and the check of every chunk so far. For the count alone, one chunk is
+/// sent again and again (what is measured is the path, not the pattern).
+pub struct Chunks {
+    pattern: Pattern,
+    check: Check,
+    buf: Vec<u8>,
+}
+
+impl Chunks {
+    pub fn new(kind: CheckKind) -> Chunks {
+        Chunks { pattern: Pattern::new(), check: Check::new(kind), buf: Vec::new() }
+    }
+
+    pub fn kind(&self) -> CheckKind {
+        self.check.kind()
+    }
+
+    /// The next `n` bytes to send.
+    pub fn next(&mut self, n: usize) -> &[u8] {
+        if self.check.kind() == CheckKind::Count && self.buf.len() >= n {
+            self.buf.truncate(n);
+        } else {
+            self.pattern.fill(&mut self.buf, n);
+            self.check.update(&self.buf);
+        }
+        &self.buf
+    }
+
+    /// The chunk `next` returned last.
+    pub fn current(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The digest of everything `next` gave.
+    pub fn finish(self) -> alloc::string::String {
+        self.check.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -239,5 +279,27 @@ mod tests {
         assert_eq!(digests[2], "-");
         assert_eq!(CheckKind::Fast.magic(), Some(*b"cohort-f"));
         assert_eq!(CheckKind::Sha256.magic(), None);
+    }
+
+    #[test]
+    fn chunks_are_the_pattern_and_their_digest_is_of_all_of_them() {
+        let mut chunks = Chunks::new(CheckKind::Fast);
+        let mut sent = Vec::new();
+        // Whole words but the last chunk (the pattern is made of words).
+        for n in [16, 8, 13] {
+            sent.extend_from_slice(chunks.next(n));
+        }
+        let mut expected = Vec::new();
+        Pattern::new().fill(&mut expected, 37);
+        assert_eq!(sent, expected);
+        let mut check = Check::new(CheckKind::Fast);
+        check.update(&expected);
+        assert_eq!(chunks.finish(), check.finish());
+        // The count alone repeats its first chunk, cut to size.
+        let mut count = Chunks::new(CheckKind::Count);
+        let first = count.next(16).to_vec();
+        assert_eq!(count.next(16), first.as_slice());
+        assert_eq!(count.next(4), &first[..4]);
+        assert_eq!(count.finish(), "-");
     }
 }

@@ -1,6 +1,8 @@
 //! The TCP_RR client: request/response transactions of `msg` bytes with
 //! an echo service, one at a time, timing each.
 
+use crate::latency::Latencies;
+pub use crate::latency::BUCKETS_US;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -8,23 +10,15 @@ use alloc::vec::Vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
-/// Latency samples kept; beyond this a uniform sample of them is kept
-/// (reservoir sampling), so `net.count` does not bound memory.
-const SAMPLES: usize = 16_384;
-
 pub struct Rr {
     handle: SocketHandle,
-    /// State of the sampling PRNG (xorshift64).
-    rng: u64,
-    latency_sum: u64,
-    histogram: [u32; BUCKETS_US.len() + 1],
     count: u32,
     msg: usize,
     done: u32,
     /// (start time, bytes of the response received) of the transaction
     /// in flight.
     in_flight: Option<(u64, usize)>,
-    latencies: Vec<u64>,
+    latencies: Latencies,
     request: Vec<u8>,
     buf: Vec<u8>,
     pub connected_ns: Option<u64>,
@@ -40,10 +34,6 @@ pub struct RrReport {
     /// Round trips per bucket of [`BUCKETS_US`] (the last: longer).
     pub histogram: [u32; BUCKETS_US.len() + 1],
 }
-
-/// Upper bounds of the round-trip histogram's buckets, in microseconds:
-/// where a tail comes from shows in its shape.
-pub const BUCKETS_US: [u64; 9] = [25, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000];
 
 impl RrReport {
     pub fn per_second(&self) -> f64 {
@@ -75,33 +65,12 @@ impl Rr {
             msg,
             done: 0,
             in_flight: None,
-            latencies: Vec::with_capacity((count as usize).min(SAMPLES)),
-            rng: 0x2545_f491_4f6c_dd1d,
-            latency_sum: 0,
-            histogram: [0; BUCKETS_US.len() + 1],
+            latencies: Latencies::new(count),
             request: vec![0x5a; msg],
             buf: vec![0; size],
             connected_ns: None,
             done_ns: None,
         })
-    }
-
-    fn record(&mut self, ns: u64) {
-        self.latency_sum += ns;
-        let bucket = BUCKETS_US.iter().position(|&b| ns <= b * 1000).unwrap_or(BUCKETS_US.len());
-        self.histogram[bucket] += 1;
-        if self.latencies.len() < SAMPLES {
-            self.latencies.push(ns);
-            return;
-        }
-        // Keep this sample with probability SAMPLES / (done + 1).
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let slot = (self.rng % (u64::from(self.done) + 1)) as usize;
-        if let Some(s) = self.latencies.get_mut(slot) {
-            *s = ns;
-        }
     }
 
     pub fn progress(&self) -> (u32, u32) {
@@ -134,7 +103,7 @@ impl Rr {
                 self.in_flight = Some((start, got + n));
                 continue;
             }
-            self.record(now_ns.saturating_sub(start));
+            self.latencies.record(now_ns.saturating_sub(start));
             self.in_flight = None;
             self.done += 1;
             if self.done == self.count {
@@ -156,18 +125,16 @@ impl Rr {
         self.handle
     }
 
-    pub fn finish(mut self, sockets: &mut SocketSet<'static>) -> RrReport {
+    pub fn finish(self, sockets: &mut SocketSet<'static>) -> RrReport {
         sockets.remove(self.handle);
-        self.latencies.sort_unstable();
-        let n = self.latencies.len().max(1);
-        let pick = |q: usize| self.latencies.get((self.latencies.len() * q / 100).min(n - 1)).copied().unwrap_or(0);
+        let s = self.latencies.summary();
         RrReport {
             transactions: self.done,
             seconds: crate::client::elapsed_s(self.connected_ns, self.done_ns),
-            mean_us: self.latency_sum as f64 / f64::from(self.done.max(1)) / 1e3,
-            p50_us: pick(50) as f64 / 1e3,
-            p99_us: pick(99) as f64 / 1e3,
-            histogram: self.histogram,
+            mean_us: s.mean_us,
+            p50_us: s.p50_us,
+            p99_us: s.p99_us,
+            histogram: s.histogram,
         }
     }
 }

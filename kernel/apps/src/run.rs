@@ -2,14 +2,18 @@
 //! (echo and the stream sink), the measuring clients (transfer, stream,
 //! rr), and netbench (in [`crate::netbench`]).
 
+mod crr_app;
 mod iperf_app;
+mod maerts_app;
 mod mix_app;
+mod udp_rr_app;
 
 use crate::client::{closed, Client};
 use crate::echo::Echo;
 use crate::pattern::CheckKind;
 use crate::rr::{Rr, RrReport, BUCKETS_US};
 use crate::sink::Sink;
+use crate::source::Source;
 use crate::stream::{Stream, StreamReport};
 use crate::transfer::Transfer;
 use crate::{Clock, Output, Part, Stack};
@@ -51,6 +55,13 @@ fn first_port(now_ns: u64) -> u16 {
     FIRST_PORT + (z % DYNAMIC_PORTS) as u16
 }
 
+/// The next client port, from `next` (wrapping within the dynamic range).
+fn take_port(next: &mut u16) -> u16 {
+    let port = *next;
+    *next = next.checked_add(1).unwrap_or(FIRST_PORT);
+    port
+}
+
 /// What the command line says about the applications.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -70,6 +81,9 @@ pub fn app_name(app: App) -> &'static str {
         App::Iperf3 => "iperf3",
         App::Iperf3Client => "iperf3-client",
         App::Mix => "mix",
+        App::Maerts => "maerts",
+        App::Crr => "crr",
+        App::UdpRr => "udp-rr",
     }
 }
 
@@ -117,7 +131,7 @@ pub(crate) struct Run<'a, S: Stack> {
     bench_clock: BenchClock,
     clock: &'a dyn Clock,
     out: &'a mut dyn Output,
-    next_port: u16,
+    pub(crate) next_port: u16,
 }
 
 impl<S: Stack> Run<'_, S> {
@@ -146,9 +160,7 @@ impl<S: Stack> Run<'_, S> {
     }
 
     fn local_port(&mut self) -> u16 {
-        let port = self.next_port;
-        self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PORT);
-        port
+        take_port(&mut self.next_port)
     }
 
     fn app(&mut self, app: App, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
@@ -168,6 +180,9 @@ impl<S: Stack> Run<'_, S> {
             App::Iperf3 => self.iperf3_serve(stop),
             App::Iperf3Client => self.iperf3_client(),
             App::Mix => self.mix(),
+            App::Maerts => self.maerts_reps(),
+            App::Crr => self.crr_reps(),
+            App::UdpRr => self.udp_rr_reps(),
         }
     }
 
@@ -223,29 +238,32 @@ impl<S: Stack> Run<'_, S> {
         Ok(self.now() - start)
     }
 
-    /// Echo (TCP and UDP) on `net.port` and the stream sink on `net.sink`,
-    /// until the platform asks us to stop.
+    /// Echo (TCP and UDP) on `net.port`, the stream sink on `net.sink` and
+    /// the stream source on `net.source`, until the platform asks us to stop.
     fn serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
-        let (port, sink_port) = (self.net.port, self.net.sink);
+        let (port, sink_port, source_port) = (self.net.port, self.net.sink, self.net.source);
         let mut echo = Echo::new(self.stack.sockets(), port)?;
         let mut sink = Sink::new(self.stack.sockets(), sink_port);
-        log::info!("net: TCP and UDP echo on port {port}, stream sink on port {sink_port}");
+        let mut source = Source::new(self.stack.sockets(), source_port);
+        log::info!("net: TCP and UDP echo on port {port}, stream sink on port {sink_port}, stream source on port {source_port}");
         let mut next_report = self.now() + PROGRESS_EVERY;
         let mut reported = (0, 0, 0);
         loop {
             let polled = self.stack.step();
-            let moved = self.timed(|s| echo.service(s.sockets()) | sink.service(s.sockets()));
+            let moved = self.timed(|s| echo.service(s.sockets()) | sink.service(s.sockets()) | source.service(s.sockets()));
             if self.now() > next_report {
                 next_report += PROGRESS_EVERY;
-                let now = (echo.tcp_bytes, echo.udp_packets, sink.bytes);
+                let now = (echo.tcp_bytes, echo.udp_packets, sink.bytes + source.bytes);
                 if now != reported {
                     reported = now;
                     log::info!(
-                        "echo: {} TCP bytes, {} UDP packets; sink: {} bytes in {} streams; {}; {}",
+                        "echo: {} TCP bytes, {} UDP packets; sink: {} bytes in {} streams; source: {} bytes in {} streams; {}; {}",
                         echo.tcp_bytes,
                         echo.udp_packets,
                         sink.bytes,
                         sink.streams,
+                        source.bytes,
+                        source.streams,
                         self.stack.device_ref().counters(),
                         self.stack.profile().take_line()
                     );
@@ -253,10 +271,11 @@ impl<S: Stack> Run<'_, S> {
             }
             if stop() {
                 log::info!(
-                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes; {}",
+                    "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes; source {} bytes; {}",
                     echo.tcp_bytes,
                     echo.udp_packets,
                     sink.bytes,
+                    source.bytes,
                     self.stack.device_ref().counters()
                 );
                 self.result(&Event::<&str>::Served {
@@ -402,13 +421,7 @@ impl<S: Stack> Run<'_, S> {
             return String::from(path);
         }
         let Some(frames) = frames else { return String::from(self.stack.device_ref().kind()) };
-        String::from(if frames.share >= 99.0 {
-            "channel"
-        } else if frames.share == 0.0 {
-            "netfront"
-        } else {
-            "channel+netfront"
-        })
+        String::from(frames_label(&frames))
     }
 
     /// `net.bytes` to the echo at `net.peer` and back, SHA-256 checked.
@@ -566,6 +579,24 @@ impl<S: Stack> Run<'_, S> {
     }
 }
 
+/// Netfront frames a measurement over the channel may see besides its
+/// own: broadcasts, which only netfront carries (an ARP refresh from each
+/// side, request and reply, when a neighbour entry expires).
+const BROADCAST_FRAMES: u64 = 4;
+
+/// The path frames say a measurement took: the channel when it carried
+/// 99% of them or all but a few broadcasts' worth (a 1 MiB stream in 32 KiB
+/// frames is some 70 frames, one ARP request more than 1%).
+fn frames_label(frames: &Frames) -> &'static str {
+    if frames.channel > 0 && (frames.share >= 99.0 || frames.netfront <= BROADCAST_FRAMES) {
+        "channel"
+    } else if frames.channel == 0 {
+        "netfront"
+    } else {
+        "channel+netfront"
+    }
+}
+
 /// `a.b.c.d`.
 pub(crate) fn ip([a, b, c, d]: [u8; 4]) -> String {
     format!("{a}.{b}.{c}.{d}")
@@ -574,6 +605,20 @@ pub(crate) fn ip([a, b, c, d]: [u8; 4]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_few_broadcasts_on_netfront_leave_a_measurement_on_the_channel() {
+        let label = |channel, netfront| frames_label(&Frames::new(channel, netfront));
+        assert_eq!(label(70, 0), "channel");
+        assert_eq!(label(70, 2), "channel", "an ARP refresh on netfront");
+        assert_eq!(label(70, BROADCAST_FRAMES), "channel");
+        assert_eq!(label(70, BROADCAST_FRAMES + 1), "channel+netfront");
+        assert_eq!(label(1000, 10), "channel", "99%");
+        assert_eq!(label(1000, 11), "channel+netfront");
+        assert_eq!(label(0, 2), "netfront");
+        assert_eq!(label(0, 0), "netfront");
+        assert_eq!(label(500, 500), "channel+netfront");
+    }
 
     #[test]
     fn first_ports_spread_over_the_dynamic_range() {

@@ -2,7 +2,7 @@
 //! and takes the sink's answer (byte count and digest) as the end of the
 //! measurement, so the time covers every byte delivered.
 
-use crate::pattern::{Check, CheckKind, Pattern};
+use crate::pattern::{CheckKind, Chunks};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -16,10 +16,9 @@ pub struct Stream {
     handle: SocketHandle,
     total: u64,
     sent: u64,
-    pending: Vec<u8>,
+    /// What is sent, and how much of its current chunk is.
+    chunks: Chunks,
     pending_at: usize,
-    pattern: Pattern,
-    check: Check,
     /// The check's magic, and how much of it is still to send.
     magic: [u8; 8],
     magic_left: usize,
@@ -69,10 +68,8 @@ impl Stream {
             handle,
             total,
             sent: 0,
-            pending: Vec::new(),
+            chunks: Chunks::new(kind),
             pending_at: 0,
-            pattern: Pattern::new(),
-            check: Check::new(kind),
             magic: kind.magic().unwrap_or_default(),
             magic_left: kind.magic().map_or(0, |m| m.len()),
             answer: Vec::new(),
@@ -112,19 +109,15 @@ impl Stream {
             self.magic_left -= socket.send_slice(&self.magic[at..]).map_err(|e| format!("send: {e}"))?;
             moved = true;
         }
-        while self.magic_left == 0 && socket.can_send() && (self.pending_at < self.pending.len() || self.sent < self.total) {
-            if self.pending_at == self.pending.len() {
-                let n = (CHUNK as u64).min(self.total - self.sent) as usize;
-                if self.check.kind() == CheckKind::Count && self.pending.len() >= n {
-                    // The count alone: send the same bytes again.
-                    self.pending.truncate(n);
-                } else {
-                    self.pattern.fill(&mut self.pending, n);
-                    self.check.update(&self.pending);
-                }
+        while self.magic_left == 0
+            && socket.can_send()
+            && (self.pending_at < self.chunks.current().len() || self.sent < self.total)
+        {
+            if self.pending_at == self.chunks.current().len() {
+                self.chunks.next((CHUNK as u64).min(self.total - self.sent) as usize);
                 self.pending_at = 0;
             }
-            let n = socket.send_slice(&self.pending[self.pending_at..]).map_err(|e| format!("send: {e}"))?;
+            let n = socket.send_slice(&self.chunks.current()[self.pending_at..]).map_err(|e| format!("send: {e}"))?;
             if n == 0 {
                 break;
             }
@@ -132,7 +125,7 @@ impl Stream {
             self.sent += n as u64;
             moved = true;
         }
-        if self.sent == self.total && self.pending_at == self.pending.len() && !self.closed {
+        if self.sent == self.total && self.pending_at == self.chunks.current().len() && !self.closed {
             // FIN after the last byte: the sink answers when it sees it.
             socket.close();
             self.closed = true;
@@ -165,13 +158,13 @@ impl Stream {
         let mut words = answer.split_whitespace();
         let sink_bytes = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         let sink_digest = String::from(words.next().unwrap_or(""));
-        let kind = self.check.kind();
+        let kind = self.chunks.kind();
         sockets.remove(self.handle);
         StreamReport {
             bytes: self.sent,
             seconds: crate::client::elapsed_s(self.connected_ns, self.done_ns),
             kind,
-            sent_digest: self.check.finish(),
+            sent_digest: self.chunks.finish(),
             sink_bytes,
             sink_digest,
         }

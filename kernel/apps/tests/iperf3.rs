@@ -7,11 +7,13 @@ mod support;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use apps::iperf::{Iperf3Client, Iperf3Server};
+use apps::iperf::{Iperf3Client, Iperf3Server, SERVER_STREAM_SOCKETS};
 use apps::Stack;
 use iperf3::client::{ClientFailure, Report};
-use iperf3::server::ServerConfig;
+use iperf3::server::{Phase, ServerConfig};
 use iperf3::{Event, Params};
+use smoltcp::iface::SocketSet;
+use smoltcp::socket::{tcp, AnySocket};
 use support::{World, LOCAL, MS, SECOND};
 
 type Outcome = Rc<RefCell<Vec<Result<Report, ClientFailure>>>>;
@@ -104,6 +106,62 @@ fn udp_with_loss_figures() {
         assert!(srv.packets.0 > 400, "{srv:?}");
         assert!(srv.errors.0 >= 0);
     }
+}
+
+/// (receive, send) buffer sizes of the connected TCP sockets of `sockets`
+/// whose local or remote port is `port`.
+fn connected_buffers(sockets: &SocketSet<'static>, port: u16) -> Vec<(usize, usize)> {
+    sockets
+        .iter()
+        .filter_map(|(_, s)| tcp::Socket::downcast(s))
+        .filter(|s| s.state() == tcp::State::Established)
+        .filter(|s| [s.local_endpoint(), s.remote_endpoint()].iter().flatten().any(|e| e.port == port))
+        .map(|s| (s.recv_capacity(), s.send_capacity()))
+        .collect()
+}
+
+#[test]
+fn a_test_gets_128_kib_stream_buffers_from_a_server_that_pools_fewer() {
+    const KIB: usize = 1024;
+    let mut world = World::plain();
+    let mut server = Iperf3Server::new(world.sockets(), 5201, 24, ServerConfig::default());
+    // The pool: SERVER_STREAM_SOCKETS large sockets, the rest as before.
+    let mut pool: Vec<usize> =
+        world.sockets().iter().filter_map(|(_, s)| tcp::Socket::downcast(s)).map(|s| s.recv_capacity()).collect();
+    pool.sort();
+    let large = SERVER_STREAM_SOCKETS;
+    assert_eq!(pool, [vec![64 * KIB; 24 - large], vec![128 * KIB; large]].concat());
+    let client_side: Rc<RefCell<Vec<(usize, usize)>>> = Rc::default();
+    let seen = client_side.clone();
+    let mut client = None;
+    world.remote_app(move |iface, sockets, now| {
+        let c = client.get_or_insert_with(|| {
+            Iperf3Client::start(iface, sockets, LOCAL, 5201, Params::tcp(1), &[5; 36], 41000, now).unwrap()
+        });
+        let moved = c.service(iface, sockets, now);
+        *seen.borrow_mut() = connected_buffers(sockets, 5201);
+        moved
+    });
+    // Until the test runs with its one stream connected at both ends.
+    let server_side = loop {
+        let now = world.clock.now();
+        let moved = server.service(world.sockets(), now);
+        let server_side = connected_buffers(world.sockets(), 5201);
+        if server.state().phase() == Some(Phase::Running) && server_side.len() == 2 && client_side.borrow().len() == 2 {
+            break server_side;
+        }
+        let changed = world.step();
+        if !moved && !changed {
+            world.wait();
+        }
+        assert!(world.clock.now() < 10 * SECOND, "the test never ran: {:?}", server.state().phase());
+    };
+    // The server's control connection and stream both landed on large sockets.
+    assert_eq!(server_side, [(128 * KIB, 128 * KIB); 2]);
+    // The client's control connection is small, its one stream large.
+    let mut client_side = client_side.borrow().clone();
+    client_side.sort();
+    assert_eq!(client_side, [(64 * KIB, 64 * KIB), (128 * KIB, 128 * KIB)]);
 }
 
 #[test]
@@ -317,11 +375,43 @@ fn app_iperf3_client_runs_what_the_iperf3_keys_ask_for() {
                     assert!(*udp_packets > expected * 8 / 10 && *udp_packets < expected * 12 / 10, "{name}: {udp_packets}");
                     assert!(*udp_lost <= *udp_packets, "{name}");
                     assert!(*mbit_per_s > 3.0 && *mbit_per_s < 5.0, "{name}: {mbit_per_s}");
+                    let loss = *udp_lost as f64 * 100.0 / *udp_packets as f64;
+                    assert_eq!(out.figure(&format!("{name}_loss"), "fake"), (loss * 1000.0).round() / 1000.0, "{name}");
+                    assert_eq!(out.figures().iter().find(|f| f.name.ends_with("_loss")).map(|f| f.unit.as_str()), Some("%"));
                 } else {
                     assert_eq!(*udp_packets, 0, "{name}");
+                    assert!(!out.figures().iter().any(|f| f.name.ends_with("_loss")), "{name}");
                 }
             }
             other => panic!("{name}: {other:?}\n{}", out.text()),
         }
     }
+}
+
+#[test]
+fn a_udp_stream_of_net_bytes_ends_with_its_bytes_and_says_its_loss() {
+    // As the study runs it: -u -b 2G -n 1 MiB, here over the simulated
+    // gigabit wire, which loses nothing (the sender waits for room in its
+    // socket's buffer): a loss figure of 0.
+    use cohort_boot::cmdline::{App, Iperf3Test, NetOptions};
+    use support::{net, results_of, run};
+    let mut world = World::plain();
+    let mut server: Option<Iperf3Server> = None;
+    world.remote_app(move |_, sockets, now| {
+        let s = server.get_or_insert_with(|| Iperf3Server::new(sockets, 5201, 16, ServerConfig::default()));
+        s.service(sockets, now)
+    });
+    let test = Iperf3Test { udp: true, bitrate: 2_000_000_000, ..Iperf3Test::default() };
+    let (result, out) = run(App::Iperf3Client, &mut world, NetOptions { iperf3: test, bytes: 1 << 20, ..net() });
+    assert_eq!(result, Ok(()), "{}", out.text());
+    let results = out.results();
+    let [figures::Event::Iperf3 { ok: true, bytes_sent, udp_packets, udp_lost, .. }] = results_of(&results, "iperf3").as_slice()
+    else {
+        panic!("{}", out.text())
+    };
+    assert!(*bytes_sent >= 1 << 20, "{bytes_sent}");
+    assert!(*udp_packets >= (1 << 20) / 1460, "{udp_packets}");
+    let loss = out.figure("net.iperf3_udp_loss", "fake");
+    assert_eq!((loss, *udp_lost), (0.0, 0));
+    assert!(out.figure("net.iperf3_udp", "fake") > 0.0);
 }

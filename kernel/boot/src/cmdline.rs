@@ -24,7 +24,7 @@ pub enum Mode<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum App {
     /// The services, until `xl shutdown`: TCP and UDP echo on `net.port`,
-    /// and the stream sink on `net.sink`.
+    /// the stream sink on `net.sink` and the stream source on `net.source`.
     Echo,
     /// Send `net.bytes` to the echo service at `net.peer`:`net.port`,
     /// check what comes back (SHA-256), print the throughput, power off.
@@ -50,6 +50,18 @@ pub enum App {
     /// address of `net.peers` (an address twice: two flows to it); the
     /// aggregate and per-flow throughput (the study's mixtures).
     Mix,
+    /// TCP_MAERTS, the stream the other way: ask the source at
+    /// `net.peer`:`net.source` for `net.bytes` and take them; it answers
+    /// with the byte count and the `net.check` digest; print the throughput.
+    Maerts,
+    /// TCP_CRR: `net.count` transactions of `net.msg` bytes with the echo
+    /// at `net.peer`:`net.port`, each on a new connection; print the rate
+    /// and latency percentiles.
+    Crr,
+    /// UDP_RR: `net.count` request/response datagrams of `net.msg` bytes
+    /// (at most 1472) with the UDP echo at `net.peer`:`net.port`; a
+    /// datagram unanswered for 100 ms is lost, counted, and the next goes.
+    UdpRr,
 }
 
 /// Network settings. Without `net.ip` the address comes from DHCP.
@@ -60,6 +72,8 @@ pub struct NetOptions {
     pub port: u16,
     /// The stream sink's port.
     pub sink: u16,
+    /// The stream source's port (MAERTS).
+    pub source: u16,
     pub peer: Option<[u8; 4]>,
     pub bytes: u64,
     /// TCP_RR transactions.
@@ -154,6 +168,8 @@ impl Default for NetOptions {
             gateway: None,
             port: 7,
             sink: 9,
+            // chargen's: the service that sends.
+            source: 19,
             peer: None,
             bytes: 16 << 20,
             count: 2000,
@@ -321,6 +337,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.gw",
     "net.port",
     "net.sink",
+    "net.source",
     "net.peer",
     "net.bytes",
     "net.count",
@@ -461,6 +478,7 @@ fn apply_net<'a>(net: &mut NetOptions, key: &'a str, value: &'a str) -> Result<(
         "net.peer" => net.peer = Some(parse_ipv4(key, value)?),
         "net.port" => net.port = parse_port(key, value)?,
         "net.sink" => net.sink = parse_port(key, value)?,
+        "net.source" => net.source = parse_port(key, value)?,
         "net.bytes" => net.bytes = parse_net_bytes(key, value)?,
         "net.count" => net.count = parse_range(key, value, 1, NET_COUNT_MAX, "a count from 1 to 10000000")?,
         "net.msg" => net.msg = parse_range(key, value, 1, NET_MSG_MAX, "a size from 1 to 65536 bytes")?,
@@ -546,13 +564,15 @@ fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
         "iperf3" => App::Iperf3,
         "iperf3-client" => App::Iperf3Client,
         "mix" => App::Mix,
-        _ => {
-            return Err(Error::BadValue {
-                key,
-                value,
-                expected: "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client` or `mix`",
-            })
-        }
+        "maerts" => App::Maerts,
+        "crr" => App::Crr,
+        "udp-rr" => App::UdpRr,
+        _ => return Err(Error::BadValue {
+            key,
+            value,
+            expected:
+                "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`, `mix`, `maerts`, `crr` or `udp-rr`",
+        }),
     })
 }
 
@@ -858,6 +878,7 @@ mod tests {
             "net.count=0",
             "net.msg=65537",
             "net.sink=0",
+            "net.source=65536",
             "net.reps=0",
             "net.reps=101",
             "net.offload=gso",
@@ -948,6 +969,16 @@ mod tests {
         assert_eq!(parse("test=all bench=boot"), Err(Error::ConflictingModes));
         assert_eq!(Error::ConflictingModes.key(), None);
         assert_eq!(Error::Duplicate { key: "log" }.key(), Some("log"));
+    }
+
+    #[test]
+    fn maerts_and_crr_are_apps_and_the_source_has_a_port() {
+        let o = parse("app=maerts net.source=1919").unwrap();
+        assert_eq!((o.mode, o.net.source), (Mode::App(App::Maerts), 1919));
+        assert_eq!(parse("app=crr").unwrap().mode, Mode::App(App::Crr));
+        assert_eq!(parse("app=udp-rr").unwrap().mode, Mode::App(App::UdpRr));
+        assert_eq!(parse("").unwrap().net.source, 19);
+        assert!(matches!(parse("app=tcp_crr"), Err(Error::BadValue { key: "app", .. })));
     }
 
     #[test]

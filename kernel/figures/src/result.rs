@@ -29,7 +29,7 @@
 //! | `kind` | keys after `kind` | printed when |
 //! |---|---|---|
 //! | `address` | `ip` (dotted quad), `prefix`, `source` (`static` or `dhcp`) | the interface has its IPv4 address (`net: address ...`; a Linux reference guest: eth0 is up with it, `linux-guest: eth0 ...`) |
-//! | `progress` | `app` (`transfer`, `stream`, `rr`), `done`, `total`, `unit` (`bytes` or `transactions`) | a measuring client's progress line (every 5 s): bytes echoed or acknowledged, transactions done |
+//! | `progress` | `app` (`transfer`, `stream`, `rr`, `maerts`, `crr`, `udp-rr`), `done`, `total`, `unit` (`bytes` or `transactions`) | a measuring client's progress line (every 5 s): bytes echoed or acknowledged, transactions done |
 //! | `frames` | `of` (what was measured: `transfer`, `stream`, `rr`, `channel phase`, `netfront phase`, `switching stream`, `mix`), `channel`, `netfront`, `share` | the frames a measurement moved, both ways, by path, and the channel's share in percent (on a device with channels: Xen) |
 //! | `transfer` | `bytes`, `seconds`, `mbit_per_s`, `sent_sha256`, `received_sha256`, `match`, `frames` | `app=transfer` ended: what went to the echo and came back |
 //! | `stream` | `path`, `bytes`, `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `sent_digest`, `sink_bytes`, `sink_digest`, `match`, `frames` | a TCP_STREAM ended: what the sink says it received (netref's `stream-check`: path `netfront`, check `sha256`, `match` only when the sink's answer was exactly one line of `bytes` and `sent_digest`; `frames` `null`) |
@@ -43,20 +43,23 @@
 //! | `device_closed` | `device` (`netfront`), `clean`, `netfront_closed`, `channels_released`, `grant_refs`, `mapped`, `pages` | the network device was shut down; `clean` when netfront's backend is Closed, every channel released and no grant ref, mapping or page is left |
 //! | `resources` | `after` (what was just done: `channel_released`), `grant_refs`, `netfront_refs`, `ports`, `mapped`, `pages`, `heap_used`, `frames` | the guest's live counts: grant refs in use but netfront's (channels), netfront's (its rings, posted receive buffers and transmits in flight: these vary), event-channel ports bound, peer pages mapped, pages granted out, heap bytes and frames allocated (after every `channel_released`, so a scenario can check they stay constant) |
 //! | `iperf3` | `role` (`server` or `client`), `ok`, `protocol` (`tcp`, `udp`; `null` if refused before it was known), `streams`, `reverse`, `seconds`, `bytes_sent`, `bytes_received`, `mbit_per_s`, `udp_packets`, `udp_lost`, `i_errno` (iperf3's error number of a refusal, else `null`), `error` (`null` when ok), `frames` | an iperf3 test ended (`app=iperf3`: each test, a refused or busy client too; `app=iperf3-client`: its one test). Bytes are this guest's, counted by it (the client's `bytes_received` is what the server reported receiving); `mbit_per_s` is the bytes received over `seconds` (the client: the server's figure, as iperf3's receiver line; the server: both ways summed); `frames` covers the test (the server: from its parameters to its end) |
-//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`, `mix`; a Linux reference guest's role: `linux-serve`, `linux-client`, `linux-check`, `linux-iperf3`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next (a Linux reference guest: its role ended, or failed before it began; `linux-serve` only fails) |
+//! | `app` | `app` (`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`, `mix`, `maerts`, `crr`, `udp-rr`; a Linux reference guest's role: `linux-serve`, `linux-client`, `linux-check`, `linux-iperf3`), `ok`, `error` (`null` when ok) | the application ended, its device closed: the guest powers off next (a Linux reference guest: its role ended, or failed before it began; `linux-serve` only fails) |
 //! | `offloads` | `device` (`netfront`), `tx`, `rx` (each `none` or a comma list of `sg`, `csum`, `gso`) | the network device connected with these offloads (`netfront: offloads ...`) |
 //! | `test` | `name`, `ok` | a kernel test (`test=`) passed or failed (`test NAME ... ok`) |
 //! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
 //! | `boot_failed` | `what` (`kernel command line`, `kernel test`, ...), `key` (the option or test it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
 //! | `booted` | `entry` (`pvh`), `ram_kib`, `tsc_hz`, `heap_kib`, `frames_free`, `timer_hz` | the boot is done (after the human summary); what the command line asks runs next |
-//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address |
+//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address; netfront again with `link_up` false when netback broke the ring protocol and netfront stopped |
 //! | `test_ignored` | `name`, `why` (`isolated`: it ends the kernel, boot with `test=NAME`; or what it needs) | a kernel test not run in this boot (`test NAME ... ignored, ...`) |
 //! | `panic` | `file`, `line` (`null`, 0 when unknown) | the kernel panicked (`PANIC at ...`, with the message); it stops next |
 //! | `fault` | `vector`, `rip`, `cr2`, `guard` (`null page`, a stack's name, or `null`) | a CPU exception stopped the kernel (after the register dump) |
 //! | `listening` | `service` (`iperf3`, `sink`, `echo`), `port` | a Linux reference guest's server listens (`ref.role=serve`: iperf3 -s, then netref's sink and echo, both printed once both listen) |
 //! | `sink` | `bytes`, `check` (`sha256` or `count`), `digest` (the SHA-256 in lower-case hex; `null` for `count`) | netref's sink answered a stream (`bytes` without the count-only magic) |
+//! | `maerts` | `path`, `bytes` (received), `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `digest` (of the bytes received, in hex; `-` for `count`), `source_bytes`, `source_digest` (what the source says it sent), `match`, `frames` | an `app=maerts` repetition ended: the stream the other way, from the source to this client |
+//! | `crr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us` (each transaction from its connect to the server's FIN), `refused` (connections refused and tried again), `frames` | an `app=crr` repetition ended: one new connection per transaction |
+//! | `udp_rr` | `path`, `transactions` (answered), `lost` (unanswered for 100 ms, the next sent), `stale` (answers that came later, dropped), `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | an `app=udp-rr` repetition ended |
 //!
-//! `frames` inside `transfer`, `stream` and `rr` is the object
+//! `frames` inside `transfer`, `stream`, `rr`, `maerts`, `crr` and `udp_rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
 //! printed just before), or `null` on a device without channels (virtio).
 
@@ -102,7 +105,7 @@ impl Frames {
 }
 
 /// Every event's `kind`, in the order of [`Event`]'s variants.
-pub const KINDS: [&str; 27] = [
+pub const KINDS: [&str; 30] = [
     "address",
     "progress",
     "frames",
@@ -130,6 +133,9 @@ pub const KINDS: [&str; 27] = [
     "fault",
     "listening",
     "sink",
+    "maerts",
+    "crr",
+    "udp_rr",
 ];
 
 /// One result or event of a guest. `S` is `&str` where it is written (the
@@ -316,7 +322,8 @@ pub enum Event<S> {
         frames_free: u64,
         timer_hz: u32,
     },
-    /// A network device is up (before any address).
+    /// A network device is up (before any address), or netfront stopped
+    /// because netback broke the ring protocol (`link_up` false).
     NetDevice {
         device: S,
         mac: S,
@@ -351,6 +358,56 @@ pub enum Event<S> {
         bytes: u64,
         check: S,
         digest: Option<S>,
+    },
+    /// A TCP_MAERTS ended: what the client received, and what the source
+    /// says it sent.
+    Maerts {
+        path: S,
+        bytes: u64,
+        seconds: f64,
+        #[serde(serialize_with = "thousandths")]
+        mbit_per_s: f64,
+        check: S,
+        digest: S,
+        source_bytes: u64,
+        source_digest: S,
+        #[serde(rename = "match")]
+        matched: bool,
+        frames: Option<Frames>,
+    },
+    /// A TCP_CRR ended: transactions each on a new connection.
+    Crr {
+        path: S,
+        transactions: u32,
+        seconds: f64,
+        #[serde(serialize_with = "thousandths")]
+        per_second: f64,
+        #[serde(serialize_with = "thousandths")]
+        mean_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p50_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p99_us: f64,
+        refused: u32,
+        frames: Option<Frames>,
+    },
+    /// A UDP_RR ended: `lost` requests went unanswered in time, `stale`
+    /// answers came after that.
+    UdpRr {
+        path: S,
+        transactions: u32,
+        lost: u32,
+        stale: u32,
+        seconds: f64,
+        #[serde(serialize_with = "thousandths")]
+        per_second: f64,
+        #[serde(serialize_with = "thousandths")]
+        mean_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p50_us: f64,
+        #[serde(serialize_with = "thousandths")]
+        p99_us: f64,
+        frames: Option<Frames>,
     },
 }
 
@@ -516,6 +573,41 @@ mod tests {
             Event::Fault { vector: 14, rip: 0x20_1000, cr2: 0, guard: Some("null page") },
             Event::Listening { service: "sink", port: 9 },
             Event::Sink { bytes: 1 << 24, check: "sha256", digest: Some(a) },
+            Event::Maerts {
+                path: "channel",
+                bytes: 1 << 20,
+                seconds: 0.5,
+                mbit_per_s: 16.777216,
+                check: "count",
+                digest: "-",
+                source_bytes: 1 << 20,
+                source_digest: "-",
+                matched: true,
+                frames,
+            },
+            Event::Crr {
+                path: "netfront",
+                transactions: 200,
+                seconds: 0.4,
+                per_second: 500.0,
+                mean_us: 2000.5,
+                p50_us: 1900.0,
+                p99_us: 4100.0,
+                refused: 0,
+                frames: None
+            },
+            Event::UdpRr {
+                path: "channel",
+                transactions: 2000,
+                lost: 3,
+                stale: 1,
+                seconds: 0.25,
+                per_second: 8000.0,
+                mean_us: 120.5,
+                p50_us: 100.0,
+                p99_us: 300.0,
+                frames
+            },
         ]
     }
 

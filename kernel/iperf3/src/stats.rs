@@ -122,13 +122,59 @@ impl StreamStats {
     }
 }
 
+/// iperf3's payload: these digits, repeating.
 const PATTERN: &[u8; 10] = b"0123456789";
+/// The longest slice [`fill_payload`] copies at once.
+const CHUNK: usize = 4096;
+/// The pattern written out once, `PATTERN.len()` bytes longer than a chunk
+/// so that a chunk can start at any phase of it: a block is then filled by
+/// slice copies, not a loop over every byte (as iperf3 prefills its
+/// buffer once).
+static PREFILLED: [u8; CHUNK + PATTERN.len()] = {
+    let mut b = [0u8; CHUNK + PATTERN.len()];
+    let mut i = 0;
+    while i < b.len() {
+        b[i] = PATTERN[i % PATTERN.len()];
+        i += 1;
+    }
+    b
+};
 
 /// Fills `buf` with iperf3's repeating payload, continuing at `offset`.
 pub fn fill_payload(buf: &mut [u8], offset: u64) {
-    let mut i = (offset % 10) as usize;
-    for b in buf.iter_mut() {
-        *b = PATTERN[i];
-        i = if i == 9 { 0 } else { i + 1 };
+    let mut phase = (offset % PATTERN.len() as u64) as usize;
+    for chunk in buf.chunks_mut(CHUNK) {
+        chunk.copy_from_slice(&PREFILLED[phase..phase + chunk.len()]);
+        phase = (phase + chunk.len()) % PATTERN.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pattern byte by byte, as iperf3 lays it out.
+    fn expected(len: usize, offset: u64) -> alloc::vec::Vec<u8> {
+        (0..len as u64).map(|i| PATTERN[((offset % 10 + i) % 10) as usize]).collect()
+    }
+
+    #[test]
+    fn payload_continues_the_pattern_across_chunks_and_offsets() {
+        for len in [0, 1, 9, 10, 11, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7, 128 * 1024] {
+            for offset in [0, 1, 5, 9, 10, 12_345, u64::MAX] {
+                let mut buf = alloc::vec![0xffu8; len];
+                fill_payload(&mut buf, offset);
+                assert_eq!(buf, expected(len, offset), "len {len}, offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn consecutive_fills_make_one_stream() {
+        let mut buf = alloc::vec![0u8; 3 * CHUNK];
+        let (a, b) = buf.split_at_mut(CHUNK + 3);
+        fill_payload(a, 7);
+        fill_payload(b, 7 + (CHUNK as u64 + 3));
+        assert_eq!(buf, expected(3 * CHUNK, 7));
     }
 }

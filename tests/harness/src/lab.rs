@@ -89,9 +89,9 @@ pub struct Config {
     /// Every console line is shown: the tail is not repeated on failure.
     pub verbose: bool,
     /// `-accel tcg,thread=single`: one host thread runs every vCPU in
-    /// turn. Every lab fault seen came with multi-threaded TCG, and none
-    /// single-threaded, but the wall-clock bench then runs out of time
-    /// (README, "What the nested lab taught us"): the long runs use it.
+    /// turn. No Cohort guest faulted that way, but the wall-clock bench
+    /// then runs out of time (README, "What the nested lab taught us"):
+    /// the test suite and the long runs use it, the bench does not.
     pub single_thread: bool,
 }
 

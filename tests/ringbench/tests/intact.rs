@@ -208,7 +208,12 @@ fn a_plan_gives_every_figure_once_a_repetition() {
     assert_eq!(figures.len(), 2 * 2 * (4 * 2 + 2));
     // The ratio is the channel's throughput over the other's, same repetition.
     let first = |name: &str| figures.iter().find(|f| f.name == name).unwrap().value;
-    let ratio = first("ring.channel.throughput.64") / first("ring.memcpy.throughput.64");
-    assert!((first("ring.channel_vs_memcpy.64") - ratio).abs() < 0.01 * ratio.max(0.1), "{ratio}");
+    let (channel, memcpy) = (first("ring.channel.throughput.64"), first("ring.memcpy.throughput.64"));
+    let ratio = channel / memcpy;
+    // The figures are rounded to thousandths: on a loaded host a tiny
+    // transfer's Gbit/s is small enough for that to matter.
+    let rounding = ratio * (0.0005 / channel + 0.0005 / memcpy);
+    let reported = first("ring.channel_vs_memcpy.64");
+    assert!((reported - ratio).abs() < 0.01 * ratio.max(0.1) + rounding, "{reported} against {channel} / {memcpy}");
     assert!(cohort_ringbench::summary(&all).contains("channel / memcpy"));
 }

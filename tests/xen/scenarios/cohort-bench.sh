@@ -10,6 +10,8 @@
 . /usr/share/cohort/scenario-lib.sh
 
 clock=${1:-wall}
+# Linux against Cohort as the same guest type.
+LINUX_TYPE=pvh
 kernel=${2:-/cohort/cohort}
 scope=${3:-all}
 full() { [ "$scope" != quick ]; }
@@ -108,7 +110,7 @@ if full; then
 
     guest prims "bench=xen"
     xl_create /tmp/prims.cfg
-    if wait_until 60 dom_shutdown prims && figures prims hypercall_round_trip | grep -q hypercall_round_trip; then
+    if wait_until 60 dom_shutdown prims && wait_until 20 has_figure prims xen.hypercall_round_trip; then
         figures prims hypercall_round_trip; ok xen-bench-primitives
     else
         log prims | grep -v INFO | tail; fail xen-bench-primitives "no figures"
@@ -121,7 +123,7 @@ if full; then
     a=$(xl domid ping) b=$(xl domid pong)
     xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
     xl unpause ping; xl unpause pong
-    if wait_until 300 dom_shutdown ping && figures ping notify_to_remote_handler | grep -q notify_to_remote; then
+    if wait_until 300 dom_shutdown ping && wait_until 20 has_figure ping evtchn.notify_to_remote_handler; then
         figures ping notify_to_remote_handler; figures pong grant_map_unmap; ok xen-bench-evtchn
     else
         log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"

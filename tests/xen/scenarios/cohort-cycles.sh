@@ -33,11 +33,11 @@ retries=0
 SRV_IP=198.18.0.30
 CHECK=xen-cycles-counts-constant
 
-# The EVENT resources line printed right after the survivor's
-# channel_released for dom$1.
+# The survivor's first `resources` event after its channel_released for
+# dom$1: grant_refs ports mapped pages frames heap_used netfront_refs.
 released_counts() {
-    guest_log survivor | grep -F -A2 "\"kind\":\"channel_released\",\"peer\":$1}" | grep -F '"kind":"resources"' | head -n1 |
-        sed -n 's/.*"grant_refs":\([0-9]*\),"netfront_refs":\([0-9]*\),"ports":\([0-9]*\),"mapped":\([0-9]*\),"pages":\([0-9]*\),"heap_used":\([0-9]*\),"frames":\([0-9]*\)}.*/\1 \3 \4 \5 \7 \6 \2/p'
+    cohort_event survivor resources --after "channel_released peer=$1" --first \
+        --get grant_refs,ports,mapped,pages,frames,heap_used,netfront_refs
 }
 has_counts() { [ -n "$(released_counts "$1")" ]; }
 channel_up() { guest_event survivor channel_up peer="$1"; }
@@ -133,7 +133,7 @@ while [ "$n" -lt "$cycles" ]; do
         same=DIFFERENT; differ=$((differ + 1))
     fi
     c1=$(now_ms)
-    echo "cycle $n: dom$id ($ip) $traffic over $path; frames $(echo "$line" | sed -n 's/.*"frames":{"channel":\([0-9]*\),"netfront":\([0-9]*\).*/\1 channel, \2 netfront/p'); survivor: $counts heap_used $heap netfront_refs $nf_refs ($same); $(((c1 - c0) / 1000)).$(((c1 - c0) % 1000 / 100)) s"
+    echo "cycle $n: dom$id ($ip) $traffic over $path; frames (channel netfront) $(guest_events peer "$traffic" --first --get frames.channel,frames.netfront); survivor: $counts heap_used $heap netfront_refs $nf_refs ($same); $(((c1 - c0) / 1000)).$(((c1 - c0) % 1000 / 100)) s"
     if [ $((n % 10)) = 0 ]; then
         echo "cycles: $n of $cycles, $(((c1 - t0) / 1000)) s"
     fi
@@ -143,7 +143,7 @@ while [ "$n" -lt "$cycles" ]; do
 done
 t1=$(now_ms)
 echo "cycles: $n of $cycles done in $(((t1 - t0) / 1000)) s; after cycle 1: $first heap_used ${first_heap:-?}; heap min ${heap_min:-?} max ${heap_max:-?}; paths:${paths:- none}; of them under RR $rr_cycles; mismatches $mismatched; cycles with other counts $differ; peers re-created $retries"
-guest_log survivor | grep -F '"kind":"resources"' | tail -n1
+guest_events survivor resources --last
 
 if [ -n "$problem" ]; then
     fail "$CHECK" "$problem (after $n cycles)"

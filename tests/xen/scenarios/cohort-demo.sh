@@ -44,14 +44,14 @@ while ! dom_shutdown beta; do
 done
 echo "demo: what dom0's discovery daemon published (its log):"
 grep -E "peers:|not listed" "$DISCOVERYD_LOG" | tail -n 4 | sed 's/^/  /'
-figure() { guest_log beta | grep '^BENCH' | grep "\"name\":\"$1\"" | grep "\"path\":\"$2\"" | tail -n1 | sed 's/.*"value":\([0-9.]*\).*/\1/'; }
+figure() { figure_value beta "$1" "$2"; }
 s_ch=$(figure net.tcp_stream channel) s_nf=$(figure net.tcp_stream netfront)
 r_ch=$(figure net.tcp_rr channel) r_nf=$(figure net.tcp_rr netfront)
 l_ch=$(figure net.tcp_rr_latency_p50 channel) l_nf=$(figure net.tcp_rr_latency_p50 netfront)
 p_ch=$(figure net.tcp_rr_latency_p99 channel) p_nf=$(figure net.tcp_rr_latency_p99 netfront)
 m_ch=$(figure net.tcp_rr_latency_mean channel) m_nf=$(figure net.tcp_rr_latency_mean netfront)
 up=$(figure channel.up_after_boot channel) sw=$(figure channel.switch_to_netfront netfront)
-clock=$(guest_log beta | grep -o '"clock":"[a-z]*"' | head -n1 | cut -d'"' -f4)
+clock=$(cohort_event beta bench --first --get clock)
 if guest_event beta netbench && [ -n "$s_ch" ] && [ -n "$s_nf" ] && [ -n "$r_ch" ] && [ -n "$r_nf" ] && ! dom_crashed beta; then
     echo
     config=$(guest_log beta | sed -n 's/.*channels: \(.*\)$/\1/p' | head -n1)

@@ -15,6 +15,7 @@
 # result: xen-iperf3-dom0-tcp                  dom0's iperf3 -c -t 2 -J into Cohort's server
 # result: xen-iperf3-dom0-reverse              the same with -R: Cohort sends
 # result: xen-iperf3-dom0-parallel-4           the same with -P 4
+# result: xen-iperf3-dom0-bidir                the same with --bidir: both ways at once, each counted by both ends
 # result: xen-iperf3-dom0-udp                  the same with -u -b 10M: packets, loss reported
 # result: xen-iperf3-dom0-sctp-refused-then-served  --sctp gets iperf3's own error, the next client is served
 # result: xen-iperf3-linux-to-cohort           a Linux guest's iperf3 -c -t 2 -J into Cohort's server
@@ -63,7 +64,8 @@ tests_done() { event_count srv iperf3 role=server ok=true; }
 # server_agrees BEFORE WHAT: Cohort's server reported exactly one more
 # finished test than BEFORE, and the bytes it counted equal the report's
 # (WHAT: received for a test where the client sends, the report's
-# end.sum_received; sent for -R, end.sum_sent). Says why not in $why.
+# end.sum_received; sent for -R, end.sum_sent; bidir-sent for what it sent
+# in a --bidir test, end.sum_sent_bidir_reverse). Says why not in $why.
 server_agrees() {
     _file=$REPORT _tag=
     [ -n "${3:-}" ] && _file=$3 _tag=$4
@@ -73,6 +75,7 @@ server_agrees() {
     case $2 in
         received) _ours=$(event_field srv iperf3 bytes_received role=server ok=true) _key=end.sum_received.bytes ;;
         sent) _ours=$(event_field srv iperf3 bytes_sent role=server ok=true) _key=end.sum_sent.bytes ;;
+        bidir-sent) _ours=$(event_field srv iperf3 bytes_sent role=server ok=true) _key=end.sum_sent_bidir_reverse.bytes ;;
     esac
     # shellcheck disable=SC2086 # $_tag: empty or the tag
     _theirs=$(report_field "$_file" $_tag "$_key")
@@ -111,9 +114,9 @@ dom0_client() {
         why="iperf3 -c$_opts (exit $_rc): $checked $(head -c 300 /tmp/iperf3.err)"
     else
         _what=received
-        case " $* " in *" --reverse "*) _what=sent ;; esac
+        case " $* " in *" --reverse "*) _what=sent ;; *" --bidir "*) _what="received bidir-sent" ;; esac
         wait_until 10 sh -c "[ \"\$(. /usr/share/cohort/scenario-lib.sh; event_count srv iperf3 role=server ok=true)\" -gt $_before ]"
-        server_agrees "$_before" "$_what" || true
+        for _w in $_what; do server_agrees "$_before" "$_w" || break; done
     fi
     if [ -z "$why" ]; then
         echo "dom0 iperf3 -c$_opts: $checked"
@@ -127,6 +130,7 @@ dom0_client() {
 dom0_client xen-iperf3-dom0-tcp -t 2 --
 dom0_client xen-iperf3-dom0-reverse -t 2 -R -- --reverse
 dom0_client xen-iperf3-dom0-parallel-4 -t 2 -P 4 -- --streams 4
+dom0_client xen-iperf3-dom0-bidir -t 2 --bidir -- --bidir
 dom0_client xen-iperf3-dom0-udp -t 2 -u -b 10M -- --udp
 
 # --sctp: the server refuses it as a Linux server without SCTP does
@@ -214,7 +218,7 @@ client_agrees() {
         why="the server received ${_got:-?} of $2 bytes at ${_mbit:-?} Mbit/s"; return 1
     fi
     # The BENCH figure is the event's rate.
-    if ! guest_log "$1" | grep '^BENCH' | grep -q "\"name\":\"net.iperf3_tcp\""; then
+    if ! has_figure "$1" net.iperf3_tcp; then
         why="no BENCH net.iperf3_tcp figure"; return 1
     fi
 }
@@ -282,7 +286,7 @@ else
                     why="the receiver counted ${got:-?} of $sent bytes ($test)"
                 elif [ "$bench" = net.iperf3_udp ] && { [ "${packets:-0}" -le 0 ] || [ "${lost:-0}" -gt "$packets" ]; }; then
                     why="UDP: ${lost:-?} lost of ${packets:-?} datagrams ($test)"
-                elif ! guest_log c2lo | grep '^BENCH' | grep -q "\"name\":\"$bench\""; then
+                elif ! has_figure c2lo "$bench"; then
                     why="no BENCH $bench figure ($test)"
                 else
                     guest_events c2lo iperf3

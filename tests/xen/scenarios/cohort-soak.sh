@@ -35,18 +35,14 @@ echo "soak: seed $seed, $minutes minutes"
 # The servers: s1 in group lab, s2 in group lab2.
 srv_ip() { echo "198.18.0.$((70 + $1))"; }
 srv_group() { [ "$1" = 1 ] && echo lab || echo lab2; }
-# The EVENT resources line after the channel_released for dom$2 on s$1,
-# as seven numbers: grant_refs ports mapped pages heap_used frames
+# The counts of the first `resources` event after the channel_released
+# for dom$2 on s$1: grant_refs ports mapped pages heap_used frames
 # netfront_refs (the last varies with transmits in flight: not compared).
-counts_after() {
-    guest_log "s$1" | grep -F -A2 "\"kind\":\"channel_released\",\"peer\":$2}" | grep -F '"kind":"resources"' | head -n1 | numbers
-}
-numbers() {
-    sed -n 's/.*"grant_refs":\([0-9]*\),"netfront_refs":\([0-9]*\),"ports":\([0-9]*\),"mapped":\([0-9]*\),"pages":\([0-9]*\),"heap_used":\([0-9]*\),"frames":\([0-9]*\)}.*/\1 \3 \4 \5 \6 \7 \2/p'
-}
+COUNTS=grant_refs,ports,mapped,pages,heap_used,frames,netfront_refs
+counts_after() { cohort_event "s$1" resources --after "channel_released peer=$2" --first --get "$COUNTS"; }
 has_counts_after() { [ -n "$(counts_after "$1" "$2")" ]; }
 # The last counts s$1 printed.
-last_counts() { guest_log "s$1" | grep -F '"kind":"resources"' | tail -n1 | numbers; }
+last_counts() { cohort_event "s$1" resources --last --get "$COUNTS"; }
 
 gen=0
 # new_client NAME KIND SERVER: a client guest with an address and MAC of
@@ -74,22 +70,24 @@ streams=0; matched=0; bytes=0; mismatches=0; rr_done=0; app_errors=0; crashes=0;
 harvest() {
     _log=/tmp/soak-$1.log
     guest_log "$1" > "$_log"
-    _s=$(grep -c -F '"kind":"stream"' "$_log")
-    _m=$(grep -F '"kind":"stream"' "$_log" | grep -c -F '"match":true')
-    _b=$(grep -F '"kind":"stream"' "$_log" | grep -F '"match":true' | sed -n 's/.*"kind":"stream","path":"[^"]*","bytes":\([0-9]*\),.*/\1/p' | awk '{ s += $1 } END { printf "%d", s }')
+    _s=$(logged stream --count)
+    _m=$(logged stream match=true --count)
+    _b=$(logged stream match=true --get bytes | awk '{ s += $1 } END { printf "%d", s }')
     streams=$((streams + _s)); matched=$((matched + _m)); bytes=$((bytes + _b))
     if [ "$_s" != "$_m" ]; then
         mismatches=$((mismatches + _s - _m))
-        echo "soak: $1: MISMATCH:"; grep -F '"kind":"stream"' "$_log" | grep -v -F '"match":true'
+        echo "soak: $1: MISMATCH:"; logged stream match=false
     fi
-    _r=$(grep -F '"kind":"progress","app":"rr"' "$_log" | tail -n1 | sed -n 's/.*"done":\([0-9]*\),.*/\1/p')
+    _r=$(logged progress app=rr --last --get "done")
     rr_done=$((rr_done + ${_r:-0}))
-    grep -q -F '"kind":"device_closed","device":"netfront","clean":true' "$_log" && clean_closes=$((clean_closes + 1))
-    if grep -q -F '"kind":"app"' "$_log" && ! grep -q -F '"ok":true' "$_log"; then
+    logged device_closed device=netfront clean=true >/dev/null && clean_closes=$((clean_closes + 1))
+    if logged app ok=false >/dev/null; then
         app_errors=$((app_errors + 1))
-        echo "soak: $1: the app failed: $(grep -F '"kind":"app"' "$_log" | tail -n1)"
+        echo "soak: $1: the app failed: $(logged app ok=false --last)"
     fi
 }
+# logged KIND [...]: cohort-event on the log harvest kept.
+logged() { "$COHORT_EVENT" "$_log" "$@" 2>/dev/null; }
 
 # One `xl list` a round (each `xl` call is a process under emulation,
 # seconds when the lab is busy); STATE NAME reads it: empty when gone.

@@ -5,11 +5,13 @@
 #   cohort-study.sh PLAN [KERNEL] [POINT_TIMEOUT_S]
 # PLAN has one point a line, tab-separated:
 #   ID  SERVERS  CLIENT-CMDLINE  XL-EXTRA
-# SERVERS: each server's options after app=echo, `;` between servers;
+# SERVERS: each server's options after app=echo (or with their own app=),
+# `;` between servers;
 # server K (from 0, at most 8) is 198.18.0.(40+K), the client 198.18.0.49.
 # Per point: the echo/sink server guests (kept while the next point asks
 # for the same servers and xl lines) and a measuring client guest (app=stream,
-# app=rr or app=mix, with net.reps=N), all under the virtual clock. Lines
+# app=maerts, app=rr, app=crr or app=mix, with net.reps=N), all under the
+# virtual clock. Lines
 # for the harness, one per figure and one at each point's end:
 #   STUDY-BENCH ID BENCH {...}       the client's figures, as it printed them
 #   STUDY-END ID ok                  or: STUDY-END ID fail REASON
@@ -48,7 +50,10 @@ servers_start() {
     while [ -n "$_rest" ] && [ $_k -lt 8 ]; do
         _opts=${_rest%%;*}
         case $_rest in *\;*) _rest=${_rest#*;} ;; *) _rest= ;; esac
-        study_guest "srv$_k" $((40 + _k)) "app=echo $_opts" "$2"
+        case " $_opts" in
+            *" app="*) study_guest "srv$_k" $((40 + _k)) "$_opts" "$2" ;;
+            *) study_guest "srv$_k" $((40 + _k)) "app=echo $_opts" "$2" ;;
+        esac
         servers_up="$servers_up $_k"
         xl_create "/tmp/srv$_k.cfg" || return 1
         _k=$((_k + 1))

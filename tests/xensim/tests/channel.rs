@@ -390,9 +390,20 @@ fn hostile_record_lengths_and_kinds_close_the_channel() {
 fn hostile_consumer_index_stops_the_sender() {
     let sim = Sim::new();
     let (mut a, mut b, mut clock) = pair(&sim, Config { ring_pages: 1, polling: false, ..Config::default() });
-    // dom2 claims to have consumed more of dom1's ring than dom1 produced.
-    control_page(&sim, 2, 1).write_u32(layout::RX_CONS, 64);
-    assert_eq!(send(&mut a, 2, &frame(1, 2, 0, 100)), Err(SendError::Violation));
+    // dom2 claims to have consumed more of dom1's ring than dom1 will
+    // have produced when it reads this.
+    control_page(&sim, 2, 1).write_u32(layout::RX_CONS, 3 * 4096);
+    // The sender reads the index again only when what it last read leaves
+    // no room: by the time a page of frames is out, it has, and stops.
+    let mut sent = 0;
+    let stopped = loop {
+        match send(&mut a, 2, &frame(1, 2, 0, 100)) {
+            Ok(()) => sent += 1,
+            other => break other,
+        }
+        assert!(sent <= 4096 / 100, "{sent} frames into a 4 KiB ring");
+    };
+    assert_eq!(stopped, Err(SendError::Violation), "after {sent} frames");
     a.mgr.fail(2, "the peer published an impossible consumer index", clock);
     a.notes.extend(a.mgr.take_notes());
     assert_shunned(&mut a, &mut b, &mut clock, "consumer index");

@@ -123,8 +123,9 @@ fn rule_1_each_index_is_read_once() {
     w.spy.clear_hook();
     w.control().write_u32(layout::TX_PROD, w.prod);
 
-    // Sending: the peer's consumer index, read once per frame while there
-    // is room (our ring: the peer consumes everything at once).
+    // Sending: the peer's consumer index, read at most once per frame, and
+    // only when the one read last leaves no room (the peer consumes
+    // everything at once: one read per ring's worth of frames).
     let control = w.control();
     let reads = Rc::new(Cell::new(0u32));
     let r = reads.clone();
@@ -134,14 +135,18 @@ fn rule_1_each_index_is_read_once() {
         }
     });
     let mut our_prod = 0u32;
-    for seq in 0..40 {
+    let mut total = 0;
+    for seq in 0..80 {
         control.write_u32(layout::RX_CONS, our_prod);
         reads.set(0);
         let f = frame(1, 2, seq, 100);
         w.g.mgr.channel(2).unwrap().send(&f).unwrap();
         our_prod = our_prod.wrapping_add(ring::record_len(100) as u32);
-        assert_eq!(reads.get(), 1, "the consumer index is read once per send");
+        assert!(reads.get() <= 1, "the consumer index is read at most once per send");
+        total += reads.get();
     }
+    // 80 frames of 108 bytes through a 4 KiB ring: about two ringfuls.
+    assert!((1..=3).contains(&total), "{total} reads for 80 sends");
     w.finish();
 }
 
@@ -302,12 +307,21 @@ fn rule_4_bad_input_is_an_error_state() {
     }
     assert_eq!(w.spy.take(), vec![], "a shunned peer's pages are not read");
     // The receive path too: a consumer index that is impossible breaks
-    // the channel on the send side the same way (a fresh channel).
+    // the channel on the send side the same way (a fresh channel), once
+    // the sender reads it (when what it read last leaves no room).
     w.finish();
     let mut w = World::new();
     w.control().write_u32(layout::RX_CONS, 4096 + 8);
     let ch = w.g.mgr.channel(2).unwrap();
-    assert_eq!(ch.send(&frame(1, 2, 0, 100)), Err(SendError::Violation));
+    let mut sent = 0;
+    let stopped = loop {
+        match ch.send(&frame(1, 2, sent, 100)) {
+            Ok(()) => sent += 1,
+            other => break other,
+        }
+        assert!(sent <= 4096 / 100, "{sent} frames into a 4 KiB ring");
+    };
+    assert_eq!(stopped, Err(SendError::Violation));
     w.spy.take();
     assert!(matches!(ch.violation(), Some(Violation::Index { .. })));
     let mut out = Vec::new();

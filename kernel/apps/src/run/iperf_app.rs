@@ -90,7 +90,8 @@ impl core::fmt::Display for IperfFlags<'_> {
 }
 
 /// The BENCH name of a test: `net.iperf3_tcp` for the plain upload, with
-/// `_reverse` and `_pN` for `-R` and `-P N`, `udp` for `-u`.
+/// `_reverse` and `_pN` for `-R` and `-P N`, `udp` for `-u` (whose loss,
+/// in % of the datagrams, is the same name with `_loss`).
 fn figure_name(p: &Params) -> String {
     let mut name = format!("net.iperf3_{}", protocol_name(p.protocol));
     if p.reverse {
@@ -324,6 +325,11 @@ impl<S: Stack> Run<'_, S> {
                     if r.params.reverse { "the server" } else { "we" },
                 ));
                 self.figure(&figure_name(&r.params), &path, mbit, "Mbit/s");
+                if r.params.protocol == Protocol::Udp {
+                    // The datagrams the receiver missed, of those sent.
+                    let loss = if udp_packets > 0 { udp_lost as f64 * 100.0 / udp_packets as f64 } else { 0.0 };
+                    self.figure(&format!("{}_loss", figure_name(&r.params)), &path, loss, "%");
+                }
                 self.result(&Event::Iperf3 {
                     role: "client",
                     ok: true,

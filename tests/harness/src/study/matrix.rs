@@ -15,6 +15,18 @@ pub enum Workload {
     Rr,
     /// Concurrent streams to several servers' sinks (`app=mix`).
     Mix,
+    /// TCP_MAERTS from the server's source (`app=maerts`, count only).
+    Maerts,
+    /// TCP_CRR with the server's echo, a connection each (`app=crr`).
+    Crr,
+    /// UDP_RR with the server's UDP echo (`app=udp-rr`).
+    #[serde(rename = "udp-rr")]
+    UdpRr,
+    /// A UDP stream faster than netfront carries, into an iperf3 server
+    /// (`app=iperf3-client iperf3.udp=on`, the server `app=iperf3`): the
+    /// rate received and the datagrams lost.
+    #[serde(rename = "udp-stream")]
+    UdpStream,
 }
 
 impl Workload {
@@ -25,6 +37,10 @@ impl Workload {
             Workload::Stream => ("net.tcp_stream", "Mbit/s"),
             Workload::Rr => ("net.tcp_rr", "transactions/s"),
             Workload::Mix => ("net.mix_aggregate", "Mbit/s"),
+            Workload::Maerts => ("net.tcp_maerts", "Mbit/s"),
+            Workload::Crr => ("net.tcp_crr", "transactions/s"),
+            Workload::UdpRr => ("net.udp_rr", "transactions/s"),
+            Workload::UdpStream => ("net.iperf3_udp", "Mbit/s"),
         }
     }
 
@@ -33,6 +49,10 @@ impl Workload {
             Workload::Stream => "stream",
             Workload::Rr => "rr",
             Workload::Mix => "mix",
+            Workload::Maerts => "maerts",
+            Workload::Crr => "crr",
+            Workload::UdpRr => "udp-rr",
+            Workload::UdpStream => "udp-stream",
         }
     }
 }
@@ -50,10 +70,11 @@ pub enum Path {
 }
 
 impl Path {
-    /// Whether a figure's `path` label is this path. A mixture's label
-    /// is `channel` when netfront's frames are under 1% (an ARP exchange
-    /// on netfront is more than that of a short transfer's frames), and
-    /// `channel+netfront` otherwise: both say the channel carried frames.
+    /// Whether a figure's `path` label is this path. The guest labels a
+    /// measurement `channel` when netfront carried under 1% of its frames
+    /// or no more than a few broadcasts (an ARP refresh, which only
+    /// netfront carries), and `channel+netfront` otherwise: a mixture's
+    /// label may be either, both say the channel carried frames.
     pub fn accepts(self, label: &str) -> bool {
         match self {
             Path::Both => label == "channel+netfront" || label == "channel",
@@ -77,6 +98,8 @@ pub struct Scale {
     pub reps: u32,
     pub stream_bytes: u64,
     pub rr_count: u32,
+    /// TCP_CRR's transactions (each is a connection: dearer than RR's).
+    pub crr_count: u32,
     /// Bytes of each of question 1's concurrent flows.
     pub flow_bytes: u64,
     /// Seconds a point's client may take, in dom0.
@@ -85,8 +108,10 @@ pub struct Scale {
 
 /// `./run.sh study --quick`: the same questions, short transfers, fewer
 /// factor values; its figures are not comparable with a full run's.
-pub const QUICK: Scale = Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, flow_bytes: 1 << 20, point_timeout: 300 };
-pub const FULL: Scale = Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, flow_bytes: 4 << 20, point_timeout: 1200 };
+pub const QUICK: Scale =
+    Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, crr_count: 100, flow_bytes: 1 << 20, point_timeout: 300 };
+pub const FULL: Scale =
+    Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, crr_count: 1000, flow_bytes: 4 << 20, point_timeout: 1200 };
 
 /// Question 1's flows from the one client, and its servers' addresses
 /// (cohort-study.sh: server K is 198.18.0.(40+K)): a co-resident one in
@@ -115,6 +140,23 @@ pub struct Point {
     /// Extra lines of both guests' xl configs.
     pub xl: String,
 }
+
+/// Question 3's `workload` factor, in its order: the TCP stream each way,
+/// request/response on one connection and a connection each, UDP
+/// request/response and the UDP stream.
+pub const WORKLOADS: [Workload; 6] = [
+    Workload::Stream,
+    Workload::Maerts,
+    Workload::Rr,
+    Workload::Crr,
+    Workload::UdpRr,
+    Workload::UdpStream,
+];
+
+/// The UDP stream's sending rate (iperf3's `-b`): above what netfront
+/// carries in the lab (TCP: some 400 Mbit/s). Over the channel about 40%
+/// of the datagrams are lost at this rate too (README, a quick run).
+pub const UDP_BITRATE: &str = "1G";
 
 /// The group of the channel points (client and server co-resident).
 const GROUP: &str = "study";
@@ -156,6 +198,13 @@ impl Sweep<'_> {
             Workload::Stream => format!("app=stream net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Rr => format!("app=rr net.count={} net.reps={reps}", s.rr_count),
             Workload::Mix => format!("app=mix net.bytes={} net.reps={reps}", s.flow_bytes),
+            Workload::Maerts => format!("app=maerts net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
+            Workload::Crr => format!("app=crr net.count={} net.reps={reps}", s.crr_count),
+            Workload::UdpRr => format!("app=udp-rr net.count={} net.reps={reps}", s.rr_count),
+            Workload::UdpStream => format!(
+                "app=iperf3-client iperf3.udp=on iperf3.bitrate={UDP_BITRATE} net.bytes={} net.reps={reps}",
+                s.stream_bytes
+            ),
         };
         let group = client_group.map(|g| format!(" net.group={g}")).unwrap_or_default();
         let both = if both.is_empty() { String::new() } else { format!(" {both}") };
@@ -229,6 +278,22 @@ pub fn matrix(quick: bool) -> Vec<Point> {
     for path in [Path::Channel, Path::Netfront] {
         for size in sizes {
             points.push(msg.point(&size.to_string(), Workload::Rr, path, &format!("net.msg={size}"), ""));
+        }
+    }
+    // The workloads at the defaults, over each path: the TCP stream each
+    // way (the client sends; MAERTS: it receives), transactions on one
+    // connection against a connection each (CRR), UDP request/response,
+    // and a UDP stream into an iperf3 server (the servers' `app=echo`
+    // serves the rest). One workload's two paths follow each other, so
+    // the iperf3 server starts once.
+    let workload = Sweep { question: 3, factor: "workload", scale };
+    for w in WORKLOADS {
+        for path in [Path::Channel, Path::Netfront] {
+            let mut p = workload.point(w.as_str(), w, path, "", "");
+            if w == Workload::UdpStream {
+                p.server = format!("app=iperf3 {}", p.server);
+            }
+            points.push(p);
         }
     }
     let notify = Sweep { question: 3, factor: "notify", scale };
@@ -342,6 +407,37 @@ mod tests {
     }
 
     #[test]
+    fn the_workload_factor_has_each_tcp_workload_over_each_path_quick_and_full() {
+        for (quick, scale) in [(true, &QUICK), (false, &FULL)] {
+            let points = matrix(quick);
+            let w: Vec<&Point> = points.iter().filter(|p| p.factor == "workload").collect();
+            assert_eq!(w.len(), 12);
+            for path in [Path::Channel, Path::Netfront] {
+                let ids: Vec<&str> = w.iter().filter(|p| p.path == path).map(|p| p.id.as_str()).collect();
+                let expected: Vec<String> =
+                    WORKLOADS.iter().map(|w| format!("q3/workload={0}/{0}/{1}", w.as_str(), path.as_str())).collect();
+                assert_eq!(ids, expected);
+            }
+            let maerts = w.iter().find(|p| p.workload == Workload::Maerts).unwrap();
+            assert!(maerts.client.starts_with(&format!("app=maerts net.check=count net.bytes={} ", scale.stream_bytes)));
+            let crr = w.iter().find(|p| p.workload == Workload::Crr).unwrap();
+            assert!(crr.client.starts_with(&format!("app=crr net.count={} ", scale.crr_count)), "{}", crr.client);
+            assert_eq!(crr.server, "net.group=study", "the echo and source of app=echo serve both");
+            let udp_rr = w.iter().find(|p| p.workload == Workload::UdpRr).unwrap();
+            assert!(udp_rr.client.starts_with(&format!("app=udp-rr net.count={} ", scale.rr_count)), "{}", udp_rr.client);
+            for udp in w.iter().filter(|p| p.workload == Workload::UdpStream) {
+                assert_eq!(udp.server, "app=iperf3 net.group=study", "an iperf3 server instead of the echo");
+                assert!(udp.client.starts_with("app=iperf3-client iperf3.udp=on iperf3.bitrate=1G net.bytes="), "{}", udp.client);
+            }
+            // The iperf3 points follow each other: one server start.
+            let at: Vec<usize> =
+                points.iter().enumerate().filter(|(_, p)| p.server.starts_with("app=")).map(|(i, _)| i).collect();
+            assert_eq!(at.len(), 2);
+            assert_eq!(at[1], at[0] + 1);
+        }
+    }
+
+    #[test]
     fn the_peers_factor_streams_to_each_of_up_to_seven_co_resident_servers() {
         let full = matrix(false);
         let seven = full.iter().find(|p| p.id == "q3/peers=7/mix/channel+netfront").unwrap();
@@ -364,7 +460,7 @@ mod tests {
         }
         let full = matrix(false);
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
-        for f in ["local", "residency", "msg", "notify", "mtu", "pages", "placement", "peers"] {
+        for f in ["local", "residency", "msg", "workload", "notify", "mtu", "pages", "placement", "peers"] {
             assert!(factors.contains(f), "{f}");
         }
         assert!(matrix(true).len() < full.len());

@@ -7,13 +7,16 @@
 //! at once to `target/study/points.jsonl` ([`points`]); `--resume` skips
 //! the points already there. Then `target/study/report.md` with its
 //! figures ([`report`], [`chart`]), whose structure is checked
-//! ([`structure`]).
+//! ([`structure`]). A full run (not `--quick`) also runs the host ring
+//! benchmark ([`ring`]) for the report's limits section.
 
 pub mod chart;
 pub mod matrix;
 pub mod points;
 pub mod report;
+pub mod ring;
 pub mod structure;
+pub mod workloads;
 
 use crate::lab::{self, Inject};
 use crate::{artifacts, report::Figure};
@@ -146,14 +149,18 @@ pub fn not_kept(all: &[Point], kept: &[Record]) -> Vec<Point> {
 pub fn write_report(dir: &Path, quick: bool) -> Result<Vec<String>, String> {
     let all = matrix::matrix(quick);
     let records = points::load(&dir.join("points.jsonl"))?;
-    let ring = fs::read_to_string(dir.join("ringbench.jsonl")).map(|t| report::ring_figures(&t)).unwrap_or_default();
+    let ring = fs::read_to_string(dir.join(ring::FILE)).map(|t| report::ring_figures(&t)).unwrap_or_default();
     let reps = if quick { QUICK.reps } else { FULL.reps };
     let info = report::RunInfo { quick, planned: all.len(), reps };
     let text = report::write(dir, &info, &records, &ring)?;
     let path = dir.join("report.md");
     fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     say(&format!("report: {}", path.display()));
-    Ok(structure::check(&text, dir, &questions(&all), reps as usize))
+    let mut problems = structure::check(&text, dir, &questions(&all), reps as usize);
+    if !quick && ring.is_empty() {
+        problems.push(format!("a full run's report has no ring figures (no {} with ring.* figures)", ring::FILE));
+    }
+    Ok(problems)
 }
 
 /// The matrix a points file belongs to, kept beside it.
@@ -168,6 +175,7 @@ pub fn run(options: Options) -> Result<bool, String> {
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let file = dir.join("points.jsonl");
     let kind = if options.quick { "quick" } else { "full" };
+    let mut ring_failed = false;
     if !options.report_only {
         if options.resume {
             let kept = fs::read_to_string(matrix_marker(&dir)).unwrap_or_default();
@@ -212,6 +220,20 @@ pub fn run(options: Options) -> Result<bool, String> {
                 break;
             }
         }
+        let kept = fs::read_to_string(dir.join(ring::FILE)).ok();
+        if ring::wanted(options.quick, options.resume, kept.as_deref()) {
+            say("host ring benchmark (tests/ringbench, no QEMU): ./run.sh ringbench --out target/study/ringbench.jsonl");
+            let started = Instant::now();
+            match ring::run(&dir, &mut |line| say(line)) {
+                Ok(n) => say(&format!("ring benchmark done: {n} figures in {} s", started.elapsed().as_secs())),
+                Err(e) => {
+                    say(&format!("ring benchmark: {e}"));
+                    ring_failed = true;
+                }
+            }
+        } else if !options.quick {
+            say("ring benchmark: its figures are kept from the run resumed");
+        }
     }
     let problems = write_report(&dir, options.quick)?;
     for p in &problems {
@@ -227,7 +249,7 @@ pub fn run(options: Options) -> Result<bool, String> {
             if options.quick { " --quick" } else { "" }
         ));
     }
-    Ok(problems.is_empty() && missing == 0)
+    Ok(problems.is_empty() && missing == 0 && !ring_failed)
 }
 
 #[cfg(test)]
@@ -243,6 +265,10 @@ mod tests {
                 &[("net.tcp_rr", "transactions/s"), ("net.tcp_rr_latency_p50", "us"), ("net.tcp_rr_latency_p99", "us")]
             }
             Workload::Mix => &[("net.mix_aggregate", "Mbit/s"), ("net.mix_flow_slowest", "Mbit/s")],
+            Workload::Maerts => &[("net.tcp_maerts", "Mbit/s")],
+            Workload::Crr => &[("net.tcp_crr", "transactions/s"), ("net.tcp_crr_latency_p50", "us")],
+            Workload::UdpRr => &[("net.udp_rr", "transactions/s"), ("net.udp_rr_lost", "datagrams")],
+            Workload::UdpStream => &[("net.iperf3_udp", "Mbit/s"), ("net.iperf3_udp_loss", "%")],
         };
         let figures: Vec<Figure> = names
             .iter()
@@ -274,6 +300,8 @@ mod tests {
             "## Question 3:",
             "### Factor: message size",
             "### Factor: notification mode",
+            "### Factor: workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
+            "![Question 3: the workloads over each path (virtual clock)](q3-workload.svg)",
         ] {
             assert!(text.contains(q), "{q}");
         }
@@ -284,6 +312,82 @@ mod tests {
         assert!(structure::check(&text, &dir, &questions(&all), 5).iter().any(|p| p.contains("has no figure")));
         // A point with fewer repetitions than the run asks for.
         assert!(!structure::check(&report::write(&dir, &info, &records, &[]).unwrap(), &dir, &[2, 3], 6).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_workload_factor_compares_maerts_with_stream_and_crr_with_rr_per_pair() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-workload-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(true);
+        let find = |id: &str| all.iter().find(|p| p.id == id).unwrap();
+        // After the warm-up: MAERTS 200..204, STREAM 100..104; CRR 50..54, RR 100..104.
+        let records = [
+            record(find("q3/workload=maerts/maerts/channel"), 199.0),
+            record(find("q3/workload=stream/stream/channel"), 99.0),
+            record(find("q3/workload=crr/crr/netfront"), 49.0),
+            record(find("q3/workload=rr/rr/netfront"), 99.0),
+            record(find("q3/workload=udp-rr/udp-rr/netfront"), 149.0),
+            record(find("q3/workload=udp-stream/udp-stream/netfront"), 9.0),
+        ];
+        let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(
+            text.contains(
+                "- MAERTS (the server sends) against STREAM over channel: 202.0 (200.0–204.0) against 102.0 (100.0–104.0) \
+                 Mbit/s; 1.98x per repetition pair (1.96–2.00)."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- CRR (a connection each) against RR over netfront: 52.0 (50.0–54.0) against 102.0 (100.0–104.0) \
+                 transactions/s; 0.51x per repetition pair (0.50–0.52)."
+            ),
+            "{text}"
+        );
+        // Each point's spread is in the figure's table: median, min, max, q1, q3.
+        assert!(
+            text.contains(
+                "- UDP RR against TCP RR over netfront: 152.0 (150.0–154.0) against 102.0 (100.0–104.0) \
+                 transactions/s; 1.49x per repetition pair (1.48–1.50)."
+            ),
+            "{text}"
+        );
+        // The UDP stream's figures: its rate and its loss (10..14 here).
+        assert!(
+            text.contains(
+                "- UDP stream sent at 1G bit/s over netfront: 12.0 (10.0–14.0) Mbit/s received, 12.00% (10.00–14.00%) of \
+                 the datagrams lost."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Streams (received) | channel | maerts | 5 | 202.0 | 200.0 | 204.0 | 201.0 | 203.0 | Mbit/s |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| UDP stream loss | netfront | udp-stream | 5 | 12.0 | 10.0 | 14.0 | 11.0 | 13.0 | % |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Transaction latency p50 | netfront | crr | 5 | 52.0 | 50.0 | 54.0 | 51.0 | 53.0 | us |"),
+            "{text}"
+        );
+        assert!(!text.contains("- Workloads:"), "no workload is listed as not measured any more");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_runs_report_needs_the_ring_figures_and_a_quick_ones_does_not() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-ringcheck-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let lacks = |quick| write_report(&dir, quick).unwrap().iter().any(|p| p.contains("has no ring figures"));
+        assert!(lacks(false));
+        assert!(!lacks(true));
+        let figure = r#"{"name":"ring.channel.throughput.64","path":"host","value":20,"unit":"Gbit/s","clock":"wall"}"#;
+        fs::write(dir.join(ring::FILE), (0..5).map(|_| format!("{figure}\n")).collect::<String>()).unwrap();
+        assert!(!lacks(false));
         fs::remove_dir_all(&dir).unwrap();
     }
 

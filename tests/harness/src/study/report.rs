@@ -30,10 +30,10 @@ pub struct RunInfo {
 
 /// A figure of the report: its files' name (SVG and PNG), its title and
 /// its panels (whose spreads its table lists).
-struct ReportFigure {
-    name: String,
-    title: String,
-    panels: Vec<Panel>,
+pub(super) struct ReportFigure {
+    pub(super) name: String,
+    pub(super) title: String,
+    pub(super) panels: Vec<Panel>,
 }
 
 const CAVEAT: &str = "**The lab's caveat.** Xen 4.17 runs nested in QEMU's TCG emulator, and every figure here is \
@@ -323,6 +323,7 @@ fn factor_title(factor: &str) -> &str {
         "pages" => "ring pages",
         "placement" => "vCPU placement",
         "peers" => "co-resident peers (one stream to each)",
+        "workload" => "workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
         other => other,
     }
 }
@@ -411,6 +412,20 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
     for factor in factors {
         let of: Vec<&Record> = q3.iter().copied().filter(|r| r.factor == factor).collect();
         let _ = writeln!(out, "### Factor: {}\n", factor_title(factor));
+        if factor == "workload" {
+            out.push_str(
+                "The TCP stream each way (STREAM: the client sends to the server's sink; MAERTS: the server's \
+                 source sends to the client, counted by both), transactions on one connection (RR) against a new \
+                 connection each (CRR: connect, request, response, close, timed to the server's FIN), UDP \
+                 request/response with the server's UDP echo (a request unanswered for 100 ms is lost, counted, \
+                 and the next sent), and a UDP stream sent at a fixed rate above what netfront carries into an \
+                 iperf3 server (`app=iperf3`; the rate the receiver counted and the datagrams it missed), at the \
+                 defaults, over each path.\n\n",
+            );
+            super::workloads::answer(out, &of);
+            figure_block(out, dir, &super::workloads::figure_of(&of))?;
+            continue;
+        }
         let fig = factor_figure(factor, &of);
         answer_factor(out, &of);
         figure_block(out, dir, &fig)?;
@@ -483,8 +498,8 @@ fn ring_section(out: &mut String, dir: &Path, ring: &[Figure]) -> Result<(), Str
     if ring.is_empty() {
         out.push_str(
             "Not in this run: no `target/study/ringbench.jsonl` with `ring.*` figures (the host ring benchmark, \
-             `tests/ringbench`: `./run.sh ringbench --out target/study/ringbench.jsonl`, then `./run.sh study \
-             --report`).\n\n",
+             `tests/ringbench`, which a full `./run.sh study` runs; or `./run.sh ringbench --out \
+             target/study/ringbench.jsonl`, then `./run.sh study --report`).\n\n",
         );
         return Ok(());
     }
@@ -568,7 +583,6 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str(
         "- Question 1's RR latency under the mixture, and dom0 and the Linux reference as peers.\n\
          - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
-         - Workloads: TCP MAERTS (the stream the other way), UDP stream with loss and UDP RR, TCP connect/request/response (short connections).\n\
          - Question 3's guest memory; the Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n\
          - The published anchors (XenLoop, MemPipe, XWAY) are not compared here: their figures are wall-clock times on real hardware.\n",
     );

@@ -1,5 +1,5 @@
-//! `cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--streams N]
-//! [--error TEXT] [--get FIELD]`: what a Xen scenario asks of a stock
+//! `cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--bidir]
+//! [--streams N] [--error TEXT] [--get FIELD]`: what a Xen scenario asks of a stock
 //! iperf3 client's `-J` report, read with serde_json (dom0 has no jq).
 //!
 //! * `FILE` is the report itself (`iperf3 -c ... -J > FILE`; `-`: standard
@@ -7,8 +7,8 @@
 //!   printed `IPERF3 TAG ` followed by the report (one line or iperf3's own
 //!   lines; the last such report counts).
 //! * Without `--error`, the report must be of a test that ran as asked
-//!   (`--udp`, `--reverse`, `--streams N`, default TCP, one stream, client
-//!   sends) and report the bytes both ends counted ([`check_test`]).
+//!   (`--udp`, `--reverse`, `--bidir`, `--streams N`, default TCP, one
+//!   stream, client sends) and report the bytes both ends counted ([`check_test`]).
 //! * With `--error TEXT`, the report must be of a test iperf3 refused with
 //!   exactly that message (its `error` field).
 //! * `--get FIELD` (dotted, e.g. `end.sum_received.bits_per_second`)
@@ -22,7 +22,8 @@ use std::ffi::OsString;
 
 use serde_json::Value;
 
-pub const USAGE: &str = "usage: cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--streams N] [--error TEXT] [--get FIELD]";
+pub const USAGE: &str =
+    "usage: cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--bidir] [--streams N] [--error TEXT] [--get FIELD]";
 
 /// One invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct Check {
     pub tag: Option<String>,
     pub udp: bool,
     pub reverse: bool,
+    /// `--bidir`: N streams each way.
+    pub bidir: bool,
     pub streams: u64,
     pub error: Option<String>,
     pub get: Option<String>,
@@ -42,7 +45,16 @@ impl Check {
         use lexopt::prelude::*;
         let mut parser = lexopt::Parser::from_args(args);
         let mut positional = Vec::new();
-        let mut check = Check { file: String::new(), tag: None, udp: false, reverse: false, streams: 1, error: None, get: None };
+        let mut check = Check {
+            file: String::new(),
+            tag: None,
+            udp: false,
+            reverse: false,
+            bidir: false,
+            streams: 1,
+            error: None,
+            get: None,
+        };
         let text = |p: &mut lexopt::Parser| -> Result<String, String> {
             p.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())
         };
@@ -50,6 +62,7 @@ impl Check {
             match arg {
                 Long("udp") => check.udp = true,
                 Long("reverse") => check.reverse = true,
+                Long("bidir") => check.bidir = true,
                 Long("streams") => {
                     let n = text(&mut parser)?;
                     check.streams = n.parse().ok().filter(|n| *n > 0).ok_or(format!("--streams {n}: not a count"))?;
@@ -139,7 +152,10 @@ pub fn check_refused(report: &Value, expected: &str) -> Result<String, String> {
 /// sent but not received: a loaded lab with long round trips leaves most
 /// of a short test there, so no lower bound is set);
 /// `end.streams` has one entry per stream, whose sender and
-/// receiver bytes add up to the sums. UDP: `end.sum` reports packets
+/// receiver bytes add up to the sums. `--bidir` (3.12 says so only by the
+/// `end.sum_*_bidir_reverse` sums; `num_streams` counts one direction):
+/// the same for the server-to-client direction, whose streams are the
+/// entries whose sender is not the client. UDP: `end.sum` reports packets
 /// (> 0), lost packets (no more than those) and a `lost_percent` that is
 /// their ratio.
 pub fn check_test(report: &Value, want: &Check) -> Result<String, String> {
@@ -159,40 +175,24 @@ pub fn check_test(report: &Value, want: &Check) -> Result<String, String> {
     if reverse != want.reverse {
         return Err(format!("reverse is {reverse}, expected {}", want.reverse));
     }
-    let sent = count(report, "end.sum_sent.bytes")?;
-    let received = count(report, "end.sum_received.bytes")?;
-    let (sent_s, received_s) = (number(report, "end.sum_sent.seconds")?, number(report, "end.sum_received.seconds")?);
-    if sent == 0 || received == 0 {
-        return Err(format!("sent {sent} bytes, received {received}: both must be counted"));
-    }
-    if sent_s <= 0.0 || received_s <= 0.0 {
-        return Err(format!("over {sent_s} s sent, {received_s} s received"));
-    }
-    if received > sent {
-        return Err(format!("received {received} bytes, more than the {sent} sent"));
+    let bidir = field(report, "end.sum_sent_bidir_reverse").is_some();
+    if bidir != want.bidir {
+        return Err(format!("bidirectional is {bidir}, expected {}", want.bidir));
     }
     let per_stream = report.pointer("/end/streams").and_then(Value::as_array).ok_or("the report has no `end.streams`")?;
-    if per_stream.len() as u64 != streams {
+    let entries = if bidir { 2 * streams } else { streams };
+    if per_stream.len() as u64 != entries {
         return Err(format!("`end.streams` has {} entries for {streams} streams", per_stream.len()));
     }
-    let (mut stream_sent, mut stream_received) = (0u64, 0u64);
-    for s in per_stream {
-        if want.udp {
-            // 3.12 gives one `udp` object per stream: the sender's bytes.
-            stream_sent += count(s, "udp.bytes")?;
-        } else {
-            stream_sent += count(s, "sender.bytes")?;
-            stream_received += count(s, "receiver.bytes")?;
-        }
-    }
-    if stream_sent != sent || (!want.udp && stream_received != received) {
-        return Err(format!(
-            "the streams add up to {stream_sent} sent and {stream_received} received, the sums say {sent} and {received}"
-        ));
-    }
+    let (sent, received) = direction(report, "", per_stream.iter().filter(|s| !bidir || client_sends(s)), want.udp)?;
     let mbit = number(report, "end.sum_received.bits_per_second")? / 1e6;
     let mut summary =
         format!("{protocol}, {streams} stream(s), reverse {reverse}: sent {sent} bytes, received {received} ({mbit:.2} Mbit/s)");
+    if bidir {
+        let (sent, received) = direction(report, "_bidir_reverse", per_stream.iter().filter(|s| !client_sends(s)), want.udp)?;
+        let mbit = number(report, "end.sum_received_bidir_reverse.bits_per_second")? / 1e6;
+        summary.push_str(&format!("; server to client: sent {sent} bytes, received {received} ({mbit:.2} Mbit/s)"));
+    }
     if want.udp {
         let packets = count(report, "end.sum.packets")?;
         let lost = count(report, "end.sum.lost_packets")?;
@@ -207,6 +207,52 @@ pub fn check_test(report: &Value, want: &Check) -> Result<String, String> {
         summary.push_str(&format!(", {packets} packets, {lost} lost ({lost_percent:.3} %)"));
     }
     Ok(summary)
+}
+
+/// Whether an `end.streams` entry is of a stream the client sends on.
+fn client_sends(stream: &Value) -> bool {
+    field(stream, "sender.sender").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// One direction's sums, `end.sum_sent{SUFFIX}` and
+/// `end.sum_received{SUFFIX}`, checked as [`check_test`] says against its
+/// `streams`; (sent, received).
+fn direction<'r>(
+    report: &Value,
+    suffix: &str,
+    streams: impl Iterator<Item = &'r Value>,
+    udp: bool,
+) -> Result<(u64, u64), String> {
+    let (sent_key, received_key) = (format!("end.sum_sent{suffix}"), format!("end.sum_received{suffix}"));
+    let sent = count(report, &format!("{sent_key}.bytes"))?;
+    let received = count(report, &format!("{received_key}.bytes"))?;
+    let (sent_s, received_s) =
+        (number(report, &format!("{sent_key}.seconds"))?, number(report, &format!("{received_key}.seconds"))?);
+    if sent == 0 || received == 0 {
+        return Err(format!("sent {sent} bytes, received {received}: both must be counted"));
+    }
+    if sent_s <= 0.0 || received_s <= 0.0 {
+        return Err(format!("over {sent_s} s sent, {received_s} s received"));
+    }
+    if received > sent {
+        return Err(format!("received {received} bytes, more than the {sent} sent"));
+    }
+    let (mut stream_sent, mut stream_received) = (0u64, 0u64);
+    for s in streams {
+        if udp {
+            // 3.12 gives one `udp` object per stream: the sender's bytes.
+            stream_sent += count(s, "udp.bytes")?;
+        } else {
+            stream_sent += count(s, "sender.bytes")?;
+            stream_received += count(s, "receiver.bytes")?;
+        }
+    }
+    if stream_sent != sent || (!udp && stream_received != received) {
+        return Err(format!(
+            "the streams add up to {stream_sent} sent and {stream_received} received, the sums say {sent} and {received}"
+        ));
+    }
+    Ok((sent, received))
 }
 
 #[cfg(test)]
@@ -241,6 +287,14 @@ mod tests {
         let reverse = fixture("tcp_reverse.json.client.out");
         assert!(check("f --reverse").run(&reverse).is_ok());
         assert!(check("f").run(&reverse).is_err());
+
+        let bidir = fixture("tcp_bidir.json.client.out");
+        let summary = check("f --bidir").run(&bidir).unwrap();
+        assert!(summary.contains("sent 825753600 bytes, received 824442880"), "{summary}");
+        assert!(summary.contains("server to client: sent 740556800 bytes, received 736755712"), "{summary}");
+        assert!(check("f").run(&bidir).unwrap_err().contains("bidirectional"));
+        assert!(check("f --bidir").run(&tcp).unwrap_err().contains("bidirectional"));
+        assert_eq!(check("f --bidir --get end.sum_sent_bidir_reverse.bytes").run(&bidir).unwrap(), "740556800");
 
         let udp = fixture("udp_b10M.json.client.out");
         let summary = check("f --udp").run(&udp).unwrap();
@@ -297,6 +351,33 @@ mod tests {
     }
 
     #[test]
+    fn both_directions_of_a_bidir_test_must_agree() {
+        let base = json("tcp_bidir.json.client.out");
+        let bidir = |edit: &dyn Fn(&mut Value)| {
+            let mut r = base.clone();
+            edit(&mut r);
+            check_test(&r, &check("f --bidir"))
+        };
+        assert!(bidir(&|_| {}).is_ok());
+        // The server-to-client direction is checked as the other.
+        assert!(bidir(&|r| r["end"]["sum_received_bidir_reverse"]["bytes"] = 0.into())
+            .unwrap_err()
+            .contains("both must be counted"));
+        assert!(bidir(&|r| r["end"]["sum_received_bidir_reverse"]["bytes"] = 740556801u64.into())
+            .unwrap_err()
+            .contains("more than"));
+        assert!(bidir(&|r| r["end"]["streams"][1]["receiver"]["bytes"] = 5.into()).unwrap_err().contains("add up"));
+        // Streams are told apart by their sender: two client-sent ones
+        // add up to neither direction.
+        assert!(bidir(&|r| r["end"]["streams"][1]["sender"]["sender"] = true.into()).unwrap_err().contains("add up"));
+        assert!(bidir(&|r| {
+            r["end"]["streams"].as_array_mut().unwrap().pop();
+        })
+        .unwrap_err()
+        .contains("1 entries for 1 streams"));
+    }
+
+    #[test]
     fn a_refusal_is_checked_by_its_message() {
         let sctp = fixture("sctp.json.client.out");
         let expected = "unable to start stream listener: Protocol not supported";
@@ -328,7 +409,7 @@ mod tests {
 
     #[test]
     fn usage() {
-        let c = check("r.json tag --udp --reverse --streams 4 --get end.sum.packets");
+        let c = check("r.json tag --udp --reverse --bidir --streams 4 --get end.sum.packets");
         assert_eq!(
             c,
             Check {
@@ -336,6 +417,7 @@ mod tests {
                 tag: Some("tag".into()),
                 udp: true,
                 reverse: true,
+                bidir: true,
                 streams: 4,
                 error: None,
                 get: Some("end.sum.packets".into())

@@ -7,7 +7,8 @@
 //! on a human log line.
 //!
 //! ```text
-//! cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
+//! cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]'] [--get FIELD[,FIELD...]]
+//!              [--first|--last] [--count]
 //! ```
 //!
 //! * `FILE`: the console log (`-`: standard input). Every line holding
@@ -15,12 +16,17 @@
 //!   `(d3) `); a line whose object does not read as an event (garbage, a
 //!   line still being written) is said on standard error and never matches.
 //! * `KIND`: the event's `kind` (`stream`, `channel_closed`, ...). A kind
-//!   the schema does not have is a usage error.
+//!   the schema does not have is a usage error. `bench` reads the
+//!   `BENCH {json}` figure lines instead ([`figures::Figure`]: `name`,
+//!   `path`, `value`, `unit`, `clock`).
 //! * `KEY=VALUE`: the event's field `KEY` reads `VALUE`: a string as is,
 //!   anything else as its JSON (`true`, `3`, `null`, `99.5`). `KEY` may
 //!   name a field inside an object: `frames.channel`.
+//! * `--after 'KIND [KEY=VALUE...]'`: only events after the first event
+//!   that matches this (one argument; none match if it is not there).
 //! * `--get FIELD`: print that field of each match (as for `KEY=VALUE`),
-//!   not the match's JSON object.
+//!   not the match's JSON object; `--get A,B,C`: those fields, separated
+//!   by spaces.
 //! * `--first`, `--last`: only the first, or last, match.
 //! * `--count`: print how many events match.
 //!
@@ -35,20 +41,24 @@ use std::ffi::OsString;
 
 pub mod iperf3;
 
-use figures::{event_json_in, Event};
+use figures::{event_json_in, Event, Figure};
 use serde_json::Value;
 
-pub const USAGE: &str = "usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]";
+pub const USAGE: &str =
+    "usage: cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]'] [--get FIELD[,FIELD...]] [--first|--last] [--count]";
 
 pub const HELP: &str = "\
-usage: cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]
+usage: cohort-event FILE KIND [KEY=VALUE...] [--after 'KIND [KEY=VALUE...]']
+                    [--get FIELD[,FIELD...]] [--first|--last] [--count]
 
 Finds a guest's EVENT {json} lines of kind KIND in the console log
 FILE (- for standard input) whose fields equal the given values (strings
 as they are, other values as JSON: true, 3, null; a.b names a field of an
-object). Prints each match's JSON object, or its FIELD with --get, or the
-number of matches with --count. Lines that do not read as an event are
-said on standard error and never match.
+object; KIND bench: the BENCH figure lines, fields name, path, value, unit,
+clock); with --after, only those after the first event that matches its
+argument. Prints each match's JSON object, or its FIELDs (separated by
+spaces) with --get, or the number of matches with --count. Lines that do
+not read as an event are said on standard error and never match.
 
 Exit status: 0 found, 1 not found (or FILE unreadable), 2 usage error.
 
@@ -69,13 +79,22 @@ pub enum Pick {
     Last,
 }
 
+/// Events of one kind whose fields read the given values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    pub kind: String,
+    pub fields: Vec<(String, String)>,
+}
+
 /// One invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     pub file: String,
-    pub kind: String,
-    pub fields: Vec<(String, String)>,
-    pub get: Option<String>,
+    pub filter: Filter,
+    /// Only events after the first that this matches.
+    pub after: Option<Filter>,
+    /// Fields to print, in order.
+    pub get: Vec<String>,
     pub pick: Pick,
     pub count: bool,
 }
@@ -93,9 +112,16 @@ pub struct Answer {
     pub no_such_field: Option<String>,
 }
 
-/// Is `kind` one of the schema's kinds? serde says so: an object with only
-/// the tag is missing fields for a known kind, an unknown variant else.
+/// The pseudo-kind of `BENCH {json}` figure lines.
+pub const BENCH: &str = "bench";
+
+/// Is `kind` one of the schema's kinds (or [`BENCH`])? serde says so: an
+/// object with only the tag is missing fields for a known kind, an unknown
+/// variant else.
 fn known_kind(kind: &str) -> bool {
+    if kind == BENCH {
+        return true;
+    }
     let probe = serde_json::json!({ "kind": kind });
     match serde_json::from_value::<Event<String>>(probe) {
         Ok(_) => true,
@@ -115,6 +141,41 @@ fn field<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(object, |v, key| v.as_object()?.get(key))
 }
 
+impl Filter {
+    /// `KIND KEY=VALUE...`, as words.
+    fn parse(mut words: impl Iterator<Item = String>) -> Result<Filter, String> {
+        let kind = words.next().ok_or("no KIND")?;
+        if !known_kind(&kind) {
+            return Err(format!("no event kind `{kind}`; the kinds: {}", figures::KINDS.join(", ")));
+        }
+        let fields = words
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() && k != "kind" => Ok((k.to_string(), v.to_string())),
+                _ => Err(format!("`{kv}` is not KEY=VALUE")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Filter { kind, fields })
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        object.get("kind").and_then(Value::as_str) == Some(self.kind.as_str())
+            && self.fields.iter().all(|(k, v)| field(object, k).is_some_and(|f| as_text(f) == *v))
+    }
+
+    /// The first `KEY` (or one of `extra`) whose top-level name this
+    /// kind's `event` lacks (`frames.channel` is fine where `frames` is
+    /// `null`: that event just does not match).
+    fn unknown_field<'a>(&'a self, event: &Value, extra: &'a [String]) -> Option<String> {
+        let has = |k: &&String| event.get(k.split('.').next().unwrap_or_default()).is_some();
+        self.fields
+            .iter()
+            .map(|(k, _)| k)
+            .chain(extra)
+            .find(|k| !has(k))
+            .map(|k| format!("{} events have no field `{k}`", self.kind))
+    }
+}
+
 /// The event on a console line: `None` without `EVENT {`, `Some(Err)` if
 /// what follows is not an event.
 pub fn event_in(line: &str) -> Option<Result<Event<String>, String>> {
@@ -126,12 +187,40 @@ pub fn event_in(line: &str) -> Option<Result<Event<String>, String>> {
     })
 }
 
+/// What a console line holds: an event, a figure (as an object of kind
+/// [`BENCH`]), or, `Some(Err)`, something that does not read as either.
+fn record_in(line: &str) -> Option<Result<(Value, String), String>> {
+    if let Some(event) = event_in(line) {
+        return Some(event.and_then(|e| {
+            let object = serde_json::to_value(&e).map_err(|e| e.to_string())?;
+            // In the schema's order, as the guest wrote it.
+            let text = serde_json::to_string(&e).map_err(|e| e.to_string())?;
+            Ok((object, text))
+        }));
+    }
+    let json = figures::json_in(line)?;
+    Some(match serde_json::Deserializer::from_str(json).into_iter::<Figure<String>>().next() {
+        Some(Ok(figure)) => (|| {
+            let text = serde_json::to_string(&figure)?;
+            let mut object = serde_json::to_value(&figure)?;
+            if let Some(o) = object.as_object_mut() {
+                o.insert("kind".into(), Value::String(BENCH.into()));
+            }
+            Ok::<_, serde_json::Error>((object, text))
+        })()
+        .map_err(|e| e.to_string()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("nothing after BENCH".into()),
+    })
+}
+
 impl Query {
     /// `Ok(None)`: help was asked for.
     pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Query>, String> {
         use lexopt::prelude::*;
         let mut parser = lexopt::Parser::from_args(args);
-        let (mut positional, mut get, mut pick, mut count) = (Vec::new(), None, Pick::All, false);
+        let (mut positional, mut get, mut pick, mut count) = (Vec::new(), Vec::new(), Pick::All, false);
+        let mut after = None;
         let pick_once = |pick: &mut Pick, to: Pick| {
             if *pick != Pick::All && *pick != to {
                 return Err("--first and --last exclude each other".to_string());
@@ -142,7 +231,18 @@ impl Query {
         while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
             match arg {
                 Long("help") | Short('h') => return Ok(None),
-                Long("get") => get = Some(parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?),
+                Long("get") => {
+                    let fields = parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?;
+                    get = fields.split(',').map(str::to_string).collect();
+                    if get.iter().any(String::is_empty) {
+                        return Err(format!("`--get {fields}`: an empty FIELD"));
+                    }
+                }
+                Long("after") => {
+                    let spec = parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?;
+                    after =
+                        Some(Filter::parse(spec.split_whitespace().map(str::to_string)).map_err(|e| format!("--after: {e}"))?);
+                }
                 Long("first") => pick_once(&mut pick, Pick::First)?,
                 Long("last") => pick_once(&mut pick, Pick::Last)?,
                 Long("count") => count = true,
@@ -152,20 +252,11 @@ impl Query {
         }
         let mut positional = positional.into_iter();
         let file = positional.next().ok_or("no FILE")?;
-        let kind = positional.next().ok_or("no KIND")?;
-        if !known_kind(&kind) {
-            return Err(format!("no event kind `{kind}`; the kinds: {}", figures::KINDS.join(", ")));
-        }
-        let fields = positional
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() && k != "kind" => Ok((k.to_string(), v.to_string())),
-                _ => Err(format!("`{kv}` is not KEY=VALUE")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if count && get.is_some() {
+        let filter = Filter::parse(positional)?;
+        if count && !get.is_empty() {
             return Err("--count and --get exclude each other".into());
         }
-        Ok(Some(Query { file, kind, fields, get, pick, count }))
+        Ok(Some(Query { file, filter, after, get, pick, count }))
     }
 
     pub fn read_input(&self) -> Result<String, String> {
@@ -183,27 +274,36 @@ impl Query {
     pub fn run(&self, text: &str) -> Answer {
         let mut answer = Answer::default();
         let mut matches = Vec::new();
+        let mut before = self.after.as_ref();
         for (n, line) in text.lines().enumerate() {
-            let event = match event_in(line) {
+            let (object, text) = match record_in(line) {
                 None => continue,
                 Some(Err(why)) => {
                     answer.unreadable.push(format!("line {}: not an event ({why}): {}", n + 1, line.trim_end()));
                     continue;
                 }
-                Some(Ok(event)) => event,
+                Some(Ok(record)) => record,
             };
-            let Ok(object) = serde_json::to_value(&event) else { continue };
-            if object.get("kind").and_then(Value::as_str) != Some(self.kind.as_str()) {
+            if let Some(after) = before {
+                if object.get("kind").and_then(Value::as_str) == Some(after.kind.as_str()) && answer.no_such_field.is_none() {
+                    answer.no_such_field = after.unknown_field(&object, &[]);
+                }
+                if after.matches(&object) {
+                    before = None;
+                }
+                continue;
+            }
+            if object.get("kind").and_then(Value::as_str) != Some(self.filter.kind.as_str()) {
                 continue;
             }
             if answer.no_such_field.is_none() {
-                answer.no_such_field = self.unknown_field(&object);
+                answer.no_such_field = self.filter.unknown_field(&object, &self.get);
             }
-            if self.fields.iter().all(|(k, v)| field(&object, k).is_some_and(|f| as_text(f) == *v)) {
-                matches.push((event, object));
+            if self.filter.matches(&object) {
+                matches.push((text, object));
             }
         }
-        let matches: Vec<(Event<String>, Value)> = match self.pick {
+        let matches: Vec<(String, Value)> = match self.pick {
             Pick::All => matches,
             Pick::First => matches.into_iter().take(1).collect(),
             Pick::Last => matches.pop().into_iter().collect(),
@@ -213,27 +313,16 @@ impl Query {
             answer.lines.push(matches.len().to_string());
             return answer;
         }
-        for (event, object) in matches {
-            answer.lines.push(match &self.get {
-                Some(name) => field(&object, name).map_or_else(String::new, as_text),
-                // In the schema's order, as the guest wrote it.
-                None => serde_json::to_string(&event).unwrap_or_default(),
+        for (text, object) in matches {
+            answer.lines.push(if self.get.is_empty() {
+                text
+            } else {
+                let values: Vec<String> =
+                    self.get.iter().map(|name| field(&object, name).map_or_else(String::new, as_text)).collect();
+                values.join(" ")
             });
         }
         answer
-    }
-
-    /// The first `KEY` or `FIELD` whose top-level name an event of this
-    /// kind does not have (`frames.channel` is fine where `frames` is
-    /// `null`: that event just does not match).
-    fn unknown_field(&self, event: &Value) -> Option<String> {
-        let has = |k: &String| event.get(k.split('.').next().unwrap_or_default()).is_some();
-        self.fields
-            .iter()
-            .map(|(k, _)| k)
-            .chain(self.get.iter())
-            .find(|k| !has(k))
-            .map(|k| format!("{} events have no field `{k}`", self.kind))
     }
 }
 
@@ -253,6 +342,9 @@ mod tests {
         "EVENT {\"kind\":\"no_such_kind\",\"x\":1}\n",
         "garbage \u{1} EVENT {not json}\n",
         "EVENT {\"kind\":\"frames\",\"of\":\"stream\",\"channel\":48216,\"netfront\":3,\"share\":99.994}\n",
+        "BENCH {\"name\":\"net.tcp_stream\",\"path\":\"channel\",\"value\":357.913,\"unit\":\"Mbit/s\",\"clock\":\"virtual\"}\n",
+        "(d3) BENCH {\"name\":\"net.tcp_stream\",\"path\":\"netfront\",\"value\":100.5,\"unit\":\"Mbit/s\",\"clock\":\"virtual\"}\n",
+        "BENCH {\"name\":\"net.tcp_rr\",\"path\":\"channel\",\"value\":\"fast\"}\n",
         "EVENT {\"kind\":\"stream\",\"path\":\"channel\",\"bytes\":67108864,\"seconds\":1.5,\"mbit_per_s\":357.913,",
         "\"check\":\"sha256\",\"sent_digest\":\"ab\",\"sink_bytes\":67108864,\"sink_digest\":\"ab\",\"match\":true,",
         "\"frames\":{\"channel\":48216,\"netfront\":3,\"share\":99.994}} trailing words\n",
@@ -307,11 +399,46 @@ mod tests {
     }
 
     #[test]
+    fn after_starts_at_the_first_match_of_another_event() {
+        // `--after` is one argument; `args` splits on spaces, so build it.
+        let after = |line: &str, spec: &str| {
+            let mut a = args(line);
+            a.extend(["--after".into(), spec.into()]);
+            Query::parse(a).unwrap().unwrap().run(LOG)
+        };
+        assert_eq!(after("log progress --get done", "channel_up peer=2").lines, ["1000", "2000"]);
+        assert_eq!(after("log progress --get done", "progress done=1000").lines, ["2000"], "not the line itself");
+        assert_eq!(after("log progress --count", "frames").lines, ["0"]);
+        let missing = after("log stream", "channel_up peer=3");
+        assert!(!missing.found && missing.lines.is_empty(), "no start: nothing matches");
+        assert_eq!(after("log stream --get bytes,match,frames.channel", "channel_up").lines, ["67108864 true 48216", "5 false "]);
+        assert_eq!(
+            after("log stream", "channel_up per=2").no_such_field.as_deref(),
+            Some("channel_up events have no field `per`")
+        );
+        assert!(answer("log stream --get bytes,mach").no_such_field.is_some());
+    }
+
+    #[test]
+    fn bench_reads_the_figure_lines() {
+        assert_eq!(answer("log bench name=net.tcp_stream --get path,value").lines, ["channel 357.913", "netfront 100.5"]);
+        assert_eq!(
+            answer("log bench path=netfront").lines,
+            [r#"{"name":"net.tcp_stream","path":"netfront","value":100.5,"unit":"Mbit/s","clock":"virtual"}"#]
+        );
+        assert_eq!(answer("log bench --count").lines, ["2"], "a figure line that does not read is none");
+        assert!(!answer("log bench name=net.tcp_rr").found);
+        assert_eq!(answer("log bench nme=x").no_such_field.as_deref(), Some("bench events have no field `nme`"));
+        // Events are not figures, nor figures events.
+        assert!(!answer("log frames of=bench").found);
+    }
+
+    #[test]
     fn lines_that_are_not_events_are_said_and_never_match() {
         let a = answer("log app");
         assert!(!a.found, "a line still being written");
         let lines: Vec<&str> = a.unreadable.iter().map(|l| &l[..l.find(':').unwrap()]).collect();
-        assert_eq!(lines, ["line 7", "line 8", "line 13"]);
+        assert_eq!(lines, ["line 7", "line 8", "line 12", "line 16"]);
         assert!(a.unreadable[0].contains("no_such_kind"));
         // Human lines are never read, even when they say the same.
         let human = "[ 1.0] INFO stream: 5 bytes, sha256 ab (match)\nchannel to dom2: closed\n";
@@ -333,14 +460,14 @@ mod tests {
             q,
             Query {
                 file: "/var/log/x.log".into(),
-                kind: "rr".into(),
-                fields: vec![("path".into(), "channel".into())],
-                get: Some("p99_us".into()),
+                filter: Filter { kind: "rr".into(), fields: vec![("path".into(), "channel".into())] },
+                after: None,
+                get: vec!["p99_us".into()],
                 pick: Pick::Last,
                 count: false,
             }
         );
-        assert_eq!(query("- app --get=error").get.as_deref(), Some("error"));
+        assert_eq!(query("- app --get=error").get, ["error"]);
         assert_eq!(Query::parse(args("--help")), Ok(None));
         for bad in [
             "",
@@ -353,6 +480,10 @@ mod tests {
             "log rr --count --get x",
             "log rr --bogus",
             "log rr --get",
+            "log rr --get a,,b",
+            "log rr --after",
+            "log rr --after strem",
+            "log rr --after stream=1",
         ] {
             assert!(Query::parse(args(bad)).is_err(), "{bad}");
         }

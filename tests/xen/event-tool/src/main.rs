@@ -1,5 +1,5 @@
 //! `cohort-event FILE KIND [KEY=VALUE...] [--get FIELD] [--first|--last] [--count]`,
-//! `cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--streams N] [--error TEXT] [--get FIELD]`
+//! `cohort-event --iperf3 FILE [TAG] [--udp] [--reverse] [--bidir] [--streams N] [--error TEXT] [--get FIELD]`
 //!
 //! See the crate documentation ([`cohort_event`]).
 

@@ -28,6 +28,9 @@ pub type XenResidency = Residency<XenNet, XenGrants, XenEvents>;
 
 pub struct ResidentNet {
     res: XenResidency,
+    /// Netfront's link went down (the backend broke the ring protocol)
+    /// and a `net_device` event said so.
+    link_down_said: bool,
 }
 
 fn notification(chan: &ChannelOptions<'_>) -> String {
@@ -82,7 +85,7 @@ impl ResidentNet {
                 notification(chan)
             ),
         }
-        Ok(ResidentNet { res })
+        Ok(ResidentNet { res, link_down_said: false })
     }
 
     /// The data path every round; the xenstore side when it is due, with
@@ -97,6 +100,20 @@ impl ResidentNet {
             self.res.housekeeping(c, &fired, now);
         });
         self.log_events();
+    }
+
+    /// Netfront stops for good when the backend breaks the ring protocol
+    /// (it counts that in `bad_responses`); say so once, as an event,
+    /// instead of going quiet.
+    fn say_link_down(&mut self) {
+        let nf = self.res.fallback_ref();
+        if self.link_down_said || nf.is_up() {
+            return;
+        }
+        self.link_down_said = true;
+        let mac = Mac(nf.mac()).to_string();
+        log::error!("netfront: link down, the backend broke the ring protocol: {:?}", nf.counters().bad_responses);
+        crate::println!("{}", ResultLine::NetDevice { device: "netfront", mac: &mac, link_up: false });
     }
 
     fn log_events(&mut self) {
@@ -245,6 +262,7 @@ impl NetDevice for ResidentNet {
 
     fn service(&mut self) {
         self.res.fallback().handle_event();
+        self.say_link_down();
         self.service_residency();
     }
 
