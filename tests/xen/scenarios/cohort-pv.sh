@@ -11,8 +11,8 @@
 # result: xen-pvh-grant-to-pv          a PVH guest grants a page and an event channel to a PV guest, which maps it
 # result: xen-pv-net-dom0-echo         a PV guest's netfront: its address, dom0's ping, 4 MiB through its TCP echo (SHA-256)
 # result: xen-pv-net-clean-shutdown    a PV poweroff request closes the PV guest's netfront cleanly
-# result: xen-pv-channel-pv-to-pvh     a PV client streams 8 MiB to a PVH server of its group, >= 99 % over the channel
-# result: xen-pv-channel-pvh-to-pv     a PVH client streams 8 MiB to a PV server of its group, >= 99 % over the channel
+# result: xen-pv-channel-pv-to-pvh     a PV client streams 64 MiB to a PVH server of its group, >= 99 % over the channel
+# result: xen-pv-channel-pvh-to-pv     a PVH client streams 64 MiB to a PV server of its group, >= 99 % over the channel
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -176,14 +176,14 @@ fi
 guest_finish pvecho
 
 # 8. The shared-memory channel between a PV and a PVH guest of one group
-# (the discovery daemon's lists), each way round: the client's 8 MiB
+# (the discovery daemon's lists), each way round: the client's 64 MiB
 # stream, SHA-256 checked, with at least 99 % of its frames on the
 # channel. Server 198.18.0.91, client .92 (MACs c0:07:91, c0:07:92).
 # channel CHECK SERVER_TYPE CLIENT_TYPE
 channel() {
     _s=${2}srv _c=${3}cli
     cohort_cfg "$_s" "$kernel" "app=echo net.group=pvlab net.ip=198.18.0.91/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:91" ]'
-    cohort_cfg "$_c" "$kernel" "app=stream net.group=pvlab net.ip=198.18.0.92/15 net.peer=198.18.0.91 net.bytes=8388608" \
+    cohort_cfg "$_c" "$kernel" "app=stream net.group=pvlab net.ip=198.18.0.92/15 net.peer=198.18.0.91 net.bytes=67108864" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:92" ]'
     sed -i "s/^type = \"pvh\"$/type = \"$2\"/" "/tmp/$_s.cfg"
     sed -i "s/^type = \"pvh\"$/type = \"$3\"/" "/tmp/$_c.cfg"
@@ -200,7 +200,7 @@ channel() {
         fi
     else
         pv_explain "$_s"; pv_explain "$_c"; tail -5 "$DISCOVERYD_LOG"
-        fail "$1" "the 8 MiB stream did not complete with a matching SHA-256"
+        fail "$1" "the 64 MiB stream did not complete with a matching SHA-256"
     fi
     needs
     guest_finish "$_c"; guest_finish "$_s"
