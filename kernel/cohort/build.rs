@@ -1,5 +1,6 @@
 //! Links the kernel with its linker script and generates the 256 interrupt
-//! entry stubs (writing them out by hand would be 256 near-identical blocks).
+//! entry stubs (writing them out by hand would be 256 near-identical blocks),
+//! and the 32 exception stubs of the Xen PV trap table (`arch::pv_traps`).
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -23,4 +24,26 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out.join("isr_stubs.s"), asm).expect("writing isr_stubs.s");
+    std::fs::write(out.join("pv_trap_stubs.s"), pv_trap_stubs()).expect("writing pv_trap_stubs.s");
+}
+
+/// Xen PV delivers an exception with `rcx` and `r11` pushed below the
+/// CPU's frame, and with the RPL of the frame's CS cleared ("kernel
+/// context", Xen's `create_bounce_frame`). Each stub puts back and drops
+/// `rcx`/`r11`, sets RPL 3 again in the frame's CS and SS (the kernel runs
+/// in ring 3, and `iretq` to itself needs them), and goes on at the native
+/// stub of its vector. 32-byte aligned: the trap table computes addresses.
+fn pv_trap_stubs() -> String {
+    let mut asm = String::from(".section .text.pv_traps, \"ax\"\n.code64\n.p2align 5\n.global pv_trap_stubs\npv_trap_stubs:\n");
+    for vector in 0..32u8 {
+        // Past rip (and the error code): CS, then RFLAGS, RSP, SS.
+        let cs = if HAS_ERROR_CODE.contains(&vector) { 16 } else { 8 };
+        writeln!(
+            asm,
+            ".p2align 5\n    movq (%rsp), %rcx\n    movq 8(%rsp), %r11\n    addq $16, %rsp\n    orb $3, {cs}(%rsp)\n    orb $3, {ss}(%rsp)\n    jmp isr_stubs + {vector} * 16",
+            ss = cs + 24
+        )
+        .expect("writing to a String");
+    }
+    asm
 }

@@ -1,5 +1,6 @@
 //! Copies what the loader left in `hvm_start_info` (and the command line and
-//! memory map it points at) into kernel memory, before low memory is reused.
+//! memory map it points at) into kernel memory, before low memory is reused;
+//! or, for a Xen PV guest, what `start_info` said (read by the platform).
 
 use crate::arch::paging::IDENTITY_MAP_END;
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
@@ -9,8 +10,12 @@ use xen_abi::abi::start_info::{self, MemmapEntry, StartInfo, MEMMAP_ENTRY_SIZE};
 pub const CMDLINE_MAX: usize = 2048;
 
 pub struct BootInfo {
-    pub start_info: StartInfo,
+    /// PVH's `hvm_start_info`; None for a PV guest.
+    pub start_info: Option<StartInfo>,
     pub memmap: MemoryMap,
+    /// Memory beyond the image the frame allocator must not hand out (PV:
+    /// the bootstrap area and the page tables made for RAM).
+    pub reserved: Option<(u64, u64)>,
     cmdline: [u8; CMDLINE_MAX],
     cmdline_len: usize,
 }
@@ -53,7 +58,13 @@ impl BootInfo {
         read_phys(start_info_paddr, &mut raw)?;
         let start_info = StartInfo::parse(&raw).map_err(Error::StartInfo)?;
 
-        let mut info = BootInfo { start_info, memmap: MemoryMap::default(), cmdline: [0; CMDLINE_MAX], cmdline_len: 0 };
+        let mut info = BootInfo {
+            start_info: Some(start_info),
+            memmap: MemoryMap::default(),
+            reserved: None,
+            cmdline: [0; CMDLINE_MAX],
+            cmdline_len: 0,
+        };
         if start_info.cmdline_paddr != 0 {
             info.copy_cmdline(start_info.cmdline_paddr)?;
         }
@@ -66,6 +77,25 @@ impl BootInfo {
             let e = MemmapEntry::parse(&entry).map_err(Error::StartInfo)?;
             info.memmap.push(Region { base: e.addr, len: e.size, kind: RegionKind::from_raw(e.kind) });
         }
+        Ok(info)
+    }
+
+    /// A PV guest's: its command line (checked UTF-8 by the parser), RAM
+    /// `[0, ram_end)` (PV pseudo-physical memory has no holes) and the
+    /// range to keep.
+    pub fn from_pv(cmdline: &str, ram_end: u64, reserved: (u64, u64)) -> Result<BootInfo, Error> {
+        if cmdline.len() >= CMDLINE_MAX {
+            return Err(Error::CmdlineTooLong);
+        }
+        let mut info = BootInfo {
+            start_info: None,
+            memmap: MemoryMap::default(),
+            reserved: Some(reserved),
+            cmdline: [0; CMDLINE_MAX],
+            cmdline_len: cmdline.len(),
+        };
+        info.cmdline[..cmdline.len()].copy_from_slice(cmdline.as_bytes());
+        info.memmap.push(Region { base: 0, len: ram_end, kind: RegionKind::Ram });
         Ok(info)
     }
 

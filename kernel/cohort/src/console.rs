@@ -2,9 +2,9 @@
 //! 0xe9, until the platform registers an output of its own (Xen's PV
 //! console). Everything logs through the `log` facade into it.
 
+use crate::arch::guest::without_interrupts;
 use core::fmt::{self, Write};
 use uart::uart::{Uart, COM1};
-use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 
 /// An output the platform provides (Xen's PV console ring). It registers
@@ -35,6 +35,8 @@ impl Sink {
         match self {
             Sink::Uart(uart) => uart.write(bytes),
             Sink::Output(output) => output.write(bytes),
+            // A PV guest has no I/O ports (`out` would fault): nothing.
+            Sink::DebugPort if !crate::arch::guest::ops().io_ports() => {}
             Sink::DebugPort => {
                 let mut port: Port<u8> = Port::new(0xe9);
                 for &b in bytes {
@@ -58,8 +60,14 @@ static CONSOLE: spin::Mutex<Option<Sink>> = spin::Mutex::new(None);
 
 /// Probes the UART and installs the logger.
 pub fn init() {
-    // SAFETY: COM1's ports belong to the console alone.
-    let sink = unsafe { Uart::probe(COM1) }.map_or(Sink::DebugPort, Sink::Uart);
+    // No I/O ports as a Xen PV guest: no UART to probe.
+    let uart = if crate::arch::guest::ops().io_ports() {
+        // SAFETY: COM1's ports belong to the console alone.
+        unsafe { Uart::probe(COM1) }
+    } else {
+        None
+    };
+    let sink = uart.map_or(Sink::DebugPort, Sink::Uart);
     *CONSOLE.lock() = Some(sink);
     // Fails only if a logger is already set, which init order rules out.
     let _ = log::set_logger(&LOGGER);

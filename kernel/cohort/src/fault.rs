@@ -117,7 +117,7 @@ pub fn fatal_exception(frame: &InterruptFrame) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::guest::ops().disable_interrupts();
     let (file, line) = info.location().map_or((None, 0), |at| (Some(at.file()), at.line()));
     match file {
         Some(file) => crate::eprintln_emergency!("PANIC at {file}:{line}: {}", info.message()),

@@ -1,5 +1,5 @@
 //! Cohort: a residency-aware inter-VM networking unikernel, booted as a PVH
-//! guest by QEMU or Xen.
+//! guest by QEMU or Xen, or as a Xen PV guest (docs/pv.md).
 //!
 //! The modules form layers, each using only its own layer and those below
 //! (`kernel/layers` checks it): arch and rt; memory, console, clock, fault;
@@ -56,21 +56,51 @@ fn install_hooks() {
     clock::set_idle(platform::idle);
 }
 
-/// Called by the boot stub in long mode, on the boot stack.
+/// Called by the PVH boot stub in long mode, on the boot stack.
 #[no_mangle]
 extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     let kernel_main_tsc = arch::cpu::rdtsc();
     install_hooks();
     let on_xen = start_cpu_and_console();
     let boot = read_boot_info(start_info_paddr, on_xen);
+    start(boot, on_xen, kernel_main_tsc)
+}
+
+/// Called by the PV entry stub (`pv_start64`) in ring 3, on the boot
+/// stack: `start_info` and the top of Xen's bootstrap stack, both virtual
+/// addresses. No GDT or IDT of ours (Xen's flat selectors; exceptions end
+/// the domain until a trap table is registered: docs/pv.md), no UART.
+#[no_mangle]
+extern "C" fn kernel_main_pv(start_info: u64, entry_rsp: u64) -> ! {
+    let kernel_main_tsc = arch::cpu::rdtsc();
+    install_hooks();
+    console::init();
+    // Until the console ring is registered, output goes nowhere (a domU
+    // has no console_io and no port 0xe9); a failure still crashes the
+    // domain, which `xl list` shows.
+    let pv = platform::xen::pv::boot(start_info, entry_rsp).unwrap_or_else(|e| boot_failure("Xen PV start", e));
+    println!("Cohort {VERSION}: residency-aware inter-VM networking unikernel");
+    let boot = BootInfo::from_pv(pv.cmdline, pv.ram_end, pv.reserved).unwrap_or_else(|e| boot_failure("boot information", e));
+    info!(
+        "PV: {} pages of RAM, {} KiB mapped ({} entries and {} page tables added to the builder's map)",
+        pv.nr_pages,
+        pv.ram_end / 1024,
+        pv.entries_added,
+        pv.tables_made
+    );
+    start(boot, true, kernel_main_tsc)
+}
+
+/// The boot from the command line on, the same for every entry.
+fn start(boot: BootInfo, on_xen: bool, kernel_main_tsc: u64) -> ! {
     let options = cmdline::parse(boot.cmdline()).unwrap_or_else(|e| {
         println!("{}", figures::Event::BootFailed { what: "kernel command line", key: e.key() });
         boot_failure("kernel command line", e)
     });
     set_log_level(options.log_level);
-    let heap = memory::init(&boot.memmap).unwrap_or_else(|e| boot_failure("memory", e));
+    let heap = memory::init(&boot.memmap, boot.reserved).unwrap_or_else(|e| boot_failure("memory", e));
     let time = start_clock_and_timer(on_xen, options.timer_hz);
-    x86_64::instructions::interrupts::enable();
+    arch::guest::ops().enable_interrupts();
     if on_xen {
         platform::xen::init_services(&boot.memmap).unwrap_or_else(|e| boot_failure("Xen", e));
     }
@@ -157,11 +187,15 @@ fn start_clock_and_timer(on_xen: bool, hz: u32) -> Timekeeping {
 }
 
 fn log_boot_summary(boot: &BootInfo, heap: memory::HeapRegion, time: &Timekeeping, times: bench::BootTimes) {
-    info!("hvm_start_info version {}; command line: `{}`", boot.start_info.version, boot.cmdline());
+    match &boot.start_info {
+        Some(start_info) => info!("hvm_start_info version {}; command line: `{}`", start_info.version, boot.cmdline()),
+        None => info!("PV start_info; command line: `{}`", boot.cmdline()),
+    }
     log_memory_map(&boot.memmap);
     info!("TSC: {}.{:03} MHz ({})", time.tsc_hz / 1_000_000, time.tsc_hz / 1000 % 1000, time.tsc_source);
     info!(
-        "PVH entry -> kernel_main: {} us; -> ready: {} us",
+        "{} entry -> kernel_main: {} us; -> ready: {} us",
+        arch::guest::ops().entry(),
         clock::ticks_to_ns(times.kernel_main_ticks) / 1000,
         clock::ticks_to_ns(times.ready_ticks) / 1000
     );
@@ -177,7 +211,7 @@ fn log_boot_summary(boot: &BootInfo, heap: memory::HeapRegion, time: &Timekeepin
     println!(
         "{}",
         figures::Event::Booted {
-            entry: "pvh",
+            entry: arch::guest::ops().entry(),
             ram_kib: boot.memmap.total_ram() / 1024,
             tsc_hz: time.tsc_hz,
             heap_kib: heap.heap_size / 1024,

@@ -1,13 +1,13 @@
 //! Physical memory: the frame bitmap over the memory map, the guard pages,
 //! and the kernel heap (`#[global_allocator]`) carved out of it.
 
+use crate::arch::guest::without_interrupts;
 use crate::arch::{boot, gdt, paging};
 use cohort_boot::frames::{FrameBitmap, FRAME_SIZE};
 use cohort_boot::memmap::MemoryMap;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use linked_list_allocator::Heap;
-use x86_64::instructions::interrupts::without_interrupts;
 
 /// The bitmap covers the identity map: 4 GiB = 2^20 frames, 128 KiB of .bss.
 const BITMAP_WORDS: usize = (paging::IDENTITY_MAP_END / FRAME_SIZE / 64) as usize;
@@ -44,7 +44,9 @@ pub struct HeapRegion {
     pub heap_size: u64,
 }
 
-pub fn init(memmap: &MemoryMap) -> Result<HeapRegion, &'static str> {
+/// `reserved`: a range beyond the image that holds something already (PV's
+/// bootstrap area).
+pub fn init(memmap: &MemoryMap, reserved: Option<(u64, u64)>) -> Result<HeapRegion, &'static str> {
     let frames = FRAMES.call_once(|| {
         static mut WORDS: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
         // SAFETY: call_once runs this once, so this is the only reference.
@@ -56,6 +58,9 @@ pub fn init(memmap: &MemoryMap) -> Result<HeapRegion, &'static str> {
         frames.reserve(0, LOW_MEMORY_END);
         let (start, end) = image_range();
         frames.reserve(start, end);
+        if let Some((start, end)) = reserved {
+            frames.reserve(start, end);
+        }
         spin::Mutex::new(frames)
     });
 

@@ -6,10 +6,10 @@
 //!
 //! Used on plain QEMU only: a Xen PVH domain has no PCI bus here.
 
+use crate::arch::guest::without_interrupts;
 use alloc::vec::Vec;
 use core::fmt;
 use virtio::pci::{bar_is_64, decode_bar, Bar};
-use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 
 const CONFIG_ADDRESS: u16 = 0xcf8;

@@ -18,9 +18,11 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The scenario files `cargo test` runs on real Xen, in this order, with
-/// Linux reference guests: what `./run.sh test` ran before.
-pub const FILES: [&str; 5] = [
+/// Linux reference guests: what `./run.sh test` ran before, and the same
+/// image as a PV guest (`cohort-pv.sh`).
+pub const FILES: [&str; 6] = [
     "tests/xen/scenarios/cohort.sh /cohort/cohort",
+    "tests/xen/scenarios/cohort-pv.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-net.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-channel.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-linux.sh /cohort/cohort",
@@ -148,9 +150,10 @@ mod tests {
     fn the_suite_declares_its_checks() {
         let files = files(&crate::artifacts::root()).unwrap();
         let count: usize = files.iter().map(|f| f.checks.len()).sum();
-        assert_eq!(count, 31, "{files:?}");
-        assert!(files[1].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
-        assert_eq!(test_name(&files[1], Some("x")), "xen::cohort-net.sh::x");
+        assert_eq!(count, 42, "{files:?}");
+        assert!(files[1].checks.contains(&"xen-pv-boots-and-powers-off".to_string()));
+        assert!(files[2].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
+        assert_eq!(test_name(&files[2], Some("x")), "xen::cohort-net.sh::x");
         assert_eq!(declared("#!/bin/sh\n# result: a  what a checks\n  # result: b\n# results: c\n"), ["a", "b"]);
     }
 

@@ -103,6 +103,15 @@ pub unsafe fn install(base: u32, page_paddr: u64) {
     PAGE.store(page_paddr, Ordering::Release);
 }
 
+/// Uses the hypercall page the PV domain builder filled (the image's
+/// `XEN_ELFNOTE_HYPERCALL_PAGE`): a PV guest cannot write the MSR.
+///
+/// # Safety
+/// `page` is the mapped, executable page the note names.
+pub unsafe fn install_pv(page: u64) {
+    PAGE.store(page, Ordering::Release);
+}
+
 pub fn installed() -> bool {
     PAGE.load(Ordering::Acquire) != 0
 }
@@ -124,6 +133,26 @@ unsafe fn call(nr: u32, a1: u64, a2: u64, a3: u64) -> i64 {
         core::arch::asm!("call {entry}", entry = in(reg) entry,
             inlateout("rdi") a1 => _, inlateout("rsi") a2 => _, inlateout("rdx") a3 => _,
             lateout("rax") ret, lateout("rcx") _, lateout("r11") _, lateout("r10") _, lateout("r8") _);
+    }
+    ret
+}
+
+/// As `call`, with a fourth argument (in `r10`).
+///
+/// # Safety
+/// As for `call`.
+unsafe fn call4(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
+    let page = PAGE.load(Ordering::Acquire);
+    if page == 0 {
+        return Errno::ENOSYS.0;
+    }
+    let entry = page + u64::from(nr) * 32;
+    let ret: i64;
+    // SAFETY: as in `call`.
+    unsafe {
+        core::arch::asm!("call {entry}", entry = in(reg) entry,
+            inlateout("rdi") a1 => _, inlateout("rsi") a2 => _, inlateout("rdx") a3 => _, inlateout("r10") a4 => _,
+            lateout("rax") ret, lateout("rcx") _, lateout("r11") _, lateout("r8") _);
     }
     ret
 }
@@ -252,6 +281,22 @@ pub fn sched_poll(ports: &mut [u32], timeout_abs_ns: u64) -> Result<()> {
     check(unsafe { call(nr::SCHED_OP, u64::from(schedop::POLL), ptr(&mut op), 0) }).map(drop)
 }
 
+/// Grows our grant table to `frames.len()` frames and fills `frames` with
+/// their frame numbers (machine frames for a PV guest, which maps them
+/// itself).
+pub fn grant_setup_table(frames: &mut [u64]) -> core::result::Result<(), GrantError> {
+    let nr_frames = u32::try_from(frames.len()).map_err(|_| GrantError::Hypercall(Errno::EINVAL))?;
+    let mut op = GnttabSetupTable { dom: DOMID_SELF, nr_frames, status: 0, frame_list: frames.as_mut_ptr() as u64 };
+    // SAFETY: GNTTABOP_setup_table reads `op` and writes at most nr_frames
+    // entries into `frames` (count 1: one structure).
+    check(unsafe { call(nr::GRANT_TABLE_OP, u64::from(gnttabop::SETUP_TABLE), ptr(&mut op), 1) })
+        .map_err(GrantError::Hypercall)?;
+    if op.status != 0 {
+        return Err(GrantError::Status(op.status));
+    }
+    Ok(())
+}
+
 /// Copies between granted pages and our own frames without mapping them.
 /// Each element's `status` is set; the call fails only as a whole.
 ///
@@ -314,4 +359,43 @@ pub unsafe fn unmap_grant_ref(host_addr: u64, handle: u32) -> core::result::Resu
         return Err(GrantError::Status(op.status));
     }
     Ok(())
+}
+
+// ---- PV only: the guest's own page tables, which Xen validates ----
+
+/// Sets the page-table entry that maps virtual address `va` to `pte`
+/// (0 unmaps it) and flushes that address from the TLB. The page table
+/// holding the entry must exist.
+///
+/// # Safety
+/// Nothing Rust relies on lives at `va` (or it is mapped again to the
+/// same frame with compatible rights).
+pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<()> {
+    // SAFETY: the caller vouches for what `va` held; Xen checks `pte`.
+    check(unsafe { call(nr::UPDATE_VA_MAPPING, va, pte, crate::abi::pv::UVMF_INVLPG) }).map(drop)
+}
+
+/// Registers the PV trap table: `table` ends with an entry whose address
+/// is 0 (checked: Xen would read past the slice otherwise).
+pub fn set_trap_table(table: &[TrapInfo]) -> Result<()> {
+    if table.last().is_none_or(|t| t.address != 0) {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: Xen reads the entries up to the terminating one, inside the
+    // slice; the handlers' addresses are the caller's business (a bad one
+    // makes Xen crash the domain when it is used, not corrupt memory).
+    check(unsafe { call(nr::SET_TRAP_TABLE, table.as_ptr() as u64, 0, 0) }).map(drop)
+}
+
+/// Applies `reqs` to our page tables (each checked by Xen).
+///
+/// # Safety
+/// Each request changes a mapping: what it unmaps or remaps must hold
+/// nothing Rust relies on.
+pub unsafe fn mmu_update(reqs: &mut [MmuUpdate]) -> Result<()> {
+    let mut done = 0u32;
+    // SAFETY: Xen reads `reqs` and writes `done`; the caller vouches for
+    // the mappings.
+    check(unsafe { call4(nr::MMU_UPDATE, reqs.as_mut_ptr() as u64, reqs.len() as u64, ptr(&mut done), u64::from(DOMID_SELF)) })
+        .map(drop)
 }

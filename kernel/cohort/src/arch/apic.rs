@@ -43,8 +43,12 @@ fn read(offset: u64) -> u32 {
     unsafe { core::ptr::read_volatile((base + offset) as *const u32) }
 }
 
-/// Masks both 8259 PICs and software-enables the local APIC.
+/// Masks both 8259 PICs and software-enables the local APIC (a Xen PV
+/// guest has neither: nothing to do).
 pub fn init() {
+    if !super::guest::ops().takes_interrupts() {
+        return;
+    }
     // SAFETY: 0x21/0xa1 are the PICs' mask registers; masking every line
     // only stops legacy interrupts, which Cohort does not use.
     unsafe {

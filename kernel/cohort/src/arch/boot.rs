@@ -1,10 +1,20 @@
-//! PVH entry: the ELF note that points loaders at `pvh_start32`, and the
-//! 32-bit stub that builds identity-mapped page tables, enters long mode
-//! with SSE enabled, and calls `kernel_main` on the boot stack.
+//! The image's two entries, each with its ELF notes:
 //!
-//! Entry state (Xen `docs/misc/pvh.pandoc`): 32-bit protected mode, flat
-//! segments, paging off, interrupts off, `%ebx` = physical address of
-//! `hvm_start_info`.
+//! - PVH (QEMU and Xen): `pvh_start32`, the 32-bit stub that builds
+//!   identity-mapped page tables, enters long mode with SSE enabled, and
+//!   calls `kernel_main` on the boot stack. Entry state (Xen
+//!   `docs/misc/pvh.pandoc`): 32-bit protected mode, flat segments, paging
+//!   off, interrupts off, `%ebx` = physical address of `hvm_start_info`.
+//! - Xen PV: `pv_start64`, which Xen's domain builder enters in 64-bit
+//!   mode, ring 3, on its own page tables (read-only to us) mapping the
+//!   image and the bootstrap area at virtual = pseudo-physical address
+//!   (VIRT_BASE and PADDR_OFFSET 0: the image is linked at 1 MiB and loaded
+//!   there, as for PVH), `%rsi` = virtual address of `start_info`, `%rsp`
+//!   the top of a bootstrap stack page (`public/xen.h`). It switches to the
+//!   boot stack and calls `kernel_main_pv`. See docs/pv.md.
+//!
+//! Both share the hypercall page: the PV builder fills it (HYPERCALL_PAGE
+//! note), a PVH guest asks Xen to through an MSR.
 
 core::arch::global_asm!(
     r#"
@@ -17,6 +27,61 @@ core::arch::global_asm!(
     .p2align 2
     .quad pvh_start32
     .p2align 2
+
+    /* The PV notes (public/elfnote.h): entry, hypercall page, the
+       virtual layout (virtual = pseudo-physical), and what the generic
+       loader of libxenguest insists on. */
+    .long 4, 8, 1               /* XEN_ELFNOTE_ENTRY */
+    .asciz "Xen"
+    .quad pv_start64
+    .long 4, 8, 2               /* XEN_ELFNOTE_HYPERCALL_PAGE */
+    .asciz "Xen"
+    .quad hypercall_page
+    .long 4, 8, 3               /* XEN_ELFNOTE_VIRT_BASE */
+    .asciz "Xen"
+    .quad 0
+    .long 4, 8, 4               /* XEN_ELFNOTE_PADDR_OFFSET */
+    .asciz "Xen"
+    .quad 0
+    .long 4, 8, 5               /* XEN_ELFNOTE_XEN_VERSION */
+    .asciz "Xen"
+    .asciz "xen-3.0"
+    .long 4, 7, 6               /* XEN_ELFNOTE_GUEST_OS */
+    .asciz "Xen"
+    .asciz "Cohort"
+    .p2align 2
+    .long 4, 8, 8               /* XEN_ELFNOTE_LOADER */
+    .asciz "Xen"
+    .asciz "generic"
+
+    .section .text.hypercall_page, "ax"
+    .p2align 12
+    .global hypercall_page
+hypercall_page:
+    .fill 4096, 1, 0xcc         /* int3 until Xen fills it */
+
+    .section .text.boot, "ax"
+    .code64
+    .global pv_start64
+pv_start64:
+    cld
+    rdtsc
+    movl %eax, boot_entry_tsc(%rip)
+    movl %edx, boot_entry_tsc + 4(%rip)
+    movb $1, boot_guest_kind(%rip)
+    /* libxenguest has zeroed .bss (and filled hypercall_page, in .text,
+       which zeroing must not touch): nothing to clear here. */
+    movq %rsi, %r12             /* start_info */
+    movq %rsp, %r13             /* the top of Xen's bootstrap stack */
+    /* Clear the virtual CR0.TS: Rust code uses SSE from its first line. */
+    xorl %edi, %edi
+    call hypercall_page + 5 * 32    /* fpu_taskswitch(0) */
+    leaq boot_stack_top(%rip), %rsp
+    xorl %ebp, %ebp
+    movq %r12, %rdi
+    movq %r13, %rsi
+    call kernel_main_pv
+    ud2
 
     .section .text.boot, "ax"
     .code32
@@ -118,6 +183,10 @@ boot_gdt_ptr:
     .global boot_entry_tsc
 boot_entry_tsc:
     .quad 0
+    /* 0: PVH (or QEMU's PVH loader), 1: Xen PV; see arch::guest. */
+    .global boot_guest_kind
+boot_guest_kind:
+    .byte 0
 
     .section .bss.boot, "aw", @nobits
     .p2align 12
@@ -143,10 +212,23 @@ boot_stack_top:
 
 extern "C" {
     static boot_entry_tsc: u64;
+    static boot_guest_kind: u8;
     static boot_stack_guard: u8;
+    static hypercall_page: u8;
 }
 
-/// TSC value at the first instruction of `pvh_start32`.
+/// Which entry ran: 0 PVH, 1 Xen PV.
+pub fn entry_kind() -> u8 {
+    // SAFETY: written once by the entry stub before any Rust code runs.
+    unsafe { core::ptr::read_volatile(&raw const boot_guest_kind) }
+}
+
+/// The page of hypercall stubs (in .text, page-aligned).
+pub fn hypercall_page_addr() -> u64 {
+    (&raw const hypercall_page) as u64
+}
+
+/// TSC value at the first instructions of `pvh_start32` or `pv_start64`.
 pub fn entry_tsc() -> u64 {
     // SAFETY: written once by the boot stub before any Rust code runs.
     unsafe { core::ptr::read_volatile(&raw const boot_entry_tsc) }

@@ -1,5 +1,6 @@
-//! x86-64 specifics: the PVH entry stub, GDT/TSS, IDT and the interrupt
-//! path, paging, the local APIC and the PIT. Most of the kernel's assembly
+//! x86-64 specifics: the PVH and PV entry stubs, the guest type's
+//! privileged operations (`guest`), GDT/TSS, IDT and the interrupt path,
+//! paging (and PV's, `pv`), the local APIC and the PIT. Most of the kernel's assembly
 //! is here; the rest is rt's memory functions and a few tests, and the
 //! hypercalls are in the `xen-abi` crate.
 
@@ -7,7 +8,10 @@ pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;
+pub mod guest;
 pub mod idt;
 pub mod interrupts;
 pub mod paging;
 pub mod pit;
+pub mod pv;
+pub mod pv_traps;

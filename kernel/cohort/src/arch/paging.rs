@@ -1,6 +1,7 @@
-//! Changes to the boot stub's identity map: 2 MiB pages are split into
-//! 4 KiB page tables where a single page must be unmapped (guard pages,
-//! the null page).
+//! Changes to the boot map: where a single page must be unmapped (guard
+//! pages, the null page), natively (PVH) the boot stub's 2 MiB page is
+//! split into a 4 KiB page table; under Xen PV, whose page tables only
+//! Xen writes, the entry is cleared by hypercall (`guest`).
 
 use x86_64::registers::control::Cr3;
 
@@ -29,10 +30,17 @@ fn index(addr: u64, level_shift: u32) -> u64 {
     (addr >> level_shift) & 0x1ff
 }
 
-/// Unmaps the 4 KiB page containing `addr`, splitting its 2 MiB page first
-/// with a page table from `alloc_frame` (a zeroed or not, identity-mapped
-/// frame). Mapping the page again is not supported: guards stay guards.
-pub fn unmap(addr: u64, alloc_frame: impl FnOnce() -> Option<u64>) -> Result<(), Error> {
+/// Unmaps the 4 KiB page containing `addr`, the way the guest type does
+/// (`guest::Privileged::unmap_page`). Mapping the page again is not
+/// supported: guards stay guards.
+pub fn unmap(addr: u64, mut alloc_frame: impl FnMut() -> Option<u64>) -> Result<(), Error> {
+    super::guest::ops().unmap_page(addr, &mut alloc_frame)
+}
+
+/// Ring 0: unmaps the 4 KiB page containing `addr`, splitting its 2 MiB
+/// page first with a page table from `alloc_frame` (a zeroed or not,
+/// identity-mapped frame).
+pub(super) fn unmap_native(addr: u64, alloc_frame: &mut dyn FnMut() -> Option<u64>) -> Result<(), Error> {
     if addr >= IDENTITY_MAP_END {
         return Err(Error::OutsideIdentityMap(addr));
     }

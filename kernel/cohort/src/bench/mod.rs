@@ -6,7 +6,7 @@ use crate::{clock, memory};
 use cohort_boot::cmdline::{Bench, BenchClock};
 use figures::Figure;
 
-/// The timeline of this boot, in TSC ticks since PVH entry.
+/// The timeline of this boot, in TSC ticks since the entry (PVH or PV).
 #[derive(Clone, Copy)]
 pub struct BootTimes {
     pub kernel_main_ticks: u64,
@@ -36,13 +36,18 @@ pub fn median(samples: &mut [u64]) -> u64 {
     samples.get(samples.len() / 2).copied().unwrap_or(0)
 }
 
+/// The boot's figures; the two times are named after the entry that ran
+/// (`boot.pvh_entry_to_ready`, `boot.pv_entry_to_ready`).
 fn boot(times: BootTimes, clock_kind: BenchClock) {
     let us = |ticks| clock::ticks_to_ns(ticks) as f64 / 1000.0;
     let usage = memory::usage();
     let (start, end) = memory::image_range();
+    let entry = crate::arch::guest::ops().entry();
+    let to_kernel_main = alloc::format!("boot.{entry}_entry_to_kernel_main");
+    let to_ready = alloc::format!("boot.{entry}_entry_to_ready");
     let figures = [
-        ("boot.pvh_entry_to_kernel_main", us(times.kernel_main_ticks), "us"),
-        ("boot.pvh_entry_to_ready", us(times.ready_ticks), "us"),
+        (to_kernel_main.as_str(), us(times.kernel_main_ticks), "us"),
+        (to_ready.as_str(), us(times.ready_ticks), "us"),
         ("mem.heap_used_idle", usage.heap_used as f64, "bytes"),
         ("mem.frames_allocated_idle", usage.frames_allocated as f64, "frames"),
         ("mem.heap_size", usage.heap_size as f64, "bytes"),

@@ -1,5 +1,5 @@
 //! Which machine Cohort runs on, and the services that differ: plain QEMU
-//! (isa-debug-exit, virtio-net) or a Xen PVH domain (hypercalls, pvclock
+//! (isa-debug-exit, virtio-net) or a Xen PVH or PV domain (hypercalls, pvclock
 //! and the one-shot timer, event channels, PV console, netfront and the
 //! channels to co-resident peers).
 
@@ -21,6 +21,11 @@ pub fn on_xen() -> bool {
     ON_XEN.load(Ordering::Relaxed)
 }
 
+/// Set by the PV entry, which knows it runs on Xen.
+fn mark_on_xen() {
+    ON_XEN.store(true, Ordering::Relaxed);
+}
+
 /// Looks for Xen and installs the hypercall page if it is there.
 pub fn detect() -> bool {
     let found = xen::detect();
@@ -39,7 +44,7 @@ pub const EXIT_FAILURE_VALUE: u32 = 0x11;
 /// Ends the kernel: Xen `SCHEDOP_shutdown` (poweroff or crash), or QEMU's
 /// isa-debug-exit.
 pub fn exit(status: ExitStatus) -> ! {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::guest::ops().disable_interrupts();
     if on_xen() {
         xen::shutdown(status);
     }

@@ -34,6 +34,8 @@ pub enum Needs {
     /// Device interrupts: plain QEMU (on Xen, events are polled and no
     /// interrupt is ever taken).
     Interrupts,
+    /// Exceptions on stacks of their own (IST): not as a Xen PV guest.
+    ExceptionStacks,
 }
 
 impl Needs {
@@ -42,6 +44,7 @@ impl Needs {
             Needs::Any => "",
             Needs::Xen => "needs Xen",
             Needs::Interrupts => "needs interrupts (on Xen, events are polled)",
+            Needs::ExceptionStacks => "needs IST exception stacks (a Xen PV guest has none)",
         }
     }
 }
@@ -59,6 +62,7 @@ impl Test {
             Needs::Any => true,
             Needs::Xen => crate::platform::on_xen(),
             Needs::Interrupts => !crate::platform::on_xen(),
+            Needs::ExceptionStacks => crate::arch::guest::ops().exception_stacks(),
         }
     }
 }

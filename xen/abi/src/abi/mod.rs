@@ -2,6 +2,7 @@
 
 pub mod elfnote;
 pub mod ops;
+pub mod pv;
 pub mod shared_info;
 pub mod start_info;
 

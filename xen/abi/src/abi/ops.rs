@@ -5,6 +5,10 @@ pub type DomId = u16;
 pub const DOMID_SELF: DomId = 0x7ff0;
 
 pub mod nr {
+    pub const SET_TRAP_TABLE: u32 = 0;
+    pub const MMU_UPDATE: u32 = 1;
+    pub const FPU_TASKSWITCH: u32 = 5;
+    pub const UPDATE_VA_MAPPING: u32 = 14;
     pub const MEMORY_OP: u32 = 12;
     pub const XEN_VERSION: u32 = 17;
     pub const CONSOLE_IO: u32 = 18;
@@ -51,6 +55,7 @@ pub mod gnttabop {
     pub const UNMAP_GRANT_REF: u32 = 1;
     pub const COPY: u32 = 5;
     pub const QUERY_SIZE: u32 = 6;
+    pub const SETUP_TABLE: u32 = 2;
     pub const GTF_PERMIT_ACCESS: u16 = 1;
     pub const GTF_READONLY: u16 = 1 << 2;
     pub const GTF_READING: u16 = 1 << 3;
@@ -181,6 +186,17 @@ pub struct GnttabQuerySize {
     pub status: i16,
 }
 
+/// `gnttab_setup_table`: grows our table to `nr_frames` and lists its
+/// frames (machine frames, for a PV guest) in `frame_list`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct GnttabSetupTable {
+    pub dom: DomId,
+    pub nr_frames: u32,
+    pub status: i16,
+    pub frame_list: u64,
+}
+
 /// One side of a `gnttab_copy`: a grant ref (with `GNTCOPY_*_GREF`) or
 /// our own frame, plus the domain and the offset in the page.
 #[repr(C)]
@@ -224,6 +240,28 @@ pub struct SchedShutdown {
     pub reason: u32,
 }
 
+/// One entry of a PV trap table (`struct trap_info`); a zero `address`
+/// ends the table.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-3: the privilege level that may raise it with `int`; bit 4:
+    /// mask events on entry.
+    pub flags: u8,
+    pub cs: u16,
+    pub address: u64,
+}
+
+/// One `mmu_update` request: `*ptr = val`, `ptr` a machine address with
+/// the request type in its low two bits.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MmuUpdate {
+    pub ptr: u64,
+    pub val: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +293,13 @@ mod tests {
         assert_eq!(offset_of!(GnttabCopy, len), 32);
         assert_eq!(offset_of!(GnttabCopy, status), 36);
         assert_eq!(size_of::<SchedPoll>(), 24);
+        assert_eq!(size_of::<MmuUpdate>(), 16);
+        assert_eq!(size_of::<GnttabSetupTable>(), 24);
+        assert_eq!(offset_of!(GnttabSetupTable, nr_frames), 4);
+        assert_eq!(offset_of!(GnttabSetupTable, status), 8);
+        assert_eq!(offset_of!(GnttabSetupTable, frame_list), 16);
+        assert_eq!(size_of::<TrapInfo>(), 16);
+        assert_eq!(offset_of!(TrapInfo, cs), 2);
+        assert_eq!(offset_of!(TrapInfo, address), 8);
     }
 }

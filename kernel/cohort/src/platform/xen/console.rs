@@ -3,7 +3,6 @@
 //! xenconsoled's logs show them.
 
 use super::page::PhysPage;
-use ::xen_abi::abi::ops::hvmop;
 use ::xen_abi::hypercall;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 use xen_proto::iface::SharedPage;
@@ -79,13 +78,12 @@ fn format_dropped(buf: &mut [u8; 64], n: u64) -> usize {
 }
 
 impl ConsoleRing {
-    /// The console Xen set up for this domain, from the HVM params.
+    /// The console Xen set up for this domain (HVM params or start_info).
     fn open() -> Option<ConsoleRing> {
-        let pfn = hypercall::hvm_get_param(hvmop::PARAM_CONSOLE_PFN).ok().filter(|&p| p != 0)?;
-        let port = hypercall::hvm_get_param(hvmop::PARAM_CONSOLE_EVTCHN).ok()? as u32;
-        let addr = pfn.checked_mul(4096).filter(|&a| a < crate::arch::paging::IDENTITY_MAP_END)?;
-        // SAFETY: the console page is a special page Xen keeps mapped in our
-        // physmap for the domain's life, below 4 GiB (checked).
+        let (addr, port) = super::startup().console()?;
+        // SAFETY: the console page is a special page Xen keeps mapped for
+        // the domain's life (PVH: in our physmap below 4 GiB; PV: in the
+        // bootstrap area), as `Startup::console` checked.
         let page = unsafe { PhysPage::new(addr) };
         Some(ConsoleRing { page, port, dropped: AtomicU64::new(0), reported: AtomicU64::new(0) })
     }

@@ -10,7 +10,7 @@
 
 use super::page::{copy_from_shared, copy_to_shared, PhysPage};
 use super::physmap::Window;
-use ::xen_abi::abi::ops::{gnttabop, xenmem};
+use ::xen_abi::abi::ops::gnttabop;
 use ::xen_abi::hypercall::{self, Errno, GrantError};
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU16, Ordering};
@@ -20,7 +20,7 @@ use xen_proto::iface::{DomId, GrantRef, GrantTable, OwnedRegion, RegionGrants, S
 /// Entries per 4 KiB frame of v1 grant entries.
 const ENTRIES_PER_FRAME: u32 = 4096 / gnttabop::ENTRY_V1_SIZE as u32;
 /// We map at most this many grant-table frames (2048 refs).
-const MAX_FRAMES: usize = 4;
+pub const MAX_FRAMES: usize = 4;
 /// Refs reserved for netfront: its two rings and a buffer for every slot
 /// of both (514), and a few spare.
 pub const NETFRONT_REFS: u32 = 2 + netfront::ring::RX_RING_SIZE + netfront::ring::TX_RING_SIZE + 6;
@@ -94,14 +94,10 @@ pub fn init(mut window: Window) -> Result<u32, &'static str> {
     let (_, max) = hypercall::grant_query_size().map_err(|_| "GNTTABOP_query_size failed")?;
     let nr = (max as usize).clamp(1, MAX_FRAMES);
     let mut frames = [0; MAX_FRAMES];
-    for (i, frame) in frames.iter_mut().enumerate().take(nr) {
-        let addr = window.alloc().map_err(|_| "no room for grant-table frames")?;
-        // SAFETY: `addr` is in the window above RAM: nothing of ours lives
-        // there, so Xen may put grant-table frame i at it.
-        unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_GRANT_TABLE, i as u64, addr / 4096) }
-            .map_err(|_| "XENMEM_add_to_physmap(grant_table) failed")?;
-        *frame = addr;
+    for frame in frames.iter_mut().take(nr) {
+        *frame = window.alloc().map_err(|_| "no room for grant-table frames")?;
     }
+    super::startup().map_grant_table(&frames[..nr])?;
     let entries = nr as u32 * ENTRIES_PER_FRAME;
     let first = gnttabop::NR_RESERVED_ENTRIES;
     // Netfront's first: with a small table, the network wins.
@@ -201,7 +197,8 @@ fn free_page(pool: Pool, page: PhysPage) {
 
 fn grant(pool: Pool, page: &PhysPage, to: DomId, readonly: bool) -> Result<GrantRef, XenError> {
     // Checked before a ref is taken, so a refusal leaks none.
-    let frame = u32::try_from(page.frame()).map_err(|_| XenError::Errno(-22))?;
+    let frame = super::startup().grant_frame(page.addr()).ok_or(XenError::Errno(-22))?;
+    let frame = u32::try_from(frame).map_err(|_| XenError::Errno(-22))?;
     let mut s = state()?;
     let gref = s.pool(pool).alloc().map_err(|_| XenError::Exhausted)?;
     let Some(addr) = entry_addr(&s, gref) else {

@@ -1,6 +1,8 @@
-//! Cohort as a Xen PVH domain: the hypercall page, shared_info, event
-//! channels, pvclock and the Xen timer, the PV console, grant tables and
-//! xenstore. Hypercalls themselves live in the `xen-abi` crate.
+//! Cohort as a Xen PVH or PV domain: the hypercall page, shared_info,
+//! event channels, pvclock and the Xen timer, the PV console, grant tables
+//! and xenstore. Where the special pages come from differs (HVM params and
+//! the physmap for PVH, `start_info` for PV: `Startup`); the rest is the
+//! same. Hypercalls themselves live in the `xen-abi` crate.
 
 pub mod console;
 pub mod control;
@@ -10,13 +12,14 @@ pub mod net;
 pub mod page;
 pub mod peer;
 pub mod physmap;
+pub mod pv;
 pub mod residency;
 pub mod store;
 pub mod time;
 pub mod watches;
 
 use super::ExitStatus;
-use ::xen_abi::abi::ops::{schedop, xenmem, E820_ENTRY_SIZE};
+use ::xen_abi::abi::ops::{hvmop, schedop, xenmem, E820_ENTRY_SIZE};
 use ::xen_abi::hypercall;
 use cohort_boot::cmdline::{CHAN_MTU_MAX, CHAN_PAGES_MAX};
 use cohort_boot::memmap::{MemoryMap, Region, RegionKind, MAX_REGIONS};
@@ -31,14 +34,77 @@ const _: () = assert!(CHAN_MTU_MAX as usize + 14 == channel::ring::MAX_CHANNEL_F
 struct PageFrame([u8; 4096]);
 
 // Given to Xen at boot and never touched by Rust code again.
-static mut HYPERCALL_PAGE: PageFrame = PageFrame([0; 4096]);
 static mut SHARED_INFO_PAGE: PageFrame = PageFrame([0; 4096]);
 
 pub(super) fn events_shared_info() -> u64 {
     (&raw const SHARED_INFO_PAGE) as u64
 }
 
-/// Finds Xen by CPUID and installs the hypercall page.
+/// Where this domain's special pages come from: the HVM params and the
+/// physmap (PVH) or `start_info` and the guest's own page tables (PV).
+pub trait Startup: Sync {
+    /// The console ring (virtual address of its page, event channel).
+    fn console(&self) -> Option<(u64, u32)>;
+    /// The xenstore ring (virtual address of its page, event channel).
+    fn store(&self) -> Result<(u64, u32), &'static str>;
+    /// Makes the kernel's page at `page` show shared_info.
+    fn map_shared_info(&self, page: u64) -> Result<(), &'static str>;
+    /// Maps grant-table frame i at `addrs[i]` (in the window above RAM).
+    fn map_grant_table(&self, addrs: &[u64]) -> Result<(), &'static str>;
+    /// The frame number a grant entry names for our page at `addr`: its
+    /// guest frame (PVH), its machine frame (PV).
+    fn grant_frame(&self, addr: u64) -> Option<u64>;
+}
+
+/// PVH: HVM params and XENMEM_add_to_physmap.
+struct Hvm;
+
+impl Startup for Hvm {
+    fn console(&self) -> Option<(u64, u32)> {
+        let pfn = hypercall::hvm_get_param(hvmop::PARAM_CONSOLE_PFN).ok().filter(|&p| p != 0)?;
+        let port = hypercall::hvm_get_param(hvmop::PARAM_CONSOLE_EVTCHN).ok()? as u32;
+        let addr = pfn.checked_mul(4096).filter(|&a| a < crate::arch::paging::IDENTITY_MAP_END)?;
+        Some((addr, port))
+    }
+
+    fn store(&self) -> Result<(u64, u32), &'static str> {
+        let pfn = hypercall::hvm_get_param(hvmop::PARAM_STORE_PFN).map_err(|_| "no HVM_PARAM_STORE_PFN")?;
+        let port = hypercall::hvm_get_param(hvmop::PARAM_STORE_EVTCHN).map_err(|_| "no HVM_PARAM_STORE_EVTCHN")?;
+        let addr = pfn.checked_mul(4096).filter(|&a| a != 0 && a < crate::arch::paging::IDENTITY_MAP_END);
+        let addr = addr.ok_or("xenstore page outside the identity map")?;
+        let port = u32::try_from(port).map_err(|_| "bad xenstore event channel")?;
+        Ok((addr, port))
+    }
+
+    fn map_shared_info(&self, page: u64) -> Result<(), &'static str> {
+        // SAFETY: the page is ours (kernel .bss), page-aligned and never
+        // used as memory again: Xen replaces it with shared_info.
+        unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_SHARED_INFO, 0, page / 4096) }
+            .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")
+    }
+
+    fn map_grant_table(&self, addrs: &[u64]) -> Result<(), &'static str> {
+        for (i, &addr) in addrs.iter().enumerate() {
+            // SAFETY: `addr` is in the window above RAM: nothing of ours
+            // lives there, so Xen may put grant-table frame i at it.
+            unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_GRANT_TABLE, i as u64, addr / 4096) }
+                .map_err(|_| "XENMEM_add_to_physmap(grant_table) failed")?;
+        }
+        Ok(())
+    }
+
+    fn grant_frame(&self, addr: u64) -> Option<u64> {
+        Some(addr / 4096)
+    }
+}
+
+/// The domain's `Startup`: PV's once `pv::boot` has read start_info.
+pub fn startup() -> &'static dyn Startup {
+    pv::startup().unwrap_or(&Hvm)
+}
+
+/// Finds Xen by CPUID and installs the hypercall page (PVH: a PV guest
+/// has it from the domain builder, `pv::boot`).
 pub fn detect() -> bool {
     let base = ::xen_abi::cpuid::find_base(|leaf| {
         let r = core::arch::x86_64::__cpuid(leaf);
@@ -47,7 +113,7 @@ pub fn detect() -> bool {
     let Some(base) = base else { return false };
     // SAFETY: the page is 4 KiB aligned, identity mapped, executable (the
     // boot map has no NX) and used for nothing else.
-    unsafe { hypercall::install(base, (&raw const HYPERCALL_PAGE) as u64) };
+    unsafe { hypercall::install(base, crate::arch::boot::hypercall_page_addr()) };
     true
 }
 
@@ -88,10 +154,7 @@ pub fn version() -> Result<Version, hypercall::Errno> {
 /// registered, see `events`) and pvclock (`time`).
 pub fn init_events() -> Result<(), &'static str> {
     let shared_info = events_shared_info();
-    // SAFETY: the page is ours (kernel .bss), page-aligned and never used
-    // as memory again: Xen replaces it with shared_info.
-    unsafe { hypercall::add_to_physmap(xenmem::MAPSPACE_SHARED_INFO, 0, shared_info / 4096) }
-        .map_err(|_| "XENMEM_add_to_physmap(shared_info) failed")?;
+    startup().map_shared_info(shared_info)?;
     events::init(shared_info);
     Ok(())
 }

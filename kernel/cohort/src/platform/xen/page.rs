@@ -23,10 +23,6 @@ impl PhysPage {
         self.addr
     }
 
-    pub fn frame(&self) -> u64 {
-        self.addr / PAGE_SIZE as u64
-    }
-
     fn at(&self, offset: usize, len: usize) -> u64 {
         assert!(offset.checked_add(len).is_some_and(|end| end <= PAGE_SIZE), "access past the page: {offset}+{len}");
         self.addr + offset as u64

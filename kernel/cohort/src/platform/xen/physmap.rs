@@ -22,12 +22,17 @@ pub enum Error {
     NotInWindow(u64),
 }
 
+/// Where the window lies for RAM ending at `ram_end`: `[base, end)`.
+pub fn span(ram_end: u64) -> (u64, u64) {
+    let base = ram_end.div_ceil(2 << 20) * (2 << 20);
+    (base, base + (WINDOW_FRAMES as u64) * 4096)
+}
+
 impl Window {
     /// Places the window right above RAM (2 MiB aligned) where no region of
     /// the memory map lies and the identity map reaches.
     pub fn new(map: &MemoryMap) -> Result<Window, Error> {
-        let base = map.ram_end().div_ceil(2 << 20) * (2 << 20);
-        let end = base + (WINDOW_FRAMES as u64) * 4096;
+        let (base, end) = span(map.ram_end());
         let overlaps = map.regions().iter().any(|r| r.base < end && r.end() > base);
         if overlaps || end > crate::arch::paging::IDENTITY_MAP_END {
             return Err(Error::NoRoom);

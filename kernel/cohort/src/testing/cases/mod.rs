@@ -30,7 +30,7 @@ pub static ALL: &[Test] = &[
     Test {
         name: "stack_overflow",
         kind: Kind::Isolated { expect_fault: cpu::is_boot_stack_overflow },
-        needs: Needs::Any,
+        needs: Needs::ExceptionStacks,
         run: cpu::stack_overflow,
     },
     Test {
