@@ -122,9 +122,8 @@ dmesg_has() { xl dmesg | grep -F "(d$1) " | grep -qF "$2"; }
 wait_dmesg() { wait_until "$3" dmesg_has "$1" "$2"; }
 
 # Does the domain's PV console log (xenconsoled --log=guest) contain TEXT?
+# For waiting on output to show, never for a check: checks read events.
 console_has() { grep -qF "$2" "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
-# wait_console DOMNAME TEXT TIMEOUT_S
-wait_console() { wait_until "$3" console_has "$1" "$2"; }
 
 # Is the domain gone?  wait_gone NAME TIMEOUT_S
 dom_gone() { ! xl domid "$1" >/dev/null 2>&1; }
@@ -259,7 +258,6 @@ quoted() {
 
 # A guest's PV console, as xenconsoled logged it.
 guest_log() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
-guest_has() { guest_log "$1" | grep -qF "$2"; }
 dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; }
 # The last lines of a failing guest's console, and where its vCPU is
 # (resolve RIP with `nm` on the image). Cohort maps nothing in the upper

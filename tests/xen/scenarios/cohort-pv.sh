@@ -99,9 +99,8 @@ pv_guest pvboot "bench=boot"
 bench_lines() { guest_log "$1" | grep '^BENCH ' | sed "s/\"path\":\"boot\"/\"path\":\"$2\"/"; }
 if xl_create /tmp/pvhboot.cfg && ended pvhboot && ! dom_crashed pvhboot \
     && xl_create /tmp/pvboot.cfg && ended pvboot && ! dom_crashed pvboot \
-    && wait_console pvhboot '"name":"image.loaded_size"' 20 && wait_console pvboot '"name":"image.loaded_size"' 20 \
-    && guest_has pvhboot 'BENCH {"name":"boot.pvh_entry_to_ready"' \
-    && guest_has pvboot 'BENCH {"name":"boot.pv_entry_to_ready"'; then
+    && wait_until 20 has_figure pvhboot image.loaded_size && wait_until 20 has_figure pvboot image.loaded_size \
+    && has_figure pvhboot boot.pvh_entry_to_ready && has_figure pvboot boot.pv_entry_to_ready; then
     bench_lines pvhboot xen-pvh
     bench_lines pvboot xen-pv
     ok xen-pv-boot-bench "$(bench_lines pvboot xen-pv | grep -F boot.pv_entry_to_ready)"
