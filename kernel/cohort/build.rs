@@ -32,7 +32,8 @@ fn main() {
 /// context", Xen's `create_bounce_frame`). Each stub puts back and drops
 /// `rcx`/`r11`, sets RPL 3 again in the frame's CS and SS (the kernel runs
 /// in ring 3, and `iretq` to itself needs them), and goes on at the native
-/// stub of its vector. 32-byte aligned: the trap table computes addresses.
+/// stub of its vector. 32 bytes apart: the trap table computes addresses
+/// (`.org` fails the build if a stub outgrows its slot).
 fn pv_trap_stubs() -> String {
     let mut asm = String::from(".section .text.pv_traps, \"ax\"\n.code64\n.p2align 5\n.global pv_trap_stubs\npv_trap_stubs:\n");
     for vector in 0..32u8 {
@@ -40,10 +41,11 @@ fn pv_trap_stubs() -> String {
         let cs = if HAS_ERROR_CODE.contains(&vector) { 16 } else { 8 };
         writeln!(
             asm,
-            ".p2align 5\n    movq (%rsp), %rcx\n    movq 8(%rsp), %r11\n    addq $16, %rsp\n    orb $3, {cs}(%rsp)\n    orb $3, {ss}(%rsp)\n    jmp isr_stubs + {vector} * 16",
+            ".org pv_trap_stubs + {vector} * 32\n    movq (%rsp), %rcx\n    movq 8(%rsp), %r11\n    addq $16, %rsp\n    orb $3, {cs}(%rsp)\n    orb $3, {ss}(%rsp)\n    jmp isr_stubs + {vector} * 16",
             ss = cs + 24
         )
         .expect("writing to a String");
     }
+    asm.push_str(".org pv_trap_stubs + 32 * 32\n");
     asm
 }

@@ -19,12 +19,17 @@
 kernel=${1:-/cohort/cohort}
 [ -f "$kernel" ] || { fail cohort-image "no kernel image at $kernel"; exit 0; }
 
-# pv_guest NAME CMDLINE: a Cohort guest's config (cohort_cfg), as type "pv".
-pv_guest() {
-    cohort_cfg "$1" "$kernel" "$2"
-    sed -i 's/^type = "pvh"$/type = "pv"/' "/tmp/$1.cfg"
-    grep -q '^type = "pv"$' "/tmp/$1.cfg"
+# typed NAME TYPE: NAME's config (cohort_cfg's) made guest type TYPE;
+# fails when it has no type line to change.
+typed() {
+    sed -i "s/^type = \"pvh\"$/type = \"$2\"/" "/tmp/$1.cfg"
+    grep -q "^type = \"$2\"$" "/tmp/$1.cfg"
 }
+# pv_guest NAME CMDLINE: a Cohort guest's config (cohort_cfg), as type "pv".
+pv_guest() { cohort_cfg "$1" "$kernel" "$2" && typed "$1" pv; }
+# booted_as NAME TYPE: NAME's booted event says the TYPE entry ran (so a
+# check cannot pass on a guest of the other type).
+booted_as() { guest_event "$1" booted entry="$2"; }
 ended() { wait_until 60 dom_shutdown "$1"; }
 # What a failed PV boot leaves: its console, and Xen's words about the
 # domain (a PV guest without a trap table that faults is crashed by Xen,
@@ -48,8 +53,7 @@ fi
 guest_finish pvsum
 
 # 2. A bad key: the PV console works before the command line is parsed.
-pv_guest pvbad "bad.key=1"
-if xl_create /tmp/pvbad.cfg && ended pvbad && dom_crashed pvbad \
+if pv_guest pvbad "bad.key=1" && xl_create /tmp/pvbad.cfg && ended pvbad && dom_crashed pvbad \
     && guest_event pvbad boot_failed what="kernel command line" key=bad.key; then
     guest_log pvbad | grep error
     ok xen-pv-bad-cmdline-crashes
@@ -62,8 +66,8 @@ guest_finish pvbad
 # ignored, each with why (its test_ignored event): the IST stack-overflow
 # test (no IST under PV) and the interrupt-only test (events are polled on
 # Xen). xen_grant_refs runs on the grant table mapped PV's way.
-pv_guest pvtests "test=all"
-if xl_create /tmp/pvtests.cfg && ended pvtests && ! dom_crashed pvtests \
+if pv_guest pvtests "test=all" && xl_create /tmp/pvtests.cfg && ended pvtests && ! dom_crashed pvtests \
+    && booted_as pvtests pv \
     && guest_event pvtests test_result ok=true \
     && guest_event pvtests test name=breakpoint_resumes ok=true \
     && guest_event pvtests test name=timer_ticks ok=true \
@@ -79,8 +83,8 @@ guest_finish pvtests
 
 # 4. An exception reaches Cohort's handler through the trap table (and
 # the null page, which the domain builder maps, is unmapped again).
-pv_guest pvnull "test=null_pointer_write"
-if xl_create /tmp/pvnull.cfg && ended pvnull && ! dom_crashed pvnull \
+if pv_guest pvnull "test=null_pointer_write" && xl_create /tmp/pvnull.cfg && ended pvnull && ! dom_crashed pvnull \
+    && booted_as pvnull pv \
     && guest_event pvnull test name=null_pointer_write ok=true \
     && guest_event pvnull fault vector=14 cr2=8 guard="null page"; then
     guest_log pvnull | grep -E "EXCEPTION|null"
@@ -94,11 +98,10 @@ guest_finish pvnull
 # BENCH lines (the boot times are named after the entry that ran), with
 # the paths cohort-bench.sh gives them: xen-pvh and xen-pv.
 cohort_cfg pvhboot "$kernel" "bench=boot"
-pv_guest pvboot "bench=boot"
 # bench_lines NAME PATH: the guest's BENCH lines, path boot renamed PATH.
 bench_lines() { guest_log "$1" | grep '^BENCH ' | sed "s/\"path\":\"boot\"/\"path\":\"$2\"/"; }
 if xl_create /tmp/pvhboot.cfg && ended pvhboot && ! dom_crashed pvhboot \
-    && xl_create /tmp/pvboot.cfg && ended pvboot && ! dom_crashed pvboot \
+    && pv_guest pvboot "bench=boot" && xl_create /tmp/pvboot.cfg && ended pvboot && ! dom_crashed pvboot \
     && wait_until 20 has_figure pvhboot image.loaded_size && wait_until 20 has_figure pvboot image.loaded_size \
     && has_figure pvhboot boot.pvh_entry_to_ready && has_figure pvboot boot.pv_entry_to_ready; then
     bench_lines pvhboot xen-pvh
@@ -119,14 +122,13 @@ exchange() {
     _o=${2}offer _a=${3}accept
     cohort_cfg "$_o" "$kernel" "test=xen_grant_offer"
     cohort_cfg "$_a" "$kernel" "test=xen_grant_accept"
-    sed -i "s/^type = \"pvh\"$/type = \"$2\"/" "/tmp/$_o.cfg"
-    sed -i "s/^type = \"pvh\"$/type = \"$3\"/" "/tmp/$_a.cfg"
-    if xl_create "/tmp/$_o.cfg" -p && xl_create "/tmp/$_a.cfg" -p; then
+    if typed "$_o" "$2" && typed "$_a" "$3" && xl_create "/tmp/$_o.cfg" -p && xl_create "/tmp/$_a.cfg" -p; then
         _do=$(xl domid "$_o") _da=$(xl domid "$_a")
         xenstore-write "/local/domain/$_do/data/peer" "$_da" "/local/domain/$_da/data/peer" "$_do"
         xl unpause "$_o"; xl unpause "$_a"
     fi
     if ended "$_o" && ended "$_a" && ! dom_crashed "$_o" && ! dom_crashed "$_a" \
+        && booted_as "$_o" "$2" && booted_as "$_a" "$3" \
         && guest_event "$_o" test name=xen_grant_offer ok=true \
         && guest_event "$_a" test name=xen_grant_accept ok=true; then
         guest_log "$_o" | grep -E "offered|answer"; guest_log "$_a" | grep mapped
@@ -142,9 +144,9 @@ exchange xen-pvh-grant-to-pv pvh pv
 # 7. Netfront as a PV guest (its rings and buffers are grants as above),
 # against dom0's netback: 198.18.0.90 (MAC 00:16:3e:c0:07:90).
 cohort_cfg pvecho "$kernel" "app=echo net.ip=198.18.0.90/15 net.port=7" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:90" ]'
-sed -i 's/^type = "pvh"$/type = "pv"/' /tmp/pvecho.cfg
 size=4194304
-if xl_create /tmp/pvecho.cfg && wait_until 60 guest_event pvecho address ip=198.18.0.90 \
+if typed pvecho pv && xl_create /tmp/pvecho.cfg && wait_until 60 guest_event pvecho address ip=198.18.0.90 \
+    && booted_as pvecho pv \
     && ping -c 3 -W 5 198.18.0.90 >/tmp/pvping.out 2>&1; then
     tail -1 /tmp/pvping.out
     head -c $size /dev/urandom > /tmp/pvecho-in
@@ -184,11 +186,10 @@ channel() {
     cohort_cfg "$_s" "$kernel" "app=echo net.group=pvlab net.ip=198.18.0.91/15" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:91" ]'
     cohort_cfg "$_c" "$kernel" "app=stream net.group=pvlab net.ip=198.18.0.92/15 net.peer=198.18.0.91 net.bytes=67108864" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:07:92" ]'
-    sed -i "s/^type = \"pvh\"$/type = \"$2\"/" "/tmp/$_s.cfg"
-    sed -i "s/^type = \"pvh\"$/type = \"$3\"/" "/tmp/$_c.cfg"
-    if xl_create "/tmp/$_s.cfg" && wait_until 60 guest_event "$_s" address && xl_create "/tmp/$_c.cfg" \
+    if typed "$_s" "$2" && typed "$_c" "$3" \
+        && xl_create "/tmp/$_s.cfg" && wait_until 60 guest_event "$_s" address && xl_create "/tmp/$_c.cfg" \
         && needs "$_s" && wait_until 300 dom_shutdown "$_c" && ! dom_crashed "$_c" \
-        && guest_event "$_c" stream match=true; then
+        && guest_event "$_c" stream match=true && booted_as "$_s" "$2" && booted_as "$_c" "$3"; then
         _up=$(guest_events "$_c" channel_up peer="$(xl domid "$_s")" --first)
         _share=$(channel_share "$_c" stream)
         guest_events "$_c" stream

@@ -377,13 +377,16 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<()> {
 
 /// Registers the PV trap table: `table` ends with an entry whose address
 /// is 0 (checked: Xen would read past the slice otherwise).
-pub fn set_trap_table(table: &[TrapInfo]) -> Result<()> {
+///
+/// # Safety
+/// Every other entry's `address` is the entry point of a handler for its
+/// vector, as Xen delivers it (an address in mapped memory is jumped to).
+pub unsafe fn set_trap_table(table: &[TrapInfo]) -> Result<()> {
     if table.last().is_none_or(|t| t.address != 0) {
         return Err(Errno::EINVAL);
     }
     // SAFETY: Xen reads the entries up to the terminating one, inside the
-    // slice; the handlers' addresses are the caller's business (a bad one
-    // makes Xen crash the domain when it is used, not corrupt memory).
+    // slice; the caller vouches for the handlers.
     check(unsafe { call(nr::SET_TRAP_TABLE, table.as_ptr() as u64, 0, 0) }).map(drop)
 }
 

@@ -75,7 +75,7 @@ pv_start64:
     movq %rsp, %r13             /* the top of Xen's bootstrap stack */
     /* Clear the virtual CR0.TS: Rust code uses SSE from its first line. */
     xorl %edi, %edi
-    call hypercall_page + 5 * 32    /* fpu_taskswitch(0) */
+    call hypercall_page + {fpu_taskswitch} * 32    /* fpu_taskswitch(0) */
     leaq boot_stack_top(%rip), %rsp
     xorl %ebp, %ebp
     movq %r12, %rdi
@@ -207,6 +207,7 @@ boot_stack_bottom:
     .global boot_stack_top
 boot_stack_top:
 "#,
+    fpu_taskswitch = const xen_abi::abi::ops::nr::FPU_TASKSWITCH,
     options(att_syntax)
 );
 

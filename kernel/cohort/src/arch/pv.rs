@@ -15,7 +15,8 @@ use xen_abi::hypercall::{self, Errno};
 const TABLE_SPAN: u64 = 2 << 20;
 /// One level-2 table (the first GiB of virtual space) is what the builder
 /// gives a small domain; RAM above it stays unmapped (see `Mapped`).
-const L2_SPAN: u64 = 1 << 30;
+pub const MAPPABLE: u64 = 1 << 30;
+const L2_SPAN: u64 = MAPPABLE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
@@ -51,7 +52,7 @@ pub struct Mapped {
 fn read_entry(table_va: u64, index: u64) -> u64 {
     debug_assert!(index < 512);
     // SAFETY: every table read lies in the mapped bootstrap area or is
-    // one `map_ram` made and mapped (checked by `table_va`); 8-aligned.
+    // one `map_ram` made and mapped (checked by `table_at`); 8-aligned.
     unsafe { core::ptr::read_volatile((table_va + index * 8) as *const u64) }
 }
 

@@ -33,9 +33,12 @@ pub fn init() -> Result<(), hypercall::Errno> {
     // One more, all zero: the end of the table.
     let mut table = [TrapInfo::default(); VECTORS.len() + 1];
     for (slot, &vector) in table.iter_mut().zip(VECTORS.iter()) {
-        // Privilege 0: only the (virtual ring 0) kernel may raise it with
-        // `int`; the kernel is all there is.
+        // Privilege 0: no one may raise it with `int` (Xen wants 1 or more
+        // even for the kernel), which Cohort never does.
         *slot = TrapInfo { vector, flags: 0, cs: FLAT_KERNEL_CS64, address: stubs + u64::from(vector) * STUB_SIZE };
     }
-    hypercall::set_trap_table(&table)
+    // SAFETY: each address is the stub build.rs generated for its vector
+    // (32 bytes apart from `pv_trap_stubs`, checked by its `.org`), which
+    // joins the native handler of that vector.
+    unsafe { hypercall::set_trap_table(&table) }
 }

@@ -100,7 +100,8 @@ pub fn yield_cpu() {
     }
 }
 
-/// Waits for the next interrupt (timer or event): `SCHEDOP_block` on Xen,
+/// Waits for the next interrupt (timer or event): on Xen a `SCHEDOP_poll`
+/// on the open ports (never `SCHEDOP_block`, which PV must not use),
 /// `hlt` elsewhere. Interrupts must be enabled.
 pub fn idle() {
     if on_xen() {

@@ -246,8 +246,9 @@ pub struct SchedShutdown {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TrapInfo {
     pub vector: u8,
-    /// Bits 0-3: the privilege level that may raise it with `int`; bit 4:
-    /// mask events on entry.
+    /// Bits 0-1: the lowest privilege that may raise it with `int` (Xen
+    /// lets a PV kernel do so only at 1 or more); bit 2: mask events on
+    /// entry.
     pub flags: u8,
     pub cs: u16,
     pub address: u64,

@@ -152,6 +152,9 @@ impl PvStartInfo {
     }
 }
 
+/// The largest machine frame a page-table entry can name.
+pub const MAX_MFN: u64 = pte::ADDR_MASK / PAGE_SIZE;
+
 /// The p2m list: machine frame of each pseudo-physical frame.
 #[derive(Clone, Copy, Debug)]
 pub struct P2m<'a> {
@@ -171,14 +174,16 @@ impl<'a> P2m<'a> {
         self.mfns.is_empty()
     }
 
+    /// The machine frame of `pfn`; `None` outside the list, and for an
+    /// entry no page-table entry can name (Xen's ~0 for "no frame", say).
     pub fn mfn(&self, pfn: u64) -> Option<u64> {
-        usize::try_from(pfn).ok().and_then(|i| self.mfns.get(i)).copied()
+        usize::try_from(pfn).ok().and_then(|i| self.mfns.get(i)).copied().filter(|&m| m <= MAX_MFN)
     }
 
     /// The pseudo-physical frame that holds machine frame `mfn`: a search
     /// of the list (no use of the M2P table).
     pub fn pfn_of(&self, mfn: u64) -> Option<u64> {
-        self.mfns.iter().position(|&m| m == mfn).map(|i| i as u64)
+        (mfn <= MAX_MFN).then(|| self.mfns.iter().position(|&m| m == mfn)).flatten().map(|i| i as u64)
     }
 
     /// Machine address of pseudo-physical address `paddr`.
@@ -188,15 +193,16 @@ impl<'a> P2m<'a> {
 }
 
 /// The entry mapping machine frame `mfn` (writable or not) in a PV page
-/// table, as `mmu_update`/`update_va_mapping` take it.
+/// table, as `mmu_update`/`update_va_mapping` take it; `mfn` at most
+/// `MAX_MFN` (what `P2m` gives).
 pub fn leaf_pte(mfn: u64, writable: bool) -> u64 {
     let rw = if writable { pte::RW | pte::DIRTY } else { 0 };
-    (mfn * PAGE_SIZE) & pte::ADDR_MASK | pte::PRESENT | pte::ACCESSED | rw
+    mfn.wrapping_mul(PAGE_SIZE) & pte::ADDR_MASK | pte::PRESENT | pte::ACCESSED | rw
 }
 
 /// The entry pointing at a lower-level table in machine frame `mfn`.
 pub fn table_pte(mfn: u64) -> u64 {
-    (mfn * PAGE_SIZE) & pte::ADDR_MASK | pte::PRESENT | pte::RW | pte::ACCESSED
+    mfn.wrapping_mul(PAGE_SIZE) & pte::ADDR_MASK | pte::PRESENT | pte::RW | pte::ACCESSED
 }
 
 /// The machine frame an entry points at, if present (huge pages are not
@@ -286,6 +292,18 @@ mod tests {
         assert_eq!(p2m.pfn_of(0x43), None);
         assert_eq!(p2m.maddr(0x2123), Some(0x777_7123));
         assert_eq!(p2m.maddr(4 * 4096), None);
+    }
+
+    #[test]
+    fn p2m_entries_no_pte_can_name_are_no_frame() {
+        let list = [0x900, u64::MAX, MAX_MFN + 1, MAX_MFN];
+        let p2m = P2m::new(&list);
+        assert_eq!(p2m.mfn(1), None);
+        assert_eq!(p2m.maddr(4096 + 8), None);
+        assert_eq!(p2m.mfn(2), None);
+        assert_eq!(p2m.pfn_of(u64::MAX), None);
+        assert_eq!(p2m.mfn(3), Some(MAX_MFN));
+        assert_eq!(p2m.maddr(3 * 4096 + 1), Some(MAX_MFN * 4096 + 1));
     }
 
     #[test]

@@ -93,8 +93,8 @@ pub fn boot(start_info_va: u64, entry_rsp: u64) -> Result<PvBoot, String> {
     arch::pv_traps::init().map_err(|e| format!("set_trap_table: {e}"))?;
     let (image_start, image_end) = crate::memory::image_range();
     // start_info is a bootstrap element: after the image, below the stack.
-    if !start_info_va.is_multiple_of(PAGE_SIZE) || start_info_va < image_end || start_info_va + START_INFO_SIZE as u64 > entry_rsp
-    {
+    let start_info_end = start_info_va.checked_add(START_INFO_SIZE as u64);
+    if !start_info_va.is_multiple_of(PAGE_SIZE) || start_info_va < image_end || start_info_end.is_none_or(|end| end > entry_rsp) {
         return Err(format!("start_info at {start_info_va:#x} is not in the bootstrap area"));
     }
     let mut raw = [0u8; START_INFO_SIZE];
@@ -113,12 +113,13 @@ pub fn boot(start_info_va: u64, entry_rsp: u64) -> Result<PvBoot, String> {
     }
     let pv = PV.call_once(|| Pv { info, boot_end });
     super::console::register();
-    // Tables for the grant window above RAM too (RAM the map reaches, as
-    // the memory map will say: `physmap::Window::new` puts it there).
-    let ram_end = pv.info.ram_bytes().min(1 << 30);
+    // RAM is used up to where the grant window above it (`physmap::span`)
+    // still ends inside what `map_ram` can map; the rest stays unused.
+    let (_, window_len) = super::physmap::span(0);
+    let ram_cap = (arch::pv::MAPPABLE - window_len) / (2 << 20) * (2 << 20);
+    let ram_end = pv.info.ram_bytes().min(ram_cap);
     let (_, window_end) = super::physmap::span(ram_end);
-    let mapped =
-        arch::pv::map_ram(&p2m(pv), pv.info.pt_base, pv.info.ram_bytes(), boot_end, window_end).map_err(|e| format!("{e}"))?;
+    let mapped = arch::pv::map_ram(&p2m(pv), pv.info.pt_base, ram_end, boot_end, window_end).map_err(|e| format!("{e}"))?;
     Ok(PvBoot {
         cmdline: pv.info.cmdline(),
         ram_end: mapped.ram_end,
