@@ -48,11 +48,11 @@ impl<S: Stack> Run<'_, S> {
     }
 
     /// Step 1: waits for the channel; when it came up, in ms of this guest's
-    /// clock (zero at its PVH entry).
+    /// clock (zero at its entry, PVH or PV).
     fn first_channel(&mut self) -> Result<f64, String> {
         self.wait_for("waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
         let up_ms = self.now() as f64 / 1e6;
-        self.print(format_args!("netbench: channel up {up_ms:.1} ms after this guest's PVH entry"));
+        self.print(format_args!("netbench: channel up {up_ms:.1} ms after this guest's entry"));
         self.figure("channel.up_after_boot", "channel", up_ms, "ms");
         Ok(up_ms)
     }

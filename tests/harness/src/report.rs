@@ -1,6 +1,6 @@
 //! `cohort-harness report`: turns `BENCH` lines into tables (Markdown) and
 //! bar charts (SVG and PNG) comparing the shared-memory channel with
-//! netfront per configuration and clock.
+//! netfront per configuration and clock, and PVH guests with PV ones.
 //!
 //! The benchmarks repeat every measurement, so one (name, path, clock)
 //! appears several times in a run. Every figure the report shows is the
@@ -243,6 +243,11 @@ const REFERENCE_NOTE: &str = "stream: netbench (Cohort to Cohort), Cohort's stre
 (Cohort to Linux), busybox nc into the sink (dom0); iperf3: Debian's iperf3 3.12, or Cohort's \
 app=iperf3-client against app=iperf3 or iperf3 -s; RR: netbench or netref (one-byte request/response).\n\n";
 
+/// How the guest-type table was measured.
+const TYPE_NOTE: &str = "Both guests of a measurement are of one type: the primitives' guests \
+(`bench=xen`, the `evtchn_ping`/`evtchn_pong` pair) run as PVH and as PV in turn; the network rows \
+are netbench's default configuration and its `pv` configuration.\n\n";
+
 pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
     REFERENCE_PATHS
         .iter()
@@ -255,6 +260,58 @@ pub fn reference(figures: &[Figure], clock: &str) -> Vec<ReferenceRow> {
         })
         .filter(|row| row.stream.is_some() || row.iperf3.is_some() || row.rr.is_some())
         .collect()
+}
+
+/// One figure measured with both guests PVH and with both PV (the same
+/// image; tests/xen/scenarios/cohort-bench.sh, "The guest type").
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeRow {
+    pub what: &'static str,
+    pub pvh: Option<Stat>,
+    pub pv: Option<Stat>,
+    decimals: usize,
+}
+
+impl TypeRow {
+    /// PV over PVH, a ratio of medians.
+    pub fn ratio(&self) -> Option<f64> {
+        ratio(self.pv, self.pvh)
+    }
+}
+
+/// The guest-type comparison: (what, name, PVH path, PV path, decimals).
+/// The primitives' paths name the type; netbench's PV run is the
+/// configuration `pv`, beside the default one.
+const TYPE_ROWS: [(&str, &str, &str, &str, usize); 9] = [
+    ("hypercall round trip (ns)", "xen.hypercall_round_trip", "xen-pvh", "xen-pv", 0),
+    ("grant map + unmap (ns)", "xen.grant_map_unmap", "xen-pvh", "xen-pv", 0),
+    ("event channel, notify to remote handler (ns)", "evtchn.notify_to_remote_handler", "xen-pvh", "xen-pv", 0),
+    ("channel stream (Mbit/s)", COMPARED[0], "channel/default", "channel/pv", 1),
+    ("channel RR (/s)", COMPARED[1], "channel/default", "channel/pv", 0),
+    ("channel RR p50 (us)", COMPARED[2], "channel/default", "channel/pv", 1),
+    ("netfront stream (Mbit/s)", COMPARED[0], "netfront/default", "netfront/pv", 1),
+    ("netfront RR (/s)", COMPARED[1], "netfront/default", "netfront/pv", 0),
+    ("netfront RR p50 (us)", COMPARED[2], "netfront/default", "netfront/pv", 1),
+];
+
+/// PVH beside PV in one clock, the rows measured; empty when no PV figure
+/// was.
+pub fn guest_types(figures: &[Figure], clock: &str) -> Vec<TypeRow> {
+    let rows: Vec<TypeRow> = TYPE_ROWS
+        .iter()
+        .map(|&(what, name, pvh, pv, decimals)| TypeRow {
+            what,
+            pvh: stat(figures, name, pvh, clock),
+            pv: stat(figures, name, pv, clock),
+            decimals,
+        })
+        .filter(|r| r.pvh.is_some() || r.pv.is_some())
+        .collect();
+    if rows.iter().any(|r| r.pv.is_some()) {
+        rows
+    } else {
+        Vec::new()
+    }
 }
 
 /// Whether a reference table is worth printing: only when a Linux guest was
@@ -331,8 +388,9 @@ fn end_table<'f>(
     }
 }
 
-/// The Markdown report: the channel/netfront comparison per clock, the
-/// Linux reference per clock, then every figure not already shown.
+/// The Markdown report: the channel/netfront comparison per clock, PVH
+/// against PV per clock, the Linux reference per clock, then every figure
+/// not already shown.
 pub fn markdown(figures: &[Figure]) -> String {
     let mut out = String::from(
         "Figures are the median of n repetitions, with (min–max) when n > 1; \
@@ -366,6 +424,30 @@ pub fn markdown(figures: &[Figure]) -> String {
         let stats = rows.iter().flat_map(Row::stats);
         end_table(&mut out, "", stats, &mut shown, figures, &clock, |name, path| {
             COMPARED.contains(&name) && KINDS.contains(&split_path(path).0)
+        });
+    }
+    for clock in clocks(figures) {
+        let rows = guest_types(figures, &clock);
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "### Guest type: PVH against PV, the same image ({clock} clock)\n");
+        out.push_str("| figure | PVH | PV | PV / PVH | n |\n|---|---:|---:|---:|---:|\n");
+        for row in &rows {
+            let d = row.decimals;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                row.what,
+                stat_cell(row.pvh, d),
+                stat_cell(row.pv, d),
+                ratio_cell(row.ratio()),
+                n_cell([row.pvh, row.pv].into_iter().flatten()),
+            );
+        }
+        let stats = rows.iter().flat_map(|r| [r.pvh, r.pv]).flatten();
+        end_table(&mut out, TYPE_NOTE, stats, &mut shown, figures, &clock, |name, path| {
+            TYPE_ROWS.iter().any(|&(_, n, pvh, pv, _)| n == name && [pvh, pv].iter().any(|p| split_path(p) == split_path(path)))
         });
     }
     for clock in clocks(figures) {
@@ -772,6 +854,41 @@ mod tests {
         assert!(md.contains("iperf3: Debian's iperf3 3.12"), "{md}");
         assert!(!md.contains("| net.iperf3_tcp | linux-to-linux-netfront"), "shown figures are not repeated: {md}");
         assert!(md.contains("| net.iperf3_tcp | channel/default | virtual | 4000.000 |"), "{md}");
+    }
+
+    #[test]
+    fn guest_types_put_pv_beside_pvh() {
+        let mut figures = vec![
+            fig("net.tcp_stream", "channel/default", 5000.0, "virtual"),
+            fig("net.tcp_stream", "channel/pv", 4000.0, "virtual"),
+            fig("net.tcp_rr", "netfront/pv", 3000.0, "virtual"),
+            fig("xen.grant_map_unmap", "xen-pv", 9.0, "virtual"),
+            fig("evtchn.ping_pong_round_trip", "xen-pv", 80.0, "virtual"),
+            fig("xen.hypercall_round_trip", "xen-pvh", 8000.0, "wall"),
+        ];
+        for (pvh, pv) in [(8500.0, 400.0), (8400.0, 500.0), (8600.0, 450.0)] {
+            figures.push(fig("xen.hypercall_round_trip", "xen-pvh", pvh, "virtual"));
+            figures.push(fig("xen.hypercall_round_trip", "xen-pv", pv, "virtual"));
+        }
+        let rows = guest_types(&figures, "virtual");
+        assert_eq!(
+            rows.iter().map(|r| r.what).collect::<Vec<_>>(),
+            ["hypercall round trip (ns)", "grant map + unmap (ns)", "channel stream (Mbit/s)", "netfront RR (/s)"]
+        );
+        assert_eq!((rows[0].pvh, rows[0].pv), (s(8500.0, 8400.0, 8600.0, 3), s(450.0, 400.0, 500.0, 3)));
+        assert_eq!(rows[2].ratio(), Some(0.8));
+        assert!(guest_types(&figures, "wall").is_empty(), "no PV figure, no table");
+        let md = markdown(&figures);
+        assert!(md.contains("### Guest type: PVH against PV, the same image (virtual clock)"), "{md}");
+        assert!(!md.contains("(wall clock)\n\n| figure"), "{md}");
+        assert!(md.contains("| hypercall round trip (ns) | 8500 (8400–8600) | 450 (400–500) | 0.05x | 3 |"), "{md}");
+        assert!(md.contains("| grant map + unmap (ns) | - | 9 | - | 1 |"), "{md}");
+        assert!(md.contains("| channel stream (Mbit/s) | 5000.0 | 4000.0 | 0.80x | 1 |"), "{md}");
+        // The pv configuration is a row of the channel/netfront table too.
+        assert!(md.contains("| pv | 4000.0 | - | - | - | 3000 |"), "{md}");
+        assert!(!md.contains("| xen.hypercall_round_trip | xen-pv |"), "shown figures are not repeated: {md}");
+        assert!(md.contains("| xen.hypercall_round_trip | xen-pvh | wall |"), "{md}");
+        assert!(md.contains("| evtchn.ping_pong_round_trip | xen-pv | virtual |"), "{md}");
     }
 
     #[test]

@@ -179,12 +179,15 @@ xl_create() {
 }
 
 # cohort_cfg NAME KERNEL CMDLINE [EXTRA-LINE]: writes /tmp/NAME.cfg for a
-# Cohort PVH guest (32 MiB, 1 vCPU). Shut-down domains are preserved so a
-# scenario can read how each one ended (state s: poweroff, c: crash).
+# Cohort guest (32 MiB, 1 vCPU) of type $COHORT_TYPE: pvh unless a scenario
+# sets pv (the same image boots as either, docs/pv.md). Shut-down domains
+# are preserved so a scenario can read how each one ended (state s:
+# poweroff, c: crash).
+COHORT_TYPE=${COHORT_TYPE:-pvh}
 cohort_cfg() {
     cat > "/tmp/$1.cfg" <<CFG
 name = "$1"
-type = "pvh"
+type = "$COHORT_TYPE"
 kernel = "$2"
 memory = 32
 vcpus = 1

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Cohort's Xen benchmarks; every figure is a BENCH line on this console.
-#   cohort-bench.sh CLOCK [KERNEL] [quick]   CLOCK: wall, or virtual under -icount
+#   cohort-bench.sh CLOCK [KERNEL] [quick|types]   CLOCK: wall, or virtual under -icount
 # quick: without the kernel benchmarks, the netbench configurations and the
 # departure measurement, and with 1 MiB streams and 20 request/response
 # transactions (the rest: iperf3, dom0's streams, the Linux reference), to
 # check those parts of this script in a shorter lab run; its figures are
 # not comparable with a full run's.
+# types: only the guest-type comparison (PVH against PV: the Xen
+# primitives, the event-channel pair, netbench's default and pv), in
+# a shorter lab run; its figures are a full run's.
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
 
@@ -14,10 +17,13 @@ clock=${1:-wall}
 LINUX_TYPE=pvh
 kernel=${2:-/cohort/cohort}
 scope=${3:-all}
-full() { [ "$scope" != quick ]; }
+full() { [ "$scope" = all ]; }
+types() { [ "$scope" = types ]; }
 # The streams' bytes and the request/response transactions outside netbench.
 STREAM_BYTES=16777216 RR_COUNT=2000
-full || STREAM_BYTES=1048576 RR_COUNT=20
+[ "$scope" = quick ] && STREAM_BYTES=1048576 RR_COUNT=20
+# The guests' type (cohort_cfg's COHORT_TYPE): pvh, but for the PV figures.
+COHORT_TYPE=pvh
 guest() { cohort_cfg "$1" "$kernel" "$2 bench.clock=$clock"; }
 log() { guest_log "$1"; }
 # figures NAME LAST: the guest's BENCH lines, once xenconsoled has logged LAST.
@@ -107,30 +113,70 @@ if full; then
     echo "xl create -> booted event, ms:$times"
     bench xl_create_to_booted "$median" ms
     ok xen-bench-boot
+fi
 
+# The guest type: the Xen primitives (one guest) and the event-channel
+# pair (two) as PVH and as PV guests of the same image, in turn, 3 times
+# each; their figures' path is the type's, xen-pvh or xen-pv (the guest
+# prints "xen"). netbench as PV is the configuration "pv" below.
+TYPE_REPS=3
+# type_figures NAME LAST: figures NAME LAST, path xen renamed after $COHORT_TYPE.
+type_figures() { figures "$1" "$2" | sed "s/\"path\":\"xen\"/\"path\":\"xen-$COHORT_TYPE\"/"; }
+# primitives: one bench=xen guest of type $COHORT_TYPE; its figure.
+primitives() {
     guest prims "bench=xen"
     xl_create /tmp/prims.cfg
     if wait_until 60 dom_shutdown prims && wait_until 20 has_figure prims xen.hypercall_round_trip; then
-        figures prims hypercall_round_trip; ok xen-bench-primitives
+        type_figures prims hypercall_round_trip
     else
-        log prims | grep -v INFO | tail; fail xen-bench-primitives "no figures"
+        log prims | grep -v INFO | tail; finish prims; return 1
     fi
     finish prims
-
+}
+# evtchn_pair: bench=evtchn_ping and evtchn_pong guests of type
+# $COHORT_TYPE, each told the other's domain; their figures.
+evtchn_pair() {
     guest ping "bench=evtchn_ping"
     guest pong "bench=evtchn_pong"
-    xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p
-    a=$(xl domid ping) b=$(xl domid pong)
-    xenstore-write "/local/domain/$a/data/peer" "$b" "/local/domain/$b/data/peer" "$a"
-    xl unpause ping; xl unpause pong
-    if wait_until 300 dom_shutdown ping && wait_until 20 has_figure ping evtchn.notify_to_remote_handler; then
-        figures ping notify_to_remote_handler; figures pong grant_map_unmap; ok xen-bench-evtchn
+    _r=0
+    if xl_create /tmp/ping.cfg -p && xl_create /tmp/pong.cfg -p; then
+        _a=$(xl domid ping) _b=$(xl domid pong)
+        xenstore-write "/local/domain/$_a/data/peer" "$_b" "/local/domain/$_b/data/peer" "$_a"
+        xl unpause ping; xl unpause pong
+    fi
+    if wait_until 300 dom_shutdown ping && wait_until 20 has_figure ping evtchn.notify_to_remote_handler \
+        && wait_until 20 has_figure pong xen.grant_map_unmap; then
+        type_figures ping notify_to_remote_handler; type_figures pong grant_map_unmap
     else
-        log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; fail xen-bench-evtchn "no figures"
+        log ping | grep -v INFO | tail; log pong | grep -v INFO | tail; _r=1
     fi
     finish ping; finish pong
+    return $_r
+}
+if full || types; then
+    bad_prims="" bad_evtchn=""
+    rep=1
+    while [ $rep -le $TYPE_REPS ]; do
+        for COHORT_TYPE in pvh pv; do
+            primitives || bad_prims="$bad_prims $COHORT_TYPE"
+            evtchn_pair || bad_evtchn="$bad_evtchn $COHORT_TYPE"
+        done
+        rep=$((rep + 1))
+    done
+    COHORT_TYPE=pvh
+    # type_result CHECK TYPE FAILED: the check of one type, failed when
+    # TYPE is among the types that failed a repetition.
+    type_result() {
+        case " $3 " in
+            *" $2 "*) fail "$1" "a $2 guest gave no figures (of $TYPE_REPS)" ;;
+            *) ok "$1" ;;
+        esac
+    }
+    type_result xen-bench-primitives pvh "$bad_prims"
+    type_result xen-bench-primitives-pv pv "$bad_prims"
+    type_result xen-bench-evtchn pvh "$bad_evtchn"
+    type_result xen-bench-evtchn-pv pv "$bad_evtchn"
 fi
-
 
 # Networking. Two guests of group "lab" per configuration: netbench
 # measures TCP_STREAM and TCP_RR over the shared-memory channel, the switch
@@ -174,14 +220,23 @@ netbench_config() {
     finish nb
     finish srv
 }
+# pv: the default configuration with both guests PV (the guest type).
+netbench_pv() { COHORT_TYPE=pv; netbench_config pv "" ""; COHORT_TYPE=pvh; }
+if types; then
+    configs_total=2
+    netbench_config default "" ""
+    netbench_pv
+    exit 0
+fi
 if full; then
     configs_total=2
-    [ "$clock" = virtual ] && configs_total=16
+    [ "$clock" = virtual ] && configs_total=17
     netbench_config default "" ""
     netbench_config poll-samecpu "chan.poll=on" 'cpus = "1"'
     if [ "$clock" = virtual ]; then
         # The factors (virtual time only: it does not depend on the host's load),
         # each varied alone from the default.
+        netbench_pv
         netbench_config samecpu "" 'cpus = "1"'
         netbench_config events "chan.spin=0" ""
         netbench_config spin100 "chan.spin=100" ""
