@@ -23,24 +23,37 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// One scenario file and its arguments: `"tests/xen/scenarios/cohort.sh /cohort/cohort"`.
+/// One scenario file and its arguments: `"tests/xen/scenarios/cohort.sh /cohort/cohort"`;
+/// `"...cohort.sh@pv /cohort/cohort"` runs it with its Cohort guests PV.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
     pub file: PathBuf,
     pub args: String,
+    /// `Some("pv")`: scenario-lib's `cohort_cfg` makes every Cohort guest
+    /// of this type (dom0 keeps the file as `NAME.pv.sh`, which says so).
+    pub guest_type: Option<String>,
 }
 
 impl Scenario {
     pub fn parse(spec: &str) -> Scenario {
         let spec = spec.trim();
         let (file, args) = spec.split_once(char::is_whitespace).unwrap_or((spec, ""));
-        Scenario { file: PathBuf::from(file), args: args.trim().to_string() }
+        let (file, guest_type) = match file.rsplit_once('@') {
+            Some((f, t)) => (f, Some(t.to_string())),
+            None => (file, None),
+        };
+        Scenario { file: PathBuf::from(file), args: args.trim().to_string(), guest_type }
     }
 
-    /// The file's name (`cohort-net.sh`): where dom0 keeps it, and the name
-    /// of the `RESULT` dom0's /init prints for it.
+    /// The file's name (`cohort-net.sh`, `cohort-net.pv.sh` with PV guests):
+    /// where dom0 keeps it, and the name of the `RESULT` dom0's /init
+    /// prints for it.
     pub fn name(&self) -> String {
-        self.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        let name = self.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match (&self.guest_type, name.strip_suffix(".sh")) {
+            (Some(t), Some(stem)) => format!("{stem}.{t}.sh"),
+            _ => name,
+        }
     }
 }
 
@@ -687,6 +700,9 @@ mod tests {
         let s = Scenario::parse(" tests/xen/scenarios/cohort-bench.sh  wall /cohort/cohort ");
         assert_eq!((s.name().as_str(), s.args.as_str()), ("cohort-bench.sh", "wall /cohort/cohort"));
         assert_eq!(Scenario::parse("x.sh").args, "");
+        let pv = Scenario::parse("tests/xen/scenarios/cohort-net.sh@pv /cohort/cohort");
+        assert_eq!((pv.name().as_str(), pv.args.as_str()), ("cohort-net.pv.sh", "/cohort/cohort"));
+        assert_eq!(pv.file, PathBuf::from("tests/xen/scenarios/cohort-net.sh"));
         assert_eq!(Inject::parse("target/k:cohort"), Inject { src: "target/k".into(), dest: "cohort".into() });
         assert_eq!(Inject::parse("/tmp/g/guest.elf").dest, "guest.elf");
     }
@@ -751,7 +767,7 @@ mod tests {
         fs::write(&s, b"ok x\n").unwrap();
         let prepared = Prepared { root: dir.clone(), base: dir.join("base") };
         let config = Config {
-            scenarios: vec![Scenario { file: s, args: String::new() }],
+            scenarios: vec![Scenario { file: s, args: String::new(), guest_type: None }],
             timeout: Duration::from_secs(20),
             ..Config::default()
         };
@@ -816,7 +832,7 @@ mod tests {
         fs::write(&s, b"ok x\n").unwrap();
         let config = Config {
             files: vec![Inject { src: k.clone(), dest: "sub/cohort".into() }],
-            scenarios: vec![Scenario { file: s.clone(), args: "/cohort/sub/cohort 1".into() }],
+            scenarios: vec![Scenario { file: s.clone(), args: "/cohort/sub/cohort 1".into(), guest_type: None }],
             ..Config::default()
         };
         let prepared = Prepared { root: dir.clone(), base: dir.join("none") };

@@ -5,8 +5,11 @@
 //!
 //! ```text
 //! # result: xen-net-dom0-pings-guest
+//! # result pvh: xen-stack-overflow-caught
 //! ```
 //!
+//! (the second only where its Cohort guests are PVH: a check that cannot
+//! apply to PV guests),
 //! so that the test runner knows every check's name before the lab boots:
 //! each becomes a named test (`xen::cohort-net.sh::xen-net-dom0-pings-guest`),
 //! and so does the file itself (`xen::cohort-net.sh`: it ran to its end,
@@ -18,15 +21,21 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The scenario files `cargo test` runs on real Xen, in this order, with
-/// Linux reference guests: what `./run.sh test` ran before, and the same
-/// image as a PV guest (`cohort-pv.sh`).
-pub const FILES: [&str; 6] = [
+/// Linux reference guests: what `./run.sh test` ran before, the same
+/// image as a PV guest (`cohort-pv.sh`), then the PVH files again with
+/// every Cohort guest PV (`@pv`: the PV/PVH matrix).
+pub const FILES: [&str; 11] = [
     "tests/xen/scenarios/cohort.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-pv.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-net.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-channel.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-linux.sh /cohort/cohort",
     "tests/xen/scenarios/cohort-iperf3.sh /cohort/cohort",
+    "tests/xen/scenarios/cohort.sh@pv /cohort/cohort",
+    "tests/xen/scenarios/cohort-net.sh@pv /cohort/cohort",
+    "tests/xen/scenarios/cohort-channel.sh@pv /cohort/cohort",
+    "tests/xen/scenarios/cohort-linux.sh@pv /cohort/cohort",
+    "tests/xen/scenarios/cohort-iperf3.sh@pv /cohort/cohort",
 ];
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(900);
 pub const TIMEOUT: Duration = Duration::from_secs(2400);
@@ -38,10 +47,16 @@ pub struct File {
     pub checks: Vec<String>,
 }
 
-/// The `# result: NAME` lines of a scenario script.
-pub fn declared(text: &str) -> Vec<String> {
+/// The checks a scenario script declares for Cohort guests of
+/// `guest_type` (`None`: PVH): its `# result: NAME` lines, and its
+/// `# result pvh: NAME` lines unless the guests are PV.
+pub fn declared(text: &str, guest_type: Option<&str>) -> Vec<String> {
+    let pvh = guest_type.is_none_or(|t| t == "pvh");
     text.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("# result:"))
+        .filter_map(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("# result:").or_else(|| l.strip_prefix("# result pvh:").filter(|_| pvh))
+        })
         .filter_map(|rest| rest.split_whitespace().next())
         .map(str::to_string)
         .collect()
@@ -54,12 +69,15 @@ pub fn files(root: &Path) -> Result<Vec<File>, String> {
         let mut scenario = Scenario::parse(spec);
         scenario.file = root.join(&scenario.file);
         let text = std::fs::read_to_string(&scenario.file).map_err(|e| format!("{}: {e}", scenario.file.display()))?;
-        let checks = declared(&text);
+        let checks = declared(&text, scenario.guest_type.as_deref());
         if checks.is_empty() {
             return Err(format!("{} declares no check (`# result: NAME` lines)", scenario.file.display()));
         }
         for c in &checks {
-            if files.iter().any(|f| f.checks.contains(c)) || checks.iter().filter(|d| *d == c).count() > 1 {
+            // Unique among the files of one guest type (the matrix runs a
+            // file's checks once per type, under the file's name).
+            let same_type = |f: &&File| f.scenario.guest_type == scenario.guest_type;
+            if files.iter().filter(same_type).any(|f| f.checks.contains(c)) || checks.iter().filter(|d| *d == c).count() > 1 {
                 return Err(format!("check `{c}` is declared twice"));
             }
         }
@@ -150,11 +168,20 @@ mod tests {
     fn the_suite_declares_its_checks() {
         let files = files(&crate::artifacts::root()).unwrap();
         let count: usize = files.iter().map(|f| f.checks.len()).sum();
-        assert_eq!(count, 42, "{files:?}");
+        assert_eq!(count, 42 + 30, "{files:?}");
         assert!(files[1].checks.contains(&"xen-pv-boots-and-powers-off".to_string()));
         assert!(files[2].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
         assert_eq!(test_name(&files[2], Some("x")), "xen::cohort-net.sh::x");
-        assert_eq!(declared("#!/bin/sh\n# result: a  what a checks\n  # result: b\n# results: c\n"), ["a", "b"]);
+        // The matrix: the PVH files again with PV guests, named apart, all
+        // their checks but the one that needs PVH.
+        assert_eq!(test_name(&files[7], Some("x")), "xen::cohort-net.pv.sh::x");
+        assert_eq!(files[7].checks, files[2].checks);
+        assert!(files[0].checks.contains(&"xen-stack-overflow-caught".to_string()));
+        assert_eq!(files[6].checks.len() + 1, files[0].checks.len());
+        assert!(!files[6].checks.contains(&"xen-stack-overflow-caught".to_string()));
+        let text = "#!/bin/sh\n# result: a  what a checks\n  # result: b\n# results: c\n# result pvh: d  PVH only\n";
+        assert_eq!(declared(text, None), ["a", "b", "d"]);
+        assert_eq!(declared(text, Some("pv")), ["a", "b"]);
     }
 
     fn file() -> File {

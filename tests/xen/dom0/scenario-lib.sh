@@ -183,6 +183,8 @@ xl_create() {
 # sets pv (the same image boots as either, docs/pv.md). Shut-down domains
 # are preserved so a scenario can read how each one ended (state s:
 # poweroff, c: crash).
+# The harness's PV/PVH matrix keeps a file as NAME.pv.sh for its PV run.
+case ${0##*/} in *.pv.sh) COHORT_TYPE=${COHORT_TYPE:-pv} ;; esac
 COHORT_TYPE=${COHORT_TYPE:-pvh}
 cohort_cfg() {
     cat > "/tmp/$1.cfg" <<CFG

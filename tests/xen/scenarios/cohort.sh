@@ -5,7 +5,7 @@
 # result: xen-guest-tests-poweroff        test=all passes on Xen, then powers off
 # result: xen-two-guests-grant-and-event  a grant and an event channel between two guests
 # result: xen-bad-cmdline-crashes         a bad command-line key crashes the guest, named
-# result: xen-stack-overflow-caught       the guard page catches a stack overflow
+# result pvh: xen-stack-overflow-caught      the guard page catches a stack overflow
 # result: xen-all-guests-gone             nothing of ours is left running
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -23,10 +23,13 @@ crashed() { dom_crashed "$1"; }
 finish() { guest_finish "$1"; }
 explain() { guest_explain "$1"; }
 
-# 1. One guest runs every kernel test on Xen, then powers off.
+# 1. One guest runs every kernel test on Xen, then powers off; its booted
+# event names the entry of the guest type asked for (the matrix's PV run
+# cannot pass with PVH guests).
 guest tests "test=all"
 xl_create /tmp/tests.cfg
-if ended tests && ! crashed tests && guest_event tests test_result ok=true && passed tests xen_xenstore_watch; then
+if ended tests && ! crashed tests && guest_event tests test_result ok=true && passed tests xen_xenstore_watch \
+    && guest_event tests booted entry="$COHORT_TYPE"; then
     log tests | grep -E "domid|^test |passed"
     ok xen-guest-tests-poweroff
 else
@@ -61,16 +64,19 @@ else
 fi
 finish badkey
 
-# 4. A stack overflow inside a Xen guest is caught by the guard page.
-guest overflow "test=stack_overflow"
-xl_create /tmp/overflow.cfg
-if ended overflow && ! crashed overflow && passed overflow stack_overflow \
-    && guest_event overflow fault vector=14 guard="boot stack"; then
-    ok xen-stack-overflow-caught
-else
-    explain overflow; fail xen-stack-overflow-caught "guard page fault not reported as expected"
+# 4. A stack overflow inside a Xen guest is caught by the guard page. PVH
+# only: a PV guest has no IST stack to take the fault on (docs/pv.md).
+if [ "$COHORT_TYPE" = pvh ]; then
+    guest overflow "test=stack_overflow"
+    xl_create /tmp/overflow.cfg
+    if ended overflow && ! crashed overflow && passed overflow stack_overflow \
+        && guest_event overflow fault vector=14 guard="boot stack"; then
+        ok xen-stack-overflow-caught
+    else
+        explain overflow; fail xen-stack-overflow-caught "guard page fault not reported as expected"
+    fi
+    finish overflow
 fi
-finish overflow
 
 # Nothing of ours is left behind in dom0's view.
 if [ "$(xl list | wc -l)" -eq 2 ]; then ok xen-all-guests-gone; else xl list; fail xen-all-guests-gone "domains left"; fi

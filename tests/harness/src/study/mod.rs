@@ -93,6 +93,7 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
         scenarios: vec![lab::Scenario {
             file: artifacts::root().join("tests/xen/scenarios/cohort-study.sh"),
             args: format!("/cohort/study-plan.tsv /cohort/cohort {}", scale.point_timeout),
+            guest_type: None,
         }],
         files: vec![Inject { src: plan, dest: "study-plan.tsv".into() }],
         icount: true,
