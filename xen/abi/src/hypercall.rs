@@ -120,21 +120,8 @@ pub fn installed() -> bool {
 /// The arguments must be valid for hypercall `nr`: pointers refer to
 /// structures of the right type that Xen may read and write.
 unsafe fn call(nr: u32, a1: u64, a2: u64, a3: u64) -> i64 {
-    let page = PAGE.load(Ordering::Acquire);
-    if page == 0 {
-        return Errno::ENOSYS.0;
-    }
-    let entry = page + u64::from(nr) * 32;
-    let ret: i64;
-    // SAFETY: `entry` is the stub for `nr` in the page Xen filled; the
-    // caller vouches for the arguments. The stub clobbers at most rax and,
-    // by the hypercall ABI, the argument registers.
-    unsafe {
-        core::arch::asm!("call {entry}", entry = in(reg) entry,
-            inlateout("rdi") a1 => _, inlateout("rsi") a2 => _, inlateout("rdx") a3 => _,
-            lateout("rax") ret, lateout("rcx") _, lateout("r11") _, lateout("r10") _, lateout("r8") _);
-    }
-    ret
+    // SAFETY: the caller's; a hypercall of three arguments ignores r10.
+    unsafe { call4(nr, a1, a2, a3, 0) }
 }
 
 /// As `call`, with a fourth argument (in `r10`).
@@ -148,7 +135,9 @@ unsafe fn call4(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
     }
     let entry = page + u64::from(nr) * 32;
     let ret: i64;
-    // SAFETY: as in `call`.
+    // SAFETY: `entry` is the stub for `nr` in the page Xen filled; the
+    // caller vouches for the arguments. The stub clobbers at most rax and,
+    // by the hypercall ABI, the argument registers.
     unsafe {
         core::arch::asm!("call {entry}", entry = in(reg) entry,
             inlateout("rdi") a1 => _, inlateout("rsi") a2 => _, inlateout("rdx") a3 => _, inlateout("r10") a4 => _,
