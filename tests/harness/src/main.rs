@@ -76,6 +76,10 @@ enum Cmd {
         /// No lab: only write the report from the points kept.
         #[arg(long, conflicts_with = "resume")]
         report: bool,
+        /// Measure only these factors (comma-separated, e.g. `type`); with
+        /// --resume, adds them to the points kept.
+        #[arg(long, value_delimiter = ',', conflicts_with = "report")]
+        only: Vec<String>,
     },
     /// 100 (or CYCLES) peer destroy/re-create cycles under real Xen: the
     /// survivor guest's grant, port, page and memory counts after every
@@ -519,13 +523,8 @@ fn main() -> ExitCode {
             900 + 60 * u64::from(minutes),
         ),
         Cmd::Build { what } => build(&what),
-        Cmd::Study { quick, resume, report } => study::run(study::Options { quick, resume, report_only: report }).map(|ok| {
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }),
+        Cmd::Study { quick, resume, report, only } => study::run(study::Options { quick, resume, report_only: report, only })
+            .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Cmd::Report { file, prefix } => report_to(&file, prefix.as_deref(), &mut std::io::stdout()).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -578,11 +577,17 @@ mod tests {
 
     #[test]
     fn study_options_parse() {
-        let Cmd::Study { quick, resume, report } = Cli::try_parse_from(["h", "study", "--quick", "--resume"]).unwrap().command
+        let Cmd::Study { quick, resume, report, only } =
+            Cli::try_parse_from(["h", "study", "--quick", "--resume"]).unwrap().command
         else {
             panic!()
         };
-        assert!(quick && resume && !report);
+        assert!(quick && resume && !report && only.is_empty());
+        let Cmd::Study { only, .. } = Cli::try_parse_from(["h", "study", "--resume", "--only", "type,pages"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!(only, ["type", "pages"]);
         assert!(Cli::try_parse_from(["h", "study", "--report", "--resume"]).is_err());
     }
 

@@ -182,14 +182,17 @@ xl_create() {
 # Cohort guest (32 MiB, 1 vCPU) of type $COHORT_TYPE: pvh unless a scenario
 # sets pv (the same image boots as either, docs/pv.md). Shut-down domains
 # are preserved so a scenario can read how each one ended (state s:
-# poweroff, c: crash).
+# poweroff, c: crash). A `type = ...` line in EXTRA-LINE takes the place
+# of $COHORT_TYPE's (the study's guest-type factor).
 # The harness's PV/PVH matrix keeps a file as NAME.pv.sh for its PV run.
 case ${0##*/} in *.pv.sh) COHORT_TYPE=${COHORT_TYPE:-pv} ;; esac
 COHORT_TYPE=${COHORT_TYPE:-pvh}
 cohort_cfg() {
+    _type="type = \"$COHORT_TYPE\""
+    printf '%s\n' "${4:-}" | grep -q '^type *=' && _type=
     cat > "/tmp/$1.cfg" <<CFG
 name = "$1"
-type = "$COHORT_TYPE"
+$_type
 kernel = "$2"
 memory = 32
 vcpus = 1

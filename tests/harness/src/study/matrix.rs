@@ -347,8 +347,29 @@ pub fn matrix(quick: bool) -> Vec<Point> {
             p.client = format!("{} net.peers={}", p.client, addrs.join(","));
             points.push(p);
         }
+        // The guest type (issue 17): server and client both PVH or both
+        // PV, the same image, over each path.
+        let guest = Sweep { question: 3, factor: "type", scale };
+        for value in ["pvh", "pv"] {
+            for workload in [Workload::Stream, Workload::Rr] {
+                for path in [Path::Channel, Path::Netfront] {
+                    points.push(guest.point(value, workload, path, "", &format!("type = \"{value}\"")));
+                }
+            }
+        }
     }
     points
+}
+
+/// The factors a matrix varies, in its order.
+pub fn factors(points: &[Point]) -> Vec<&'static str> {
+    let mut f: Vec<&'static str> = Vec::new();
+    for p in points {
+        if !f.contains(&p.factor) {
+            f.push(p.factor);
+        }
+    }
+    f
 }
 
 /// The scenario's plan: one point a line, `ID SERVER CLIENT XL`, tab-separated.
@@ -450,6 +471,26 @@ mod tests {
     }
 
     #[test]
+    fn the_type_factor_runs_both_guests_pvh_and_pv_over_each_path() {
+        let full = matrix(false);
+        let t: Vec<&Point> = full.iter().filter(|p| p.factor == "type").collect();
+        assert_eq!(t.len(), 8);
+        for value in ["pvh", "pv"] {
+            for workload in [Workload::Stream, Workload::Rr] {
+                for path in [Path::Channel, Path::Netfront] {
+                    let p = t.iter().find(|p| p.value == value && p.workload == workload && p.path == path).unwrap();
+                    // The xl line reaches both guests (cohort-study.sh).
+                    assert_eq!(p.xl, format!("type = \"{value}\""), "{}", p.id);
+                }
+            }
+        }
+        // One value's points follow each other: its servers boot once.
+        let values: Vec<&str> = t.iter().map(|p| p.value.as_str()).collect();
+        assert_eq!(values, ["pvh", "pvh", "pvh", "pvh", "pv", "pv", "pv", "pv"]);
+        assert!(!factors(&matrix(true)).contains(&"type"));
+    }
+
+    #[test]
     fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
         for p in matrix(false) {
             assert!(p.client.contains(&format!("net.reps={}", FULL.reps + 1)), "{}", p.client);
@@ -460,7 +501,7 @@ mod tests {
         }
         let full = matrix(false);
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
-        for f in ["local", "residency", "msg", "workload", "notify", "mtu", "pages", "placement", "peers"] {
+        for f in ["local", "residency", "msg", "workload", "notify", "mtu", "pages", "placement", "peers", "type"] {
             assert!(factors.contains(f), "{f}");
         }
         assert!(matrix(true).len() < full.len());

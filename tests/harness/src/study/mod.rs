@@ -30,12 +30,27 @@ use std::time::{Duration, Instant};
 /// Lab boots at most: the first, and one more for points that failed.
 const BOOTS: usize = 2;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     pub quick: bool,
     pub resume: bool,
     /// Only write the report from the points kept.
     pub report_only: bool,
+    /// Measure only these factors' points (all when empty).
+    pub only: Vec<String>,
+}
+
+/// The points of `all` whose factor is in `only` (all when it is empty);
+/// an error names a factor the matrix does not vary.
+pub fn selected(all: Vec<Point>, only: &[String]) -> Result<Vec<Point>, String> {
+    if only.is_empty() {
+        return Ok(all);
+    }
+    let known = matrix::factors(&all);
+    if let Some(bad) = only.iter().find(|f| !known.contains(&f.as_str())) {
+        return Err(format!("the matrix has no factor `{bad}`; its factors: {}", known.join(", ")));
+    }
+    Ok(all.into_iter().filter(|p| only.iter().any(|f| f == p.factor)).collect())
 }
 
 fn say(msg: &str) {
@@ -189,12 +204,13 @@ pub fn run(options: Options) -> Result<bool, String> {
             say(&format!("the last run's points moved to {}", prev.display()));
         }
         fs::write(matrix_marker(&dir), kind).map_err(|e| e.to_string())?;
-        let all = matrix::matrix(options.quick);
+        let all = selected(matrix::matrix(options.quick), &options.only)?;
         let done: Vec<String> = points::load(&file)?.into_iter().map(|r| r.id).collect();
         let mut progress = Progress { total: all.len(), done: 0, started: Instant::now(), done_here: 0 };
         progress.done = all.iter().filter(|p| done.contains(&p.id)).count();
+        let only = if options.only.is_empty() { String::new() } else { format!(" (only {})", options.only.join(", ")) };
         say(&format!(
-            "{kind} matrix: {} points, {} already kept; each point {} repetitions after a warm-up, virtual clock; points in {}",
+            "{kind} matrix{only}: {} points, {} already kept; each point {} repetitions after a warm-up, virtual clock; points in {}",
             all.len(),
             progress.done,
             if options.quick { QUICK.reps } else { FULL.reps },
@@ -222,7 +238,9 @@ pub fn run(options: Options) -> Result<bool, String> {
             }
         }
         let kept = fs::read_to_string(dir.join(ring::FILE)).ok();
-        if ring::wanted(options.quick, options.resume, kept.as_deref()) {
+        if !options.only.is_empty() {
+            say("ring benchmark: not run with --only");
+        } else if ring::wanted(options.quick, options.resume, kept.as_deref()) {
             say("host ring benchmark (tests/ringbench, no QEMU): ./run.sh ringbench --out target/study/ringbench.jsonl");
             let started = Instant::now();
             match ring::run(&dir, &mut |line| say(line)) {
@@ -249,6 +267,11 @@ pub fn run(options: Options) -> Result<bool, String> {
             all.len(),
             if options.quick { " --quick" } else { "" }
         ));
+    }
+    if !options.only.is_empty() {
+        // A partial run succeeds when its own points were measured.
+        let chosen = selected(all, &options.only)?;
+        return Ok(chosen.iter().all(|p| kept.contains(&p.id)));
     }
     Ok(problems.is_empty() && missing == 0 && !ring_failed)
 }
@@ -390,6 +413,18 @@ mod tests {
         fs::write(dir.join(ring::FILE), (0..5).map(|_| format!("{figure}\n")).collect::<String>()).unwrap();
         assert!(!lacks(false));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_keeps_the_named_factors_and_refuses_an_unknown_one() {
+        let only = |f: &[&str]| selected(matrix(false), &f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(only(&[]).unwrap().len(), matrix(false).len());
+        let t = only(&["type", "pages"]).unwrap();
+        assert_eq!(t.len(), 10);
+        assert!(t.iter().all(|p| p.factor == "type" || p.factor == "pages"));
+        let e = only(&["tpye"]).unwrap_err();
+        assert!(e.contains("`tpye`") && e.contains("type"), "{e}");
+        assert!(selected(matrix(true), &["type".to_string()]).is_err());
     }
 
     #[test]

@@ -323,6 +323,7 @@ fn factor_title(factor: &str) -> &str {
         "pages" => "ring pages",
         "placement" => "vCPU placement",
         "peers" => "co-resident peers (one stream to each)",
+        "type" => "guest type (server and client both PVH or both PV)",
         "workload" => "workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
         other => other,
     }
