@@ -58,6 +58,7 @@
 //! | `maerts` | `path`, `bytes` (received), `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `digest` (of the bytes received, in hex; `-` for `count`), `source_bytes`, `source_digest` (what the source says it sent), `match`, `frames` | an `app=maerts` repetition ended: the stream the other way, from the source to this client |
 //! | `crr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us` (each transaction from its connect to the server's FIN), `refused` (connections refused and tried again), `frames` | an `app=crr` repetition ended: one new connection per transaction |
 //! | `udp_rr` | `path`, `transactions` (answered), `lost` (unanswered for 100 ms, the next sent), `stale` (answers that came later, dropped), `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | an `app=udp-rr` repetition ended |
+//! | `guard` | `name` (`boot stack`), `addr` (its first byte) | before `test=stack_overflow_pv` runs into the guard page: a PV guest cannot take that fault (no IST stack), Xen crashes it, and dom0 compares the vCPU's `cr2` with `addr` |
 //!
 //! `frames` inside `transfer`, `stream`, `rr`, `maerts`, `crr` and `udp_rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -105,7 +106,7 @@ impl Frames {
 }
 
 /// Every event's `kind`, in the order of [`Event`]'s variants.
-pub const KINDS: [&str; 30] = [
+pub const KINDS: [&str; 31] = [
     "address",
     "progress",
     "frames",
@@ -136,6 +137,7 @@ pub const KINDS: [&str; 30] = [
     "maerts",
     "crr",
     "udp_rr",
+    "guard",
 ];
 
 /// One result or event of a guest. `S` is `&str` where it is written (the
@@ -409,6 +411,13 @@ pub enum Event<S> {
         p99_us: f64,
         frames: Option<Frames>,
     },
+    /// The guard page `name` starts at `addr`: printed before a test runs
+    /// into it where the fault cannot be reported by the guest (a PV
+    /// stack overflow), so dom0 can tell where the vCPU stopped.
+    Guard {
+        name: S,
+        addr: u64,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -608,6 +617,7 @@ mod tests {
                 p99_us: 300.0,
                 frames
             },
+            Event::Guard { name: "boot stack", addr: 0x21_f000 },
         ]
     }
 

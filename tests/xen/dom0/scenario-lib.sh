@@ -291,6 +291,20 @@ guest_explain() {
            esac ;;
     esac
 }
+# vcpu_reg NAME REG: REG (rip, rsp, cr2, ...) of NAME's vCPU 0 in hex
+# without 0x, as xenctx prints it (a PV guest's saved registers, also
+# after a crash the domain is preserved in).
+vcpu_reg() {
+    xenctx -a "$(xl domid "$1" 2>/dev/null)" 0 2>/dev/null \
+        | awk -v r="$2:" '{ for (i = 1; i < NF; i++) if ($i == r) { print $(i + 1); exit } }'
+}
+# in_page HEX BASE: the address HEX (no 0x) lies in the 4 KiB page at BASE
+# (decimal).
+in_page() {
+    case $1 in '' | *[!0-9a-f]*) return 1 ;; esac
+    case $2 in '' | *[!0-9]*) return 1 ;; esac
+    [ $((0x$1 - $2)) -ge 0 ] && [ $((0x$1 - $2)) -lt 4096 ]
+}
 # vif_explain DOMID: netback's side of each of the domain's vifs: link
 # state, bridge, backend state and frame counts (tx: towards the guest).
 vif_explain() {

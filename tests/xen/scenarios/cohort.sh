@@ -5,7 +5,7 @@
 # result: xen-guest-tests-poweroff        test=all passes on Xen, then powers off
 # result: xen-two-guests-grant-and-event  a grant and an event channel between two guests
 # result: xen-bad-cmdline-crashes         a bad command-line key crashes the guest, named
-# result pvh: xen-stack-overflow-caught      the guard page catches a stack overflow
+# result: xen-stack-overflow-caught       the guard page catches a stack overflow
 # result: xen-all-guests-gone             nothing of ours is left running
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -64,8 +64,12 @@ else
 fi
 finish badkey
 
-# 4. A stack overflow inside a Xen guest is caught by the guard page. PVH
-# only: a PV guest has no IST stack to take the fault on (docs/pv.md).
+# 4. A stack overflow inside a Xen guest is caught by the guard page. A
+# PVH guest takes the page fault on an IST stack and reports it. A PV guest
+# has no stack to take it on (docs/pv.md): Xen cannot write the fault's
+# frame below the guard, so it crashes the domain (preserved); dom0 reads
+# the stopped vCPU and checks that the fault's address (cr2) is in the
+# guard page the guest named before it recursed.
 if [ "$COHORT_TYPE" = pvh ]; then
     guest overflow "test=stack_overflow"
     xl_create /tmp/overflow.cfg
@@ -75,8 +79,22 @@ if [ "$COHORT_TYPE" = pvh ]; then
     else
         explain overflow; fail xen-stack-overflow-caught "guard page fault not reported as expected"
     fi
-    finish overflow
+else
+    guest overflow "test=stack_overflow_pv"
+    xl_create /tmp/overflow.cfg
+    guard='' cr2=''
+    if ended overflow && crashed overflow; then
+        guard=$(event_field overflow guard addr name="boot stack")
+        cr2=$(vcpu_reg overflow cr2)
+    fi
+    if [ -n "$guard" ] && in_page "$cr2" "$guard" && no_event overflow test; then
+        ok xen-stack-overflow-caught "PV: Xen crashed the domain at cr2 0x$cr2, in the boot stack's guard page at $(printf '0x%x' "$guard")"
+    else
+        guest_log overflow | tail -5; xenctx -a "$(xl domid overflow 2>/dev/null)" 0 2>&1 | head -30
+        fail xen-stack-overflow-caught "no crash in the boot stack's guard page (state $(dom_state overflow), cr2 ${cr2:-unknown}, guard ${guard:-not named})"
+    fi
 fi
+finish overflow
 
 # Nothing of ours is left behind in dom0's view.
 if [ "$(xl list | wc -l)" -eq 2 ]; then ok xen-all-guests-gone; else xl list; fail xen-all-guests-gone "domains left"; fi

@@ -21,8 +21,9 @@ pub enum Kind {
     Isolated { expect_fault: fn(&Fault) -> bool },
     /// Must fail: proves the host harness notices failures. Only when named.
     Deliberate,
-    /// One side of a multi-guest scenario the harness sets up (peers found
-    /// through xenstore). Only when named.
+    /// Judged from outside the guest: one side of a multi-guest scenario
+    /// the harness sets up (peers found through xenstore), or a fault the
+    /// guest cannot report (dom0 reads the stopped vCPU). Only when named.
     Scenario,
 }
 
@@ -36,6 +37,8 @@ pub enum Needs {
     Interrupts,
     /// Exceptions on stacks of their own (IST): not as a Xen PV guest.
     ExceptionStacks,
+    /// No exception stacks: a Xen PV guest.
+    NoExceptionStacks,
 }
 
 impl Needs {
@@ -45,6 +48,7 @@ impl Needs {
             Needs::Xen => "needs Xen",
             Needs::Interrupts => "needs interrupts (on Xen, events are polled)",
             Needs::ExceptionStacks => "needs IST exception stacks (a Xen PV guest has none)",
+            Needs::NoExceptionStacks => "is for a guest without IST exception stacks (Xen PV; elsewhere: test=stack_overflow)",
         }
     }
 }
@@ -63,6 +67,7 @@ impl Test {
             Needs::Xen => crate::platform::on_xen(),
             Needs::Interrupts => !crate::platform::on_xen(),
             Needs::ExceptionStacks => crate::arch::guest::ops().exception_stacks(),
+            Needs::NoExceptionStacks => !crate::arch::guest::ops().exception_stacks(),
         }
     }
 }

@@ -63,6 +63,16 @@ pub fn stack_overflow() -> Outcome {
     Err(alloc::format!("recursion ended without overflowing ({n})"))
 }
 
+/// The same overflow where no exception stack exists (a Xen PV guest): Xen
+/// cannot write the page fault's frame on the overflowed stack and crashes
+/// the domain. The guard's address goes out first, so dom0 can check the
+/// stopped vCPU's `cr2` against it (`cohort.sh`).
+pub fn stack_overflow_pv() -> Outcome {
+    let addr = crate::arch::boot::boot_stack_guard_addr();
+    crate::println!("{}", figures::Event::Guard { name: "boot stack", addr });
+    stack_overflow()
+}
+
 pub fn is_boot_stack_overflow(f: &Fault) -> bool {
     f.vector == PAGE_FAULT && f.guard == Some("boot stack")
 }

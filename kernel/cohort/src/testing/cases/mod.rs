@@ -51,4 +51,5 @@ pub static ALL: &[Test] = &[
     Test { name: "hang", kind: Kind::Deliberate, needs: Needs::Any, run: runner::hang },
     Test { name: "xen_grant_offer", kind: Kind::Scenario, needs: Needs::Xen, run: xen::grant_offer },
     Test { name: "xen_grant_accept", kind: Kind::Scenario, needs: Needs::Xen, run: xen::grant_accept },
+    Test { name: "stack_overflow_pv", kind: Kind::Scenario, needs: Needs::NoExceptionStacks, run: cpu::stack_overflow_pv },
 ];
