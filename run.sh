@@ -21,7 +21,7 @@ usage: ./run.sh [COMMAND]
   ringbench [ARGS...]      the host ring benchmark (no QEMU): the channel's ring
                            between two pinned threads beside memcpy and rtrb;
                            ARGS as `ringbench --help` (e.g. --quick, --out PATH)
-  study [--quick] [--resume] [--report]
+  study [--quick] [--resume [--only FACTOR,...]] [--report]
                            the measurement study (issue 16), unattended, under
                            the virtual clock: every point of its matrix the
                            median of 5 repetitions, appended to
@@ -32,8 +32,9 @@ usage: ./run.sh [COMMAND]
                            into target/study/ringbench.jsonl for the report.
                            --quick: the reduced matrix (CI), no ringbench;
                            --resume: keep the points (and ring figures)
-                           already measured; --report: no lab, only the
-                           report from the points kept
+                           already measured; --only: with --resume, measure
+                           only these factors (e.g. type); --report: no lab,
+                           only the report from the points kept
   fuzz [SECONDS] [TARGET...]  coverage-guided fuzzing: each target SECONDS
                            (default 120), one at a time (fuzz/run.sh; FUZZ_RUNS=N
                            stops a target after N executions)

@@ -76,9 +76,9 @@ enum Cmd {
         /// No lab: only write the report from the points kept.
         #[arg(long, conflicts_with = "resume")]
         report: bool,
-        /// Measure only these factors (comma-separated, e.g. `type`); with
-        /// --resume, adds them to the points kept.
-        #[arg(long, value_delimiter = ',', conflicts_with = "report")]
+        /// Measure only these factors (comma-separated, e.g. `type`), adding
+        /// them to the points kept (so it needs --resume).
+        #[arg(long, value_delimiter = ',', requires = "resume")]
         only: Vec<String>,
     },
     /// 100 (or CYCLES) peer destroy/re-create cycles under real Xen: the
@@ -588,6 +588,8 @@ mod tests {
             panic!()
         };
         assert_eq!(only, ["type", "pages"]);
+        // Without --resume it would set the points kept aside.
+        assert!(Cli::try_parse_from(["h", "study", "--only", "type"]).is_err());
         assert!(Cli::try_parse_from(["h", "study", "--report", "--resume"]).is_err());
     }
 

@@ -5,11 +5,11 @@
 //!
 //! ```text
 //! # result: xen-net-dom0-pings-guest
-//! # result pvh: xen-stack-overflow-caught
+//! # result pvh: xen-ist-something
 //! ```
 //!
-//! (the second only where its Cohort guests are PVH: a check that cannot
-//! apply to PV guests),
+//! (the second only where its Cohort guests are PVH: for a check that
+//! cannot apply to PV guests; none is declared so now),
 //! so that the test runner knows every check's name before the lab boots:
 //! each becomes a named test (`xen::cohort-net.sh::xen-net-dom0-pings-guest`),
 //! and so does the file itself (`xen::cohort-net.sh`: it ran to its end,

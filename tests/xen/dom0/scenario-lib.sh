@@ -280,8 +280,14 @@ dom_crashed() { case $(dom_state "$1") in *c*|*sr*) return 0 ;; esac; return 1; 
 guest_explain() {
     echo "--- console of $1 ($(dom_state "$1")):"; guest_log "$1" | tail -25
     vif_explain "$(xl domid "$1" 2>/dev/null)"
-    echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
     _ctx=$(xen-hvmctx "$(xl domid "$1" 2>/dev/null)" 2>&1)
+    if ! echo "$_ctx" | grep -q ' rip '; then
+        # A PV guest (no HVM context; no nested SVM under it either).
+        echo "--- vCPU state (xenctx; resolve rip with nm on the image):"
+        xenctx -a "$(xl domid "$1" 2>/dev/null)" 0 2>&1 | head -30
+        return 0
+    fi
+    echo "--- vCPU state (xen-hvmctx; resolve rip with nm on the image):"
     echo "$_ctx" | grep -E " (rip|rsp|rax|rbx|rcx|rdx|cr[0234]) |event|idtr|gdtr| tr "
     _rip=$(echo "$_ctx" | sed -n 's/.* rip 0x\([0-9a-f]*\).*/\1/p' | head -n1)
     case $_rip in

@@ -90,7 +90,7 @@ else
     if [ -n "$guard" ] && in_page "$cr2" "$guard" && no_event overflow test; then
         ok xen-stack-overflow-caught "PV: Xen crashed the domain at cr2 0x$cr2, in the boot stack's guard page at $(printf '0x%x' "$guard")"
     else
-        guest_log overflow | tail -5; xenctx -a "$(xl domid overflow 2>/dev/null)" 0 2>&1 | head -30
+        guest_explain overflow; xl dmesg | tail -n 15
         fail xen-stack-overflow-caught "no crash in the boot stack's guard page (state $(dom_state overflow), cr2 ${cr2:-unknown}, guard ${guard:-not named})"
     fi
 fi

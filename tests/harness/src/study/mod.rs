@@ -193,6 +193,8 @@ pub fn run(options: Options) -> Result<bool, String> {
     let kind = if options.quick { "quick" } else { "full" };
     let mut ring_failed = false;
     if !options.report_only {
+        // An unknown factor is refused before anything kept is touched.
+        let all = selected(matrix::matrix(options.quick), &options.only)?;
         if options.resume {
             let kept = fs::read_to_string(matrix_marker(&dir)).unwrap_or_default();
             if !kept.trim().is_empty() && kept.trim() != kind {
@@ -204,7 +206,6 @@ pub fn run(options: Options) -> Result<bool, String> {
             say(&format!("the last run's points moved to {}", prev.display()));
         }
         fs::write(matrix_marker(&dir), kind).map_err(|e| e.to_string())?;
-        let all = selected(matrix::matrix(options.quick), &options.only)?;
         let done: Vec<String> = points::load(&file)?.into_iter().map(|r| r.id).collect();
         let mut progress = Progress { total: all.len(), done: 0, started: Instant::now(), done_here: 0 };
         progress.done = all.iter().filter(|p| done.contains(&p.id)).count();
