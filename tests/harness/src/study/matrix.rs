@@ -233,12 +233,20 @@ pub fn matrix(quick: bool) -> Vec<Point> {
     // it is no one's co-resident peer), from a client with the residency
     // layer on (group "near": advertised, listed, watching) and off (no
     // group). Both take netfront.
-    // In a group the interface's MTU is the channel's, so TCP to netfront
-    // peers goes as GSO frames; `on-mtu1500` keeps netfront's MTU, so that
-    // it differs from `off` by the layer alone.
+    // TCP to netfront goes as GSO packets: without a group as large as
+    // netfront takes (64 KiB), in a group no larger than a channel frame
+    // (the switch builds them in place), and none when that frame is no
+    // larger than Ethernet's. So `on-mtu65521` (64 KiB frames) differs from
+    // `off` by the layer alone; `on` is the default (32 KiB), `on-mtu1500`
+    // a group without GSO.
     let q2 = Sweep { question: 2, factor: "residency", scale };
     for workload in [Workload::Stream, Workload::Rr] {
-        for (value, group, both) in [("off", None, ""), ("on-mtu1500", Some("near"), "chan.mtu=1500"), ("on", Some("near"), "")] {
+        for (value, group, both) in [
+            ("off", None, ""),
+            ("on-mtu65521", Some("near"), "chan.mtu=65521"),
+            ("on", Some("near"), ""),
+            ("on-mtu1500", Some("near"), "chan.mtu=1500"),
+        ] {
             let mut p = q2.custom(value, workload, Path::Netfront, "net.group=far", group, "", "");
             if !both.is_empty() {
                 p.client = format!("{} {both}", p.client);
@@ -399,12 +407,14 @@ mod tests {
     fn question_2_compares_the_same_peer_with_the_layer_on_and_off() {
         let points = matrix(true);
         let q2: Vec<_> = points.iter().filter(|p| p.question == 2).collect();
-        assert_eq!(q2.len(), 6);
+        assert_eq!(q2.len(), 8);
         for p in &q2 {
             assert_eq!(p.server, "net.group=far");
             assert_eq!(p.path, Path::Netfront);
             assert_eq!(p.client.contains("net.group=near"), p.value != "off", "{}", p.client);
             assert_eq!(p.client.contains("chan.mtu=1500"), p.value == "on-mtu1500", "{}", p.client);
+            // 65521 + 14 = 65535: GSO packets as large as without a group.
+            assert_eq!(p.client.contains("chan.mtu=65521"), p.value == "on-mtu65521", "{}", p.client);
         }
     }
 
