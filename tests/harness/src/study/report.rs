@@ -108,8 +108,10 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
          pair; median with min–max. The aggregate is all flows' bytes over the time until the last flow ends: with \
          flows of equal size it is bound by the slowest. Virtual time per byte (8000 / aggregate Mbit/s) counts the instructions the \
          whole machine (Xen, dom0 and the guests) ran per byte moved, as long as no CPU idled; idle time counts \
-         too, so it is an upper bound. With residency on the interface's MTU is the channel's (32768), so the remote \
-         flows go to netfront as GSO frames: the gain at 0% local is that alone (question 2 separates it).\n",
+         too, so it is an upper bound. The remote flows go to netfront in GSO packets either way: up to 64 KiB with \
+         residency off, no larger than a channel frame (32 KiB by default) with it on; at 0% local the client on \
+         also keeps a channel to the co-resident server, unused (question 2 measures the layer on one remote flow, \
+         with no channel up).\n",
         super::matrix::FLOWS
     );
     let q1: Vec<&Record> = records.iter().copied().filter(|r| r.question == 1).collect();
