@@ -158,13 +158,16 @@ slot_act() {
 # s$1's counts after the release.
 alone_cycle() {
     COUNTS=
-    new_client w "stream" "$1" || return 1
+    new_client w "stream" "$1" || { echo "soak: alone cycle $1: xl create of the client failed"; return 1; }
     _id=$(xl domid w)
-    wait_until 60 guest_event "s$1" channel_up peer="$_id" || { guest_explain w; return 1; }
-    wait_until 120 guest_event w stream || { guest_explain w; return 1; }
+    wait_until 60 guest_event "s$1" channel_up peer="$_id" \
+        || { echo "soak: alone cycle $1: no channel from s$1 to dom$_id in 60 s"; guest_explain w; return 1; }
+    wait_until 120 guest_event w stream \
+        || { echo "soak: alone cycle $1: no stream from dom$_id in 120 s"; guest_explain w; return 1; }
     xl destroy w; wait_gone w 30
     harvest w
-    wait_until 60 has_counts_after "$1" "$_id" || return 1
+    wait_until 60 has_counts_after "$1" "$_id" \
+        || { echo "soak: alone cycle $1: s$1 printed no counts after dom$_id went, in 60 s"; guest_explain "s$1"; return 1; }
     COUNTS=$(counts_after "$1" "$_id")
 }
 
@@ -202,7 +205,8 @@ done
 if alone_cycle 1; then before1=$COUNTS; fi
 if alone_cycle 2; then before2=$COUNTS; fi
 if [ -z "${before1:-}" ] || [ -z "${before2:-}" ]; then
-    fail xen-soak-memory-flat "the first client cycle alone failed"; exit 0
+    _which=1; [ -n "${before1:-}" ] && _which=2
+    fail xen-soak-memory-flat "the first client cycle alone with s$_which failed (why above)"; exit 0
 fi
 echo "soak: before the churn: s1 $before1; s2 $before2"
 
