@@ -38,11 +38,11 @@ srv_group() { [ "$1" = 1 ] && echo lab || echo lab2; }
 # The counts of the first `resources` event after the channel_released
 # for dom$2 on s$1: grant_refs ports mapped pages heap_used frames
 # netfront_refs (the last varies with transmits in flight: not compared).
-COUNTS=grant_refs,ports,mapped,pages,heap_used,frames,netfront_refs
-counts_after() { cohort_event "s$1" resources --after "channel_released peer=$2" --first --get "$COUNTS"; }
+COUNT_FIELDS=grant_refs,ports,mapped,pages,heap_used,frames,netfront_refs
+counts_after() { cohort_event "s$1" resources --after "channel_released peer=$2" --first --get "$COUNT_FIELDS"; }
 has_counts_after() { [ -n "$(counts_after "$1" "$2")" ]; }
 # The last counts s$1 printed.
-last_counts() { cohort_event "s$1" resources --last --get "$COUNTS"; }
+last_counts() { cohort_event "s$1" resources --last --get "$COUNT_FIELDS"; }
 
 gen=0
 # new_client NAME KIND SERVER: a client guest with an address and MAC of
