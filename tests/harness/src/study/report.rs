@@ -219,8 +219,8 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         "The same remote peer (group `far`: dom0 lists it, but it is no one's co-resident peer), reached over netfront \
          by a client with the residency layer off (no group) and on (group `near`: advertised, listed by dom0, \
          watching its list). TCP to a netfront peer goes in GSO packets: without a group as large as netfront \
-         takes (64 KiB); in a group no larger than a channel frame, which the switch builds them in place as (32 KiB \
-         by default), and in none when that frame is no larger than Ethernet's. So `on-mtu65521` \
+         takes (64 KiB); in a group no larger than a channel frame (32 KiB by default: the switch builds each packet \
+         in place in a ring), and in none when that frame is no larger than Ethernet's. So `on-mtu65521` \
          (`chan.mtu=65521`: 64 KiB packets, as `off`) differs from `off` by the layer alone: it is the one the 1% \
          goal is about; `on` is the layer as configured by default, and `on-mtu1500` (`chan.mtu=1500`) a group \
          whose remote TCP goes without GSO. Overhead = how much worse the layer-on figure is than \
