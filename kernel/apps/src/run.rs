@@ -38,6 +38,9 @@ pub const PROGRESS_EVERY: u64 = 5 * SECOND;
 const RETRY_AFTER: u64 = SECOND / 2;
 /// The close handshake after a measurement may take this long.
 const CLOSE_TIMEOUT: u64 = 2 * SECOND;
+/// What a client's loops return once the platform asked the guest to stop
+/// (`run` reports it as a `stopped` event, not as a failure).
+const STOPPED: &str = "stopped: the platform asked the guest to shut down";
 /// Clients' local ports: IANA's dynamic range, 49152-65535.
 const FIRST_PORT: u16 = 49152;
 const DYNAMIC_PORTS: u64 = 16384;
@@ -87,9 +90,10 @@ pub fn app_name(app: App) -> &'static str {
     }
 }
 
-/// Runs `app` on `stack` until it ends (the services: until `stop` says
-/// the platform asks the guest to shut down), then closes the device
-/// cleanly; a `EVENT` line says how it ended.
+/// Runs `app` on `stack` until it ends, or until `stop` says the platform
+/// asks the guest to shut down (the services run until then; a client
+/// stops where it is), then closes the device cleanly; a `EVENT` line
+/// says how it ended.
 pub fn run<S: Stack>(
     app: App,
     stack: &mut S,
@@ -110,9 +114,14 @@ pub fn run<S: Stack>(
         mac[4],
         mac[5]
     );
-    let mut run =
-        Run { stack, net: settings.net, bench_clock: settings.clock, clock, out, next_port: first_port(clock.now_ns()) };
-    let result = run.wait_for_address().and_then(|()| run.app(app, stop));
+    let next_port = first_port(clock.now_ns());
+    let mut run = Run { stack, net: settings.net, bench_clock: settings.clock, clock, out, next_port, stop, stopped: false };
+    let mut result = run.wait_for_address().and_then(|()| run.app(app));
+    if run.stopped && result.as_ref().is_err_and(|e| e == STOPPED) {
+        log::info!("net: {}: {STOPPED}", app_name(app));
+        run.result(&Event::Stopped { app: app_name(app) });
+        result = Ok(());
+    }
     let closed = run.stack.device().shutdown();
     match &closed {
         Ok(how) => log::info!("net: {how}"),
@@ -132,11 +141,30 @@ pub(crate) struct Run<'a, S: Stack> {
     clock: &'a dyn Clock,
     out: &'a mut dyn Output,
     pub(crate) next_port: u16,
+    /// Asks the platform whether to stop (cheap: the platform paces it).
+    stop: &'a mut dyn FnMut() -> bool,
+    /// The platform asked to stop: every loop ends with [`STOPPED`].
+    stopped: bool,
 }
 
 impl<S: Stack> Run<'_, S> {
     pub(crate) fn now(&self) -> u64 {
         self.clock.now_ns()
+    }
+
+    /// Whether the platform asked the guest to stop (remembered).
+    pub(crate) fn stop_requested(&mut self) -> bool {
+        self.stopped = self.stopped || (self.stop)();
+        self.stopped
+    }
+
+    /// For the loops of clients and waits: `Err` once the platform asked
+    /// the guest to stop.
+    pub(crate) fn check_stop(&mut self) -> Result<(), String> {
+        if self.stop_requested() {
+            return Err(String::from(STOPPED));
+        }
+        Ok(())
     }
 
     pub(crate) fn print(&mut self, line: fmt::Arguments<'_>) {
@@ -163,9 +191,9 @@ impl<S: Stack> Run<'_, S> {
         take_port(&mut self.next_port)
     }
 
-    fn app(&mut self, app: App, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
+    fn app(&mut self, app: App) -> Result<(), String> {
         match app {
-            App::Echo => self.serve(stop),
+            App::Echo => self.serve(),
             App::Transfer => self.transfer(),
             App::Stream => {
                 let kind = match self.net.check {
@@ -177,7 +205,7 @@ impl<S: Stack> Run<'_, S> {
             }
             App::Rr => (0..self.net.reps).try_for_each(|_| self.rr(None).map(drop)),
             App::Netbench => self.netbench(),
-            App::Iperf3 => self.iperf3_serve(stop),
+            App::Iperf3 => self.iperf3_serve(),
             App::Iperf3Client => self.iperf3_client(),
             App::Mix => self.mix(),
             App::Maerts => self.maerts_reps(),
@@ -198,6 +226,7 @@ impl<S: Stack> Run<'_, S> {
     fn wait_for_address(&mut self) -> Result<(), String> {
         let deadline = self.now() + SETUP_TIMEOUT;
         let address = loop {
+            self.check_stop()?;
             self.stack.step();
             if let Some(address) = self.stack.ipv4() {
                 break address;
@@ -215,19 +244,22 @@ impl<S: Stack> Run<'_, S> {
     }
 
     /// Runs the stack for `ns` (a pause that keeps the interface alive).
-    fn pause(&mut self, ns: u64) {
+    fn pause(&mut self, ns: u64) -> Result<(), String> {
         let end = self.now() + ns;
         while self.now() < end {
+            self.check_stop()?;
             if !self.stack.step() {
                 self.stack.wait();
             }
         }
+        Ok(())
     }
 
     /// Runs the stack until `cond` holds; the time it took, in ns.
     pub(crate) fn wait_for(&mut self, what: &str, timeout: u64, mut cond: impl FnMut(&mut Self) -> bool) -> Result<u64, String> {
         let start = self.now();
         while !cond(self) {
+            self.check_stop()?;
             if self.now() - start > timeout {
                 return Err(format!("netbench: {what}: not within {} s", timeout / SECOND));
             }
@@ -240,7 +272,7 @@ impl<S: Stack> Run<'_, S> {
 
     /// Echo (TCP and UDP) on `net.port`, the stream sink on `net.sink` and
     /// the stream source on `net.source`, until the platform asks us to stop.
-    fn serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
+    fn serve(&mut self) -> Result<(), String> {
         let (port, sink_port, source_port) = (self.net.port, self.net.sink, self.net.source);
         let mut echo = Echo::new(self.stack.sockets(), port)?;
         let mut sink = Sink::new(self.stack.sockets(), sink_port);
@@ -269,7 +301,7 @@ impl<S: Stack> Run<'_, S> {
                     );
                 }
             }
-            if stop() {
+            if self.stop_requested() {
                 log::info!(
                     "echo: shutdown requested after {} TCP bytes, {} UDP packets; sink {} bytes; source {} bytes; {}",
                     echo.tcp_bytes,
@@ -307,6 +339,7 @@ impl<S: Stack> Run<'_, S> {
         let mut last_progress = self.now();
         self.stack.profile().take_line();
         while !client.done() {
+            self.check_stop()?;
             let polled = self.stack.step();
             let now = self.now();
             let moved = self.timed(|s| client.service(s.sockets(), now))?;
@@ -349,11 +382,20 @@ impl<S: Stack> Run<'_, S> {
             let port = self.local_port();
             let mut c = start(self.stack, port)?;
             let connected = loop {
+                self.check_stop()?;
                 self.stack.step();
                 let now = self.now();
                 match c.service(self.stack.sockets(), now) {
                     Ok(_) if c.connected() => break true,
-                    Ok(_) if now > setup_deadline => return Err(format!("{what}: the peer never accepted")),
+                    Ok(_) if now > setup_deadline => {
+                        // What the paths did meanwhile tells a dead path from a deaf peer.
+                        log::warn!(
+                            "{what}: no connection in {} s; {}",
+                            SETUP_TIMEOUT / SECOND,
+                            self.stack.device_ref().counters()
+                        );
+                        return Err(format!("{what}: the peer never accepted"));
+                    }
                     Ok(_) => self.stack.wait(),
                     Err(_) => break false,
                 }
@@ -363,7 +405,7 @@ impl<S: Stack> Run<'_, S> {
             }
             // Refused: free the socket, retry.
             self.stack.sockets().remove(c.handle());
-            self.pause(RETRY_AFTER);
+            self.pause(RETRY_AFTER)?;
         }
     }
 

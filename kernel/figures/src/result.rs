@@ -59,6 +59,7 @@
 //! | `crr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us` (each transaction from its connect to the server's FIN), `refused` (connections refused and tried again), `frames` | an `app=crr` repetition ended: one new connection per transaction |
 //! | `udp_rr` | `path`, `transactions` (answered), `lost` (unanswered for 100 ms, the next sent), `stale` (answers that came later, dropped), `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | an `app=udp-rr` repetition ended |
 //! | `guard` | `name` (`boot stack`), `addr` (its first byte) | before `test=stack_overflow_pv` runs into the guard page: a PV guest cannot take that fault (no IST stack), Xen crashes it, and dom0 compares the vCPU's `cr2` with `addr` |
+//! | `stopped` | `app` | the platform asked the guest to shut down (`xl shutdown`) while a client ran: it stopped where it was, without its result; `app` (`ok` true) follows |
 //!
 //! `frames` inside `transfer`, `stream`, `rr`, `maerts`, `crr` and `udp_rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -106,7 +107,7 @@ impl Frames {
 }
 
 /// Every event's `kind`, in the order of [`Event`]'s variants.
-pub const KINDS: [&str; 31] = [
+pub const KINDS: [&str; 32] = [
     "address",
     "progress",
     "frames",
@@ -138,6 +139,7 @@ pub const KINDS: [&str; 31] = [
     "crr",
     "udp_rr",
     "guard",
+    "stopped",
 ];
 
 /// One result or event of a guest. `S` is `&str` where it is written (the
@@ -418,6 +420,12 @@ pub enum Event<S> {
         name: S,
         addr: u64,
     },
+    /// The platform asked the guest to shut down (`xl shutdown`) while
+    /// the client `app` ran: it stopped there, closes its device and
+    /// powers off.
+    Stopped {
+        app: S,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -618,6 +626,7 @@ mod tests {
                 frames
             },
             Event::Guard { name: "boot stack", addr: 0x21_f000 },
+            Event::Stopped { app: "rr" },
         ]
     }
 

@@ -241,7 +241,9 @@ const IPERF3: &str = "net.iperf3_tcp";
 /// What measured each column of the reference table.
 const REFERENCE_NOTE: &str = "stream: netbench (Cohort to Cohort), Cohort's stream app into netref's sink \
 (Cohort to Linux), busybox nc into the sink (dom0); iperf3: Debian's iperf3 3.12, or Cohort's \
-app=iperf3-client against app=iperf3 or iperf3 -s; RR: netbench or netref (one-byte request/response).\n\n";
+app=iperf3-client against app=iperf3 or iperf3 -s; RR: netbench or netref (one-byte request/response). \
+The Cohort guests run as PVH; the Linux guests as PVH under the virtual clock and as PV under the wall \
+clock (multi-threaded TCG, where PVH Linux triple-faults in this lab).\n\n";
 
 /// How the guest-type table was measured.
 const TYPE_NOTE: &str = "Both guests of a measurement are of one type: the primitives' guests \

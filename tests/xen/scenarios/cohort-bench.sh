@@ -13,8 +13,13 @@
 . /usr/share/cohort/scenario-lib.sh
 
 clock=${1:-wall}
-# Linux against Cohort as the same guest type.
+# Linux against Cohort as the same guest type under the virtual clock.
+# Under the wall clock (multi-threaded TCG) PVH Linux triple-faults often
+# in this lab (QEMU's nested SVM; README, "What the nested lab taught
+# us"), booting and running: a PV guest enters no nested SVM, so the
+# Linux reference guests run as PV there (the report says so).
 LINUX_TYPE=pvh
+[ "$clock" = wall ] && LINUX_TYPE=pv
 kernel=${2:-/cohort/cohort}
 scope=${3:-all}
 full() { [ "$scope" = all ]; }

@@ -6,6 +6,7 @@
 # result: xen-net-dom0-pings-guest  the guest gets its address and answers dom0's ping
 # result: xen-net-dom0-echo-16MiB   16 MiB through the guest's TCP echo, SHA-256 checked
 # result: xen-net-two-guests-16MiB  16 MiB from a second guest, SHA-256 checked
+# result: xen-net-client-stops-on-shutdown  a client in a long TCP_RR honours a poweroff request
 # result: xen-net-clean-shutdown    a PV poweroff request closes netfront cleanly
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -60,6 +61,26 @@ else
 fi
 needs
 finish sender
+
+# 3b. A client asked to power off in the middle of a long TCP_RR stops
+#     there: the `stopped` event, a clean close, a poweroff (not a crash).
+guest rrc 12 "app=rr net.ip=198.18.0.12/15 net.peer=198.18.0.10 net.port=7 net.count=10000000"
+xl_create /tmp/rrc.cfg
+needs echo
+if wait_until 120 guest_event rrc progress app=rr; then
+    xenstore-write "/local/domain/$(xl domid rrc)/control/shutdown" poweroff
+    if wait_until 60 dom_shutdown rrc && ! crashed rrc && guest_event rrc stopped app=rr \
+        && guest_event rrc device_closed clean=true && guest_event rrc app app=rr ok=true; then
+        guest_events rrc progress app=rr --last
+        ok xen-net-client-stops-on-shutdown
+    else
+        explain rrc; fail xen-net-client-stops-on-shutdown "the RR client did not stop cleanly on a poweroff request"
+    fi
+else
+    explain rrc; fail xen-net-client-stops-on-shutdown "the RR client never reported progress"
+fi
+needs
+finish rrc
 
 # 4. `xl shutdown`: the guest closes netfront (backend Closed, every grant
 #    back) and powers off.

@@ -14,6 +14,7 @@
 #   cohort-soak.sh [KERNEL] [MINUTES] [SEED]   (default /cohort/cohort, 30, from the clock)
 # result: xen-soak-no-bytes-lost   every completed stream matched (SHA-256)
 # result: xen-soak-no-crashes      no guest crashed
+# result: xen-soak-shutdowns-honoured  every client asked to power off did so within 60 s
 # result: xen-soak-memory-flat     the servers' counts after the churn equal those before it
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -63,7 +64,7 @@ new_client() {
 }
 
 # Totals.
-started=0; destroyed=0; shutdowns=0; clean_closes=0; restarts=0; ended_alone=0
+started=0; destroyed=0; shutdowns=0; missed_shutdowns=0; clean_closes=0; restarts=0; ended_alone=0
 streams=0; matched=0; bytes=0; mismatches=0; rr_done=0; app_errors=0; crashes=0; crashed_seen=
 # harvest NAME: adds what a client's console says to the totals (after it
 # is gone or powered off; xenconsoled keeps the log).
@@ -147,6 +148,7 @@ slot_act() {
                 check_crash "$_n" || true
             else
                 echo "soak: $_n: did not shut down within 60 s"
+                missed_shutdowns=$((missed_shutdowns + 1))
             fi
             xl destroy "$_n"; wait_gone "$_n" 30; harvest "$_n" ;;
         *) ;;
@@ -272,6 +274,11 @@ if [ "$crashes" = 0 ]; then
     ok xen-soak-no-crashes "$started clients, $destroyed destroyed, $shutdowns shut down, $restarts daemon restarts"
 else
     fail xen-soak-no-crashes "$crashes guests crashed"
+fi
+if [ "$missed_shutdowns" = 0 ]; then
+    ok xen-soak-shutdowns-honoured "$shutdowns poweroff requests, each honoured within 60 s"
+else
+    fail xen-soak-shutdowns-honoured "$missed_shutdowns of $shutdowns clients did not power off within 60 s of the request"
 fi
 # flat BEFORE AFTER: the counts equal, the heap within HEAP_SLACK.
 flat() {

@@ -65,6 +65,7 @@ impl<S: Stack> Run<'_, S> {
         let mut last_progress = (self.now(), 0);
         self.stack.profile().take_line();
         while !crr.done() {
+            self.check_stop()?;
             let polled = self.stack.step();
             let now = self.now();
             let start = now;

@@ -146,7 +146,7 @@ impl<S: Stack> Run<'_, S> {
 
     /// An iperf3 server on port 5201 (or `net.port`) until the platform
     /// asks us to stop; one test at a time, busy clients are refused.
-    pub(super) fn iperf3_serve(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<(), String> {
+    pub(super) fn iperf3_serve(&mut self) -> Result<(), String> {
         let port = iperf_port(&self.net);
         let mut server = Iperf3Server::new(self.stack.sockets(), port, SERVER_CONNECTIONS, ServerConfig::default());
         log::info!("iperf3: server on port {port}");
@@ -208,7 +208,7 @@ impl<S: Stack> Run<'_, S> {
                     }
                 }
             }
-            if stop() {
+            if self.stop_requested() {
                 log::info!("iperf3: shutdown requested after {finished} tests ({failed} ended early)");
                 return Ok(());
             }
@@ -234,7 +234,7 @@ impl<S: Stack> Run<'_, S> {
         self.settle();
         for rep in 0..self.net.reps.max(1) {
             if rep > 0 {
-                self.pause(SECOND / 2);
+                self.pause(SECOND / 2)?;
             }
             let mut tries = 0;
             loop {
@@ -245,7 +245,7 @@ impl<S: Stack> Run<'_, S> {
                     )) if tries + 1 < BUSY_TRIES => {
                         tries += 1;
                         log::info!("iperf3: {e}; asking again in 0.5 s");
-                        self.pause(SECOND / 2);
+                        self.pause(SECOND / 2)?;
                     }
                     Err(Some(e)) => return Err(format!("iperf3: {e}")),
                     Err(None) => return Err(String::from("iperf3: no outcome")),
@@ -277,6 +277,10 @@ impl<S: Stack> Run<'_, S> {
         let start = self.now();
         let mut last = start;
         while !client.done() {
+            if let Err(stopped) = self.check_stop() {
+                client.release(self.stack.sockets());
+                return Ok(Err(stopped));
+            }
             let polled = self.stack.step();
             let now = self.now();
             let t0 = now;

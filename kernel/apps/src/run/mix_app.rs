@@ -60,6 +60,7 @@ impl<S: Stack> Run<'_, S> {
         // Bounded by the stall timeout: a round without progress for that
         // long ends the measurement with an error.
         while !flows.iter().all(Stream::done) {
+            self.check_stop()?;
             let polled = self.stack.step();
             let mut moved = false;
             for flow in flows.iter_mut().filter(|f| !f.done()) {

@@ -522,9 +522,20 @@ pub fn settings(net: NetOptions) -> Settings {
 
 /// Runs `app` on the world's local end until it ends.
 pub fn run(app: cohort_boot::cmdline::App, world: &mut World, net: NetOptions) -> (Result<(), String>, Captured) {
+    run_until(app, world, net, &mut || false)
+}
+
+/// Runs `app` on the world's local end until it ends, or until `stop`
+/// says the platform asks the guest to shut down.
+pub fn run_until(
+    app: cohort_boot::cmdline::App,
+    world: &mut World,
+    net: NetOptions,
+    stop: &mut dyn FnMut() -> bool,
+) -> (Result<(), String>, Captured) {
     let mut out = Captured::default();
     let clock = world.clock.clone();
-    let result = apps::run(app, world, &settings(net), &clock, &mut out, &mut || false);
+    let result = apps::run(app, world, &settings(net), &clock, &mut out, stop);
     (result, out)
 }
 

@@ -1,6 +1,7 @@
 //! `xl shutdown`: the toolstack writes `poweroff` to the guest's
 //! `control/shutdown`; the guest clears the key to acknowledge, cleans up
-//! and shuts down. Only applications that run until stopped register this.
+//! and shuts down. Every application polls it: the services end there,
+//! the clients stop where they are.
 
 use super::peer::store;
 use alloc::string::String;
