@@ -10,6 +10,7 @@
 //! ([`structure`]). A full run (not `--quick`) also runs the host ring
 //! benchmark ([`ring`]) for the report's limits section.
 
+pub mod anchors;
 pub mod chart;
 pub mod matrix;
 pub mod points;
@@ -324,6 +325,7 @@ mod tests {
             "### Factor: notification mode",
             "### Factor: workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
             "![Question 3: the workloads over each path (virtual clock)](q3-workload.svg)",
+            "## Published anchors",
         ] {
             assert!(text.contains(q), "{q}");
         }
