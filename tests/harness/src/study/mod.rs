@@ -438,6 +438,35 @@ mod tests {
     }
 
     #[test]
+    fn a_factor_sentence_says_when_the_extremes_ranges_overlap() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-memory-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(false);
+        let find = |id: &str| all.iter().find(|p| p.id == id).unwrap();
+        // After the warm-up: 16 MiB 100..104, 128 MiB 103..107 (overlap);
+        // over netfront 100..104 against 200..204 (apart).
+        let records = [
+            record(find("q3/memory=16/stream/channel"), 99.0),
+            record(find("q3/memory=128/stream/channel"), 102.0),
+            record(find("q3/memory=16/stream/netfront"), 99.0),
+            record(find("q3/memory=128/stream/netfront"), 199.0),
+        ];
+        let info = report::RunInfo { quick: false, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(text.contains("### Factor: guest memory (MiB, server and client both)"), "{text}");
+        assert!(
+            text.contains(
+                "- stream over channel: highest at 128 (105.0 Mbit/s), lowest at 16 (102.0 Mbit/s), 1.03x apart \
+                 (medians); their min–max ranges overlap."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("lowest at 16 (102.0 Mbit/s), 1.98x apart (medians).\n"), "{text}");
+        assert!(text.contains("![Question 3: guest memory (MiB, server and client both) (virtual clock)](q3-memory.svg)"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn question_2_overhead_is_stated_per_repetition_pair() {
         let dir = std::env::temp_dir().join(format!("cohort-study-q2-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

@@ -458,31 +458,33 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
 }
 
 /// A sentence per workload and path: the best and worst value of the
-/// factor by median.
+/// factor by median, and whether their min–max ranges overlap (then the
+/// difference is within the repetitions' spread).
 fn answer_factor(out: &mut String, records: &[&Record]) {
     for workload in [Workload::Stream, Workload::Rr, Workload::Mix] {
         for path in [FramePath::Channel, FramePath::Netfront, FramePath::Both] {
             let (name, unit) = workload.main_figure();
-            let mut v: Vec<(&str, f64)> = records
+            let mut v: Vec<(&str, Spread)> = records
                 .iter()
                 .filter(|r| r.workload == workload && r.path == path)
-                .filter_map(|r| Some((r.value.as_str(), r.figure(name)?.spread.median)))
+                .filter_map(|r| Some((r.value.as_str(), r.figure(name)?.spread)))
                 .collect();
             if v.len() < 2 {
                 continue;
             }
-            v.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let (best, worst) = (v[0], v[v.len() - 1]);
+            v.sort_by(|a, b| b.1.median.total_cmp(&a.1.median));
+            let (best, worst) = (&v[0], &v[v.len() - 1]);
+            let overlap = if best.1.min <= worst.1.max { "; their min–max ranges overlap" } else { "" };
             let _ = writeln!(
                 out,
-                "- {} over {}: highest at {} ({:.1} {unit}), lowest at {} ({:.1} {unit}), {:.2}x apart (medians).",
+                "- {} over {}: highest at {} ({:.1} {unit}), lowest at {} ({:.1} {unit}), {:.2}x apart (medians){overlap}.",
                 workload.as_str(),
                 path.as_str(),
                 best.0,
-                best.1,
+                best.1.median,
                 worst.0,
-                worst.1,
-                if worst.1 > 0.0 { best.1 / worst.1 } else { f64::NAN }
+                worst.1.median,
+                if worst.1.median > 0.0 { best.1.median / worst.1.median } else { f64::NAN }
             );
         }
     }
