@@ -244,6 +244,26 @@ mod tests {
         }
     }
 
+    /// `cohort_cfg`'s type and memory lines: the defaults, or the
+    /// EXTRA-LINE's instead (never both: xl would take either).
+    #[test]
+    fn cohort_cfg_takes_type_and_memory_from_its_extra_lines() {
+        let name = format!("cohort-cfg-test-{}", std::process::id());
+        let script = r#". "$1"; cohort_cfg "$2" /k "app=echo" "$3"; cat "/tmp/$2.cfg"; rm -f "/tmp/$2.cfg""#;
+        for shell in shells() {
+            let unused = std::env::temp_dir().join("cohort-cfg-unused");
+            let cfg = |extra: &str| -> Vec<String> {
+                let text = with_lib(&shell, script, &[&name, extra], &unused);
+                text.lines().filter(|l| l.starts_with("type") || l.starts_with("memory")).map(String::from).collect()
+            };
+            assert_eq!(cfg(""), ["type = \"pvh\"", "memory = 32"], "{shell:?}");
+            assert_eq!(cfg("memory = 128"), ["type = \"pvh\"", "memory = 128"], "{shell:?}");
+            assert_eq!(cfg("type = \"pv\""), ["memory = 32", "type = \"pv\""], "{shell:?}");
+            let both = "vif = [ \"bridge=xenbr0\" ]\ntype = \"pv\"\nmemory = 64";
+            assert_eq!(cfg(both), ["type = \"pv\"", "memory = 64"], "{shell:?}");
+        }
+    }
+
     #[test]
     fn lines_round_trip() {
         let mut r = CheckResult::fail("n", "why: \"quoted\"\ttab");

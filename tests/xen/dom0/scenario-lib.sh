@@ -182,19 +182,22 @@ xl_create() {
 # Cohort guest (32 MiB, 1 vCPU) of type $COHORT_TYPE: pvh unless a scenario
 # sets pv (the same image boots as either, docs/pv.md). Shut-down domains
 # are preserved so a scenario can read how each one ended (state s:
-# poweroff, c: crash). A `type = ...` line in EXTRA-LINE takes the place
-# of $COHORT_TYPE's (the study's guest-type factor).
+# poweroff, c: crash). A `type = ...` or `memory = ...` line in
+# EXTRA-LINE takes the place of the default one (the study's guest-type
+# and guest-memory factors).
 # The harness's PV/PVH matrix keeps a file as NAME.pv.sh for its PV run.
 case ${0##*/} in *.pv.sh) COHORT_TYPE=${COHORT_TYPE:-pv} ;; esac
 COHORT_TYPE=${COHORT_TYPE:-pvh}
 cohort_cfg() {
     _type="type = \"$COHORT_TYPE\""
     printf '%s\n' "${4:-}" | grep -q '^type *=' && _type=
+    _memory="memory = 32"
+    printf '%s\n' "${4:-}" | grep -q '^memory *=' && _memory=
     cat > "/tmp/$1.cfg" <<CFG
 name = "$1"
 $_type
 kernel = "$2"
-memory = 32
+$_memory
 vcpus = 1
 on_poweroff = "preserve"
 on_crash = "preserve"

@@ -158,6 +158,9 @@ pub const WORKLOADS: [Workload; 6] = [
 /// of the datagrams are lost at this rate too (README, a quick run).
 pub const UDP_BITRATE: &str = "1G";
 
+/// The `memory` factor's values (MiB of each guest, full matrix only).
+pub const MEMORY_MIB: [u32; 4] = [16, 32, 64, 128];
+
 /// The group of the channel points (client and server co-resident).
 const GROUP: &str = "study";
 
@@ -365,6 +368,17 @@ pub fn matrix(quick: bool) -> Vec<Point> {
                 }
             }
         }
+        // Guest memory in MiB, server and client both (cohort_cfg's default
+        // is 32; the heap is a quarter of it, the apps' buffers fixed). At 8
+        // the heap (about 1.5 MiB) is short of the servers' socket buffers.
+        let memory = Sweep { question: 3, factor: "memory", scale };
+        for mib in MEMORY_MIB {
+            for workload in [Workload::Stream, Workload::Rr] {
+                for path in [Path::Channel, Path::Netfront] {
+                    points.push(memory.point(&mib.to_string(), workload, path, "", &format!("memory = {mib}")));
+                }
+            }
+        }
     }
     points
 }
@@ -501,6 +515,31 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_factor_sizes_both_guests_in_the_full_matrix_only() {
+        let full = matrix(false);
+        let m: Vec<&Point> = full.iter().filter(|p| p.factor == "memory").collect();
+        assert_eq!(m.len(), MEMORY_MIB.len() * 4);
+        for mib in MEMORY_MIB {
+            for workload in [Workload::Stream, Workload::Rr] {
+                for path in [Path::Channel, Path::Netfront] {
+                    let id = format!("q3/memory={mib}/{}/{}", workload.as_str(), path.as_str());
+                    let p = m.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{id}"));
+                    // The xl line reaches both guests and replaces cohort_cfg's.
+                    assert_eq!(p.xl, format!("memory = {mib}"), "{id}");
+                    assert_eq!(p.server, "net.group=study", "{id}");
+                }
+            }
+        }
+        // One value's points follow each other: its servers boot once.
+        let values: Vec<&str> = m.iter().map(|p| p.value.as_str()).collect();
+        let mut runs = values.clone();
+        runs.dedup();
+        assert_eq!(runs, ["16", "32", "64", "128"]);
+        assert!(MEMORY_MIB.contains(&32), "the default is in the sweep");
+        assert!(!factors(&matrix(true)).contains(&"memory"), "not in the quick matrix (CI)");
+    }
+
+    #[test]
     fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
         for p in matrix(false) {
             assert!(p.client.contains(&format!("net.reps={}", FULL.reps + 1)), "{}", p.client);
@@ -511,7 +550,19 @@ mod tests {
         }
         let full = matrix(false);
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
-        for f in ["local", "residency", "msg", "workload", "notify", "mtu", "pages", "placement", "peers", "type"] {
+        for f in [
+            "local",
+            "residency",
+            "msg",
+            "workload",
+            "notify",
+            "mtu",
+            "pages",
+            "placement",
+            "peers",
+            "type",
+            "memory",
+        ] {
             assert!(factors.contains(f), "{f}");
         }
         assert!(matrix(true).len() < full.len());

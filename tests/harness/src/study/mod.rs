@@ -10,6 +10,7 @@
 //! ([`structure`]). A full run (not `--quick`) also runs the host ring
 //! benchmark ([`ring`]) for the report's limits section.
 
+pub mod anchors;
 pub mod chart;
 pub mod matrix;
 pub mod points;
@@ -324,6 +325,7 @@ mod tests {
             "### Factor: notification mode",
             "### Factor: workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
             "![Question 3: the workloads over each path (virtual clock)](q3-workload.svg)",
+            "## Published anchors",
         ] {
             assert!(text.contains(q), "{q}");
         }
@@ -433,6 +435,35 @@ mod tests {
         assert_eq!(todo.len(), all.len() - 5);
         assert_eq!(todo, all[5..].to_vec());
         assert!(not_kept(&all, &all.iter().map(|p| record(p, 1.0)).collect::<Vec<_>>()).is_empty());
+    }
+
+    #[test]
+    fn a_factor_sentence_says_when_the_extremes_ranges_overlap() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-memory-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(false);
+        let find = |id: &str| all.iter().find(|p| p.id == id).unwrap();
+        // After the warm-up: 16 MiB 100..104, 128 MiB 103..107 (overlap);
+        // over netfront 100..104 against 200..204 (apart).
+        let records = [
+            record(find("q3/memory=16/stream/channel"), 99.0),
+            record(find("q3/memory=128/stream/channel"), 102.0),
+            record(find("q3/memory=16/stream/netfront"), 99.0),
+            record(find("q3/memory=128/stream/netfront"), 199.0),
+        ];
+        let info = report::RunInfo { quick: false, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(text.contains("### Factor: guest memory (MiB, server and client both)"), "{text}");
+        assert!(
+            text.contains(
+                "- stream over channel: highest at 128 (105.0 Mbit/s), lowest at 16 (102.0 Mbit/s), 1.03x apart \
+                 (medians); their min–max ranges overlap."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("lowest at 16 (102.0 Mbit/s), 1.98x apart (medians).\n"), "{text}");
+        assert!(text.contains("![Question 3: guest memory (MiB, server and client both) (virtual clock)](q3-memory.svg)"));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub fn check(report: &str, dir: &Path, questions: &[u8], reps: usize) -> Vec<Str
             problems.push(format!("no section for question {q}"));
         }
     }
+    // Every report compares with the published anchors, in a section of its own.
+    let anchors = super::anchors::HEADING.trim_start_matches("## ");
+    if questions.contains(&3) && !sections.iter().any(|(h, _)| *h == anchors) {
+        problems.push(format!("no section `{anchors}`"));
+    }
     for (heading, blocks) in &sections {
         if heading.starts_with("Question ") && blocks.is_empty() {
             problems.push(format!("section `{heading}` has no figure"));
@@ -128,7 +133,7 @@ mod tests {
     const GOOD: &str = "# r\n\n## Question 2: x\n\n![t](a.svg)\n\nPNG: a.png. Spread: box IQR.\n\n\
         | panel | series | value | n | median | min | max | q1 | q3 | unit |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n\
         | p | s | on | 5 | 3.0 | 1.0 | 5.0 | 2.0 | 4.0 | u |\n\n## Question 3: y\n\n### Factor: m\n\n![t](a.svg)\n\nSpread: whiskers.\n\n\
-        | n | median | min | max | q1 | q3 |\n| - | - | - | - | - | - |\n| 5 | 3 | 1 | 5 | 2 | 4 |\n\n## Limits\n\nnone\n";
+        | n | median | min | max | q1 | q3 |\n| - | - | - | - | - | - |\n| 5 | 3 | 1 | 5 | 2 | 4 |\n\n## Limits\n\nnone\n\n## Published anchors\n\nx\n";
 
     fn dir_with_figure() -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("cohort-study-structure-{}", std::process::id()));
@@ -144,6 +149,9 @@ mod tests {
         assert_eq!(check(GOOD, &dir, &[2, 3], 5), Vec::<String>::new());
         // A question the matrix measures without its section.
         assert!(check(GOOD, &dir, &[1, 2, 3], 5).iter().any(|p| p.contains("no section for question 1")));
+        // No anchors section.
+        let no_anchors = GOOD.replace("## Published anchors", "## Anchors");
+        assert!(check(&no_anchors, &dir, &[2, 3], 5).iter().any(|p| p.contains("no section `Published anchors`")));
         // A question section without a figure.
         let bare = GOOD.replace("![t](a.svg)\n\nPNG", "PNG");
         assert!(check(&bare, &dir, &[2, 3], 5).iter().any(|p| p.contains("has no figure")));
