@@ -4,23 +4,11 @@
 
 mod support;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use apps::sink::Sink;
 use cohort_boot::cmdline::{parse, App, NetOptions};
 use figures::Event;
-use support::{net, run, World};
+use support::{net, run, world_with_sink};
 
 const BYTES: u64 = 256 * 1024;
-
-fn world_with_sink() -> (World, Rc<RefCell<Sink>>) {
-    let mut world = World::plain();
-    let sink = Rc::new(RefCell::new(Sink::new(world.remote_parts().1, 9)));
-    let s = sink.clone();
-    world.remote_app(move |_, sockets, _| s.borrow_mut().service(sockets));
-    (world, sink)
-}
 
 /// `net.peers` as the command line gives it.
 fn peers(list: &str) -> cohort_boot::cmdline::Peers {

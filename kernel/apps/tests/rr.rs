@@ -4,22 +4,10 @@
 
 mod support;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use apps::echo::Echo;
 use apps::rr::BUCKETS_US;
 use cohort_boot::cmdline::{App, NetOptions};
 use figures::Event;
-use support::{net, results_of, run, Captured, World, STEP_NS, US};
-
-fn world_with_echo() -> (World, Rc<RefCell<Echo>>) {
-    let mut world = World::plain();
-    let echo = Rc::new(RefCell::new(Echo::new(world.remote_parts().1, 7).unwrap()));
-    let e = echo.clone();
-    world.remote_app(move |_, sockets, _| e.borrow_mut().service(sockets));
-    (world, echo)
-}
+use support::{net, results_of, run, world_with_echo, Captured, STEP_NS, US};
 
 /// (transactions, seconds, per second, mean, p50, p99) of the one `rr` result.
 fn the_rr(out: &Captured) -> (u32, f64, f64, f64, f64, f64) {

@@ -4,14 +4,12 @@
 
 mod support;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
-use apps::echo::Echo;
-use apps::sink::Sink;
 use cohort_boot::cmdline::{App, NetOptions};
 use figures::Event;
-use support::{net, results_of, run_until, Captured, World};
+use support::{net, results_of, run_until, world_with_echo, world_with_sink, Captured, World};
 
 const MS: u64 = 1_000_000;
 
@@ -41,10 +39,7 @@ fn stop_when(world: &World, done: impl Fn() -> bool + 'static) -> (impl FnMut() 
 
 #[test]
 fn a_long_rr_stops_when_asked() {
-    let mut world = World::plain();
-    let echo = Rc::new(RefCell::new(Echo::new(world.remote_parts().1, 7).unwrap()));
-    let e = echo.clone();
-    world.remote_app(move |_, sockets, _| e.borrow_mut().service(sockets));
+    let (mut world, echo) = world_with_echo();
     let e = echo.clone();
     let (mut stop, asked) = stop_when(&world, move || e.borrow().tcp_bytes >= 500);
     let (result, out) = run_until(App::Rr, &mut world, NetOptions { count: 10_000_000, msg: 1, ..net() }, &mut stop);
@@ -56,10 +51,7 @@ fn a_long_rr_stops_when_asked() {
 
 #[test]
 fn a_stream_of_many_reps_stops_when_asked() {
-    let mut world = World::plain();
-    let sink = Rc::new(RefCell::new(Sink::new(world.remote_parts().1, 9)));
-    let s = sink.clone();
-    world.remote_app(move |_, sockets, _| s.borrow_mut().service(sockets));
+    let (mut world, sink) = world_with_sink();
     let s = sink.clone();
     let (mut stop, asked) = stop_when(&world, move || s.borrow().bytes >= 1 << 20);
     let net = NetOptions { bytes: 2 << 20, reps: 100, ..net() };

@@ -13,18 +13,9 @@ use cohort_boot::cmdline::{App, StreamCheck};
 use figures::Event;
 use sha2::{Digest, Sha256};
 use smoltcp::socket::tcp;
-use support::{net, pattern_bytes, results_of, run, Captured, World};
+use support::{net, pattern_bytes, results_of, run, world_with_sink, Captured, World};
 
 const BYTES: usize = 512 * 1024;
-
-/// The world with the sink at the remote end.
-fn world_with_sink() -> (World, Rc<RefCell<Sink>>) {
-    let mut world = World::plain();
-    let sink = Rc::new(RefCell::new(Sink::new(world.remote_parts().1, 9)));
-    let s = sink.clone();
-    world.remote_app(move |_, sockets, _| s.borrow_mut().service(sockets));
-    (world, sink)
-}
 
 fn stream(check: StreamCheck, bytes: usize, reps: u32) -> (Result<(), String>, Captured, Rc<RefCell<Sink>>) {
     let (mut world, sink) = world_with_sink();

@@ -8,12 +8,11 @@ mod support;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use apps::echo::Echo;
 use apps::udp_rr::{LOSS_TIMEOUT_NS, SETUP_TRIES_MAX};
 use cohort_boot::cmdline::{App, NetOptions};
 use figures::Event;
 use smoltcp::socket::udp;
-use support::{net, results_of, run, Captured, World, MS};
+use support::{net, results_of, run, world_with_echo, Captured, World, MS};
 
 /// (transactions, lost, stale, seconds, per second, p50, p99) of each `udp_rr` result.
 fn the_rrs(out: &Captured) -> Vec<(u32, u32, u32, f64, f64, f64, f64)> {
@@ -32,10 +31,7 @@ fn the_rrs(out: &Captured) -> Vec<(u32, u32, u32, f64, f64, f64, f64)> {
 
 #[test]
 fn every_datagram_is_answered_and_timed() {
-    let mut world = World::plain();
-    let echo = Rc::new(RefCell::new(Echo::new(world.remote_parts().1, 7).unwrap()));
-    let e = echo.clone();
-    world.remote_app(move |_, sockets, _| e.borrow_mut().service(sockets));
+    let (mut world, echo) = world_with_echo();
     let (result, out) = run(App::UdpRr, &mut world, NetOptions { count: 200, msg: 64, reps: 2, ..net() });
     result.unwrap();
     let rrs = the_rrs(&out);

@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 
+use apps::echo::Echo;
+use apps::sink::Sink;
 use apps::{Clock, Output, Part, Profile, Settings};
 use cohort_boot::cmdline::{BenchClock, Ipv4Cidr as CmdCidr, NetOptions};
 use figures::{Event, Figure};
@@ -508,6 +510,24 @@ impl apps::Stack for World {
     fn profile(&mut self) -> &mut Profile {
         &mut self.profile
     }
+}
+
+/// The world with the TCP/UDP echo on port 7 at the remote end.
+pub fn world_with_echo() -> (World, Rc<RefCell<Echo>>) {
+    let mut world = World::plain();
+    let echo = Rc::new(RefCell::new(Echo::new(world.remote_parts().1, 7).unwrap()));
+    let e = echo.clone();
+    world.remote_app(move |_, sockets, _| e.borrow_mut().service(sockets));
+    (world, echo)
+}
+
+/// The world with the stream sink on port 9 at the remote end.
+pub fn world_with_sink() -> (World, Rc<RefCell<Sink>>) {
+    let mut world = World::plain();
+    let sink = Rc::new(RefCell::new(Sink::new(world.remote_parts().1, 9)));
+    let s = sink.clone();
+    world.remote_app(move |_, sockets, _| s.borrow_mut().service(sockets));
+    (world, sink)
 }
 
 /// The command line's network options for the local end: a static

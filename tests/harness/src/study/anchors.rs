@@ -27,16 +27,21 @@ fn times(s: &Spread) -> String {
 
 /// Channel over netfront for `name`, per repetition pair (`ratio`: the
 /// channel's over netfront's; else netfront's over the channel's, for
-/// latencies), with both sides' spreads; `None` unless both points were
+/// latencies), with both sides' figures; `None` unless both points were
 /// measured in one lab boot.
-fn compare(records: &[&Record], workload: Workload, name: &str, ratio: bool) -> Option<(Spread, Spread, Spread)> {
+fn compare<'a>(
+    records: &[&'a Record],
+    workload: Workload,
+    name: &str,
+    ratio: bool,
+) -> Option<(Spread, &'a Measured, &'a Measured)> {
     let (rc, ch) = at(records, workload, FramePath::Channel, name)?;
     let (rn, nf) = at(records, workload, FramePath::Netfront, name)?;
     if rc.run != rn.run {
         return None;
     }
     let r = if ratio { gains(&ch.values, &nf.values) } else { gains(&nf.values, &ch.values) };
-    Some((Spread::of(&r)?, ch.spread, nf.spread))
+    Some((Spread::of(&r)?, ch, nf))
 }
 
 pub fn section(out: &mut String, records: &[&Record]) {
@@ -53,11 +58,7 @@ pub fn section(out: &mut String, records: &[&Record]) {
     let stream = compare(records, Workload::Stream, "net.tcp_stream", true);
     let rate = compare(records, Workload::Rr, "net.tcp_rr", true);
     let p50 = compare(records, Workload::Rr, "net.tcp_rr_latency_p50", false);
-    let reduction = p50.and_then(|_| {
-        let (_, ch) = at(records, Workload::Rr, FramePath::Channel, "net.tcp_rr_latency_p50")?;
-        let (_, nf) = at(records, Workload::Rr, FramePath::Netfront, "net.tcp_rr_latency_p50")?;
-        Spread::of(&overheads(&ch.values, &nf.values, true))
-    });
+    let reduction = p50.and_then(|(_, ch, nf)| Spread::of(&overheads(&ch.values, &nf.values, true)));
     if stream.is_none() && rate.is_none() && p50.is_none() {
         out.push_str(
             "Not in this run: the anchors need the `workload` factor's stream and RR points over both paths, from \
@@ -67,23 +68,28 @@ pub fn section(out: &mut String, records: &[&Record]) {
     }
     let na = || "not measured in this run".to_string();
     let stream_cell = stream.map_or_else(na, |(r, ch, nf)| {
-        format!("channel / netfront TCP stream: {} ({} against {} Mbit/s)", times(&r), range(&ch, 1), range(&nf, 1))
+        format!("channel / netfront TCP stream: {} ({} against {} Mbit/s)", times(&r), range(&ch.spread, 1), range(&nf.spread, 1))
     });
     let rate_cell = rate.map_or_else(na, |(r, ch, nf)| {
-        format!("channel / netfront TCP RR rate: {} ({} against {} transactions/s)", times(&r), range(&ch, 1), range(&nf, 1))
+        format!(
+            "channel / netfront TCP RR rate: {} ({} against {} transactions/s)",
+            times(&r),
+            range(&ch.spread, 1),
+            range(&nf.spread, 1)
+        )
     });
     let p50_cell = p50.map_or_else(na, |(r, ch, nf)| {
         format!(
             "TCP RR p50, channel against netfront: {} against {} µs (virtual); netfront / channel {}",
-            range(&ch, 1),
-            range(&nf, 1),
+            range(&ch.spread, 1),
+            range(&nf.spread, 1),
             times(&r)
         )
     });
     let reduction_cell =
         reduction.map_or_else(na, |r| format!("RR p50 lower over the channel by {:.1}% ({:.1}–{:.1}%)", r.median, r.min, r.max));
     let xway_cell = p50.map_or_else(na, |(_, ch, _)| {
-        format!("channel TCP RR p50: {} µs (virtual); fastest repetition's p50 {:.1} µs", range(&ch, 1), ch.min)
+        format!("channel TCP RR p50: {} µs (virtual); fastest repetition's p50 {:.1} µs", range(&ch.spread, 1), ch.spread.min)
     });
     out.push_str("| system | published (wall clock, hardware) | this run (virtual clock, nested TCG lab) |\n");
     out.push_str("| --- | --- | --- |\n");
