@@ -324,7 +324,27 @@ vif_explain() {
         _dev=${_v##*/}
         _be=/local/domain/0/backend/vif/$1/${_dev#*.}
         echo "--- $_dev: $(cat "$_v/operstate") carrier $(cat "$_v/carrier" 2>/dev/null || echo ?), bridge $(basename "$(readlink "$_v/master" 2>/dev/null)" 2>/dev/null), backend state $(xenstore-read "$_be/state" 2>/dev/null) hotplug $(xenstore-read "$_be/hotplug-status" 2>/dev/null); to the guest $(cat "$_s/tx_packets") frames ($(cat "$_s/tx_dropped") dropped), from it $(cat "$_s/rx_packets") ($(cat "$_s/rx_dropped") dropped)"
+        vif_rings "$_dev"
     done
+}
+# vif_rings VIF: why a vif may carry nothing. Netback's view of the shared
+# rings (the guest's req_prod against netback's req_cons says who stopped),
+# dom0's interrupt counts per vCPU for the vif and the local timer (a vCPU
+# whose timer stopped no longer counts), and the network softirqs. Then
+# one kick of netback's queue: frames that flow after it mean an event
+# was lost, frames that do not mean netback itself is stuck.
+vif_rings() {
+    _ring=/sys/kernel/debug/xen-netback/$1/io_ring_q0
+    [ -r "$_ring" ] || { echo "--- $1: no $_ring (debugfs)"; return 0; }
+    echo "--- $1 rings (netback's debugfs):"; sed 's/^/    /' "$_ring"
+    echo "--- dom0 interrupts and softirqs:"
+    grep -E "^ *(CPU|LOC:)|$1-" /proc/interrupts | sed 's/^/    /'
+    grep -E "CPU|NET_TX|NET_RX|TIMER" /proc/softirqs | sed 's/^/    /'
+    _from=$(cat "/sys/class/net/$1/statistics/rx_packets")
+    _to=$(cat "/sys/class/net/$1/statistics/tx_packets")
+    echo kick > "$_ring" 2>/dev/null
+    sleep 1
+    echo "--- $1 one second after a kick: from the guest $_from -> $(cat "/sys/class/net/$1/statistics/rx_packets"), to it $_to -> $(cat "/sys/class/net/$1/statistics/tx_packets")"
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
 
