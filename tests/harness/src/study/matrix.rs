@@ -27,6 +27,13 @@ pub enum Workload {
     /// rate received and the datagrams lost.
     #[serde(rename = "udp-stream")]
     UdpStream,
+    /// Concurrent TCP request/response flows to several servers' echoes
+    /// (`app=mix mix.rr=on`): question 1's latency under the mixture.
+    #[serde(rename = "mix-rr")]
+    MixRr,
+    /// One scan of dom0's discovery daemon against fake domains
+    /// (`cohort-discoveryd --once`): question 2's cost in dom0.
+    Discoveryd,
 }
 
 impl Workload {
@@ -41,6 +48,8 @@ impl Workload {
             Workload::Crr => ("net.tcp_crr", "transactions/s"),
             Workload::UdpRr => ("net.udp_rr", "transactions/s"),
             Workload::UdpStream => ("net.iperf3_udp", "Mbit/s"),
+            Workload::MixRr => ("net.mix_rr_aggregate", "transactions/s"),
+            Workload::Discoveryd => ("discoveryd.scan", "us"),
         }
     }
 
@@ -53,6 +62,8 @@ impl Workload {
             Workload::Crr => "crr",
             Workload::UdpRr => "udp-rr",
             Workload::UdpStream => "udp-stream",
+            Workload::MixRr => "mix-rr",
+            Workload::Discoveryd => "discoveryd",
         }
     }
 }
@@ -67,6 +78,8 @@ pub enum Path {
     /// Some frames over a channel, some over netfront (a mixture).
     #[serde(rename = "channel+netfront")]
     Both,
+    /// No guest's frames: work in dom0, labelled `domains-N`.
+    Dom0,
 }
 
 impl Path {
@@ -78,6 +91,7 @@ impl Path {
     pub fn accepts(self, label: &str) -> bool {
         match self {
             Path::Both => label == "channel+netfront" || label == "channel",
+            Path::Dom0 => label.strip_prefix("domains-").is_some_and(|n| n.parse::<u32>().is_ok()),
             _ => label == self.as_str(),
         }
     }
@@ -87,6 +101,7 @@ impl Path {
             Path::Channel => "channel",
             Path::Netfront => "netfront",
             Path::Both => "channel+netfront",
+            Path::Dom0 => "dom0",
         }
     }
 }
@@ -119,6 +134,8 @@ pub const FULL: Scale =
 pub const FLOWS: usize = 4;
 const LOCAL_SERVER: &str = "198.18.0.40";
 const REMOTE_SERVER: &str = "198.18.0.41";
+/// The plan's server field of a point measured in dom0, with no guest.
+pub const DOM0_WORK: &str = "dom0:discoveryd-cost";
 
 /// One point of the matrix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,7 +194,7 @@ impl Sweep<'_> {
         let (server_group, client_group) = match path {
             Path::Channel => (GROUP, Some(GROUP)),
             // The same server as the channel points; the client in no group.
-            Path::Netfront | Path::Both => (GROUP, None),
+            Path::Netfront | Path::Both | Path::Dom0 => (GROUP, None),
         };
         self.custom(value, workload, path, &format!("net.group={server_group}"), client_group, both, xl)
     }
@@ -201,6 +218,9 @@ impl Sweep<'_> {
             Workload::Stream => format!("app=stream net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Rr => format!("app=rr net.count={} net.reps={reps}", s.rr_count),
             Workload::Mix => format!("app=mix net.bytes={} net.reps={reps}", s.flow_bytes),
+            Workload::MixRr => format!("app=mix mix.rr=on net.count={} net.reps={reps}", s.rr_count),
+            // cohort-study.sh runs these in dom0: `DOMAINS REPS`.
+            Workload::Discoveryd => format!("{value} {reps}"),
             Workload::Maerts => format!("app=maerts net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Crr => format!("app=crr net.count={} net.reps={reps}", s.crr_count),
             Workload::UdpRr => format!("app=udp-rr net.count={} net.reps={reps}", s.rr_count),
@@ -257,6 +277,15 @@ pub fn matrix(quick: bool) -> Vec<Point> {
             points.push(p);
         }
     }
+    // Question 2's cost in dom0: one discoveryd scan against 1 to 32 fake
+    // domains (cohort-study.sh writes them; no guest runs).
+    let discoveryd = Sweep { question: 2, factor: "discoveryd", scale };
+    let domains: &[u32] = if quick { &[1, 8, 32] } else { &[1, 2, 4, 8, 16, 32] };
+    for n in domains {
+        let mut p = discoveryd.custom(&n.to_string(), Workload::Discoveryd, Path::Dom0, DOM0_WORK, None, "", "");
+        p.id = format!("q2/discoveryd={n}/discoveryd");
+        points.push(p);
+    }
 
     // Question 1: FLOWS concurrent streams from one client, `local` of them
     // to a co-resident server (group "study"), the rest to a remote one
@@ -264,21 +293,26 @@ pub fn matrix(quick: bool) -> Vec<Point> {
     // local flows take the channel) and in none (off: all take netfront).
     let q1 = Sweep { question: 1, factor: "local", scale };
     let locals: &[usize] = if quick { &[0, 2, 4] } else { &[0, 1, 2, 3, 4] };
-    for &local in locals {
-        let peers: Vec<&str> = (0..FLOWS).map(|i| if i < local { LOCAL_SERVER } else { REMOTE_SERVER }).collect();
-        let peers = format!("net.peers={}", peers.join(","));
-        let value = format!("{}%", 100 * local / FLOWS);
-        for (series, group) in [("residency on", Some(GROUP)), ("residency off", None)] {
-            let path = match (group, local) {
-                (None, _) | (_, 0) => Path::Netfront,
-                _ => Path::Both,
-            };
-            let servers = format!("net.group={GROUP};net.group=far");
-            let mut p = q1.custom(&value, Workload::Mix, path, &servers, group, "", "");
-            p.client = format!("{} {peers}", p.client);
-            p.series = series;
-            p.id = format!("q1/local={value}/{}/mix", if group.is_some() { "on" } else { "off" });
-            points.push(p);
+    // The same mixtures again with request/response flows (the servers'
+    // echo): the latency under each mixture.
+    for workload in [Workload::Mix, Workload::MixRr] {
+        for &local in locals {
+            let peers: Vec<&str> = (0..FLOWS).map(|i| if i < local { LOCAL_SERVER } else { REMOTE_SERVER }).collect();
+            let peers = format!("net.peers={}", peers.join(","));
+            let value = format!("{}%", 100 * local / FLOWS);
+            for (series, group) in [("residency on", Some(GROUP)), ("residency off", None)] {
+                let path = match (group, local) {
+                    (None, _) | (_, 0) => Path::Netfront,
+                    _ => Path::Both,
+                };
+                let servers = format!("net.group={GROUP};net.group=far");
+                let mut p = q1.custom(&value, workload, path, &servers, group, "", "");
+                p.client = format!("{} {peers}", p.client);
+                p.series = series;
+                let side = if group.is_some() { "on" } else { "off" };
+                p.id = format!("q1/local={value}/{side}/{}", workload.as_str());
+                points.push(p);
+            }
         }
     }
 
@@ -420,7 +454,7 @@ mod tests {
     #[test]
     fn question_2_compares_the_same_peer_with_the_layer_on_and_off() {
         let points = matrix(true);
-        let q2: Vec<_> = points.iter().filter(|p| p.question == 2).collect();
+        let q2: Vec<_> = points.iter().filter(|p| p.factor == "residency").collect();
         assert_eq!(q2.len(), 8);
         for p in &q2 {
             assert_eq!(p.server, "net.group=far");
@@ -436,7 +470,10 @@ mod tests {
     fn question_1_mixes_local_and_remote_flows_with_residency_on_and_off() {
         let full = matrix(false);
         let q1: Vec<_> = full.iter().filter(|p| p.question == 1).collect();
-        assert_eq!(q1.len(), 10, "five mixtures, residency on and off");
+        assert_eq!(q1.len(), 20, "five mixtures, residency on and off, streams and RR");
+        for workload in [Workload::Mix, Workload::MixRr] {
+            assert_eq!(q1.iter().filter(|p| p.workload == workload).count(), 10, "{workload:?}");
+        }
         for p in &q1 {
             let local: usize = p.value.trim_end_matches('%').parse::<usize>().unwrap() * FLOWS / 100;
             assert_eq!(p.client.matches(LOCAL_SERVER).count(), local, "{}", p.client);
@@ -444,6 +481,9 @@ mod tests {
             assert_eq!(p.client.contains("net.group=study"), p.series == "residency on");
             assert_eq!(p.server, "net.group=study;net.group=far");
         }
+        let rr = q1.iter().find(|p| p.id == "q1/local=25%/off/mix-rr").unwrap();
+        assert!(rr.client.starts_with(&format!("app=mix mix.rr=on net.count={} ", FULL.rr_count)), "{}", rr.client);
+        assert_eq!(rr.path, Path::Netfront);
         let on_half = q1.iter().find(|p| p.id == "q1/local=50%/on/mix").unwrap();
         assert_eq!(on_half.path, Path::Both);
         assert!(Path::Both.accepts("channel") && Path::Both.accepts("channel+netfront") && !Path::Both.accepts("netfront"));
@@ -480,6 +520,21 @@ mod tests {
             assert_eq!(at.len(), 2);
             assert_eq!(at[1], at[0] + 1);
         }
+    }
+
+    #[test]
+    fn discoveryd_points_run_in_dom0_with_a_warm_up_and_the_reps() {
+        for (quick, scale, counts) in [(true, &QUICK, &[1, 8, 32][..]), (false, &FULL, &[1, 2, 4, 8, 16, 32][..])] {
+            let points = matrix(quick);
+            let d: Vec<&Point> = points.iter().filter(|p| p.factor == "discoveryd").collect();
+            assert_eq!(d.iter().map(|p| p.value.parse::<u32>().unwrap()).collect::<Vec<_>>(), counts);
+            for p in d {
+                assert_eq!((p.question, p.workload, p.path), (2, Workload::Discoveryd, Path::Dom0));
+                assert_eq!(p.server, DOM0_WORK);
+                assert_eq!(p.client, format!("{} {}", p.value, scale.reps + 1));
+            }
+        }
+        assert!(Path::Dom0.accepts("domains-32") && !Path::Dom0.accepts("domains-") && !Path::Dom0.accepts("netfront"));
     }
 
     #[test]
@@ -542,9 +597,13 @@ mod tests {
     #[test]
     fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
         for p in matrix(false) {
-            assert!(p.client.contains(&format!("net.reps={}", FULL.reps + 1)), "{}", p.client);
+            let reps = match p.workload {
+                Workload::Discoveryd => format!(" {}", FULL.reps + 1),
+                _ => format!("net.reps={}", FULL.reps + 1),
+            };
+            assert!(p.client.contains(&reps), "{}", p.client);
             let channel = p.client.contains(&format!("net.group={GROUP}"));
-            if p.workload != Workload::Mix {
+            if ![Workload::Mix, Workload::MixRr, Workload::Discoveryd].contains(&p.workload) {
                 assert_eq!(channel, p.path == Path::Channel, "{}", p.id);
             }
         }
@@ -562,6 +621,7 @@ mod tests {
             "peers",
             "type",
             "memory",
+            "discoveryd",
         ] {
             assert!(factors.contains(f), "{f}");
         }

@@ -78,22 +78,31 @@ impl Record {
     /// Builds the record of `point` from its client's figures: the first
     /// `warmup` repetitions of each name dropped, then at least `reps`
     /// left, every one under the virtual clock and on the point's path.
+    /// A figure whose path names a peer (`peer-A.B.C.D`: one of a
+    /// mixture's servers) is kept as `NAME peer-A.B.C.D`.
     pub fn from_figures(point: &Point, run: &str, figures: &[Figure], warmup: usize, reps: usize) -> Result<Record, String> {
         let mut measured: Vec<Measured> = Vec::new();
+        let keyed: Vec<(String, &Figure)> = figures
+            .iter()
+            .map(|f| match f.path.starts_with("peer-") {
+                true => (format!("{} {}", f.name, f.path), f),
+                false => (f.name.clone(), f),
+            })
+            .collect();
         let mut names: Vec<(&str, &str)> = Vec::new();
-        for f in figures {
+        for (name, f) in &keyed {
             if f.clock != "virtual" {
                 return Err(format!("{}: figure {} under the {} clock, not the virtual one", point.id, f.name, f.clock));
             }
-            if !names.contains(&(f.name.as_str(), f.unit.as_str())) {
-                names.push((f.name.as_str(), f.unit.as_str()));
+            if !names.contains(&(name.as_str(), f.unit.as_str())) {
+                names.push((name.as_str(), f.unit.as_str()));
             }
         }
         for (name, unit) in names {
-            let all: Vec<&Figure> = figures.iter().filter(|f| f.name == name && f.unit == unit).collect();
+            let all: Vec<&Figure> = keyed.iter().filter(|(n, f)| n == name && f.unit == unit).map(|(_, f)| *f).collect();
             let kept = all.get(warmup..).unwrap_or_default();
             // The warm-up may straddle a channel coming up; the rest may not.
-            if let Some(f) = kept.iter().find(|f| !point.path.accepts(&f.path)) {
+            if let Some(f) = kept.iter().find(|f| !f.path.starts_with("peer-") && !point.path.accepts(&f.path)) {
                 return Err(format!(
                     "{}: a repetition of {} took path `{}`, not {}",
                     point.id,
@@ -235,6 +244,24 @@ mod tests {
         // No figure of the workload.
         let rr: Vec<_> = figs.iter().map(|f| Figure { name: "net.tcp_rr".into(), ..f.clone() }).collect();
         assert!(Record::from_figures(&p, "run", &rr, 1, 5).unwrap_err().contains("no net.tcp_stream"));
+    }
+
+    #[test]
+    fn a_mixtures_per_peer_figures_are_kept_apart_by_peer() {
+        let p = matrix(true).into_iter().find(|p| p.id == "q1/local=50%/on/mix-rr").unwrap();
+        let mut figs: Vec<Figure> = Vec::new();
+        for v in 0..6 {
+            figs.push(fig("net.mix_rr_aggregate", "channel+netfront", 100.0 + v as f64));
+            figs.push(fig("net.mix_rr_peer_latency_p50", "peer-198.18.0.40", 50.0 + v as f64));
+            figs.push(fig("net.mix_rr_peer_latency_p50", "peer-198.18.0.41", 250.0 + v as f64));
+        }
+        let r = Record::from_figures(&p, "run", &figs, 1, 5).unwrap();
+        assert_eq!(r.figure("net.mix_rr_peer_latency_p50 peer-198.18.0.40").unwrap().spread.median, 53.0);
+        assert_eq!(r.figure("net.mix_rr_peer_latency_p50 peer-198.18.0.41").unwrap().spread.median, 253.0);
+        assert!(r.figure("net.mix_rr_peer_latency_p50").is_none());
+        // A peer's figure one repetition short fails the point.
+        figs.pop();
+        assert!(Record::from_figures(&p, "run", &figs, 1, 5).unwrap_err().contains("peer-198.18.0.41"));
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn spread_table(out: &mut String, panels: &[Panel]) {
 }
 
 /// Writes the figure's files into `dir` and its block into `out`.
-fn figure_block(out: &mut String, dir: &Path, fig: &ReportFigure) -> Result<(), String> {
+pub(super) fn figure_block(out: &mut String, dir: &Path, fig: &ReportFigure) -> Result<(), String> {
     chart::write(dir, &fig.name, &fig.panels)?;
     let _ = writeln!(out, "![{}]({}.svg)\n", fig.title, fig.name);
     let _ = writeln!(
@@ -74,7 +74,7 @@ fn figure_block(out: &mut String, dir: &Path, fig: &ReportFigure) -> Result<(), 
     Ok(())
 }
 
-fn spread_of(records: &[&Record], pick: impl Fn(&Record) -> bool, figure: &str) -> Option<Spread> {
+pub(super) fn spread_of(records: &[&Record], pick: impl Fn(&Record) -> bool, figure: &str) -> Option<Spread> {
     records.iter().find(|r| pick(r)).and_then(|r| r.figure(figure)).map(|m| m.spread)
 }
 
@@ -114,7 +114,8 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
          with no channel up).\n",
         super::matrix::FLOWS
     );
-    let q1: Vec<&Record> = records.iter().copied().filter(|r| r.question == 1).collect();
+    let all_q1: Vec<&Record> = records.iter().copied().filter(|r| r.question == 1).collect();
+    let q1: Vec<&Record> = all_q1.iter().copied().filter(|r| r.workload == Workload::Mix).collect();
     let cats = values_of(&q1);
     let side = |series: &str, name: &str| -> Vec<Option<Spread>> {
         cats.iter().map(|c| spread_of(&q1, |r| &r.value == c && r.series == series, name)).collect()
@@ -193,18 +194,21 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
     .filter(|p| p.series.iter().any(|s| s.spreads.iter().any(Option::is_some)))
     .collect();
     if panels.is_empty() {
-        out.push_str("No point of this question completed.\n\n");
-        return Ok(());
+        out.push_str("No stream point of this question completed.\n\n");
+    } else {
+        let title = "Question 1: throughput and gain against the local fraction".to_string();
+        figure_block(out, dir, &ReportFigure { name: "q1-mixtures".into(), title, panels })?;
     }
-    let title = "Question 1: throughput and gain against the local fraction".to_string();
-    figure_block(out, dir, &ReportFigure { name: "q1-mixtures".into(), title, panels })
+    super::mix_rr::section(out, dir, &all_q1)
 }
 
-const Q2_FIGURES: [(&str, &str, Workload, bool); 4] = [
+const Q2_FIGURES: [(&str, &str, Workload, bool); 6] = [
     ("net.tcp_stream", "TCP stream", Workload::Stream, true),
     ("net.tcp_rr", "TCP request/response rate", Workload::Rr, true),
     ("net.tcp_rr_latency_p50", "RR latency p50", Workload::Rr, false),
     ("net.tcp_rr_latency_p99", "RR latency p99", Workload::Rr, false),
+    ("net.busy_per_frame", "stream: guest busy time per frame", Workload::Stream, false),
+    ("net.busy_per_frame", "RR: guest busy time per frame", Workload::Rr, false),
 ];
 
 /// Question 2's sides: the layer off; on with 64 KiB channel frames, so
@@ -225,10 +229,11 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
          goal is about; `on` is the layer as configured by default, and `on-mtu1500` (`chan.mtu=1500`) a group \
          whose remote TCP goes without GSO. Overhead = how much worse the layer-on figure is than \
          the layer-off one, in percent, per repetition pair (the i-th on against the i-th off); median with min–max \
-         (negative: better with the layer on). Where the cost goes (the guests' profile lines) is not in this \
-         report.\n\n",
+         (negative: better with the layer on). Per-frame cost is the client's busy time (all but idle) per frame \
+         its device moved, from the guest's own profile of each repetition; the table after the answer shows \
+         where that time went.\n\n",
     );
-    let q2: Vec<&Record> = records.iter().copied().filter(|r| r.question == 2).collect();
+    let q2: Vec<&Record> = records.iter().copied().filter(|r| r.question == 2 && r.factor == "residency").collect();
     let mut rows = String::new();
     let mut sentences = Vec::new();
     for side in &Q2_SIDES[1..] {
@@ -271,6 +276,8 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         out.push_str(&rows);
         out.push('\n');
     }
+    super::cost::profile_table(out, &q2, &Q2_SIDES);
+    super::cost::tail_note(out, &q2, &Q2_SIDES);
     let cats: Vec<String> = Q2_SIDES.iter().map(|s| s.to_string()).collect();
     let one = |name: &str, workload: Workload| -> Vec<Option<Spread>> {
         Q2_SIDES
@@ -294,25 +301,41 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         Panel {
             title: "TCP RR latency, remote path".into(),
             unit: "us".into(),
-            categories: cats,
+            categories: cats.clone(),
             series: vec![
                 Series { label: "p50".into(), spreads: one("net.tcp_rr_latency_p50", Workload::Rr) },
                 Series { label: "p99".into(), spreads: one("net.tcp_rr_latency_p99", Workload::Rr) },
             ],
         },
+        Panel {
+            title: "Guest busy time per frame".into(),
+            unit: "ns/frame".into(),
+            categories: cats,
+            series: vec![
+                Series { label: "stream".into(), spreads: one("net.busy_per_frame", Workload::Stream) },
+                Series { label: "rr".into(), spreads: one("net.busy_per_frame", Workload::Rr) },
+            ],
+        },
     ];
-    let panels: Vec<Panel> =
-        panels.into_iter().filter(|p| p.series.iter().any(|s| s.spreads.iter().any(Option::is_some))).collect();
+    let panels: Vec<Panel> = panels
+        .into_iter()
+        .map(|mut p| {
+            p.series.retain(|s| s.spreads.iter().any(Option::is_some));
+            p
+        })
+        .filter(|p| !p.series.is_empty())
+        .collect();
     if panels.is_empty() {
-        out.push_str("No point of this question completed.\n\n");
-        return Ok(());
+        out.push_str("No remote-path point of this question completed.\n\n");
+    } else {
+        let title = "Question 2: remote path with the residency layer off and on".to_string();
+        figure_block(out, dir, &ReportFigure { name: "q2-residency".into(), title, panels })?;
     }
-    let title = "Question 2: remote path with the residency layer off and on".to_string();
-    figure_block(out, dir, &ReportFigure { name: "q2-residency".into(), title, panels })
+    super::cost::discoveryd_section(out, dir, records)
 }
 
 /// A factor's values in the matrix's order.
-fn values_of(records: &[&Record]) -> Vec<String> {
+pub(super) fn values_of(records: &[&Record]) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for r in records {
         if !v.contains(&r.value) {
@@ -603,8 +626,8 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     super::anchors::section(&mut out, &all);
     out.push_str("## Not measured yet\n\n");
     out.push_str(
-        "- Question 1's RR latency under the mixture, and dom0 and the Linux reference as peers.\n\
-         - Question 2's detection latency, the switch under load, and discoveryd's cost per scan against the number of domains.\n\
+        "- Question 1 with dom0 and the Linux reference as peers.\n\
+         - Question 2's detection latency and the switch under load (`./run.sh bench` measures both once a run, not here).\n\
          - Question 3's Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n",
     );
     Ok(out)
