@@ -42,7 +42,7 @@ use netdev::NetDevice;
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::wire::Ipv4Cidr;
 
-pub use profile::{Part, Profile};
+pub use profile::{Part, Profile, Totals};
 pub use run::{run, Settings};
 
 /// Nanoseconds on the clock measurements are taken with.

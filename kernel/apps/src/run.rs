@@ -16,7 +16,7 @@ use crate::sink::Sink;
 use crate::source::Source;
 use crate::stream::{Stream, StreamReport};
 use crate::transfer::Transfer;
-use crate::{Clock, Output, Part, Stack};
+use crate::{Clock, Output, Part, Stack, Totals};
 use alloc::format;
 use alloc::string::String;
 use cohort_boot::cmdline::{App, BenchClock, NetOptions, StreamCheck};
@@ -133,6 +133,14 @@ pub fn run<S: Stack>(
     result
 }
 
+/// Where a measurement's time went, and the frames the device moved
+/// meanwhile (None: it does not count them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Cost {
+    time: Totals,
+    frames: Option<u64>,
+}
+
 /// An application running on a stack, and where its output goes.
 pub(crate) struct Run<'a, S: Stack> {
     pub(crate) stack: &'a mut S,
@@ -211,6 +219,30 @@ impl<S: Stack> Run<'_, S> {
             App::Maerts => self.maerts_reps(),
             App::Crr => self.crr_reps(),
             App::UdpRr => self.udp_rr_reps(),
+        }
+    }
+
+    /// Starts profiling a measurement: the time so far is dropped; the
+    /// frames so far, for [`Run::profile_end`] to count from.
+    pub(crate) fn profile_start(&mut self) -> Option<u64> {
+        self.stack.profile().take();
+        self.stack.device().frames_moved()
+    }
+
+    /// Ends what [`Run::profile_start`] began (which counted `frames`): its
+    /// cost, logged as a line for people.
+    pub(crate) fn profile_end(&mut self, what: &str, frames: Option<u64>) -> Cost {
+        let time = self.stack.profile().take();
+        log::info!("{what}: {}", time.line());
+        let frames = frames.zip(self.stack.device().frames_moved()).map(|(before, now)| now.saturating_sub(before));
+        Cost { time, frames }
+    }
+
+    /// A measurement's cost as `BENCH` figures over `path` (its main
+    /// figure's), for the harness.
+    pub(crate) fn cost_figures(&mut self, path: &str, cost: &Cost) {
+        for (name, value, unit) in cost.time.figures(cost.frames) {
+            self.figure(name, path, value, unit);
         }
     }
 
@@ -327,17 +359,17 @@ impl<S: Stack> Run<'_, S> {
     /// Connects `start(stack, local_port)` (retrying while the peer refuses,
     /// up to the setup timeout), drives it to the end with progress lines,
     /// and lets the close handshake finish. `during(stack, client, now)`
-    /// runs every round.
+    /// runs every round. The client, and the cost of its rounds until done.
     pub(crate) fn drive<C: Client>(
         &mut self,
         what: &str,
         mut start: impl FnMut(&mut S, u16) -> Result<C, String>,
         mut during: impl FnMut(&mut S, &mut C, u64),
-    ) -> Result<C, String> {
+    ) -> Result<(C, Cost), String> {
         let mut client = self.connect(what, &mut start)?;
         let mut next_report = self.now() + PROGRESS_EVERY;
         let mut last_progress = self.now();
-        self.stack.profile().take_line();
+        let frames = self.profile_start();
         while !client.done() {
             self.check_stop()?;
             let polled = self.stack.step();
@@ -359,8 +391,7 @@ impl<S: Stack> Run<'_, S> {
                 self.stack.wait();
             }
         }
-        let profile = self.stack.profile().take_line();
-        log::info!("{what}: {profile}");
+        let cost = self.profile_end(what, frames);
         // Finish the close handshake (bounded), so the server's socket is
         // not left waiting for our last ACK.
         let deadline = self.now() + CLOSE_TIMEOUT;
@@ -371,7 +402,7 @@ impl<S: Stack> Run<'_, S> {
                 self.stack.wait();
             }
         }
-        Ok(client)
+        Ok((client, cost))
     }
 
     /// A connected client: started, and started again while the peer
@@ -476,7 +507,7 @@ impl<S: Stack> Run<'_, S> {
             let (iface, sockets) = s.parts();
             Transfer::start(iface, sockets, peer, port, bytes, local)
         };
-        let t = self.drive("transfer", start, |_, _, _| {})?;
+        let (t, cost) = self.drive("transfer", start, |_, _, _| {})?;
         let report = t.report(self.stack.sockets());
         let frames = self.frame_share(&before, "transfer");
         self.print(format_args!(
@@ -501,6 +532,7 @@ impl<S: Stack> Run<'_, S> {
         self.print(format_args!("transfer: {counters}"));
         let path = self.stack.device_ref().kind();
         self.figure("net.tcp_echo_throughput", path, report.mbit_per_s(), "Mbit/s");
+        self.cost_figures(path, &cost);
         for (name, value, unit) in self.stack.device_ref().figures() {
             self.figure(name, path, value, unit);
         }
@@ -521,11 +553,13 @@ impl<S: Stack> Run<'_, S> {
             let (iface, sockets) = s.parts();
             Stream::start(iface, sockets, peer, port, bytes, kind, local)
         };
-        let s = self.drive("stream", start, |_, _, _| {})?;
+        let (s, cost) = self.drive("stream", start, |_, _, _| {})?;
         let report = s.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "stream");
         let path = self.path_label(path, frames);
-        self.stream_report(report, &path, frames)
+        let result = self.stream_report(report, &path, frames);
+        self.cost_figures(&path, &cost);
+        result
     }
 
     /// Prints a stream's outcome; an error if the sink got other bytes.
@@ -581,7 +615,7 @@ impl<S: Stack> Run<'_, S> {
             let (iface, sockets) = s.parts();
             Rr::start(iface, sockets, peer, port, count, msg, local)
         };
-        let r = self.drive("rr", start, |_, _, _| {})?;
+        let (r, cost) = self.drive("rr", start, |_, _, _| {})?;
         let report = r.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "rr");
         let path = self.path_label(path, frames);
@@ -617,6 +651,7 @@ impl<S: Stack> Run<'_, S> {
         self.figure("net.tcp_rr_latency_p50", path, report.p50_us, "us");
         self.figure("net.tcp_rr_latency_p99", path, report.p99_us, "us");
         self.figure("net.tcp_rr_latency_mean", path, report.mean_us, "us");
+        self.cost_figures(path, &cost);
         Ok(report)
     }
 }

@@ -113,6 +113,7 @@ fn the_clock_starts_when_the_server_first_accepts() {
         assert_eq!((transactions, refused), (20, 0), "refusals while the peer comes up are not counted");
         assert!(seconds < 0.5, "{seconds} s: not from the first refused connection");
     }
+    out.cost_figures("fake", 2);
 }
 
 #[test]

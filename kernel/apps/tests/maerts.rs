@@ -86,6 +86,7 @@ fn each_repetition_is_a_stream_and_the_cheaper_checks_hold() {
         }
         assert_eq!((source.borrow().bytes, source.borrow().streams), (3 * bytes, 3));
         assert_eq!(out.figures().iter().filter(|f| f.name == "net.tcp_maerts").count(), 3);
+        out.cost_figures("fake", 3);
     }
 }
 

@@ -78,6 +78,26 @@ fn requests_larger_than_a_segment_are_answered_whole() {
 }
 
 #[test]
+fn each_repetition_says_where_its_time_went() {
+    let (mut world, _) = world_with_echo();
+    let (result, out) = run(App::Rr, &mut world, NetOptions { count: 50, msg: 32, reps: 2, ..net() });
+    result.unwrap();
+    let cost = out.cost_figures("fake", 2);
+    let values = |name: &str| cost.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap();
+    // The simulated stack charges each round to its poll and waits to idle;
+    // its device has no service, and the application takes no simulated time.
+    assert!(values("net.time_poll").iter().all(|p| *p > 0.0), "{cost:?}");
+    assert!(values("net.time_idle").iter().all(|p| *p > 0.0), "{cost:?}");
+    assert_eq!(values("net.time_service"), [0.0, 0.0]);
+    assert_eq!(values("net.service_calls_per_frame"), [0.0, 0.0]);
+    // A round trip is a request and an answer (and ACKs), each taking a few rounds.
+    assert!(
+        values("net.busy_per_frame").iter().all(|ns| *ns >= STEP_NS as f64 / 2.0 && *ns < 100.0 * STEP_NS as f64),
+        "{cost:?}"
+    );
+}
+
+#[test]
 fn a_missing_peer_is_an_error_before_anything_is_sent() {
     let (mut world, echo) = world_with_echo();
     let (result, out) = run(App::Rr, &mut world, NetOptions { peer: None, ..net() });

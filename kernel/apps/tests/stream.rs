@@ -101,6 +101,9 @@ fn a_stream_checked_by_count_alone_is_repeated_net_reps_times() {
         );
     }
     assert_eq!(out.figures().iter().filter(|f| f.name == "net.tcp_stream").count(), 3);
+    // Each repetition says where its time went.
+    let cost = out.cost_figures("fake", 3);
+    assert!(cost.iter().find(|(n, _)| *n == "net.time_poll").unwrap().1.iter().all(|p| *p > 0.0), "{cost:?}");
     let sink = sink.borrow();
     assert_eq!((sink.bytes, sink.streams), (3 * BYTES as u64, 3));
     assert_ended_well(&out);

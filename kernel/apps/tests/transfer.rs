@@ -59,6 +59,7 @@ fn what_the_echo_sends_back_is_what_went_out() {
         "the device's counters"
     );
     assert!(out.figure("net.tcp_echo_throughput", "fake") > 0.0);
+    out.cost_figures("fake", 1);
     assert_eq!(out.figure("fake.tx_frames", "fake"), world.local.device_frames().1 as f64);
     assert_eq!(out.results().last(), Some(&Event::App { app: "transfer".into(), ok: true, error: None }));
 }

@@ -45,6 +45,7 @@ fn every_datagram_is_answered_and_timed() {
     assert_eq!(echo.borrow().udp_packets, 400);
     assert_eq!(out.figures().iter().filter(|f| f.name == "net.udp_rr_lost" && f.value == 0.0).count(), 2);
     assert_eq!(out.figures().iter().filter(|f| f.name == "net.udp_rr" && f.unit == "transactions/s").count(), 2);
+    out.cost_figures("fake", 2);
     assert_eq!(out.results().last(), Some(&Event::App { app: "udp-rr".into(), ok: true, error: None }));
 }
 

@@ -40,6 +40,11 @@ pub trait NetDevice: Device {
     fn paths(&mut self) -> Option<&mut dyn Paths> {
         None
     }
+    /// Frames moved so far, both ways, on every path (None: the device
+    /// does not count them); by default, what its paths count.
+    fn frames_moved(&mut self) -> Option<u64> {
+        self.paths().map(|p| p.frames().total())
+    }
     /// One line of driver counters.
     fn counters(&self) -> String;
     /// Driver figures for BENCH lines: (name, value, unit).
@@ -70,6 +75,11 @@ impl PathFrames {
             (self.tx_fallback + self.rx_fallback) - (before.tx_fallback + before.rx_fallback),
         )
     }
+
+    /// Every frame, both ways, on both paths.
+    pub fn total(&self) -> u64 {
+        self.tx_channel + self.tx_fallback + self.rx_channel + self.rx_fallback
+    }
 }
 
 /// Control of the shared-memory paths, for benchmarks and checks.
@@ -96,5 +106,6 @@ mod tests {
         assert_eq!(now.since(&before), (7, 1));
         assert_eq!(now.since(&now), (0, 0));
         assert_eq!(now.since(&PathFrames::default()), (24, 5));
+        assert_eq!((now.total(), before.total()), (29, 21));
     }
 }

@@ -2,7 +2,7 @@
 //! the echo at `net.peer`:`net.port`, each on a new connection,
 //! `net.reps` times.
 
-use super::{ip, Run, PROGRESS_EVERY, SECOND, STALL_TIMEOUT};
+use super::{ip, Cost, Run, PROGRESS_EVERY, SECOND, STALL_TIMEOUT};
 use crate::crr::{Crr, CrrReport};
 use crate::{Part, Stack};
 use alloc::format;
@@ -20,11 +20,13 @@ impl<S: Stack> Run<'_, S> {
         log::info!("crr: {count} transactions of {msg} bytes with {}:{port}, a connection each", ip(peer));
         let before = self.frames();
         let mut crr = Crr::new(peer, port, count, msg);
-        let result = self.drive_crr(&mut crr);
-        if let Err(e) = result {
-            crr.abandon(self.stack.sockets());
-            return Err(e);
-        }
+        let cost = match self.drive_crr(&mut crr) {
+            Ok(cost) => cost,
+            Err(e) => {
+                crr.abandon(self.stack.sockets());
+                return Err(e);
+            }
+        };
         let report = crr.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "crr");
         let path = self.path_label(None, frames);
@@ -55,15 +57,16 @@ impl<S: Stack> Run<'_, S> {
         self.figure("net.tcp_crr_latency_p50", path, l.p50_us, "us");
         self.figure("net.tcp_crr_latency_p99", path, l.p99_us, "us");
         self.figure("net.tcp_crr_latency_mean", path, l.mean_us, "us");
+        self.cost_figures(path, &cost);
         Ok(report)
     }
 
     /// Runs `crr` to its end: bounded by the stall timeout (no transaction
-    /// for that long is an error) and by its own refusal budget.
-    fn drive_crr(&mut self, crr: &mut Crr) -> Result<(), String> {
+    /// for that long is an error) and by its own refusal budget; its cost.
+    fn drive_crr(&mut self, crr: &mut Crr) -> Result<Cost, String> {
         let mut next_report = self.now() + PROGRESS_EVERY;
         let mut last_progress = (self.now(), 0);
-        self.stack.profile().take_line();
+        let frames = self.profile_start();
         while !crr.done() {
             self.check_stop()?;
             let polled = self.stack.step();
@@ -96,8 +99,6 @@ impl<S: Stack> Run<'_, S> {
                 self.stack.wait();
             }
         }
-        let profile = self.stack.profile().take_line();
-        log::info!("crr: {profile}");
-        Ok(())
+        Ok(self.profile_end("crr", frames))
     }
 }

@@ -30,7 +30,7 @@ impl<S: Stack> Run<'_, S> {
             let (iface, sockets) = s.parts();
             Maerts::start(iface, sockets, peer, port, bytes, kind, local)
         };
-        let m = self.drive("maerts", start, |_, _, _| {})?;
+        let (m, cost) = self.drive("maerts", start, |_, _, _| {})?;
         let report = m.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "maerts");
         let path = self.path_label(None, frames);
@@ -58,6 +58,7 @@ impl<S: Stack> Run<'_, S> {
             frames,
         });
         self.figure("net.tcp_maerts", path, report.mbit_per_s(), "Mbit/s");
+        self.cost_figures(path, &cost);
         if !report.matches() {
             return Err(format!(
                 "received {} bytes with {} {}; the source says {} with {}",

@@ -2,7 +2,7 @@
 //! `net.msg` bytes with the UDP echo at `net.peer`:`net.port`, `net.reps`
 //! times.
 
-use super::{ip, Run, PROGRESS_EVERY, SECOND, STALL_TIMEOUT};
+use super::{ip, Cost, Run, PROGRESS_EVERY, SECOND, STALL_TIMEOUT};
 use crate::udp_rr::{UdpRr, UdpRrReport};
 use crate::{Part, Stack};
 use alloc::format;
@@ -21,10 +21,13 @@ impl<S: Stack> Run<'_, S> {
         let before = self.frames();
         let local = self.local_port();
         let mut rr = UdpRr::start(self.stack.sockets(), peer, port, count, msg, local)?;
-        if let Err(e) = self.drive_udp_rr(&mut rr) {
-            rr.abandon(self.stack.sockets());
-            return Err(e);
-        }
+        let cost = match self.drive_udp_rr(&mut rr) {
+            Ok(cost) => cost,
+            Err(e) => {
+                rr.abandon(self.stack.sockets());
+                return Err(e);
+            }
+        };
         let report = rr.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "udp-rr");
         let path = self.path_label(None, frames);
@@ -58,15 +61,16 @@ impl<S: Stack> Run<'_, S> {
         self.figure("net.udp_rr_latency_p99", path, l.p99_us, "us");
         self.figure("net.udp_rr_latency_mean", path, l.mean_us, "us");
         self.figure("net.udp_rr_lost", path, f64::from(report.lost), "datagrams");
+        self.cost_figures(path, &cost);
         Ok(report)
     }
 
     /// Runs `rr` to its end: bounded by the stall timeout and by its own
-    /// loss and setup budgets.
-    fn drive_udp_rr(&mut self, rr: &mut UdpRr) -> Result<(), String> {
+    /// loss and setup budgets; its cost.
+    fn drive_udp_rr(&mut self, rr: &mut UdpRr) -> Result<Cost, String> {
         let mut next_report = self.now() + PROGRESS_EVERY;
         let mut last_progress = (self.now(), 0);
-        self.stack.profile().take_line();
+        let frames = self.profile_start();
         while !rr.done() {
             self.check_stop()?;
             let polled = self.stack.step();
@@ -94,7 +98,6 @@ impl<S: Stack> Run<'_, S> {
                 self.stack.wait();
             }
         }
-        log::info!("udp-rr: {}", self.stack.profile().take_line());
-        Ok(())
+        Ok(self.profile_end("udp-rr", frames))
     }
 }

@@ -100,6 +100,37 @@ impl Captured {
         found[0].value
     }
 
+    /// The figures of where each measured repetition's time went, over
+    /// `path`: checks there is one set per repetition (`reps`), its shares
+    /// add up to 100% and its busy time per frame is positive. The values
+    /// of each figure, one per repetition.
+    pub fn cost_figures(&self, path: &str, reps: usize) -> Vec<(&'static str, Vec<f64>)> {
+        let figures = self.figures();
+        let of = |name: &'static str, unit: &str| {
+            let found: Vec<&Figure<String>> = figures.iter().filter(|f| f.name == name).collect();
+            assert_eq!(found.len(), reps, "{name}: one per repetition\n{}", self.text());
+            for f in &found {
+                assert_eq!((f.path.as_str(), f.unit.as_str(), f.clock.as_str()), (path, unit, "virtual"), "{f:?}");
+            }
+            (name, found.iter().map(|f| f.value).collect::<Vec<f64>>())
+        };
+        let all = vec![
+            of("net.time_service", "%"),
+            of("net.time_poll", "%"),
+            of("net.time_app", "%"),
+            of("net.time_idle", "%"),
+            of("net.busy_per_frame", "ns/frame"),
+            of("net.service_calls_per_frame", "calls/frame"),
+        ];
+        for rep in 0..reps {
+            let shares: f64 = all[..4].iter().map(|(_, v)| v[rep]).sum();
+            assert!((shares - 100.0).abs() <= 0.1, "repetition {rep}: shares add up to {shares}: {all:?}");
+            assert!(all[..4].iter().all(|(_, v)| (0.0..=100.0).contains(&v[rep])), "{all:?}");
+            assert!(all[4].1[rep] > 0.0, "repetition {rep}: busy time per frame {}", all[4].1[rep]);
+        }
+        all
+    }
+
     pub fn starting(&self, prefix: &str) -> Vec<&str> {
         self.lines.iter().filter(|l| l.starts_with(prefix)).map(String::as_str).collect()
     }
@@ -328,6 +359,11 @@ impl NetDevice for FakeDevice {
         } else {
             None
         }
+    }
+
+    /// Every frame, with channels or without (as virtio counts its own).
+    fn frames_moved(&mut self) -> Option<u64> {
+        Some(self.frames.total())
     }
 
     fn counters(&self) -> String {

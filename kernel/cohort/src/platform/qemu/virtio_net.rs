@@ -356,6 +356,11 @@ impl NetDevice for Driver {
         "virtio"
     }
 
+    fn frames_moved(&mut self) -> Option<u64> {
+        let s = self.0.stats();
+        Some(s.tx_frames + s.rx_frames)
+    }
+
     fn counters(&self) -> String {
         let s = self.0.stats();
         format!(
