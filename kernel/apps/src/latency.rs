@@ -18,6 +18,9 @@ pub struct Latencies {
     count: u32,
     histogram: [u32; BUCKETS_US.len() + 1],
     samples: Vec<u64>,
+    /// Latencies offered to the sample: `count`, unless merged from
+    /// another's sample.
+    offered: u32,
 }
 
 /// What the latencies come to, in microseconds.
@@ -38,6 +41,7 @@ impl Latencies {
             count: 0,
             histogram: [0; BUCKETS_US.len() + 1],
             samples: Vec::with_capacity((expected as usize).min(SAMPLES)),
+            offered: 0,
         }
     }
 
@@ -45,8 +49,30 @@ impl Latencies {
         self.sum += ns;
         let bucket = BUCKETS_US.iter().position(|&b| ns <= b * 1000).unwrap_or(BUCKETS_US.len());
         self.histogram[bucket] += 1;
-        let seen = self.count;
         self.count = self.count.saturating_add(1);
+        self.offer(ns);
+    }
+
+    /// Adds `other`'s latencies, as if recorded here (several clients'
+    /// pooled): the sum, count and histogram exactly; the sample from
+    /// `other`'s, which holds all its latencies up to the cap, and beyond
+    /// stands for them (so clients of equal counts weigh the same).
+    pub fn merge(&mut self, other: &Latencies) {
+        self.sum += other.sum;
+        self.count = self.count.saturating_add(other.count);
+        for (mine, theirs) in self.histogram.iter_mut().zip(other.histogram) {
+            *mine += theirs;
+        }
+        for &ns in &other.samples {
+            self.offer(ns);
+        }
+    }
+
+    /// Keeps `ns` in the sample: always below the cap, beyond it with the
+    /// chance of a uniform sample.
+    fn offer(&mut self, ns: u64) {
+        let seen = self.offered;
+        self.offered = self.offered.saturating_add(1);
         if self.samples.len() < SAMPLES {
             self.samples.push(ns);
             return;
@@ -88,6 +114,38 @@ mod tests {
         assert_eq!((s.p50_us, s.p99_us, s.mean_us), (51.0, 100.0, 50.5));
         assert_eq!(s.histogram[..3], [25, 25, 50]);
         assert_eq!(s.histogram.iter().sum::<u32>(), 100);
+    }
+
+    #[test]
+    fn merged_latencies_are_as_if_recorded_in_one() {
+        let (mut a, mut b, mut one) = (Latencies::new(50), Latencies::new(50), Latencies::new(100));
+        for us in 1..=100u64 {
+            if us % 2 == 0 { &mut a } else { &mut b }.record(us * 1000);
+            one.record(us * 1000);
+        }
+        let mut pooled = Latencies::new(100);
+        pooled.merge(&a);
+        pooled.merge(&b);
+        let (p, o) = (pooled.summary(), one.summary());
+        assert_eq!((p.p50_us, p.p99_us, p.mean_us, p.histogram), (o.p50_us, o.p99_us, o.mean_us, o.histogram));
+        assert_eq!((p.p50_us, p.p99_us), (51.0, 100.0));
+    }
+
+    #[test]
+    fn merged_samples_beyond_the_cap_weigh_each_source_alike() {
+        let (mut fast, mut slow) = (Latencies::new(u32::MAX), Latencies::new(u32::MAX));
+        for _ in 0..SAMPLES * 2 {
+            fast.record(1000);
+            slow.record(3_000_000);
+        }
+        let mut pooled = Latencies::new(0);
+        pooled.merge(&fast);
+        pooled.merge(&slow);
+        assert_eq!((pooled.count, pooled.samples.len()), (SAMPLES as u32 * 4, SAMPLES));
+        let slow_kept = pooled.samples.iter().filter(|s| **s == 3_000_000).count();
+        // Half of each, give or take the draw.
+        assert!(slow_kept.abs_diff(SAMPLES / 2) < SAMPLES / 20, "{slow_kept}");
+        assert_eq!(pooled.summary().mean_us, 1500.5);
     }
 
     #[test]

@@ -121,6 +121,11 @@ impl Rr {
         self.done_ns.is_some()
     }
 
+    /// The round trips so far (for pooling several clients', `app=mix`).
+    pub fn latencies(&self) -> &Latencies {
+        &self.latencies
+    }
+
     pub fn handle(&self) -> SocketHandle {
         self.handle
     }

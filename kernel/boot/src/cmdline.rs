@@ -48,7 +48,10 @@ pub enum App {
     Iperf3Client,
     /// Concurrent TCP streams of `net.bytes` each, one to the sink of each
     /// address of `net.peers` (an address twice: two flows to it); the
-    /// aggregate and per-flow throughput (the study's mixtures).
+    /// aggregate and per-flow throughput (the study's mixtures). With
+    /// `mix.rr=on`, TCP_RR flows to the echo instead: `net.count`
+    /// transactions of `net.msg` bytes each; the rate and the latency
+    /// percentiles, over all flows and per peer.
     Mix,
     /// TCP_MAERTS, the stream the other way: ask the source at
     /// `net.peer`:`net.source` for `net.bytes` and take them; it answers
@@ -92,6 +95,15 @@ pub struct NetOptions {
     pub iperf3: Iperf3Test,
     /// `app=mix`'s flows: one peer address each.
     pub peers: Peers,
+    /// The `mix.` keys: what `app=mix`'s flows do.
+    pub mix: MixOptions,
+}
+
+/// The `mix.` keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MixOptions {
+    /// `mix.rr`: TCP_RR flows to the echo instead of streams to the sink.
+    pub rr: bool,
 }
 
 /// `net.peers`: 1 to `PEERS_MAX` addresses, comma-separated.
@@ -180,6 +192,7 @@ impl Default for NetOptions {
             check: StreamCheck::Sha256,
             iperf3: Iperf3Test::default(),
             peers: Peers::default(),
+            mix: MixOptions::default(),
         }
     }
 }
@@ -348,6 +361,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.check",
     "net.group",
     "net.peers",
+    "mix.rr",
     "iperf3.time",
     "iperf3.parallel",
     "iperf3.reverse",
@@ -455,6 +469,7 @@ fn apply<'a>(options: &mut Options<'a>, key: &'a str, value: &'a str) -> Result<
         _ if key.starts_with("net.") => apply_net(&mut options.net, key, value)?,
         _ if key.starts_with("chan.") => apply_chan(&mut options.chan, key, value)?,
         _ if key.starts_with("iperf3.") => apply_iperf3(&mut options.net.iperf3, key, value)?,
+        _ if key.starts_with("mix.") => apply_mix(&mut options.net.mix, key, value)?,
         _ => unreachable_key(key)?,
     }
     Ok(())
@@ -503,6 +518,15 @@ fn apply_iperf3<'a>(test: &mut Iperf3Test, key: &'a str, value: &'a str) -> Resu
         "iperf3.udp" => test.udp = parse_on_off(key, value)?,
         "iperf3.bitrate" => test.bitrate = parse_bitrate(key, value)?,
         "iperf3.len" => test.len = parse_range(key, value, 1, IPERF3_LEN_MAX, "a size from 1 to 1048576 bytes")?,
+        _ => return unreachable_key(key),
+    }
+    Ok(())
+}
+
+/// Sets the `mix.` option `key` from `value`.
+fn apply_mix<'a>(mix: &mut MixOptions, key: &'a str, value: &'a str) -> Result<(), Error<'a>> {
+    match key {
+        "mix.rr" => mix.rr = parse_on_off(key, value)?,
         _ => return unreachable_key(key),
     }
     Ok(())
@@ -994,6 +1018,16 @@ mod tests {
         }
         let eight = ["1.2.3.4"; 8].join(",");
         assert_eq!(parse(&std::format!("net.peers={eight}")).unwrap().net.peers.as_slice().len(), PEERS_MAX);
+    }
+
+    #[test]
+    fn mix_rr_is_on_or_off() {
+        assert!(parse("app=mix mix.rr=on").unwrap().net.mix.rr);
+        assert!(parse("mix.rr=1").unwrap().net.mix.rr);
+        assert!(!parse("mix.rr=off").unwrap().net.mix.rr);
+        assert!(!parse("").unwrap().net.mix.rr);
+        assert!(matches!(parse("mix.rr=yes"), Err(Error::BadValue { key: "mix.rr", .. })));
+        assert_eq!(parse("mix.stream=on"), Err(Error::UnknownKey { key: "mix.stream" }));
     }
 
     #[test]

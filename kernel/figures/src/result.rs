@@ -30,7 +30,7 @@
 //! |---|---|---|
 //! | `address` | `ip` (dotted quad), `prefix`, `source` (`static` or `dhcp`) | the interface has its IPv4 address (`net: address ...`; a Linux reference guest: eth0 is up with it, `linux-guest: eth0 ...`) |
 //! | `progress` | `app` (`transfer`, `stream`, `rr`, `maerts`, `crr`, `udp-rr`), `done`, `total`, `unit` (`bytes` or `transactions`) | a measuring client's progress line (every 5 s): bytes echoed or acknowledged, transactions done |
-//! | `frames` | `of` (what was measured: `transfer`, `stream`, `rr`, `channel phase`, `netfront phase`, `switching stream`, `mix`), `channel`, `netfront`, `share` | the frames a measurement moved, both ways, by path, and the channel's share in percent (on a device with channels: Xen) |
+//! | `frames` | `of` (what was measured: `transfer`, `stream`, `rr`, `channel phase`, `netfront phase`, `switching stream`, `mix`, `mix-rr`), `channel`, `netfront`, `share` | the frames a measurement moved, both ways, by path, and the channel's share in percent (on a device with channels: Xen) |
 //! | `transfer` | `bytes`, `seconds`, `mbit_per_s`, `sent_sha256`, `received_sha256`, `match`, `frames` | `app=transfer` ended: what went to the echo and came back |
 //! | `stream` | `path`, `bytes`, `seconds`, `mbit_per_s`, `check` (`sha256`, `fnv64`, `count`), `sent_digest`, `sink_bytes`, `sink_digest`, `match`, `frames` | a TCP_STREAM ended: what the sink says it received (netref's `stream-check`: path `netfront`, check `sha256`, `match` only when the sink's answer was exactly one line of `bytes` and `sent_digest`; `frames` `null`) |
 //! | `rr` | `path`, `transactions`, `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | a TCP_RR ended (also netref's `rr`, with its `PATH` and `frames` `null`) |
