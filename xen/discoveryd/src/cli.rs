@@ -1,20 +1,22 @@
 //! The command line: `cohort-discoveryd [--socket PATH] [--policy PATH]
-//! [--rescan SECONDS] [--once]`, or `-h`/`--help`.
+//! [--rescan SECONDS] [--once] [--clock virtual|wall]`, or `-h`/`--help`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bench::Clock;
 use crate::run::Options;
 
-pub const USAGE: &str = "usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once]";
+pub const USAGE: &str =
+    "usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once] [--clock virtual|wall]";
 
 /// What `--help` prints.
 pub const HELP: &str = "\
 cohort-discoveryd: publishes, for each Cohort guest, the co-resident guests
 of its group in xenstore (dom0, as root).
 
-usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once]
+usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once] [--clock virtual|wall]
 
   --socket PATH      xenstored's socket (default: $XENSTORED_PATH, else
                      /var/run/xenstored/socket)
@@ -24,14 +26,18 @@ usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--o
                      group, gets no peers. Without it, a guest's group is
                      whatever its advert claims
   --rescan SECONDS   scan at least this often, events or not (default: 10)
-  --once             scan once, then exit
+  --once             scan once, print how long the scan took (a BENCH line:
+                     discoveryd.scan, path domains-N, N the domains it
+                     looked at, in us), then exit
+  --clock CLOCK      what that line says the clock counted: wall (default)
+                     or virtual (a lab under QEMU's -icount)
   -h, --help         print this and exit
 ";
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Run { socket: PathBuf, policy: Option<PathBuf>, opts: Options },
+    Run { socket: PathBuf, policy: Option<PathBuf>, opts: Options, clock: Clock },
     Help,
 }
 
@@ -39,6 +45,8 @@ pub enum Command {
 pub enum ArgsError {
     #[error("--rescan needs a whole number of seconds > 0, not `{0}`")]
     BadRescan(String),
+    #[error("--clock is virtual or wall, not `{0}`")]
+    BadClock(String),
     /// An unknown option, a stray argument, an option without its value
     /// or a flag with one.
     #[error(transparent)]
@@ -53,6 +61,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, default_socket: PathBuf) 
     let mut socket = default_socket;
     let mut policy = None;
     let mut opts = Options::default();
+    let mut clock = Clock::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
         match arg {
@@ -66,11 +75,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, default_socket: PathBuf) 
                 }
             }
             Long("once") => opts.once = true,
+            Long("clock") => {
+                let value = parser.value()?.to_string_lossy().into_owned();
+                clock = Clock::parse(&value).ok_or(ArgsError::BadClock(value))?;
+            }
             Short('h') | Long("help") => return Ok(Command::Help),
             _ => return Err(arg.unexpected().into()),
         }
     }
-    Ok(Command::Run { socket, policy, opts })
+    Ok(Command::Run { socket, policy, opts, clock })
 }
 
 #[cfg(test)]
@@ -86,6 +99,7 @@ mod tests {
             socket: socket.into(),
             policy: None,
             opts: Options { rescan: Duration::from_secs(rescan), once, ..Options::default() },
+            clock: Clock::Wall,
         }
     }
 
@@ -112,11 +126,21 @@ mod tests {
     #[test]
     fn policy() {
         let with = |path: &str| match run("/default/socket", 10, false) {
-            Command::Run { socket, opts, .. } => Command::Run { socket, policy: Some(path.into()), opts },
+            Command::Run { socket, opts, clock, .. } => Command::Run { socket, policy: Some(path.into()), opts, clock },
             help => help,
         };
         assert_eq!(parse_strs(&["--policy", "/etc/cohort/groups"]).unwrap(), with("/etc/cohort/groups"));
         assert_eq!(parse_strs(&["--policy=/a", "--policy", "/b"]).unwrap(), with("/b"));
+    }
+
+    #[test]
+    fn clock() {
+        let with = |clock| match run("/default/socket", 10, true) {
+            Command::Run { socket, policy, opts, .. } => Command::Run { socket, policy, opts, clock },
+            help => help,
+        };
+        assert_eq!(parse_strs(&["--once", "--clock", "virtual"]).unwrap(), with(Clock::Virtual));
+        assert_eq!(parse_strs(&["--clock=virtual", "--clock", "wall", "--once"]).unwrap(), with(Clock::Wall));
     }
 
     #[test]
@@ -140,6 +164,8 @@ mod tests {
             (&["-x"], "invalid option '-x'"),
             (&["extra"], "unexpected argument \"extra\""),
             (&["--once=yes"], "unexpected argument for option '--once': \"yes\""),
+            (&["--clock"], "missing argument for option '--clock'"),
+            (&["--clock", "tsc"], "--clock is virtual or wall, not `tsc`"),
         ];
         for (args, message) in cases {
             let e = parse_strs(args).expect_err(&format!("{args:?}"));
@@ -151,7 +177,7 @@ mod tests {
     #[test]
     fn help_shows_the_usage_line() {
         assert!(HELP.contains(USAGE));
-        for option in ["--socket PATH", "--policy PATH", "--rescan SECONDS", "--once", "-h, --help"] {
+        for option in ["--socket PATH", "--policy PATH", "--rescan SECONDS", "--once", "--clock CLOCK", "-h, --help"] {
             assert!(HELP.contains(option), "{option}");
         }
     }

@@ -14,8 +14,10 @@
 //! - [`run`]: the loop: connect, watch, scan; reconnect when xenstored goes.
 //! - [`policy`]: dom0's group policy file, which makes dom0, not the
 //!   guest's advert, decide its group.
+//! - [`bench`]: the `BENCH` line `--once` prints for its scan.
 //! - [`cli`]: the command line.
 
+pub mod bench;
 pub mod cli;
 pub mod policy;
 pub mod run;

@@ -1,4 +1,4 @@
-//! `cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once]`
+//! `cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once] [--clock virtual|wall]`
 //!
 //! Runs in dom0 (as root: xenstored's socket is root-only) and keeps, for
 //! every Cohort guest, the list of co-resident guests of its group at
@@ -28,8 +28,8 @@ fn stamp() -> String {
 
 fn main() -> ExitCode {
     let default_socket = std::env::var_os("XENSTORED_PATH").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
-    let (socket, policy, opts) = match cli::parse(std::env::args_os().skip(1), default_socket) {
-        Ok(Command::Run { socket, policy, opts }) => (socket, policy, opts),
+    let (socket, policy, opts, clock) = match cli::parse(std::env::args_os().skip(1), default_socket) {
+        Ok(Command::Run { socket, policy, opts, clock }) => (socket, policy, opts, clock),
         Ok(Command::Help) => {
             print!("{}", cli::HELP);
             return ExitCode::SUCCESS;
@@ -80,6 +80,10 @@ fn main() -> ExitCode {
             }
             for domid in &report.removed {
                 println!("{} cohort-discoveryd: dom{domid} gone: list removed", stamp());
+            }
+            // The scan alone, not connecting or watching (run::serve times it).
+            if opts.once {
+                println!("{}", discoveryd::bench::scan_line(report.domains, took, clock));
             }
         }
     };

@@ -28,6 +28,8 @@ fn vif_backend_dir(domid: DomId) -> String {
 /// What one scan found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Domains looked at (every one in /local/domain but dom0).
+    pub domains: usize,
     /// Guests accepted, with their group.
     pub members: Vec<(DomId, String)>,
     /// Lists written (domid, value).
@@ -191,6 +193,7 @@ impl Publisher {
             .filter_map(|d| parse_u32(d.as_bytes()).and_then(|n| DomId::try_from(n).ok()))
             .filter(|&d| d != 0)
             .collect();
+        report.domains = domids.len();
         for domid in domids {
             match Self::member(s, domid, &groups)? {
                 Some(Ok(m)) => {

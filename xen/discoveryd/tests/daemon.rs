@@ -133,6 +133,7 @@ fn groups_are_published_privately() {
     assert_eq!(list_of(&sim, 3), Some(vec![]), "alone in its group");
     assert_eq!(list_of(&sim, 4), None, "not advertising: no list");
     assert_eq!(report.published.len(), 3);
+    assert_eq!(report.domains, 4, "every domain but dom0 looked at");
     // The list carries the MAC dom0's backend holds.
     let l = PeerList::parse(&sim.xs_read(&peers_path(1)).unwrap()).unwrap();
     assert_eq!(l.get(2).map(|p| p.mac), Some(mac(2)));
