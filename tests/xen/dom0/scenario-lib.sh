@@ -367,6 +367,95 @@ discoveryd_start() {
     echo $! > /run/cohort-discoveryd.pid
 }
 
+# discoveryd's cost per scan (the study's question 2): N fake Cohort guests
+# of one group as xenstore entries only (domids 1001 and up, which no
+# domain has: a scan reads /local/domain, the adverts and dom0's vif
+# backend entries, and never asks the hypervisor), then
+# `cohort-discoveryd --once --clock virtual`, which times its one scan.
+DCOST_FIRST=1001
+DCOST_PEERS=/local/domain/0/cohort/peers
+dcost_mac() { printf '00:16:3e:c9:00:%02x' "$1"; }
+# dcost_add K: domain 1000+K as the toolstack and netback would leave it,
+# advertising itself in group dcost.
+dcost_add() {
+    _d=$((DCOST_FIRST - 1 + $1)) _mac=$(dcost_mac "$1")
+    _fe=/local/domain/$_d _be=/local/domain/0/backend/vif/$_d/0
+    xenstore-write "$_fe/domid" "$_d" "$_fe/name" "dcost$1" \
+        "$_fe/device/vif/0/backend" "$_be" "$_fe/device/vif/0/backend-id" 0 \
+        "$_fe/device/vif/0/mac" "$_mac" "$_fe/device/vif/0/handle" 0 "$_fe/device/vif/0/state" 4 \
+        "$_be/frontend" "$_fe/device/vif/0" "$_be/frontend-id" "$_d" "$_be/online" 1 "$_be/state" 4 \
+        "$_be/script" /etc/xen/scripts/vif-cohort "$_be/mac" "$_mac" "$_be/bridge" xenbr0 \
+        "$_be/handle" 0 "$_be/type" vif "$_be/hotplug-status" connected \
+        "$_fe/data/cohort/advert" "version=1 group=dcost mac=$_mac ipv4=198.18.9.$1"
+}
+# dcost_paths PREFIX N: PREFIX/1001 ... PREFIX/(1000+N), one a line.
+dcost_paths() { _k=0; while [ $_k -lt "$2" ]; do echo "$1/$((DCOST_FIRST + _k))"; _k=$((_k + 1)); done; }
+# dcost_clean N: every node of the first N fakes, their lists included.
+dcost_clean() {
+    for _p in /local/domain /local/domain/0/backend/vif $DCOST_PEERS; do
+        for _n in $(dcost_paths "$_p" "$1"); do xenstore-rm "$_n" 2>/dev/null; done
+    done
+}
+# dcost_lists_ok N: each of the N fakes has a list naming the others (at
+# most 8, the daemon's bound).
+dcost_lists_ok() {
+    _want=$(($1 - 1)); [ $_want -gt 8 ] && _want=8
+    # shellcheck disable=SC2046 # one path a word
+    xenstore-read $(dcost_paths $DCOST_PEERS "$1") > /tmp/discovery-cost.lists 2>&1 || return 1
+    awk -v n="$1" -v want="$_want" '
+        $1 == "v1" && NF == want + 1 { good++ }
+        END { exit !(NR == n && good == n) }' /tmp/discovery-cost.lists
+}
+# discovery_cost ID N REPS: N fakes, one warm-up scan (dropped) and REPS
+# scans, each a `STUDY-BENCH ID BENCH {...}` line, then `STUDY-END ID ok`
+# (or `fail REASON`); the fakes are removed and the daemon, stopped
+# meanwhile, runs again after. Sets dcost_values (the scans' microseconds)
+# and dcost_why (empty when every scan counted N fakes plus the real
+# guests and wrote each fake's list).
+discovery_cost() {
+    dcost_values='' dcost_why=''
+    discoveryd_stop
+    # Real guests count too: the scan looks at every domain but dom0.
+    _real=$(xenstore-list /local/domain | grep -cv '^0$')
+    _made=0
+    while [ $_made -lt "$2" ] && [ -z "$dcost_why" ]; do
+        _made=$((_made + 1))
+        dcost_add $_made || dcost_why="xenstore-write of fake $_made failed"
+    done
+    _run=0
+    while [ -z "$dcost_why" ] && [ $_run -le "$3" ]; do
+        timeout 60 "$DISCOVERYD" --once --clock virtual > /tmp/discovery-cost.out 2>&1
+        _line=$(grep '^BENCH ' /tmp/discovery-cost.out)
+        _path=$(printf '%s\n' "$_line" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
+        _value=$(printf '%s\n' "$_line" | sed -n 's/.*"value":\([0-9.]*\),.*/\1/p')
+        if [ "$(printf '%s\n' "$_line" | grep -c .)" != 1 ] || [ -z "$_value" ]; then
+            dcost_why="run $_run printed no BENCH line"
+        elif [ "$_path" != "domains-$(($2 + _real))" ]; then
+            dcost_why="run $_run: $_path, not domains-$(($2 + _real)) ($2 fakes, $_real real guests)"
+        elif ! dcost_lists_ok "$2"; then
+            dcost_why="run $_run did not write every fake's list: $(head -c 300 /tmp/discovery-cost.lists)"
+        else
+            # Each run starts without the fakes' lists, so each writes them all.
+            # shellcheck disable=SC2046 # one path a word
+            xenstore-rm $(dcost_paths $DCOST_PEERS "$2")
+            # Run 0 is the warm-up.
+            if [ $_run -gt 0 ]; then
+                echo "STUDY-BENCH $1 $_line"
+                dcost_values="$dcost_values $_value"
+            fi
+            _run=$((_run + 1))
+        fi
+    done
+    [ -n "$dcost_why" ] && { echo "--- the daemon's output:"; tail -n 20 /tmp/discovery-cost.out; }
+    dcost_clean $_made
+    discoveryd_start
+    if [ -n "$dcost_why" ]; then
+        echo "STUDY-END $1 fail $dcost_why"
+        return 1
+    fi
+    echo "STUDY-END $1 ok"
+}
+
 # channel_share GUEST OF: the channel's share in percent of the frames of
 # GUEST's last measurement OF (stream, rr, ...; its `frames` event), or
 # nothing.

@@ -15,6 +15,8 @@
 # for the harness, one per figure and one at each point's end:
 #   STUDY-BENCH ID BENCH {...}       the client's figures, as it printed them
 #   STUDY-END ID ok                  or: STUDY-END ID fail REASON
+# A point whose SERVERS is `dom0:discoveryd-cost` runs no guest: CLIENT is
+# `DOMAINS REPS` for scenario-lib's discovery_cost.
 # result: study-points   every point of the plan measured: its client ran to the end and reported success
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -73,6 +75,18 @@ while IFS=$tab read -r id server client xl <&3; do
     [ -n "$id" ] || continue
     n=$((n + 1))
     echo "study: point $n of $total: $id"
+    # Work in dom0 alone (`dom0:WHAT`, CLIENT its arguments): no guest runs,
+    # so the servers go first.
+    case $server in
+        dom0:discoveryd-cost)
+            servers_finish
+            server_key=
+            # shellcheck disable=SC2086 # DOMAINS REPS
+            discovery_cost "$id" $client || failed=$((failed + 1))
+            continue ;;
+        dom0:*)
+            point_end "$id" fail "no such dom0 work: $server"; failed=$((failed + 1)); continue ;;
+    esac
     # New servers when the point asks for others, or one of the last died.
     if [ "$server|$xl" != "$server_key" ] || ! servers_alive; then
         servers_finish
