@@ -631,6 +631,6 @@ mod tests {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (41, 105));
+        assert_eq!((matrix(true).len(), full.len()), (37, 105));
     }
 }
