@@ -483,8 +483,7 @@ mod tests {
             assert_eq!(p.client.contains("net.group=study"), p.series == "residency on");
             assert_eq!(p.server, "net.group=study;net.group=far");
         }
-        let quick_rr: Vec<String> =
-            matrix(true).into_iter().filter(|p| p.workload == Workload::MixRr).map(|p| p.id).collect();
+        let quick_rr: Vec<String> = matrix(true).into_iter().filter(|p| p.workload == Workload::MixRr).map(|p| p.id).collect();
         assert_eq!(quick_rr, ["q1/local=50%/on/mix-rr", "q1/local=50%/off/mix-rr"]);
         let rr = q1.iter().find(|p| p.id == "q1/local=25%/off/mix-rr").unwrap();
         assert!(rr.client.starts_with(&format!("app=mix mix.rr=on net.count={} ", FULL.rr_count)), "{}", rr.client);
