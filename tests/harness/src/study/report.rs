@@ -444,7 +444,7 @@ fn answer_baseline(out: &mut String, baseline: &[&Record], q3: &[&Record]) {
             linux.max
         );
     }
-    out.push('\n');
+    // answer_factor's blank line follows.
 }
 
 /// RR payload throughput from the measured rates: request and response
