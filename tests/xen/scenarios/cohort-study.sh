@@ -17,6 +17,12 @@
 #   STUDY-END ID ok                  or: STUDY-END ID fail REASON
 # A point whose SERVERS is `dom0:discoveryd-cost` runs no guest: CLIENT is
 # `DOMAINS REPS` for scenario-lib's discovery_cost.
+# Linux reference guests (question 3's baseline; the lab's --linux-guest),
+# PVH like the Cohort guests: SERVERS `linux:[OPTS]` is one Linux server
+# (netref, ref.role=serve: iperf3 -s, sink, echo) at 198.18.0.50, and
+# CLIENT `linux:stream|rr OPTS` a Linux client at 198.18.0.51 (ref.role=
+# client: ref.reps iperf3 tests, then ref.reps netref rr runs); `stream`
+# relays its iperf3 reports as `net.iperf3_tcp` figures, `rr` its BENCH lines.
 # result: study-points   every point of the plan measured: its client ran to the end and reported success
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -26,6 +32,7 @@ kernel=${2:-/cohort/cohort}
 point_timeout=${3:-600}
 tab=$(printf '\t')
 
+LINUX_TYPE=pvh
 [ -f "$plan" ] || { fail study-points "no plan at $plan"; exit 0; }
 discoveryd_running || discoveryd_start
 
@@ -36,17 +43,26 @@ $4"
 }
 # servers_alive: every server guest of the last point still runs.
 servers_alive() {
-    for _k in $servers_up; do
-        dom_state "srv$_k" | grep -q . && ! dom_shutdown "srv$_k" && ! dom_crashed "srv$_k" || return 1
+    for _s in $servers_up; do
+        dom_state "$_s" | grep -q . && ! dom_shutdown "$_s" && ! dom_crashed "$_s" || return 1
     done
 }
 servers_finish() {
-    for _k in $servers_up; do guest_finish "srv$_k"; done
+    for _s in $servers_up; do guest_finish "$_s"; done
     servers_up=
 }
 # servers_start SERVERS XL: starts srv0, srv1, ...; false (said) when one
 # gets no address.
 servers_start() {
+    case $1 in
+        linux:*)
+            [ -f /cohort/linux/vmlinuz ] || { echo "no Linux guest in this lab (--linux-guest)"; return 1; }
+            linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15 ${1#linux:}" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:03:50" ]'
+            servers_up=lsrv
+            # Its iperf3 -s, sink and echo listen, the echo last.
+            linux_up lsrv 300 listening service=echo || { guest_log lsrv | tail -15 | quoted; return 1; }
+            return 0 ;;
+    esac
     _k=0
     _rest=$1
     while [ -n "$_rest" ] && [ $_k -lt 8 ]; do
@@ -56,13 +72,48 @@ servers_start() {
             *" app="*) study_guest "srv$_k" $((40 + _k)) "$_opts" "$2" ;;
             *) study_guest "srv$_k" $((40 + _k)) "app=echo $_opts" "$2" ;;
         esac
-        servers_up="$servers_up $_k"
+        servers_up="$servers_up srv$_k"
         xl_create "/tmp/srv$_k.cfg" || return 1
         _k=$((_k + 1))
     done
-    for _k in $servers_up; do
-        wait_until 60 guest_event "srv$_k" address || { guest_explain "srv$_k"; return 1; }
+    for _s in $servers_up; do
+        wait_until 60 guest_event "$_s" address || { guest_explain "$_s"; return 1; }
     done
+}
+# linux_client ID WHAT OPTS: a Linux client against the Linux server; its
+# figures (WHAT: stream or rr) as STUDY-BENCH lines, and the point's end.
+linux_client() {
+    linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=198.18.0.50 ref.path=netfront ref.clock=virtual $3" \
+        'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:03:51" ]'
+    needs lsrv
+    if linux_up lcli 300 address && wait_quietly "$point_timeout" dom_shutdown lcli \
+        && guest_event lcli app app=linux-client ok=true; then
+        _log=/var/log/xen/console/guest-lcli.log _bad=
+        case $2 in
+            stream)
+                _reps=$(echo " $3" | sed -n 's/.* ref\.reps=\([0-9]*\).*/\1/p')
+                _i=1
+                while [ "$_i" -le "${_reps:-0}" ]; do
+                    if _bits=$("$COHORT_EVENT" --iperf3 "$_log" "stream-$_i" --get end.sum_received.bits_per_second); then
+                        printf 'STUDY-BENCH %s BENCH {"name":"net.iperf3_tcp","path":"netfront","value":%s,"unit":"Mbit/s","clock":"virtual"}\n' \
+                            "$1" "$(echo "$_bits" | awk '{ printf "%.3f", $1 / 1e6 }')"
+                    else
+                        echo "iperf3 report stream-$_i: $_bits"; _bad=1
+                    fi
+                    _i=$((_i + 1))
+                done ;;
+            rr) guest_log lcli | grep '^BENCH' | sed "s|^|STUDY-BENCH $1 |" ;;
+            *) _bad=1 ;;
+        esac
+        if [ -z "$_bad" ]; then point_end "$1" ok; else point_end "$1" fail "a Linux figure did not pass its checks"; fi
+    else
+        guest_log lcli | tail -15 | quoted
+        point_end "$1" fail "the Linux client did not finish (state $(dom_state lcli))"
+        _bad=1
+    fi
+    needs
+    guest_finish lcli
+    [ -z "$_bad" ]
 }
 # point_end ID ok|fail [REASON]
 point_end() { echo "STUDY-END $*"; }
@@ -97,12 +148,18 @@ while IFS=$tab read -r id server client xl <&3; do
         fi
         server_key="$server|$xl"
     fi
+    case $client in
+        linux:*)
+            _what=${client#linux:}
+            linux_client "$id" "${_what%% *}" "${_what#* }" || failed=$((failed + 1))
+            continue ;;
+    esac
     study_guest cli 49 "$client net.peer=198.18.0.40" "$xl"
     if ! xl_create /tmp/cli.cfg; then
         point_end "$id" fail "xl create of the client failed"; failed=$((failed + 1)); continue
     fi
-    # shellcheck disable=SC2046 # one name a word
-    needs $(for _k in $servers_up; do echo "srv$_k"; done)
+    # shellcheck disable=SC2086 # one name a word
+    needs $servers_up
     if wait_quietly "$point_timeout" dom_shutdown cli && ! dom_crashed cli && wait_until 20 guest_event cli app ok=true; then
         guest_log cli | grep '^BENCH' | sed "s|^|STUDY-BENCH $id |"
         point_end "$id" ok

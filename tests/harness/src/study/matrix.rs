@@ -68,6 +68,19 @@ impl Workload {
     }
 }
 
+/// The factor whose points are Linux reference guests (question 3).
+pub const BASELINE: &str = "baseline";
+
+/// The figure every repetition of `factor`'s `workload` points prints: the
+/// workload's, but a Linux client's stream is Debian's iperf3 (netref has
+/// no stream of its own; tests/xen/linux-guest/init).
+pub fn main_figure(factor: &str, workload: Workload) -> (&'static str, &'static str) {
+    match (factor, workload) {
+        (BASELINE, Workload::Stream) => ("net.iperf3_tcp", "Mbit/s"),
+        _ => workload.main_figure(),
+    }
+}
+
 /// The path the point's frames must take; the client's figures name the
 /// path they took, and a point whose figures name another has failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,8 +428,40 @@ pub fn matrix(quick: bool) -> Vec<Point> {
                 }
             }
         }
+        points.extend(baseline(scale));
     }
     points
+}
+
+/// Question 3's `baseline`: Linux reference guests (Debian's kernel as
+/// PVH, like the Cohort guests; netref, tests/xen/linux-guest/) over
+/// netfront, a Linux client against a Linux server (cohort-study.sh's
+/// `linux:` fields): the TCP stream with the client's TSO/GSO on and off
+/// (iperf3 -n, as many bytes as the study's streams) and 1-byte RR (netref
+/// rr, as many transactions). A client runs both of its role's parts, so
+/// the part a point does not measure is kept short.
+fn baseline(s: &Scale) -> Vec<Point> {
+    let reps = s.reps + 1;
+    let stream = format!("linux:stream ref.bytes={} ref.count=20 ref.reps={reps}", s.stream_bytes);
+    [
+        ("linux-gso", Workload::Stream, stream.clone()),
+        ("linux-nogso", Workload::Stream, format!("{stream} ref.gso=off")),
+        ("linux", Workload::Rr, format!("linux:rr ref.bytes={} ref.count={} ref.reps={reps}", 1 << 20, s.rr_count)),
+    ]
+    .into_iter()
+    .map(|(value, workload, client)| Point {
+        id: format!("q3/{BASELINE}={value}/{}/{}", workload.as_str(), Path::Netfront.as_str()),
+        question: 3,
+        factor: BASELINE,
+        value: value.into(),
+        series: "",
+        workload,
+        path: Path::Netfront,
+        server: "linux:".into(),
+        client,
+        xl: String::new(),
+    })
+    .collect()
 }
 
 /// The factors a matrix varies, in its order.
@@ -599,10 +644,42 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_factor_runs_linux_guests_in_the_full_matrix_only() {
+        let full = matrix(false);
+        let b: Vec<&Point> = full.iter().filter(|p| p.factor == BASELINE).collect();
+        let ids: Vec<&str> = b.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "q3/baseline=linux-gso/stream/netfront",
+                "q3/baseline=linux-nogso/stream/netfront",
+                "q3/baseline=linux/rr/netfront"
+            ]
+        );
+        for p in &b {
+            // cohort-study.sh: a Linux server, then a Linux client.
+            assert_eq!((p.server.as_str(), p.path, p.question), ("linux:", Path::Netfront, 3), "{}", p.id);
+            assert!(p.client.starts_with(&format!("linux:{} ", p.workload.as_str())), "{}", p.client);
+            assert!(!p.client.contains("net."), "no Cohort options: {}", p.client);
+            assert_eq!(p.client.contains("ref.gso=off"), p.value == "linux-nogso", "{}", p.client);
+        }
+        assert!(b[0].client.contains(&format!("ref.bytes={} ", FULL.stream_bytes)), "{}", b[0].client);
+        assert!(b[2].client.contains(&format!("ref.count={} ", FULL.rr_count)), "{}", b[2].client);
+        assert_eq!(main_figure(BASELINE, Workload::Stream), ("net.iperf3_tcp", "Mbit/s"));
+        assert_eq!(main_figure(BASELINE, Workload::Rr), ("net.tcp_rr", "transactions/s"));
+        assert_eq!(main_figure("workload", Workload::Stream), ("net.tcp_stream", "Mbit/s"));
+        // The Linux server is kept for all three: they follow each other.
+        let at: Vec<usize> = full.iter().enumerate().filter(|(_, p)| p.factor == BASELINE).map(|(i, _)| i).collect();
+        assert_eq!(at, [at[0], at[0] + 1, at[0] + 2]);
+        assert!(matrix(true).iter().all(|p| p.factor != BASELINE && !p.server.starts_with("linux:")), "no Linux in CI");
+    }
+
+    #[test]
     fn every_point_runs_a_warm_up_and_the_reps_and_varies_one_factor() {
         for p in matrix(false) {
             let reps = match p.workload {
                 Workload::Discoveryd => format!(" {}", FULL.reps + 1),
+                _ if p.factor == BASELINE => format!("ref.reps={}", FULL.reps + 1),
                 _ => format!("net.reps={}", FULL.reps + 1),
             };
             assert!(p.client.contains(&reps), "{}", p.client);
@@ -626,10 +703,11 @@ mod tests {
             "type",
             "memory",
             "discoveryd",
+            "baseline",
         ] {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (37, 105));
+        assert_eq!((matrix(true).len(), full.len()), (37, 108));
     }
 }

@@ -115,6 +115,8 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
         }],
         files: vec![Inject { src: plan, dest: "study-plan.tsv".into() }],
         icount: true,
+        // Question 3's baseline boots Linux guests (cohort-study.sh's `linux:`).
+        linux_guest: todo.iter().any(|p| p.server.starts_with("linux:")),
         scenario_timeout: Duration::from_secs(scenario_secs),
         timeout: Duration::from_secs(scenario_secs + 900),
         ..lab::Config::default()
@@ -285,6 +287,7 @@ mod tests {
     /// A record of `point` with five repetitions of each of its figures.
     fn record(point: &Point, base: f64) -> Record {
         let names: &[(&str, &str)] = match point.workload {
+            Workload::Stream if point.factor == matrix::BASELINE => &[("net.iperf3_tcp", "Mbit/s")],
             Workload::Stream => &[("net.tcp_stream", "Mbit/s")],
             Workload::Rr => {
                 &[("net.tcp_rr", "transactions/s"), ("net.tcp_rr_latency_p50", "us"), ("net.tcp_rr_latency_p99", "us")]
@@ -446,6 +449,51 @@ mod tests {
         assert_eq!(todo.len(), all.len() - 5);
         assert_eq!(todo, all[5..].to_vec());
         assert!(not_kept(&all, &all.iter().map(|p| record(p, 1.0)).collect::<Vec<_>>()).is_empty());
+    }
+
+    #[test]
+    fn the_linux_baseline_sits_beside_cohorts_netfront_and_channel_and_says_other_boots() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-baseline-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(false);
+        let find = |id: &str| all.iter().find(|p| p.id == id).unwrap();
+        // After the warm-up: Linux 101..105 (median 103), Cohort over
+        // netfront 201..205 (203), over the channel 401..405 (403).
+        let mut records = vec![
+            record(find("q3/baseline=linux-gso/stream/netfront"), 100.0),
+            record(find("q3/baseline=linux-nogso/stream/netfront"), 50.0),
+            record(find("q3/baseline=linux/rr/netfront"), 100.0),
+            record(find("q3/workload=stream/stream/netfront"), 200.0),
+            record(find("q3/workload=stream/stream/channel"), 400.0),
+            record(find("q3/workload=rr/rr/netfront"), 200.0),
+        ];
+        for r in &mut records[3..] {
+            r.run = "2026-01-02T00:00:00Z".into();
+        }
+        let info = report::RunInfo { quick: false, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(text.contains("### Factor: Linux baseline (Linux to Linux over netfront, PVH guests)"), "{text}");
+        assert!(
+            text.contains(
+                "- linux-gso stream over Linux's netfront: 103.0 (101.0–105.0) Mbit/s; Cohort's over netfront 203.0 \
+                 (201.0–205.0, `q3/workload=stream/stream/netfront`, 1.97x Linux's); Cohort's over channel 403.0 \
+                 (401.0–405.0, `q3/workload=stream/stream/channel`, 3.91x Linux's) (Linux measured in the lab boot \
+                 of 2026-01-01T00:00:00Z, Cohort in that of 2026-01-02T00:00:00Z: not one run).\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("- linux-nogso stream over Linux's netfront: 53.0 (51.0–55.0) Mbit/s;"), "{text}");
+        assert!(
+            text.contains("- linux rr over Linux's netfront: 103.0 (101.0–105.0) transactions/s; Cohort's over netfront 203.0")
+        );
+        assert!(text.contains("](q3-baseline.svg)") && text.contains("TCP stream (iperf3)"), "{text}");
+        // One boot: no note.
+        for r in &mut records[3..] {
+            r.run = "2026-01-01T00:00:00Z".into();
+        }
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(!text.contains("not one run"), "{text}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Record {
             let spread = Spread::of(&values).ok_or("no values")?;
             measured.push(Measured { name: name.into(), unit: unit.into(), values, spread });
         }
-        let (main, _) = point.workload.main_figure();
+        let (main, _) = super::matrix::main_figure(point.factor, point.workload);
         if !measured.iter().any(|m| m.name == main) {
             return Err(format!("{}: the client printed no {main} figure", point.id));
         }

@@ -356,6 +356,7 @@ fn factor_title(factor: &str) -> &str {
         "type" => "guest type (server and client both PVH or both PV)",
         "memory" => "guest memory (MiB, server and client both)",
         "workload" => "workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
+        "baseline" => "Linux baseline (Linux to Linux over netfront, PVH guests)",
         other => other,
     }
 }
@@ -386,11 +387,64 @@ fn factor_figure(factor: &str, records: &[&Record]) -> ReportFigure {
         }
     };
     add("TCP stream".into(), "Mbit/s", Workload::Stream, "net.tcp_stream");
+    add("TCP stream (iperf3)".into(), "Mbit/s", Workload::Stream, "net.iperf3_tcp");
     add("TCP RR rate".into(), "transactions/s", Workload::Rr, "net.tcp_rr");
     add("TCP RR latency p50".into(), "us", Workload::Rr, "net.tcp_rr_latency_p50");
     add("Concurrent streams, in all".into(), "Mbit/s", Workload::Mix, "net.mix_aggregate");
     add("Concurrent streams, slowest".into(), "Mbit/s", Workload::Mix, "net.mix_flow_slowest");
     ReportFigure { name: format!("q3-{factor}"), title: format!("Question 3: {} (virtual clock)", factor_title(factor)), panels }
+}
+
+/// A sentence per Linux baseline point: its median (min–max) beside the
+/// `workload` factor's Cohort medians over netfront and the channel, and
+/// which lab boots measured them when not the same one.
+fn answer_baseline(out: &mut String, baseline: &[&Record], q3: &[&Record]) {
+    for b in baseline {
+        let (name, unit) = super::matrix::main_figure(&b.factor, b.workload);
+        let (own, _) = b.workload.main_figure();
+        let Some(linux) = b.figure(name).map(|m| m.spread) else { continue };
+        let mut cohort: Vec<String> = Vec::new();
+        let mut runs: Vec<&str> = Vec::new();
+        for path in [FramePath::Netfront, FramePath::Channel] {
+            let Some(r) = q3.iter().find(|r| r.factor == "workload" && r.workload == b.workload && r.path == path) else {
+                continue;
+            };
+            let Some(m) = r.figure(own) else { continue };
+            let s = m.spread;
+            cohort.push(format!(
+                "Cohort's over {} {:.1} ({:.1}–{:.1}, `{}`, {:.2}x Linux's)",
+                path.as_str(),
+                s.median,
+                s.min,
+                s.max,
+                r.id,
+                if linux.median > 0.0 { s.median / linux.median } else { f64::NAN }
+            ));
+            if r.run != b.run && !runs.contains(&r.run.as_str()) {
+                runs.push(&r.run);
+            }
+        }
+        let against = if cohort.is_empty() {
+            "no Cohort point of the workload factor to set beside it".to_string()
+        } else {
+            cohort.join("; ")
+        };
+        let note = if runs.is_empty() {
+            String::new()
+        } else {
+            format!(" (Linux measured in the lab boot of {}, Cohort in that of {}: not one run)", b.run, runs.join(" and "))
+        };
+        let _ = writeln!(
+            out,
+            "- {} {} over Linux's netfront: {:.1} ({:.1}–{:.1}) {unit}; {against}{note}.",
+            b.value,
+            b.workload.as_str(),
+            linux.median,
+            linux.min,
+            linux.max
+        );
+    }
+    // answer_factor's blank line follows.
 }
 
 /// RR payload throughput from the measured rates: request and response
@@ -467,6 +521,16 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
                  about 3.5 MiB) is the least swept: at 8 MiB the heap (about 1.5 MiB) would be smaller than a \
                  server's socket buffers (about 1.7 MiB: echo, sink and source), which is arithmetic, not measured.\n\n",
             );
+        }
+        if factor == super::matrix::BASELINE {
+            out.push_str(
+                "Debian's kernel and netfront in PVH guests (the Cohort guests' type), a Linux client against a Linux \
+                 server over the bridge, measured like every point: the TCP stream is iperf3's (`iperf3 -c -n`, as \
+                 many bytes as Cohort's `app=stream` sends; netref has no stream of its own), with the client's \
+                 TSO/GSO on (`linux-gso`) and off (`linux-nogso`: standard-size frames, as Cohort's netfront sends \
+                 them); RR is netref's, 1-byte messages, as many transactions as the study's RR.\n\n",
+            );
+            answer_baseline(out, &of, &q3);
         }
         let fig = factor_figure(factor, &of);
         answer_factor(out, &of);
@@ -628,7 +692,7 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str(
         "- Question 1 with dom0 and the Linux reference as peers.\n\
          - Question 2's detection latency and the switch under load (`./run.sh bench` measures both once a run, not here).\n\
-         - Question 3's Linux and iperf3 baselines (`./run.sh bench` measures them once a run).\n",
+         - Linux against Cohort guests and Cohort against iperf3 in question 3 (`./run.sh bench` measures them once a run).\n",
     );
     Ok(out)
 }
