@@ -414,7 +414,8 @@ if [ -f /cohort/linux/vmlinuz ]; then
         guest_events lsrv address
         needs lsrv
         ref_client linux-to-linux 198.18.0.50 198.18.0.50
-        # Standard-size frames only, as Cohort's netfront sends them.
+        # Ethernet-size frames only (Cohort's netfront sends GSO packets
+        # unless its offloads are off, as in the no-offload configuration).
         ref_client linux-to-linux-nogso 198.18.0.50 198.18.0.50 ref.gso=off
         # Cohort's echo (srv) for request/response, its iperf3 server (isrv)
         # for the streams; one that died (a lab fault, say) is replaced,

@@ -527,8 +527,8 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
                 "Debian's kernel and netfront in PVH guests (the Cohort guests' type), a Linux client against a Linux \
                  server over the bridge, measured like every point: the TCP stream is iperf3's (`iperf3 -c -n`, as \
                  many bytes as Cohort's `app=stream` sends; netref has no stream of its own), with the client's \
-                 TSO/GSO on (`linux-gso`) and off (`linux-nogso`: standard-size frames, as Cohort's netfront sends \
-                 them); RR is netref's, 1-byte messages, as many transactions as the study's RR.\n\n",
+                 TSO/GSO on (`linux-gso`: packets of up to 64 KiB, as Cohort's netfront sends TCP by default) and off \
+                 (`linux-nogso`: Ethernet-size frames only); RR is netref's, 1-byte messages, as many transactions as the study's RR.\n\n",
             );
             answer_baseline(out, &of, &q3);
         }
