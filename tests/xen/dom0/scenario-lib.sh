@@ -329,7 +329,7 @@ vif_explain() {
 }
 # vif_rings VIF: why a vif may carry nothing. Netback's view of the shared
 # rings (the guest's req_prod against netback's req_cons says who stopped),
-# dom0's interrupt counts per vCPU for the vif and the local timer (a vCPU
+# dom0's interrupt counts per vCPU for the vif and the timer (a vCPU
 # whose timer stopped no longer counts), and the network softirqs. Then
 # one kick of netback's queue: frames that flow after it mean an event
 # was lost, frames that do not mean netback itself is stuck.
@@ -338,7 +338,8 @@ vif_rings() {
     [ -r "$_ring" ] || { echo "--- $1: no $_ring (debugfs)"; return 0; }
     echo "--- $1 rings (netback's debugfs):"; sed 's/^/    /' "$_ring"
     echo "--- dom0 interrupts and softirqs:"
-    grep -E "^ *(CPU|LOC:)|$1-" /proc/interrupts | sed 's/^/    /'
+    # A PV dom0's timer is a per-vCPU virq (timer0, timer1), not LOC.
+    grep -E "^ *CPU| timer[0-9]+\$|$1-" /proc/interrupts | sed 's/^/    /'
     grep -E "CPU|NET_TX|NET_RX|TIMER" /proc/softirqs | sed 's/^/    /'
     _from=$(cat "/sys/class/net/$1/statistics/rx_packets")
     _to=$(cat "/sys/class/net/$1/statistics/tx_packets")
