@@ -288,20 +288,7 @@ pub enum Bench {
 
 /// What the guest's clock counts, for the `clock` field of BENCH lines:
 /// the harness sets `bench.clock=virtual` when QEMU runs with `-icount`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BenchClock {
-    Wall,
-    Virtual,
-}
-
-impl BenchClock {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BenchClock::Wall => "wall",
-            BenchClock::Virtual => "virtual",
-        }
-    }
-}
+pub use figures::Clock as BenchClock;
 
 /// Log verbosity, mirrored onto the `log` crate's filter by the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -571,11 +558,7 @@ fn parse_bench<'a>(key: &'a str, value: &'a str) -> Result<Bench, Error<'a>> {
 }
 
 fn parse_bench_clock<'a>(key: &'a str, value: &'a str) -> Result<BenchClock, Error<'a>> {
-    Ok(match value {
-        "wall" => BenchClock::Wall,
-        "virtual" => BenchClock::Virtual,
-        _ => return Err(Error::BadValue { key, value, expected: "`wall` or `virtual`" }),
-    })
+    BenchClock::parse(value).ok_or(Error::BadValue { key, value, expected: "`wall` or `virtual`" })
 }
 
 fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {

@@ -48,6 +48,35 @@ pub struct Figure<S> {
     pub clock: S,
 }
 
+/// What a figure's clock counted, the `clock` field: `virtual` when the
+/// machine runs under QEMU's `-icount` (instructions as nanoseconds),
+/// `wall` otherwise. The kernel's `bench.clock=` and discoveryd's
+/// `--clock` both take these words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    #[default]
+    Wall,
+    Virtual,
+}
+
+impl Clock {
+    /// The clock a word names, or `None`.
+    pub fn parse(word: &str) -> Option<Clock> {
+        match word {
+            "wall" => Some(Clock::Wall),
+            "virtual" => Some(Clock::Virtual),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Wall => "wall",
+            Clock::Virtual => "virtual",
+        }
+    }
+}
+
 /// `value` rounded to the thousandth, half away from zero.
 fn thousandths<Ser: Serializer>(value: &f64, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
     serializer.serialize_f64(round_thousandths(*value))
@@ -98,6 +127,17 @@ pub fn json_in(line: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clocks() {
+        use super::Clock;
+        for c in [Clock::Wall, Clock::Virtual] {
+            assert_eq!(Clock::parse(c.as_str()), Some(c));
+        }
+        assert_eq!((Clock::Wall.as_str(), Clock::Virtual.as_str()), ("wall", "virtual"));
+        assert_eq!(Clock::parse("tsc"), None);
+        assert_eq!(Clock::default(), Clock::Wall);
+    }
+
     extern crate std;
     use super::*;
     use std::string::{String, ToString};

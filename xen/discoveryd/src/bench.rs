@@ -4,36 +4,10 @@
 
 use std::time::Duration;
 
-use figures::Figure;
+use figures::{Clock, Figure};
 
 /// The figure's name.
 pub const SCAN: &str = "discoveryd.scan";
-
-/// What the clock that timed the scan counts (`--clock`): the lab under
-/// `-icount` runs on virtual time, a real dom0 on wall time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Clock {
-    #[default]
-    Wall,
-    Virtual,
-}
-
-impl Clock {
-    pub fn parse(s: &str) -> Option<Clock> {
-        match s {
-            "wall" => Some(Clock::Wall),
-            "virtual" => Some(Clock::Virtual),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Clock::Wall => "wall",
-            Clock::Virtual => "virtual",
-        }
-    }
-}
 
 /// The line for one scan of `domains` domains that took `took`, in
 /// microseconds (to the nanosecond).
@@ -61,14 +35,5 @@ mod tests {
         );
         let long = scan_line(usize::MAX, Duration::MAX, Clock::default());
         assert!(long.starts_with("BENCH {") && long.ends_with(r#","unit":"us","clock":"wall"}"#), "{long}");
-    }
-
-    #[test]
-    fn clocks() {
-        for c in [Clock::Wall, Clock::Virtual] {
-            assert_eq!(Clock::parse(c.as_str()), Some(c));
-        }
-        assert_eq!(Clock::parse("tsc"), None);
-        assert_eq!(Clock::default(), Clock::Wall);
     }
 }

@@ -5,8 +5,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bench::Clock;
 use crate::run::Options;
+use figures::Clock;
 
 pub const USAGE: &str =
     "usage: cohort-discoveryd [--socket PATH] [--policy PATH] [--rescan SECONDS] [--once] [--clock virtual|wall]";
