@@ -380,31 +380,39 @@ static void sink_one(int fd)
     fflush(stdout);
 }
 
-static void sink(int lfd)
+/* Accepts connections on LFD for ever, each served by SERVE in a child of
+ * its own: a client may hold several at once (Cohort's app=mix sends
+ * concurrent flows to one server). The children are not waited for
+ * (SIGCHLD ignored) and end with the server. */
+static void serve_each(int lfd, void (*serve)(int fd))
 {
+    signal(SIGCHLD, SIG_IGN);
     for (;;) {
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0)
             continue;
-        sink_one(fd);
+        pid_t child = fork();
+        if (child == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            close(lfd);
+            serve(fd);
+            close(fd);
+            _exit(0);
+        }
+        /* fork failed: the connection is refused, the server goes on. */
         close(fd);
     }
 }
 
-static void echo(int lfd)
+static void echo_one(int fd)
 {
     static char buf[65536];
-    for (;;) {
-        int one = 1, fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        ssize_t r;
-        while ((r = read(fd, buf, sizeof buf)) > 0)
-            if (write_all(fd, buf, (size_t)r) < 0)
-                break;
-        close(fd);
-    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        if (write_all(fd, buf, (size_t)r) < 0)
+            break;
 }
 
 /* Sends BYTES of Cohort's pattern, as its stream app does, and requires
@@ -539,9 +547,9 @@ int main(int argc, char **argv)
         if (fork() == 0) {
             /* The sink ends with the echo (a test on the host stops both). */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
-            sink(sink_fd);
+            serve_each(sink_fd, sink_one);
         }
-        echo(echo_fd);
+        serve_each(echo_fd, echo_one);
     } else if (argc == 3 && strcmp(argv[1], "no-gso") == 0) {
         return no_gso(argv[2]);
     } else if (argc == 5 && strcmp(argv[1], "stream-check") == 0) {

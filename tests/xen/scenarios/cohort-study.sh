@@ -7,7 +7,9 @@
 #   ID  SERVERS  CLIENT-CMDLINE  XL-EXTRA
 # SERVERS: each server's options after app=echo (or with their own app=),
 # `;` between servers;
-# server K (from 0, at most 8) is 198.18.0.(40+K), the client 198.18.0.49.
+# Cohort server K (from 0, at most 8) is 198.18.0.(40+K), the client
+# 198.18.0.49; a server `dom0` is netref's sink and echo in dom0 itself
+# (198.18.0.1: question 1's remote peer with no channel).
 # Per point: the echo/sink server guests (kept while the next point asks
 # for the same servers and xl lines) and a measuring client guest (app=stream,
 # app=maerts, app=rr, app=crr or app=mix, with net.reps=N), all under the
@@ -18,7 +20,7 @@
 # A point whose SERVERS is `dom0:discoveryd-cost` runs no guest: CLIENT is
 # `DOMAINS REPS` for scenario-lib's discovery_cost.
 # Linux reference guests (question 3's baseline; the lab's --linux-guest),
-# PVH like the Cohort guests: SERVERS `linux:[OPTS]` is one Linux server
+# PVH like the Cohort guests: a server `linux:[OPTS]` is the Linux server
 # (netref, ref.role=serve: iperf3 -s, sink, echo) at 198.18.0.50, and
 # CLIENT `linux:stream|rr OPTS` a Linux client at 198.18.0.51 (ref.role=
 # client: ref.reps iperf3 tests, then ref.reps netref rr runs); `stream`
@@ -41,33 +43,52 @@ study_guest() {
     cohort_cfg "$1" "$kernel" "net.ip=198.18.0.$2/15 bench.clock=virtual $3" "vif = [ \"bridge=xenbr0,mac=00:16:3e:c0:03:$2\" ]
 $4"
 }
-# servers_alive: every server guest of the last point still runs.
+# servers_alive: every server of the last point still runs.
 servers_alive() {
     for _s in $servers_up; do
         dom_state "$_s" | grep -q . && ! dom_shutdown "$_s" && ! dom_crashed "$_s" || return 1
     done
+    [ -z "$dom0_server" ] || kill -0 "$dom0_server" 2>/dev/null
 }
 servers_finish() {
     for _s in $servers_up; do guest_finish "$_s"; done
     servers_up=
+    if [ -n "$dom0_server" ]; then
+        kill "$dom0_server" 2>/dev/null
+        dom0_server=
+    fi
 }
-# servers_start SERVERS XL: starts srv0, srv1, ...; false (said) when one
-# gets no address.
+DOM0_SERVER_LOG=/tmp/dom0-netref.log
+# dom0_start: netref's sink (9) and echo (7) in dom0 itself, at xenbr0's
+# 198.18.0.1 (a remote peer with no channel); false (said) unless both listen.
+dom0_start() {
+    netref serve 9 7 > "$DOM0_SERVER_LOG" 2>&1 &
+    dom0_server=$!
+    wait_until 10 "$COHORT_EVENT" "$DOM0_SERVER_LOG" listening service=echo 2>/dev/null \
+        || { echo "netref did not listen in dom0"; quoted < "$DOM0_SERVER_LOG"; return 1; }
+}
+# linux_start OPTS: the Linux reference server (netref: iperf3 -s, sink,
+# echo) at 198.18.0.50; false (said) unless its echo listens.
+linux_start() {
+    [ -f /cohort/linux/vmlinuz ] || { echo "no Linux guest in this lab (--linux-guest)"; return 1; }
+    linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15 $1" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:03:50" ]'
+    servers_up="$servers_up lsrv"
+    # Its iperf3 -s, sink and echo listen, the echo last.
+    linux_up lsrv 300 listening service=echo || { guest_log lsrv | tail -15 | quoted; return 1; }
+}
+# servers_start SERVERS XL: starts each `;`-separated server: a Cohort
+# guest srv0, srv1, ... (at 198.18.0.40, .41, ...), `linux:OPTS` the Linux
+# server, `dom0` dom0's own; false (said) when one does not come up.
 servers_start() {
-    case $1 in
-        linux:*)
-            [ -f /cohort/linux/vmlinuz ] || { echo "no Linux guest in this lab (--linux-guest)"; return 1; }
-            linux_cfg lsrv "ref.role=serve ref.ip=198.18.0.50/15 ${1#linux:}" 'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:03:50" ]'
-            servers_up=lsrv
-            # Its iperf3 -s, sink and echo listen, the echo last.
-            linux_up lsrv 300 listening service=echo || { guest_log lsrv | tail -15 | quoted; return 1; }
-            return 0 ;;
-    esac
     _k=0
     _rest=$1
     while [ -n "$_rest" ] && [ $_k -lt 8 ]; do
         _opts=${_rest%%;*}
         case $_rest in *\;*) _rest=${_rest#*;} ;; *) _rest= ;; esac
+        case $_opts in
+            linux:*) linux_start "${_opts#linux:}" || return 1; continue ;;
+            dom0) dom0_start || return 1; continue ;;
+        esac
         case " $_opts" in
             *" app="*) study_guest "srv$_k" $((40 + _k)) "$_opts" "$2" ;;
             *) study_guest "srv$_k" $((40 + _k)) "app=echo $_opts" "$2" ;;
@@ -77,6 +98,7 @@ servers_start() {
         _k=$((_k + 1))
     done
     for _s in $servers_up; do
+        [ "$_s" = lsrv ] && continue
         wait_until 60 guest_event "$_s" address || { guest_explain "$_s"; return 1; }
     done
 }
@@ -120,6 +142,7 @@ point_end() { echo "STUDY-END $*"; }
 
 server_key=
 servers_up=
+dom0_server=
 total=$(grep -c . "$plan")
 n=0 failed=0
 while IFS=$tab read -r id server client xl <&3; do

@@ -147,6 +147,13 @@ pub const FULL: Scale =
 pub const FLOWS: usize = 4;
 const LOCAL_SERVER: &str = "198.18.0.40";
 const REMOTE_SERVER: &str = "198.18.0.41";
+/// Question 1's other remote peers, reached over netfront only: dom0
+/// itself (its xenbr0 address; netref serves in dom0) and the Linux
+/// reference guest (cohort-study.sh's `linux:` server).
+pub const DOM0_PEER: &str = "198.18.0.1";
+pub const LINUX_PEER: &str = "198.18.0.50";
+/// The local fraction at which question 1 tries the other remote peers.
+pub const OTHER_PEERS_LOCAL: usize = 2;
 /// The plan's server field of a point measured in dom0, with no guest.
 pub const DOM0_WORK: &str = "dom0:discoveryd-cost";
 
@@ -326,6 +333,27 @@ pub fn matrix(quick: bool) -> Vec<Point> {
                 p.series = series;
                 let side = if group.is_some() { "on" } else { "off" };
                 p.id = format!("q1/local={value}/{side}/{}", workload.as_str());
+                points.push(p);
+            }
+        }
+    }
+
+    // Question 1 with dom0 and the Linux reference as the remote peer, at
+    // half local (CI's quick run: dom0 only, it needs no Linux guest).
+    let remote = Sweep { question: 1, factor: "remote", scale };
+    let others: &[(&str, &str, &str)] =
+        if quick { &[("dom0", "dom0", DOM0_PEER)] } else { &[("dom0", "dom0", DOM0_PEER), ("linux", "linux:", LINUX_PEER)] };
+    for &(value, server, addr) in others {
+        for workload in [Workload::Mix, Workload::MixRr] {
+            let peers: Vec<&str> = (0..FLOWS).map(|i| if i < OTHER_PEERS_LOCAL { LOCAL_SERVER } else { addr }).collect();
+            for (series, group) in [("residency on", Some(GROUP)), ("residency off", None)] {
+                let path = if group.is_some() { Path::Both } else { Path::Netfront };
+                let servers = format!("net.group={GROUP};{server}");
+                let mut p = remote.custom(value, workload, path, &servers, group, "", "");
+                p.client = format!("{} net.peers={}", p.client, peers.join(","));
+                p.series = series;
+                let side = if group.is_some() { "on" } else { "off" };
+                p.id = format!("q1/remote={value}/{side}/{}", workload.as_str());
                 points.push(p);
             }
         }
@@ -516,7 +544,7 @@ mod tests {
     #[test]
     fn question_1_mixes_local_and_remote_flows_with_residency_on_and_off() {
         let full = matrix(false);
-        let q1: Vec<_> = full.iter().filter(|p| p.question == 1).collect();
+        let q1: Vec<_> = full.iter().filter(|p| p.question == 1 && p.factor == "local").collect();
         assert_eq!(q1.len(), 20, "five mixtures, residency on and off, streams and RR");
         for workload in [Workload::Mix, Workload::MixRr] {
             assert_eq!(q1.iter().filter(|p| p.workload == workload).count(), 10, "{workload:?}");
@@ -528,7 +556,8 @@ mod tests {
             assert_eq!(p.client.contains("net.group=study"), p.series == "residency on");
             assert_eq!(p.server, "net.group=study;net.group=far");
         }
-        let quick_rr: Vec<String> = matrix(true).into_iter().filter(|p| p.workload == Workload::MixRr).map(|p| p.id).collect();
+        let quick_rr: Vec<String> =
+            matrix(true).into_iter().filter(|p| p.workload == Workload::MixRr && p.factor == "local").map(|p| p.id).collect();
         assert_eq!(quick_rr, ["q1/local=50%/on/mix-rr", "q1/local=50%/off/mix-rr"]);
         let rr = q1.iter().find(|p| p.id == "q1/local=25%/off/mix-rr").unwrap();
         assert!(rr.client.starts_with(&format!("app=mix mix.rr=on net.count={} ", FULL.rr_count)), "{}", rr.client);
@@ -538,6 +567,30 @@ mod tests {
         assert!(Path::Both.accepts("channel") && Path::Both.accepts("channel+netfront") && !Path::Both.accepts("netfront"));
         assert!(Path::Netfront.accepts("netfront") && !Path::Netfront.accepts("channel+netfront"));
         assert_eq!(q1.iter().find(|p| p.id == "q1/local=100%/off/mix").unwrap().path, Path::Netfront);
+    }
+
+    #[test]
+    fn question_1_has_dom0_and_linux_as_remote_peers_at_half_local() {
+        for (quick, kinds) in [(true, &["dom0"][..]), (false, &["dom0", "linux"][..])] {
+            let points = matrix(quick);
+            let r: Vec<&Point> = points.iter().filter(|p| p.factor == "remote").collect();
+            assert_eq!(r.len(), kinds.len() * 4, "stream and RR mixtures, on and off");
+            for p in &r {
+                assert!(kinds.contains(&p.value.as_str()), "{}", p.id);
+                let (server, addr) = if p.value == "dom0" { ("dom0", DOM0_PEER) } else { ("linux:", LINUX_PEER) };
+                assert_eq!(p.server, format!("net.group={GROUP};{server}"));
+                let peers = p.client.split(" net.peers=").nth(1).unwrap();
+                assert_eq!(peers, [LOCAL_SERVER, LOCAL_SERVER, addr, addr].join(","), "{}", p.id);
+                assert_eq!(p.client.contains("net.group=study"), p.series == "residency on");
+                assert_eq!(p.path, if p.series == "residency on" { Path::Both } else { Path::Netfront });
+            }
+            // One server set per peer kind: the scenario starts it once.
+            for kind in kinds {
+                let at: Vec<usize> =
+                    points.iter().enumerate().filter(|(_, p)| p.factor == "remote" && p.value == *kind).map(|(i, _)| i).collect();
+                assert_eq!(at, (at[0]..at[0] + 4).collect::<Vec<_>>(), "{kind}");
+            }
+        }
     }
 
     #[test]
@@ -671,7 +724,7 @@ mod tests {
         // The Linux server is kept for all three: they follow each other.
         let at: Vec<usize> = full.iter().enumerate().filter(|(_, p)| p.factor == BASELINE).map(|(i, _)| i).collect();
         assert_eq!(at, [at[0], at[0] + 1, at[0] + 2]);
-        assert!(matrix(true).iter().all(|p| p.factor != BASELINE && !p.server.starts_with("linux:")), "no Linux in CI");
+        assert!(matrix(true).iter().all(|p| p.factor != BASELINE && !p.server.contains("linux:")), "no Linux in CI");
     }
 
     #[test]
@@ -692,6 +745,7 @@ mod tests {
         let factors: HashSet<_> = full.iter().map(|p| p.factor).collect();
         for f in [
             "local",
+            "remote",
             "residency",
             "msg",
             "workload",
@@ -708,6 +762,6 @@ mod tests {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (37, 108));
+        assert_eq!((matrix(true).len(), full.len()), (41, 116));
     }
 }

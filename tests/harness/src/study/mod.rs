@@ -16,6 +16,7 @@ mod cost;
 pub mod matrix;
 mod mix_rr;
 pub mod points;
+mod remote_peers;
 pub mod report;
 pub mod ring;
 pub mod structure;
@@ -115,8 +116,8 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
         }],
         files: vec![Inject { src: plan, dest: "study-plan.tsv".into() }],
         icount: true,
-        // Question 3's baseline boots Linux guests (cohort-study.sh's `linux:`).
-        linux_guest: todo.iter().any(|p| p.server.starts_with("linux:")),
+        // Question 1's Linux peer and question 3's baseline boot Linux guests (`linux:`).
+        linux_guest: todo.iter().any(|p| p.server.split(';').any(|s| s.starts_with("linux:"))),
         scenario_timeout: Duration::from_secs(scenario_secs),
         timeout: Duration::from_secs(scenario_secs + 900),
         ..lab::Config::default()
@@ -567,6 +568,46 @@ mod tests {
         // The new figures' blocks hold; only question 3 has no point here.
         let problems = structure::check(&text, &dir, &[], 5);
         assert_eq!(problems, ["section `Question 3: what shapes the channel's throughput and latency` has no figure"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dom0_and_linux_as_remote_peers_sit_beside_the_remote_guest() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-peers-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(false);
+        let find = |id: &str| all.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{id}"));
+        let dom0_p50 = |mut r: Record, base: f64| {
+            let values: Vec<f64> = (0..5).map(|i| base + i as f64).collect();
+            let spread = points::Spread::of(&values).unwrap();
+            let name = "net.mix_rr_peer_latency_p50 peer-198.18.0.1";
+            r.figures.push(points::Measured { name: name.into(), unit: "us".into(), values, spread });
+            r
+        };
+        let records = [
+            record(find("q1/local=50%/on/mix"), 199.0),
+            record(find("q1/local=50%/off/mix"), 99.0),
+            record(find("q1/remote=dom0/on/mix"), 299.0),
+            record(find("q1/remote=dom0/off/mix"), 99.0),
+            dom0_p50(record(find("q1/remote=dom0/on/mix-rr"), 49.0), 59.0),
+            dom0_p50(record(find("q1/remote=dom0/off/mix-rr"), 99.0), 109.0),
+        ];
+        let info = report::RunInfo { quick: false, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        for want in [
+            "### Other remote peers: dom0 and the Linux reference",
+            "**Answer.** At half local, with the remote half to a Cohort guest: streams 202 Mbit/s on against 102 off, \
+             1.98x (1.96–2.00); with it to dom0: streams 302 Mbit/s on against 102 off, 2.96x (2.92–3.00); \
+             RR p50 52.0 µs on against 102.0 off, 1.96x lower (1.93–2.00).",
+            "![Question 1: the remote half to a Cohort guest, dom0 or Linux](q1-remote-peers.svg)",
+            "| RR latency p50 to the remote peer | residency on | dom0 | 5 | 61.0 | 59.0 | 63.0 |",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        // No Linux point measured: no Linux category.
+        assert!(!text.contains("| Linux guest |"), "{text}");
+        let problems = structure::check(&text, &dir, &[], 5);
+        assert!(problems.iter().all(|p| !p.contains("q1-remote-peers")), "{problems:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 

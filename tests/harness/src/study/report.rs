@@ -115,7 +115,8 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         super::matrix::FLOWS
     );
     let all_q1: Vec<&Record> = records.iter().copied().filter(|r| r.question == 1).collect();
-    let q1: Vec<&Record> = all_q1.iter().copied().filter(|r| r.workload == Workload::Mix).collect();
+    let local: Vec<&Record> = all_q1.iter().copied().filter(|r| r.factor == "local").collect();
+    let q1: Vec<&Record> = local.iter().copied().filter(|r| r.workload == Workload::Mix).collect();
     let cats = values_of(&q1);
     let side = |series: &str, name: &str| -> Vec<Option<Spread>> {
         cats.iter().map(|c| spread_of(&q1, |r| &r.value == c && r.series == series, name)).collect()
@@ -199,7 +200,8 @@ fn question1(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         let title = "Question 1: throughput and gain against the local fraction".to_string();
         figure_block(out, dir, &ReportFigure { name: "q1-mixtures".into(), title, panels })?;
     }
-    super::mix_rr::section(out, dir, &all_q1)
+    super::mix_rr::section(out, dir, &local)?;
+    super::remote_peers::section(out, dir, &all_q1)
 }
 
 const Q2_FIGURES: [(&str, &str, Workload, bool); 6] = [
@@ -690,8 +692,7 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     super::anchors::section(&mut out, &all);
     out.push_str("## Not measured yet\n\n");
     out.push_str(
-        "- Question 1 with dom0 and the Linux reference as peers.\n\
-         - Question 2's detection latency and the switch under load (`./run.sh bench` measures both once a run, not here).\n\
+        "- Question 2's detection latency and the switch under load (`./run.sh bench` measures both once a run, not here).\n\
          - Linux against Cohort guests and Cohort against iperf3 in question 3 (`./run.sh bench` measures them once a run).\n",
     );
     Ok(out)
