@@ -8,6 +8,7 @@ use super::chart::{Panel, Series};
 use super::matrix::{Workload, DOM0_PEER, FLOWS, LINUX_PEER, OTHER_PEERS_LOCAL};
 use super::points::{Record, Spread};
 use super::report::{figure_block, gains, ReportFigure};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -88,6 +89,20 @@ pub(super) fn section(out: &mut String, dir: &Path, q1: &[&Record]) -> Result<()
     }
     if !sentences.is_empty() {
         let _ = writeln!(out, "**Answer.** At half local, with the remote half {}.\n", sentences.join("; with it "));
+    }
+    let runs: BTreeSet<&str> = kinds
+        .iter()
+        .flat_map(|k| [Workload::Mix, Workload::MixRr].into_iter().flat_map(move |w| SIDES.map(|s| (k, w, s))))
+        .filter_map(|(k, w, s)| find(q1, k, w, s))
+        .map(|r| r.run.as_str())
+        .collect();
+    if runs.len() > 1 {
+        let _ = writeln!(
+            out,
+            "**Note:** these points come from {} lab boots (a resumed run): on against off is within one boot for \
+             each peer kind, the kinds against each other are not.\n",
+            runs.len()
+        );
     }
     let categories: Vec<String> = kinds.iter().map(|k| k.label.to_string()).collect();
     let by_side = |w: Workload, name: &dyn Fn(&Kind) -> String| -> Vec<Series> {
