@@ -29,6 +29,8 @@ use xen_proto::xenstore::Client;
 use channel::ring::ETH_FRAME;
 use channel::{Manager, SendError};
 
+use netdev::{TcpSent, TcpSentTracker};
+
 use crate::checksum;
 use crate::counters::SwitchCounters;
 use crate::gso;
@@ -160,6 +162,8 @@ pub struct Paths<G: RegionGrants + Clone, E: EventChannels + Clone> {
     /// Problems the data path found, acted on at the next service.
     failures: Vec<(DomId, &'static str)>,
     counters: SwitchCounters,
+    /// TCP bytes sent and sent again, while a measurement asks.
+    tcp_sent: Option<TcpSentTracker>,
 }
 
 pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> {
@@ -217,6 +221,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
                 found_full: Vec::new(),
                 failures: Vec::new(),
                 counters: SwitchCounters::default(),
+                tcp_sent: None,
             },
             mac,
             rx_frame: Vec::with_capacity(build),
@@ -252,6 +257,17 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
 
     pub fn counters(&self) -> SwitchCounters {
         SwitchCounters { rx_bad_checksums: self.bad_checksums, ..self.paths.counters }
+    }
+
+    /// Starts counting the TCP payload this side sends, and what it sends
+    /// again (from zero), or stops.
+    pub fn track_tcp(&mut self, on: bool) {
+        self.paths.tcp_sent = on.then(TcpSentTracker::default);
+    }
+
+    /// What was counted since tracking began (None: not tracking).
+    pub fn tcp_sent(&self) -> Option<TcpSent> {
+        self.paths.tcp_sent.as_ref().map(TcpSentTracker::sent)
     }
 
     /// The data path's housekeeping, cheap enough for every round: queued
@@ -543,14 +559,21 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> TxTok
         let guess = paths.last_peer.and_then(|p| Some((p, paths.manager.mac_of(p)?)));
         let Some((peer, peer_mac)) = guess else {
             let out = f(&mut paths.scratch[..len]);
+            if let Some(t) = &mut paths.tcp_sent {
+                t.note(&paths.scratch[..len]);
+            }
             paths.route(len, gso, fallback);
             return out;
         };
         let scratch = &mut paths.scratch;
+        let tcp_sent = &mut paths.tcp_sent;
         // Build in the guessed ring; keep a copy aside if it is not for
         // that peer after all.
         let build = move |buf: &mut [u8]| {
             let out = f(buf);
+            if let Some(t) = tcp_sent {
+                t.note(buf);
+            }
             let ours = dst_mac(buf) == Some(peer_mac);
             if !ours {
                 scratch[..len].copy_from_slice(buf);

@@ -1,8 +1,9 @@
 //! Cohort's network applications, on whatever runs a smoltcp interface
 //! for them: the services (TCP and UDP [`echo`], the stream [`sink`] and
 //! [`source`]), the measuring clients ([`transfer`], [`stream`],
-//! [`maerts`], [`rr`], [`crr`], [`udp_rr`]) and [`netbench`],
-//! which measures the shared-memory channel against netfront in one run;
+//! [`maerts`], [`rr`], [`crr`], [`udp_rr`]), [`netbench`],
+//! which measures the shared-memory channel against netfront in one run,
+//! and [`handover`], the switch between them under load;
 //! [`run()`] runs the one `app=` names.
 //!
 //! Pure and host-tested: the time comes in as a parameter (the clients'
@@ -20,6 +21,7 @@ extern crate alloc;
 pub mod client;
 pub mod crr;
 pub mod echo;
+pub mod handover;
 pub mod iperf;
 pub mod latency;
 pub mod maerts;

@@ -40,7 +40,7 @@ impl<S: Stack> Run<'_, S> {
         let up_ms = self.first_channel()?;
         let channel = self.phase("channel")?;
         let switch_ms = self.switch_under_load()?;
-        self.wait_for("the channel to close", SETUP_TIMEOUT, |r| r.channels_up() == 0)?;
+        self.wait_for("netbench: the channel to close", SETUP_TIMEOUT, |r| r.channels_up() == 0)?;
         let netfront = self.phase("netfront")?;
         let back_ms = self.channel_back()?;
         self.summary(up_ms, &channel, &netfront, switch_ms, back_ms);
@@ -50,7 +50,7 @@ impl<S: Stack> Run<'_, S> {
     /// Step 1: waits for the channel; when it came up, in ms of this guest's
     /// clock (zero at its entry, PVH or PV).
     fn first_channel(&mut self) -> Result<f64, String> {
-        self.wait_for("waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+        self.wait_for("netbench: waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
         let up_ms = self.now() as f64 / 1e6;
         self.print(format_args!("netbench: channel up {up_ms:.1} ms after this guest's entry"));
         self.figure("channel.up_after_boot", "channel", up_ms, "ms");
@@ -125,7 +125,7 @@ impl<S: Stack> Run<'_, S> {
     /// Step 5: lets the channel come back; how long its setup took, in ms.
     fn channel_back(&mut self) -> Result<f64, String> {
         self.hold(false);
-        let back_ms = self.wait_for("the channel to come back", SETUP_TIMEOUT, |r| r.channels_up() > 0)? as f64 / 1e6;
+        let back_ms = self.wait_for("netbench: the channel to come back", SETUP_TIMEOUT, |r| r.channels_up() > 0)? as f64 / 1e6;
         self.figure("channel.setup_after_release", "channel", back_ms, "ms");
         self.print(format_args!("netbench: channel back {back_ms:.1} ms after the hold was released"));
         Ok(back_ms)

@@ -81,6 +81,7 @@ pub fn app_name(app: App) -> &'static str {
         App::Stream => "stream",
         App::Rr => "rr",
         App::Netbench => "netbench",
+        App::Handover => "handover",
         App::Iperf3 => "iperf3",
         App::Iperf3Client => "iperf3-client",
         App::Mix => "mix",
@@ -213,6 +214,7 @@ impl<S: Stack> Run<'_, S> {
             }
             App::Rr => (0..self.net.reps).try_for_each(|_| self.rr(None).map(drop)),
             App::Netbench => self.netbench(),
+            App::Handover => self.handover(),
             App::Iperf3 => self.iperf3_serve(),
             App::Iperf3Client => self.iperf3_client(),
             App::Mix => self.mix(),
@@ -293,7 +295,7 @@ impl<S: Stack> Run<'_, S> {
         while !cond(self) {
             self.check_stop()?;
             if self.now() - start > timeout {
-                return Err(format!("netbench: {what}: not within {} s", timeout / SECOND));
+                return Err(format!("{what}: not within {} s", timeout / SECOND));
             }
             if !self.stack.step() {
                 self.stack.wait();

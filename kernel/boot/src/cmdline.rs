@@ -39,6 +39,11 @@ pub enum App {
     /// Stream and RR to `net.peer` over the shared-memory channel, then
     /// over netfront, with the channel's setup and switch times.
     Netbench,
+    /// The switch under load, both ways: streams to `net.peer`'s sink held
+    /// on netfront at a third, let back on the channel at two thirds;
+    /// detection once, then per stream the times, the bytes sent again and
+    /// the rate.
+    Handover,
     /// An iperf3 (3.12 protocol) server on port 5201, or `net.port` when
     /// given, until `xl shutdown`.
     Iperf3,
@@ -568,6 +573,7 @@ fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
         "stream" => App::Stream,
         "rr" => App::Rr,
         "netbench" => App::Netbench,
+        "handover" => App::Handover,
         "iperf3" => App::Iperf3,
         "iperf3-client" => App::Iperf3Client,
         "mix" => App::Mix,
@@ -578,7 +584,7 @@ fn parse_app<'a>(key: &'a str, value: &'a str) -> Result<App, Error<'a>> {
             key,
             value,
             expected:
-                "`echo`, `transfer`, `stream`, `rr`, `netbench`, `iperf3`, `iperf3-client`, `mix`, `maerts`, `crr` or `udp-rr`",
+                "`echo`, `transfer`, `stream`, `rr`, `netbench`, `handover`, `iperf3`, `iperf3-client`, `mix`, `maerts`, `crr` or `udp-rr`",
         }),
     })
 }

@@ -16,6 +16,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use smoltcp::phy::Device;
 
+pub mod tcp_sent;
+
+pub use tcp_sent::{TcpSent, TcpSentTracker};
+
 /// What a network device offers the stack beyond `smoltcp::phy::Device`.
 pub trait NetDevice: Device {
     fn mac(&self) -> [u8; 6];
@@ -93,6 +97,11 @@ pub trait Paths {
     /// channels again.
     fn hold(&mut self, held: bool);
     fn frames(&self) -> PathFrames;
+    /// Starts counting the TCP payload bytes the device sends, and those it
+    /// sends again (from zero), or stops; off by default, for measurements.
+    fn track_tcp(&mut self, on: bool);
+    /// What was counted since tracking began (None: not tracking).
+    fn tcp_sent(&self) -> Option<TcpSent>;
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 # Per point: the echo/sink server guests (kept while the next point asks
 # for the same servers and xl lines) and a measuring client guest (app=stream,
 # app=maerts, app=rr, app=crr or app=mix, with net.reps=N), all under the
-# virtual clock. Lines
+# virtual clock. A CLIENT-CMDLINE `boots=N ...` boots the client N times
+# (N repetitions of what a guest measures once a boot). Lines
 # for the harness, one per figure and one at each point's end:
 #   STUDY-BENCH ID BENCH {...}       the client's figures, as it printed them
 #   STUDY-END ID ok                  or: STUDY-END ID fail REASON
@@ -137,6 +138,34 @@ linux_client() {
     guest_finish lcli
     [ -z "$_bad" ]
 }
+# client_boots ID N CMDLINE XL: the client N times, one after another,
+# each to its end; its BENCH lines relayed as STUDY-BENCH ID. False, with
+# $client_failed saying why, at the first that does not end well.
+client_boots() {
+    _b=1
+    while [ "$_b" -le "$2" ]; do
+        [ "$2" -gt 1 ] && echo "study: $1: client boot $_b of $2"
+        study_guest cli 49 "$3 net.peer=198.18.0.40" "$4"
+        if ! xl_create /tmp/cli.cfg; then
+            client_failed="xl create of the client failed"
+            return 1
+        fi
+        # shellcheck disable=SC2086 # one name a word
+        needs $servers_up
+        if wait_quietly "$point_timeout" dom_shutdown cli && ! dom_crashed cli && wait_until 20 guest_event cli app ok=true; then
+            guest_log cli | grep '^BENCH' | sed "s|^|STUDY-BENCH $1 |"
+        else
+            guest_explain cli
+            client_failed="the client did not finish (state $(dom_state cli))"
+            needs
+            guest_finish cli
+            return 1
+        fi
+        needs
+        guest_finish cli
+        _b=$((_b + 1))
+    done
+}
 # point_end ID ok|fail [REASON]
 point_end() { echo "STUDY-END $*"; }
 
@@ -177,22 +206,21 @@ while IFS=$tab read -r id server client xl <&3; do
             linux_client "$id" "${_what%% *}" "${_what#* }" || failed=$((failed + 1))
             continue ;;
     esac
-    study_guest cli 49 "$client net.peer=198.18.0.40" "$xl"
-    if ! xl_create /tmp/cli.cfg; then
-        point_end "$id" fail "xl create of the client failed"; failed=$((failed + 1)); continue
-    fi
-    # shellcheck disable=SC2086 # one name a word
-    needs $servers_up
-    if wait_quietly "$point_timeout" dom_shutdown cli && ! dom_crashed cli && wait_until 20 guest_event cli app ok=true; then
-        guest_log cli | grep '^BENCH' | sed "s|^|STUDY-BENCH $id |"
+    # `boots=N CMDLINE`: the client booted N times, its figures of each
+    # boot relayed (what a guest measures once a boot: detection).
+    boots=1
+    case $client in
+        boots=*)
+            boots=${client%% *}
+            boots=${boots#boots=}
+            client=${client#* } ;;
+    esac
+    if client_boots "$id" "$boots" "$client" "$xl"; then
         point_end "$id" ok
     else
-        guest_explain cli
-        point_end "$id" fail "the client did not finish (state $(dom_state cli))"
+        point_end "$id" fail "$client_failed"
         failed=$((failed + 1))
     fi
-    needs
-    guest_finish cli
 done 3< "$plan"
 servers_finish
 

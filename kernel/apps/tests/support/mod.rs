@@ -15,7 +15,7 @@ use apps::sink::Sink;
 use apps::{Clock, Output, Part, Profile, Settings};
 use cohort_boot::cmdline::{BenchClock, Ipv4Cidr as CmdCidr, NetOptions};
 use figures::{Event, Figure};
-use netdev::{NetDevice, PathFrames, Paths};
+use netdev::{NetDevice, PathFrames, Paths, TcpSent, TcpSentTracker};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
@@ -230,12 +230,21 @@ pub struct FakeDevice {
     fallback: Port,
     channel: Option<(Port, Rc<RefCell<ChannelState>>)>,
     frames: PathFrames,
+    tcp_sent: Option<TcpSentTracker>,
     pub shut_down: bool,
 }
 
 impl FakeDevice {
     pub fn new(mac: [u8; 6], clock: &SimClock, fallback: Port) -> FakeDevice {
-        FakeDevice { mac, clock: clock.clone(), fallback, channel: None, frames: PathFrames::default(), shut_down: false }
+        FakeDevice {
+            mac,
+            clock: clock.clone(),
+            fallback,
+            channel: None,
+            frames: PathFrames::default(),
+            tcp_sent: None,
+            shut_down: false,
+        }
     }
 
     pub fn with_channel(mut self, channel: Port, state: &Rc<RefCell<ChannelState>>) -> FakeDevice {
@@ -275,6 +284,9 @@ impl TxToken for FakeTx<'_> {
         let mut frame = vec![0; len];
         let out = f(&mut frame);
         let dev = self.0;
+        if let Some(t) = &mut dev.tcp_sent {
+            t.note(&frame);
+        }
         let now = dev.clock.now();
         let unicast = frame[0] & 1 == 0;
         match &dev.channel {
@@ -341,6 +353,14 @@ impl Paths for FakeDevice {
 
     fn frames(&self) -> PathFrames {
         self.frames
+    }
+
+    fn track_tcp(&mut self, on: bool) {
+        self.tcp_sent = on.then(TcpSentTracker::default);
+    }
+
+    fn tcp_sent(&self) -> Option<TcpSent> {
+        self.tcp_sent.as_ref().map(TcpSentTracker::sent)
     }
 }
 

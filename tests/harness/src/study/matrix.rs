@@ -34,6 +34,9 @@ pub enum Workload {
     /// One scan of dom0's discovery daemon against fake domains
     /// (`cohort-discoveryd --once`): question 2's cost in dom0.
     Discoveryd,
+    /// Detection and the switch under load, both ways (`app=handover`, a
+    /// client boot a repetition): question 2's switching cost.
+    Handover,
 }
 
 impl Workload {
@@ -50,6 +53,7 @@ impl Workload {
             Workload::UdpStream => ("net.iperf3_udp", "Mbit/s"),
             Workload::MixRr => ("net.mix_rr_aggregate", "transactions/s"),
             Workload::Discoveryd => ("discoveryd.scan", "us"),
+            Workload::Handover => ("handover.to_netfront", "ms"),
         }
     }
 
@@ -64,6 +68,7 @@ impl Workload {
             Workload::UdpStream => "udp-stream",
             Workload::MixRr => "mix-rr",
             Workload::Discoveryd => "discoveryd",
+            Workload::Handover => "handover",
         }
     }
 }
@@ -130,16 +135,33 @@ pub struct Scale {
     pub crr_count: u32,
     /// Bytes of each of question 1's concurrent flows.
     pub flow_bytes: u64,
+    /// Bytes of each switching stream (question 2's handover): a third on
+    /// the channel, a third on netfront, a third on the channel again.
+    pub handover_bytes: u64,
     /// Seconds a point's client may take, in dom0.
     pub point_timeout: u64,
 }
 
 /// `./run.sh study --quick`: the same questions, short transfers, fewer
 /// factor values; its figures are not comparable with a full run's.
-pub const QUICK: Scale =
-    Scale { reps: 5, stream_bytes: 1 << 20, rr_count: 200, crr_count: 100, flow_bytes: 1 << 20, point_timeout: 300 };
-pub const FULL: Scale =
-    Scale { reps: 5, stream_bytes: 16 << 20, rr_count: 2000, crr_count: 1000, flow_bytes: 4 << 20, point_timeout: 1200 };
+pub const QUICK: Scale = Scale {
+    reps: 5,
+    stream_bytes: 1 << 20,
+    rr_count: 200,
+    crr_count: 100,
+    flow_bytes: 1 << 20,
+    handover_bytes: 4 << 20,
+    point_timeout: 300,
+};
+pub const FULL: Scale = Scale {
+    reps: 5,
+    stream_bytes: 16 << 20,
+    rr_count: 2000,
+    crr_count: 1000,
+    flow_bytes: 4 << 20,
+    handover_bytes: 16 << 20,
+    point_timeout: 1200,
+};
 
 /// Question 1's flows from the one client, and its servers' addresses
 /// (cohort-study.sh: server K is 198.18.0.(40+K)): a co-resident one in
@@ -241,6 +263,9 @@ impl Sweep<'_> {
             Workload::MixRr => format!("app=mix mix.rr=on net.count={} net.reps={reps}", s.rr_count),
             // cohort-study.sh runs these in dom0: `DOMAINS REPS`.
             Workload::Discoveryd => format!("{value} {reps}"),
+            // Detection happens once a boot: a boot a repetition
+            // (cohort-study.sh's `boots=N`), one stream each.
+            Workload::Handover => format!("boots={reps} app=handover net.bytes={} net.reps=1", s.handover_bytes),
             Workload::Maerts => format!("app=maerts net.check=count net.bytes={} net.reps={reps}", s.stream_bytes),
             Workload::Crr => format!("app=crr net.count={} net.reps={reps}", s.crr_count),
             Workload::UdpRr => format!("app=udp-rr net.count={} net.reps={reps}", s.rr_count),
@@ -306,6 +331,14 @@ pub fn matrix(quick: bool) -> Vec<Point> {
         p.id = format!("q2/discoveryd={n}/discoveryd");
         points.push(p);
     }
+
+    // Question 2's switching cost: detection from the client's boot, and
+    // a stream to the co-resident server moved to netfront and back.
+    let handover = Sweep { question: 2, factor: "handover", scale };
+    let mut p =
+        handover.custom("channel-netfront", Workload::Handover, Path::Both, &format!("net.group={GROUP}"), Some(GROUP), "", "");
+    p.id = "q2/handover=channel-netfront/handover".into();
+    points.push(p);
 
     // Question 1: FLOWS concurrent streams from one client, `local` of them
     // to a co-resident server (group "study"), the rest to a remote one
@@ -570,6 +603,25 @@ mod tests {
     }
 
     #[test]
+    fn question_2_times_the_switch_over_a_boot_a_repetition() {
+        for (quick, scale) in [(true, &QUICK), (false, &FULL)] {
+            let points = matrix(quick);
+            let h: Vec<&Point> = points.iter().filter(|p| p.factor == "handover").collect();
+            assert_eq!(h.len(), 1);
+            let p = h[0];
+            assert_eq!((p.question, p.workload, p.path), (2, Workload::Handover, Path::Both));
+            assert_eq!(p.server, "net.group=study");
+            let boots = scale.reps + 1;
+            assert_eq!(
+                p.client,
+                format!("boots={boots} app=handover net.bytes={} net.reps=1 net.group=study", scale.handover_bytes)
+            );
+            // Three thirds, each more than the 256 KiB a switch waits for.
+            assert!(scale.handover_bytes >= 6 * 256 * 1024);
+        }
+    }
+
+    #[test]
     fn question_1_has_dom0_and_linux_as_remote_peers_at_half_local() {
         for (quick, kinds) in [(true, &["dom0"][..]), (false, &["dom0", "linux"][..])] {
             let points = matrix(quick);
@@ -732,12 +784,13 @@ mod tests {
         for p in matrix(false) {
             let reps = match p.workload {
                 Workload::Discoveryd => format!(" {}", FULL.reps + 1),
+                Workload::Handover => format!("boots={} ", FULL.reps + 1),
                 _ if p.factor == BASELINE => format!("ref.reps={}", FULL.reps + 1),
                 _ => format!("net.reps={}", FULL.reps + 1),
             };
             assert!(p.client.contains(&reps), "{}", p.client);
             let channel = p.client.contains(&format!("net.group={GROUP}"));
-            if ![Workload::Mix, Workload::MixRr, Workload::Discoveryd].contains(&p.workload) {
+            if ![Workload::Mix, Workload::MixRr, Workload::Discoveryd, Workload::Handover].contains(&p.workload) {
                 assert_eq!(channel, p.path == Path::Channel, "{}", p.id);
             }
         }
@@ -757,11 +810,12 @@ mod tests {
             "type",
             "memory",
             "discoveryd",
+            "handover",
             "baseline",
         ] {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (41, 116));
+        assert_eq!((matrix(true).len(), full.len()), (42, 117));
     }
 }

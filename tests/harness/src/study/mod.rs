@@ -13,6 +13,7 @@
 pub mod anchors;
 pub mod chart;
 mod cost;
+mod handover;
 pub mod matrix;
 mod mix_rr;
 pub mod points;
@@ -304,6 +305,15 @@ mod tests {
                 ("net.mix_rr_latency_p99", "us"),
             ],
             Workload::Discoveryd => &[("discoveryd.scan", "us")],
+            Workload::Handover => &[
+                ("handover.detect", "ms"),
+                ("handover.to_netfront", "ms"),
+                ("handover.channel_back", "ms"),
+                ("handover.to_channel", "ms"),
+                ("handover.retransmitted", "bytes"),
+                ("handover.payload_sent", "bytes"),
+                ("handover.stream", "Mbit/s"),
+            ],
         };
         let figures: Vec<Figure> = names
             .iter()
@@ -340,6 +350,7 @@ mod tests {
             "### Factor: notification mode",
             "### Factor: workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
             "![Question 3: the workloads over each path (virtual clock)](q3-workload.svg)",
+            "![Question 2: detection and the switch under load](q2-handover.svg)",
             "## Published anchors",
         ] {
             assert!(text.contains(q), "{q}");
@@ -608,6 +619,29 @@ mod tests {
         assert!(!text.contains("| Linux guest |"), "{text}");
         let problems = structure::check(&text, &dir, &[], 5);
         assert!(problems.iter().all(|p| !p.contains("q1-remote-peers")), "{problems:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_handover_reaches_question_2_with_its_spread() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-handover-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(true);
+        let point = all.iter().find(|p| p.id == "q2/handover=channel-netfront/handover").unwrap();
+        let records = [record(point, 99.0)];
+        let info = report::RunInfo { quick: true, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        for want in [
+            "**Answer.** Per repetition, median (min–max): the channel was up 102 ms (100–104) after the client's entry; \
+             hold → resumed on netfront 102.00 ms (100.00–104.00); release → channel up 102.00 ms (100.00–104.00); \
+             release → resumed on the channel 102.00 ms (100.00–104.00); TCP payload sent again 102 bytes (100–104) \
+             per stream, 100.000% (100.000–100.000) of what it sent.",
+            "| The switch under load | channel ↔ netfront | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        let problems = structure::check(&text, &dir, &[], 5);
+        assert!(problems.iter().all(|p| !p.contains("q2-handover")), "{problems:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 

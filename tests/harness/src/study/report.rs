@@ -333,7 +333,8 @@ fn question2(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
         let title = "Question 2: remote path with the residency layer off and on".to_string();
         figure_block(out, dir, &ReportFigure { name: "q2-residency".into(), title, panels })?;
     }
-    super::cost::discoveryd_section(out, dir, records)
+    super::cost::discoveryd_section(out, dir, records)?;
+    super::handover::section(out, dir, records)
 }
 
 /// A factor's values in the matrix's order.
@@ -692,8 +693,7 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     super::anchors::section(&mut out, &all);
     out.push_str("## Not measured yet\n\n");
     out.push_str(
-        "- Question 2's detection latency and the switch under load (`./run.sh bench` measures both once a run, not here).\n\
-         - Linux against Cohort guests and Cohort against iperf3 in question 3 (`./run.sh bench` measures them once a run).\n",
+        "- Linux against Cohort guests and Cohort against iperf3 in question 3 (`./run.sh bench` measures them once a run).\n",
     );
     Ok(out)
 }

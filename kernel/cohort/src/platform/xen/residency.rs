@@ -18,7 +18,7 @@ use channel::{Config, Note};
 use cohort_boot::cmdline::ChannelOptions;
 use discovery::Group;
 use figures::Event as ResultLine;
-use netdev::{NetDevice, PathFrames, Paths};
+use netdev::{NetDevice, PathFrames, Paths, TcpSent};
 use residency::{Event, Fired, Options, Residency, OFFERS_TOKEN, PEERS_TOKEN};
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -238,6 +238,14 @@ impl Paths for ResidentNet {
     fn hold(&mut self, held: bool) {
         self.res.hold(held, now_ns());
         self.log_events();
+    }
+
+    fn track_tcp(&mut self, on: bool) {
+        self.res.switch().track_tcp(on);
+    }
+
+    fn tcp_sent(&self) -> Option<TcpSent> {
+        self.res.switch_ref().tcp_sent()
     }
 
     fn frames(&self) -> PathFrames {

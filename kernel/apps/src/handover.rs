@@ -1,0 +1,160 @@
+//! `app=handover`: the switch between paths under load, both ways, and
+//! what it costs the stream (question 2 of the study).
+//!
+//! Once: how long after this guest's entry the channel to `net.peer` came
+//! up (detection: its advert, dom0's listing, the offer and the mapping).
+//! Then `net.reps` times, a stream of `net.bytes` (FNV-checked by the
+//! sink: a lost, duplicated or reordered byte fails it) that starts on the
+//! channel; at a third every peer is held on netfront, and once
+//! [`RESUMED_AFTER_BYTES`] more are acknowledged and two thirds are, the
+//! hold is released and the channel comes back. Per stream, as `BENCH`
+//! figures over `channel+netfront`: the time from the hold until the stream
+//! resumed on netfront, from the release until the channel was up, and
+//! until the stream resumed on it; the TCP payload sent in all and sent
+//! again (smoltcp counts neither: the device does,
+//! [`netdev::Paths::track_tcp`]); the stream's rate across both switches.
+
+use crate::pattern::CheckKind;
+use crate::run::{Run, SETUP_TIMEOUT};
+use crate::stream::Stream;
+use crate::Stack;
+use alloc::format;
+use alloc::string::String;
+use netdev::NetDevice;
+
+/// Acknowledged after a switch, the stream has resumed on the new path.
+pub const RESUMED_AFTER_BYTES: u64 = 256 * 1024;
+/// The figures' path: the stream takes both.
+const PATH: &str = "channel+netfront";
+
+/// Where a stream is in its two switches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Step {
+    /// On the channel, until a third is acknowledged.
+    Channel,
+    /// Held on netfront since `at` (ns), with `base` bytes acknowledged.
+    Held {
+        at: u64,
+        base: u64,
+    },
+    /// Resumed on netfront; released at two thirds.
+    Netfront,
+    /// Released at `at`; waiting for the channel.
+    Released {
+        at: u64,
+    },
+    /// The channel up again since `up` (ns after `at`), with `base` acknowledged.
+    Back {
+        at: u64,
+        base: u64,
+    },
+    Done,
+}
+
+/// One stream's switches, in ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Times {
+    to_netfront: Option<u64>,
+    channel_back: Option<u64>,
+    to_channel: Option<u64>,
+}
+
+impl<S: Stack> Run<'_, S> {
+    pub(crate) fn handover(&mut self) -> Result<(), String> {
+        self.peer()?;
+        if self.stack.device().paths().is_none() {
+            return Err("app=handover needs the shared-memory channel: Xen and net.group".into());
+        }
+        self.wait_for("handover: waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+        let detect_ms = self.now() as f64 / 1e6;
+        self.print(format_args!("handover: channel up {detect_ms:.1} ms after this guest's entry"));
+        self.figure("handover.detect", "channel", detect_ms, "ms");
+        for rep in 0..self.net.reps {
+            self.wait_for("handover: the channel before a stream", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+            self.switching_stream(rep)?;
+        }
+        Ok(())
+    }
+
+    /// One stream with both switches; its figures.
+    fn switching_stream(&mut self, rep: u32) -> Result<(), String> {
+        let (peer, port, bytes) = (self.peer()?, self.net.sink, self.net.bytes);
+        if bytes < 6 * RESUMED_AFTER_BYTES {
+            return Err(format!("app=handover needs net.bytes of at least {}", 6 * RESUMED_AFTER_BYTES));
+        }
+        let before = self.frames();
+        if let Some(p) = self.stack.device().paths() {
+            p.track_tcp(true);
+        }
+        let mut step = Step::Channel;
+        let mut times = Times::default();
+        let start = |s: &mut S, local| {
+            let (iface, sockets) = s.parts();
+            Stream::start(iface, sockets, peer, port, bytes, CheckKind::Fast, local)
+        };
+        let during = |stack: &mut S, s: &mut Stream, now: u64| {
+            let acked = s.acked(stack.sockets());
+            let Some(paths) = stack.device().paths() else { return };
+            step = match step {
+                Step::Channel if acked >= bytes / 3 => {
+                    paths.hold(true);
+                    Step::Held { at: now, base: acked }
+                }
+                Step::Held { at, base } if acked >= base + RESUMED_AFTER_BYTES => {
+                    times.to_netfront = Some(now - at);
+                    Step::Netfront
+                }
+                Step::Netfront if acked >= 2 * bytes / 3 => {
+                    paths.hold(false);
+                    Step::Released { at: now }
+                }
+                Step::Released { at } if paths.channels_up() > 0 => {
+                    times.channel_back = Some(now - at);
+                    Step::Back { at, base: acked }
+                }
+                Step::Back { at, base } if acked >= base + RESUMED_AFTER_BYTES => {
+                    times.to_channel = Some(now - at);
+                    Step::Done
+                }
+                other => other,
+            };
+        };
+        let result = self.drive("switching stream", start, during);
+        let sent = self.stack.device().paths().and_then(|p| {
+            let sent = p.tcp_sent();
+            p.track_tcp(false);
+            sent
+        });
+        // Whatever happened, no hold outlives the stream.
+        if matches!(step, Step::Held { .. } | Step::Netfront) {
+            self.hold(false);
+        }
+        let (s, _) = result?;
+        let report = s.finish(self.stack.sockets());
+        let frames = self.frame_share(&before, "switching stream");
+        let report = self.stream_report(report, PATH, frames)?;
+        let ms = |t: Option<u64>, what: &str| {
+            t.map(|ns| ns as f64 / 1e6)
+                .ok_or(format!("handover: the stream of {bytes} bytes ended before {what}; give a larger net.bytes"))
+        };
+        let to_netfront = ms(times.to_netfront, "it resumed on netfront")?;
+        let channel_back = ms(times.channel_back, "the channel came back")?;
+        let to_channel = ms(times.to_channel, "it resumed on the channel")?;
+        let sent = sent.ok_or("handover: the device counted no TCP bytes")?;
+        self.print(format_args!(
+            "handover {}: to netfront {to_netfront:.3} ms; channel back {channel_back:.3} ms, stream on it {to_channel:.3} ms after the \
+             release; {} of {} TCP payload bytes sent again; {:.2} Mbit/s",
+            rep + 1,
+            sent.retransmitted,
+            sent.payload,
+            report.mbit_per_s()
+        ));
+        self.figure("handover.to_netfront", PATH, to_netfront, "ms");
+        self.figure("handover.channel_back", PATH, channel_back, "ms");
+        self.figure("handover.to_channel", PATH, to_channel, "ms");
+        self.figure("handover.retransmitted", PATH, sent.retransmitted as f64, "bytes");
+        self.figure("handover.payload_sent", PATH, sent.payload as f64, "bytes");
+        self.figure("handover.stream", PATH, report.mbit_per_s(), "Mbit/s");
+        Ok(())
+    }
+}

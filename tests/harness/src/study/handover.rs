@@ -1,0 +1,87 @@
+//! Question 2's switching cost in the report: detection (the client's
+//! boot to its channel) and a stream moved to netfront and back under load
+//! (`app=handover`, one client boot a repetition).
+
+use super::chart::{Panel, Series};
+use super::matrix::Workload;
+use super::points::{Record, Spread};
+use super::report::{figure_block, ReportFigure};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The switch's times, in the order they happen: (figure, label).
+const TIMES: [(&str, &str); 3] = [
+    ("handover.to_netfront", "hold → resumed on netfront"),
+    ("handover.channel_back", "release → channel up"),
+    ("handover.to_channel", "release → resumed on the channel"),
+];
+
+pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), String> {
+    out.push_str("### Detection and the switch under load\n\n");
+    out.push_str(
+        "A client in group `study` and the co-resident server, booted for every repetition: detection is the time \
+         from the client's entry until its channel to the server is up (its own boot, its advert, dom0's listing, \
+         the offer and the mapping). Then one stream (`app=handover`, FNV-checked by the sink, so no byte was lost, \
+         duplicated or reordered) starts on the channel; at a third the client holds every peer on netfront, and \
+         once 256 KiB more are acknowledged and two thirds are, it lets the channel come back. The times are from \
+         the hold and from the release until 256 KiB more were acknowledged on the new path; the bytes sent again \
+         are the TCP payload the client's device sent twice (it counts them, smoltcp keeps no count).\n\n",
+    );
+    let Some(r) = records.iter().copied().find(|r| r.workload == Workload::Handover) else {
+        out.push_str("No point of it completed.\n\n");
+        return Ok(());
+    };
+    let spread = |name: &str| r.figure(name).map(|m| m.spread);
+    let said =
+        |s: Spread, unit: &str, digits: usize| format!("{:.d$} {unit} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits);
+    let mut parts = Vec::new();
+    if let Some(s) = spread("handover.detect") {
+        parts.push(format!("the channel was up {} after the client's entry", said(s, "ms", 0)));
+    }
+    for (name, label) in TIMES {
+        if let Some(s) = spread(name) {
+            parts.push(format!("{label} {}", said(s, "ms", 2)));
+        }
+    }
+    if let (Some(again), Some(sent)) = (r.figure("handover.retransmitted"), r.figure("handover.payload_sent")) {
+        let shares: Vec<f64> =
+            again.values.iter().zip(&sent.values).filter(|(_, s)| **s > 0.0).map(|(a, s)| a / s * 100.0).collect();
+        if let Some(share) = Spread::of(&shares) {
+            parts.push(format!(
+                "TCP payload sent again {} per stream, {:.3}% ({:.3}–{:.3}) of what it sent",
+                said(again.spread, "bytes", 0),
+                share.median,
+                share.min,
+                share.max
+            ));
+        }
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(out, "**Answer.** Per repetition, median (min–max): {}.\n", parts.join("; "));
+    }
+    let one = |title: &str, unit: &str, cats: Vec<String>, spreads: Vec<Option<Spread>>| Panel {
+        title: title.into(),
+        unit: unit.into(),
+        categories: cats,
+        series: vec![Series { label: "channel ↔ netfront".into(), spreads }],
+    };
+    let panels: Vec<Panel> = vec![
+        one("Detection: entry → channel up", "ms", vec!["detect".into()], vec![spread("handover.detect")]),
+        one(
+            "The switch under load",
+            "ms",
+            TIMES.iter().map(|(_, label)| label.to_string()).collect(),
+            TIMES.iter().map(|(name, _)| spread(name)).collect(),
+        ),
+        one("TCP payload sent again", "bytes", vec!["per stream".into()], vec![spread("handover.retransmitted")]),
+    ]
+    .into_iter()
+    .filter(|p| p.series.iter().any(|s| s.spreads.iter().any(Option::is_some)))
+    .collect();
+    if panels.is_empty() {
+        out.push_str("No figure of it was measured.\n\n");
+        return Ok(());
+    }
+    let title = "Question 2: detection and the switch under load".to_string();
+    figure_block(out, dir, &ReportFigure { name: "q2-handover".into(), title, panels })
+}
