@@ -23,9 +23,11 @@
 # Linux reference guests (question 3's baseline; the lab's --linux-guest),
 # PVH like the Cohort guests: a server `linux:[OPTS]` is the Linux server
 # (netref, ref.role=serve: iperf3 -s, sink, echo) at 198.18.0.50, and
-# CLIENT `linux:stream|rr OPTS` a Linux client at 198.18.0.51 (ref.role=
-# client: ref.reps iperf3 tests, then ref.reps netref rr runs); `stream`
-# relays its iperf3 reports as `net.iperf3_tcp` figures, `rr` its BENCH lines.
+# CLIENT `linux:stream|iperf3|rr OPTS` a Linux client at 198.18.0.51
+# (ref.role=client: ref.reps iperf3 tests, then ref.reps netref rr runs;
+# `iperf3` with ref.role=iperf3 in OPTS: the iperf3 tests alone, against
+# ref.peer); `stream` and `iperf3` relay its iperf3 reports as
+# `net.iperf3_tcp` figures, `rr` its BENCH lines.
 # result: study-points   every point of the plan measured: its client ran to the end and reported success
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -103,25 +105,27 @@ servers_start() {
         wait_until 60 guest_event "$_s" address || { guest_explain "$_s"; return 1; }
     done
 }
-# linux_client ID WHAT OPTS: a Linux client against the Linux server; its
-# figures (WHAT: stream or rr) as STUDY-BENCH lines, and the point's end.
+# linux_client ID WHAT OPTS: a Linux client against the Linux server (OPTS
+# may name another: ref.peer, ref.role=iperf3); its figures (WHAT: stream,
+# iperf3 or rr) as STUDY-BENCH lines, and the point's end.
 linux_client() {
     linux_cfg lcli "ref.role=client ref.ip=198.18.0.51/15 ref.peer=198.18.0.50 ref.path=netfront ref.clock=virtual $3" \
         'vif = [ "bridge=xenbr0,mac=00:16:3e:c0:03:51" ]'
-    needs lsrv
+    # shellcheck disable=SC2086 # one name a word
+    needs $servers_up
     if linux_up lcli 300 address && wait_quietly "$point_timeout" dom_shutdown lcli \
-        && guest_event lcli app app=linux-client ok=true; then
+        && guest_event lcli app ok=true; then
         _log=/var/log/xen/console/guest-lcli.log _bad=
         case $2 in
-            stream)
+            stream|iperf3)
                 _reps=$(echo " $3" | sed -n 's/.* ref\.reps=\([0-9]*\).*/\1/p')
                 _i=1
                 while [ "$_i" -le "${_reps:-0}" ]; do
-                    if _bits=$("$COHORT_EVENT" --iperf3 "$_log" "stream-$_i" --get end.sum_received.bits_per_second); then
+                    if _bits=$("$COHORT_EVENT" --iperf3 "$_log" "$2-$_i" --get end.sum_received.bits_per_second); then
                         printf 'STUDY-BENCH %s BENCH {"name":"net.iperf3_tcp","path":"netfront","value":%s,"unit":"Mbit/s","clock":"virtual"}\n' \
                             "$1" "$(echo "$_bits" | awk '{ printf "%.3f", $1 / 1e6 }')"
                     else
-                        echo "iperf3 report stream-$_i: $_bits"; _bad=1
+                        echo "iperf3 report $2-$_i: $_bits"; _bad=1
                     fi
                     _i=$((_i + 1))
                 done ;;
@@ -145,7 +149,12 @@ client_boots() {
     _b=1
     while [ "$_b" -le "$2" ]; do
         [ "$2" -gt 1 ] && echo "study: $1: client boot $_b of $2"
-        study_guest cli 49 "$3 net.peer=198.18.0.40" "$4"
+        # The first server, unless the client names its peer (a Cohort
+        # client of the Linux server).
+        case " $3" in
+            *" net.peer="*) study_guest cli 49 "$3" "$4" ;;
+            *) study_guest cli 49 "$3 net.peer=198.18.0.40" "$4" ;;
+        esac
         if ! xl_create /tmp/cli.cfg; then
             client_failed="xl create of the client failed"
             return 1

@@ -174,6 +174,8 @@ const REMOTE_SERVER: &str = "198.18.0.41";
 /// reference guest (cohort-study.sh's `linux:` server).
 pub const DOM0_PEER: &str = "198.18.0.1";
 pub const LINUX_PEER: &str = "198.18.0.50";
+/// The Cohort iperf3 server of the baseline (cohort-study.sh's srv0).
+const COHORT_IPERF3: &str = "198.18.0.40";
 /// The local fraction at which question 1 tries the other remote peers.
 pub const OTHER_PEERS_LOCAL: usize = 2;
 /// The plan's server field of a point measured in dom0, with no guest.
@@ -501,16 +503,26 @@ pub fn matrix(quick: bool) -> Vec<Point> {
 /// (iperf3 -n, as many bytes as the study's streams) and 1-byte RR (netref
 /// rr, as many transactions). A client runs both of its role's parts, so
 /// the part a point does not measure is kept short.
+///
+/// Then iperf3 across the two systems, TCP stream of as many bytes, with
+/// Cohort's own iperf3 (issue 15): a Linux client's `iperf3 -c` against a
+/// Cohort server (`app=iperf3`, the first server), and a Cohort client
+/// (`app=iperf3-client`) against the Linux server's `iperf3 -s`.
 fn baseline(s: &Scale) -> Vec<Point> {
     let reps = s.reps + 1;
     let stream = format!("linux:stream ref.bytes={} ref.count=20 ref.reps={reps}", s.stream_bytes);
+    let linux_iperf3 =
+        format!("linux:iperf3 ref.role=iperf3 ref.peer={COHORT_IPERF3} ref.iperf=-n,{} ref.reps={reps}", s.stream_bytes);
+    let cohort_iperf3 = format!("app=iperf3-client net.peer={LINUX_PEER} net.bytes={} net.reps={reps}", s.stream_bytes);
     [
-        ("linux-gso", Workload::Stream, stream.clone()),
-        ("linux-nogso", Workload::Stream, format!("{stream} ref.gso=off")),
-        ("linux", Workload::Rr, format!("linux:rr ref.bytes={} ref.count={} ref.reps={reps}", 1 << 20, s.rr_count)),
+        ("linux-gso", Workload::Stream, "linux:", stream.clone()),
+        ("linux-nogso", Workload::Stream, "linux:", format!("{stream} ref.gso=off")),
+        ("linux", Workload::Rr, "linux:", format!("linux:rr ref.bytes={} ref.count={} ref.reps={reps}", 1 << 20, s.rr_count)),
+        ("cohort-to-linux", Workload::Stream, "linux:", cohort_iperf3),
+        ("linux-to-cohort", Workload::Stream, "app=iperf3", linux_iperf3),
     ]
     .into_iter()
-    .map(|(value, workload, client)| Point {
+    .map(|(value, workload, server, client)| Point {
         id: format!("q3/{BASELINE}={value}/{}/{}", workload.as_str(), Path::Netfront.as_str()),
         question: 3,
         factor: BASELINE,
@@ -518,7 +530,7 @@ fn baseline(s: &Scale) -> Vec<Point> {
         series: "",
         workload,
         path: Path::Netfront,
-        server: "linux:".into(),
+        server: server.into(),
         client,
         xl: String::new(),
     })
@@ -669,8 +681,12 @@ mod tests {
                 assert!(udp.client.starts_with("app=iperf3-client iperf3.udp=on iperf3.bitrate=1G net.bytes="), "{}", udp.client);
             }
             // The iperf3 points follow each other: one server start.
-            let at: Vec<usize> =
-                points.iter().enumerate().filter(|(_, p)| p.server.starts_with("app=")).map(|(i, _)| i).collect();
+            let at: Vec<usize> = points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.factor == "workload" && p.server.starts_with("app="))
+                .map(|(i, _)| i)
+                .collect();
             assert_eq!(at.len(), 2);
             assert_eq!(at[1], at[0] + 1);
         }
@@ -758,16 +774,27 @@ mod tests {
             [
                 "q3/baseline=linux-gso/stream/netfront",
                 "q3/baseline=linux-nogso/stream/netfront",
-                "q3/baseline=linux/rr/netfront"
+                "q3/baseline=linux/rr/netfront",
+                "q3/baseline=cohort-to-linux/stream/netfront",
+                "q3/baseline=linux-to-cohort/stream/netfront"
             ]
         );
-        for p in &b {
+        for p in &b[..3] {
             // cohort-study.sh: a Linux server, then a Linux client.
             assert_eq!((p.server.as_str(), p.path, p.question), ("linux:", Path::Netfront, 3), "{}", p.id);
             assert!(p.client.starts_with(&format!("linux:{} ", p.workload.as_str())), "{}", p.client);
             assert!(!p.client.contains("net."), "no Cohort options: {}", p.client);
             assert_eq!(p.client.contains("ref.gso=off"), p.value == "linux-nogso", "{}", p.client);
         }
+        // iperf3 across: a Cohort client of the Linux server (its own
+        // net.peer: cohort-study.sh adds none), a Linux client of Cohort's.
+        assert_eq!(b[3].server, "linux:");
+        assert_eq!(b[3].client, format!("app=iperf3-client net.peer={LINUX_PEER} net.bytes={} net.reps=6", FULL.stream_bytes));
+        assert_eq!(b[4].server, "app=iperf3");
+        assert_eq!(
+            b[4].client,
+            format!("linux:iperf3 ref.role=iperf3 ref.peer=198.18.0.40 ref.iperf=-n,{} ref.reps=6", FULL.stream_bytes)
+        );
         assert!(b[0].client.contains(&format!("ref.bytes={} ", FULL.stream_bytes)), "{}", b[0].client);
         assert!(b[2].client.contains(&format!("ref.count={} ", FULL.rr_count)), "{}", b[2].client);
         assert_eq!(main_figure(BASELINE, Workload::Stream), ("net.iperf3_tcp", "Mbit/s"));
@@ -775,7 +802,7 @@ mod tests {
         assert_eq!(main_figure("workload", Workload::Stream), ("net.tcp_stream", "Mbit/s"));
         // The Linux server is kept for all three: they follow each other.
         let at: Vec<usize> = full.iter().enumerate().filter(|(_, p)| p.factor == BASELINE).map(|(i, _)| i).collect();
-        assert_eq!(at, [at[0], at[0] + 1, at[0] + 2]);
+        assert_eq!(at, (at[0]..at[0] + 5).collect::<Vec<_>>());
         assert!(matrix(true).iter().all(|p| p.factor != BASELINE && !p.server.contains("linux:")), "no Linux in CI");
     }
 
@@ -785,7 +812,7 @@ mod tests {
             let reps = match p.workload {
                 Workload::Discoveryd => format!(" {}", FULL.reps + 1),
                 Workload::Handover => format!("boots={} ", FULL.reps + 1),
-                _ if p.factor == BASELINE => format!("ref.reps={}", FULL.reps + 1),
+                _ if p.factor == BASELINE && p.client.starts_with("linux:") => format!("ref.reps={}", FULL.reps + 1),
                 _ => format!("net.reps={}", FULL.reps + 1),
             };
             assert!(p.client.contains(&reps), "{}", p.client);
@@ -816,6 +843,6 @@ mod tests {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (42, 117));
+        assert_eq!((matrix(true).len(), full.len()), (42, 119));
     }
 }

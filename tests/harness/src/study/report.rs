@@ -693,7 +693,9 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     super::anchors::section(&mut out, &all);
     out.push_str("## Not measured yet\n\n");
     out.push_str(
-        "- Linux against Cohort guests and Cohort against iperf3 in question 3 (`./run.sh bench` measures them once a run).\n",
+        "- Question 1 with dom0 and the Linux reference as the remote peer at 50% local only.\n\
+         - Detection from the client's entry (its own boot included), not from its advert.\n\
+         - The switch with a stream into the client (MAERTS) and with request/response traffic.\n",
     );
     Ok(out)
 }
