@@ -292,6 +292,8 @@ fn stream_across(config: Config, bridge: Bridge) -> (SwitchCounters, u64) {
         .unwrap();
 
     let payload = pattern::bytes(1, 3 << 20);
+    // The TCP bytes the sender's device sends, and sends again (app=handover's count).
+    a.res.switch().track_tcp(true);
     let (mut sent, mut received) = (0usize, Vec::with_capacity(payload.len()));
     let mut clock = 0u64;
     let (mut up_at, mut down_at) = (None, None);
@@ -338,6 +340,10 @@ fn stream_across(config: Config, bridge: Bridge) -> (SwitchCounters, u64) {
         a.poll(clock);
     }
     assert!(received == payload, "the stream arrived altered");
+    // Every payload byte counted once on whichever path it took (built in
+    // a ring or routed), what went twice on top.
+    let tcp = a.res.switch_ref().tcp_sent().expect("tracking");
+    assert_eq!(tcp.payload - tcp.retransmitted, payload.len() as u64, "{tcp:?}");
     let (ca, cb) = (a.counters(), b.counters());
     assert!(ca.tx_in_place > ca.tx_channel_frames * 9 / 10, "frames not built in place: {ca:?}");
     assert!(cb.rx_channel_frames > 0 && cb.tx_channel_frames > 0, "{cb:?}");
