@@ -5,6 +5,9 @@
 #   cohort-study.sh PLAN [KERNEL] [POINT_TIMEOUT_S]
 # PLAN has one point a line, tab-separated:
 #   ID  SERVERS  CLIENT-CMDLINE  XL-EXTRA
+# XL-EXTRA: lines for every guest's xl config, or `SERVER-XL;;CLIENT-XL`
+# (vCPUs pinned apart); a leading `dom0-cpus=N ` pins dom0's vCPUs to pCPU N
+# while the point's servers run (contention with dom0).
 # SERVERS: each server's options after app=echo (or with their own app=),
 # `;` between servers;
 # Cohort server K (from 0, at most 8) is 198.18.0.(40+K), the client
@@ -59,6 +62,10 @@ servers_finish() {
     if [ -n "$dom0_server" ]; then
         kill "$dom0_server" 2>/dev/null
         dom0_server=
+    fi
+    if [ -n "$dom0_pinned" ]; then
+        xl vcpu-pin Domain-0 all all || echo "xl vcpu-pin Domain-0 all all failed"
+        dom0_pinned=
     fi
 }
 DOM0_SERVER_LOG=/tmp/dom0-netref.log
@@ -181,6 +188,7 @@ point_end() { echo "STUDY-END $*"; }
 server_key=
 servers_up=
 dom0_server=
+dom0_pinned=
 total=$(grep -c . "$plan")
 n=0 failed=0
 while IFS=$tab read -r id server client xl <&3; do
@@ -200,14 +208,31 @@ while IFS=$tab read -r id server client xl <&3; do
             point_end "$id" fail "no such dom0 work: $server"; failed=$((failed + 1)); continue ;;
     esac
     # New servers when the point asks for others, or one of the last died.
-    if [ "$server|$xl" != "$server_key" ] || ! servers_alive; then
+    # XL: `[dom0-cpus=N ]SERVER-XL;;CLIENT-XL`, or one XL for both.
+    dom0_cpus=
+    case $xl in
+        dom0-cpus=*)
+            dom0_cpus=${xl%% *}
+            dom0_cpus=${dom0_cpus#dom0-cpus=}
+            xl=${xl#* } ;;
+    esac
+    case $xl in
+        *';;'*) server_xl=${xl%%;;*} client_xl=${xl#*;;} ;;
+        *) server_xl=$xl client_xl=$xl ;;
+    esac
+    if [ "$server|$xl|$dom0_cpus" != "$server_key" ] || ! servers_alive; then
         servers_finish
         server_key=
-        if ! servers_start "$server" "$xl"; then
+        if [ -n "$dom0_cpus" ]; then
+            # Contention with dom0: its vCPUs on the guests' pCPU.
+            xl vcpu-pin Domain-0 all "$dom0_cpus" || echo "xl vcpu-pin Domain-0 all $dom0_cpus failed"
+            dom0_pinned=1
+        fi
+        if ! servers_start "$server" "$server_xl"; then
             servers_finish
             point_end "$id" fail "a server guest has no address"; failed=$((failed + 1)); continue
         fi
-        server_key="$server|$xl"
+        server_key="$server|$xl|$dom0_cpus"
     fi
     case $client in
         linux:*)
@@ -224,7 +249,7 @@ while IFS=$tab read -r id server client xl <&3; do
             boots=${boots#boots=}
             client=${client#* } ;;
     esac
-    if client_boots "$id" "$boots" "$client" "$xl"; then
+    if client_boots "$id" "$boots" "$client" "$client_xl"; then
         point_end "$id" ok
     else
         point_end "$id" fail "$client_failed"

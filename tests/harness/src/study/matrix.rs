@@ -219,6 +219,15 @@ pub const WORKLOADS: [Workload; 6] = [
 /// of the datagrams are lost at this rate too (README, a quick run).
 pub const UDP_BITRATE: &str = "1G";
 
+/// The `placement` factor's values and the xl lines that make them (the
+/// lab has 2 pCPUs; dom0 has a vCPU on each unless pinned).
+pub const PLACEMENTS: [(&str, &str); 4] = [
+    ("spread", ""),
+    ("same-pcpu", "cpus = \"1\""),
+    ("different-pcpus", "cpus = \"0\";;cpus = \"1\""),
+    ("with-dom0", "dom0-cpus=1 cpus = \"1\""),
+];
+
 /// The `memory` factor's values (MiB of each guest, full matrix only).
 pub const MEMORY_MIB: [u32; 4] = [16, 32, 64, 128];
 
@@ -455,9 +464,12 @@ pub fn matrix(quick: bool) -> Vec<Point> {
         for n in [32, 64] {
             points.push(pages.point(&n.to_string(), Workload::Stream, Path::Channel, &format!("chan.pages={n}"), ""));
         }
+        // vCPUs where Xen puts them, both guests on one pCPU, each on its
+        // own, and both on the pCPU dom0's vCPUs are pinned to
+        // (cohort-study.sh's XL grammar: `SERVER;;CLIENT`, `dom0-cpus=N`).
         let placement = Sweep { question: 3, factor: "placement", scale };
         for workload in [Workload::Stream, Workload::Rr] {
-            for (value, xl) in [("spread", ""), ("same-pcpu", "cpus = \"1\"")] {
+            for (value, xl) in PLACEMENTS {
                 points.push(placement.point(value, workload, Path::Channel, "", xl));
             }
         }
@@ -612,6 +624,24 @@ mod tests {
         assert!(Path::Both.accepts("channel") && Path::Both.accepts("channel+netfront") && !Path::Both.accepts("netfront"));
         assert!(Path::Netfront.accepts("netfront") && !Path::Netfront.accepts("channel+netfront"));
         assert_eq!(q1.iter().find(|p| p.id == "q1/local=100%/off/mix").unwrap().path, Path::Netfront);
+    }
+
+    #[test]
+    fn placement_pins_the_guests_together_apart_and_with_dom0() {
+        let full = matrix(false);
+        let p: Vec<(&str, Workload, &str)> =
+            full.iter().filter(|p| p.factor == "placement").map(|p| (p.value.as_str(), p.workload, p.xl.as_str())).collect();
+        let mut want = Vec::new();
+        for w in [Workload::Stream, Workload::Rr] {
+            want.extend([
+                ("spread", w, ""),
+                ("same-pcpu", w, "cpus = \"1\""),
+                ("different-pcpus", w, "cpus = \"0\";;cpus = \"1\""),
+                ("with-dom0", w, "dom0-cpus=1 cpus = \"1\""),
+            ]);
+        }
+        assert_eq!(p, want);
+        assert!(matrix(true).iter().all(|p| p.factor != "placement"), "full matrix only");
     }
 
     #[test]
@@ -843,6 +873,6 @@ mod tests {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (42, 119));
+        assert_eq!((matrix(true).len(), full.len()), (42, 123));
     }
 }
