@@ -1,8 +1,9 @@
 //! `app=handover`: the switch between paths under load, both ways, and
 //! what it costs the stream (question 2 of the study).
 //!
-//! Once: how long after this guest's entry the channel to `net.peer` came
-//! up (detection: its advert, dom0's listing, the offer and the mapping).
+//! Once: how long after this guest's entry its first channel came up
+//! (detection: its advert, dom0's listing, the offer and the mapping; the
+//! study gives it one co-resident peer, `net.peer`).
 //! Then `net.reps` times, a stream of `net.bytes` (FNV-checked by the
 //! sink: a lost, duplicated or reordered byte fails it) that starts on the
 //! channel; at a third every peer is held on netfront, and once
@@ -12,7 +13,8 @@
 //! resumed on netfront, from the release until the channel was up, and
 //! until the stream resumed on it; the TCP payload sent in all and sent
 //! again (smoltcp counts neither: the device does,
-//! [`netdev::Paths::track_tcp`]); the stream's rate across both switches.
+//! [`netdev::Paths::track_tcp`]); the stream's rate across both switches
+//! is its `net.tcp_stream`.
 
 use crate::pattern::CheckKind;
 use crate::run::{Run, SETUP_TIMEOUT};
@@ -43,7 +45,7 @@ enum Step {
     Released {
         at: u64,
     },
-    /// The channel up again since `up` (ns after `at`), with `base` acknowledged.
+    /// The channel up again (released at `at`), with `base` acknowledged then.
     Back {
         at: u64,
         base: u64,
@@ -154,7 +156,6 @@ impl<S: Stack> Run<'_, S> {
         self.figure("handover.to_channel", PATH, to_channel, "ms");
         self.figure("handover.retransmitted", PATH, sent.retransmitted as f64, "bytes");
         self.figure("handover.payload_sent", PATH, sent.payload as f64, "bytes");
-        self.figure("handover.stream", PATH, report.mbit_per_s(), "Mbit/s");
         Ok(())
     }
 }

@@ -842,6 +842,7 @@ mod tests {
         assert_eq!((o.net.count, o.net.msg, o.net.sink), (10, 64, 19));
         assert_eq!(parse("app=stream").unwrap().mode, Mode::App(App::Stream));
         assert_eq!(parse("app=rr").unwrap().mode, Mode::App(App::Rr));
+        assert_eq!(parse("app=handover").unwrap().mode, Mode::App(App::Handover));
         assert_eq!(parse("app=iperf3").unwrap().mode, Mode::App(App::Iperf3));
         assert_eq!(parse("app=iperf3-client").unwrap().mode, Mode::App(App::Iperf3Client));
         assert_eq!(parse("").unwrap().chan, ChannelOptions::default());

@@ -54,7 +54,13 @@ impl TcpSentTracker {
     /// Counts one transmitted frame (a TCP packet of any size, before any
     /// segmentation: each payload byte once).
     pub fn note(&mut self, frame: &[u8]) {
-        let Some((key, seq, len)) = segment(frame) else { return };
+        let Some((key, seq, len, syn)) = segment(frame) else { return };
+        if syn {
+            // A new connection on the same ports starts a new sequence.
+            if let Some(slot) = self.flows.iter_mut().find(|f| f.is_some_and(|f| f.key == key)) {
+                *slot = None;
+            }
+        }
         if len == 0 {
             return;
         }
@@ -82,9 +88,9 @@ impl TcpSentTracker {
     }
 }
 
-/// (flow key, sequence number, payload length) of an Ethernet/IPv4/TCP
-/// frame whose lengths add up.
-fn segment(frame: &[u8]) -> Option<(FlowKey, u32, u32)> {
+/// (flow key, sequence number, payload length, SYN) of an
+/// Ethernet/IPv4/TCP frame whose lengths add up.
+fn segment(frame: &[u8]) -> Option<(FlowKey, u32, u32, bool)> {
     let ethertype = frame.get(ETHERNET_HEADER - 2..ETHERNET_HEADER)?;
     if ethertype != ETHERTYPE_IPV4 {
         return None;
@@ -96,7 +102,7 @@ fn segment(frame: &[u8]) -> Option<(FlowKey, u32, u32)> {
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
     let len = ip.payload().len().checked_sub(usize::from(tcp.header_len()))?;
     let key = (tcp.src_port(), ip.dst_addr().octets(), tcp.dst_port());
-    Some((key, tcp.seq_number().0 as u32, u32::try_from(len).ok()?))
+    Some((key, tcp.seq_number().0 as u32, u32::try_from(len).ok()?, tcp.syn()))
 }
 
 #[cfg(test)]
@@ -108,11 +114,15 @@ mod tests {
 
     /// A frame of `len` payload bytes at `seq`, from port `src` to 10.0.0.2:`dst`.
     fn frame(src: u16, dst: u16, seq: u32, len: usize) -> Vec<u8> {
+        frame_with(src, dst, seq, len, TcpControl::None)
+    }
+
+    fn frame_with(src: u16, dst: u16, seq: u32, len: usize, control: TcpControl) -> Vec<u8> {
         let payload = vec![0xa5; len];
         let tcp = TcpRepr {
             src_port: src,
             dst_port: dst,
-            control: TcpControl::None,
+            control,
             seq_number: TcpSeqNumber(seq as i32),
             ack_number: None,
             window_len: 1024,
@@ -163,6 +173,17 @@ mod tests {
         let top = u32::MAX - 49;
         let s = sent(&[frame(1, 9, top, 100), frame(1, 9, 50, 100), frame(1, 9, top, 100), frame(1, 9, 100, 10)]);
         assert_eq!(s, TcpSent { payload: 310, retransmitted: 110 });
+    }
+
+    #[test]
+    fn a_syn_starts_the_flow_again() {
+        let s = sent(&[
+            frame(1, 9, 5000, 100),
+            frame_with(1, 9, 100, 0, TcpControl::Syn),
+            frame(1, 9, 101, 100),
+            frame(1, 9, 101, 100),
+        ]);
+        assert_eq!(s, TcpSent { payload: 300, retransmitted: 100 });
     }
 
     #[test]

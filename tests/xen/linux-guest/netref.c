@@ -399,7 +399,7 @@ static void serve_each(int lfd, void (*serve)(int fd))
             close(fd);
             _exit(0);
         }
-        /* fork failed: the connection is refused, the server goes on. */
+        /* The parent's copy (if fork failed, the peer sees it closed). */
         close(fd);
     }
 }
@@ -547,8 +547,10 @@ int main(int argc, char **argv)
         if (fork() == 0) {
             /* The sink ends with the echo (a test on the host stops both). */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
+            close(echo_fd);
             serve_each(sink_fd, sink_one);
         }
+        close(sink_fd);
         serve_each(echo_fd, echo_one);
     } else if (argc == 3 && strcmp(argv[1], "no-gso") == 0) {
         return no_gso(argv[2]);

@@ -15,7 +15,8 @@
 # (198.18.0.1: question 1's remote peer with no channel).
 # Per point: the echo/sink server guests (kept while the next point asks
 # for the same servers and xl lines) and a measuring client guest (app=stream,
-# app=maerts, app=rr, app=crr or app=mix, with net.reps=N), all under the
+# maerts, rr, crr, udp-rr, iperf3-client, mix or handover, with
+# net.reps=N), all under the
 # virtual clock. A CLIENT-CMDLINE `boots=N ...` boots the client N times
 # (N repetitions of what a guest measures once a boot). Lines
 # for the harness, one per figure and one at each point's end:
@@ -23,7 +24,8 @@
 #   STUDY-END ID ok                  or: STUDY-END ID fail REASON
 # A point whose SERVERS is `dom0:discoveryd-cost` runs no guest: CLIENT is
 # `DOMAINS REPS` for scenario-lib's discovery_cost.
-# Linux reference guests (question 3's baseline; the lab's --linux-guest),
+# Linux reference guests (question 1's remote peer, question 3's baseline;
+# the lab's --linux-guest),
 # PVH like the Cohort guests: a server `linux:[OPTS]` is the Linux server
 # (netref, ref.role=serve: iperf3 -s, sink, echo) at 198.18.0.50, and
 # CLIENT `linux:stream|iperf3|rr OPTS` a Linux client at 198.18.0.51
@@ -230,7 +232,7 @@ while IFS=$tab read -r id server client xl <&3; do
         fi
         if ! servers_start "$server" "$server_xl"; then
             servers_finish
-            point_end "$id" fail "a server guest has no address"; failed=$((failed + 1)); continue
+            point_end "$id" fail "a server did not come up"; failed=$((failed + 1)); continue
         fi
         server_key="$server|$xl|$dom0_cpus"
     fi
@@ -248,6 +250,10 @@ while IFS=$tab read -r id server client xl <&3; do
             boots=${client%% *}
             boots=${boots#boots=}
             client=${client#* } ;;
+    esac
+    case $boots in
+        '' | *[!0-9]* | 0)
+            point_end "$id" fail "bad boots=$boots"; failed=$((failed + 1)); continue ;;
     esac
     if client_boots "$id" "$boots" "$client" "$client_xl"; then
         point_end "$id" ok

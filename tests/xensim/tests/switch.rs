@@ -344,6 +344,9 @@ fn stream_across(config: Config, bridge: Bridge) -> (SwitchCounters, u64) {
     // a ring or routed), what went twice on top.
     let tcp = a.res.switch_ref().tcp_sent().expect("tracking");
     assert_eq!(tcp.payload - tcp.retransmitted, payload.len() as u64, "{tcp:?}");
+    // Some resent at the switches (56 KiB of 3 MiB in one run), not every
+    // frame counted twice.
+    assert!(tcp.retransmitted < tcp.payload / 10, "{tcp:?}");
     let (ca, cb) = (a.counters(), b.counters());
     assert!(ca.tx_in_place > ca.tx_channel_frames * 9 / 10, "frames not built in place: {ca:?}");
     assert!(cb.rx_channel_frames > 0 && cb.tx_channel_frames > 0, "{cb:?}");

@@ -104,6 +104,12 @@ fn stamp() -> String {
 
 /// One lab boot measuring `todo`; completed points are appended to `file`
 /// as they come. The ids that failed, with why.
+/// Whether a point runs a Linux reference guest: a `linux:` server among
+/// its servers, or a `linux:` client.
+fn needs_linux(p: &Point) -> bool {
+    p.client.starts_with("linux:") || p.server.split(';').any(|s| s.starts_with("linux:"))
+}
+
 fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Progress) -> Result<Vec<(String, String)>, String> {
     let scale = if quick { &QUICK } else { &FULL };
     let plan = dir.join("plan.tsv");
@@ -118,7 +124,7 @@ fn boot(dir: &Path, file: &Path, todo: &[Point], quick: bool, progress: &mut Pro
         files: vec![Inject { src: plan, dest: "study-plan.tsv".into() }],
         icount: true,
         // Question 1's Linux peer and question 3's baseline boot Linux guests (`linux:`).
-        linux_guest: todo.iter().any(|p| p.server.split(';').any(|s| s.starts_with("linux:"))),
+        linux_guest: todo.iter().any(needs_linux),
         scenario_timeout: Duration::from_secs(scenario_secs),
         timeout: Duration::from_secs(scenario_secs + 900),
         ..lab::Config::default()
@@ -312,7 +318,7 @@ mod tests {
                 ("handover.to_channel", "ms"),
                 ("handover.retransmitted", "bytes"),
                 ("handover.payload_sent", "bytes"),
-                ("handover.stream", "Mbit/s"),
+                ("net.tcp_stream", "Mbit/s"),
             ],
         };
         let figures: Vec<Figure> = names
@@ -484,20 +490,25 @@ mod tests {
         }
         let info = report::RunInfo { quick: false, planned: all.len(), reps: 5 };
         let text = report::write(&dir, &info, &records, &[]).unwrap();
-        assert!(text.contains("### Factor: Linux baseline (Linux to Linux over netfront, PVH guests)"), "{text}");
         assert!(
             text.contains(
-                "- linux-gso stream over Linux's netfront: 103.0 (101.0–105.0) Mbit/s; Cohort's over netfront 203.0 \
+                "### Factor: Linux baseline (Linux to Linux over netfront, and iperf3 across Linux and Cohort; PVH guests)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- linux-gso stream over netfront with Linux at both ends: 103.0 (101.0–105.0) Mbit/s; Cohort's over netfront 203.0 \
                  (201.0–205.0, `q3/workload=stream/stream/netfront`, 1.97x Linux's); Cohort's over channel 403.0 \
                  (401.0–405.0, `q3/workload=stream/stream/channel`, 3.91x Linux's) (Linux measured in the lab boot \
                  of 2026-01-01T00:00:00Z, Cohort in that of 2026-01-02T00:00:00Z: not one run).\n"
             ),
             "{text}"
         );
-        assert!(text.contains("- linux-nogso stream over Linux's netfront: 53.0 (51.0–55.0) Mbit/s;"), "{text}");
-        assert!(
-            text.contains("- linux rr over Linux's netfront: 103.0 (101.0–105.0) transactions/s; Cohort's over netfront 203.0")
-        );
+        assert!(text.contains("- linux-nogso stream over netfront with Linux at both ends: 53.0 (51.0–55.0) Mbit/s;"), "{text}");
+        assert!(text.contains(
+            "- linux rr over netfront with Linux at both ends: 103.0 (101.0–105.0) transactions/s; Cohort's over netfront 203.0"
+        ));
         assert!(text.contains("](q3-baseline.svg)") && text.contains("TCP stream (iperf3)"), "{text}");
         // One boot: no note.
         for r in &mut records[3..] {
@@ -620,6 +631,27 @@ mod tests {
         let problems = structure::check(&text, &dir, &[], 5);
         assert!(problems.iter().all(|p| !p.contains("q1-remote-peers")), "{problems:?}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_point_with_a_linux_server_or_client_boots_the_linux_guest() {
+        let full = matrix(false);
+        let linux: Vec<&str> = full.iter().filter(|p| needs_linux(p)).map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            linux,
+            [
+                "q1/remote=linux/on/mix",
+                "q1/remote=linux/off/mix",
+                "q1/remote=linux/on/mix-rr",
+                "q1/remote=linux/off/mix-rr",
+                "q3/baseline=linux-gso/stream/netfront",
+                "q3/baseline=linux-nogso/stream/netfront",
+                "q3/baseline=linux/rr/netfront",
+                "q3/baseline=cohort-to-linux/stream/netfront",
+                "q3/baseline=linux-to-cohort/stream/netfront"
+            ]
+        );
+        assert!(matrix(true).iter().all(|p| !needs_linux(p)));
     }
 
     #[test]

@@ -359,7 +359,7 @@ fn factor_title(factor: &str) -> &str {
         "type" => "guest type (server and client both PVH or both PV)",
         "memory" => "guest memory (MiB, server and client both)",
         "workload" => "workload (STREAM, MAERTS, RR, CRR, UDP RR, UDP stream)",
-        "baseline" => "Linux baseline (Linux to Linux over netfront, PVH guests)",
+        "baseline" => "Linux baseline (Linux to Linux over netfront, and iperf3 across Linux and Cohort; PVH guests)",
         other => other,
     }
 }
@@ -439,9 +439,14 @@ fn answer_baseline(out: &mut String, baseline: &[&Record], q3: &[&Record]) {
         };
         let _ = writeln!(
             out,
-            "- {} {} over Linux's netfront: {:.1} ({:.1}–{:.1}) {unit}; {against}{note}.",
+            "- {} {} over netfront with Linux at {}: {:.1} ({:.1}–{:.1}) {unit}; {against}{note}.",
             b.value,
             b.workload.as_str(),
+            match b.value.as_str() {
+                "cohort-to-linux" => "the server",
+                "linux-to-cohort" => "the client",
+                _ => "both ends",
+            },
             linux.median,
             linux.min,
             linux.max
@@ -531,7 +536,10 @@ fn question3(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), St
                  server over the bridge, measured like every point: the TCP stream is iperf3's (`iperf3 -c -n`, as \
                  many bytes as Cohort's `app=stream` sends; netref has no stream of its own), with the client's \
                  TSO/GSO on (`linux-gso`: packets of up to 64 KiB, as Cohort's netfront sends TCP by default) and off \
-                 (`linux-nogso`: Ethernet-size frames only); RR is netref's, 1-byte messages, as many transactions as the study's RR.\n\n",
+                 (`linux-nogso`: Ethernet-size frames only); RR is netref's, 1-byte messages, as many transactions as the study's RR. \
+                 Across the two systems, iperf3 again: Cohort's `app=iperf3-client` against the Linux server's `iperf3 -s` \
+                 (`cohort-to-linux`), and the Linux client's `iperf3 -c` against Cohort's `app=iperf3` server \
+                 (`linux-to-cohort`); each has one Linux end.\n\n",
             );
             answer_baseline(out, &of, &q3);
         }

@@ -173,6 +173,35 @@ fn request_response_is_an_rr_event_beside_its_figures() {
 }
 
 #[test]
+fn the_sink_and_the_echo_serve_connections_at_once() {
+    // app=mix holds several flows to one server: the second must be served
+    // while the first stays open.
+    let mut serve = Serve::start();
+    let timeout = Some(Duration::from_secs(10));
+    let (mut a, mut b) =
+        (TcpStream::connect(("127.0.0.1", serve.echo)).unwrap(), TcpStream::connect(("127.0.0.1", serve.echo)).unwrap());
+    for s in [&a, &b] {
+        s.set_read_timeout(timeout).unwrap();
+    }
+    let mut byte = [0u8; 1];
+    b.write_all(b"b").unwrap();
+    b.read_exact(&mut byte).unwrap();
+    assert_eq!(&byte, b"b");
+    a.write_all(b"a").unwrap();
+    a.read_exact(&mut byte).unwrap();
+    assert_eq!(&byte, b"a");
+    // A sink stream held open while another one is answered.
+    let mut held = TcpStream::connect(("127.0.0.1", serve.sink)).unwrap();
+    held.write_all(b"cohort-n0123").unwrap();
+    assert_eq!(stream_into(serve.sink, b"cohort-nxy"), "2 -\n");
+    held.shutdown(Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    held.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "4 -\n");
+    assert_eq!(serve.wait_for("sink bytes=4 check=count --count"), "1");
+}
+
+#[test]
 fn answers_that_do_not_match_are_events_too() {
     // A wrong digest: the count matches, the digest does not.
     let zeros: &'static str = "0000000000000000000000000000000000000000000000000000000000000000";
