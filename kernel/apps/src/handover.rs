@@ -4,17 +4,17 @@
 //! Once: how long after this guest's entry its first channel came up
 //! (detection: its advert, dom0's listing, the offer and the mapping; the
 //! study gives it one co-resident peer, `net.peer`).
-//! Then `net.reps` times, a stream of `net.bytes` (FNV-checked by the
-//! sink: a lost, duplicated or reordered byte fails it) that starts on the
-//! channel; at a third every peer is held on netfront, and once
-//! [`RESUMED_AFTER_BYTES`] more are acknowledged and two thirds are, the
-//! hold is released and the channel comes back. Per stream, as `BENCH`
-//! figures over `channel+netfront`: the time from the hold until the stream
-//! resumed on netfront, from the release until the channel was up, and
-//! until the stream resumed on it; the TCP payload sent in all and sent
-//! again (smoltcp counts neither: the device does,
-//! [`netdev::Paths::track_tcp`]); the stream's rate across both switches
-//! is its `net.tcp_stream`.
+//! Then `net.reps` times, a stream of at most `net.bytes` (FNV-checked by
+//! the sink: a lost, duplicated or reordered byte fails it) that starts on
+//! the channel. Once [`HOLD_AFTER_BYTES`] are acknowledged every peer is
+//! held on netfront; `handover.hold_ms` later the hold is released and the
+//! channel comes back; once the stream has resumed on it, it ends. Per
+//! stream, as `BENCH` figures over `channel+netfront`: the time from the
+//! hold until the stream resumed on netfront ([`RESUMED_AFTER_BYTES`] more
+//! acknowledged), from the release until the channel was up, and until the
+//! stream resumed on it; the TCP payload sent in all and sent again
+//! (smoltcp counts neither: the device does, [`netdev::Paths::track_tcp`]);
+//! the stream's rate across both switches is its `net.tcp_stream`.
 
 use crate::pattern::CheckKind;
 use crate::run::{Run, SETUP_TIMEOUT};
@@ -26,21 +26,27 @@ use netdev::NetDevice;
 
 /// Acknowledged after a switch, the stream has resumed on the new path.
 pub const RESUMED_AFTER_BYTES: u64 = 256 * 1024;
+/// Acknowledged over the channel before the hold: the stream is under way.
+pub const HOLD_AFTER_BYTES: u64 = 1 << 20;
+/// The least `net.bytes` that can see both switches.
+pub const MIN_BYTES: u64 = HOLD_AFTER_BYTES + 2 * RESUMED_AFTER_BYTES;
 /// The figures' path: the stream takes both.
 const PATH: &str = "channel+netfront";
 
 /// Where a stream is in its two switches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
-    /// On the channel, until a third is acknowledged.
+    /// On the channel, until [`HOLD_AFTER_BYTES`] are acknowledged.
     Channel,
     /// Held on netfront since `at` (ns), with `base` bytes acknowledged.
     Held {
         at: u64,
         base: u64,
     },
-    /// Resumed on netfront; released at two thirds.
-    Netfront,
+    /// Resumed on netfront; released `hold_ms` after `at`.
+    Netfront {
+        at: u64,
+    },
     /// Released at `at`; waiting for the channel.
     Released {
         at: u64,
@@ -81,9 +87,10 @@ impl<S: Stack> Run<'_, S> {
     /// One stream with both switches; its figures.
     fn switching_stream(&mut self, rep: u32) -> Result<(), String> {
         let (peer, port, bytes) = (self.peer()?, self.net.sink, self.net.bytes);
-        if bytes < 6 * RESUMED_AFTER_BYTES {
-            return Err(format!("app=handover needs net.bytes of at least {}", 6 * RESUMED_AFTER_BYTES));
+        if bytes < MIN_BYTES {
+            return Err(format!("app=handover needs net.bytes of at least {MIN_BYTES}"));
         }
+        let hold_ns = u64::from(self.net.handover_hold_ms) * 1_000_000;
         let before = self.frames();
         if let Some(p) = self.stack.device().paths() {
             p.track_tcp(true);
@@ -98,15 +105,15 @@ impl<S: Stack> Run<'_, S> {
             let acked = s.acked(stack.sockets());
             let Some(paths) = stack.device().paths() else { return };
             step = match step {
-                Step::Channel if acked >= bytes / 3 => {
+                Step::Channel if acked >= HOLD_AFTER_BYTES => {
                     paths.hold(true);
                     Step::Held { at: now, base: acked }
                 }
                 Step::Held { at, base } if acked >= base + RESUMED_AFTER_BYTES => {
                     times.to_netfront = Some(now - at);
-                    Step::Netfront
+                    Step::Netfront { at }
                 }
-                Step::Netfront if acked >= 2 * bytes / 3 => {
+                Step::Netfront { at } if now - at >= hold_ns => {
                     paths.hold(false);
                     Step::Released { at: now }
                 }
@@ -116,6 +123,7 @@ impl<S: Stack> Run<'_, S> {
                 }
                 Step::Back { at, base } if acked >= base + RESUMED_AFTER_BYTES => {
                     times.to_channel = Some(now - at);
+                    s.end_early();
                     Step::Done
                 }
                 other => other,
@@ -128,7 +136,7 @@ impl<S: Stack> Run<'_, S> {
             sent
         });
         // Whatever happened, no hold outlives the stream.
-        if matches!(step, Step::Held { .. } | Step::Netfront) {
+        if matches!(step, Step::Held { .. } | Step::Netfront { .. }) {
             self.hold(false);
         }
         let (s, _) = result?;
@@ -137,7 +145,7 @@ impl<S: Stack> Run<'_, S> {
         let report = self.stream_report(report, PATH, frames)?;
         let ms = |t: Option<u64>, what: &str| {
             t.map(|ns| ns as f64 / 1e6)
-                .ok_or(format!("handover: the stream of {bytes} bytes ended before {what}; give a larger net.bytes"))
+                .ok_or(format!("handover: the stream ended before {what}, at net.bytes={bytes}; give more"))
         };
         let to_netfront = ms(times.to_netfront, "it resumed on netfront")?;
         let channel_back = ms(times.channel_back, "the channel came back")?;

@@ -152,6 +152,14 @@ impl Stream {
         self.done_ns.is_some()
     }
 
+    /// Ends the stream before `total`: the rest of the chunk being sent
+    /// goes, then the FIN, and the sink's answer checks what was sent
+    /// (app=handover ends its stream once both switches are timed).
+    pub fn end_early(&mut self) {
+        let rest = (self.chunks.current().len() - self.pending_at) as u64;
+        self.total = self.total.min(self.sent + rest);
+    }
+
     /// Removes the socket (the sink closes its side after answering).
     pub fn finish(self, sockets: &mut SocketSet<'static>) -> StreamReport {
         let answer = String::from_utf8_lossy(&self.answer).into_owned();

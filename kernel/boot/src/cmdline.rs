@@ -40,9 +40,9 @@ pub enum App {
     /// over netfront, with the channel's setup and switch times.
     Netbench,
     /// The switch under load, both ways: streams to `net.peer`'s sink held
-    /// on netfront at a third, let back on the channel at two thirds;
-    /// detection once, then per stream the times, the bytes sent again and
-    /// the rate.
+    /// on netfront after 1 MiB, let back on the channel `handover.hold_ms`
+    /// later, ended once back; detection once, then per stream the times,
+    /// the bytes sent again and the rate.
     Handover,
     /// An iperf3 (3.12 protocol) server on port 5201, or `net.port` when
     /// given, until `xl shutdown`.
@@ -102,7 +102,15 @@ pub struct NetOptions {
     pub peers: Peers,
     /// The `mix.` keys: what `app=mix`'s flows do.
     pub mix: MixOptions,
+    /// `handover.hold_ms`: how long `app=handover` keeps its stream on
+    /// netfront before it lets the channel come back.
+    pub handover_hold_ms: u32,
 }
+
+/// `handover.hold_ms`'s default: longer than a peer waits before it offers
+/// a closed channel again (the channel manager's 500 ms), so that the
+/// release times the channel's setup, not that wait.
+pub const HANDOVER_HOLD_MS: u32 = 1000;
 
 /// The `mix.` keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,6 +206,7 @@ impl Default for NetOptions {
             iperf3: Iperf3Test::default(),
             peers: Peers::default(),
             mix: MixOptions::default(),
+            handover_hold_ms: HANDOVER_HOLD_MS,
         }
     }
 }
@@ -354,6 +363,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.group",
     "net.peers",
     "mix.rr",
+    "handover.hold_ms",
     "iperf3.time",
     "iperf3.parallel",
     "iperf3.reverse",
@@ -462,6 +472,7 @@ fn apply<'a>(options: &mut Options<'a>, key: &'a str, value: &'a str) -> Result<
         _ if key.starts_with("chan.") => apply_chan(&mut options.chan, key, value)?,
         _ if key.starts_with("iperf3.") => apply_iperf3(&mut options.net.iperf3, key, value)?,
         _ if key.starts_with("mix.") => apply_mix(&mut options.net.mix, key, value)?,
+        "handover.hold_ms" => options.net.handover_hold_ms = parse_range(key, value, 1, 60_000, "milliseconds from 1 to 60000")?,
         _ => unreachable_key(key)?,
     }
     Ok(())
@@ -1018,6 +1029,15 @@ mod tests {
         assert!(!parse("").unwrap().net.mix.rr);
         assert!(matches!(parse("mix.rr=yes"), Err(Error::BadValue { key: "mix.rr", .. })));
         assert_eq!(parse("mix.stream=on"), Err(Error::UnknownKey { key: "mix.stream" }));
+    }
+
+    #[test]
+    fn handover_hold_ms_is_a_bounded_duration() {
+        assert_eq!(parse("").unwrap().net.handover_hold_ms, HANDOVER_HOLD_MS);
+        assert_eq!(parse("app=handover handover.hold_ms=50").unwrap().net.handover_hold_ms, 50);
+        for bad in ["handover.hold_ms=0", "handover.hold_ms=60001", "handover.hold_ms=1s"] {
+            assert!(matches!(parse(bad), Err(Error::BadValue { key: "handover.hold_ms", .. })), "{bad}");
+        }
     }
 
     #[test]

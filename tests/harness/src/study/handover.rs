@@ -22,9 +22,10 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
         "A client in group `study` and the co-resident server, booted for every repetition: detection is the time \
          from the client's entry until its channel to the server is up (its own boot, its advert, dom0's listing, \
          the offer and the mapping). Then one stream (`app=handover`, FNV-checked by the sink, so no byte was lost, \
-         duplicated or reordered) starts on the channel; at a third the client holds every peer on netfront, and \
-         once 256 KiB more are acknowledged and two thirds are, it lets the channel come back. The times are from \
-         the hold and from the release until 256 KiB more were acknowledged on the new path; the bytes sent again \
+         duplicated or reordered) starts on the channel; once 1 MiB is acknowledged the client holds every peer on \
+         netfront, lets the channel come back 1 s later (`handover.hold_ms`: past the 500 ms a peer waits before \
+         offering a closed channel again), and ends the stream once it has resumed on the channel. The times are \
+         from the hold and from the release until 256 KiB more were acknowledged on the new path; the bytes sent again \
          are the TCP payload the client's device sent twice (it counts them, smoltcp keeps no count).\n\n",
     );
     let Some(r) = records.iter().copied().find(|r| r.workload == Workload::Handover) else {
