@@ -229,6 +229,8 @@ while IFS=$tab read -r id server client xl <&3; do
             # Contention with dom0: its vCPUs on the guests' pCPU.
             xl vcpu-pin Domain-0 all "$dom0_cpus" || echo "xl vcpu-pin Domain-0 all $dom0_cpus failed"
             dom0_pinned=1
+            # For people: the affinity dom0's vCPUs now have.
+            xl vcpu-list Domain-0 | quoted
         fi
         if ! servers_start "$server" "$server_xl"; then
             servers_finish
