@@ -470,8 +470,13 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
         if let Some(pad_at) = placement.pad_at {
             ring.write_bytes(pad_at, &ring::header(self.size - pad_at - ring::HEADER, ring::KIND_PAD));
         }
-        ring.write_bytes(placement.record_at, &ring::header(len, ring::KIND_FRAME));
-        let (out, send) = ring.fill(placement.record_at + ring::HEADER, len, f);
+        // Header and frame in one lend of the ring (one bounds check, one
+        // call into the platform per frame).
+        let header = ring::header(len, ring::KIND_FRAME);
+        let (out, send) = ring.fill(placement.record_at, ring::HEADER + len, |record| {
+            record.iter_mut().zip(header).for_each(|(b, h)| *b = h);
+            f(record.get_mut(ring::HEADER..).unwrap_or_default())
+        });
         if !send {
             return Ok((out, false));
         }
@@ -550,7 +555,9 @@ impl<G: RegionGrants, E: EventChannels> Channel<G, E> {
             peer_ring.read_bytes(at, &mut header);
             let (record, next) = ring::check(self.rx_cons, avail, side.size, header, self.config.max_frame)?;
             if let Record::Frame { at, len } = record {
-                out.resize(len, 0);
+                if out.len() != len {
+                    out.resize(len, 0);
+                }
                 peer_ring.read_bytes(at, out);
             }
             // Release: our reads of the record are done before the peer

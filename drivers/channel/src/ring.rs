@@ -24,6 +24,7 @@ pub const ETH_FRAME: usize = 1514;
 pub const MAX_CHANNEL_FRAME: usize = 65536 + 14;
 
 /// Bytes a record for a frame of `len` bytes takes.
+#[inline]
 pub fn record_len(len: usize) -> usize {
     HEADER + len.div_ceil(8) * 8
 }
@@ -53,6 +54,7 @@ pub enum PlaceError {
 
 /// Places a frame of `len` bytes (at most `max_frame`), given our producer
 /// index, the peer's consumer index (read once) and the ring size.
+#[inline]
 pub fn place(prod: u32, cons: u32, size: usize, len: usize, max_frame: usize) -> Result<Placement, PlaceError> {
     if !(MIN_FRAME..=max_frame).contains(&len) {
         return Err(PlaceError::BadLength);
@@ -73,6 +75,7 @@ pub fn place(prod: u32, cons: u32, size: usize, len: usize, max_frame: usize) ->
 }
 
 /// A record header as bytes.
+#[inline]
 pub fn header(len: usize, kind: u32) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[..4].copy_from_slice(&(len as u32).to_le_bytes());
@@ -102,6 +105,7 @@ pub enum Violation {
 }
 
 /// How many bytes the producer published beyond `cons`, checked.
+#[inline]
 pub fn available(prod: u32, cons: u32, size: usize) -> Result<usize, Violation> {
     let avail = prod.wrapping_sub(cons) as usize;
     if avail > size || !avail.is_multiple_of(8) {
@@ -120,6 +124,7 @@ pub const MAX_RECORDS_PER_CALL: usize = 2;
 /// `avail` published bytes (from [`available`], non-zero) and frames of at
 /// most `max_frame` bytes accepted. Returns it and the consumer index after
 /// it.
+#[inline]
 pub fn check(cons: u32, avail: usize, size: usize, header: [u8; HEADER], max_frame: usize) -> Result<(Record, u32), Violation> {
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let kind = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);

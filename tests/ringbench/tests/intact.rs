@@ -46,6 +46,20 @@ fn on_one_thread_too() {
 }
 
 #[test]
+fn the_channel_goes_past_the_wrap_of_its_u32_indices() {
+    // Over 4 GiB through the 64 KiB ring: both ends' indices wrap, with
+    // the sender's cached consumer index and the receiver's cached
+    // producer index read again at every full and empty ring around it
+    // (and a pad record every other frame).
+    let len = 32_000;
+    let frames = (1u64 << 32) / len as u64 + 1000;
+    let (mut tx, mut rx) = pair(Kind::Channel, RING_BYTES, len).unwrap();
+    let o = one_thread(&mut *tx, &mut *rx, len, frames).unwrap();
+    assert_eq!(o.frames, frames);
+    assert!(o.bytes > 1 << 32);
+}
+
+#[test]
 fn pinned_to_one_core_and_to_two() {
     let (a, b) = cohort_ringbench::cores();
     let mut places = vec![Placement { tx_core: a, rx_core: a }];
