@@ -11,9 +11,9 @@ use std::path::Path;
 
 /// The switch's times, in the order they happen: (figure, label).
 const TIMES: [(&str, &str); 3] = [
-    ("handover.to_netfront", "hold → resumed on netfront"),
+    ("handover.to_netfront", "hold → on netfront"),
     ("handover.channel_back", "release → channel up"),
-    ("handover.to_channel", "release → resumed on the channel"),
+    ("handover.to_channel", "release → on channel"),
 ];
 
 pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Result<(), String> {

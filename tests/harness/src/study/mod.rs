@@ -665,8 +665,8 @@ mod tests {
         let text = report::write(&dir, &info, &records, &[]).unwrap();
         for want in [
             "**Answer.** Per repetition, median (min–max): the channel was up 102 ms (100–104) after the client's entry; \
-             hold → resumed on netfront 102.00 ms (100.00–104.00); release → channel up 102.00 ms (100.00–104.00); \
-             release → resumed on the channel 102.00 ms (100.00–104.00); TCP payload sent again 102 bytes (100–104) \
+             hold → on netfront 102.00 ms (100.00–104.00); release → channel up 102.00 ms (100.00–104.00); \
+             release → on channel 102.00 ms (100.00–104.00); TCP payload sent again 102 bytes (100–104) \
              per stream, 100.000% (100.000–100.000) of what it sent.",
             "| The switch under load | channel ↔ netfront | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
         ] {
