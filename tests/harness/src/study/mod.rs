@@ -516,6 +516,16 @@ mod tests {
         }
         let text = report::write(&dir, &info, &records, &[]).unwrap();
         assert!(!text.contains("not one run"), "{text}");
+        // iperf3 across the systems: one Linux end, no Linux-only figure.
+        records.push(record(find("q3/baseline=linux-to-cohort/stream/netfront"), 100.0));
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        assert!(
+            text.contains(
+                "- linux-to-cohort stream over netfront with Linux at the client: 103.0 (101.0–105.0) Mbit/s; Cohort's over \
+                 netfront 203.0 (201.0–205.0, `q3/workload=stream/stream/netfront`, 1.97x this point's);"
+            ),
+            "{text}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

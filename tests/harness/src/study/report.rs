@@ -414,8 +414,10 @@ fn answer_baseline(out: &mut String, baseline: &[&Record], q3: &[&Record]) {
             };
             let Some(m) = r.figure(own) else { continue };
             let s = m.spread;
+            // A point across the systems is no Linux-only figure.
+            let of = if matches!(b.value.as_str(), "cohort-to-linux" | "linux-to-cohort") { "this point's" } else { "Linux's" };
             cohort.push(format!(
-                "Cohort's over {} {:.1} ({:.1}–{:.1}, `{}`, {:.2}x Linux's)",
+                "Cohort's over {} {:.1} ({:.1}–{:.1}, `{}`, {:.2}x {of})",
                 path.as_str(),
                 s.median,
                 s.min,
