@@ -70,13 +70,7 @@ struct Times {
 impl<S: Stack> Run<'_, S> {
     pub(crate) fn handover(&mut self) -> Result<(), String> {
         self.peer()?;
-        if self.stack.device().paths().is_none() {
-            return Err("app=handover needs the shared-memory channel: Xen and net.group".into());
-        }
-        self.wait_for("handover: waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
-        let detect_ms = self.now() as f64 / 1e6;
-        self.print(format_args!("handover: channel up {detect_ms:.1} ms after this guest's entry"));
-        self.figure("handover.detect", "channel", detect_ms, "ms");
+        self.first_channel("handover", "handover.detect")?;
         for rep in 0..self.net.reps {
             self.wait_for("handover: the channel before a stream", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
             self.switching_stream(rep)?;

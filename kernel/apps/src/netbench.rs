@@ -16,6 +16,7 @@ use crate::run::{Run, SETUP_TIMEOUT};
 use crate::spread::{RrSpread, Spread};
 use crate::stream::Stream;
 use crate::Stack;
+use alloc::format;
 use alloc::string::String;
 use figures::Event;
 use netdev::NetDevice;
@@ -34,10 +35,7 @@ impl<S: Stack> Run<'_, S> {
     /// Runs the five steps and prints the summary.
     pub(crate) fn netbench(&mut self) -> Result<(), String> {
         self.peer()?;
-        if self.stack.device().paths().is_none() {
-            return Err("app=netbench needs the shared-memory channel: Xen and net.group".into());
-        }
-        let up_ms = self.first_channel()?;
+        let up_ms = self.first_channel("netbench", "channel.up_after_boot")?;
         let channel = self.phase("channel")?;
         let switch_ms = self.switch_under_load()?;
         self.wait_for("netbench: the channel to close", SETUP_TIMEOUT, |r| r.channels_up() == 0)?;
@@ -48,12 +46,17 @@ impl<S: Stack> Run<'_, S> {
     }
 
     /// Step 1: waits for the channel; when it came up, in ms of this guest's
-    /// clock (zero at its entry, PVH or PV).
-    fn first_channel(&mut self) -> Result<f64, String> {
-        self.wait_for("netbench: waiting for the channel", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+    /// clock (zero at its entry, PVH or PV): netbench's and handover's
+    /// detection, as `figure` over `channel`. An error for `app` without
+    /// channels (not Xen, or no group).
+    pub(crate) fn first_channel(&mut self, app: &str, figure: &str) -> Result<f64, String> {
+        if self.stack.device().paths().is_none() {
+            return Err(format!("app={app} needs the shared-memory channel: Xen and net.group"));
+        }
+        self.wait_for(&format!("{app}: waiting for the channel"), SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
         let up_ms = self.now() as f64 / 1e6;
-        self.print(format_args!("netbench: channel up {up_ms:.1} ms after this guest's entry"));
-        self.figure("channel.up_after_boot", "channel", up_ms, "ms");
+        self.print(format_args!("{app}: channel up {up_ms:.1} ms after this guest's entry"));
+        self.figure(figure, "channel", up_ms, "ms");
         Ok(up_ms)
     }
 

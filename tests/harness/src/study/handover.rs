@@ -5,7 +5,7 @@
 use super::chart::{Panel, Series};
 use super::matrix::Workload;
 use super::points::{Record, Spread};
-use super::report::{figure_block, ReportFigure};
+use super::report::measured_figure;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -66,7 +66,7 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
         categories: cats,
         series: vec![Series { label: "channel ↔ netfront".into(), spreads }],
     };
-    let panels: Vec<Panel> = vec![
+    let panels = vec![
         one("Detection: entry → channel up", "ms", vec!["detect".into()], vec![spread("handover.detect")]),
         one(
             "The switch under load",
@@ -75,14 +75,6 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
             TIMES.iter().map(|(name, _)| spread(name)).collect(),
         ),
         one("TCP payload sent again", "bytes", vec!["per stream".into()], vec![spread("handover.retransmitted")]),
-    ]
-    .into_iter()
-    .filter(|p| p.series.iter().any(|s| s.spreads.iter().any(Option::is_some)))
-    .collect();
-    if panels.is_empty() {
-        out.push_str("No figure of it was measured.\n\n");
-        return Ok(());
-    }
-    let title = "Question 2: detection and the switch under load".to_string();
-    figure_block(out, dir, &ReportFigure { name: "q2-handover".into(), title, panels })
+    ];
+    measured_figure(out, dir, "q2-handover", "Question 2: detection and the switch under load", panels)
 }

@@ -6,7 +6,7 @@
 use super::chart::{Panel, Series};
 use super::matrix::Workload;
 use super::points::{Record, Spread};
-use super::report::{figure_block, gains, spread_of, values_of, ReportFigure};
+use super::report::{gains, measured_figure, spread_of, values_of};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -60,7 +60,6 @@ pub(super) fn section(out: &mut String, dir: &Path, q1: &[&Record]) -> Result<()
                 label: side.to_string(),
                 spreads: cats.iter().map(|c| spread_of(&rr, |r| &r.value == c && r.series == *side, name)).collect(),
             })
-            .filter(|s| s.spreads.iter().any(Option::is_some))
             .collect()
     };
     let panel = |title: &str, unit: &str, name: &str| Panel {
@@ -69,20 +68,12 @@ pub(super) fn section(out: &mut String, dir: &Path, q1: &[&Record]) -> Result<()
         categories: cats.clone(),
         series: series(name),
     };
-    let panels: Vec<Panel> = vec![
+    let panels = vec![
         panel("RR transactions, all flows", "transactions/s", "net.mix_rr_aggregate"),
         panel("RR latency p50, all flows", "us", "net.mix_rr_latency_p50"),
         panel("RR latency p99, all flows", "us", "net.mix_rr_latency_p99"),
         panel("RR latency p50 to the co-resident server", "us", &format!("net.mix_rr_peer_latency_p50 {LOCAL_PEER}")),
         panel("RR latency p50 to the remote server", "us", &format!("net.mix_rr_peer_latency_p50 {REMOTE_PEER}")),
-    ]
-    .into_iter()
-    .filter(|p| !p.series.is_empty())
-    .collect();
-    if panels.is_empty() {
-        out.push_str("No figure of it was measured.\n\n");
-        return Ok(());
-    }
-    let title = "Question 1: request/response latency against the local fraction".to_string();
-    figure_block(out, dir, &ReportFigure { name: "q1-rr".into(), title, panels })
+    ];
+    measured_figure(out, dir, "q1-rr", "Question 1: request/response latency against the local fraction", panels)
 }

@@ -7,7 +7,7 @@
 use super::chart::{Panel, Series};
 use super::matrix::{Workload, DOM0_PEER, FLOWS, LINUX_PEER, OTHER_PEERS_LOCAL};
 use super::points::{Record, Spread};
-use super::report::{figure_block, gains, ReportFigure};
+use super::report::{gains, measured_figure};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -112,7 +112,6 @@ pub(super) fn section(out: &mut String, dir: &Path, q1: &[&Record]) -> Result<()
                 label: side.to_string(),
                 spreads: kinds.iter().map(|k| Some(find(q1, k, w, side)?.figure(&name(k))?.spread)).collect(),
             })
-            .filter(|s| s.spreads.iter().any(Option::is_some))
             .collect()
     };
     let gain = |w: Workload, name: &str, lower_is_better: bool| -> Vec<Series> {
@@ -124,7 +123,7 @@ pub(super) fn section(out: &mut String, dir: &Path, q1: &[&Record]) -> Result<()
                 Spread::of(&g)
             })
             .collect::<Vec<_>>();
-        vec![Series { label: "gain".into(), spreads }].into_iter().filter(|s| s.spreads.iter().any(Option::is_some)).collect()
+        vec![Series { label: "gain".into(), spreads }]
     };
     let panel = |title: &str, unit: &str, series: Vec<Series>| Panel {
         title: title.into(),
@@ -133,20 +132,12 @@ pub(super) fn section(out: &mut String, dir: &Path, q1: &[&Record]) -> Result<()
         series,
     };
     let peer_p50 = |k: &Kind| format!("net.mix_rr_peer_latency_p50 peer-{}", k.addr);
-    let panels: Vec<Panel> = vec![
+    let panels = vec![
         panel("Stream aggregate", "Mbit/s", by_side(Workload::Mix, &|_| "net.mix_aggregate".into())),
         panel("Stream gain, on / off", "x", gain(Workload::Mix, "net.mix_aggregate", false)),
         panel("RR latency p50, all flows", "us", by_side(Workload::MixRr, &|_| "net.mix_rr_latency_p50".into())),
         panel("RR p50 gain, off / on", "x", gain(Workload::MixRr, "net.mix_rr_latency_p50", true)),
         panel("RR latency p50 to the remote peer", "us", by_side(Workload::MixRr, &peer_p50)),
-    ]
-    .into_iter()
-    .filter(|p| !p.series.is_empty())
-    .collect();
-    if panels.is_empty() {
-        out.push_str("No figure of it was measured.\n\n");
-        return Ok(());
-    }
-    let title = "Question 1: the remote half to a Cohort guest, dom0 or Linux".to_string();
-    figure_block(out, dir, &ReportFigure { name: "q1-remote-peers".into(), title, panels })
+    ];
+    measured_figure(out, dir, "q1-remote-peers", "Question 1: the remote half to a Cohort guest, dom0 or Linux", panels)
 }

@@ -74,6 +74,24 @@ pub(super) fn figure_block(out: &mut String, dir: &Path, fig: &ReportFigure) -> 
     Ok(())
 }
 
+/// Writes the figure of `panels`, keeping only the series and panels that
+/// have a measured spread; or says that none was measured.
+pub(super) fn measured_figure(out: &mut String, dir: &Path, name: &str, title: &str, panels: Vec<Panel>) -> Result<(), String> {
+    let panels: Vec<Panel> = panels
+        .into_iter()
+        .map(|mut p| {
+            p.series.retain(|s| s.spreads.iter().any(Option::is_some));
+            p
+        })
+        .filter(|p| !p.series.is_empty())
+        .collect();
+    if panels.is_empty() {
+        out.push_str("No figure of it was measured.\n\n");
+        return Ok(());
+    }
+    figure_block(out, dir, &ReportFigure { name: name.into(), title: title.into(), panels })
+}
+
 pub(super) fn spread_of(records: &[&Record], pick: impl Fn(&Record) -> bool, figure: &str) -> Option<Spread> {
     records.iter().find(|r| pick(r)).and_then(|r| r.figure(figure)).map(|m| m.spread)
 }
