@@ -63,8 +63,10 @@ fn handshake_keys_teardown_and_reconnect() {
     assert_eq!(w.nb.frontend_rx_notify(), Some(true));
     assert!(w.nb.stats().errors.is_empty(), "{:?}", w.nb.stats().errors);
 
-    // Full rx ring posted: 256 grants plus 2 rings.
+    // Full rx ring posted: 256 grants plus 2 rings; but only once the
+    // backend was Connected (see `rx_requests_at_bind`).
     assert_eq!(w.dom.gnttab().granted().len(), 258);
+    assert_eq!(w.nb.stats().rx_requests_at_bind, 0);
 
     w.shutdown(nf);
     assert_eq!(read(&w.sim, &format!("{FE}/state")).as_deref(), Some("1"));

@@ -116,6 +116,12 @@ pub struct NetbackStats {
     pub rx_delivered: u64,
     /// Times the rings were mapped (connections).
     pub connects: u64,
+    /// Rx requests the frontend had posted when we bound its port, at
+    /// the last connection. Linux's netback handles the event Xen leaves
+    /// pending at binding before it stores the irq number; with requests
+    /// there, its rx thread may owe that EOI to irq 0 and the port stays
+    /// masked (issue 14), so a frontend should have posted none yet.
+    pub rx_requests_at_bind: u32,
     /// Protocol errors seen (e.g. a frontend in `InitWait`, bad keys, a
     /// tx chain Linux would refuse, an rx packet the frontend did not
     /// negotiate).
