@@ -270,7 +270,7 @@ pub fn qemu_args(config: &Config, prepared: &Prepared, initrd: &Path, mode: Mode
     let kernel = if vmlinux.is_file() { vmlinux } else { prepared.root.join("vmlinuz") };
     let xen = format!(
         "console=com1 com1=115200,8n1 smap=0 bootscrub=0 dom0_mem={d}M,max:{d}M dom0_max_vcpus={smp} \
-         guest_loglvl=all loglvl=all x2apic=false noreboot {extra}",
+         guest_loglvl=all loglvl=all conring_size=1m x2apic=false noreboot {extra}",
         d = config.dom0_mem_mib,
         smp = config.smp,
         extra = config.xen_args

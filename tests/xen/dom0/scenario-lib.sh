@@ -324,7 +324,7 @@ vif_explain() {
         _dev=${_v##*/}
         _be=/local/domain/0/backend/vif/$1/${_dev#*.}
         echo "--- $_dev: $(cat "$_v/operstate") carrier $(cat "$_v/carrier" 2>/dev/null || echo ?), bridge $(basename "$(readlink "$_v/master" 2>/dev/null)" 2>/dev/null), backend state $(xenstore-read "$_be/state" 2>/dev/null) hotplug $(xenstore-read "$_be/hotplug-status" 2>/dev/null); to the guest $(cat "$_s/tx_packets") frames ($(cat "$_s/tx_dropped") dropped), from it $(cat "$_s/rx_packets") ($(cat "$_s/rx_dropped") dropped)"
-        vif_rings "$_dev"
+        vif_rings "$_dev" "$1"
     done
 }
 # vif_rings VIF: why a vif may carry nothing. Netback's view of the shared
@@ -341,11 +341,28 @@ vif_rings() {
     # A PV dom0's timer is a per-vCPU virq (timer0, timer1), not LOC.
     grep -E "^ *CPU| timer[0-9]+\$|$1-" /proc/interrupts | sed 's/^/    /'
     grep -E "CPU|NET_TX|NET_RX|TIMER" /proc/softirqs | sed 's/^/    /'
+    [ -n "$2" ] && evtchn_explain "$2"
     _from=$(cat "/sys/class/net/$1/statistics/rx_packets")
     _to=$(cat "/sys/class/net/$1/statistics/tx_packets")
+    _warned=$(dmesg | grep -c "Interrupt while EOI pending")
     echo kick > "$_ring" 2>/dev/null
     sleep 1
-    echo "--- $1 one second after a kick: from the guest $_from -> $(cat "/sys/class/net/$1/statistics/rx_packets"), to it $_to -> $(cat "/sys/class/net/$1/statistics/tx_packets")"
+    echo "--- $1 one second after a kick: from the guest $_from -> $(cat "/sys/class/net/$1/statistics/rx_packets"), to it $_to -> $(cat "/sys/class/net/$1/statistics/tx_packets"); netback's 'Interrupt while EOI pending' warnings $_warned -> $(dmesg | grep -c "Interrupt while EOI pending") (the kick calls its handler: a new warning means dom0 still owed the port its EOI, so the port stayed masked)"
+}
+# evtchn_explain DOMID: Xen's view (debug key 'e') of the domain's event
+# channels and of dom0's ports bound to them: [pending/masked/state]. For
+# a guest whose notifications dom0 never handled: dom0's port pending and
+# masked means dom0 owed it an EOI; pending and unmasked, an upcall lost
+# in dom0; neither, the guest never sent (or sent on another port).
+evtchn_explain() {
+    xl debug-keys e >/dev/null 2>&1 || return 0
+    echo "--- event channels of domain $1 and dom0's ports bound to it (Xen's 'e' key; [pending/masked/state], s=3 interdomain, d/p the remote end):"
+    xl dmesg | awk -v d="$1" '
+        /Event channel information for domain 0:/ { n = 0; delete keep }
+        /Event channel information for domain/ { dom = $NF; sub(":", "", dom); next }
+        !/\[[0-9]/ { next }
+        dom == d || (dom == 0 && $0 ~ (" d=" d " p=")) { keep[++n] = "    dom" dom ":" $0 }
+        END { for (i = 1; i <= n; i++) print keep[i] }'
 }
 guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
 
