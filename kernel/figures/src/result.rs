@@ -60,6 +60,7 @@
 //! | `udp_rr` | `path`, `transactions` (answered), `lost` (unanswered for 100 ms, the next sent), `stale` (answers that came later, dropped), `seconds`, `per_second`, `mean_us`, `p50_us`, `p99_us`, `frames` | an `app=udp-rr` repetition ended |
 //! | `guard` | `name` (`boot stack`), `addr` (its first byte) | before `test=stack_overflow_pv` runs into the guard page: a PV guest cannot take that fault (no IST stack), Xen crashes it, and dom0 compares the vCPU's `cr2` with `addr` |
 //! | `stopped` | `app` | the platform asked the guest to shut down (`xl shutdown`) while a client ran: it stopped where it was, without its result; `app` (`ok` true) follows |
+//! | `busy` | `service` (`sink`, `echo`), `connections` | a Linux reference guest's netref serves as many connections of `service` at once as it may (32): the next waits in the listen backlog until one ends |
 //!
 //! `frames` inside `transfer`, `stream`, `rr`, `maerts`, `crr` and `udp_rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -107,7 +108,7 @@ impl Frames {
 }
 
 /// Every event's `kind`, in the order of [`Event`]'s variants.
-pub const KINDS: [&str; 32] = [
+pub const KINDS: [&str; 33] = [
     "address",
     "progress",
     "frames",
@@ -140,6 +141,7 @@ pub const KINDS: [&str; 32] = [
     "udp_rr",
     "guard",
     "stopped",
+    "busy",
 ];
 
 /// One result or event of a guest. `S` is `&str` where it is written (the
@@ -426,6 +428,12 @@ pub enum Event<S> {
     Stopped {
         app: S,
     },
+    /// A Linux reference guest's server holds as many connections as it
+    /// serves at once: the next waits until one ends.
+    Busy {
+        service: S,
+        connections: u32,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -627,6 +635,7 @@ mod tests {
             },
             Event::Guard { name: "boot stack", addr: 0x21_f000 },
             Event::Stopped { app: "rr" },
+            Event::Busy { service: "echo", connections: 32 },
         ]
     }
 

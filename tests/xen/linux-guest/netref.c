@@ -380,14 +380,27 @@ static void sink_one(int fd)
     fflush(stdout);
 }
 
+/* At most this many connections per service are served at once; one more
+ * waits in the listen backlog until a child ends. The study's clients
+ * hold at most 8 flows to one server. */
+#define MAX_CHILDREN 32
+
 /* Accepts connections on LFD for ever, each served by SERVE in a child of
  * its own: a client may hold several at once (Cohort's app=mix sends
- * concurrent flows to one server). The children are not waited for
- * (SIGCHLD ignored) and end with the server. */
-static void serve_each(int lfd, void (*serve)(int fd))
+ * concurrent flows to one server), up to MAX_CHILDREN. Children that
+ * ended are reaped; a child that is not ours (NOT_OURS, the sink's server
+ * beside the echo's) is not counted. Children end with the server. */
+static void serve_each(int lfd, void (*serve)(int fd), const char *service, pid_t not_ours)
 {
-    signal(SIGCHLD, SIG_IGN);
+    int live = 0;
     for (;;) {
+        pid_t gone;
+        errno = 0;
+        while ((gone = waitpid(-1, NULL, live >= MAX_CHILDREN ? 0 : WNOHANG)) > 0)
+            if (gone != not_ours && live > 0)
+                live--;
+        if (live >= MAX_CHILDREN && errno == ECHILD)
+            live = 0; /* no child left to wait for: the count was wrong */
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0)
             continue;
@@ -398,6 +411,10 @@ static void serve_each(int lfd, void (*serve)(int fd))
             serve(fd);
             close(fd);
             _exit(0);
+        }
+        if (child > 0 && ++live == MAX_CHILDREN) {
+            printf("EVENT {\"kind\":\"busy\",\"service\":\"%s\",\"connections\":%d}\n", service, live);
+            fflush(stdout);
         }
         /* The parent's copy (if fork failed, the peer sees it closed). */
         close(fd);
@@ -544,14 +561,15 @@ int main(int argc, char **argv)
         printf("EVENT {\"kind\":\"listening\",\"service\":\"sink\",\"port\":%d}\n", sink_port);
         printf("EVENT {\"kind\":\"listening\",\"service\":\"echo\",\"port\":%d}\n", echo_port);
         fflush(stdout);
-        if (fork() == 0) {
+        pid_t sink = fork();
+        if (sink == 0) {
             /* The sink ends with the echo (a test on the host stops both). */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             close(echo_fd);
-            serve_each(sink_fd, sink_one);
+            serve_each(sink_fd, sink_one, "sink", 0);
         }
         close(sink_fd);
-        serve_each(echo_fd, echo_one);
+        serve_each(echo_fd, echo_one, "echo", sink);
     } else if (argc == 3 && strcmp(argv[1], "no-gso") == 0) {
         return no_gso(argv[2]);
     } else if (argc == 5 && strcmp(argv[1], "stream-check") == 0) {

@@ -3,7 +3,8 @@
 //! `EVENT` lines that `cohort-event` reads the way the lab's scenarios ask
 //! them: its listeners, the sink's answers (digest or count only), a
 //! stream-check's outcome (matching, and not: a wrong digest, a hostile
-//! answer, the right answer without its newline) and request/response.
+//! answer, the right answer without its newline) and request/response,
+//! and its cap on connections served at once.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -199,6 +200,35 @@ fn the_sink_and_the_echo_serve_connections_at_once() {
     held.read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "4 -\n");
     assert_eq!(serve.wait_for("sink bytes=4 check=count --count"), "1");
+}
+
+#[test]
+fn the_echo_serves_at_most_32_connections_at_once() {
+    // Each connection is a child process: a client may not make the server
+    // hold more. The 33rd waits in the backlog until one of them ends.
+    let mut serve = Serve::start();
+    let timeout = Some(Duration::from_secs(10));
+    let open = |serve: &Serve| {
+        let s = TcpStream::connect(("127.0.0.1", serve.echo)).unwrap();
+        s.set_read_timeout(timeout).unwrap();
+        s
+    };
+    let mut byte = [0u8; 1];
+    let mut held: Vec<TcpStream> = (0..32).map(|_| open(&serve)).collect();
+    for s in &mut held {
+        s.write_all(b"h").unwrap();
+        s.read_exact(&mut byte).unwrap();
+    }
+    assert_eq!(serve.wait_for("busy service=echo --get connections"), "32");
+    let mut waiting = open(&serve);
+    waiting.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    waiting.write_all(b"w").unwrap();
+    let early = waiting.read(&mut byte);
+    assert!(early.is_err(), "served beyond the cap: {early:?}");
+    drop(held.pop());
+    waiting.set_read_timeout(timeout).unwrap();
+    waiting.read_exact(&mut byte).unwrap();
+    assert_eq!(&byte, b"w");
 }
 
 #[test]
