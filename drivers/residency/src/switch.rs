@@ -15,6 +15,7 @@
 //! packet whole or has it cut to its MTU; for the fallback, checksums
 //! (or leaving them to it) and cutting (or having it cut them, GSO).
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec;
@@ -162,8 +163,9 @@ pub struct Paths<G: RegionGrants + Clone, E: EventChannels + Clone> {
     /// Problems the data path found, acted on at the next service.
     failures: Vec<(DomId, &'static str)>,
     counters: SwitchCounters,
-    /// TCP bytes sent and sent again, while a measurement asks.
-    tcp_sent: Option<TcpSentTracker>,
+    /// TCP bytes sent and sent again, while a measurement asks (boxed:
+    /// its 16 flows would otherwise add their size to every switch).
+    tcp_sent: Option<Box<TcpSentTracker>>,
 }
 
 pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> {
@@ -262,12 +264,12 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
     /// Starts counting the TCP payload this side sends, and what it sends
     /// again (from zero), or stops.
     pub fn track_tcp(&mut self, on: bool) {
-        self.paths.tcp_sent = on.then(TcpSentTracker::default);
+        self.paths.tcp_sent = on.then(Box::default);
     }
 
     /// What was counted since tracking began (None: not tracking).
     pub fn tcp_sent(&self) -> Option<TcpSent> {
-        self.paths.tcp_sent.as_ref().map(TcpSentTracker::sent)
+        self.paths.tcp_sent.as_deref().map(TcpSentTracker::sent)
     }
 
     /// The data path's housekeeping, cheap enough for every round: queued
