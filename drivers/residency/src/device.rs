@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 
 use channel::{Config, Manager, Note};
 use discovery::{peers_path, Advert, Group, PeerList, ADVERT_KEY, PROTOCOL_VERSION};
+use netdev::Detection;
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
 use xen_proto::iface::{DomId, EventChannels, RegionGrants, XenstoreRing};
@@ -114,6 +115,8 @@ pub struct Residency<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannel
     last_list: Option<PeerList>,
     /// When dom0's list first named each peer (to time channel setup).
     listed_at: BTreeMap<DomId, u64>,
+    /// When we advertised, and when dom0's list first named any peer.
+    detection: Option<Detection>,
     next_housekeeping: u64,
     events: Vec<Event>,
 }
@@ -132,21 +135,30 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Resid
             peers_path: None,
             last_list: None,
             listed_at: BTreeMap::new(),
+            detection: None,
             next_housekeeping: 0,
             events: Vec::new(),
         }
     }
 
     /// With a group: writes our advert and watches the list dom0 keeps for
-    /// us; the advert written, or None without a group.
-    pub fn advertise<R: XenstoreRing>(&mut self, c: &mut Client<R>) -> Result<Option<Advert>, xen_proto::Error> {
+    /// us; the advert written, or None without a group. `now_ns` times
+    /// detection ([`Residency::detection`]).
+    pub fn advertise<R: XenstoreRing>(&mut self, c: &mut Client<R>, now_ns: u64) -> Result<Option<Advert>, xen_proto::Error> {
         let Some(group) = self.group.clone() else { return Ok(None) };
         let advert = Advert { version: PROTOCOL_VERSION, group, mac: self.switch.mac(), ipv4: self.ipv4 };
         let path = peers_path(self.me);
         c.write(ADVERT_KEY, advert.to_value().as_bytes())?;
         c.watch(&path, PEERS_TOKEN)?;
         self.peers_path = Some(path);
+        self.detection = Some(Detection { advertised_ns: now_ns, listed_ns: None });
         Ok(Some(advert))
+    }
+
+    /// When we advertised and when dom0 first listed a peer for us, on the
+    /// clock passed in (None: never advertised).
+    pub fn detection(&self) -> Option<Detection> {
+        self.detection
     }
 
     /// Whether we advertise and watch our list.
@@ -230,6 +242,9 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Resid
         self.listed_at.retain(|d, _| list.get(*d).is_some());
         for p in list.peers() {
             self.listed_at.entry(p.domid).or_insert(now_ns);
+        }
+        if let Some(d) = self.detection.as_mut().filter(|d| d.listed_ns.is_none() && !list.peers().is_empty()) {
+            d.listed_ns = Some(now_ns);
         }
         self.last_list = Some(list.clone());
         self.events.push(Event::Listed(list.clone()));

@@ -32,4 +32,5 @@ pub use counters::SwitchCounters;
 pub use device::{
     Clock, Event, Fired, Options, Residency, CLOSE_RETRY_NS, CLOSE_TIMEOUT_NS, HOUSEKEEPING_EVERY_NS, OFFERS_TOKEN, PEERS_TOKEN,
 };
+pub use netdev::Detection;
 pub use switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, Switch};

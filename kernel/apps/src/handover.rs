@@ -3,7 +3,8 @@
 //!
 //! Once: how long after this guest's entry its first channel came up
 //! (detection: its advert, dom0's listing, the offer and the mapping; the
-//! study gives it one co-resident peer, `net.peer`).
+//! study gives it one co-resident peer, `net.peer`), and the same from its
+//! advert, split where it read dom0's list naming the peer.
 //! Then `net.reps` times, a stream of at most `net.bytes` (FNV-checked by
 //! the sink: a lost, duplicated or reordered byte fails it) that starts on
 //! the channel. Once [`HOLD_AFTER_BYTES`] are acknowledged every peer is
@@ -70,12 +71,32 @@ struct Times {
 impl<S: Stack> Run<'_, S> {
     pub(crate) fn handover(&mut self) -> Result<(), String> {
         self.peer()?;
-        self.first_channel("handover", "handover.detect")?;
+        let up_ms = self.first_channel("handover", "handover.detect")?;
+        self.detection_steps(up_ms);
         for rep in 0..self.net.reps {
             self.wait_for("handover: the channel before a stream", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
             self.switching_stream(rep)?;
         }
         Ok(())
+    }
+
+    /// Detection's steps, as figures over the channel (ms): our advert
+    /// written → dom0's list naming a peer read (`handover.advert_listed`:
+    /// discoveryd's scan and write, our watch) → the channel seen up
+    /// (`handover.listed_up`: the offer and the mapping), and the whole
+    /// (`handover.detect_advert`).
+    fn detection_steps(&mut self, up_ms: f64) {
+        let Some(d) = self.stack.device().paths().and_then(|p| p.detection()) else { return };
+        let advert_ms = d.advertised_ns as f64 / 1e6;
+        self.figure("handover.detect_advert", "channel", up_ms - advert_ms, "ms");
+        let Some(listed_ms) = d.listed_ns.map(|l| l as f64 / 1e6) else { return };
+        self.figure("handover.advert_listed", "channel", listed_ms - advert_ms, "ms");
+        self.figure("handover.listed_up", "channel", up_ms - listed_ms, "ms");
+        self.print(format_args!(
+            "handover: advertised at {advert_ms:.1} ms, listed {:.1} ms later, channel up {:.1} ms after that",
+            listed_ms - advert_ms,
+            up_ms - listed_ms
+        ));
     }
 
     /// One stream with both switches; its figures.

@@ -37,7 +37,13 @@ fn world(state: &Rc<RefCell<ChannelState>>) -> World {
 }
 
 fn state() -> Rc<RefCell<ChannelState>> {
-    Rc::new(RefCell::new(ChannelState { up_at: Some(30 * MS), held: false, back_after_ns: 5 * MS, holds: Vec::new() }))
+    Rc::new(RefCell::new(ChannelState {
+        up_at: Some(30 * MS),
+        held: false,
+        back_after_ns: 5 * MS,
+        holds: Vec::new(),
+        listed_at: Some(20 * MS),
+    }))
 }
 
 /// Every value of figure `name` over the handover's path, in order.
@@ -54,6 +60,10 @@ fn handover_times_both_switches_and_counts_what_tcp_sent_again() {
 
     let detect = out.figure("handover.detect", "channel");
     assert!((30.0..31.0).contains(&detect), "{detect} ms");
+    // The device advertised at 0 and was listed at 20 ms.
+    assert_eq!(out.figure("handover.detect_advert", "channel"), detect);
+    assert_eq!(out.figure("handover.advert_listed", "channel"), 20.0);
+    assert!((detect - out.figure("handover.listed_up", "channel") - 20.0).abs() < 1e-9);
     assert_eq!(state.borrow().holds, [true, false, true, false]);
 
     let (to_netfront, back, to_channel) =
@@ -116,8 +126,13 @@ fn handover_needs_channels() {
 #[test]
 fn a_channel_that_never_comes_back_fails_the_stream_not_the_guest() {
     // Back 10 s after the release: the stream of 4 MiB ends first.
-    let state =
-        Rc::new(RefCell::new(ChannelState { up_at: Some(30 * MS), held: false, back_after_ns: 10_000 * MS, holds: Vec::new() }));
+    let state = Rc::new(RefCell::new(ChannelState {
+        up_at: Some(30 * MS),
+        held: false,
+        back_after_ns: 10_000 * MS,
+        holds: Vec::new(),
+        listed_at: Some(20 * MS),
+    }));
     let mut world = world(&state);
     let (result, out) = run(App::Handover, &mut world, options(4 << 20, 1));
     assert_eq!(

@@ -28,7 +28,13 @@ fn world(state: &Rc<RefCell<ChannelState>>) -> World {
 }
 
 fn state() -> Rc<RefCell<ChannelState>> {
-    Rc::new(RefCell::new(ChannelState { up_at: Some(30 * MS), held: false, back_after_ns: 5 * MS, holds: Vec::new() }))
+    Rc::new(RefCell::new(ChannelState {
+        up_at: Some(30 * MS),
+        held: false,
+        back_after_ns: 5 * MS,
+        holds: Vec::new(),
+        listed_at: Some(20 * MS),
+    }))
 }
 
 fn frames_of(out: &Captured, of: &str) -> Frames {
@@ -134,7 +140,8 @@ fn netbench_needs_channels() {
 
 #[test]
 fn a_channel_that_never_comes_up_fails_netbench_after_the_setup_timeout() {
-    let state = Rc::new(RefCell::new(ChannelState { up_at: None, held: false, back_after_ns: 0, holds: Vec::new() }));
+    let state =
+        Rc::new(RefCell::new(ChannelState { up_at: None, held: false, back_after_ns: 0, holds: Vec::new(), listed_at: None }));
     let mut world = world(&state);
     let (result, _) = run(App::Netbench, &mut world, net());
     assert_eq!(result.unwrap_err(), "netbench: waiting for the channel: not within 60 s");

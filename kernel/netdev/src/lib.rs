@@ -86,6 +86,15 @@ impl PathFrames {
     }
 }
 
+/// The steps of residency detection, in ns of the guest's clock (zero at
+/// its entry): our advert written, and dom0's list read naming a peer
+/// for the first time (None: not yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detection {
+    pub advertised_ns: u64,
+    pub listed_ns: Option<u64>,
+}
+
 /// Control of the shared-memory paths, for benchmarks and checks.
 pub trait Paths {
     /// Peers whose channel is up.
@@ -102,6 +111,8 @@ pub trait Paths {
     fn track_tcp(&mut self, on: bool);
     /// What was counted since tracking began (None: not tracking).
     fn tcp_sent(&self) -> Option<TcpSent>;
+    /// When detection's steps happened (None: never advertised).
+    fn detection(&self) -> Option<Detection>;
 }
 
 #[cfg(test)]

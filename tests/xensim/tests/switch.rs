@@ -18,7 +18,7 @@ use std::rc::Rc;
 use channel::{Config, Note};
 use discovery::{advert_path, peers_path, Advert, Group, Peer, PeerList};
 use residency::switch::{FallbackDevice, FallbackFull, FallbackMeta, FallbackOffloads, MISADDRESSED_PER_CALL, STUCK_AFTER_NS};
-use residency::{Event, Options, Residency, SwitchCounters, CLOSE_TIMEOUT_NS};
+use residency::{Detection, Event, Options, Residency, SwitchCounters, CLOSE_TIMEOUT_NS};
 use smoltcp::iface::{Config as IfConfig, Interface, SocketSet};
 use smoltcp::phy::{Device, RxToken, TxToken};
 use smoltcp::socket::tcp;
@@ -189,7 +189,7 @@ impl Node {
             ipv4: Some([198, 18, 0, domid as u8]),
         };
         let mut res = Residency::new(bridge.port(mac(domid)), dom.gnttab(), dom.evtchn(), options);
-        let advert = res.advertise(&mut xs).unwrap().expect("an advert, with a group");
+        let advert = res.advertise(&mut xs, 0).unwrap().expect("an advert, with a group");
         let written = Advert::parse(&sim.xs_read(&advert_path(domid)).expect("the advert in xenstore")).unwrap();
         assert_eq!(written, advert);
         assert_eq!((written.group.as_str(), written.mac, written.ipv4), (GROUP, mac(domid), Some([198, 18, 0, domid as u8])));
@@ -622,6 +622,7 @@ fn the_device_follows_the_list_dom0_keeps_for_it() {
     run_for(&mut [&mut a, &mut b], &mut clock, 5);
     assert!(a.res.settling(), "no list from dom0 yet: still settling");
     assert!(!a.events.iter().any(|e| matches!(e, Event::Listed(_))), "{:?}", a.events);
+    assert_eq!(a.res.detection(), Some(Detection { advertised_ns: 0, listed_ns: None }));
 
     // dom0 lists them: the watch fires, the list is read, the channel comes up.
     dom0.list(1, &[2]);
@@ -645,6 +646,8 @@ fn the_device_follows_the_list_dom0_keeps_for_it() {
         _ => None,
     });
     assert!(matches!(listed_at, Some(Some(ns)) if ns > 5 * MS && ns < 15 * MS), "{listed_at:?}");
+    // Detection's steps: advertised at 0 (Node::new), listed then.
+    assert_eq!(a.res.detection(), Some(Detection { advertised_ns: 0, listed_ns: listed_at.flatten() }));
 
     // A list that does not parse is reported and ignored.
     dom0.publish(1, b"v2 garbage");
@@ -693,7 +696,8 @@ fn without_a_group_nothing_is_advertised_and_every_frame_takes_the_fallback() {
     let mut xs = dom.xenstore_client();
     let options = Options { me: 1, mac: mac(1), channel: Config::default(), group: None, ipv4: None };
     let mut res = Residency::new(bridge.port(mac(1)), dom.gnttab(), dom.evtchn(), options);
-    assert_eq!(res.advertise(&mut xs).unwrap(), None);
+    assert_eq!(res.advertise(&mut xs, 0).unwrap(), None);
+    assert_eq!(res.detection(), None);
     assert_eq!(sim.xs_read(&advert_path(1)), None);
     assert!(!res.advertised() && !res.settling());
     let token = res.transmit(Instant::ZERO).unwrap();

@@ -15,7 +15,7 @@ use apps::sink::Sink;
 use apps::{Clock, Output, Part, Profile, Settings};
 use cohort_boot::cmdline::{BenchClock, Ipv4Cidr as CmdCidr, NetOptions};
 use figures::{Event, Figure};
-use netdev::{NetDevice, PathFrames, Paths, TcpSent, TcpSentTracker};
+use netdev::{Detection, NetDevice, PathFrames, Paths, TcpSent, TcpSentTracker};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
@@ -213,6 +213,9 @@ pub struct ChannelState {
     pub back_after_ns: u64,
     /// Holds asked for (true) and released (false), in order.
     pub holds: Vec<bool>,
+    /// When dom0 listed the peer, for detection's steps (the device
+    /// advertised at 0).
+    pub listed_at: Option<u64>,
 }
 
 impl ChannelState {
@@ -361,6 +364,11 @@ impl Paths for FakeDevice {
 
     fn tcp_sent(&self) -> Option<TcpSent> {
         self.tcp_sent.as_ref().map(TcpSentTracker::sent)
+    }
+
+    fn detection(&self) -> Option<Detection> {
+        let (_, state) = self.channel.as_ref()?;
+        Some(Detection { advertised_ns: 0, listed_ns: state.borrow().listed_at })
     }
 }
 

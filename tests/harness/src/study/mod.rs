@@ -313,6 +313,9 @@ mod tests {
             Workload::Discoveryd => &[("discoveryd.scan", "us")],
             Workload::Handover => &[
                 ("handover.detect", "ms"),
+                ("handover.detect_advert", "ms"),
+                ("handover.advert_listed", "ms"),
+                ("handover.listed_up", "ms"),
                 ("handover.to_netfront", "ms"),
                 ("handover.channel_back", "ms"),
                 ("handover.to_channel", "ms"),
@@ -675,10 +678,12 @@ mod tests {
         let text = report::write(&dir, &info, &records, &[]).unwrap();
         for want in [
             "**Answer.** Per repetition, median (min–max): the channel was up 102 ms (100–104) after the client's entry; \
-             hold → on netfront 102.00 ms (100.00–104.00); release → channel up 102.00 ms (100.00–104.00); \
+             from its advert: advert → listed 102.0 ms (100.0–104.0), listed → channel up 102.0 ms (100.0–104.0), \
+             advert → channel up 102.0 ms (100.0–104.0); hold → on netfront 102.00 ms (100.00–104.00); release → channel up 102.00 ms (100.00–104.00); \
              release → on channel 102.00 ms (100.00–104.00); TCP payload sent again 102 bytes (100–104) \
              per stream, 100.000% (100.000–100.000) of what it sent.",
             "| The switch under load | channel ↔ netfront | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
+            "| Detection | channel ↔ netfront | listed → channel up | 5 | 102.0 | 100.0 | 104.0 |",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

@@ -722,7 +722,8 @@ pub fn write(dir: &Path, info: &RunInfo, records: &[Record], ring: &[Figure]) ->
     out.push_str("## Not measured yet\n\n");
     out.push_str(
         "- Question 1 with dom0 and the Linux reference as the remote peer at 50% local only.\n\
-         - Detection from the client's entry (its own boot included), not from its advert.\n\
+         - Detection's step from the advert to the listing as one: discoveryd's scan and write and the client's \
+         watch are not timed apart.\n\
          - The switch with a stream into the client (MAERTS) and with request/response traffic.\n",
     );
     Ok(out)

@@ -18,7 +18,7 @@ use channel::{Config, Note};
 use cohort_boot::cmdline::ChannelOptions;
 use discovery::Group;
 use figures::Event as ResultLine;
-use netdev::{NetDevice, PathFrames, Paths, TcpSent};
+use netdev::{Detection, NetDevice, PathFrames, Paths, TcpSent};
 use residency::{Event, Fired, Options, Residency, OFFERS_TOKEN, PEERS_TOKEN};
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -73,7 +73,7 @@ impl ResidentNet {
         }
         let group = chan.group.map(Group::new).transpose().map_err(|e| format!("net.group: {e}"))?;
         let mut res = Residency::new(net, XenGrants, XenEvents, Options { me, mac, channel: config, group, ipv4 });
-        let advert = with_xenstore(|c| res.advertise(c)).ok_or("no xenstore client")?.map_err(|e| e.to_string())?;
+        let advert = with_xenstore(|c| res.advertise(c, now_ns())).ok_or("no xenstore client")?.map_err(|e| e.to_string())?;
         match advert {
             None => log::info!("residency: no net.group: every frame takes netfront"),
             Some(advert) => log::info!(
@@ -246,6 +246,10 @@ impl Paths for ResidentNet {
 
     fn tcp_sent(&self) -> Option<TcpSent> {
         self.res.switch_ref().tcp_sent()
+    }
+
+    fn detection(&self) -> Option<Detection> {
+        self.res.detection()
     }
 
     fn frames(&self) -> PathFrames {
