@@ -119,4 +119,7 @@ pub struct Counters {
     /// Revocations refused because the backend still mapped the grant
     /// (each retried later; the buffer is not reused meanwhile).
     pub revoke_busy: u64,
+    /// Times the device disconnected and connected again
+    /// ([`Netfront::restart`](crate::Netfront::restart)).
+    pub restarts: u64,
 }

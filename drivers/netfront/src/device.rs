@@ -161,6 +161,12 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         pending
     }
 
+    /// Where the transmit ring stands, for a [`TxWatchdog`](crate::TxWatchdog).
+    pub fn tx_progress(&self) -> crate::TxProgress {
+        let front = &self.tx.ring.front;
+        crate::TxProgress { outstanding: front.outstanding(), answered: front.rsp_cons }
+    }
+
     /// Processes tx completions and rx responses, retries quarantined
     /// grants and refills the rx ring. Safe to call at any time.
     pub fn poll(&mut self) {

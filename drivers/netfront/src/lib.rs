@@ -30,6 +30,7 @@ mod pool;
 pub mod ring;
 pub mod rx;
 pub mod tx;
+pub mod watchdog;
 pub mod wire;
 pub mod xenbus;
 
@@ -40,3 +41,4 @@ pub use features::{Negotiated, Offloads};
 pub use phy::{NetRxToken, NetTxToken};
 pub use rx::{RxChecksum, RxMeta};
 pub use tx::TxMeta;
+pub use watchdog::{TxProgress, TxWatchdog, TX_STALL_NS};

@@ -34,10 +34,10 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
     ///
     /// Reads `backend`, `backend-id`, `mac`; waits for the backend's
     /// `InitWait`; checks `feature-rx-copy`; allocates and grants both
-    /// rings, allocates the rx buffers and an unbound port; publishes the
+    /// rings and the rx buffers, allocates an unbound port; publishes the
     /// keys of [`PUBLISHED_KEYS`](crate::xenbus::PUBLISHED_KEYS) with
     /// `state = Connected` in one transaction; waits for the backend's
-    /// `Connected`; then grants and posts the rx buffers. On failure everything allocated is given back (and
+    /// `Connected`. On failure everything allocated is given back (and
     /// the published state walked back to `Initialising`).
     pub fn connect_with<R: XenstoreRing>(
         client: &mut Client<R>,
@@ -99,16 +99,9 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
             return Err(e);
         }
         nf.link.up = true;
-        // Receive buffers go up only now that the backend is Connected
-        // (the push notifies it). Linux's netback binds our port with an
-        // event pending and handles it before it stores the irq number; if
-        // the rx ring already held requests then, its rx thread could owe
-        // that event's EOI to irq 0 and leave the port masked for good:
-        // dom0 never heard us again (issue 14's deaf netfront).
-        if let Err(e) = nf.rx.refill(&mut nf.link, &mut nf.counters) {
-            let _ = nf.shutdown(client, timeout_ns);
-            return Err(Error::Xen(e));
-        }
+        // The backend maps the rx ring on connecting; kick it so it looks
+        // at the buffers posted before it bound the port.
+        nf.link.notify(&mut nf.counters);
         nf.poll();
         Ok(nf)
     }
@@ -126,7 +119,37 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         self.rx.setup(gnt, self.config.rx_buffers)?;
         let port = self.link.evt.alloc_unbound(be)?;
         self.link.port = Some(port);
+        // Post receive buffers now: the backend sees them when it maps
+        // the ring.
+        self.link.up = true;
+        let posted = self.rx.refill(&mut self.link, &mut self.counters);
+        self.link.up = false;
+        posted?;
         Ok(Published { tx_ring_ref, rx_ring_ref, event_channel: port, rx: self.negotiated.rx })
+    }
+
+    /// Disconnects and connects the same vif again, as configured before:
+    /// for a backend that left our transmits unanswered
+    /// ([`TxWatchdog`](crate::TxWatchdog)). Frames in flight are lost (TCP
+    /// sends them again); the counters carry over, `restarts` one more.
+    /// On error the device stays down: a disconnect that left grants
+    /// mapped ([`Error::GrantsBusy`]) keeps them, and a reconnect that
+    /// failed has given back what it took.
+    pub fn restart<R: XenstoreRing>(&mut self, client: &mut Client<R>, timeout_ns: u64) -> Result<(), Error>
+    where
+        G: Clone,
+        E: Clone,
+    {
+        self.shutdown(client, timeout_ns)?;
+        let (gnt, evt) = (self.link.gnt.clone(), self.link.evt.clone());
+        let mut fresh = Self::connect_with(client, gnt, evt, &self.nodes.frontend.clone(), self.config, timeout_ns)?;
+        let mut counters = self.counters;
+        counters.restarts += 1;
+        counters.notifications_sent += fresh.counters.notifications_sent;
+        counters.notifications_received += fresh.counters.notifications_received;
+        fresh.counters = counters;
+        *self = fresh;
+        Ok(())
     }
 
     /// Gives back every grant, page and the port; returns how many grants
@@ -236,13 +259,10 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         let negotiated = Negotiated::new(config.offloads, offers);
         let counters = Counters::default();
         let mut nf = Netfront { link, tx: Tx::new(), rx: Rx::new(), negotiated, counters, nodes, config, phase: Phase::Setup };
-        let set_up = nf.setup().and_then(|published| {
-            nf.link.up = true;
-            nf.rx.refill(&mut nf.link, &mut nf.counters).map_err(Error::Xen)?;
-            Ok(published)
-        });
-        match set_up {
+        match nf.setup() {
             Ok(published) => {
+                nf.link.up = true;
+                nf.link.notify(&mut nf.counters);
                 nf.poll();
                 Ok((nf, published))
             }

@@ -61,6 +61,7 @@
 //! | `guard` | `name` (`boot stack`), `addr` (its first byte) | before `test=stack_overflow_pv` runs into the guard page: a PV guest cannot take that fault (no IST stack), Xen crashes it, and dom0 compares the vCPU's `cr2` with `addr` |
 //! | `stopped` | `app` | the platform asked the guest to shut down (`xl shutdown`) while a client ran: it stopped where it was, without its result; `app` (`ok` true) follows |
 //! | `busy` | `service` (`sink`, `echo`), `connections` | a Linux reference guest's netref serves as many connections of `service` at once as it may (32): the next waits in the listen backlog until one ends |
+//! | `netfront_restarted` | `stalled_ms`, `tx_outstanding`, `ok`, `error` (`null` when ok) | netback answered none of netfront's `tx_outstanding` transmits for `stalled_ms` (at least 2000: a netback that no longer hears the guest, issue 14): netfront disconnected and connected again; frames in flight were lost, TCP sends them again. With `ok` false the device stays down |
 //!
 //! `frames` inside `transfer`, `stream`, `rr`, `maerts`, `crr` and `udp_rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event
@@ -108,7 +109,7 @@ impl Frames {
 }
 
 /// Every event's `kind`, in the order of [`Event`]'s variants.
-pub const KINDS: [&str; 33] = [
+pub const KINDS: [&str; 34] = [
     "address",
     "progress",
     "frames",
@@ -142,6 +143,7 @@ pub const KINDS: [&str; 33] = [
     "guard",
     "stopped",
     "busy",
+    "netfront_restarted",
 ];
 
 /// One result or event of a guest. `S` is `&str` where it is written (the
@@ -434,6 +436,15 @@ pub enum Event<S> {
         service: S,
         connections: u32,
     },
+    /// netback left `tx_outstanding` transmits unanswered for `stalled_ms`:
+    /// netfront disconnected and connected again (`ok`), or failed to
+    /// (`error`, and the device stays down).
+    NetfrontRestarted {
+        stalled_ms: u64,
+        tx_outstanding: u32,
+        ok: bool,
+        error: Option<S>,
+    },
 }
 
 impl<S: Serialize> Event<S> {
@@ -636,6 +647,7 @@ mod tests {
             Event::Guard { name: "boot stack", addr: 0x21_f000 },
             Event::Stopped { app: "rr" },
             Event::Busy { service: "echo", connections: 32 },
+            Event::NetfrontRestarted { stalled_ms: 2003, tx_outstanding: 3, ok: true, error: None },
         ]
     }
 

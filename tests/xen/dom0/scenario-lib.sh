@@ -364,7 +364,15 @@ evtchn_explain() {
         dom == d || (dom == 0 && $0 ~ (" d=" d " p=")) { keep[++n] = "    dom" dom ":" $0 }
         END { for (i = 1; i <= n; i++) print keep[i] }'
 }
-guest_finish() { xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10; }
+# guest_finish NAME: destroys NAME, and says (a RETRY line, which the
+# harness's summary counts) each time its netfront had to connect again
+# because netback left its transmits unanswered (issue 14).
+guest_finish() {
+    cohort_event "$1" netfront_restarted --get stalled_ms 2>/dev/null | while read -r _ms; do
+        retry "netfront of $1" "netback answered none of its transmits for $_ms ms, so it connected again"
+    done
+    xl destroy "$1" >/dev/null 2>&1; wait_gone "$1" 10
+}
 
 # The residency discovery daemon (started by /init when injected).
 DISCOVERYD=/cohort/cohort-discoveryd

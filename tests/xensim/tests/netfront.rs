@@ -2,7 +2,7 @@
 
 mod support;
 
-use netfront::{Config, Counters, Error, Netfront, Offloads, TxError};
+use netfront::{Config, Counters, Error, Netfront, Offloads, TxError, TxWatchdog, TX_STALL_NS};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use support::pattern;
@@ -63,10 +63,8 @@ fn handshake_keys_teardown_and_reconnect() {
     assert_eq!(w.nb.frontend_rx_notify(), Some(true));
     assert!(w.nb.stats().errors.is_empty(), "{:?}", w.nb.stats().errors);
 
-    // Full rx ring posted: 256 grants plus 2 rings; but only once the
-    // backend was Connected (see `rx_requests_at_bind`).
+    // Full rx ring posted: 256 grants plus 2 rings.
     assert_eq!(w.dom.gnttab().granted().len(), 258);
-    assert_eq!(w.nb.stats().rx_requests_at_bind, 0);
 
     w.shutdown(nf);
     assert_eq!(read(&w.sim, &format!("{FE}/state")).as_deref(), Some("1"));
@@ -241,6 +239,42 @@ fn reconnect_works_and_finish(mut w: World, nf: Nf) {
     w.shutdown(nf);
     let mut nf = w.connect();
     still_works(&w, &mut nf, 10);
+    w.shutdown(nf);
+    w.finish();
+}
+
+#[test]
+fn a_backend_that_stops_answering_is_noticed_and_a_restart_brings_it_back() {
+    let mut w = world();
+    let mut nf = w.connect();
+    still_works(&w, &mut nf, 0);
+    // The port left masked (issue 14): transmits go unanswered, rx still
+    // comes in.
+    w.nb.make_deaf();
+    let mut watchdog = TxWatchdog::new(TX_STALL_NS);
+    let start = w.sim.now_ns();
+    for i in 0..3 {
+        nf.transmit(&frame(20 + i, 60)).unwrap();
+    }
+    w.nb.inject_rx(frame(30, 80));
+    for _ in 0..10 {
+        w.pump(&mut nf);
+        assert_eq!(watchdog.stalled(nf.tx_progress(), w.sim.now_ns() - start), None, "not yet two seconds");
+    }
+    assert_eq!(nf.tx_progress().outstanding, 3);
+    assert!(w.nb.take_tx().is_empty());
+    assert_eq!(nf.poll_rx(), Some(frame(30, 80)), "rx still works");
+    let waited = watchdog.stalled(nf.tx_progress(), TX_STALL_NS + 5 * MS);
+    assert!(waited.is_some_and(|t| t >= TX_STALL_NS), "{waited:?}");
+
+    let before = nf.counters();
+    nf.restart(&mut w.xs, 100 * MS).expect("restart");
+    watchdog.reset();
+    assert_eq!(w.nb.stats().connects, 2);
+    assert_eq!((nf.counters().restarts, nf.counters().tx_frames), (1, before.tx_frames), "the counters carry over");
+    assert_eq!(nf.tx_progress().outstanding, 0, "the unanswered frames are gone");
+    still_works(&w, &mut nf, 40);
+    assert_eq!(watchdog.stalled(nf.tx_progress(), 10 * TX_STALL_NS), None);
     w.shutdown(nf);
     w.finish();
 }

@@ -19,7 +19,8 @@
 //! The ring code here is written from `netif.h`/`ring.h` independently
 //! of the netfront crate, so a layout mistake on either side shows up.
 //! Knobs ([`NetbackFault`], [`Netback::set_never_connect`],
-//! [`Netback::hold_tx_mappings`], [`Netback::set_tx_reverse_responses`])
+//! [`Netback::hold_tx_mappings`], [`Netback::set_tx_reverse_responses`],
+//! [`Netback::make_deaf`])
 //! make it misbehave.
 
 use std::cell::RefCell;
@@ -116,12 +117,6 @@ pub struct NetbackStats {
     pub rx_delivered: u64,
     /// Times the rings were mapped (connections).
     pub connects: u64,
-    /// Rx requests the frontend had posted when we bound its port, at
-    /// the last connection. Linux's netback handles the event Xen leaves
-    /// pending at binding before it stores the irq number; with requests
-    /// there, its rx thread may owe that EOI to irq 0 and the port stays
-    /// masked (issue 14), so a frontend should have posted none yet.
-    pub rx_requests_at_bind: u32,
     /// Protocol errors seen (e.g. a frontend in `InitWait`, bad keys, a
     /// tx chain Linux would refuse, an rx packet the frontend did not
     /// negotiate).
@@ -168,6 +163,10 @@ struct Inner {
     rx_queue: VecDeque<QueuedRx>,
     faults: VecDeque<NetbackFault>,
     never_connect: bool,
+    /// Handle no notification and no tx request until the frontend
+    /// connects again: Linux's netback with its port left masked (see
+    /// [`Netback::make_deaf`]).
+    deaf: bool,
     tx_budget: usize,
     tx_reverse: bool,
     hold_tx: usize,
@@ -283,6 +282,7 @@ impl Netback {
                 rx_queue: VecDeque::new(),
                 faults: VecDeque::new(),
                 never_connect: false,
+                deaf: false,
                 tx_budget: usize::MAX,
                 tx_reverse: false,
                 hold_tx: 0,
@@ -380,6 +380,15 @@ impl Netback {
 
     /// Consume at most `n` tx requests per step (default: unlimited). The
     /// budget is checked between packets, so a packet is never split.
+    /// From now until the frontend connects again, take no tx request and
+    /// drop its notifications; deliver rx as before. Linux's netback does
+    /// that when the rx thread sends the EOI owed for the event Xen leaves
+    /// pending at binding before the irq number is stored (issue 14): the
+    /// port stays masked.
+    pub fn make_deaf(&self) {
+        self.inner.borrow_mut().deaf = true;
+    }
+
     pub fn set_tx_budget(&self, n: usize) {
         self.inner.borrow_mut().tx_budget = n.max(1);
     }
@@ -445,7 +454,7 @@ impl Inner {
         let Some(port) = self.conn.as_ref().map(|c| c.port) else {
             return;
         };
-        let kicked = self.evt.take_pending(port);
+        let kicked = self.evt.take_pending(port) && !self.deaf;
         if kicked {
             self.stats.notifications_received += 1;
         }
@@ -455,7 +464,7 @@ impl Inner {
             return;
         }
         let mut notify = false;
-        if kicked || tx_more {
+        if (kicked || tx_more) && !self.deaf {
             notify |= self.do_tx();
         }
         let disabled = self.conn.as_ref().is_none_or(|c| c.disabled);

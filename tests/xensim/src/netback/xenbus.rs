@@ -4,7 +4,7 @@
 use xen_proto::iface::{EventChannels, GrantTable, SharedPage};
 use xen_proto::xenbus::{read_state, switch_state, XenbusState};
 
-use super::{Conn, FrontendFeatures, Inner, REQ_PROD, RSP_PROD};
+use super::{Conn, FrontendFeatures, Inner, RSP_PROD};
 
 impl Inner {
     fn set_state(&mut self, s: XenbusState) {
@@ -115,7 +115,6 @@ impl Inner {
         // BACK_RING_ATTACH: continue from whatever the shared indices say.
         let tx_rsp = tx.read_u32(RSP_PROD);
         let rx_rsp = rx.read_u32(RSP_PROD);
-        self.stats.rx_requests_at_bind = rx.read_u32(REQ_PROD).wrapping_sub(rx_rsp);
         self.conn = Some(Conn {
             tx,
             rx,
@@ -132,6 +131,8 @@ impl Inner {
             disabled: false,
         });
         self.stats.connects += 1;
+        // A new binding: a new irq, unmasked.
+        self.deaf = false;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! netfront on Cohort's Xen platform: connecting the first vif, its
-//! counters, and closing it.
+//! counters, connecting it again, and closing it.
 
 use super::events::XenEvents;
 use super::grants::NetfrontGrants;
@@ -81,6 +81,15 @@ pub fn figures(nf: &XenNet) -> Vec<(&'static str, f64, &'static str)> {
         ("netfront.notifications_sent_per_tx_frame", per(c.notifications_sent, c.tx_frames), "ratio"),
         ("netfront.notifications_received_per_rx_frame", per(c.notifications_received, c.rx_frames), "ratio"),
     ]
+}
+
+/// Disconnects netfront and connects it again (see `Netfront::restart`).
+pub fn restart(nf: &mut XenNet) -> Result<(), String> {
+    match super::with_xenstore(|c| Netfront::restart(nf, c, 30 * SECOND)) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(format!("{e:?}")),
+        None => Err("no xenstore client".into()),
+    }
 }
 
 /// Closes netfront for good (backend Closed, every grant back).

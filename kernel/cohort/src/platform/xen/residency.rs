@@ -19,6 +19,7 @@ use cohort_boot::cmdline::ChannelOptions;
 use discovery::Group;
 use figures::Event as ResultLine;
 use netdev::{Detection, NetDevice, PathFrames, Paths, TcpSent};
+use netfront::{TxWatchdog, TX_STALL_NS};
 use residency::{Event, Fired, Options, Residency, OFFERS_TOKEN, PEERS_TOKEN};
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -31,6 +32,10 @@ pub struct ResidentNet {
     /// Netfront's link went down (the backend broke the ring protocol)
     /// and a `net_device` event said so.
     link_down_said: bool,
+    /// Times netback's silence on our transmits; it restarts netfront.
+    tx_watchdog: TxWatchdog,
+    /// A restart failed: the device is down, and no other is tried.
+    restart_failed: bool,
 }
 
 fn notification(chan: &ChannelOptions<'_>) -> String {
@@ -85,7 +90,7 @@ impl ResidentNet {
                 notification(chan)
             ),
         }
-        Ok(ResidentNet { res, link_down_said: false })
+        Ok(ResidentNet { res, link_down_said: false, tx_watchdog: TxWatchdog::new(TX_STALL_NS), restart_failed: false })
     }
 
     /// The data path every round; the xenstore side when it is due, with
@@ -114,6 +119,31 @@ impl ResidentNet {
         let mac = Mac(nf.mac()).to_string();
         log::error!("netfront: link down, the backend broke the ring protocol: {:?}", nf.counters().bad_responses);
         crate::println!("{}", ResultLine::NetDevice { device: "netfront", mac: &mac, link_up: false });
+    }
+
+    /// Restarts netfront once netback has left its transmits unanswered
+    /// for [`TX_STALL_NS`]: a netback that no longer hears us (issue 14)
+    /// only recovers when the vif connects again.
+    fn watch_netfront(&mut self) {
+        if self.restart_failed {
+            return;
+        }
+        let progress = self.res.fallback_ref().tx_progress();
+        let Some(stalled_ns) = self.tx_watchdog.stalled(progress, now_ns()) else { return };
+        let stalled_ms = stalled_ns / 1_000_000;
+        log::warn!("netfront: netback answered none of {} transmits for {stalled_ms} ms: connecting again", progress.outstanding);
+        let result = xnet::restart(self.res.fallback());
+        self.tx_watchdog.reset();
+        let error = result.as_ref().err().map(String::as_str);
+        match error {
+            None => log::info!("netfront: connected again"),
+            Some(e) => {
+                self.restart_failed = true;
+                log::error!("netfront: could not connect again, the device stays down: {e}");
+            }
+        }
+        let ok = error.is_none();
+        crate::println!("{}", ResultLine::NetfrontRestarted { stalled_ms, tx_outstanding: progress.outstanding, ok, error });
     }
 
     fn log_events(&mut self) {
@@ -274,6 +304,7 @@ impl NetDevice for ResidentNet {
 
     fn service(&mut self) {
         self.res.fallback().handle_event();
+        self.watch_netfront();
         self.say_link_down();
         self.service_residency();
     }
