@@ -123,3 +123,71 @@ pub struct Counters {
     /// ([`Netfront::restart`](crate::Netfront::restart)).
     pub restarts: u64,
 }
+
+/// Adds `$other`'s fields to `$this`'s; the destructuring fails to
+/// compile when a field is added and not listed.
+macro_rules! add_all {
+    ($ty:ident, $this:ident, $other:ident, { $($field:ident),* $(,)? }, { $($nested:ident),* $(,)? }) => {{
+        let $ty { $($field,)* $($nested,)* } = *$other;
+        $($this.$field += $field;)*
+        $($this.$nested.add(&$nested);)*
+    }};
+}
+
+impl TxDrops {
+    fn add(&mut self, o: &TxDrops) {
+        add_all!(TxDrops, self, o, { bad_length, no_buffer, backend_error, backend_dropped }, {});
+    }
+}
+
+impl RxDrops {
+    fn add(&mut self, o: &RxDrops) {
+        add_all!(RxDrops, self, o, {
+            error_status, outside_page, oversize, runt, unsupported_flags, truncated_chain, bad_extra, bad_gso,
+            bad_csum_blank, busy_grant,
+        }, {});
+    }
+}
+
+impl BadResponses {
+    fn add(&mut self, o: &BadResponses) {
+        add_all!(BadResponses, self, o, {
+            tx_id_out_of_range, tx_not_outstanding, tx_bad_status, rx_id_out_of_range, rx_id_mismatch, ring_overflow,
+        }, {});
+    }
+}
+
+impl Counters {
+    /// Adds a later device's counts to these (a restart carries the
+    /// counts over).
+    pub fn add(&mut self, o: &Counters) {
+        add_all!(Counters, self, o, {
+            tx_frames, tx_bytes, rx_frames, rx_bytes, tx_slots, tx_csum_offloaded, tx_gso_packets, tx_null_responses,
+            rx_gso_packets, rx_multi_slot, rx_extra_slots, notifications_sent, notifications_received, revoke_busy,
+            restarts,
+        }, { tx_drops, rx_drops, bad_responses });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_counts_every_field() {
+        let one = Counters {
+            tx_frames: 1,
+            rx_bytes: 2,
+            restarts: 3,
+            tx_drops: TxDrops { backend_dropped: 4, ..TxDrops::default() },
+            rx_drops: RxDrops { busy_grant: 5, ..RxDrops::default() },
+            bad_responses: BadResponses { ring_overflow: 6, ..BadResponses::default() },
+            ..Counters::default()
+        };
+        let mut sum = one;
+        sum.add(&one);
+        assert_eq!((sum.tx_frames, sum.rx_bytes, sum.restarts), (2, 4, 6));
+        assert_eq!((sum.tx_drops.backend_dropped, sum.rx_drops.busy_grant, sum.bad_responses.ring_overflow), (8, 10, 12));
+        assert_eq!(sum.tx_bytes, 0);
+    }
+}

@@ -13,7 +13,7 @@
 
 use alloc::vec::Vec;
 
-use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, PAGE_SIZE};
+use xen_proto::iface::{DomId, EventChannels, GrantTable, Port, SharedPage, PAGE_SIZE};
 
 use crate::counters::Counters;
 use crate::error::TxError;
@@ -164,7 +164,11 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
     /// Where the transmit ring stands, for a [`TxWatchdog`](crate::TxWatchdog).
     pub fn tx_progress(&self) -> crate::TxProgress {
         let front = &self.tx.ring.front;
-        crate::TxProgress { outstanding: front.outstanding(), answered: front.rsp_cons }
+        // The backend writes req_cons + 1 there when it finds the ring
+        // empty: ours + 1 once it has taken every request we sent.
+        let taken =
+            self.tx.ring.page.as_ref().is_some_and(|p| p.read_u32(crate::ring::REQ_EVENT) == front.req_prod_pvt.wrapping_add(1));
+        crate::TxProgress { outstanding: front.outstanding(), answered: front.rsp_cons, taken }
     }
 
     /// Processes tx completions and rx responses, retries quarantined

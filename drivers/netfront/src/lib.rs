@@ -41,4 +41,4 @@ pub use features::{Negotiated, Offloads};
 pub use phy::{NetRxToken, NetTxToken};
 pub use rx::{RxChecksum, RxMeta};
 pub use tx::TxMeta;
-pub use watchdog::{TxProgress, TxWatchdog, TX_STALL_NS};
+pub use watchdog::{TxProgress, TxWatchdog, RESTART_BACKOFF_MAX_NS, TX_STALL_NS};

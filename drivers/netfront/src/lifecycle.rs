@@ -144,9 +144,8 @@ impl<G: GrantTable, E: EventChannels> Netfront<G, E> {
         let (gnt, evt) = (self.link.gnt.clone(), self.link.evt.clone());
         let mut fresh = Self::connect_with(client, gnt, evt, &self.nodes.frontend.clone(), self.config, timeout_ns)?;
         let mut counters = self.counters;
+        counters.add(&fresh.counters);
         counters.restarts += 1;
-        counters.notifications_sent += fresh.counters.notifications_sent;
-        counters.notifications_received += fresh.counters.notifications_received;
         fresh.counters = counters;
         *self = fresh;
         Ok(())

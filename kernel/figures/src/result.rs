@@ -49,7 +49,7 @@
 //! | `test_result` | `ok`, `passed`, `failed`, `ignored` | the kernel tests ended (`test result: ...`): the guest powers off next |
 //! | `boot_failed` | `what` (`kernel command line`, `kernel test`, ...), `key` (the option or test it is about, or `null`) | the kernel refused to start (`error: ...`): it ends as crashed next |
 //! | `booted` | `entry` (`pvh`), `ram_kib`, `tsc_hz`, `heap_kib`, `frames_free`, `timer_hz` | the boot is done (after the human summary); what the command line asks runs next |
-//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address; netfront again with `link_up` false when netback broke the ring protocol and netfront stopped |
+//! | `net_device` | `device` (`virtio-net`, `netfront`), `mac`, `link_up` | a network device is up, before its address; netfront again with `link_up` false when netback broke the ring protocol and netfront stopped, or when connecting it again after a stall failed (`netfront_restarted`), and with `link_up` true once a later try connects |
 //! | `test_ignored` | `name`, `why` (`isolated`: it ends the kernel, boot with `test=NAME`; or what it needs) | a kernel test not run in this boot (`test NAME ... ignored, ...`) |
 //! | `panic` | `file`, `line` (`null`, 0 when unknown) | the kernel panicked (`PANIC at ...`, with the message); it stops next |
 //! | `fault` | `vector`, `rip`, `cr2`, `guard` (`null page`, a stack's name, or `null`) | a CPU exception stopped the kernel (after the register dump) |
@@ -61,7 +61,7 @@
 //! | `guard` | `name` (`boot stack`), `addr` (its first byte) | before `test=stack_overflow_pv` runs into the guard page: a PV guest cannot take that fault (no IST stack), Xen crashes it, and dom0 compares the vCPU's `cr2` with `addr` |
 //! | `stopped` | `app` | the platform asked the guest to shut down (`xl shutdown`) while a client ran: it stopped where it was, without its result; `app` (`ok` true) follows |
 //! | `busy` | `service` (`sink`, `echo`), `connections` | a Linux reference guest's netref serves as many connections of `service` at once as it may (32): the next waits in the listen backlog until one ends |
-//! | `netfront_restarted` | `stalled_ms`, `tx_outstanding`, `ok`, `error` (`null` when ok) | netback answered none of netfront's `tx_outstanding` transmits for `stalled_ms` (at least 2000: a netback that no longer hears the guest, issue 14): netfront disconnected and connected again; frames in flight were lost, TCP sends them again. With `ok` false the device stays down |
+//! | `netfront_restarted` | `stalled_ms`, `tx_outstanding`, `ok`, `error` (`null` when ok) | netback took none of netfront's `tx_outstanding` transmits for `stalled_ms` (at least 2000: a netback that no longer hears the guest, issue 14; 0 when trying again after a failed try): netfront disconnected and connected again; frames in flight were lost, TCP sends them again. With `ok` false the device is down until a later try (spaced out, doubling from 2 s to 64 s, as are restarts after which nothing was answered) |
 //!
 //! `frames` inside `transfer`, `stream`, `rr`, `maerts`, `crr` and `udp_rr` is the object
 //! `{"channel":N,"netfront":N,"share":S}` (the same as the `frames` event

@@ -318,13 +318,15 @@ in_page() {
 # state, bridge, backend state and frame counts (tx: towards the guest).
 vif_explain() {
     [ -n "$1" ] || return 0
+    # Before any kick, which may unmask what this would show.
+    ls /sys/class/net/vif"$1".* >/dev/null 2>&1 && evtchn_explain "$1"
     for _v in /sys/class/net/vif"$1".*; do
         [ -e "$_v" ] || continue
         _s=$_v/statistics
         _dev=${_v##*/}
         _be=/local/domain/0/backend/vif/$1/${_dev#*.}
         echo "--- $_dev: $(cat "$_v/operstate") carrier $(cat "$_v/carrier" 2>/dev/null || echo ?), bridge $(basename "$(readlink "$_v/master" 2>/dev/null)" 2>/dev/null), backend state $(xenstore-read "$_be/state" 2>/dev/null) hotplug $(xenstore-read "$_be/hotplug-status" 2>/dev/null); to the guest $(cat "$_s/tx_packets") frames ($(cat "$_s/tx_dropped") dropped), from it $(cat "$_s/rx_packets") ($(cat "$_s/rx_dropped") dropped)"
-        vif_rings "$_dev" "$1"
+        vif_rings "$_dev"
     done
 }
 # vif_rings VIF: why a vif may carry nothing. Netback's view of the shared
@@ -341,7 +343,6 @@ vif_rings() {
     # A PV dom0's timer is a per-vCPU virq (timer0, timer1), not LOC.
     grep -E "^ *CPU| timer[0-9]+\$|$1-" /proc/interrupts | sed 's/^/    /'
     grep -E "CPU|NET_TX|NET_RX|TIMER" /proc/softirqs | sed 's/^/    /'
-    [ -n "$2" ] && evtchn_explain "$2"
     _from=$(cat "/sys/class/net/$1/statistics/rx_packets")
     _to=$(cat "/sys/class/net/$1/statistics/tx_packets")
     _warned=$(dmesg | grep -c "Interrupt while EOI pending")

@@ -48,7 +48,9 @@ while [ "$r" -le "$ROUNDS" ]; do
                 guest_explain echo
             fi
         fi
-        echo "NFPING {\"round\":$r,\"arm\":\"$arm\",\"domid\":$(xl domid echo 2>/dev/null || echo null),\"outcome\":\"$outcome\"}"
+        # --count prints 0 (and fails) when there is none.
+        restarts=$(cohort_event echo netfront_restarted --count 2>/dev/null)
+        echo "NFPING {\"round\":$r,\"arm\":\"$arm\",\"domid\":$(xl domid echo 2>/dev/null || echo null),\"outcome\":\"$outcome\",\"netfront_restarts\":${restarts:-0}}"
         guest_finish echo
     done
     r=$((r + 1))

@@ -554,6 +554,9 @@ static int no_gso(const char *iface)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* serve_each counts its children by reaping them: an ignored SIGCHLD
+     * (inherited through exec) would reap them for it. */
+    signal(SIGCHLD, SIG_DFL);
     if (argc == 4 && strcmp(argv[1], "serve") == 0) {
         int sink_port = atoi(argv[2]), echo_port = atoi(argv[3]);
         int sink_fd = listen_on(sink_port), echo_fd = listen_on(echo_port);

@@ -204,6 +204,9 @@ impl Port {
     }
 }
 
+/// When a fake device with a channel advertised itself.
+pub const ADVERTISED_AT: u64 = 5 * 1_000_000;
+
 /// The shared-memory channel of the fake, as both ends see it: up from
 /// `up_at` on, unless held on the fallback.
 pub struct ChannelState {
@@ -214,7 +217,7 @@ pub struct ChannelState {
     /// Holds asked for (true) and released (false), in order.
     pub holds: Vec<bool>,
     /// When dom0 listed the peer, for detection's steps (the device
-    /// advertised at 0).
+    /// advertised at [`ADVERTISED_AT`]).
     pub listed_at: Option<u64>,
 }
 
@@ -368,7 +371,7 @@ impl Paths for FakeDevice {
 
     fn detection(&self) -> Option<Detection> {
         let (_, state) = self.channel.as_ref()?;
-        Some(Detection { advertised_ns: 0, listed_ns: state.borrow().listed_at })
+        Some(Detection { advertised_ns: ADVERTISED_AT, listed_ns: state.borrow().listed_at })
     }
 }
 

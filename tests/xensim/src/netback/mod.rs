@@ -378,8 +378,6 @@ impl Netback {
         self.inner.borrow_mut().never_connect = on;
     }
 
-    /// Consume at most `n` tx requests per step (default: unlimited). The
-    /// budget is checked between packets, so a packet is never split.
     /// From now until the frontend connects again, take no tx request and
     /// drop its notifications; deliver rx as before. Linux's netback does
     /// that when the rx thread sends the EOI owed for the event Xen leaves
@@ -389,6 +387,8 @@ impl Netback {
         self.inner.borrow_mut().deaf = true;
     }
 
+    /// Consume at most `n` tx requests per step (default: unlimited). The
+    /// budget is checked between packets, so a packet is never split.
     pub fn set_tx_budget(&self, n: usize) {
         self.inner.borrow_mut().tx_budget = n.max(1);
     }

@@ -56,7 +56,7 @@ pub fn counters_line(nf: &XenNet) -> String {
     let c = Netfront::counters(nf);
     format!(
         "netfront: tx {} frames {} bytes ({} GSO, {} checksums offloaded, {} slots), rx {} frames {} bytes ({} GSO, {} of several slots), \
-         notifications sent {} received {}, drops tx {:?} rx {:?}, bad responses {:?}",
+         notifications sent {} received {}, drops tx {:?} rx {:?}, bad responses {:?}, restarts {}",
         c.tx_frames,
         c.tx_bytes,
         c.tx_gso_packets,
@@ -70,7 +70,8 @@ pub fn counters_line(nf: &XenNet) -> String {
         c.notifications_received,
         c.tx_drops,
         c.rx_drops,
-        c.bad_responses
+        c.bad_responses,
+        c.restarts
     )
 }
 

@@ -34,7 +34,7 @@ pub struct ResidentNet {
     link_down_said: bool,
     /// Times netback's silence on our transmits; it restarts netfront.
     tx_watchdog: TxWatchdog,
-    /// A restart failed: the device is down, and no other is tried.
+    /// The last restart failed: the device is down until one works.
     restart_failed: bool,
 }
 
@@ -121,25 +121,50 @@ impl ResidentNet {
         crate::println!("{}", ResultLine::NetDevice { device: "netfront", mac: &mac, link_up: false });
     }
 
-    /// Restarts netfront once netback has left its transmits unanswered
+    /// Restarts netfront once netback has taken none of its transmits
     /// for [`TX_STALL_NS`]: a netback that no longer hears us (issue 14)
-    /// only recovers when the vif connects again.
+    /// only recovers when the vif connects again. After a restart that
+    /// failed, tries again on the watchdog's backoff.
     fn watch_netfront(&mut self) {
-        if self.restart_failed {
-            return;
-        }
-        let progress = self.res.fallback_ref().tx_progress();
-        let Some(stalled_ns) = self.tx_watchdog.stalled(progress, now_ns()) else { return };
+        let nf = self.res.fallback_ref();
+        let progress = nf.tx_progress();
+        let now = now_ns();
+        let due = if self.restart_failed {
+            self.tx_watchdog.restart_due(now).then_some(0)
+        } else if nf.is_up() {
+            self.tx_watchdog.stalled(progress, now)
+        } else {
+            // The backend broke the ring protocol: stopped for good
+            // (say_link_down).
+            None
+        };
+        let Some(stalled_ns) = due else { return };
         let stalled_ms = stalled_ns / 1_000_000;
-        log::warn!("netfront: netback answered none of {} transmits for {stalled_ms} ms: connecting again", progress.outstanding);
+        if self.restart_failed {
+            log::warn!("netfront: connecting again");
+        } else {
+            log::warn!("netfront: netback took none of {} transmits for {stalled_ms} ms: connecting again", progress.outstanding);
+        }
         let result = xnet::restart(self.res.fallback());
-        self.tx_watchdog.reset();
+        self.tx_watchdog.restarted(progress.answered, now_ns());
         let error = result.as_ref().err().map(String::as_str);
+        let mac = Mac(self.res.mac()).to_string();
         match error {
-            None => log::info!("netfront: connected again"),
+            None => {
+                log::info!("netfront: connected again");
+                if self.restart_failed || self.link_down_said {
+                    crate::println!("{}", ResultLine::NetDevice { device: "netfront", mac: &mac, link_up: true });
+                }
+                self.restart_failed = false;
+                self.link_down_said = false;
+            }
             Some(e) => {
+                log::error!("netfront: could not connect again, the device is down until a later try: {e}");
+                if !self.link_down_said {
+                    crate::println!("{}", ResultLine::NetDevice { device: "netfront", mac: &mac, link_up: false });
+                }
                 self.restart_failed = true;
-                log::error!("netfront: could not connect again, the device stays down: {e}");
+                self.link_down_said = true;
             }
         }
         let ok = error.is_none();
