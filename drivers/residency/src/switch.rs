@@ -187,6 +187,9 @@ pub struct Switch<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels +
     /// service after it), and the counts that tell.
     channel_active_ns: u64,
     channel_frames_seen: u64,
+    /// TCP bytes received, and those that arrived behind a later byte,
+    /// while a measurement asks.
+    tcp_received: Option<Box<TcpSentTracker>>,
 }
 
 impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switch<D, G, E> {
@@ -234,6 +237,7 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
             now_ns: 0,
             channel_active_ns: 0,
             channel_frames_seen: 0,
+            tcp_received: None,
         }
     }
 
@@ -261,15 +265,22 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Switc
         SwitchCounters { rx_bad_checksums: self.bad_checksums, ..self.paths.counters }
     }
 
-    /// Starts counting the TCP payload this side sends, and what it sends
-    /// again (from zero), or stops.
+    /// Starts counting the TCP payload this side sends and receives, and
+    /// what of it went again (from zero), or stops.
     pub fn track_tcp(&mut self, on: bool) {
         self.paths.tcp_sent = on.then(Box::default);
+        self.tcp_received = on.then(Box::default);
     }
 
     /// What was counted since tracking began (None: not tracking).
     pub fn tcp_sent(&self) -> Option<TcpSent> {
         self.paths.tcp_sent.as_deref().map(TcpSentTracker::sent)
+    }
+
+    /// The same for what arrived: the peer's payload, and the part that
+    /// arrived behind a later byte (lost and sent again, or reordered).
+    pub fn tcp_received(&self) -> Option<TcpSent> {
+        self.tcp_received.as_deref().map(TcpSentTracker::sent)
     }
 
     /// The data path's housekeeping, cheap enough for every round: queued
@@ -631,20 +642,23 @@ impl<D: FallbackDevice, G: RegionGrants + Clone, E: EventChannels + Clone> Devic
 
     fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         self.channels_first = !self.channels_first;
-        let Switch { fallback, paths, mac, rx_frame, bad_checksums, channels_first, .. } = self;
+        let Switch { fallback, paths, mac, rx_frame, bad_checksums, channels_first, tcp_received, .. } = self;
         let fallback_ready = fallback.has_rx();
-        if (*channels_first || !fallback_ready) && paths.receive_from_channels(*mac, rx_frame) {
-            return Some((SwitchRxToken(rx_frame), SwitchTxToken { fallback, paths, gso: None }));
+        let from_channel = (*channels_first || !fallback_ready) && paths.receive_from_channels(*mac, rx_frame);
+        if !from_channel {
+            if !fallback_ready {
+                return None;
+            }
+            let vouched = fallback.receive_into(rx_frame)?;
+            paths.counters.rx_fallback_frames += 1;
+            if !vouched && !checksum::verify(rx_frame) {
+                // The stack drops an empty frame like any runt.
+                *bad_checksums += 1;
+                rx_frame.clear();
+            }
         }
-        if !fallback_ready {
-            return None;
-        }
-        let vouched = fallback.receive_into(rx_frame)?;
-        paths.counters.rx_fallback_frames += 1;
-        if !vouched && !checksum::verify(rx_frame) {
-            // The stack drops an empty frame like any runt.
-            *bad_checksums += 1;
-            rx_frame.clear();
+        if let Some(t) = tcp_received {
+            t.note(rx_frame);
         }
         Some((SwitchRxToken(rx_frame), SwitchTxToken { fallback, paths, gso: None }))
     }

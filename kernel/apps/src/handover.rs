@@ -1,45 +1,105 @@
 //! `app=handover`: the switch between paths under load, both ways, and
-//! what it costs the stream (question 2 of the study).
+//! what it costs the traffic (question 2 of the study).
 //!
 //! Once: how long after this guest's entry its first channel came up
 //! (detection: its advert, dom0's listing, the offer and the mapping; the
 //! study gives it one co-resident peer, `net.peer`), and the same from its
 //! advert, split where it read dom0's list naming the peer.
-//! Then `net.reps` times, a stream of at most `net.bytes` (FNV-checked by
-//! the sink: a lost, duplicated or reordered byte fails it) that starts on
-//! the channel. Once [`HOLD_AFTER_BYTES`] are acknowledged every peer is
-//! held on netfront; `handover.hold_ms` later the hold is released and the
-//! channel comes back; once the stream has resumed on it, it ends. Per
-//! stream, as `BENCH` figures over `channel+netfront`: the time from the
-//! hold until the stream resumed on netfront ([`RESUMED_AFTER_BYTES`] more
-//! acknowledged), from the release until the channel was up, and until the
-//! stream resumed on it; the TCP payload sent in all and sent again
-//! (smoltcp counts neither: the device does, [`netdev::Paths::track_tcp`]);
-//! the stream's rate across both switches is its `net.tcp_stream`.
+//! Then `net.reps` times, a run of `handover.load` that starts on the
+//! channel: a stream of at most `net.bytes` to the sink (FNV-checked by
+//! the sink: a lost, duplicated or reordered byte fails it), `net.bytes`
+//! from the source (MAERTS, FNV-checked here), or at most `net.count`
+//! request/response transactions of `net.msg` bytes with the echo. Once
+//! it has moved [`Marks::hold_after`] every peer is held on netfront;
+//! `handover.hold_ms` later the hold is released and the channel comes
+//! back; once the run has resumed on it, it ends (a MAERTS runs to its
+//! end: the source sends what it was asked for). Per run, as `BENCH`
+//! figures over `channel+netfront`: the time from the hold until the run
+//! resumed on netfront ([`Marks::resumed_after`] more moved), from the
+//! release until the channel was up, and until the run resumed on it; the
+//! longest time without progress from the hold until then (the stall);
+//! the TCP payload sent, and what of it was sent again; the payload
+//! received, and what of it arrived out of order: behind a later byte,
+//! after a loss or reordered (smoltcp counts none of these: the device
+//! does, [`netdev::Paths::track_tcp`]); the
+//! run's own figures (`net.tcp_stream`, `net.tcp_maerts` or `net.tcp_rr`).
 
+use crate::client::Client;
+use crate::maerts::Maerts;
 use crate::pattern::CheckKind;
+use crate::rr::Rr;
 use crate::run::{Run, SETUP_TIMEOUT};
 use crate::stream::Stream;
 use crate::Stack;
 use alloc::format;
 use alloc::string::String;
-use netdev::NetDevice;
+use cohort_boot::cmdline::HandoverLoad;
+use netdev::{NetDevice, PathFrames, TcpSent};
+use smoltcp::iface::SocketSet;
 
-/// Acknowledged after a switch, the stream has resumed on the new path.
-pub const RESUMED_AFTER_BYTES: u64 = 256 * 1024;
-/// Acknowledged over the channel before the hold: the stream is under way.
-pub const HOLD_AFTER_BYTES: u64 = 1 << 20;
-/// The least `net.bytes` that can see both switches.
-pub const MIN_BYTES: u64 = HOLD_AFTER_BYTES + 2 * RESUMED_AFTER_BYTES;
-/// The figures' path: the stream takes both.
+/// A stream's or MAERTS's marks, in bytes.
+pub const BYTE_MARKS: Marks = Marks { hold_after: 1 << 20, resumed_after: 256 * 1024 };
+/// Request/response's marks, in transactions.
+pub const TRANSACTION_MARKS: Marks = Marks { hold_after: 500, resumed_after: 50 };
+/// The figures' path: the run takes both.
 const PATH: &str = "channel+netfront";
 
-/// Where a stream is in its two switches.
+/// How far a run goes on the channel before the hold, and how far more
+/// after a switch before it counts as resumed on the new path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marks {
+    pub hold_after: u64,
+    pub resumed_after: u64,
+}
+
+impl Marks {
+    /// The least a run must be able to move to see both switches.
+    pub const fn least(self) -> u64 {
+        self.hold_after + 2 * self.resumed_after
+    }
+}
+
+/// What moves across the switches.
+trait Load: Client {
+    /// How far it got: bytes acknowledged (a stream), bytes received
+    /// (MAERTS) or transactions done (RR).
+    fn moved(&self, sockets: &mut SocketSet<'static>) -> u64;
+    /// Ends the run soon, once both switches are timed.
+    fn end_early(&mut self);
+}
+
+impl Load for Stream {
+    fn moved(&self, sockets: &mut SocketSet<'static>) -> u64 {
+        self.acked(sockets)
+    }
+    fn end_early(&mut self) {
+        Stream::end_early(self);
+    }
+}
+
+impl Load for Maerts {
+    fn moved(&self, _: &mut SocketSet<'static>) -> u64 {
+        self.progress().0
+    }
+    /// The source sends all it was asked for: the run goes on to its end.
+    fn end_early(&mut self) {}
+}
+
+impl Load for Rr {
+    fn moved(&self, _: &mut SocketSet<'static>) -> u64 {
+        u64::from(self.progress().0)
+    }
+    fn end_early(&mut self) {
+        Rr::end_early(self);
+    }
+}
+
+/// Where a run is in its two switches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
-    /// On the channel, until [`HOLD_AFTER_BYTES`] are acknowledged.
+    /// On the channel, until `hold_after` moved.
     Channel,
-    /// Held on netfront since `at` (ns), with `base` bytes acknowledged.
+    /// Held on netfront since `at` (ns), with `base` moved.
     Held {
         at: u64,
         base: u64,
@@ -52,7 +112,7 @@ enum Step {
     Released {
         at: u64,
     },
-    /// The channel up again (released at `at`), with `base` acknowledged then.
+    /// The channel up again (released at `at`), with `base` moved then.
     Back {
         at: u64,
         base: u64,
@@ -60,12 +120,17 @@ enum Step {
     Done,
 }
 
-/// One stream's switches, in ns.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Times {
+/// One run's switches, in ns, and what the device counted.
+#[derive(Clone, Copy, Debug, Default)]
+struct Switched {
     to_netfront: Option<u64>,
     channel_back: Option<u64>,
     to_channel: Option<u64>,
+    /// The longest time without progress, from the hold until resumed on
+    /// the channel.
+    stall: u64,
+    sent: Option<TcpSent>,
+    received: Option<TcpSent>,
 }
 
 impl<S: Stack> Run<'_, S> {
@@ -74,8 +139,12 @@ impl<S: Stack> Run<'_, S> {
         let up_ms = self.first_channel("handover", "handover.detect")?;
         self.detection_steps(up_ms);
         for rep in 0..self.net.reps {
-            self.wait_for("handover: the channel before a stream", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
-            self.switching_stream(rep)?;
+            self.wait_for("handover: the channel before a run", SETUP_TIMEOUT, |r| r.channels_up() > 0)?;
+            match self.net.handover_load {
+                HandoverLoad::Stream => self.switching_stream(rep)?,
+                HandoverLoad::Maerts => self.switching_maerts(rep)?,
+                HandoverLoad::Rr => self.switching_rr(rep)?,
+            }
         }
         Ok(())
     }
@@ -99,33 +168,81 @@ impl<S: Stack> Run<'_, S> {
         ));
     }
 
-    /// One stream with both switches; its figures.
     fn switching_stream(&mut self, rep: u32) -> Result<(), String> {
         let (peer, port, bytes) = (self.peer()?, self.net.sink, self.net.bytes);
-        if bytes < MIN_BYTES {
-            return Err(format!("app=handover needs net.bytes of at least {MIN_BYTES}"));
-        }
+        least("net.bytes", bytes, BYTE_MARKS)?;
+        let start = |s: &mut S, local| {
+            let (iface, sockets) = s.parts();
+            Stream::start(iface, sockets, peer, port, bytes, CheckKind::Fast, local)
+        };
+        let (s, before, run) = self.switching("switching stream", BYTE_MARKS, start)?;
+        let report = s.finish(self.stack.sockets());
+        let frames = self.frame_share(&before, "switching stream");
+        let report = self.stream_report(report, PATH, frames)?;
+        self.switch_figures(rep, "stream", &run, ("net.bytes", bytes), &format!("{:.2} Mbit/s", report.mbit_per_s()))
+    }
+
+    fn switching_maerts(&mut self, rep: u32) -> Result<(), String> {
+        let (peer, port, bytes) = (self.peer()?, self.net.source, self.net.bytes);
+        least("net.bytes", bytes, BYTE_MARKS)?;
+        let start = |s: &mut S, local| {
+            let (iface, sockets) = s.parts();
+            Maerts::start(iface, sockets, peer, port, bytes, CheckKind::Fast, local)
+        };
+        let (m, before, run) = self.switching("switching maerts", BYTE_MARKS, start)?;
+        let report = m.finish(self.stack.sockets());
+        let frames = self.frame_share(&before, "switching maerts");
+        let report = self.maerts_report(report, PATH, frames)?;
+        self.switch_figures(rep, "maerts", &run, ("net.bytes", bytes), &format!("{:.2} Mbit/s", report.mbit_per_s()))
+    }
+
+    fn switching_rr(&mut self, rep: u32) -> Result<(), String> {
+        let (peer, port, count, msg) = (self.peer()?, self.net.port, self.net.count, self.net.msg as usize);
+        least("net.count", u64::from(count), TRANSACTION_MARKS)?;
+        let start = |s: &mut S, local| {
+            let (iface, sockets) = s.parts();
+            Rr::start(iface, sockets, peer, port, count, msg, local)
+        };
+        let (r, before, run) = self.switching("switching rr", TRANSACTION_MARKS, start)?;
+        let report = r.finish(self.stack.sockets());
+        let frames = self.frame_share(&before, "switching rr");
+        self.rr_report(&report, PATH, frames);
+        let rate = format!("{:.0} transactions/s, p50 {:.1} us", report.per_second(), report.p50_us);
+        self.switch_figures(rep, "rr", &run, ("net.count", u64::from(count)), &rate)
+    }
+
+    /// Drives one run through both switches: the run, the frames by path
+    /// before it, and what the switches took.
+    fn switching<L: Load>(
+        &mut self,
+        what: &str,
+        marks: Marks,
+        start: impl FnMut(&mut S, u16) -> Result<L, String>,
+    ) -> Result<(L, PathFrames, Switched), String> {
         let hold_ns = u64::from(self.net.handover_hold_ms) * 1_000_000;
         let before = self.frames();
         if let Some(p) = self.stack.device().paths() {
             p.track_tcp(true);
         }
         let mut step = Step::Channel;
-        let mut times = Times::default();
-        let start = |s: &mut S, local| {
-            let (iface, sockets) = s.parts();
-            Stream::start(iface, sockets, peer, port, bytes, CheckKind::Fast, local)
-        };
-        let during = |stack: &mut S, s: &mut Stream, now: u64| {
-            let acked = s.acked(stack.sockets());
+        let mut run = Switched::default();
+        // (moved, when) at the last progress, from the hold on.
+        let mut last: Option<(u64, u64)> = None;
+        let during = |stack: &mut S, c: &mut L, now: u64| {
+            let moved = c.moved(stack.sockets());
+            if let Some((_, at)) = last.filter(|(m, _)| *m != moved) {
+                run.stall = run.stall.max(now - at);
+                last = Some((moved, now));
+            }
             let Some(paths) = stack.device().paths() else { return };
             step = match step {
-                Step::Channel if acked >= HOLD_AFTER_BYTES => {
+                Step::Channel if moved >= marks.hold_after => {
                     paths.hold(true);
-                    Step::Held { at: now, base: acked }
+                    last = Some((moved, now));
+                    Step::Held { at: now, base: moved }
                 }
-                Step::Held { at, base } if acked >= base + RESUMED_AFTER_BYTES => {
-                    times.to_netfront = Some(now - at);
+                Step::Held { at, base } if moved >= base + marks.resumed_after => {
+                    run.to_netfront = Some(now - at);
                     Step::Netfront { at }
                 }
                 Step::Netfront { at } if now - at >= hold_ns => {
@@ -133,52 +250,70 @@ impl<S: Stack> Run<'_, S> {
                     Step::Released { at: now }
                 }
                 Step::Released { at } if paths.channels_up() > 0 => {
-                    times.channel_back = Some(now - at);
-                    Step::Back { at, base: acked }
+                    run.channel_back = Some(now - at);
+                    Step::Back { at, base: moved }
                 }
-                Step::Back { at, base } if acked >= base + RESUMED_AFTER_BYTES => {
-                    times.to_channel = Some(now - at);
-                    s.end_early();
+                Step::Back { at, base } if moved >= base + marks.resumed_after => {
+                    run.to_channel = Some(now - at);
+                    last = None;
+                    c.end_early();
                     Step::Done
                 }
                 other => other,
             };
         };
-        let result = self.drive("switching stream", start, during);
-        let sent = self.stack.device().paths().and_then(|p| {
-            let sent = p.tcp_sent();
+        let result = self.drive(what, start, during);
+        if let Some(p) = self.stack.device().paths() {
+            run.sent = p.tcp_sent();
+            run.received = p.tcp_received();
             p.track_tcp(false);
-            sent
-        });
-        // Whatever happened, no hold outlives the stream.
+        }
+        // Whatever happened, no hold outlives the run.
         if matches!(step, Step::Held { .. } | Step::Netfront { .. }) {
             self.hold(false);
         }
-        let (s, _) = result?;
-        let report = s.finish(self.stack.sockets());
-        let frames = self.frame_share(&before, "switching stream");
-        let report = self.stream_report(report, PATH, frames)?;
+        let (c, _) = result?;
+        Ok((c, before, run))
+    }
+
+    /// The switches' figures and line for run `rep` of `load`, whose
+    /// length was `(key, value)`; `rate` says how fast it went.
+    fn switch_figures(&mut self, rep: u32, load: &str, run: &Switched, length: (&str, u64), rate: &str) -> Result<(), String> {
+        let (key, value) = length;
         let ms = |t: Option<u64>, what: &str| {
-            t.map(|ns| ns as f64 / 1e6)
-                .ok_or(format!("handover: the stream ended before {what}, at net.bytes={bytes}; give more"))
+            t.map(|ns| ns as f64 / 1e6).ok_or(format!("handover: the {load} ended before {what}, at {key}={value}; give more"))
         };
-        let to_netfront = ms(times.to_netfront, "it resumed on netfront")?;
-        let channel_back = ms(times.channel_back, "the channel came back")?;
-        let to_channel = ms(times.to_channel, "it resumed on the channel")?;
-        let sent = sent.ok_or("handover: the device counted no TCP bytes")?;
+        let to_netfront = ms(run.to_netfront, "it resumed on netfront")?;
+        let channel_back = ms(run.channel_back, "the channel came back")?;
+        let to_channel = ms(run.to_channel, "it resumed on the channel")?;
+        let stall = run.stall as f64 / 1e6;
+        let sent = run.sent.ok_or("handover: the device counted no TCP bytes sent")?;
+        let received = run.received.ok_or("handover: the device counted no TCP bytes received")?;
         self.print(format_args!(
-            "handover {}: to netfront {to_netfront:.3} ms; channel back {channel_back:.3} ms, stream on it {to_channel:.3} ms after the \
-             release; {} of {} TCP payload bytes sent again; {:.2} Mbit/s",
+            "handover {} ({load}): to netfront {to_netfront:.3} ms; channel back {channel_back:.3} ms, on it {to_channel:.3} ms \
+             after the release; longest stall {stall:.3} ms; TCP payload sent again {} of {}, received out of order {} of {}; {rate}",
             rep + 1,
             sent.retransmitted,
             sent.payload,
-            report.mbit_per_s()
+            received.retransmitted,
+            received.payload,
         ));
         self.figure("handover.to_netfront", PATH, to_netfront, "ms");
         self.figure("handover.channel_back", PATH, channel_back, "ms");
         self.figure("handover.to_channel", PATH, to_channel, "ms");
+        self.figure("handover.stall", PATH, stall, "ms");
         self.figure("handover.retransmitted", PATH, sent.retransmitted as f64, "bytes");
         self.figure("handover.payload_sent", PATH, sent.payload as f64, "bytes");
+        self.figure("handover.received_out_of_order", PATH, received.retransmitted as f64, "bytes");
+        self.figure("handover.payload_received", PATH, received.payload as f64, "bytes");
         Ok(())
     }
+}
+
+/// An error unless `value` of `key` lets a run see both switches.
+fn least(key: &str, value: u64, marks: Marks) -> Result<(), String> {
+    if value < marks.least() {
+        return Err(format!("app=handover needs {key} of at least {}", marks.least()));
+    }
+    Ok(())
 }

@@ -121,6 +121,12 @@ impl Rr {
         self.done_ns.is_some()
     }
 
+    /// Ends after the transaction in flight, or the next one
+    /// (app=handover ends its run once both switches are timed).
+    pub fn end_early(&mut self) {
+        self.count = self.count.min(self.done + 1);
+    }
+
     /// The round trips so far (for pooling several clients', `app=mix`).
     pub fn latencies(&self) -> &Latencies {
         &self.latencies

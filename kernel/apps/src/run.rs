@@ -621,7 +621,13 @@ impl<S: Stack> Run<'_, S> {
         let report = r.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "rr");
         let path = self.path_label(path, frames);
-        let path = path.as_str();
+        self.rr_report(&report, &path, frames);
+        self.cost_figures(&path, &cost);
+        Ok(report)
+    }
+
+    /// Prints a TCP_RR run's outcome and figures over `path`.
+    pub(crate) fn rr_report(&mut self, report: &RrReport, path: &str, frames: Option<Frames>) {
         self.print(format_args!(
             "rr: {} transactions in {:.3} s, {:.0}/s over {path}; latency mean {:.1} us, p50 {:.1} us, p99 {:.1} us",
             report.transactions,
@@ -653,8 +659,6 @@ impl<S: Stack> Run<'_, S> {
         self.figure("net.tcp_rr_latency_p50", path, report.p50_us, "us");
         self.figure("net.tcp_rr_latency_p99", path, report.p99_us, "us");
         self.figure("net.tcp_rr_latency_mean", path, report.mean_us, "us");
-        self.cost_figures(path, &cost);
-        Ok(report)
     }
 }
 

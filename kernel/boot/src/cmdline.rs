@@ -39,10 +39,12 @@ pub enum App {
     /// Stream and RR to `net.peer` over the shared-memory channel, then
     /// over netfront, with the channel's setup and switch times.
     Netbench,
-    /// The switch under load, both ways: streams to `net.peer`'s sink held
-    /// on netfront after 1 MiB, let back on the channel `handover.hold_ms`
-    /// later, ended once back; detection once, then per stream the times,
-    /// the bytes sent again and the rate.
+    /// The switch under load, both ways: streams to `net.peer`'s sink
+    /// (or from its source, or request/response with its echo:
+    /// `handover.load`) held on netfront after 1 MiB (or 500
+    /// transactions), let back on the channel `handover.hold_ms` later,
+    /// ended once back; detection once, then per run the times, the
+    /// longest stall, the bytes sent again and the rate.
     Handover,
     /// An iperf3 (3.12 protocol) server on port 5201, or `net.port` when
     /// given, until `xl shutdown`.
@@ -105,6 +107,18 @@ pub struct NetOptions {
     /// `handover.hold_ms`: how long `app=handover` keeps its stream on
     /// netfront before it lets the channel come back.
     pub handover_hold_ms: u32,
+    /// `handover.load`: what `app=handover` moves while it switches.
+    pub handover_load: HandoverLoad,
+}
+
+/// `handover.load=`: a stream to the sink (`stream`, the default), from
+/// the source (`maerts`), or request/response with the echo (`rr`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandoverLoad {
+    #[default]
+    Stream,
+    Maerts,
+    Rr,
 }
 
 /// `handover.hold_ms`'s default: longer than a peer waits before it offers
@@ -207,6 +221,7 @@ impl Default for NetOptions {
             peers: Peers::default(),
             mix: MixOptions::default(),
             handover_hold_ms: HANDOVER_HOLD_MS,
+            handover_load: HandoverLoad::Stream,
         }
     }
 }
@@ -364,6 +379,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "net.peers",
     "mix.rr",
     "handover.hold_ms",
+    "handover.load",
     "iperf3.time",
     "iperf3.parallel",
     "iperf3.reverse",
@@ -473,6 +489,7 @@ fn apply<'a>(options: &mut Options<'a>, key: &'a str, value: &'a str) -> Result<
         _ if key.starts_with("iperf3.") => apply_iperf3(&mut options.net.iperf3, key, value)?,
         _ if key.starts_with("mix.") => apply_mix(&mut options.net.mix, key, value)?,
         "handover.hold_ms" => options.net.handover_hold_ms = parse_range(key, value, 1, 60_000, "milliseconds from 1 to 60000")?,
+        "handover.load" => options.net.handover_load = parse_handover_load(key, value)?,
         _ => unreachable_key(key)?,
     }
     Ok(())
@@ -606,6 +623,15 @@ fn parse_check<'a>(key: &'a str, value: &'a str) -> Result<StreamCheck, Error<'a
         "fnv" => StreamCheck::Fnv,
         "count" => StreamCheck::Count,
         _ => return Err(Error::BadValue { key, value, expected: "`sha256`, `fnv` or `count`" }),
+    })
+}
+
+fn parse_handover_load<'a>(key: &'a str, value: &'a str) -> Result<HandoverLoad, Error<'a>> {
+    Ok(match value {
+        "stream" => HandoverLoad::Stream,
+        "maerts" => HandoverLoad::Maerts,
+        "rr" => HandoverLoad::Rr,
+        _ => return Err(Error::BadValue { key, value, expected: "`stream`, `maerts` or `rr`" }),
     })
 }
 
@@ -1038,6 +1064,15 @@ mod tests {
         for bad in ["handover.hold_ms=0", "handover.hold_ms=60001", "handover.hold_ms=1s"] {
             assert!(matches!(parse(bad), Err(Error::BadValue { key: "handover.hold_ms", .. })), "{bad}");
         }
+    }
+
+    #[test]
+    fn handover_load_is_stream_maerts_or_rr() {
+        assert_eq!(parse("").unwrap().net.handover_load, HandoverLoad::Stream);
+        for (value, load) in [("stream", HandoverLoad::Stream), ("maerts", HandoverLoad::Maerts), ("rr", HandoverLoad::Rr)] {
+            assert_eq!(parse(&std::format!("app=handover handover.load={value}")).unwrap().net.handover_load, load);
+        }
+        assert!(matches!(parse("handover.load=udp"), Err(Error::BadValue { key: "handover.load", .. })));
     }
 
     #[test]

@@ -106,11 +106,16 @@ pub trait Paths {
     /// channels again.
     fn hold(&mut self, held: bool);
     fn frames(&self) -> PathFrames;
-    /// Starts counting the TCP payload bytes the device sends, and those it
-    /// sends again (from zero), or stops; off by default, for measurements.
+    /// Starts counting the TCP payload bytes the device sends and
+    /// receives, and those that went again (from zero), or stops; off by
+    /// default, for measurements.
     fn track_tcp(&mut self, on: bool);
-    /// What was counted since tracking began (None: not tracking).
+    /// What was sent since tracking began (None: not tracking).
     fn tcp_sent(&self) -> Option<TcpSent>;
+    /// What was received since tracking began: the peer's payload, and
+    /// the part that arrived behind a later byte (sent again after a loss,
+    /// reordered, or a duplicate) as `retransmitted` (None: not tracking).
+    fn tcp_received(&self) -> Option<TcpSent>;
     /// When detection's steps happened (None: never advertised).
     fn detection(&self) -> Option<Detection>;
 }

@@ -2,7 +2,10 @@
 //! again: smoltcp keeps no retransmission count, so a device that is asked
 //! to ([`Paths::track_tcp`](crate::Paths::track_tcp)) looks at each frame
 //! it transmits. Per flow it keeps the highest sequence number sent; the
-//! bytes of a segment below it were sent before.
+//! bytes of a segment below it were sent before. Fed the frames a device
+//! receives, the same count is the peer's payload and the part that
+//! arrived behind a later byte: sent again after a loss, reordered, or a
+//! duplicate.
 //!
 //! The frames are our own stack's, but parsed with checked views anyway:
 //! anything that is not Ethernet/IPv4/TCP with consistent lengths is
@@ -37,7 +40,7 @@ struct Flow {
     high: u32,
 }
 
-/// Follows the flows of transmitted frames.
+/// Follows the flows of the frames it is fed (one direction's).
 #[derive(Clone, Debug, Default)]
 pub struct TcpSentTracker {
     flows: [Option<Flow>; FLOWS],

@@ -292,8 +292,10 @@ fn stream_across(config: Config, bridge: Bridge) -> (SwitchCounters, u64) {
         .unwrap();
 
     let payload = pattern::bytes(1, 3 << 20);
-    // The TCP bytes the sender's device sends, and sends again (app=handover's count).
+    // The TCP bytes the sender's device sends, and sends again, and those
+    // the receiver's receives (app=handover's counts).
     a.res.switch().track_tcp(true);
+    b.res.switch().track_tcp(true);
     let (mut sent, mut received) = (0usize, Vec::with_capacity(payload.len()));
     let mut clock = 0u64;
     let (mut up_at, mut down_at) = (None, None);
@@ -347,6 +349,11 @@ fn stream_across(config: Config, bridge: Bridge) -> (SwitchCounters, u64) {
     // Some resent at the switches (56 KiB of 3 MiB in one run), not every
     // frame counted twice.
     assert!(tcp.retransmitted < tcp.payload / 10, "{tcp:?}");
+    // The receiver's device saw every byte arrive, from either path; each
+    // counts in order at most once (the rest arrived behind a later byte).
+    let got = b.res.switch_ref().tcp_received().expect("tracking");
+    assert!(got.payload >= payload.len() as u64, "{got:?}");
+    assert!(got.payload - got.retransmitted <= payload.len() as u64, "{got:?}");
     let (ca, cb) = (a.counters(), b.counters());
     assert!(ca.tx_in_place > ca.tx_channel_frames * 9 / 10, "frames not built in place: {ca:?}");
     assert!(cb.rx_channel_frames > 0 && cb.tx_channel_frames > 0, "{cb:?}");

@@ -8,7 +8,7 @@ use crate::Stack;
 use alloc::format;
 use alloc::string::String;
 use cohort_boot::cmdline::StreamCheck;
-use figures::Event;
+use figures::{Event, Frames};
 
 impl<S: Stack> Run<'_, S> {
     pub(super) fn maerts_reps(&mut self) -> Result<(), String> {
@@ -34,7 +34,18 @@ impl<S: Stack> Run<'_, S> {
         let report = m.finish(self.stack.sockets());
         let frames = self.frame_share(&before, "maerts");
         let path = self.path_label(None, frames);
-        let path = path.as_str();
+        self.cost_figures(&path, &cost);
+        self.maerts_report(report, &path, frames)
+    }
+
+    /// Prints a MAERTS run's outcome; an error if the source sent other
+    /// bytes.
+    pub(crate) fn maerts_report(
+        &mut self,
+        report: MaertsReport,
+        path: &str,
+        frames: Option<Frames>,
+    ) -> Result<MaertsReport, String> {
         self.print(format_args!(
             "maerts: {} bytes in {:.3} s, {:.2} Mbit/s over {path}; the source sent {} bytes, {} {} ({})",
             report.bytes,
@@ -58,7 +69,6 @@ impl<S: Stack> Run<'_, S> {
             frames,
         });
         self.figure("net.tcp_maerts", path, report.mbit_per_s(), "Mbit/s");
-        self.cost_figures(path, &cost);
         if !report.matches() {
             return Err(format!(
                 "received {} bytes with {} {}; the source says {} with {}",

@@ -237,6 +237,7 @@ pub struct FakeDevice {
     channel: Option<(Port, Rc<RefCell<ChannelState>>)>,
     frames: PathFrames,
     tcp_sent: Option<TcpSentTracker>,
+    tcp_received: Option<TcpSentTracker>,
     pub shut_down: bool,
 }
 
@@ -249,6 +250,7 @@ impl FakeDevice {
             channel: None,
             frames: PathFrames::default(),
             tcp_sent: None,
+            tcp_received: None,
             shut_down: false,
         }
     }
@@ -315,12 +317,20 @@ impl Device for FakeDevice {
 
     fn receive(&mut self, _: Instant) -> Option<(FakeRx, FakeTx<'_>)> {
         let now = self.clock.now();
-        if let Some(frame) = self.channel.as_ref().and_then(|(p, _)| p.recv(now)) {
-            self.frames.rx_channel += 1;
-            return Some((FakeRx(frame), FakeTx(self)));
+        let frame = match self.channel.as_ref().and_then(|(p, _)| p.recv(now)) {
+            Some(frame) => {
+                self.frames.rx_channel += 1;
+                frame
+            }
+            None => {
+                let frame = self.fallback.recv(now)?;
+                self.frames.rx_fallback += 1;
+                frame
+            }
+        };
+        if let Some(t) = &mut self.tcp_received {
+            t.note(&frame);
         }
-        let frame = self.fallback.recv(now)?;
-        self.frames.rx_fallback += 1;
         Some((FakeRx(frame), FakeTx(self)))
     }
 
@@ -363,10 +373,15 @@ impl Paths for FakeDevice {
 
     fn track_tcp(&mut self, on: bool) {
         self.tcp_sent = on.then(TcpSentTracker::default);
+        self.tcp_received = on.then(TcpSentTracker::default);
     }
 
     fn tcp_sent(&self) -> Option<TcpSent> {
         self.tcp_sent.as_ref().map(TcpSentTracker::sent)
+    }
+
+    fn tcp_received(&self) -> Option<TcpSent> {
+        self.tcp_received.as_ref().map(TcpSentTracker::sent)
     }
 
     fn detection(&self) -> Option<Detection> {

@@ -163,6 +163,17 @@ pub const FULL: Scale = Scale {
     point_timeout: 1200,
 };
 
+/// Question 2's switches under each load: (the point's value, its
+/// `handover.load`; none: the default, a stream to the server's sink).
+pub const HANDOVER_LOADS: [(&str, &str); 3] =
+    [("channel-netfront", ""), ("channel-netfront-maerts", "maerts"), ("channel-netfront-rr", "rr")];
+/// A switching MAERTS's bytes: it runs to its end, so no more than about
+/// 1 s on netfront (some 100 MB in this lab) and a margin need.
+const HANDOVER_MAERTS_BYTES: u64 = 256 << 20;
+/// The most transactions a switching request/response may make: it ends
+/// once back on the channel (some 4000 of them in 1 s on netfront).
+const HANDOVER_RR_COUNT: u32 = 1_000_000;
+
 /// Question 1's flows from the one client, and its servers' addresses
 /// (cohort-study.sh: server K is 198.18.0.(40+K)): a co-resident one in
 /// the client's group, a remote one in another.
@@ -344,12 +355,25 @@ pub fn matrix(quick: bool) -> Vec<Point> {
     }
 
     // Question 2's switching cost: detection from the client's boot, and
-    // a stream to the co-resident server moved to netfront and back.
+    // a stream to the co-resident server moved to netfront and back; in
+    // the full matrix also a stream from it (MAERTS) and request/response.
     let handover = Sweep { question: 2, factor: "handover", scale };
-    let mut p =
-        handover.custom("channel-netfront", Workload::Handover, Path::Both, &format!("net.group={GROUP}"), Some(GROUP), "", "");
-    p.id = "q2/handover=channel-netfront/handover".into();
-    points.push(p);
+    let loads: &[(&str, &str)] = if quick { &HANDOVER_LOADS[..1] } else { &HANDOVER_LOADS };
+    for (value, load) in loads {
+        let mut p = handover.custom(value, Workload::Handover, Path::Both, &format!("net.group={GROUP}"), Some(GROUP), "", "");
+        p.id = format!("q2/handover={value}/handover");
+        if !load.is_empty() {
+            // The run's length: a MAERTS runs to its end (its source sends
+            // all it was asked for), request/response ends once back.
+            let length = match *load {
+                "maerts" => format!("net.bytes={HANDOVER_MAERTS_BYTES}"),
+                _ => format!("net.count={HANDOVER_RR_COUNT}"),
+            };
+            let boots = scale.reps + 1;
+            p.client = format!("boots={boots} app=handover handover.load={load} {length} net.reps=1 net.group={GROUP}");
+        }
+        points.push(p);
+    }
 
     // Question 1: FLOWS concurrent streams from one client, `local` of them
     // to a co-resident server (group "study"), the rest to a remote one
@@ -649,7 +673,7 @@ mod tests {
         for (quick, scale) in [(true, &QUICK), (false, &FULL)] {
             let points = matrix(quick);
             let h: Vec<&Point> = points.iter().filter(|p| p.factor == "handover").collect();
-            assert_eq!(h.len(), 1);
+            assert_eq!(h.len(), if quick { 1 } else { 3 });
             let p = h[0];
             assert_eq!((p.question, p.workload, p.path), (2, Workload::Handover, Path::Both));
             assert_eq!(p.server, "net.group=study");
@@ -660,6 +684,25 @@ mod tests {
             );
             // Room for a second on netfront at over a Gbit/s.
             assert!(scale.handover_bytes >= 1 << 30);
+            if !quick {
+                assert_eq!(
+                    (h[1].id.as_str(), h[1].client.as_str()),
+                    (
+                        "q2/handover=channel-netfront-maerts/handover",
+                        "boots=6 app=handover handover.load=maerts net.bytes=268435456 net.reps=1 net.group=study"
+                    )
+                );
+                assert_eq!(
+                    (h[2].id.as_str(), h[2].client.as_str()),
+                    (
+                        "q2/handover=channel-netfront-rr/handover",
+                        "boots=6 app=handover handover.load=rr net.count=1000000 net.reps=1 net.group=study"
+                    )
+                );
+                assert!(h
+                    .iter()
+                    .all(|p| (p.question, p.workload, p.server.as_str()) == (2, Workload::Handover, "net.group=study")));
+            }
         }
     }
 
@@ -873,6 +916,6 @@ mod tests {
             assert!(factors.contains(f), "{f}");
         }
         // README says how many points each matrix has.
-        assert_eq!((matrix(true).len(), full.len()), (42, 123));
+        assert_eq!((matrix(true).len(), full.len()), (42, 125));
     }
 }

@@ -319,8 +319,11 @@ mod tests {
                 ("handover.to_netfront", "ms"),
                 ("handover.channel_back", "ms"),
                 ("handover.to_channel", "ms"),
+                ("handover.stall", "ms"),
                 ("handover.retransmitted", "bytes"),
                 ("handover.payload_sent", "bytes"),
+                ("handover.received_out_of_order", "bytes"),
+                ("handover.payload_received", "bytes"),
                 ("net.tcp_stream", "Mbit/s"),
             ],
         };
@@ -679,16 +682,44 @@ mod tests {
         for want in [
             "**Answer.** Per repetition, median (min–max): the channel was up 102 ms (100–104) after the client's entry; \
              from its advert: advert → listed 102.0 ms (100.0–104.0), listed → channel up 102.0 ms (100.0–104.0), \
-             advert → channel up 102.0 ms (100.0–104.0); hold → on netfront 102.00 ms (100.00–104.00); release → channel up 102.00 ms (100.00–104.00); \
-             release → on channel 102.00 ms (100.00–104.00); TCP payload sent again 102 bytes (100–104) \
-             per stream, 100.000% (100.000–100.000) of what it sent.",
-            "| The switch under load | channel ↔ netfront | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
+             advert → channel up 102.0 ms (100.0–104.0); stream: hold → on netfront 102.00 ms (100.00–104.00), \
+             release → channel up 102.00 ms (100.00–104.00), release → on channel 102.00 ms (100.00–104.00), \
+             longest stall 102.00 ms (100.00–104.00), TCP payload sent again 102 bytes (100–104), \
+             100.000% (100.000–100.000) of it, received out of order 102 bytes (100–104), 100.000% (100.000–100.000) of it.",
+            "| The switch under load | stream | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
+            "| The switch under load | stream | longest stall | 5 | 102.0 | 100.0 | 104.0 |",
+            "| TCP payload again | stream | received out of order | 5 | 102.0 | 100.0 | 104.0 |",
             "| Detection | channel ↔ netfront | listed → channel up | 5 | 102.0 | 100.0 | 104.0 |",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }
         let problems = structure::check(&text, &dir, &[], 5);
         assert!(problems.iter().all(|p| !p.contains("q2-handover")), "{problems:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_full_matrix_switches_a_stream_a_maerts_and_request_response() {
+        let dir = std::env::temp_dir().join(format!("cohort-study-handover-loads-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let all = matrix(false);
+        let records: Vec<Record> =
+            all.iter().filter(|p| p.factor == "handover").zip([10.0, 20.0, 30.0]).map(|(p, base)| record(p, base)).collect();
+        assert_eq!(records.len(), 3);
+        let info = report::RunInfo { quick: false, planned: all.len(), reps: 5 };
+        let text = report::write(&dir, &info, &records, &[]).unwrap();
+        for want in [
+            // Detection from the first run's boots.
+            "the channel was up 13 ms (11–15) after the client's entry",
+            "; MAERTS: hold → on netfront 23.00 ms (21.00–25.00),",
+            "; RR: hold → on netfront 33.00 ms (31.00–35.00),",
+            "| The switch under load | stream | hold → on netfront | 5 | 13.0 | 11.0 | 15.0 |",
+            "| The switch under load | MAERTS | longest stall | 5 | 23.0 | 21.0 | 25.0 |",
+            "| TCP payload again | RR | sent again | 5 | 33.0 | 31.0 | 35.0 |",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        assert!(!text.contains("| Detection | channel ↔ netfront | entry → channel up | 5 | 23.0"), "one detection: {text}");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -303,6 +303,10 @@ impl Paths for ResidentNet {
         self.res.switch_ref().tcp_sent()
     }
 
+    fn tcp_received(&self) -> Option<TcpSent> {
+        self.res.switch_ref().tcp_received()
+    }
+
     fn detection(&self) -> Option<Detection> {
         self.res.detection()
     }
