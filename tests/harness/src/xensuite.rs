@@ -168,7 +168,7 @@ mod tests {
     fn the_suite_declares_its_checks() {
         let files = files(&crate::artifacts::root()).unwrap();
         let count: usize = files.iter().map(|f| f.checks.len()).sum();
-        assert_eq!(count, 43 + 32, "{files:?}");
+        assert_eq!(count, 44 + 33, "{files:?}");
         assert!(files[1].checks.contains(&"xen-pv-boots-and-powers-off".to_string()));
         assert!(files[2].checks.contains(&"xen-net-dom0-echo-16MiB".to_string()));
         assert_eq!(test_name(&files[2], Some("x")), "xen::cohort-net.sh::x");
