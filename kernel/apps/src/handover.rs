@@ -17,7 +17,8 @@
 //! figures over `channel+netfront`: the time from the hold until the run
 //! resumed on netfront ([`Marks::resumed_after`] more moved), from the
 //! release until the channel was up, and until the run resumed on it; the
-//! longest time without progress from the hold until then (the stall);
+//! longest time without progress (a stall) from the hold until the
+//! release, and from the release until resumed on the channel;
 //! the TCP payload sent, and what of it was sent again; the payload
 //! received, and what of it arrived out of order: behind a later byte,
 //! after a loss or reordered (smoltcp counts none of these: the device
@@ -126,9 +127,10 @@ struct Switched {
     to_netfront: Option<u64>,
     channel_back: Option<u64>,
     to_channel: Option<u64>,
-    /// The longest time without progress, from the hold until resumed on
-    /// the channel.
-    stall: u64,
+    /// The longest time without progress from the hold until the release,
+    /// and from the release until resumed on the channel.
+    stall_to_netfront: u64,
+    stall_to_channel: u64,
     sent: Option<TcpSent>,
     received: Option<TcpSent>,
 }
@@ -231,7 +233,11 @@ impl<S: Stack> Run<'_, S> {
         let during = |stack: &mut S, c: &mut L, now: u64| {
             let moved = c.moved(stack.sockets());
             if let Some((_, at)) = last.filter(|(m, _)| *m != moved) {
-                run.stall = run.stall.max(now - at);
+                let stall = match step {
+                    Step::Held { .. } | Step::Netfront { .. } => &mut run.stall_to_netfront,
+                    _ => &mut run.stall_to_channel,
+                };
+                *stall = (*stall).max(now - at);
                 last = Some((moved, now));
             }
             let Some(paths) = stack.device().paths() else { return };
@@ -247,6 +253,8 @@ impl<S: Stack> Run<'_, S> {
                 }
                 Step::Netfront { at } if now - at >= hold_ns => {
                     paths.hold(false);
+                    // A stall across the release counts from here.
+                    last = Some((moved, now));
                     Step::Released { at: now }
                 }
                 Step::Released { at } if paths.channels_up() > 0 => {
@@ -286,12 +294,12 @@ impl<S: Stack> Run<'_, S> {
         let to_netfront = ms(run.to_netfront, "it resumed on netfront")?;
         let channel_back = ms(run.channel_back, "the channel came back")?;
         let to_channel = ms(run.to_channel, "it resumed on the channel")?;
-        let stall = run.stall as f64 / 1e6;
+        let (stall_netfront, stall_channel) = (run.stall_to_netfront as f64 / 1e6, run.stall_to_channel as f64 / 1e6);
         let sent = run.sent.ok_or("handover: the device counted no TCP bytes sent")?;
         let received = run.received.ok_or("handover: the device counted no TCP bytes received")?;
         self.print(format_args!(
             "handover {} ({load}): to netfront {to_netfront:.3} ms; channel back {channel_back:.3} ms, on it {to_channel:.3} ms \
-             after the release; longest stall {stall:.3} ms; TCP payload sent again {} of {}, received out of order {} of {}; {rate}",
+             after the release; longest stall {stall_netfront:.3} ms after the hold, {stall_channel:.3} ms after the release; TCP payload sent again {} of {}, received out of order {} of {}; {rate}",
             rep + 1,
             sent.retransmitted,
             sent.payload,
@@ -301,7 +309,8 @@ impl<S: Stack> Run<'_, S> {
         self.figure("handover.to_netfront", PATH, to_netfront, "ms");
         self.figure("handover.channel_back", PATH, channel_back, "ms");
         self.figure("handover.to_channel", PATH, to_channel, "ms");
-        self.figure("handover.stall", PATH, stall, "ms");
+        self.figure("handover.stall_to_netfront", PATH, stall_netfront, "ms");
+        self.figure("handover.stall_to_channel", PATH, stall_channel, "ms");
         self.figure("handover.retransmitted", PATH, sent.retransmitted as f64, "bytes");
         self.figure("handover.payload_sent", PATH, sent.payload as f64, "bytes");
         self.figure("handover.received_out_of_order", PATH, received.retransmitted as f64, "bytes");

@@ -120,12 +120,15 @@ fn handover_times_both_switches_and_counts_what_tcp_sent_again() {
     assert_eq!(results.last(), Some(&Event::App { app: "handover".into(), ok: true, error: None }));
 }
 
-/// The longest time without progress: at least `least_ms`, and shorter
-/// than the hold.
+/// The longest time without progress after the hold: at least
+/// `least_ms`, and shorter than the hold; after the release, shorter than
+/// the time until the run resumed on the channel.
 fn stalls_within_the_hold(out: &support::Captured, runs: usize, least_ms: f64) {
-    let stalls = values(out, "handover.stall");
-    assert_eq!(stalls.len(), runs);
-    assert!(stalls.iter().all(|s| (least_ms..f64::from(HOLD_MS)).contains(s)), "{stalls:?}");
+    let (netfront, channel) = (values(out, "handover.stall_to_netfront"), values(out, "handover.stall_to_channel"));
+    assert_eq!((netfront.len(), channel.len()), (runs, runs));
+    assert!(netfront.iter().all(|s| (least_ms..f64::from(HOLD_MS)).contains(s)), "{netfront:?}");
+    let to_channel = values(out, "handover.to_channel");
+    assert!(channel.iter().zip(&to_channel).all(|(s, t)| *s > 0.0 && s < t), "{channel:?} {to_channel:?}");
 }
 
 /// The three switch times of each of `runs` runs, in order.

@@ -17,12 +17,13 @@ const DETECTION: [(&str, &str); 3] = [
     ("handover.detect_advert", "advert → channel up"),
 ];
 
-/// The switch's times, in the order they happen, and the stall: (figure, label).
-const TIMES: [(&str, &str); 4] = [
+/// The switch's times, in the order they happen, and its stalls: (figure, label).
+const TIMES: [(&str, &str); 5] = [
     ("handover.to_netfront", "hold → on netfront"),
+    ("handover.stall_to_netfront", "longest stall after the hold"),
     ("handover.channel_back", "release → channel up"),
     ("handover.to_channel", "release → on channel"),
-    ("handover.stall", "longest stall"),
+    ("handover.stall_to_channel", "longest stall after the release"),
 ];
 
 /// The loads, by point value (matrix::HANDOVER_LOADS), as the report names them.
@@ -48,8 +49,9 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
          received, or 500 transactions done) the client holds every peer on netfront, lets the channel come back 1 s \
          later (`handover.hold_ms`: past the 500 ms a peer waits before offering a closed channel again), and ends \
          the run once it has resumed on the channel (a MAERTS goes on to its end). The times are from the hold and \
-         from the release until 256 KiB more (or 50 transactions) went on the new path; the longest stall is the \
-         longest time without progress from the hold until then. The client's device counts the TCP payload \
+         from the release until 256 KiB more (or 50 transactions) went on the new path; the longest stalls are the \
+         longest times without progress from the hold until the release, and from the release until resumed on \
+         the channel. The client's device counts the TCP payload \
          (smoltcp keeps no count): what it sent twice, and what arrived behind a later byte (lost and sent again, \
          or reordered).\n\n",
     );

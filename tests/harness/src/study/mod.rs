@@ -319,7 +319,8 @@ mod tests {
                 ("handover.to_netfront", "ms"),
                 ("handover.channel_back", "ms"),
                 ("handover.to_channel", "ms"),
-                ("handover.stall", "ms"),
+                ("handover.stall_to_netfront", "ms"),
+                ("handover.stall_to_channel", "ms"),
                 ("handover.retransmitted", "bytes"),
                 ("handover.payload_sent", "bytes"),
                 ("handover.received_out_of_order", "bytes"),
@@ -683,11 +684,11 @@ mod tests {
             "**Answer.** Per repetition, median (min–max): the channel was up 102 ms (100–104) after the client's entry; \
              from its advert: advert → listed 102.0 ms (100.0–104.0), listed → channel up 102.0 ms (100.0–104.0), \
              advert → channel up 102.0 ms (100.0–104.0); stream: hold → on netfront 102.00 ms (100.00–104.00), \
-             release → channel up 102.00 ms (100.00–104.00), release → on channel 102.00 ms (100.00–104.00), \
-             longest stall 102.00 ms (100.00–104.00), TCP payload sent again 102 bytes (100–104), \
+             longest stall after the hold 102.00 ms (100.00–104.00), release → channel up 102.00 ms (100.00–104.00), \
+             release → on channel 102.00 ms (100.00–104.00), longest stall after the release 102.00 ms (100.00–104.00), TCP payload sent again 102 bytes (100–104), \
              100.000% (100.000–100.000) of it, received out of order 102 bytes (100–104), 100.000% (100.000–100.000) of it.",
             "| The switch under load | stream | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
-            "| The switch under load | stream | longest stall | 5 | 102.0 | 100.0 | 104.0 |",
+            "| The switch under load | stream | longest stall after the release | 5 | 102.0 | 100.0 | 104.0 |",
             "| TCP payload again | stream | received out of order | 5 | 102.0 | 100.0 | 104.0 |",
             "| Detection | channel ↔ netfront | listed → channel up | 5 | 102.0 | 100.0 | 104.0 |",
         ] {
@@ -714,7 +715,7 @@ mod tests {
             "; MAERTS: hold → on netfront 23.00 ms (21.00–25.00),",
             "; RR: hold → on netfront 33.00 ms (31.00–35.00),",
             "| The switch under load | stream | hold → on netfront | 5 | 13.0 | 11.0 | 15.0 |",
-            "| The switch under load | MAERTS | longest stall | 5 | 23.0 | 21.0 | 25.0 |",
+            "| The switch under load | MAERTS | longest stall after the hold | 5 | 23.0 | 21.0 | 25.0 |",
             "| TCP payload again | RR | sent again | 5 | 33.0 | 31.0 | 35.0 |",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
