@@ -17,13 +17,16 @@ const DETECTION: [(&str, &str); 3] = [
     ("handover.detect_advert", "advert → channel up"),
 ];
 
-/// The switch's times, in the order they happen, and its stalls: (figure, label).
-const TIMES: [(&str, &str); 5] = [
+/// The switch to netfront's time and stall, then the switch back's:
+/// (figure, label).
+const TO_NETFRONT: [(&str, &str); 2] = [
     ("handover.to_netfront", "hold → on netfront"),
-    ("handover.stall_to_netfront", "longest stall after the hold"),
+    ("handover.stall_to_netfront", "stall after the hold"),
+];
+const BACK: [(&str, &str); 3] = [
     ("handover.channel_back", "release → channel up"),
     ("handover.to_channel", "release → on channel"),
-    ("handover.stall_to_channel", "longest stall after the release"),
+    ("handover.stall_to_channel", "stall after release"),
 ];
 
 /// The loads, by point value (matrix::HANDOVER_LOADS), as the report names them.
@@ -49,9 +52,8 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
          received, or 500 transactions done) the client holds every peer on netfront, lets the channel come back 1 s \
          later (`handover.hold_ms`: past the 500 ms a peer waits before offering a closed channel again), and ends \
          the run once it has resumed on the channel (a MAERTS goes on to its end). The times are from the hold and \
-         from the release until 256 KiB more (or 50 transactions) went on the new path; the longest stalls are the \
-         longest times without progress from the hold until the release, and from the release until resumed on \
-         the channel. The client's device counts the TCP payload \
+         from the release until 256 KiB more (or 50 transactions) went on the new path; the stalls are the longest \
+         times without progress from the hold until the release, and from the release until resumed on the channel. The client's device counts the TCP payload \
          (smoltcp keeps no count): what it sent twice, and what arrived behind a later byte (lost and sent again, \
          or reordered).\n\n",
     );
@@ -83,7 +85,7 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
     }
     for (label, r) in &runs {
         let mut load = Vec::new();
-        for (name, what) in TIMES {
+        for (name, what) in TO_NETFRONT.iter().chain(&BACK) {
             if let Some(s) = spread(r, name) {
                 load.push(format!("{what} {}", said(s, "ms", 2)));
             }
@@ -123,10 +125,16 @@ pub(super) fn section(out: &mut String, dir: &Path, records: &[&Record]) -> Resu
             }],
         },
         Panel {
-            title: "The switch under load".into(),
+            title: "The switch to netfront under load".into(),
             unit: "ms".into(),
-            categories: TIMES.iter().map(|(_, label)| label.to_string()).collect(),
-            series: per_load(&TIMES.map(|(name, _)| name)),
+            categories: TO_NETFRONT.iter().map(|(_, label)| label.to_string()).collect(),
+            series: per_load(&TO_NETFRONT.map(|(name, _)| name)),
+        },
+        Panel {
+            title: "The switch back to the channel".into(),
+            unit: "ms".into(),
+            categories: BACK.iter().map(|(_, label)| label.to_string()).collect(),
+            series: per_load(&BACK.map(|(name, _)| name)),
         },
         Panel {
             title: "TCP payload again".into(),

@@ -684,11 +684,11 @@ mod tests {
             "**Answer.** Per repetition, median (min–max): the channel was up 102 ms (100–104) after the client's entry; \
              from its advert: advert → listed 102.0 ms (100.0–104.0), listed → channel up 102.0 ms (100.0–104.0), \
              advert → channel up 102.0 ms (100.0–104.0); stream: hold → on netfront 102.00 ms (100.00–104.00), \
-             longest stall after the hold 102.00 ms (100.00–104.00), release → channel up 102.00 ms (100.00–104.00), \
-             release → on channel 102.00 ms (100.00–104.00), longest stall after the release 102.00 ms (100.00–104.00), TCP payload sent again 102 bytes (100–104), \
+             stall after the hold 102.00 ms (100.00–104.00), release → channel up 102.00 ms (100.00–104.00), \
+             release → on channel 102.00 ms (100.00–104.00), stall after release 102.00 ms (100.00–104.00), TCP payload sent again 102 bytes (100–104), \
              100.000% (100.000–100.000) of it, received out of order 102 bytes (100–104), 100.000% (100.000–100.000) of it.",
-            "| The switch under load | stream | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
-            "| The switch under load | stream | longest stall after the release | 5 | 102.0 | 100.0 | 104.0 |",
+            "| The switch back to the channel | stream | release → channel up | 5 | 102.0 | 100.0 | 104.0 |",
+            "| The switch back to the channel | stream | stall after release | 5 | 102.0 | 100.0 | 104.0 |",
             "| TCP payload again | stream | received out of order | 5 | 102.0 | 100.0 | 104.0 |",
             "| Detection | channel ↔ netfront | listed → channel up | 5 | 102.0 | 100.0 | 104.0 |",
         ] {
@@ -714,8 +714,8 @@ mod tests {
             "the channel was up 13 ms (11–15) after the client's entry",
             "; MAERTS: hold → on netfront 23.00 ms (21.00–25.00),",
             "; RR: hold → on netfront 33.00 ms (31.00–35.00),",
-            "| The switch under load | stream | hold → on netfront | 5 | 13.0 | 11.0 | 15.0 |",
-            "| The switch under load | MAERTS | longest stall after the hold | 5 | 23.0 | 21.0 | 25.0 |",
+            "| The switch to netfront under load | stream | hold → on netfront | 5 | 13.0 | 11.0 | 15.0 |",
+            "| The switch to netfront under load | MAERTS | stall after the hold | 5 | 23.0 | 21.0 | 25.0 |",
             "| TCP payload again | RR | sent again | 5 | 33.0 | 31.0 | 35.0 |",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
