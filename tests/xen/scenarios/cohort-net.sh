@@ -7,7 +7,7 @@
 # result: xen-net-dom0-echo-16MiB   16 MiB through the guest's TCP echo, SHA-256 checked
 # result: xen-net-two-guests-16MiB  16 MiB from a second guest, SHA-256 checked
 # result: xen-net-client-stops-on-shutdown  a client in a long TCP_RR honours a poweroff request
-# result: xen-net-deaf-backend-restarted  netback answering nothing for 5 s: netfront connects again, the transfer ends whole
+# result: xen-net-deaf-backend-restarted  netback answering nothing for 5 s: netfront connects again, the TCP_RR goes on
 # result: xen-net-clean-shutdown    a PV poweroff request closes netfront cleanly
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -83,30 +83,41 @@ fi
 needs
 finish rrc
 
-# 3c. Netback answers nothing (dom0 takes a sending guest's vif down for
-#     5 s in the middle of a transfer, so netback's queue takes no
-#     transmits): the guest's watchdog connects netfront again (the deaf
-#     netfront of issue 14, on purpose), and once the vif is back up the
-#     transfer ends whole.
-bytes=33554432
-guest mute 13 "app=transfer net.ip=198.18.0.13/15 net.peer=198.18.0.10 net.port=7 net.bytes=$bytes"
+# 3c. Netback answers nothing (dom0 takes a client's vif down for 5 s in
+#     the middle of a long TCP_RR, so netback's queue takes no transmits):
+#     the guest's watchdog connects netfront again (the deaf netfront of
+#     issue 14, on purpose), and once the vif is back up the transactions
+#     go on. A client that runs until asked to stop: a transfer of any
+#     length can end before the vif goes down.
+guest mute 13 "app=rr net.ip=198.18.0.13/15 net.peer=198.18.0.10 net.port=7 net.count=10000000"
 xl_create /tmp/mute.cfg
 needs echo
 vif="vif$(xl domid mute).0"
-if wait_until 120 guest_event mute progress app=transfer; then
+done_at() { event_field mute progress "done" app=rr; }
+moved_on() { [ "$(done_at)" -gt "$1" ]; }
+if wait_until 120 guest_event mute progress app=rr; then
     ip link set "$vif" down
     sleep 5
     ip link set "$vif" up
-    if wait_until 600 dom_shutdown mute && ! crashed mute && guest_event mute transfer bytes=$bytes match=true \
-        && guest_event mute netfront_restarted ok=true && no_event mute netfront_restarted ok=false; then
-        guest_events mute netfront_restarted
-        ok xen-net-deaf-backend-restarted
+    # The count when the vif came back; a later progress event must be higher.
+    back=$(done_at)
+    if wait_until 60 guest_event mute netfront_restarted ok=true && wait_until 60 moved_on "$back"; then
+        xenstore-write "/local/domain/$(xl domid mute)/control/shutdown" poweroff
+        if wait_until 60 dom_shutdown mute && ! crashed mute && no_event mute netfront_restarted ok=false \
+            && guest_event mute app app=rr ok=true; then
+            guest_events mute netfront_restarted
+            echo "transactions: $back when the vif came back, $(done_at) at the last progress event"
+            ok xen-net-deaf-backend-restarted
+        else
+            guest_events mute netfront_restarted; explain mute
+            fail xen-net-deaf-backend-restarted "a restart failed, or the client did not stop cleanly"
+        fi
     else
         guest_events mute netfront_restarted; explain mute
-        fail xen-net-deaf-backend-restarted "no restart of netfront, or the transfer did not end whole"
+        fail xen-net-deaf-backend-restarted "no restart of netfront, or no transaction after the vif came back"
     fi
 else
-    explain mute; fail xen-net-deaf-backend-restarted "the transfer never reported progress"
+    explain mute; fail xen-net-deaf-backend-restarted "the client never reported progress"
 fi
 needs
 # Not guest_finish: these restarts were asked for, not the lab's retries.
