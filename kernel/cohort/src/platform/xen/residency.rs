@@ -95,8 +95,7 @@ impl ResidentNet {
 
     /// The data path every round; the xenstore side when it is due, with
     /// the watch events of the device's tokens.
-    fn service_residency(&mut self) {
-        let now = now_ns();
+    fn service_residency(&mut self, now: u64) {
         if !self.res.data_service(now) {
             return;
         }
@@ -125,10 +124,9 @@ impl ResidentNet {
     /// for [`TX_STALL_NS`]: a netback that no longer hears us (issue 14)
     /// only recovers when the vif connects again. After a restart that
     /// failed, tries again on the watchdog's backoff.
-    fn watch_netfront(&mut self) {
+    fn watch_netfront(&mut self, now: u64) {
         let nf = self.res.fallback_ref();
         let progress = nf.tx_progress();
-        let now = now_ns();
         let due = if self.restart_failed {
             self.tx_watchdog.restart_due(now).then_some(0)
         } else if nf.is_up() {
@@ -333,9 +331,11 @@ impl NetDevice for ResidentNet {
 
     fn service(&mut self) {
         self.res.fallback().handle_event();
-        self.watch_netfront();
+        // One clock read a round: it is the dearest part of a quiet one.
+        let now = now_ns();
+        self.watch_netfront(now);
         self.say_link_down();
-        self.service_residency();
+        self.service_residency(now);
     }
 
     fn prepare_idle(&mut self) -> bool {
