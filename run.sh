@@ -126,7 +126,18 @@ test)
     # --no-fail-fast: a failing test binary (a gate, say) does not keep the
     # ones after it from running.
     say "COHORT_SUITES=all cargo test --no-fail-fast $*"
-    COHORT_SUITES=all exec cargo test --no-fail-fast "$@"
+    # The output is kept too, so that a failure's details (libtest's
+    # `failures:` blocks) are repeated at the end of a long log, where its
+    # reader (CI) looks. cargo's exit status decides.
+    mkdir -p target/test-results
+    log=target/test-results/cargo-test.log
+    status=0
+    COHORT_SUITES=all cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+    if [ "$status" -ne 0 ]; then
+        say "cargo test failed (exit $status); its failures again (the whole output: $log):"
+        awk '/^failures:$/ { on = 1 } on { print } /^test result:/ { on = 0 } /^error: [0-9]+ targets? failed/ { tail = 1 } tail { print }' "$log"
+    fi
+    exit "$status"
     ;;
 lint)
     ensure shellcheck shellcheck

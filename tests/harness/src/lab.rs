@@ -326,7 +326,13 @@ pub struct FileRun {
     pub verdict: Option<CheckResult>,
     /// RESULT lines that did not parse.
     pub garbled: Vec<String>,
+    /// For each failed check (and a failed verdict), the console lines
+    /// printed after the RESULT before it: what the scenario explained.
+    pub context: BTreeMap<String, Vec<String>>,
 }
+
+/// The most console lines kept as a failure's context.
+pub const CONTEXT_LINES: usize = 80;
 
 impl FileRun {
     /// Every check passed and the file ended well.
@@ -370,6 +376,9 @@ pub struct Collector {
     pub panic: Option<String>,
     seen_xen: bool,
     seen_linux: bool,
+    /// The scenario phase's lines since the last RESULT (at most
+    /// [`CONTEXT_LINES`]).
+    recent: std::collections::VecDeque<String>,
 }
 
 impl Collector {
@@ -389,7 +398,11 @@ impl Collector {
             return Some(match parsed {
                 Ok(Line::Result(result)) => {
                     let verdict = self.current < self.files.len() && result.name == name;
+                    let recent: Vec<String> = self.recent.drain(..).collect();
                     if let Some(file) = self.file() {
+                        if !result.ok {
+                            file.context.insert(result.name.clone(), recent);
+                        }
                         if verdict {
                             file.verdict = Some(result.clone());
                         } else {
@@ -413,6 +426,12 @@ impl Collector {
                     Event::Garbled { file: name, error }
                 }
             });
+        }
+        if self.in_scenarios && shown(line, true, false) {
+            if self.recent.len() == CONTEXT_LINES {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(line.to_string());
         }
         if line.starts_with("XEN-HARNESS DONE") {
             self.done = true;
@@ -717,6 +736,8 @@ mod tests {
             "XEN-HARNESS DOM0-READY",
             r#"RESULT {"name":"one","ok":true}"#,
             r#"RETRY {"what":"xl create /tmp/x.cfg","why":"exit 1"}"#,
+            "guest x: what went wrong",
+            "(XEN) HVM d1v0 save: CPU",
             r#"RESULT {"name":"two","ok":false,"detail":"broke","lab_fault":"LAB FAULT: x"}"#,
             r#"RESULT {"name":"a.sh","ok":true,"detail":"exit status 0"}"#,
             r#"RESULT {"name":"three","ok":tru"#,
@@ -728,6 +749,9 @@ mod tests {
         let (a, b) = (&c.files[0], &c.files[1]);
         assert_eq!(a.results.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["one", "two"]);
         assert!(a.verdict.as_ref().unwrap().ok && !a.ok());
+        // A failure keeps what was printed since the RESULT before it.
+        assert_eq!(a.context.keys().collect::<Vec<_>>(), ["two"]);
+        assert_eq!(a.context["two"], ["guest x: what went wrong"]);
         assert!(b.results.is_empty() && b.garbled.len() == 1 && !b.verdict.as_ref().unwrap().ok);
         assert_eq!(c.retries.len(), 1);
         assert_eq!(c.feed("XEN-HARNESS DONE files=2 results=2"), Some(Event::Done));

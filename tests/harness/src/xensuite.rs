@@ -98,6 +98,18 @@ fn lab_note(r: &crate::protocol::CheckResult) -> String {
     r.lab_fault.as_ref().map(|l| format!("\n(dom0 saw a lab fault: {})", l.replace('\n', "; "))).unwrap_or_default()
 }
 
+/// What the file printed before a failed check's RESULT, for the failure's
+/// message.
+fn context(file: Option<&FileRun>, check: &str) -> String {
+    match file.and_then(|f| f.context.get(check)) {
+        Some(lines) if !lines.is_empty() => {
+            let lines: String = lines.iter().map(|l| format!("\n    | {l}")).collect();
+            format!("\nwhat the scenario printed before it:{lines}")
+        }
+        _ => String::new(),
+    }
+}
+
 /// Why a file's checks have no RESULT: how the file or the lab ended.
 fn missing(file: Option<&FileRun>, run: &Run) -> String {
     match file.and_then(|f| f.verdict.as_ref()) {
@@ -116,7 +128,7 @@ pub fn verdict(file: &File, check: Option<&str>, run: &Run) -> Result<(), String
         let v = f.verdict.as_ref().ok_or_else(|| missing(Some(f), run))?;
         let mut problems = Vec::new();
         if !v.ok {
-            problems.push(format!("{}{}", v.detail, lab_note(v)));
+            problems.push(format!("{}{}{}", v.detail, lab_note(v), context(Some(f), &name)));
         }
         for r in f.results.iter().filter(|r| !file.checks.contains(&r.name)) {
             problems.push(format!("it reported `{}`, which it does not declare: {}", r.human(), lab_note(r)));
@@ -130,7 +142,7 @@ pub fn verdict(file: &File, check: Option<&str>, run: &Run) -> Result<(), String
     match reported.as_slice() {
         [] => Err(format!("no RESULT: {}", missing(got, run))),
         [r] if r.ok => Ok(()),
-        [r] => Err(format!("{}{}", r.detail, lab_note(r))),
+        [r] => Err(format!("{}{}{}", r.detail, lab_note(r), context(got, check))),
         many => Err(format!("reported {} times: {}", many.len(), many.iter().map(|r| r.human()).collect::<Vec<_>>().join("; "))),
     }
 }
@@ -188,7 +200,8 @@ mod tests {
     }
 
     fn run(results: Vec<CheckResult>, verdict: Option<CheckResult>, end: End) -> Run {
-        let f = FileRun { name: "f.sh".into(), results, verdict, garbled: vec![] };
+        let context = [("b".to_string(), vec!["guest x: no reply".to_string()])].into();
+        let f = FileRun { name: "f.sh".into(), results, verdict, garbled: vec![], context };
         Run { files: vec![f], retries: vec![], end, log: None, elapsed: Duration::ZERO }
     }
 
@@ -205,6 +218,7 @@ mod tests {
         assert_eq!(verdict(&f, Some("a"), &r), Ok(()));
         let err = verdict(&f, Some("b"), &r).unwrap_err();
         assert!(err.starts_with("broke") && err.contains("LAB FAULT: x"), "{err}");
+        assert!(err.ends_with("printed before it:\n    | guest x: no reply"), "{err}");
         assert!(verdict(&f, None, &r).unwrap_err().contains("does not declare"));
         assert_eq!(rerun_reason(&r).as_deref(), Some("b: LAB FAULT: x"));
 
