@@ -147,8 +147,8 @@ cohort_cfg pvecho "$kernel" "app=echo net.ip=198.18.0.90/15 net.port=7" 'vif = [
 size=4194304
 if typed pvecho pv && xl_create /tmp/pvecho.cfg && wait_until 60 guest_event pvecho address ip=198.18.0.90 \
     && booted_as pvecho pv \
-    && ping -c 3 -W 5 198.18.0.90 >/tmp/pvping.out 2>&1; then
-    tail -1 /tmp/pvping.out
+    && ping_guest pvecho 198.18.0.90; then
+    tail -1 /tmp/ping-pvecho.out
     head -c $size /dev/urandom > /tmp/pvecho-in
     t0=$(now_ms)
     timeout 300 nc 198.18.0.90 7 < /tmp/pvecho-in > /tmp/pvecho-out
@@ -162,7 +162,7 @@ if typed pvecho pv && xl_create /tmp/pvecho.cfg && wait_until 60 guest_event pve
     fi
     rm -f /tmp/pvecho-in /tmp/pvecho-out
 else
-    cat /tmp/pvping.out 2>/dev/null; pv_explain pvecho; fail xen-pv-net-dom0-echo "no address event or no ping reply"
+    cat /tmp/ping-pvecho.out 2>/dev/null; pv_explain pvecho; fail xen-pv-net-dom0-echo "no address event or no ping reply"
 fi
 d=$(xl domid pvecho 2>/dev/null)
 [ -n "$d" ] && xenstore-write "/local/domain/$d/control/shutdown" poweroff
