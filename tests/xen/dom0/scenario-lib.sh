@@ -365,9 +365,6 @@ evtchn_explain() {
         dom == d || (dom == 0 && $0 ~ (" d=" d " p=")) { keep[++n] = "    dom" dom ":" $0 }
         END { for (i = 1; i <= n; i++) print keep[i] }'
 }
-# guest_finish NAME: destroys NAME, and says (a RETRY line, which the
-# harness's summary counts) each time its netfront had to connect again
-# because netback left its transmits unanswered (issue 14).
 # ping_guest GUEST IP: dom0's three pings to GUEST answered (the output in
 # /tmp/ping-GUEST.out). Linux 6.1's netback can miss a new vif's first
 # event for good (README, the deaf netfront); the guest's watchdog then
@@ -380,6 +377,9 @@ ping_guest() {
     evtchn_explain "$(xl domid "$1")"
     wait_until 10 guest_event "$1" netfront_restarted ok=true && ping -c 3 -W 5 "$2" >>"/tmp/ping-$1.out" 2>&1
 }
+# guest_finish NAME: destroys NAME, and says (a RETRY line, which the
+# harness's summary counts) each time its netfront had to connect again
+# because netback left its transmits unanswered (issue 14).
 guest_finish() {
     cohort_event "$1" netfront_restarted --get stalled_ms 2>/dev/null | while read -r _ms; do
         retry "netfront of $1" "netback answered none of its transmits for $_ms ms, so it connected again"
