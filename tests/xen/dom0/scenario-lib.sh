@@ -371,9 +371,12 @@ evtchn_explain() {
 # connects netfront again after 2 s, longer than dom0's ARP waits. So
 # pings left unanswered are asked again once the guest says it restarted
 # netfront, after Xen's view of its event channels; guest_finish counts
-# the restart as a RETRY.
+# the restart as a RETRY. PING_ROUNDS says how many rounds were sent.
+# shellcheck disable=SC2034 # PING_ROUNDS is read by the scenarios
 ping_guest() {
+    PING_ROUNDS=1
     ping -c 3 -W 5 "$2" >"/tmp/ping-$1.out" 2>&1 && return 0
+    PING_ROUNDS=2
     evtchn_explain "$(xl domid "$1")"
     wait_until 10 guest_event "$1" netfront_restarted ok=true && ping -c 3 -W 5 "$2" >>"/tmp/ping-$1.out" 2>&1
 }

@@ -7,7 +7,7 @@
 # result: xen-net-dom0-echo-16MiB   16 MiB through the guest's TCP echo, SHA-256 checked
 # result: xen-net-two-guests-16MiB  16 MiB from a second guest, SHA-256 checked
 # result: xen-net-client-stops-on-shutdown  a client in a long TCP_RR honours a poweroff request
-# result: xen-net-deaf-backend-restarted  netback answering nothing for 5 s: netfront connects again, the TCP_RR goes on
+# result: xen-net-deaf-backend-restarted  netback answering nothing for 5 s: netfront connects again, dom0's ping is answered when asked again, the TCP_RR goes on
 # result: xen-net-clean-shutdown    a PV poweroff request closes netfront cleanly
 # shellcheck source=../dom0/scenario-lib.sh
 . /usr/share/cohort/scenario-lib.sh
@@ -88,8 +88,10 @@ finish rrc
 #     the middle of a long TCP_RR, so netback's queue takes no transmits):
 #     the guest's watchdog connects netfront again (the deaf netfront of
 #     issue 14, on purpose), and once the vif is back up the transactions
-#     go on. A client that runs until asked to stop: a transfer of any
-#     length can end before the vif goes down.
+#     go on. dom0 pings the guest while its vif is down: ping_guest's first
+#     round goes unanswered, so its second round, after the restart, runs
+#     here on purpose. A client that runs until asked to stop: a transfer
+#     of any length can end before the vif goes down.
 guest mute 13 "app=rr net.ip=198.18.0.13/15 net.peer=198.18.0.10 net.port=7 net.count=10000000"
 xl_create /tmp/mute.cfg
 needs echo
@@ -98,16 +100,19 @@ done_at() { event_field mute progress "done" app=rr; }
 moved_on() { [ "$(done_at)" -gt "$1" ]; }
 if wait_until 120 guest_event mute progress app=rr; then
     ip link set "$vif" down
-    sleep 5
-    ip link set "$vif" up
-    # The count when the vif came back; a later progress event must be higher.
+    (sleep 5; ip link set "$vif" up) &
+    pinged=0; ping_guest mute 198.18.0.13 || pinged=$?
+    wait
+    echo "dom0's ping: status $pinged after $PING_ROUNDS rounds"
+    # The count after the ping; a later progress event must be higher.
     back=$(done_at)
-    if wait_until 60 guest_event mute netfront_restarted ok=true && wait_until 60 moved_on "$back"; then
+    if [ "$pinged" = 0 ] && [ "$PING_ROUNDS" = 2 ] \
+        && wait_until 60 guest_event mute netfront_restarted ok=true && wait_until 60 moved_on "$back"; then
         xenstore-write "/local/domain/$(xl domid mute)/control/shutdown" poweroff
         if wait_until 60 dom_shutdown mute && ! crashed mute && no_event mute netfront_restarted ok=false \
             && guest_event mute app app=rr ok=true; then
             guest_events mute netfront_restarted
-            echo "transactions: $back when the vif came back, $(done_at) at the last progress event"
+            echo "transactions: $back after dom0's ping, $(done_at) at the last progress event"
             ok xen-net-deaf-backend-restarted
         else
             guest_events mute netfront_restarted; explain mute
@@ -115,7 +120,8 @@ if wait_until 120 guest_event mute progress app=rr; then
         fi
     else
         guest_events mute netfront_restarted; explain mute
-        fail xen-net-deaf-backend-restarted "no restart of netfront, or no transaction after the vif came back"
+        cat /tmp/ping-mute.out
+        fail xen-net-deaf-backend-restarted "no restart of netfront, dom0's ping not answered in ping_guest's second round, or no transaction after the vif came back"
     fi
 else
     explain mute; fail xen-net-deaf-backend-restarted "the client never reported progress"
