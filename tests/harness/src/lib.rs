@@ -9,6 +9,7 @@
 
 pub mod artifacts;
 pub mod bench;
+pub mod compare;
 pub mod console;
 pub mod cpio;
 pub mod kernel_events;

@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use cohort_harness::protocol::Line;
-use cohort_harness::{artifacts, bench, lab, protocol, qemu, report, study, tap};
+use cohort_harness::{artifacts, bench, compare, lab, protocol, qemu, report, study, tap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,6 +106,13 @@ enum Cmd {
     /// BENCH lines of FILE as Markdown tables (medians of the repetitions,
     /// with min-max), and with PREFIX SVG and PNG charts, one of each per clock.
     Report { file: PathBuf, prefix: Option<String> },
+    /// Sets each figure of the bench log NEW beside every repetition in the
+    /// EARLIER logs: how many medians fall inside, and those outside, as Markdown.
+    Compare {
+        new: PathBuf,
+        #[arg(required = true)]
+        earlier: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -343,15 +350,30 @@ fn kept(line: &str) -> bool {
         || line.contains("round-trip")
 }
 
-fn report_to(file: &Path, prefix: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
-    let text = fs::read_to_string(file).map_err(|e| format!("report: {}: {e}", file.display()))?;
+/// The figures of a bench log; lines that do not parse are named and skipped.
+fn read_figures(file: &Path) -> Result<Vec<report::Figure>, String> {
+    let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let (figures, skipped) = report::parse_text(&text);
     for s in &skipped {
-        eprintln!("report: {}:{}: BENCH line skipped: {}", file.display(), s.line, s.error);
+        eprintln!("{}:{}: BENCH line skipped: {}", file.display(), s.line, s.error);
     }
     if figures.is_empty() {
-        return Err(format!("report: no BENCH lines in {}", file.display()));
+        return Err(format!("no BENCH lines in {}", file.display()));
     }
+    Ok(figures)
+}
+
+fn compare_to(new: &Path, earlier: &[PathBuf], out: &mut dyn Write) -> Result<(), String> {
+    let new = read_figures(new).map_err(|e| format!("compare: {e}"))?;
+    let mut before = Vec::new();
+    for file in earlier {
+        before.extend(read_figures(file).map_err(|e| format!("compare: {e}"))?);
+    }
+    out.write_all(compare::markdown(&compare::compare(&new, &before)).as_bytes()).map_err(|e| format!("compare: {e}"))
+}
+
+fn report_to(file: &Path, prefix: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
+    let figures = read_figures(file).map_err(|e| format!("report: {e}"))?;
     out.write_all(report::markdown(&figures).as_bytes()).map_err(|e| format!("report: {e}"))?;
     if let Some(prefix) = prefix {
         let written = report::write_charts(&figures, prefix).map_err(|e| format!("report: {e}"))?;
@@ -526,6 +548,7 @@ fn main() -> ExitCode {
         Cmd::Study { quick, resume, report, only } => study::run(study::Options { quick, resume, report_only: report, only })
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Cmd::Report { file, prefix } => report_to(&file, prefix.as_deref(), &mut std::io::stdout()).map(|()| ExitCode::SUCCESS),
+        Cmd::Compare { new, earlier } => compare_to(&new, &earlier, &mut std::io::stdout()).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -591,6 +614,26 @@ mod tests {
         // Without --resume it would set the points kept aside.
         assert!(Cli::try_parse_from(["h", "study", "--only", "type"]).is_err());
         assert!(Cli::try_parse_from(["h", "study", "--report", "--resume"]).is_err());
+    }
+
+    #[test]
+    fn compare_reads_bench_logs() {
+        assert!(Cli::try_parse_from(["h", "compare", "new.txt"]).is_err(), "an earlier run is required");
+        let dir = std::env::temp_dir().join(format!("cohort-compare-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let line =
+            |v: f64| format!("(d1) BENCH {{\"name\":\"n\",\"path\":\"p\",\"value\":{v},\"unit\":\"u\",\"clock\":\"virtual\"}}\n");
+        let (new, old, empty) = (dir.join("new.txt"), dir.join("old.txt"), dir.join("empty.txt"));
+        fs::write(&new, [5.0, 6.0, 7.0].map(line).concat()).unwrap();
+        fs::write(&old, [1.0, 2.0, 3.0].map(line).concat() + "BENCH {broken\n").unwrap();
+        fs::write(&empty, "no figures\n").unwrap();
+        let mut out = Vec::new();
+        compare_to(&new, std::slice::from_ref(&old), &mut out).unwrap();
+        let md = String::from_utf8(out).unwrap();
+        assert!(md.starts_with("0 of 1 medians") && md.contains("| +100.0 % |"), "{md}");
+        let e = compare_to(&new, &[old, empty], &mut Vec::new()).unwrap_err();
+        assert!(e.contains("no BENCH lines") && e.contains("empty.txt"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
