@@ -26,7 +26,8 @@ pub struct Placement {
     /// Every earlier repetition, pooled.
     pub earlier: Stat,
     /// How far the new median lies outside the earlier range, as a fraction
-    /// of the bound it passed: 0 inside, negative below, positive above.
+    /// of the bound it passed: 0 inside, negative below, positive above;
+    /// infinite past a bound of 0, where no fraction means anything.
     pub beyond: f64,
 }
 
@@ -41,14 +42,15 @@ impl Placement {
 pub struct Comparison {
     /// Figures with enough repetitions on both sides, in the new run's order.
     pub placed: Vec<Placement>,
-    /// (name, path, clock) measured enough in the new run but not before.
+    /// Figures (`name path (clock) [unit]`) measured at least
+    /// MIN_REPETITIONS times in the new run but not before.
     pub only_new: Vec<String>,
     /// ... and the other way round.
     pub only_earlier: Vec<String>,
 }
 
 fn beyond(median: f64, earlier: &Stat) -> f64 {
-    let rel = |bound: f64| if bound == 0.0 { (median - bound).signum() } else { (median - bound) / bound.abs() };
+    let rel = |bound: f64| if bound == 0.0 { (median - bound).signum() * f64::INFINITY } else { (median - bound) / bound.abs() };
     if median > earlier.max {
         rel(earlier.max)
     } else if median < earlier.min {
@@ -58,8 +60,8 @@ fn beyond(median: f64, earlier: &Stat) -> f64 {
     }
 }
 
-fn label(name: &str, path: &str, clock: &str) -> String {
-    format!("{name} {path} ({clock})")
+fn label(name: &str, path: &str, clock: &str, unit: &str) -> String {
+    format!("{name} {path} ({clock}) [{unit}]")
 }
 
 /// Sets each figure of `new` beside all of `earlier`'s repetitions of the
@@ -83,19 +85,36 @@ pub fn compare(new: &[Figure], earlier: &[Figure]) -> Comparison {
                 earlier: *earlier,
                 beyond: beyond(s.stat.median, earlier),
             }),
-            None => out.only_new.push(label(&s.name, &s.path, &s.clock)),
+            None => out.only_new.push(label(&s.name, &s.path, &s.clock, &s.unit)),
         }
     }
     out.only_earlier = earlier_sums
         .iter()
         .filter(|s| before.contains_key(&(s.name.as_str(), s.path.as_str(), s.clock.as_str(), s.unit.as_str())))
-        .map(|s| label(&s.name, &s.path, &s.clock))
+        .map(|s| label(&s.name, &s.path, &s.clock, &s.unit))
         .collect();
     out
 }
 
+/// Three decimals for small figures (ratios, calls per frame), one else.
+fn num(v: f64) -> String {
+    if v.abs() < 10.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 fn cell(s: &Stat) -> String {
-    format!("{:.1} ({:.1}–{:.1}, n={})", s.median, s.min, s.max, s.n)
+    format!("{} ({}–{}, n={})", num(s.median), num(s.min), num(s.max), s.n)
+}
+
+fn beyond_cell(beyond: f64) -> String {
+    if beyond.is_infinite() {
+        format!("{} 0", if beyond > 0.0 { "above" } else { "below" })
+    } else {
+        format!("{:+.1} %", beyond * 100.0)
+    }
 }
 
 /// The comparison as Markdown: the counts, then every figure outside,
@@ -124,18 +143,21 @@ pub fn markdown(c: &Comparison) -> String {
         for p in outside {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {:+.1} % |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 p.name,
                 p.path,
                 p.clock,
                 p.unit,
                 cell(&p.new),
                 cell(&p.earlier),
-                p.beyond * 100.0
+                beyond_cell(p.beyond)
             );
         }
     }
-    for (title, list) in [("Only in this run", &c.only_new), ("Only in the earlier runs", &c.only_earlier)] {
+    for (title, list) in [
+        ("Only in this run, or too few times in the earlier ones", &c.only_new),
+        ("Only in the earlier runs, or too few times in this one", &c.only_earlier),
+    ] {
         if !list.is_empty() {
             let _ = writeln!(md, "\n{title}: {}.", list.join(", "));
         }
@@ -170,8 +192,8 @@ mod tests {
         assert_eq!(c.placed.len(), 2);
         assert!(c.placed[0].inside() && c.placed[0].earlier.n == 6 && c.placed[0].earlier.max == 14.0);
         assert!((c.placed[1].beyond + 0.10).abs() < 1e-12, "{:?}", c.placed[1]);
-        assert_eq!(c.only_new, ["fresh y (virtual)", "few x (virtual)"]);
-        assert_eq!(c.only_earlier, ["gone x (virtual)"]);
+        assert_eq!(c.only_new, ["fresh y (virtual) [u]", "few x (virtual) [u]"]);
+        assert_eq!(c.only_earlier, ["gone x (virtual) [u]"]);
         let md = markdown(&c);
         assert!(md.starts_with("1 of 2 medians fall inside"), "{md}");
         assert!(md.contains("0 more within 2.5 % of them; 1 further out"), "{md}");
@@ -188,8 +210,22 @@ mod tests {
         wall.iter_mut().for_each(|f| f.clock = "wall".into());
         let c = compare(&wall, &earlier);
         assert!(c.placed.is_empty() && c.only_new.len() == 1 && c.only_earlier.len() == 1);
+        let mut other_unit = run("a", "p", &[100.0, 100.0, 100.0]);
+        other_unit.iter_mut().for_each(|f| f.unit = "v".into());
+        let c = compare(&other_unit, &earlier);
+        assert!(c.placed.is_empty(), "a unit of its own is another figure");
+        assert_eq!((c.only_new[0].as_str(), c.only_earlier[0].as_str()), ("a p (virtual) [v]", "a p (virtual) [u]"));
         let c = compare(&run("a", "p", &[102.0, 102.0, 102.0]), &earlier);
         assert!((c.placed[0].beyond - 0.02).abs() < 1e-12);
         assert!(markdown(&c).contains("0 of 1 medians fall inside the earlier runs' repetitions; 1 more within 2.5 %"));
+    }
+
+    #[test]
+    fn a_bound_of_zero_has_no_fraction() {
+        let c = compare(&run("r", "p", &[0.5, 0.5, 0.5]), &run("r", "p", &[0.0, 0.0, 0.0]));
+        assert!(c.placed[0].beyond == f64::INFINITY && !c.placed[0].inside());
+        let md = markdown(&c);
+        assert!(md.contains("0 of 1 medians") && md.contains("1 further out"), "{md}");
+        assert!(md.contains("| 0.500 (0.500–0.500, n=3) | 0.000 (0.000–0.000, n=3) | above 0 |"), "{md}");
     }
 }

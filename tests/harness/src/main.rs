@@ -364,11 +364,20 @@ fn read_figures(file: &Path) -> Result<Vec<report::Figure>, String> {
 }
 
 fn compare_to(new: &Path, earlier: &[PathBuf], out: &mut dyn Write) -> Result<(), String> {
-    let new = read_figures(new).map_err(|e| format!("compare: {e}"))?;
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
     let mut before = Vec::new();
     for file in earlier {
+        // `compare NEW docs/bench/*.txt` once NEW is kept there too.
+        if same(file, new) {
+            eprintln!("compare: {} is the new run; left out of the earlier ones", file.display());
+            continue;
+        }
         before.extend(read_figures(file).map_err(|e| format!("compare: {e}"))?);
     }
+    if before.is_empty() {
+        return Err("compare: no earlier run besides the new one".into());
+    }
+    let new = read_figures(new).map_err(|e| format!("compare: {e}"))?;
     out.write_all(compare::markdown(&compare::compare(&new, &before)).as_bytes()).map_err(|e| format!("compare: {e}"))
 }
 
@@ -633,6 +642,8 @@ mod tests {
         assert!(md.starts_with("0 of 1 medians") && md.contains("| +100.0 % |"), "{md}");
         let e = compare_to(&new, &[old, empty], &mut Vec::new()).unwrap_err();
         assert!(e.contains("no BENCH lines") && e.contains("empty.txt"), "{e}");
+        let e = compare_to(&new, &[dir.join(".").join("new.txt")], &mut Vec::new()).unwrap_err();
+        assert!(e.contains("no earlier run besides the new one"), "itself is no earlier run: {e}");
         fs::remove_dir_all(&dir).unwrap();
     }
 
