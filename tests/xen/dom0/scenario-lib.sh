@@ -372,13 +372,18 @@ evtchn_explain() {
 # pings left unanswered are asked again once the guest says it restarted
 # netfront, after Xen's view of its event channels; guest_finish counts
 # the restart as a RETRY. PING_ROUNDS says how many rounds were sent.
+# ping_guest GUEST IP READY...: the second round also waits (up to 10 s)
+# for the command READY... to succeed.
 # shellcheck disable=SC2034 # PING_ROUNDS is read by the scenarios
 ping_guest() {
+    _pg_guest=$1 _pg_ip=$2; shift 2
     PING_ROUNDS=1
-    ping -c 3 -W 5 "$2" >"/tmp/ping-$1.out" 2>&1 && return 0
+    ping -c 3 -W 5 "$_pg_ip" >"/tmp/ping-$_pg_guest.out" 2>&1 && return 0
     PING_ROUNDS=2
-    evtchn_explain "$(xl domid "$1")"
-    wait_until 10 guest_event "$1" netfront_restarted ok=true && ping -c 3 -W 5 "$2" >>"/tmp/ping-$1.out" 2>&1
+    evtchn_explain "$(xl domid "$_pg_guest")"
+    wait_until 10 guest_event "$_pg_guest" netfront_restarted ok=true || return 1
+    if [ $# -gt 0 ]; then wait_until 10 "$@" || return 1; fi
+    ping -c 3 -W 5 "$_pg_ip" >>"/tmp/ping-$_pg_guest.out" 2>&1
 }
 # guest_finish NAME: destroys NAME, and says (a RETRY line, which the
 # harness's summary counts) each time its netfront had to connect again

@@ -99,15 +99,24 @@ vif="vif$(xl domid mute).0"
 done_at() { event_field mute progress "done" app=rr; }
 moved_on() { [ "$(done_at)" -gt "$1" ]; }
 if wait_until 120 guest_event mute progress app=rr; then
+    # Restarts from before (a deaf netfront at boot) do not count.
+    restarts=$(event_count mute netfront_restarted ok=true)
+    restarted() { [ "$(event_count mute netfront_restarted ok=true)" -gt "$restarts" ]; }
+    rm -f /tmp/mute-vif-up
     ip link set "$vif" down
-    (sleep 5; ip link set "$vif" up) &
-    pinged=0; ping_guest mute 198.18.0.13 || pinged=$?
-    wait
+    (sleep 5; ip link set "$vif" up && touch /tmp/mute-vif-up) &
+    up=$!
+    # Round 2 only once the vif is back and netfront restarted since.
+    ready() { [ -e /tmp/mute-vif-up ] && restarted; }
+    pinged=0; ping_guest mute 198.18.0.13 ready || pinged=$?
+    wait "$up"
     echo "dom0's ping: status $pinged after $PING_ROUNDS rounds"
     # The count after the ping; a later progress event must be higher.
     back=$(done_at)
-    if [ "$pinged" = 0 ] && [ "$PING_ROUNDS" = 2 ] \
-        && wait_until 60 guest_event mute netfront_restarted ok=true && wait_until 60 moved_on "$back"; then
+    if [ "$PING_ROUNDS" = 1 ]; then
+        guest_events mute netfront_restarted; cat /tmp/ping-mute.out
+        fail xen-net-deaf-backend-restarted "dom0's ping was answered while the vif was down"
+    elif [ "$pinged" = 0 ] && wait_until 60 restarted && wait_until 60 moved_on "$back"; then
         xenstore-write "/local/domain/$(xl domid mute)/control/shutdown" poweroff
         if wait_until 60 dom_shutdown mute && ! crashed mute && no_event mute netfront_restarted ok=false \
             && guest_event mute app app=rr ok=true; then
