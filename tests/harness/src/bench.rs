@@ -1,9 +1,39 @@
 //! The boot benchmark: figures only the host can see (wall time from QEMU
 //! start, image size) plus the guest's own `BENCH` lines, with and without
-//! QEMU's deterministic -icount clock.
+//! QEMU's deterministic -icount clock. And the Xen benchmarks' progress
+//! on the host's clock ([`Progress`]).
 
 use crate::qemu::{self, Config, Outcome};
 use std::path::Path;
+use std::time::Duration;
+
+/// cohort-bench.sh says `bench: netbench configuration K of N (NAME), S s
+/// so far...` on dom0's clock, which under -icount counts instructions,
+/// not the time one waits. This says it again in the host's seconds.
+#[derive(Default)]
+pub struct Progress {
+    first: Option<Duration>,
+}
+
+impl Progress {
+    /// `now` is the host's time since any fixed start.
+    pub fn on_line(&mut self, line: &str, now: Duration) -> Option<String> {
+        let rest = line.strip_prefix("bench: netbench configuration ")?;
+        let (k, rest) = rest.split_once(" of ")?;
+        let n = rest.split_whitespace().next()?;
+        let (k, n): (u64, u64) = (k.parse().ok()?, n.parse().ok()?);
+        if k == 1 || self.first.is_none() {
+            self.first = Some(now);
+            return None;
+        }
+        let first = self.first?;
+        let spent = now.saturating_sub(first).as_secs();
+        let left = spent * (n + 1).saturating_sub(k) / (k - 1);
+        Some(format!(
+            "bench: netbench configuration {k} of {n}: {spent} s of this machine's time since the first, about {left} s left"
+        ))
+    }
+}
 
 pub const RUNS: usize = 5;
 
@@ -100,6 +130,22 @@ mod tests {
             Some(("a\"b".to_string(), 1.0))
         );
         assert_eq!(parse_bench(r#"BENCH {"name":"a","path":"p","value":null,"unit":"u","clock":"wall"}"#), None);
+    }
+
+    #[test]
+    fn progress_in_host_seconds() {
+        let mut p = Progress::default();
+        let s = Duration::from_secs;
+        assert_eq!(p.on_line("bench: netbench configuration 1 of 17 (default), 0 s so far", s(100)), None);
+        assert_eq!(p.on_line("BENCH {}", s(120)), None);
+        let line = p.on_line("bench: netbench configuration 3 of 17 (pv), 9 s so far, about 67 s left", s(180)).unwrap();
+        // 80 s for 2 configurations: 15 more to go, 40 s each.
+        assert_eq!(line, "bench: netbench configuration 3 of 17: 80 s of this machine's time since the first, about 600 s left");
+        assert_eq!(p.on_line("bench: netbench configuration x of 17", s(200)), None);
+        // The next half starts again at 1.
+        assert_eq!(p.on_line("bench: netbench configuration 1 of 2 (default), 0 s so far", s(1000)), None);
+        let line = p.on_line("bench: netbench configuration 2 of 2 (pv)", s(1030)).unwrap();
+        assert!(line.ends_with("30 s of this machine's time since the first, about 30 s left"), "{line}");
     }
 
     #[test]

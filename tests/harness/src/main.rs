@@ -435,11 +435,15 @@ fn bench(only: Option<&str>) -> Result<ExitCode, String> {
             ..lab::Config::default()
         }
         .with_cohort(&kernel, &daemon);
+        let (started, mut progress) = (std::time::Instant::now(), bench::Progress::default());
         let ok = match lab::run(
             &config,
             &mut |line, phase| {
                 if phase && kept(line) {
-                    out(line)
+                    out(line);
+                    if let Some(p) = progress.on_line(line, started.elapsed()) {
+                        say(&p)
+                    }
                 }
             },
             &mut |_| {},
