@@ -112,6 +112,9 @@ fn cell(s: &Stat) -> String {
 fn beyond_cell(beyond: f64) -> String {
     if beyond.is_infinite() {
         format!("{} 0", if beyond > 0.0 { "above" } else { "below" })
+    } else if beyond.abs() < 0.01 {
+        // So that 0.03 % does not read as +0.0, as if inside.
+        format!("{:+.2} %", beyond * 100.0)
     } else {
         format!("{:+.1} %", beyond * 100.0)
     }
@@ -217,7 +220,11 @@ mod tests {
         assert_eq!((c.only_new[0].as_str(), c.only_earlier[0].as_str()), ("a p (virtual) [v]", "a p (virtual) [u]"));
         let c = compare(&run("a", "p", &[102.0, 102.0, 102.0]), &earlier);
         assert!((c.placed[0].beyond - 0.02).abs() < 1e-12);
-        assert!(markdown(&c).contains("0 of 1 medians fall inside the earlier runs' repetitions; 1 more within 2.5 %"));
+        let md = markdown(&c);
+        assert!(md.contains("0 of 1 medians fall inside the earlier runs' repetitions; 1 more within 2.5 %"), "{md}");
+        assert!(md.contains("| +2.0 % |"), "{md}");
+        let md = markdown(&compare(&run("a", "p", &[100.03, 100.03, 100.03]), &earlier));
+        assert!(md.contains("| +0.03 % |"), "a near miss does not read as +0.0: {md}");
     }
 
     #[test]
