@@ -4,7 +4,7 @@
 //! answers by hand: does this run's median fall inside the min–max of every
 //! repetition the earlier runs made, and if not, by how much?
 
-use crate::report::{summarize, Figure, Stat};
+use crate::report::{summarize, text_cell, Figure, Stat};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -147,10 +147,10 @@ pub fn markdown(c: &Comparison) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                p.name,
-                p.path,
-                p.clock,
-                p.unit,
+                text_cell(&p.name),
+                text_cell(&p.path),
+                text_cell(&p.clock),
+                text_cell(&p.unit),
                 cell(&p.new),
                 cell(&p.earlier),
                 beyond_cell(p.beyond)
@@ -225,6 +225,8 @@ mod tests {
         assert!(md.contains("| +2.0 % |"), "{md}");
         let md = markdown(&compare(&run("a", "p", &[100.03, 100.03, 100.03]), &earlier));
         assert!(md.contains("| +0.03 % |"), "a near miss does not read as +0.0: {md}");
+        let md = markdown(&compare(&run("a|b", "p", &[90.0, 90.0, 90.0]), &run("a|b", "p", &[100.0, 100.0, 100.0])));
+        assert!(md.contains("| a\\|b | p |"), "a name's | is escaped as the report does: {md}");
     }
 
     #[test]

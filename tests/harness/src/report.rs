@@ -357,7 +357,7 @@ fn n_cell(stats: impl Iterator<Item = Stat>) -> String {
 }
 
 /// Text from a BENCH line, safe in a Markdown table cell.
-fn text_cell(s: &str) -> String {
+pub(crate) fn text_cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
